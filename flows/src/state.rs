@@ -1,0 +1,181 @@
+//! Atom and flow states, and the tables of allowed transitions.
+//!
+//! States are data, as in TaskFlow's `states.py`: the engine asks
+//! [`check_atom_transition`] / [`check_flow_transition`] before every change and
+//! treats a refusal as a bug (`Error::IllegalTransition`), never applying it.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// The state of one atom (a task or a retry controller).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum AtomState {
+    /// Not run yet.
+    Pending,
+    /// `execute` has been (or is about to be) called.
+    Running,
+    /// `execute` returned a result.
+    Success,
+    /// `execute` failed; the failure is recorded.
+    Failure,
+    /// `revert` has been (or is about to be) called.
+    Reverting,
+    /// `revert` finished.
+    Reverted,
+    /// `revert` failed; the flow ends in FAILURE.
+    RevertFailure,
+    /// Skipped by a decider; counts as satisfied.
+    Ignore,
+    /// A retry controller whose subflow is being retried.
+    Retrying,
+}
+
+/// The state of a whole flow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum FlowState {
+    /// Created, never run.
+    Pending,
+    /// Atoms are being executed.
+    Running,
+    /// Every atom finished (or was ignored).
+    Success,
+    /// A failure is being undone.
+    Reverting,
+    /// Everything that ran was undone.
+    Reverted,
+    /// A revert failed, or the run could not complete; reported, not hidden.
+    Failure,
+    /// Suspend requested: nothing new starts, running atoms finish.
+    Suspending,
+    /// Stopped part-way; a later run continues.
+    Suspended,
+    /// Loading a previous run's state before continuing it.
+    Resuming,
+}
+
+/// What the engine intends to do with an atom next (persisted, for resume).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Intention {
+    /// Run `execute`.
+    #[default]
+    Execute,
+    /// Run `revert`.
+    Revert,
+    /// Revert the retry's subflow, then run it again.
+    Retry,
+    /// Skip (decided by a decider).
+    Ignore,
+}
+
+impl AtomState {
+    /// TaskFlow's spelling, e.g. `REVERT_FAILURE`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AtomState::Pending => "PENDING",
+            AtomState::Running => "RUNNING",
+            AtomState::Success => "SUCCESS",
+            AtomState::Failure => "FAILURE",
+            AtomState::Reverting => "REVERTING",
+            AtomState::Reverted => "REVERTED",
+            AtomState::RevertFailure => "REVERT_FAILURE",
+            AtomState::Ignore => "IGNORE",
+            AtomState::Retrying => "RETRYING",
+        }
+    }
+}
+
+impl FlowState {
+    /// TaskFlow's spelling, e.g. `SUSPENDED`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FlowState::Pending => "PENDING",
+            FlowState::Running => "RUNNING",
+            FlowState::Success => "SUCCESS",
+            FlowState::Reverting => "REVERTING",
+            FlowState::Reverted => "REVERTED",
+            FlowState::Failure => "FAILURE",
+            FlowState::Suspending => "SUSPENDING",
+            FlowState::Suspended => "SUSPENDED",
+            FlowState::Resuming => "RESUMING",
+        }
+    }
+
+    /// True for states a run ends in.
+    pub fn is_final(self) -> bool {
+        matches!(self, FlowState::Success | FlowState::Reverted | FlowState::Failure | FlowState::Suspended)
+    }
+}
+
+impl fmt::Display for AtomState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Display for FlowState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Whether an atom may move from `from` to `to`. Same-state is allowed (a no-op).
+///
+/// TaskFlow's table, plus two resume edges: an atom found RUNNING or REVERTING
+/// in a logbook after a crash is started again from PENDING or REVERTING
+/// (at-least-once execution).
+pub fn check_atom_transition(from: AtomState, to: AtomState) -> bool {
+    use AtomState::*;
+    from == to
+        || matches!(
+            (from, to),
+            (Pending, Running)
+                | (Pending, Ignore)
+                | (Ignore, Pending)
+                | (Running, Success)
+                | (Running, Failure)
+                | (Running, Pending)
+                | (Success, Reverting)
+                | (Failure, Reverting)
+                | (Success, Retrying)
+                | (Retrying, Running)
+                | (Reverting, Reverted)
+                | (Reverting, RevertFailure)
+                | (Reverted, Pending)
+        )
+}
+
+/// Whether a flow may move from `from` to `to`. Same-state is allowed (a no-op).
+pub fn check_flow_transition(from: FlowState, to: FlowState) -> bool {
+    use FlowState::*;
+    from == to
+        || matches!(
+            (from, to),
+            (Pending, Running)
+                | (Pending, Resuming)
+                | (Running, Success)
+                | (Running, Failure)
+                | (Running, Reverting)
+                | (Running, Reverted)
+                | (Running, Suspending)
+                | (Running, Resuming)
+                | (Reverting, Reverted)
+                | (Reverting, Failure)
+                | (Reverting, Suspending)
+                | (Reverting, Resuming)
+                | (Suspending, Suspended)
+                | (Suspending, Success)
+                | (Suspending, Reverted)
+                | (Suspending, Failure)
+                | (Suspending, Resuming)
+                | (Suspended, Resuming)
+                | (Resuming, Running)
+                | (Resuming, Reverting)
+                | (Resuming, Suspended)
+                | (Reverted, Pending)
+                | (Failure, Resuming)
+        )
+}

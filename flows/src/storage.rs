@@ -1,0 +1,156 @@
+//! `Storage`: where the engine writes its logbook, and `MemoryStorage`.
+//!
+//! The engine writes through this trait *before* it acts on a transition, so
+//! a crashed run can be resumed from what is stored. This crate knows no real
+//! backend: the etcd and embedded (SQLite) implementations live in `jobboard`,
+//! where every write is also fenced by the job's claim.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use uuid::Uuid;
+
+use crate::logbook::{now_millis, AtomDetail, FlowDetail, LogBook};
+
+/// A boxed error from a storage backend, kept as the `source` of a [`StorageError`].
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Why a storage operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StorageError {
+    /// The writer no longer owns the job this logbook belongs to; nothing was written.
+    #[error("claim lost: {0}; the write was fenced off")]
+    ClaimLost(String),
+    /// The backend cannot be reached right now; the operation may succeed later.
+    #[error("storage unavailable: {message}")]
+    Unavailable {
+        /// What happened.
+        message: String,
+        /// The backend's error.
+        #[source]
+        source: Option<BoxError>,
+    },
+    /// The logbook or flow detail does not exist.
+    #[error("{0} not found")]
+    NotFound(String),
+    /// A value could not be stored (too large, not serializable, ...).
+    #[error("cannot store {what}: {message}")]
+    Rejected {
+        /// What was being stored.
+        what: String,
+        /// Why it was refused.
+        message: String,
+    },
+    /// Anything else the backend reports.
+    #[error("storage backend error: {message}")]
+    Backend {
+        /// What happened.
+        message: String,
+        /// The backend's error.
+        #[source]
+        source: Option<BoxError>,
+    },
+}
+
+impl StorageError {
+    /// True if retrying the same operation later may succeed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, StorageError::Unavailable { .. })
+    }
+}
+
+/// Persistence for logbooks. Implementations must make each call atomic.
+#[async_trait]
+pub trait Storage: Send + Sync + std::fmt::Debug {
+    /// Creates the book, or updates its name, meta and `updated_at`; its flows are not written.
+    async fn save_book(&self, book: &LogBook) -> Result<(), StorageError>;
+    /// Reads a whole book with all its flows and atoms; `None` if it was never saved.
+    async fn load_book(&self, book: Uuid) -> Result<Option<LogBook>, StorageError>;
+    /// Creates the flow detail in `book`, or updates its state, meta and version;
+    /// its atoms are not written.
+    async fn save_flow(&self, book: Uuid, flow: &FlowDetail) -> Result<(), StorageError>;
+    /// Reads one flow detail with its atoms; `None` if it was never saved.
+    async fn load_flow(&self, book: Uuid, flow: Uuid) -> Result<Option<FlowDetail>, StorageError>;
+    /// Creates or replaces one atom detail of a flow.
+    async fn save_atom(&self, book: Uuid, flow: Uuid, atom: &AtomDetail) -> Result<(), StorageError>;
+}
+
+/// An in-process `Storage`: fast, not durable. For tests, benchmarks and one-off runs.
+#[derive(Debug, Default)]
+pub struct MemoryStorage {
+    // A std mutex is right here: no `.await` happens while it is held, and
+    // each critical section is a map insert or a clone.
+    books: Mutex<HashMap<Uuid, LogBook>>,
+}
+
+impl MemoryStorage {
+    /// An empty storage.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn with_books<R>(&self, f: impl FnOnce(&mut HashMap<Uuid, LogBook>) -> R) -> R {
+        // A poisoned lock means a panic mid-insert; the maps are still consistent
+        // (each write is a single insert), so keep serving.
+        let mut guard = self.books.lock().unwrap_or_else(|e| e.into_inner());
+        f(&mut guard)
+    }
+}
+
+#[async_trait]
+impl Storage for MemoryStorage {
+    async fn save_book(&self, book: &LogBook) -> Result<(), StorageError> {
+        self.with_books(|books| {
+            let entry = books.entry(book.id).or_insert_with(|| LogBook { flows: Default::default(), ..book.clone() });
+            entry.name.clone_from(&book.name);
+            entry.meta.clone_from(&book.meta);
+            entry.updated_at = now_millis();
+        });
+        Ok(())
+    }
+
+    async fn load_book(&self, book: Uuid) -> Result<Option<LogBook>, StorageError> {
+        Ok(self.with_books(|books| books.get(&book).cloned()))
+    }
+
+    async fn save_flow(&self, book: Uuid, flow: &FlowDetail) -> Result<(), StorageError> {
+        self.with_books(|books| {
+            let entry = books.entry(book).or_insert_with(|| LogBook::new(book, flow.name.clone()));
+            entry.updated_at = now_millis();
+            match entry.flows.get_mut(&flow.id) {
+                Some(stored) => {
+                    stored.state = flow.state;
+                    stored.meta.clone_from(&flow.meta);
+                    stored.version = flow.version;
+                    stored.name.clone_from(&flow.name);
+                }
+                None => {
+                    entry.flows.insert(flow.id, FlowDetail { atoms: Default::default(), ..flow.clone() });
+                }
+            }
+        });
+        Ok(())
+    }
+
+    async fn load_flow(&self, book: Uuid, flow: Uuid) -> Result<Option<FlowDetail>, StorageError> {
+        Ok(self.with_books(|books| books.get(&book).and_then(|b| b.flows.get(&flow)).cloned()))
+    }
+
+    async fn save_atom(&self, book: Uuid, flow: Uuid, atom: &AtomDetail) -> Result<(), StorageError> {
+        self.with_books(|books| {
+            let detail = books
+                .get_mut(&book)
+                .and_then(|b| b.flows.get_mut(&flow))
+                .ok_or_else(|| StorageError::NotFound(format!("flow {flow} in logbook {book}")))?;
+            match detail.atoms.get_mut(&atom.name) {
+                Some(stored) => stored.clone_from(atom),
+                None => {
+                    detail.atoms.insert(atom.name.clone(), atom.clone());
+                }
+            }
+            Ok(())
+        })
+    }
+}

@@ -1,0 +1,95 @@
+//! `JobBoard`: the one trait every backend implements.
+//!
+//! A board value is one *session* of one owner (a conductor, or a client that
+//! only posts and reads). Claims made through it live on the session: when
+//! the session ends (its etcd lease expires, or the process exits) the claims
+//! go with it, and [`JobBoard::session_lost`] fires.
+//!
+//! This trait must not mention any dependency's type (etcd-client, rusqlite):
+//! backends keep those private.
+
+use async_trait::async_trait;
+use flows::LogBook;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::claim::Claim;
+use crate::error::Error;
+use crate::job::{ConductorInfo, FlowFilter, Job, JobId, JobPage, ListQuery, NewJob};
+
+/// A job board backend.
+#[async_trait]
+pub trait JobBoard: Send + Sync + std::fmt::Debug {
+    /// Posts a job. With an idempotency key already used, returns that job and writes nothing.
+    /// Refuses an empty flow name, a store over the size limit, and the like, with
+    /// `InvalidInput` / `TooLarge`, writing nothing.
+    async fn post(&self, job: NewJob) -> Result<Job, Error>;
+
+    /// Reads one job, in whatever state.
+    async fn get(&self, id: JobId) -> Result<Job, Error>;
+
+    /// Lists jobs, oldest first, filtered and paged.
+    async fn list(&self, query: &ListQuery) -> Result<JobPage, Error>;
+
+    /// Claims the best claimable job this session can run: highest priority
+    /// first, then oldest. `Ok(None)` when there is none.
+    async fn claim_next(&self, flows: &FlowFilter) -> Result<Option<Claim>, Error>;
+
+    /// Claims one given job. `AlreadyClaimed` if another owner holds it,
+    /// `NotClaimable` if it is complete or trashed.
+    async fn claim(&self, id: JobId) -> Result<Claim, Error>;
+
+    /// Requests cancellation. An unclaimed job becomes COMPLETE/CANCELLED at
+    /// once; the owner of a claimed one is told (its `Claim::cancelled` fires).
+    /// A finished job is returned unchanged.
+    async fn request_cancel(&self, id: JobId) -> Result<Job, Error>;
+
+    /// Fires (the value changes) whenever a job may have become claimable:
+    /// posted, abandoned, or released by a lost lease. Subscribe before
+    /// looking for work so that no wake-up is missed.
+    fn claimable(&self) -> Wakeups;
+
+    /// Fires whenever the job or its logbook changes. `NotFound` for an unknown id.
+    async fn watch_job(&self, id: JobId) -> Result<Wakeups, Error>;
+
+    /// Reads a job's logbook (read-only; writes go through a `Claim`).
+    async fn logbook(&self, id: JobId) -> Result<Option<LogBook>, Error>;
+
+    /// Registers (or re-registers) a conductor on this session; it vanishes with it.
+    async fn register_conductor(&self, info: &ConductorInfo) -> Result<(), Error>;
+
+    /// Lists live conductors, with the number of jobs each holds.
+    async fn conductors(&self) -> Result<Vec<ConductorInfo>, Error>;
+
+    /// Marks a conductor as draining (or not). `InvalidInput` if no such conductor is live.
+    async fn set_draining(&self, name: &str, draining: bool) -> Result<(), Error>;
+
+    /// Removes complete and trashed jobs (and their logbooks) older than the
+    /// retention. Returns how many were removed.
+    async fn purge_expired(&self) -> Result<usize, Error>;
+
+    /// Cancelled when this session is over: its lease was lost, or it was closed.
+    /// Every claim made through it is lost at the same moment.
+    fn session_lost(&self) -> CancellationToken;
+
+    /// Ends the session: releases its lease (so its claims return to the board
+    /// at once) and stops background work.
+    async fn close(&self) -> Result<(), Error>;
+}
+
+/// A wake-up subscription: `changed` returns each time its source fires.
+#[derive(Debug, Clone)]
+pub struct Wakeups(watch::Receiver<u64>);
+
+impl Wakeups {
+    /// Wraps a receiver; the sender bumps the value to wake subscribers.
+    pub fn new(rx: watch::Receiver<u64>) -> Self {
+        Wakeups(rx)
+    }
+
+    /// Waits for the next wake-up since the last one seen. `Err(Closed)` once
+    /// the source is gone.
+    pub async fn changed(&mut self) -> Result<(), Error> {
+        self.0.changed().await.map_err(|_| Error::Closed)
+    }
+}

@@ -1,0 +1,104 @@
+//! `Claim`: ownership of a job, and the only way to write to it.
+//!
+//! Fencing is a type: a conductor gets a `Claim` from `JobBoard::claim*`, and
+//! only through it can it write the job's logbook ([`Claim::storage`]) or end
+//! the job ([`Claim::consume`], [`Claim::abandon`], [`Claim::trash`], which take
+//! `self`). Every such write is conditional on the claim's fencing token still
+//! being current, in the same atomic step as the write; once the claim is lost
+//! each write fails with `Error::ClaimLost` and changes nothing.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use flows::{Failure, Storage};
+use tokio_util::sync::CancellationToken;
+
+use crate::error::Error;
+use crate::job::{Job, JobId, Outcome};
+
+/// A claim's fencing token: strictly greater for each new claim of a job.
+pub type FenceToken = u64;
+
+/// Owner-side operations a backend provides for its claims. Sealed: only this
+/// crate's backends implement it.
+#[async_trait]
+pub(crate) trait ClaimOps: Send + Sync + std::fmt::Debug {
+    /// A `Storage` for the job's logbook whose every write checks the token.
+    fn storage(&self, job: JobId, token: FenceToken) -> Arc<dyn Storage>;
+    /// Marks the job COMPLETE with the outcome, if the token is current.
+    async fn consume(&self, job: JobId, token: FenceToken, outcome: Outcome, failure: Option<Failure>)
+        -> Result<Job, Error>;
+    /// Returns the job to UNCLAIMED, if the token is current.
+    async fn abandon(&self, job: JobId, token: FenceToken) -> Result<(), Error>;
+    /// Moves the job to TRASHED with a reason, if the token is current.
+    async fn trash(&self, job: JobId, token: FenceToken, reason: String) -> Result<(), Error>;
+}
+
+/// Ownership of one claimed job.
+#[derive(Debug)]
+pub struct Claim {
+    job: Job,
+    token: FenceToken,
+    ops: Arc<dyn ClaimOps>,
+    /// Cancelled when the claim is known to be lost (lease gone, session closed).
+    lost: CancellationToken,
+    /// Cancelled when someone requested cancellation of the job.
+    cancelled: CancellationToken,
+}
+
+impl Claim {
+    pub(crate) fn new(
+        job: Job,
+        token: FenceToken,
+        ops: Arc<dyn ClaimOps>,
+        lost: CancellationToken,
+        cancelled: CancellationToken,
+    ) -> Self {
+        Claim { job, token, ops, lost, cancelled }
+    }
+
+    /// The job as it was when claimed (state CLAIMED, owner set, claims counted).
+    pub fn job(&self) -> &Job {
+        &self.job
+    }
+
+    /// The job's id.
+    pub fn id(&self) -> JobId {
+        self.job.id
+    }
+
+    /// The fencing token of this claim.
+    pub fn token(&self) -> FenceToken {
+        self.token
+    }
+
+    /// The job's logbook storage; every write is fenced by this claim.
+    pub fn storage(&self) -> Arc<dyn Storage> {
+        self.ops.storage(self.job.id, self.token)
+    }
+
+    /// Fires when the claim is lost; from then on every write fails with `ClaimLost`.
+    pub fn lost(&self) -> CancellationToken {
+        self.lost.clone()
+    }
+
+    /// Fires when cancellation of the job is requested.
+    pub fn cancelled(&self) -> CancellationToken {
+        self.cancelled.clone()
+    }
+
+    /// Finishes the job with its outcome (and the flow's failure, if any).
+    pub async fn consume(self, outcome: Outcome, failure: Option<Failure>) -> Result<Job, Error> {
+        self.ops.consume(self.job.id, self.token, outcome, failure).await
+    }
+
+    /// Gives the job back to the board so another claimer may resume it.
+    pub async fn abandon(self) -> Result<(), Error> {
+        self.ops.abandon(self.job.id, self.token).await
+    }
+
+    /// Gives up on the job for good, with a reason; its logbook is kept.
+    pub async fn trash(self, reason: impl Into<String>) -> Result<(), Error> {
+        self.ops.trash(self.job.id, self.token, reason.into()).await
+    }
+}

@@ -1,0 +1,1 @@
+//! `EmbeddedBoard`: the job board in one SQLite file, for a single machine.

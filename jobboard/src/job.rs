@@ -1,0 +1,220 @@
+//! `Job` and the values that describe it: states, outcomes, queries, conductors.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use flows::{Failure, Millis};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+/// A job's identity.
+pub type JobId = Uuid;
+
+/// Where a job is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum JobState {
+    /// Waiting for a conductor.
+    Unclaimed,
+    /// Owned by a conductor (on its lease).
+    Claimed,
+    /// Finished; see the outcome.
+    Complete,
+    /// Given up on (see the reason); its logbook is kept.
+    Trashed,
+}
+
+/// How a complete job ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Outcome {
+    /// The flow succeeded.
+    Success,
+    /// The flow failed and everything it did was undone.
+    Reverted,
+    /// The flow failed and could not be fully undone.
+    Failure,
+    /// Cancelled on request (before running, or reverted part-way).
+    Cancelled,
+}
+
+/// A request to put a job on the board.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NewJob {
+    /// The registered flow factory to run.
+    pub flow: String,
+    /// The flow's inputs.
+    pub store: Map<String, Value>,
+    /// Higher runs first.
+    pub priority: i32,
+    /// Posting twice with the same key returns the first job.
+    pub idempotency_key: Option<String>,
+}
+
+impl NewJob {
+    /// A job of priority 0 without an idempotency key.
+    pub fn new(flow: impl Into<String>, store: Map<String, Value>) -> Self {
+        NewJob { flow: flow.into(), store, priority: 0, idempotency_key: None }
+    }
+}
+
+/// A job as stored on the board.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Job {
+    /// Identity.
+    pub id: JobId,
+    /// The flow factory name.
+    pub flow: String,
+    /// The inputs.
+    pub store: Map<String, Value>,
+    /// Higher runs first.
+    pub priority: i32,
+    /// The idempotency key it was posted with.
+    pub idempotency_key: Option<String>,
+    /// When it was posted.
+    pub created_at: Millis,
+    /// Current state.
+    pub state: JobState,
+    /// The conductor that holds it, while CLAIMED.
+    pub owner: Option<String>,
+    /// How many times it has been claimed.
+    pub claims: u32,
+    /// How it ended, once COMPLETE.
+    pub outcome: Option<Outcome>,
+    /// The flow's failure, when it did not succeed.
+    pub failure: Option<Failure>,
+    /// Why it was trashed, once TRASHED.
+    pub trash_reason: Option<String>,
+    /// Cancellation was requested while it was claimed.
+    pub cancel_requested: bool,
+    /// When it became COMPLETE or TRASHED.
+    pub finished_at: Option<Millis>,
+}
+
+/// Which flows a claimer can run; empty means any.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FlowFilter(pub Vec<String>);
+
+impl FlowFilter {
+    /// Accept every flow.
+    pub fn any() -> Self {
+        FlowFilter(Vec::new())
+    }
+
+    /// Whether a job of this flow passes the filter.
+    pub fn accepts(&self, flow: &str) -> bool {
+        self.0.is_empty() || self.0.iter().any(|f| f == flow)
+    }
+}
+
+/// A `list` query: filters and a page.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListQuery {
+    /// Only jobs in this state.
+    pub state: Option<JobState>,
+    /// Only jobs of this flow.
+    pub flow: Option<String>,
+    /// At most this many jobs (0 means the backend default of 100).
+    pub limit: usize,
+    /// Continue after this token, from a previous page's `next`.
+    pub page_token: Option<String>,
+}
+
+/// One page of a `list`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobPage {
+    /// The jobs, oldest first.
+    pub jobs: Vec<Job>,
+    /// Pass as `page_token` to get the next page; `None` at the end.
+    pub next: Option<String>,
+}
+
+/// A registered conductor, as `list conductors` shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConductorInfo {
+    /// Its unique name.
+    pub name: String,
+    /// Its gRPC address.
+    pub address: String,
+    /// When it registered.
+    pub since: Millis,
+    /// Told to stop claiming new jobs.
+    pub draining: bool,
+    /// How many jobs it holds now (computed when listing; ignored on register).
+    #[serde(default)]
+    pub jobs: u32,
+}
+
+/// Settings every backend shares.
+#[derive(Debug, Clone)]
+pub struct BoardConfig {
+    /// This session's owner name (the conductor's name); claims are made in it.
+    pub owner: String,
+    /// A job claimed this many times without finishing is trashed ("quarantined").
+    pub quarantine_after: u32,
+    /// The largest store or result accepted, in serialized bytes.
+    pub max_value_bytes: usize,
+    /// How long complete and trashed jobs and their logbooks are kept.
+    pub retention: Duration,
+}
+
+impl BoardConfig {
+    /// Defaults for the given owner: quarantine after 5 claims, 1 MiB values, 7 days' retention.
+    pub fn new(owner: impl Into<String>) -> Self {
+        BoardConfig {
+            owner: owner.into(),
+            quarantine_after: 5,
+            // etcd refuses requests over 1.5 MiB; leave room for the rest of the txn.
+            max_value_bytes: 1024 * 1024,
+            retention: Duration::from_secs(7 * 24 * 3600),
+        }
+    }
+}
+
+impl JobState {
+    /// The wire and display spelling, e.g. `UNCLAIMED`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Unclaimed => "UNCLAIMED",
+            JobState::Claimed => "CLAIMED",
+            JobState::Complete => "COMPLETE",
+            JobState::Trashed => "TRASHED",
+        }
+    }
+}
+
+impl Outcome {
+    /// The wire and display spelling, e.g. `REVERTED`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Success => "SUCCESS",
+            Outcome::Reverted => "REVERTED",
+            Outcome::Failure => "FAILURE",
+            Outcome::Cancelled => "CANCELLED",
+        }
+    }
+}
+
+impl fmt::Display for JobState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for JobState {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        [JobState::Unclaimed, JobState::Claimed, JobState::Complete, JobState::Trashed]
+            .into_iter()
+            .find(|st| st.as_str().eq_ignore_ascii_case(s))
+            .ok_or_else(|| format!("unknown job state {s:?}; expected UNCLAIMED, CLAIMED, COMPLETE or TRASHED"))
+    }
+}

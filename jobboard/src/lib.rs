@@ -1,0 +1,24 @@
+//! # jobboard: where jobs wait, are claimed, and keep their logbooks
+//!
+//! ## Layout
+//! - [`job`]: `Job`, `NewJob`, `JobState`, `Outcome`, queries, `ConductorInfo`, `BoardConfig`.
+//! - [`board`]: the `JobBoard` trait every backend implements, and `Wakeups`.
+//! - [`claim`]: `Claim`, ownership of a job and the only way to write to it (fencing).
+//! - [`error`]: `Error`, one enum for the crate.
+//!
+//! Backends: `etcd` (`EtcdBoard`, for a fleet) and `embedded` (`EmbeddedBoard`,
+//! SQLite in one file, for a single machine).
+
+#![warn(missing_docs)]
+
+pub mod board;
+pub mod claim;
+pub mod embedded;
+pub mod error;
+pub mod etcd;
+pub mod job;
+
+pub use board::{JobBoard, Wakeups};
+pub use claim::{Claim, FenceToken};
+pub use error::Error;
+pub use job::{BoardConfig, ConductorInfo, FlowFilter, Job, JobId, JobPage, JobState, ListQuery, NewJob, Outcome};

@@ -1,0 +1,1 @@
+//! Board conformance: the shared suite on the embedded and etcd backends.

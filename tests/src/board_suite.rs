@@ -1,0 +1,1 @@
+//! The `JobBoard` conformance suite, run against every backend.

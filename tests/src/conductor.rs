@@ -1,0 +1,1 @@
+//! `ConductorProcess`: a real `conductor` binary started and killed by tests.

@@ -1,0 +1,1 @@
+//! `EtcdProcess`: a throwaway etcd for tests (loopback, free ports, temp data dir).

@@ -1,0 +1,9 @@
+//! Test harness: a real etcd process, real conductor processes, shared suites.
+//!
+//! - `etcd`: `EtcdProcess`, a throwaway etcd on loopback with free ports and a temp dir.
+//! - `board_suite`: the conformance suite every `JobBoard` backend must pass.
+//! - `conductor`: `ConductorProcess`, a real `conductor` binary under test control.
+
+pub mod board_suite;
+pub mod conductor;
+pub mod etcd;

@@ -1,0 +1,1 @@
+//! Tidy: repository rules checked mechanically by `cargo test`.
