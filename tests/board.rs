@@ -1,1 +1,110 @@
 //! Board conformance: the shared suite on the embedded and etcd backends.
+//!
+//! `board_test!(case)` emits one test per backend for a case of
+//! `tests::board_suite` (as ripgrep's `rgtest!` does per engine): the
+//! `embedded` one on a fresh SQLite file, the `etcd` one under a fresh key
+//! prefix on the one etcd this binary starts. Embedded-only behaviour
+//! (durability across a reopen) is tested at the bottom.
+
+use std::time::Duration;
+
+use flows::{AtomDetail, AtomKind, FlowDetail, LogBook};
+use jobboard::embedded::EmbeddedBoard;
+use jobboard::{BoardConfig, FlowFilter, JobBoard, JobState, NewJob, Outcome};
+use serde_json::{json, Map};
+use uuid::Uuid;
+
+macro_rules! board_test {
+    ($name:ident) => {
+        mod $name {
+            #[tokio::test(flavor = "multi_thread")]
+            async fn embedded() {
+                let factory = tests::board_suite::EmbeddedFactory::new();
+                tests::board_suite::$name(&factory).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread")]
+            async fn etcd() {
+                let factory = tests::board_suite::EtcdFactory::new(stringify!($name)).await;
+                tests::board_suite::$name(&factory).await;
+            }
+        }
+    };
+}
+
+board_test!(twenty_claimers_race);
+board_test!(priority_then_fifo);
+board_test!(flow_filter);
+board_test!(abandon_then_reclaim);
+board_test!(consume_and_trash);
+board_test!(quarantine_after_n_claims);
+board_test!(lost_session_returns_job);
+board_test!(close_releases_claims);
+board_test!(old_owner_is_fenced);
+board_test!(wakeups_fire);
+board_test!(cancel_unclaimed_and_claimed);
+board_test!(idempotent_post);
+board_test!(bad_inputs_write_nothing);
+board_test!(list_filters_and_pages);
+board_test!(conductors_register_and_drain);
+board_test!(logbook_round_trip_and_resume);
+
+/// Embedded only: the board file survives the process. A job claimed when the
+/// process "died" (the board was dropped without closing) is UNCLAIMED after
+/// reopening, keeps its claim count and logbook, and resumes under a new token;
+/// a finished job keeps its outcome.
+#[tokio::test(flavor = "multi_thread")]
+async fn embedded_durable_across_reopen() {
+    let dir = tempfile::tempdir().expect("cannot create a temp dir");
+    let path = dir.path().join("board.db");
+    let mut store = Map::new();
+    store.insert("disk".into(), json!("sda"));
+
+    let (held, finished, book, flow, atom, old_token) = {
+        let board = EmbeddedBoard::open(&path, BoardConfig::new("before")).expect("open failed");
+        let held = board.post(NewJob::new("work", store.clone())).await.expect("post failed");
+        let finished = board.post(NewJob::new("work", store.clone())).await.expect("post failed");
+        board
+            .claim(finished.id)
+            .await
+            .expect("claim failed")
+            .consume(Outcome::Reverted, None)
+            .await
+            .expect("consume failed");
+
+        let claim = board.claim(held.id).await.expect("claim failed");
+        let storage = claim.storage();
+        let book = LogBook::new(held.id, "book");
+        let flow = FlowDetail::new(Uuid::new_v4(), "flow");
+        let mut atom = AtomDetail::new("step", AtomKind::Task);
+        atom.result = Some(json!({"done": 1}));
+        storage.save_book(&book).await.expect("save_book failed");
+        storage.save_flow(book.id, &flow).await.expect("save_flow failed");
+        storage.save_atom(book.id, flow.id, &atom).await.expect("save_atom failed");
+        let token = claim.token();
+        // The process dies: no close, no abandon.
+        drop((claim, storage, board));
+        (held, finished, book, flow, atom, token)
+    };
+
+    let board = EmbeddedBoard::open(&path, BoardConfig::new("after")).expect("reopen failed");
+    let mut wakeups = board.claimable();
+    let recovered = board.get(held.id).await.expect("get failed");
+    assert_eq!((recovered.state, recovered.owner.as_deref(), recovered.claims), (JobState::Unclaimed, None, 1));
+    assert_eq!(recovered.store, store);
+    let done = board.get(finished.id).await.expect("get failed");
+    assert_eq!((done.state, done.outcome), (JobState::Complete, Some(Outcome::Reverted)));
+
+    let resumed = board.claim_next(&FlowFilter::any()).await.expect("claim_next failed").expect("nothing to resume");
+    assert_eq!(resumed.id(), held.id);
+    assert!(resumed.token() > old_token);
+    let seen = resumed.storage().load_book(book.id).await.expect("load_book failed").expect("the logbook was lost");
+    assert_eq!(seen.flows[&flow.id].atoms["step"], atom);
+    // Nothing else is claimable, and a new post still wakes claimers.
+    assert!(board.claim_next(&FlowFilter::any()).await.expect("claim_next failed").is_none());
+    board.post(NewJob::new("work", Map::new())).await.expect("post failed");
+    tokio::time::timeout(Duration::from_secs(30), wakeups.changed())
+        .await
+        .expect("no wake-up after a post")
+        .expect("wake-ups closed");
+}

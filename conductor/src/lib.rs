@@ -1,1 +1,23 @@
-//! The conductor daemon: claims jobs from the board and runs them with the flows engine.
+//! # conductor: the Baton daemon and the `baton` CLI
+//!
+//! The only crate that knows gRPC status codes, command-line flags,
+//! environment variables and YAML.
+//!
+//! ## Layout
+//! - [`config`]: daemon settings; flags > `BATON_*` env > YAML file > defaults.
+//! - [`daemon`]: `run(config, listener, shutdown)`: registration, claim loop, job runner, drain.
+//! - [`api`]: the `baton.v1` gRPC service over a `JobBoard`; `api::status` maps errors to codes.
+//! - [`cli`]: the `baton` command-line client.
+//! - [`error`]: `Error`, why the daemon could not start or had to stop.
+//! - [`demo_flows`]: the flow factories the stock binary ships (`provision-cluster`, `chain`).
+//! - [`yaml`]: the one place YAML is parsed (`serde_yaml` is deprecated upstream).
+
+pub mod api;
+pub mod cli;
+pub mod config;
+pub mod daemon;
+pub mod demo_flows;
+pub mod error;
+pub mod yaml;
+
+pub use error::Error;

@@ -6,6 +6,17 @@
 //! nothing of etcd, gRPC or the command line.
 //!
 //! ## Layout
+//! - [`task`]: the `Task` trait and the contexts `execute` and `revert` receive.
+//! - [`atom`]: `TaskSpec`, a task plus its wiring (`requires`, `provides`, `rebind`, `inject`, `timeout`).
+//! - [`retry`]: retry controllers (`Retry::times`, `for_each`, ...), decisions and backoff.
+//! - [`pattern`]: `Flow`: linear, unordered and graph patterns, links and deciders.
+//! - [`compile`]: checks a flow (every culprit at once) and builds its execution graph.
+//! - [`scope`]: name lookup (inject, store, nearest predecessor), resolved at compile time.
+//! - [`engine`]: `Engine`, the parallel reverting runner, with suspend, cancel and resume.
+//! - [`listener`]: observers of transitions; `LoggingListener`, `TimingListener`.
+//! - [`registry`]: `FlowRegistry`, flows by name built from a store.
+//! - [`export`]: DOT and Mermaid text of a compiled flow.
+//! - [`error`]: `Error`, why the engine could not run (task failures are values).
 //! - [`failure`]: `Failure`, a task failure as a persisted value.
 //! - [`state`]: atom and flow states and their transition tables.
 //! - [`logbook`]: `LogBook`, `FlowDetail`, `AtomDetail`: what is recorded.
@@ -13,12 +24,35 @@
 
 #![warn(missing_docs)]
 
+pub mod atom;
+pub mod compile;
+pub mod engine;
+pub mod error;
+pub mod export;
 pub mod failure;
+pub mod listener;
 pub mod logbook;
+pub mod pattern;
+pub mod registry;
+pub mod retry;
+pub mod scope;
 pub mod state;
 pub mod storage;
+pub mod task;
 
+#[cfg(test)]
+mod tests;
+
+pub use atom::{task, task_fn, Provides, TaskSpec};
+pub use compile::{compile, CompileError, CompileProblem, Compiled};
+pub use engine::{Engine, EngineBuilder, EngineControl, RunOutcome, CANCELLED};
+pub use error::Error;
 pub use failure::Failure;
-pub use logbook::{AtomDetail, AtomKind, Attempt, FlowDetail, LogBook, Millis};
-pub use state::{AtomState, FlowState, Intention};
+pub use listener::{AtomEvent, Listener, LoggingListener, TimingListener};
+pub use logbook::{now_millis, AtomDetail, AtomKind, Attempt, FlowDetail, LogBook, Millis};
+pub use pattern::{Decider, Flow, FlowKind, Node};
+pub use registry::{FlowFactory, FlowRegistry, RegistryError};
+pub use retry::{Backoff, Decision, Retry, RetryController};
+pub use state::{check_atom_transition, check_flow_transition, AtomState, FlowState, Intention};
 pub use storage::{MemoryStorage, Storage, StorageError};
+pub use task::{ExecuteContext, Inputs, RevertContext, Task};

@@ -72,7 +72,14 @@ pub struct FlowDetail {
 impl FlowDetail {
     /// A new, PENDING flow run with no atoms.
     pub fn new(id: Uuid, name: impl Into<String>) -> Self {
-        FlowDetail { id, name: name.into(), state: FlowState::Pending, meta: Map::new(), version: 0, atoms: BTreeMap::new() }
+        FlowDetail {
+            id,
+            name: name.into(),
+            state: FlowState::Pending,
+            meta: Map::new(),
+            version: 0,
+            atoms: BTreeMap::new(),
+        }
     }
 }
 

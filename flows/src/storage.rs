@@ -6,6 +6,7 @@
 //! where every write is also fenced by the job's claim.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Mutex;
 
 use async_trait::async_trait;
@@ -82,7 +83,54 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
 pub struct MemoryStorage {
     // A std mutex is right here: no `.await` happens while it is held, and
     // each critical section is a map insert or a clone.
-    books: Mutex<HashMap<Uuid, LogBook>>,
+    books: Mutex<HashMap<Uuid, StoredBook>>,
+}
+
+/// A book as kept in memory: its flows in a map of their own.
+#[derive(Debug)]
+struct StoredBook {
+    /// The book's own fields; its `flows` map stays empty.
+    book: LogBook,
+    flows: HashMap<Uuid, StoredFlow>,
+}
+
+/// A flow detail as kept in memory: atoms hashed by name, so a write costs the
+/// same for the 100,000th atom as for the first (a `BTreeMap<String, _>` would
+/// chase a pointer per key comparison).
+#[derive(Debug)]
+struct StoredFlow {
+    /// The flow's own fields; its `atoms` map stays empty.
+    detail: FlowDetail,
+    atoms: HashMap<String, AtomDetail, BuildHasherDefault<NameHasher>>,
+}
+
+/// FNV-1a over atom names: the map is private and its keys come from flow
+/// definitions, so SipHash's flood resistance buys nothing here but costs a
+/// sizeable share of every write.
+#[derive(Debug, Default)]
+struct NameHasher(u64);
+
+impl Hasher for NameHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 { 0xcbf2_9ce4_8422_2325 } else { self.0 };
+        for b in bytes {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+}
+
+impl StoredFlow {
+    fn assemble(&self) -> FlowDetail {
+        let mut detail = self.detail.clone();
+        detail.atoms = self.atoms.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        detail
+    }
 }
 
 impl MemoryStorage {
@@ -91,7 +139,7 @@ impl MemoryStorage {
         Self::default()
     }
 
-    fn with_books<R>(&self, f: impl FnOnce(&mut HashMap<Uuid, LogBook>) -> R) -> R {
+    fn with_books<R>(&self, f: impl FnOnce(&mut HashMap<Uuid, StoredBook>) -> R) -> R {
         // A poisoned lock means a panic mid-insert; the maps are still consistent
         // (each write is a single insert), so keep serving.
         let mut guard = self.books.lock().unwrap_or_else(|e| e.into_inner());
@@ -99,35 +147,49 @@ impl MemoryStorage {
     }
 }
 
+fn empty_book(id: Uuid, name: String) -> StoredBook {
+    StoredBook { book: LogBook::new(id, name), flows: HashMap::new() }
+}
+
 #[async_trait]
 impl Storage for MemoryStorage {
     async fn save_book(&self, book: &LogBook) -> Result<(), StorageError> {
         self.with_books(|books| {
-            let entry = books.entry(book.id).or_insert_with(|| LogBook { flows: Default::default(), ..book.clone() });
-            entry.name.clone_from(&book.name);
-            entry.meta.clone_from(&book.meta);
-            entry.updated_at = now_millis();
+            let entry = books.entry(book.id).or_insert_with(|| StoredBook {
+                book: LogBook { flows: Default::default(), ..book.clone() },
+                flows: HashMap::new(),
+            });
+            entry.book.name.clone_from(&book.name);
+            entry.book.meta.clone_from(&book.meta);
+            entry.book.updated_at = now_millis();
         });
         Ok(())
     }
 
     async fn load_book(&self, book: Uuid) -> Result<Option<LogBook>, StorageError> {
-        Ok(self.with_books(|books| books.get(&book).cloned()))
+        Ok(self.with_books(|books| {
+            books.get(&book).map(|stored| {
+                let mut out = stored.book.clone();
+                out.flows = stored.flows.iter().map(|(id, f)| (*id, f.assemble())).collect();
+                out
+            })
+        }))
     }
 
     async fn save_flow(&self, book: Uuid, flow: &FlowDetail) -> Result<(), StorageError> {
         self.with_books(|books| {
-            let entry = books.entry(book).or_insert_with(|| LogBook::new(book, flow.name.clone()));
-            entry.updated_at = now_millis();
+            let entry = books.entry(book).or_insert_with(|| empty_book(book, flow.name.clone()));
+            entry.book.updated_at = now_millis();
             match entry.flows.get_mut(&flow.id) {
                 Some(stored) => {
-                    stored.state = flow.state;
-                    stored.meta.clone_from(&flow.meta);
-                    stored.version = flow.version;
-                    stored.name.clone_from(&flow.name);
+                    stored.detail.state = flow.state;
+                    stored.detail.meta.clone_from(&flow.meta);
+                    stored.detail.version = flow.version;
+                    stored.detail.name.clone_from(&flow.name);
                 }
                 None => {
-                    entry.flows.insert(flow.id, FlowDetail { atoms: Default::default(), ..flow.clone() });
+                    let detail = FlowDetail { atoms: Default::default(), ..flow.clone() };
+                    entry.flows.insert(flow.id, StoredFlow { detail, atoms: HashMap::default() });
                 }
             }
         });
@@ -135,19 +197,19 @@ impl Storage for MemoryStorage {
     }
 
     async fn load_flow(&self, book: Uuid, flow: Uuid) -> Result<Option<FlowDetail>, StorageError> {
-        Ok(self.with_books(|books| books.get(&book).and_then(|b| b.flows.get(&flow)).cloned()))
+        Ok(self.with_books(|books| books.get(&book).and_then(|b| b.flows.get(&flow)).map(StoredFlow::assemble)))
     }
 
     async fn save_atom(&self, book: Uuid, flow: Uuid, atom: &AtomDetail) -> Result<(), StorageError> {
         self.with_books(|books| {
-            let detail = books
+            let stored = books
                 .get_mut(&book)
                 .and_then(|b| b.flows.get_mut(&flow))
                 .ok_or_else(|| StorageError::NotFound(format!("flow {flow} in logbook {book}")))?;
-            match detail.atoms.get_mut(&atom.name) {
-                Some(stored) => stored.clone_from(atom),
+            match stored.atoms.get_mut(&atom.name) {
+                Some(existing) => existing.clone_from(atom),
                 None => {
-                    detail.atoms.insert(atom.name.clone(), atom.clone());
+                    stored.atoms.insert(atom.name.clone(), atom.clone());
                 }
             }
             Ok(())

@@ -1,1 +1,326 @@
 //! `EmbeddedBoard`: the job board in one SQLite file, for a single machine.
+//!
+//! A real backend, not a test double: jobs, their logbooks and conductors
+//! live in one local file (WAL mode, inspectable with `sqlite3`), durable
+//! across restarts of the process. There is no lease: a claim lives as long
+//! as the session that made it. When a session is closed its claims return
+//! to UNCLAIMED at once; when the process dies they stay CLAIMED on disk until
+//! the next [`EmbeddedBoard::open`], which returns every claimed job to
+//! UNCLAIMED so it resumes from its logbook.
+//!
+//! One file is opened by one board value at a time (one process). Several
+//! owners in that process (a conductor and a client, or racing claimers in a
+//! test) share it through [`EmbeddedBoard::session`].
+//!
+//! ## Layout
+//! - `schema`: the tables and the `user_version` check.
+//! - `db`: the connection, used off the async runtime.
+//! - `jobs`, `logbook`, `conductors`: the SQL of each area, one transaction per operation.
+//! - `storage`: `EmbeddedStorage` (fenced `flows::Storage`) and the claim operations.
+//! - `notify`: in-process wake-ups.
+
+mod conductors;
+mod db;
+mod jobs;
+mod logbook;
+mod notify;
+mod rows;
+mod schema;
+mod storage;
+#[cfg(test)]
+mod tests;
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use flows::logbook::now_millis;
+use flows::LogBook;
+use tokio_util::sync::CancellationToken;
+
+use self::db::Db;
+use self::notify::Notifier;
+use self::storage::EmbeddedClaimOps;
+pub use self::storage::EmbeddedStorage;
+use crate::board::{JobBoard, Wakeups};
+use crate::claim::{Claim, FenceToken};
+use crate::error::Error;
+use crate::job::{BoardConfig, ConductorInfo, FlowFilter, Job, JobId, JobPage, JobState, ListQuery, NewJob};
+
+/// What every session of one board file shares.
+#[derive(Debug)]
+struct Shared {
+    db: Db,
+    notify: Notifier,
+    /// A job claimed this many times without finishing is quarantined (0: never).
+    quarantine_after: u32,
+    /// The largest store, result or failure accepted, in serialized bytes.
+    max_value_bytes: usize,
+    /// How long finished jobs are kept.
+    retention: std::time::Duration,
+}
+
+/// One owner's session on the board.
+#[derive(Debug)]
+struct Session {
+    owner: String,
+    /// Cancelled when the session is closed; parent of its claims' `lost` tokens.
+    lost: CancellationToken,
+    /// Set (before any release) when the session is closed, and checked inside
+    /// claim transactions so that no claim can outlive its session.
+    closed: AtomicBool,
+}
+
+/// The embedded (SQLite) job board: one session of one owner on a board file.
+///
+/// Clones share the session (closing one closes all); [`EmbeddedBoard::session`]
+/// makes a new one. Dropping a session without `close` is what a crash looks
+/// like: its claims stay CLAIMED until the file is next opened.
+#[derive(Debug, Clone)]
+pub struct EmbeddedBoard {
+    shared: Arc<Shared>,
+    session: Arc<Session>,
+}
+
+impl EmbeddedBoard {
+    /// Opens (creating if needed) the board file, with a session for
+    /// `config.owner`. Every job a previous run left CLAIMED returns to
+    /// UNCLAIMED, and conductors of that run are forgotten.
+    ///
+    /// This blocks on file I/O briefly; call it at startup.
+    pub fn open(path: &Path, config: BoardConfig) -> Result<EmbeddedBoard, Error> {
+        if config.owner.trim().is_empty() {
+            return Err(Error::InvalidInput("board owner name is empty".into()));
+        }
+        let db = Db::open(path)?;
+        let released = db.write_blocking(|tx| {
+            conductors::remove_all(tx)?;
+            jobs::release_all(tx)
+        })?;
+        if released > 0 {
+            tracing::info!(jobs = released, file = %path.display(), "returned jobs claimed by a previous run to the board");
+        }
+        let shared = Arc::new(Shared {
+            db,
+            notify: Notifier::new(),
+            quarantine_after: config.quarantine_after,
+            max_value_bytes: config.max_value_bytes,
+            retention: config.retention,
+        });
+        shared.notify.claimable();
+        Ok(EmbeddedBoard { shared, session: Session::new(config.owner) })
+    }
+
+    /// A new session of another owner on the same file, sharing the
+    /// connection and the wake-ups. Owner names must be unique among live
+    /// sessions: closing a session releases every claim held in its name.
+    pub fn session(&self, owner: impl Into<String>) -> EmbeddedBoard {
+        EmbeddedBoard { shared: self.shared.clone(), session: Session::new(owner.into()) }
+    }
+
+    /// This session's owner name.
+    pub fn owner(&self) -> &str {
+        &self.session.owner
+    }
+
+    fn check_open(&self) -> Result<(), Error> {
+        self.session.check_open()
+    }
+
+    /// Wraps a freshly claimed job in a `Claim` and wakes watchers.
+    fn claim_of(&self, job: Job, quarantined: &[JobId]) -> Claim {
+        for id in quarantined {
+            self.shared.notify.job_changed(*id);
+        }
+        let token = FenceToken::from(job.claims);
+        let cancelled = self.shared.notify.claim_started(job.id, &self.session.owner, token, job.cancel_requested);
+        self.shared.notify.job_changed(job.id);
+        let ops = Arc::new(EmbeddedClaimOps { shared: self.shared.clone(), owner: self.session.owner.clone() });
+        Claim::new(job, token, ops, self.session.lost.child_token(), cancelled)
+    }
+
+    fn validate(&self, job: &NewJob) -> Result<String, Error> {
+        if job.flow.trim().is_empty() {
+            return Err(Error::InvalidInput("flow name is empty".into()));
+        }
+        if job.idempotency_key.as_deref().is_some_and(|k| k.trim().is_empty()) {
+            return Err(Error::InvalidInput("idempotency key is empty".into()));
+        }
+        let store = rows::to_json(&job.store)?;
+        let limit = self.shared.max_value_bytes;
+        if store.len() > limit {
+            return Err(Error::TooLarge { what: "store".into(), size: store.len(), limit });
+        }
+        Ok(store)
+    }
+}
+
+impl Session {
+    fn new(owner: String) -> Arc<Session> {
+        Arc::new(Session { owner, lost: CancellationToken::new(), closed: AtomicBool::new(false) })
+    }
+
+    /// Fails with `Closed` inside a transaction if the session ended meanwhile.
+    fn check_open(&self) -> Result<(), Error> {
+        if self.closed.load(Ordering::SeqCst) {
+            return Err(Error::Closed);
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl JobBoard for EmbeddedBoard {
+    async fn post(&self, job: NewJob) -> Result<Job, Error> {
+        self.check_open()?;
+        let store = self.validate(&job)?;
+        let (posted, created) = self.shared.db.write(move |tx| jobs::post(tx, &job, &store, now_millis())).await?;
+        if created {
+            self.shared.notify.claimable();
+        }
+        Ok(posted)
+    }
+
+    async fn get(&self, id: JobId) -> Result<Job, Error> {
+        self.check_open()?;
+        self.shared.db.read(move |tx| jobs::get_existing(tx, id)).await
+    }
+
+    async fn list(&self, query: &ListQuery) -> Result<JobPage, Error> {
+        self.check_open()?;
+        let query = query.clone();
+        self.shared.db.read(move |tx| jobs::list(tx, &query)).await
+    }
+
+    async fn claim_next(&self, flows: &FlowFilter) -> Result<Option<Claim>, Error> {
+        self.check_open()?;
+        let (session, filter, quarantine_after) = (self.session.clone(), flows.clone(), self.shared.quarantine_after);
+        let result = self
+            .shared
+            .db
+            .write(move |tx| {
+                session.check_open()?;
+                jobs::claim_next(tx, &session.owner, &filter, quarantine_after, now_millis())
+            })
+            .await?;
+        Ok(result.claimed.map(|job| self.claim_of(job, &result.quarantined)))
+    }
+
+    async fn claim(&self, id: JobId) -> Result<Claim, Error> {
+        self.check_open()?;
+        let (session, quarantine_after) = (self.session.clone(), self.shared.quarantine_after);
+        let result = self
+            .shared
+            .db
+            .write(move |tx| {
+                session.check_open()?;
+                jobs::claim_one(tx, id, &session.owner, quarantine_after, now_millis())
+            })
+            .await?;
+        match result.claimed {
+            Some(job) => Ok(self.claim_of(job, &result.quarantined)),
+            None => {
+                for id in &result.quarantined {
+                    self.shared.notify.job_changed(*id);
+                }
+                Err(Error::NotClaimable { job: id, state: JobState::Trashed })
+            }
+        }
+    }
+
+    async fn request_cancel(&self, id: JobId) -> Result<Job, Error> {
+        self.check_open()?;
+        let job = self.shared.db.write(move |tx| jobs::request_cancel(tx, id, now_millis())).await?;
+        if job.cancel_requested {
+            self.shared.notify.cancel(id);
+        }
+        self.shared.notify.job_changed(id);
+        Ok(job)
+    }
+
+    fn claimable(&self) -> Wakeups {
+        self.shared.notify.subscribe_claimable()
+    }
+
+    async fn watch_job(&self, id: JobId) -> Result<Wakeups, Error> {
+        self.check_open()?;
+        // Subscribe first: a change between the check and the subscription is not lost.
+        let wakeups = self.shared.notify.subscribe_job(id);
+        self.shared.db.read(move |tx| jobs::get_existing(tx, id)).await?;
+        Ok(wakeups)
+    }
+
+    async fn logbook(&self, id: JobId) -> Result<Option<LogBook>, Error> {
+        self.check_open()?;
+        self.shared
+            .db
+            .read(move |tx| {
+                jobs::get_existing(tx, id)?;
+                logbook::book_of_job(tx, id)
+            })
+            .await
+    }
+
+    async fn register_conductor(&self, info: &ConductorInfo) -> Result<(), Error> {
+        self.check_open()?;
+        if info.name.trim().is_empty() {
+            return Err(Error::InvalidInput("conductor name is empty".into()));
+        }
+        let (info, session) = (info.clone(), self.session.clone());
+        self.shared
+            .db
+            .write(move |tx| {
+                session.check_open()?;
+                conductors::register(tx, &info, &session.owner)
+            })
+            .await
+    }
+
+    async fn conductors(&self) -> Result<Vec<ConductorInfo>, Error> {
+        self.check_open()?;
+        self.shared.db.read(conductors::list).await
+    }
+
+    async fn set_draining(&self, name: &str, draining: bool) -> Result<(), Error> {
+        self.check_open()?;
+        let name = name.to_owned();
+        self.shared.db.write(move |tx| conductors::set_draining(tx, &name, draining)).await
+    }
+
+    async fn purge_expired(&self) -> Result<usize, Error> {
+        self.check_open()?;
+        let retention = u64::try_from(self.shared.retention.as_millis()).unwrap_or(u64::MAX);
+        let before = now_millis().saturating_sub(retention);
+        self.shared.db.write(move |tx| jobs::purge(tx, before)).await
+    }
+
+    fn session_lost(&self) -> CancellationToken {
+        self.session.lost.clone()
+    }
+
+    async fn close(&self) -> Result<(), Error> {
+        if self.session.closed.swap(true, Ordering::SeqCst) {
+            return Ok(());
+        }
+        let owner = self.session.owner.clone();
+        let released = self
+            .shared
+            .db
+            .write(move |tx| {
+                conductors::remove_owner(tx, &owner)?;
+                jobs::release_owner(tx, &owner)
+            })
+            .await;
+        // The session is over whether or not the release was written: its
+        // claims are lost either way (and a failed release is undone on reopen).
+        self.session.lost.cancel();
+        self.shared.notify.owner_released(&self.session.owner);
+        let released = released?;
+        for id in &released {
+            self.shared.notify.job_changed(*id);
+        }
+        self.shared.notify.claimable();
+        Ok(())
+    }
+}

@@ -1,1 +1,287 @@
 //! `EtcdBoard`: the job board on etcd v3, for a fleet of conductors.
+//!
+//! One board value is one session: one lease, renewed by our own keep-alive
+//! loop ([`session`]); claims are owner keys put with that lease, so a dead
+//! conductor's jobs come back when its lease expires. Key layout: [`keys`].
+//! Claims and every owner write are single fenced transactions ([`claim`]);
+//! the logbook is [`storage::EtcdStorage`]. One watch per board ([`watch`])
+//! wakes claimers, re-queues jobs released by lease expiry and tells owners of
+//! cancel requests. No etcd-client type appears in a public signature.
+
+mod claim;
+mod codec;
+mod conductors;
+pub(crate) mod keys;
+mod ops;
+mod session;
+pub mod storage;
+mod watch;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use etcd_client::{Client, ConnectOptions, GetOptions, GetResponse, KvClient, Txn, TxnResponse};
+use flows::LogBook;
+use tokio::sync::watch as tokio_watch;
+use tokio_util::sync::CancellationToken;
+
+use self::codec::{etcd_error, StateRecord};
+use self::keys::Keys;
+use self::session::Session;
+use crate::board::{JobBoard, Wakeups};
+use crate::claim::Claim;
+use crate::error::Error;
+use crate::job::{BoardConfig, ConductorInfo, FlowFilter, Job, JobId, JobPage, ListQuery, NewJob};
+
+/// How long one etcd request may take before it counts as `Unavailable`: a
+/// partition that swallows packets must not hang a caller forever.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Runs one etcd request under [`REQUEST_TIMEOUT`], mapping its error.
+pub(crate) async fn bounded<T>(
+    request: impl std::future::Future<Output = Result<T, etcd_client::Error>>,
+    doing: &str,
+) -> Result<T, Error> {
+    match tokio::time::timeout(REQUEST_TIMEOUT, request).await {
+        Ok(result) => result.map_err(|e| etcd_error(e, doing)),
+        Err(_) => Err(Error::Unavailable {
+            message: format!("etcd did not answer within {REQUEST_TIMEOUT:?} while {doing}"),
+            source: None,
+        }),
+    }
+}
+
+/// Responses bigger than gRPC's default 4 MiB (a large logbook, a long listing) must still decode.
+const MAX_DECODE_BYTES: usize = 256 * 1024 * 1024;
+
+/// How to reach etcd, and the session's settings.
+#[derive(Debug, Clone)]
+pub struct EtcdConfig {
+    /// etcd client URLs, e.g. `http://127.0.0.1:2379`.
+    pub endpoints: Vec<String>,
+    /// Every key of this board starts with it (default `/baton/`).
+    pub prefix: String,
+    /// The session lease's TTL (default 10 s; etcd's minimum is 2 s).
+    pub lease_ttl: Duration,
+    /// Settings every backend shares.
+    pub board: BoardConfig,
+}
+
+impl EtcdConfig {
+    /// Defaults: prefix `/baton/`, a 10 s lease.
+    pub fn new(endpoints: Vec<String>, board: BoardConfig) -> Self {
+        EtcdConfig { endpoints, prefix: "/baton/".into(), lease_ttl: Duration::from_secs(10), board }
+    }
+}
+
+/// The job board on etcd. Cheap to clone; clones share the session.
+#[derive(Clone)]
+pub struct EtcdBoard {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for EtcdBoard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EtcdBoard")
+            .field("owner", &self.inner.config.owner)
+            .field("keys", &self.inner.keys)
+            .field("lease", &self.inner.session.lease)
+            .finish()
+    }
+}
+
+/// A claim this session holds, as the watch and the owner writes need it.
+#[derive(Debug)]
+pub(crate) struct Held {
+    token: i64,
+    /// The job's state record and its mod revision, as last seen.
+    state: StateRecord,
+    state_rev: i64,
+    cancelled: CancellationToken,
+    lost: CancellationToken,
+}
+
+/// Everything a board and its claims, storages and background tasks share.
+pub(crate) struct Inner {
+    client: Client,
+    kv: KvClient,
+    keys: Keys,
+    config: BoardConfig,
+    session: Session,
+    held: Mutex<HashMap<JobId, Held>>,
+    local: Mutex<claim::LocalClaims>,
+    claimable: tokio_watch::Sender<u64>,
+    /// Stops the background tasks (close).
+    stop: CancellationToken,
+}
+
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EtcdBoardSession")
+            .field("owner", &self.config.owner)
+            .field("lease", &self.session.lease)
+            .finish()
+    }
+}
+
+impl EtcdBoard {
+    /// Connects, grants the session lease and starts its keep-alive and the board watch.
+    pub async fn connect(config: EtcdConfig) -> Result<EtcdBoard, Error> {
+        if config.endpoints.is_empty() {
+            return Err(Error::InvalidInput("no etcd endpoints given".into()));
+        }
+        if config.board.owner.is_empty() {
+            return Err(Error::InvalidInput("owner name is empty".into()));
+        }
+        let options = ConnectOptions::new()
+            .with_connect_timeout(Duration::from_secs(2))
+            .with_keep_alive(Duration::from_secs(2), Duration::from_secs(2))
+            .with_keep_alive_while_idle(true);
+        let client = Client::connect(&config.endpoints, Some(options))
+            .await
+            .map_err(|e| etcd_error(e, &format!("connecting to {}", config.endpoints.join(","))))?;
+        let kv = client.kv_client().max_decoding_message_size(MAX_DECODE_BYTES);
+        let session = Session::start(&client, config.lease_ttl).await?;
+        let inner = Arc::new(Inner {
+            client,
+            kv,
+            keys: Keys::new(&config.prefix),
+            config: config.board,
+            session,
+            held: Mutex::new(HashMap::new()),
+            local: Mutex::default(),
+            claimable: tokio_watch::channel(0).0,
+            stop: CancellationToken::new(),
+        });
+        watch::start_board_watch(&inner).await?;
+        Ok(EtcdBoard { inner })
+    }
+
+    /// Stops renewing the session lease without revoking it: what a frozen or
+    /// partitioned process looks like to etcd. Its claims are released when the
+    /// lease expires, and every later write through them fails with `ClaimLost`.
+    /// For failover tests and drills.
+    pub fn suspend_keep_alive(&self) {
+        self.inner.session.suspend();
+    }
+
+    /// The session's lease id (for diagnostics and tests).
+    pub fn lease_id(&self) -> i64 {
+        self.inner.session.lease
+    }
+}
+
+impl Inner {
+    fn kv(&self) -> KvClient {
+        self.kv.clone()
+    }
+
+    async fn txn(&self, txn: Txn, doing: &str) -> Result<TxnResponse, Error> {
+        bounded(self.kv().txn(txn), doing).await
+    }
+
+    async fn get(
+        &self,
+        key: impl Into<Vec<u8>>,
+        options: Option<GetOptions>,
+        doing: &str,
+    ) -> Result<GetResponse, Error> {
+        bounded(self.kv().get(key, options), doing).await
+    }
+
+    fn wake_claimers(&self) {
+        self.claimable.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// Refuses session-bound work once the session is over.
+    fn check_live(&self) -> Result<(), Error> {
+        if self.session.lost.is_cancelled() {
+            return Err(Error::Closed);
+        }
+        Ok(())
+    }
+
+    fn with_local<R>(&self, f: impl FnOnce(&mut claim::LocalClaims) -> R) -> R {
+        // No await while held; every update leaves it consistent.
+        let mut guard = self.local.lock().unwrap_or_else(|e| e.into_inner());
+        f(&mut guard)
+    }
+
+    fn with_held<R>(&self, f: impl FnOnce(&mut HashMap<JobId, Held>) -> R) -> R {
+        // No await while held; a poisoned map is still consistent (single inserts/removes).
+        let mut guard = self.held.lock().unwrap_or_else(|e| e.into_inner());
+        f(&mut guard)
+    }
+}
+
+#[async_trait]
+impl JobBoard for EtcdBoard {
+    async fn post(&self, job: NewJob) -> Result<Job, Error> {
+        self.inner.post(job).await
+    }
+
+    async fn get(&self, id: JobId) -> Result<Job, Error> {
+        self.inner.get_job(id).await
+    }
+
+    async fn list(&self, query: &ListQuery) -> Result<JobPage, Error> {
+        self.inner.list(query).await
+    }
+
+    async fn claim_next(&self, flows: &FlowFilter) -> Result<Option<Claim>, Error> {
+        Inner::claim_next(&self.inner, flows).await
+    }
+
+    async fn claim(&self, id: JobId) -> Result<Claim, Error> {
+        Inner::claim_one(&self.inner, id).await
+    }
+
+    async fn request_cancel(&self, id: JobId) -> Result<Job, Error> {
+        self.inner.request_cancel(id).await
+    }
+
+    fn claimable(&self) -> Wakeups {
+        Wakeups::new(self.inner.claimable.subscribe())
+    }
+
+    async fn watch_job(&self, id: JobId) -> Result<Wakeups, Error> {
+        watch::watch_job(&self.inner, id).await
+    }
+
+    async fn logbook(&self, id: JobId) -> Result<Option<LogBook>, Error> {
+        storage::load_logbook(&self.inner, id).await
+    }
+
+    async fn register_conductor(&self, info: &ConductorInfo) -> Result<(), Error> {
+        self.inner.register_conductor(info).await
+    }
+
+    async fn conductors(&self) -> Result<Vec<ConductorInfo>, Error> {
+        self.inner.conductors().await
+    }
+
+    async fn set_draining(&self, name: &str, draining: bool) -> Result<(), Error> {
+        self.inner.set_draining(name, draining).await
+    }
+
+    async fn purge_expired(&self) -> Result<usize, Error> {
+        self.inner.purge_expired().await
+    }
+
+    fn session_lost(&self) -> CancellationToken {
+        self.inner.session.lost.clone()
+    }
+
+    async fn close(&self) -> Result<(), Error> {
+        self.inner.stop.cancel();
+        let held: Vec<JobId> = self.inner.with_held(|held| held.drain().map(|(id, _)| id).collect());
+        self.inner.session.close(&self.inner.client).await?;
+        // Our watch is stopped and no other board may be running: put our jobs back in the queue ourselves.
+        for id in held {
+            self.inner.requeue_orphan(id).await?;
+        }
+        Ok(())
+    }
+}

@@ -1,1 +1,114 @@
 //! The `JobBoard` conformance suite, run against every backend.
+//!
+//! Each case is a `pub async fn name(f: &impl BoardFactory)`: it asks the
+//! factory for sessions (one owner each) on one fresh board namespace and
+//! checks behaviour through the public trait only. `tests/board.rs` runs every
+//! case on every backend with its `board_test!` macro (ripgrep's `rgtest!`).
+//!
+//! Factories use `BoardConfig` defaults (quarantine after 5 claims, 1 MiB
+//! values), and the cases rely on them.
+//!
+//! ## Layout
+//! - `factories`: `EmbeddedFactory` (SQLite in a temp dir) and `EtcdFactory` (the shared test etcd).
+//! - `claiming`: racing claimers, order, filters, abandon, consume, trash, quarantine.
+//! - `failover`: lost sessions, fencing of the old owner, wake-ups, cancellation.
+//! - `posting`: idempotency, bad inputs, listing, conductors.
+//! - `logbooks`: logbook storage through a claim, and resume by another owner.
+
+mod claiming;
+mod factories;
+mod failover;
+mod logbooks;
+mod posting;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use jobboard::{BoardConfig, JobBoard, JobId, JobState, ListQuery, NewJob};
+use serde_json::{json, Map, Value};
+
+pub use claiming::{
+    abandon_then_reclaim, consume_and_trash, flow_filter, priority_then_fifo, quarantine_after_n_claims,
+    twenty_claimers_race,
+};
+pub use factories::{EmbeddedFactory, EtcdFactory};
+pub use failover::{
+    cancel_unclaimed_and_claimed, close_releases_claims, lost_session_returns_job, old_owner_is_fenced, wakeups_fire,
+};
+pub use logbooks::logbook_round_trip_and_resume;
+pub use posting::{bad_inputs_write_nothing, conductors_register_and_drain, idempotent_post, list_filters_and_pages};
+
+/// Makes sessions on one board namespace, fresh for each test.
+pub trait BoardFactory: Send + Sync {
+    /// A new session (its own owner name) on this test's board.
+    fn session(&self, owner: &str) -> impl Future<Output = Arc<dyn JobBoard>> + Send;
+
+    /// Ends the session of `owner` the way a crash would, as far as the
+    /// backend allows: on etcd its lease is left to expire; the embedded board
+    /// has no lease, so the session is closed.
+    fn kill_session(&self, owner: &str) -> impl Future<Output = ()> + Send;
+}
+
+/// The settings every factory must use (the cases rely on these defaults).
+pub fn suite_config(owner: &str) -> BoardConfig {
+    BoardConfig::new(owner)
+}
+
+/// How long any single wait may take before the case fails instead of hanging.
+/// Generous: a lease must expire (2 s TTL on etcd) on a loaded 2-core machine.
+pub const PATIENCE: Duration = Duration::from_secs(30);
+
+/// Awaits `fut`, failing the test if it takes longer than [`PATIENCE`].
+pub async fn within<T>(what: &str, fut: impl Future<Output = T>) -> T {
+    match tokio::time::timeout(PATIENCE, fut).await {
+        Ok(out) => out,
+        Err(_) => panic!("timed out after {PATIENCE:?} waiting for {what}"),
+    }
+}
+
+/// A small store.
+pub fn store(n: i64) -> Map<String, Value> {
+    let mut m = Map::new();
+    m.insert("n".into(), json!(n));
+    m
+}
+
+/// A job of `flow` with priority 0.
+pub fn job(flow: &str, n: i64) -> NewJob {
+    NewJob::new(flow, store(n))
+}
+
+/// Posts a job, failing the test on error.
+pub async fn post(board: &Arc<dyn JobBoard>, new: NewJob) -> jobboard::Job {
+    board.post(new).await.unwrap_or_else(|e| panic!("post failed: {e}"))
+}
+
+/// Waits until a job is in `state` (woken by `watch_job`, never polling blindly).
+pub async fn wait_for_state(board: &Arc<dyn JobBoard>, id: JobId, state: JobState) -> jobboard::Job {
+    let mut changes = board.watch_job(id).await.unwrap_or_else(|e| panic!("watch_job({id}) failed: {e}"));
+    within(&format!("job {id} to become {state}"), async {
+        loop {
+            let job = board.get(id).await.unwrap_or_else(|e| panic!("get({id}) failed: {e}"));
+            if job.state == state {
+                return job;
+            }
+            changes.changed().await.unwrap_or_else(|e| panic!("job watch of {id} ended: {e}"));
+        }
+    })
+    .await
+}
+
+/// Every job on the board, all pages.
+pub async fn list_all(board: &Arc<dyn JobBoard>) -> Vec<jobboard::Job> {
+    let mut query = ListQuery::default();
+    let mut jobs = Vec::new();
+    loop {
+        let page = board.list(&query).await.unwrap_or_else(|e| panic!("list failed: {e}"));
+        jobs.extend(page.jobs);
+        match page.next {
+            Some(next) => query.page_token = Some(next),
+            None => return jobs,
+        }
+    }
+}

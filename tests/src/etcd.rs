@@ -1,1 +1,250 @@
 //! `EtcdProcess`: a throwaway etcd for tests (loopback, free ports, temp data dir).
+//!
+//! Debian's `etcd` (package `etcd-server`) is started on two free 127.0.0.1
+//! ports with its data on `/dev/shm` when there is one, with revision
+//! auto-compaction (see etcd-notes §6), and killed by pid on `Drop`. So that
+//! a crashed or aborted test binary leaves no etcd behind, the child is started
+//! through `setpriv --pdeathsig KILL` (util-linux) from a spawner thread that
+//! lives as long as the process: the death signal fires when the *thread* that
+//! spawned the child exits, and test threads come and go.
+//!
+//! [`EtcdProcess::shared`] gives one etcd per test binary; give each test its
+//! own key space with [`unique_prefix`]. [`proxy::TcpProxy`] cuts one client
+//! off etcd while etcd keeps running.
+
+pub mod proxy;
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+
+const INSTALL_HINT: &str = "etcd not found: install Debian's etcd-server (apt-get install etcd-server)";
+
+/// A running (or stopped) etcd child process.
+#[derive(Debug)]
+pub struct EtcdProcess {
+    child: Option<Child>,
+    client_port: u16,
+    peer_port: u16,
+    data_dir: TempDir,
+}
+
+impl EtcdProcess {
+    /// Starts a fresh etcd and waits until it is healthy. Panics (with the
+    /// install hint) if no etcd binary is installed.
+    pub fn start() -> EtcdProcess {
+        let binary = etcd_binary();
+        let parent = if Path::new("/dev/shm").is_dir() { PathBuf::from("/dev/shm") } else { std::env::temp_dir() };
+        let mut last_error = String::new();
+        for _attempt in 0..5 {
+            let data_dir = tempfile::Builder::new()
+                .prefix("baton-etcd-")
+                .tempdir_in(&parent)
+                .unwrap_or_else(|e| panic!("cannot create an etcd data dir in {}: {e}", parent.display()));
+            let (client_port, peer_port) = (free_port(), free_port());
+            let mut etcd = EtcdProcess { child: None, client_port, peer_port, data_dir };
+            etcd.spawn(&binary);
+            match etcd.wait_healthy(Duration::from_secs(20)) {
+                Ok(()) => return etcd,
+                // Most likely a port was taken between probing and binding: try new ones.
+                Err(e) => last_error = e,
+            }
+        }
+        panic!("etcd did not become healthy after 5 attempts: {last_error}");
+    }
+
+    /// One etcd for the whole test binary, started on first use.
+    pub fn shared() -> &'static EtcdProcess {
+        static SHARED: OnceLock<EtcdProcess> = OnceLock::new();
+        SHARED.get_or_init(EtcdProcess::start)
+    }
+
+    /// The client URL, e.g. `http://127.0.0.1:41234`.
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.client_port)
+    }
+
+    /// The child's pid, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Stops etcd gracefully (SIGTERM) and waits for it to exit.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Kills etcd at once (SIGKILL), as a crash would.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts etcd again on the same ports and data dir (stopping it first if it runs).
+    pub fn restart(&mut self) {
+        self.stop();
+        let binary = etcd_binary();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            self.spawn(&binary);
+            match self.wait_healthy(Duration::from_secs(10)) {
+                Ok(()) => return,
+                // The old process's ports may linger for a moment.
+                Err(e) if Instant::now() < deadline => {
+                    eprintln!("etcd restart: {e}; retrying");
+                    self.kill();
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+                Err(e) => panic!("etcd did not come back after a restart: {e}"),
+            }
+        }
+    }
+
+    fn spawn(&mut self, binary: &Path) {
+        let client = self.endpoint();
+        let peer = format!("http://127.0.0.1:{}", self.peer_port);
+        let mut command = if Path::new("/usr/bin/setpriv").exists() {
+            let mut c = Command::new("/usr/bin/setpriv");
+            c.arg("--pdeathsig").arg("KILL").arg("--").arg(binary);
+            c
+        } else {
+            Command::new(binary)
+        };
+        command
+            .arg("--name")
+            .arg("baton-test")
+            .arg("--data-dir")
+            .arg(self.data_dir.path())
+            .arg("--listen-client-urls")
+            .arg(&client)
+            .arg("--advertise-client-urls")
+            .arg(&client)
+            .arg("--listen-peer-urls")
+            .arg(&peer)
+            .arg("--initial-advertise-peer-urls")
+            .arg(&peer)
+            .arg("--initial-cluster")
+            .arg(format!("baton-test={peer}"))
+            .arg("--initial-cluster-state")
+            .arg("new")
+            .arg("--auto-compaction-mode=revision")
+            .arg("--auto-compaction-retention=1000")
+            .arg("--logger=zap")
+            .arg("--log-level=error")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        self.child = Some(spawn_from_long_lived_thread(command));
+    }
+
+    fn wait_healthy(&mut self, within: Duration) -> Result<(), String> {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if let Some(child) = self.child.as_mut() {
+                if let Ok(Some(status)) = child.try_wait() {
+                    self.child = None;
+                    return Err(format!("etcd exited early with {status}"));
+                }
+            }
+            if health_ok(self.client_port) {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.kill();
+        Err(format!("etcd on port {} not healthy within {within:?}", self.client_port))
+    }
+}
+
+impl Drop for EtcdProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A key prefix no other test in this process (or an earlier run) uses.
+pub fn unique_prefix(test_name: &str) -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!("/test/{test_name}-{}-{n}-{}/", std::process::id(), uuid::Uuid::new_v4().simple())
+}
+
+fn etcd_binary() -> PathBuf {
+    if Path::new("/usr/bin/etcd").exists() {
+        return PathBuf::from("/usr/bin/etcd");
+    }
+    std::env::var_os("PATH")
+        .and_then(|paths| std::env::split_paths(&paths).map(|p| p.join("etcd")).find(|p| p.is_file()))
+        .unwrap_or_else(|| panic!("{INSTALL_HINT}"))
+}
+
+fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("cannot bind a loopback port: {e}"));
+    listener.local_addr().map(|a| a.port()).unwrap_or_else(|e| panic!("cannot read a bound port: {e}"))
+}
+
+/// `GET /health` over plain HTTP: etcd serves it on the client port.
+fn health_ok(port: u16) -> bool {
+    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else { return false };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+    if stream.write_all(b"GET /health HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").is_err() {
+        return false;
+    }
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    response.contains("\"health\":\"true\"")
+}
+
+/// Spawns `command` from one thread that never exits, so that the child's
+/// parent-death signal fires only when the whole test process goes.
+fn spawn_from_long_lived_thread(mut command: Command) -> Child {
+    type Request = (Command, mpsc::Sender<std::io::Result<Child>>);
+    static SPAWNER: OnceLock<Mutex<mpsc::Sender<Request>>> = OnceLock::new();
+    let spawner = SPAWNER.get_or_init(|| {
+        let (tx, rx) = mpsc::channel::<Request>();
+        std::thread::Builder::new()
+            .name("etcd-spawner".into())
+            .spawn(move || {
+                for (mut command, reply) in rx {
+                    let _ = reply.send(command.spawn());
+                }
+                // The channel lives in a static, so this loop never ends; park to be sure.
+                loop {
+                    std::thread::park();
+                }
+            })
+            .unwrap_or_else(|e| panic!("cannot start the etcd spawner thread: {e}"));
+        Mutex::new(tx)
+    });
+    let (reply_tx, reply_rx) = mpsc::channel();
+    let sent = spawner.lock().unwrap_or_else(|e| e.into_inner()).send((command, reply_tx));
+    if let Err(mpsc::SendError((c, _))) = sent {
+        command = c;
+        return command.spawn().unwrap_or_else(|e| panic!("cannot start etcd: {e}"));
+    }
+    match reply_rx.recv() {
+        Ok(Ok(child)) => child,
+        Ok(Err(e)) => panic!("cannot start etcd ({INSTALL_HINT}?): {e}"),
+        Err(_) => panic!("the etcd spawner thread is gone"),
+    }
+}

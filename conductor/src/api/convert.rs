@@ -1,0 +1,165 @@
+//! Conversions between the board's types and the `baton.v1` wire messages.
+
+use flows::{AtomDetail, AtomKind, Failure};
+use jobboard::{ConductorInfo, Job, JobState, Outcome};
+use proto::pb;
+
+/// The wire form of a job, with the given tasks (see [`tasks_to_pb`]).
+pub fn job_to_pb(job: &Job, tasks: Vec<pb::Task>) -> pb::Job {
+    pb::Job {
+        id: job.id.to_string(),
+        flow: job.flow.clone(),
+        store_json: serde_json::Value::Object(job.store.clone()).to_string(),
+        priority: job.priority,
+        idempotency_key: job.idempotency_key.clone(),
+        state: state_to_pb(job.state) as i32,
+        owner: job.owner.clone(),
+        claims: job.claims,
+        outcome: job.outcome.map_or(pb::Outcome::Unspecified, outcome_to_pb) as i32,
+        failure: job.failure.as_ref().map(failure_to_pb),
+        trash_reason: job.trash_reason.clone(),
+        cancel_requested: job.cancel_requested,
+        created_at_ms: job.created_at,
+        finished_at_ms: job.finished_at,
+        tasks,
+    }
+}
+
+/// The wire form of a job's atoms (see `outline::merge`).
+pub fn tasks_to_pb(atoms: &[AtomDetail]) -> Vec<pb::Task> {
+    atoms.iter().map(task_to_pb).collect()
+}
+
+fn task_to_pb(atom: &AtomDetail) -> pb::Task {
+    let (kind, attempts) = match atom.kind {
+        AtomKind::Task => ("task", atom.executions),
+        // A reverted retry controller forgets its attempts; its executions still count them.
+        AtomKind::Retry => ("retry", u32::try_from(atom.attempts.len()).unwrap_or(u32::MAX).max(atom.executions)),
+    };
+    pb::Task {
+        name: atom.name.clone(),
+        kind: kind.to_owned(),
+        state: atom.state.as_str().to_owned(),
+        attempts,
+        executions: atom.executions,
+        failure: atom.failure.as_ref().map(failure_to_pb),
+    }
+}
+
+/// The wire form of a failure and its cause chain.
+pub fn failure_to_pb(failure: &Failure) -> pb::Failure {
+    pb::Failure {
+        kind: failure.kind.clone(),
+        message: failure.message.clone(),
+        details_json: failure.details.as_ref().map(ToString::to_string).unwrap_or_default(),
+        cause: failure.cause.as_deref().map(|cause| Box::new(failure_to_pb(cause))),
+    }
+}
+
+/// The wire form of a conductor.
+pub fn conductor_to_pb(info: &ConductorInfo) -> pb::Conductor {
+    pb::Conductor {
+        name: info.name.clone(),
+        address: info.address.clone(),
+        jobs: info.jobs,
+        since_ms: info.since,
+        draining: info.draining,
+    }
+}
+
+/// The wire enum of a job state.
+pub fn state_to_pb(state: JobState) -> pb::JobState {
+    match state {
+        JobState::Unclaimed => pb::JobState::Unclaimed,
+        JobState::Claimed => pb::JobState::Claimed,
+        JobState::Complete => pb::JobState::Complete,
+        JobState::Trashed => pb::JobState::Trashed,
+    }
+}
+
+/// The board's job state for a wire enum; `None` for UNSPECIFIED (any state).
+pub fn state_from_pb(state: pb::JobState) -> Option<JobState> {
+    match state {
+        pb::JobState::Unspecified => None,
+        pb::JobState::Unclaimed => Some(JobState::Unclaimed),
+        pb::JobState::Claimed => Some(JobState::Claimed),
+        pb::JobState::Complete => Some(JobState::Complete),
+        pb::JobState::Trashed => Some(JobState::Trashed),
+    }
+}
+
+/// The wire enum of an outcome.
+pub fn outcome_to_pb(outcome: Outcome) -> pb::Outcome {
+    match outcome {
+        Outcome::Success => pb::Outcome::Success,
+        Outcome::Reverted => pb::Outcome::Reverted,
+        Outcome::Failure => pb::Outcome::Failure,
+        Outcome::Cancelled => pb::Outcome::Cancelled,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use flows::AtomState;
+    use serde_json::json;
+    use uuid::Uuid;
+
+    use super::*;
+
+    fn job() -> Job {
+        Job {
+            id: Uuid::new_v4(),
+            flow: "chain".into(),
+            store: json!({"steps": 3, "big": 12345678901234567890u64}).as_object().cloned().unwrap_or_default(),
+            priority: 2,
+            idempotency_key: Some("k".into()),
+            created_at: 1000,
+            state: JobState::Complete,
+            owner: None,
+            claims: 1,
+            outcome: Some(Outcome::Reverted),
+            failure: Some(Failure::task("boom").with_cause(Failure::new("Timeout", "slow"))),
+            trash_reason: None,
+            cancel_requested: false,
+            finished_at: Some(2000),
+        }
+    }
+
+    #[test]
+    fn job_fields_survive_the_wire_form() {
+        let job = job();
+        let wire = job_to_pb(&job, Vec::new());
+        assert_eq!(wire.id, job.id.to_string());
+        assert_eq!(wire.state(), pb::JobState::Complete);
+        assert_eq!(wire.outcome(), pb::Outcome::Reverted);
+        let store: serde_json::Value = serde_json::from_str(&wire.store_json).unwrap();
+        assert_eq!(store, serde_json::Value::Object(job.store.clone()), "store must be lossless");
+        let failure = wire.failure.unwrap();
+        assert_eq!(failure.message, "boom");
+        assert_eq!(failure.cause.unwrap().kind, "Timeout");
+        assert_eq!(wire.finished_at_ms, Some(2000));
+        assert!(wire.tasks.is_empty());
+    }
+
+    #[test]
+    fn tasks_carry_state_attempts_and_executions() {
+        let mut task = AtomDetail::new("step-1", AtomKind::Task);
+        task.state = AtomState::Success;
+        task.executions = 2;
+        let mut retry = AtomDetail::new("r", AtomKind::Retry);
+        retry.executions = 3;
+        retry.attempts = vec![flows::Attempt { value: serde_json::Value::Null, failures: Default::default() }];
+        let tasks = tasks_to_pb(&[task, retry]);
+        assert_eq!((tasks[0].kind.as_str(), tasks[0].state.as_str()), ("task", "SUCCESS"));
+        assert_eq!((tasks[0].attempts, tasks[0].executions), (2, 2));
+        assert_eq!((tasks[1].kind.as_str(), tasks[1].attempts, tasks[1].executions), ("retry", 3, 3));
+    }
+
+    #[test]
+    fn states_round_trip() {
+        for state in [JobState::Unclaimed, JobState::Claimed, JobState::Complete, JobState::Trashed] {
+            assert_eq!(state_from_pb(state_to_pb(state)), Some(state));
+        }
+        assert_eq!(state_from_pb(pb::JobState::Unspecified), None);
+    }
+}

@@ -1,0 +1,175 @@
+//! `BatonService`: the `baton.v1.Baton` handlers over a `JobBoard` and a `FlowRegistry`.
+
+use std::pin::Pin;
+
+use futures::Stream;
+use jobboard::{JobId, ListQuery, NewJob};
+use proto::pb;
+use proto::pb::baton_server::Baton;
+use serde_json::{Map, Value};
+use tonic::{Request, Response, Status};
+
+use super::convert::{conductor_to_pb, job_to_pb, state_from_pb, tasks_to_pb};
+use super::outline::{merge, OutlineAtom};
+use super::status::{from_board, from_registry, invalid};
+use super::{watch, ApiState};
+
+/// The gRPC service; cheap to clone (it holds `Arc`s).
+#[derive(Debug, Clone)]
+pub struct BatonService {
+    state: ApiState,
+}
+
+impl BatonService {
+    /// A service over `state`.
+    pub fn new(state: ApiState) -> Self {
+        BatonService { state }
+    }
+}
+
+/// Parses a job id given on the wire.
+pub(super) fn parse_id(id: &str) -> Result<JobId, Status> {
+    JobId::parse_str(id.trim()).map_err(|e| invalid("id", format_args!("{id:?} is not a job id ({e})")))
+}
+
+/// Parses a store given as JSON text: empty means `{}`, anything but an object is refused.
+pub fn parse_store(text: &str) -> Result<Map<String, Value>, Status> {
+    if text.trim().is_empty() {
+        return Ok(Map::new());
+    }
+    match serde_json::from_str::<Value>(text) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(other) => Err(invalid("store_json", format_args!("must be a JSON object, got {}", json_kind(&other)))),
+        Err(e) => Err(invalid("store_json", format_args!("not valid JSON ({e})"))),
+    }
+}
+
+fn json_kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+impl BatonService {
+    /// A job with its tasks, read now. `outline` is the job's atoms in flow
+    /// order, computed on first use and kept (a job's flow does not change).
+    pub(super) async fn snapshot(
+        state: &ApiState,
+        id: JobId,
+        outline: &mut Option<Option<Vec<OutlineAtom>>>,
+    ) -> Result<pb::Job, Status> {
+        let job = state.board.get(id).await.map_err(|e| from_board(&e))?;
+        let logbook = state.board.logbook(id).await.map_err(|e| from_board(&e))?;
+        let outline = outline.get_or_insert_with(|| super::outline::outline(&state.registry, &job));
+        let atoms = merge(logbook.as_ref(), outline.as_deref());
+        Ok(job_to_pb(&job, tasks_to_pb(&atoms)))
+    }
+}
+
+#[tonic::async_trait]
+impl Baton for BatonService {
+    async fn post_job(&self, request: Request<pb::PostJobRequest>) -> Result<Response<pb::Job>, Status> {
+        let req = request.into_inner();
+        if req.flow.trim().is_empty() {
+            return Err(invalid("flow", "must not be empty"));
+        }
+        let store = parse_store(&req.store_json)?;
+        // Refuse before writing anything: the board never sees a job no conductor could build.
+        self.state.registry.validate(&req.flow, &store).map_err(|e| from_registry(&e))?;
+        let job = NewJob {
+            flow: req.flow,
+            store,
+            priority: req.priority,
+            idempotency_key: req.idempotency_key.filter(|k| !k.is_empty()),
+        };
+        let job = self.state.board.post(job).await.map_err(|e| from_board(&e))?;
+        tracing::debug!(job = %job.id, flow = %job.flow, "job posted");
+        Ok(Response::new(job_to_pb(&job, Vec::new())))
+    }
+
+    async fn get_job(&self, request: Request<pb::GetJobRequest>) -> Result<Response<pb::Job>, Status> {
+        let id = parse_id(&request.get_ref().id)?;
+        Ok(Response::new(Self::snapshot(&self.state, id, &mut None).await?))
+    }
+
+    async fn list_jobs(&self, request: Request<pb::ListJobsRequest>) -> Result<Response<pb::ListJobsResponse>, Status> {
+        let req = request.into_inner();
+        let state = pb::JobState::try_from(req.state)
+            .map_err(|_| invalid("state", format_args!("{} is not a job state", req.state)))?;
+        let query = ListQuery {
+            state: state_from_pb(state),
+            flow: Some(req.flow).filter(|f| !f.is_empty()),
+            limit: usize::try_from(req.page_size).unwrap_or(usize::MAX),
+            page_token: Some(req.page_token).filter(|t| !t.is_empty()),
+        };
+        let page = self.state.board.list(&query).await.map_err(|e| from_board(&e))?;
+        Ok(Response::new(pb::ListJobsResponse {
+            jobs: page.jobs.iter().map(|job| job_to_pb(job, Vec::new())).collect(),
+            next_page_token: page.next.unwrap_or_default(),
+        }))
+    }
+
+    type WatchJobStream = Pin<Box<dyn Stream<Item = Result<pb::Job, Status>> + Send + 'static>>;
+
+    async fn watch_job(&self, request: Request<pb::WatchJobRequest>) -> Result<Response<Self::WatchJobStream>, Status> {
+        let id = parse_id(&request.get_ref().id)?;
+        let stream = watch::watch_job(self.state.clone(), id).await?;
+        Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn cancel_job(&self, request: Request<pb::CancelJobRequest>) -> Result<Response<pb::Job>, Status> {
+        let id = parse_id(&request.get_ref().id)?;
+        let job = self.state.board.request_cancel(id).await.map_err(|e| from_board(&e))?;
+        tracing::info!(job = %id, state = %job.state, "cancellation requested");
+        Ok(Response::new(Self::snapshot(&self.state, id, &mut None).await?))
+    }
+
+    async fn list_flows(&self, _: Request<pb::ListFlowsRequest>) -> Result<Response<pb::ListFlowsResponse>, Status> {
+        let registry = &self.state.registry;
+        let flows = registry
+            .names()
+            .into_iter()
+            .filter_map(|name| registry.get(name))
+            .map(|factory| pb::Flow {
+                name: factory.name().to_owned(),
+                required_inputs: factory.required_inputs().to_vec(),
+                optional_inputs: factory.optional_inputs().to_vec(),
+                description: factory.description().to_owned(),
+            })
+            .collect();
+        Ok(Response::new(pb::ListFlowsResponse { flows }))
+    }
+
+    async fn list_conductors(
+        &self,
+        _: Request<pb::ListConductorsRequest>,
+    ) -> Result<Response<pb::ListConductorsResponse>, Status> {
+        let mut conductors = self.state.board.conductors().await.map_err(|e| from_board(&e))?;
+        conductors.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(Response::new(pb::ListConductorsResponse { conductors: conductors.iter().map(conductor_to_pb).collect() }))
+    }
+
+    async fn drain(&self, request: Request<pb::DrainRequest>) -> Result<Response<pb::Conductor>, Status> {
+        let req = request.into_inner();
+        if req.name.trim().is_empty() {
+            return Err(invalid("name", "must not be empty"));
+        }
+        if let Some((_, drain)) = self.state.local_drain.as_ref().filter(|(name, _)| *name == req.name) {
+            // Our own claimer stops at once; the board write below makes `conductors` show it now.
+            drain.set(req.draining);
+        }
+        self.state.board.set_draining(&req.name, req.draining).await.map_err(|e| from_board(&e))?;
+        tracing::info!(conductor = %req.name, draining = req.draining, "drain set");
+        let conductors = self.state.board.conductors().await.map_err(|e| from_board(&e))?;
+        conductors
+            .iter()
+            .find(|c| c.name == req.name)
+            .map(|c| Response::new(conductor_to_pb(c)))
+            .ok_or_else(|| Status::not_found(format!("conductor {:?} is not live", req.name)))
+    }
+}

@@ -1,0 +1,108 @@
+//! The one mapping from Baton's errors to gRPC status codes.
+//!
+//! Every handler turns its errors into a `tonic::Status` here, so that a code
+//! means the same thing on every call: NOT_FOUND for an unknown job,
+//! INVALID_ARGUMENT for a request that can never succeed as written,
+//! UNAVAILABLE for a board that may come back (retry), and so on.
+
+use flows::RegistryError;
+use tonic::{Code, Status};
+
+/// The gRPC status for a job board error.
+pub fn from_board(err: &jobboard::Error) -> Status {
+    use jobboard::Error as E;
+    let code = match err {
+        E::NotFound(_) => Code::NotFound,
+        E::InvalidInput(_) => Code::InvalidArgument,
+        // The message names the limit; the request cannot succeed as it is.
+        E::TooLarge { .. } => Code::InvalidArgument,
+        E::AlreadyClaimed { .. } => Code::Aborted,
+        E::NotClaimable { .. } | E::ClaimLost { .. } => Code::FailedPrecondition,
+        E::Unavailable { .. } | E::Closed => Code::Unavailable,
+        _ => Code::Internal,
+    };
+    Status::new(code, error_chain(err))
+}
+
+/// The gRPC status for a flow registry refusal (unknown flow, missing inputs):
+/// always INVALID_ARGUMENT, with a message naming the flow and the inputs.
+pub fn from_registry(err: &RegistryError) -> Status {
+    Status::invalid_argument(err.to_string())
+}
+
+/// INVALID_ARGUMENT naming the bad field.
+pub fn invalid(field: &str, message: impl std::fmt::Display) -> Status {
+    Status::invalid_argument(format!("{field}: {message}"))
+}
+
+/// An error and its sources, joined with `: `.
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        // Backends often repeat their source's message; do not say it twice.
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use jobboard::{Error, JobState};
+    use uuid::Uuid;
+
+    use super::*;
+
+    #[test]
+    fn board_errors_map_to_their_codes() {
+        let id = Uuid::new_v4();
+        let cases = [
+            (Error::NotFound(id), Code::NotFound),
+            (Error::InvalidInput("empty flow name".into()), Code::InvalidArgument),
+            (Error::TooLarge { what: "store".into(), size: 10, limit: 5 }, Code::InvalidArgument),
+            (Error::AlreadyClaimed { job: id, owner: "c1".into() }, Code::Aborted),
+            (Error::NotClaimable { job: id, state: JobState::Complete }, Code::FailedPrecondition),
+            (Error::ClaimLost { job: id, token: 3 }, Code::FailedPrecondition),
+            (Error::Unavailable { message: "etcd down".into(), source: None }, Code::Unavailable),
+            (Error::Closed, Code::Unavailable),
+            (Error::Backend { message: "corrupt row".into(), source: None }, Code::Internal),
+        ];
+        for (err, code) in cases {
+            let status = from_board(&err);
+            assert_eq!(status.code(), code, "{err}");
+            assert_eq!(status.message(), err.to_string());
+        }
+    }
+
+    #[test]
+    fn too_large_names_the_limit() {
+        let status = from_board(&Error::TooLarge { what: "store".into(), size: 2_000_000, limit: 1_048_576 });
+        assert!(status.message().contains("1048576"), "{}", status.message());
+    }
+
+    #[test]
+    fn unavailable_includes_its_source() {
+        let source: jobboard::error::BoxError = "connection refused".into();
+        let err = Error::Unavailable { message: "etcd at 127.0.0.1:2379".into(), source: Some(source) };
+        let status = from_board(&err);
+        assert_eq!(status.code(), Code::Unavailable);
+        assert!(status.message().contains("connection refused"), "{}", status.message());
+    }
+
+    #[test]
+    fn registry_errors_are_invalid_argument_naming_culprits() {
+        let unknown = RegistryError::UnknownFlow { name: "nope".into(), known: vec!["chain".into()] };
+        let status = from_registry(&unknown);
+        assert_eq!(status.code(), Code::InvalidArgument);
+        assert!(status.message().contains("nope"));
+        let missing = RegistryError::MissingInputs { flow: "chain".into(), missing: vec!["steps".into()] };
+        let status = from_registry(&missing);
+        assert_eq!(status.code(), Code::InvalidArgument);
+        assert!(status.message().contains("steps"));
+    }
+}

@@ -1,0 +1,23 @@
+//! `baton`: the command-line client (see `baton --help`).
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use conductor::cli::{self, Cli};
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // Quiet by default: only the demo's in-process conductor logs, only warnings, and
+    // not the engine's task failures, which the progress display already shows.
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn,flows=error"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    match cli::run(cli).await {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("baton: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

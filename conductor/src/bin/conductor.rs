@@ -1,0 +1,92 @@
+//! `conductor`: the daemon binary.
+//!
+//! Parses the configuration (flags > `BATON_*` env > YAML file > defaults),
+//! installs the tracing subscriber (human or JSON, filtered by `RUST_LOG`),
+//! binds the gRPC listener and runs `conductor::daemon::run` until SIGTERM or
+//! SIGINT (a second signal exits at once). Exit codes: 0 after a graceful stop,
+//! 1 when the daemon failed or lost its board session, 2 for bad configuration,
+//! 130 when forced by a second signal.
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Parser;
+use conductor::config::{Config, Flags, LogFormat};
+use tracing_subscriber::EnvFilter;
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("conductor: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> anyhow::Result<ExitCode> {
+    let flags = Flags::parse();
+    let config = match Config::load(flags, &|key| std::env::var(key).ok()) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("conductor: {error:#}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    init_tracing(config.log_format);
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.listen))?;
+        conductor::daemon::run(config, listener, shutdown_signal()).await?;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // Colours only for a person at a terminal, never into a log file or journal.
+    let builder = builder.with_ansi(std::io::stderr().is_terminal());
+    match format {
+        LogFormat::Human => builder.init(),
+        LogFormat::Json => builder.json().with_current_span(true).with_span_list(false).init(),
+    }
+}
+
+/// Resolves on the first SIGTERM or SIGINT; a second one during the grace
+/// period exits at once (exit 130), leaving held jobs to the lease.
+async fn shutdown_signal() {
+    wait_for_signal().await;
+    tokio::spawn(async {
+        wait_for_signal().await;
+        tracing::warn!("second signal: exiting now without waiting for running flows");
+        std::process::exit(130);
+    });
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => tracing::info!("SIGTERM received"),
+                    _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGTERM; stopping on SIGINT only");
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::info!("interrupt received");
+    }
+}

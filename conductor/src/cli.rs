@@ -1,0 +1,255 @@
+//! The `baton` command-line client: argument definitions and dispatch.
+//!
+//! - [`commands`]: one function per subcommand.
+//! - [`store`]: `--store KEY=VALUE` and `--store-file`.
+//! - [`output`]: JSON shapes and tables.
+//! - [`follow`]: `--wait` / `watch` progress.
+//! - [`demo`]: `baton demo`, a conductor in-process.
+//!
+//! Exit status: 0 on success; 1 on an error (printed on stderr); 2 on bad
+//! usage; 3 when a followed job ended without SUCCESS.
+
+pub mod commands;
+pub mod demo;
+pub mod follow;
+pub mod output;
+pub mod store;
+
+#[cfg(test)]
+mod end_to_end;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use jobboard::JobState;
+use serde_json::Value;
+
+/// The endpoint used when neither `--endpoint` nor `BATON_ENDPOINT` is set.
+pub const DEFAULT_ENDPOINT: &str = "http://127.0.0.1:50051";
+
+/// Exit status of a followed job that ended without SUCCESS.
+pub const EXIT_JOB_FAILED: u8 = 3;
+
+/// Post, inspect and follow Baton jobs.
+#[derive(Debug, Parser)]
+#[command(
+    name = "baton",
+    version,
+    about = "Post, inspect and follow Baton jobs",
+    after_help = "Exit status: 0 success; 1 error; 2 bad usage; 3 a followed job (--wait, watch, demo) \
+                  ended without SUCCESS."
+)]
+pub struct Cli {
+    /// The conductor to talk to.
+    #[arg(long, global = true, env = "BATON_ENDPOINT", default_value = DEFAULT_ENDPOINT)]
+    pub endpoint: String,
+    /// `table` for people, `json` for scripts.
+    #[arg(long, short, global = true, value_enum, default_value_t = Output::Table)]
+    pub output: Output,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    /// Aligned columns.
+    Table,
+    /// JSON on stdout, one document.
+    Json,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Post a job.
+    Post(PostArgs),
+    /// Show a job with its tasks.
+    Get {
+        /// The job id.
+        id: String,
+    },
+    /// List jobs, oldest first.
+    List(ListArgs),
+    /// Follow a job until it ends; exit 0 only if it succeeded.
+    Watch {
+        /// The job id.
+        id: String,
+    },
+    /// Cancel a job: an unclaimed one never runs; a running one is reverted.
+    Cancel {
+        /// The job id.
+        id: String,
+    },
+    /// List the flows the conductors can run, with their inputs.
+    Flows,
+    /// List the live conductors.
+    Conductors,
+    /// Tell a conductor to stop claiming new jobs (it finishes what it holds).
+    Drain {
+        /// The conductor's name (see `baton conductors`).
+        name: String,
+        /// Undo a drain: let it claim again.
+        #[arg(long)]
+        undo: bool,
+    },
+    /// Start a conductor in-process on a local board, run a demo job, follow it to the end.
+    Demo(DemoArgs),
+}
+
+/// `baton post`.
+#[derive(Debug, clap::Args)]
+pub struct PostArgs {
+    /// The flow to run (see `baton flows`).
+    pub flow: String,
+    /// One input; VALUE is JSON if it parses (3, true, [1,2]), else a string. Repeatable.
+    #[arg(long = "store", short = 's', value_name = "KEY=VALUE", value_parser = store::parse_pair)]
+    pub store: Vec<(String, Value)>,
+    /// Inputs from a YAML or JSON map; `--store` pairs override it.
+    #[arg(long, value_name = "FILE")]
+    pub store_file: Option<PathBuf>,
+    /// Higher runs first.
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
+    pub priority: i32,
+    /// Posting again with the same key returns the first job instead of a new one.
+    #[arg(long, value_name = "KEY")]
+    pub idempotency_key: Option<String>,
+    /// Follow the job to its end; exit 0 only if it succeeded.
+    #[arg(long)]
+    pub wait: bool,
+}
+
+/// `baton list`.
+#[derive(Debug, clap::Args)]
+pub struct ListArgs {
+    /// Only jobs in this state: UNCLAIMED, CLAIMED, COMPLETE or TRASHED.
+    #[arg(long)]
+    pub state: Option<JobState>,
+    /// Only jobs of this flow.
+    #[arg(long)]
+    pub flow: Option<String>,
+    /// At most this many jobs (default: all).
+    #[arg(long)]
+    pub limit: Option<usize>,
+}
+
+/// `baton demo`.
+#[derive(Debug, clap::Args)]
+pub struct DemoArgs {
+    /// Keep the board here (default: a temporary directory, removed afterwards).
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Which demo job to run.
+    #[arg(long, value_enum, default_value_t = DemoFlow::ProvisionCluster)]
+    pub flow: DemoFlow,
+}
+
+/// The demo jobs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DemoFlow {
+    /// Three servers created in parallel, one flaky (retried), then the cluster configured.
+    ProvisionCluster,
+    /// Five timed steps in a line.
+    Chain,
+}
+
+/// Runs the parsed command line.
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let out = cli.output;
+    match cli.command {
+        Command::Demo(args) => demo::run(args, out).await,
+        command => commands::dispatch(&cli.endpoint, command, out).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+    use serde_json::json;
+
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("baton").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn post_takes_pairs_file_priority_key_and_wait() {
+        let cli = parse(&[
+            "post",
+            "chain",
+            "--store",
+            "steps=3",
+            "-s",
+            "name=web",
+            "--store-file",
+            "s.yaml",
+            "--priority",
+            "-2",
+            "--idempotency-key",
+            "k1",
+            "--wait",
+            "--output",
+            "json",
+        ])
+        .unwrap();
+        assert_eq!(cli.output, Output::Json);
+        let Command::Post(post) = cli.command else { panic!("expected post, got {:?}", cli.command) };
+        assert_eq!(post.flow, "chain");
+        assert_eq!(post.store, vec![("steps".to_owned(), json!(3)), ("name".to_owned(), json!("web"))]);
+        assert_eq!(post.store_file, Some(PathBuf::from("s.yaml")));
+        assert_eq!(post.priority, -2);
+        assert_eq!(post.idempotency_key.as_deref(), Some("k1"));
+        assert!(post.wait);
+    }
+
+    #[test]
+    fn bad_pair_is_a_usage_error() {
+        let err = parse(&["post", "chain", "--store", "nokey"]).unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation);
+    }
+
+    #[test]
+    fn list_filters_parse_states_case_insensitively() {
+        let cli = parse(&["list", "--state", "complete", "--flow", "chain"]).unwrap();
+        let Command::List(list) = cli.command else { panic!("expected list") };
+        assert_eq!(list.state, Some(JobState::Complete));
+        assert_eq!(list.flow.as_deref(), Some("chain"));
+        assert!(parse(&["list", "--state", "done"]).is_err());
+    }
+
+    #[test]
+    fn endpoint_and_output_are_global() {
+        let cli = parse(&["get", "abc", "--endpoint", "http://h:1", "-o", "json"]).unwrap();
+        assert_eq!(cli.endpoint, "http://h:1");
+        assert_eq!(cli.output, Output::Json);
+        let cli = parse(&["--endpoint", "http://h:2", "conductors"]).unwrap();
+        assert_eq!(cli.endpoint, "http://h:2");
+    }
+
+    #[test]
+    fn drain_and_undo() {
+        let cli = parse(&["drain", "c1", "--undo"]).unwrap();
+        assert!(matches!(cli.command, Command::Drain { ref name, undo: true } if name == "c1"));
+        let cli = parse(&["drain", "c1"]).unwrap();
+        assert!(matches!(cli.command, Command::Drain { undo: false, .. }));
+    }
+
+    #[test]
+    fn demo_defaults_to_provision_cluster() {
+        let cli = parse(&["demo"]).unwrap();
+        let Command::Demo(demo) = cli.command else { panic!("expected demo") };
+        assert_eq!(demo.flow, DemoFlow::ProvisionCluster);
+        assert_eq!(demo.data_dir, None);
+        let cli = parse(&["demo", "--flow", "chain", "--data-dir", "/tmp/x"]).unwrap();
+        let Command::Demo(demo) = cli.command else { panic!("expected demo") };
+        assert_eq!(demo.flow, DemoFlow::Chain);
+    }
+}

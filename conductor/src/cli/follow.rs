@@ -1,0 +1,196 @@
+//! Following a job to its end with live progress on stderr (`post --wait`, `watch`, `demo`).
+//!
+//! Each snapshot from `WatchJob` prints the tasks whose state changed and a
+//! status line (`3/7 tasks done`). On a terminal the status line is redrawn
+//! in place; otherwise it is printed only when it changes, so logs stay short.
+//! A stream cut by a restarting conductor is re-opened, within a budget.
+
+use std::collections::HashMap;
+use std::io::{IsTerminal, Write};
+use std::time::Duration;
+
+use anyhow::{anyhow, Context};
+use proto::{pb, Client, ClientError};
+
+use super::output::{failure_line, is_finished, outcome_name, progress, state_name};
+
+/// How many times in a row a broken watch is re-opened before giving up.
+const REWATCH_ATTEMPTS: u32 = 20;
+/// The pause before re-opening a broken watch.
+const REWATCH_PAUSE: Duration = Duration::from_millis(500);
+
+/// Prints progress to stderr.
+#[derive(Debug)]
+pub struct Progress {
+    tty: bool,
+    quiet: bool,
+    task_states: HashMap<String, String>,
+    last_status: String,
+}
+
+impl Progress {
+    /// Progress on stderr; `quiet` prints nothing.
+    pub fn new(quiet: bool) -> Self {
+        Progress {
+            tty: std::io::stderr().is_terminal(),
+            quiet,
+            task_states: HashMap::new(),
+            last_status: String::new(),
+        }
+    }
+
+    /// Shows one snapshot: changed tasks, then the status line.
+    pub fn show(&mut self, job: &pb::Job) {
+        let events = self.task_events(job);
+        let status = status_line(job);
+        if self.quiet || (events.is_empty() && status == self.last_status) {
+            self.last_status = status;
+            return;
+        }
+        let mut err = std::io::stderr().lock();
+        // Errors writing progress to stderr are not worth failing the command for.
+        if self.tty {
+            let _ = write!(err, "\r\x1b[2K");
+        }
+        for event in events {
+            let _ = writeln!(err, "{event}");
+        }
+        if self.tty && !is_finished(job) {
+            let _ = write!(err, "{status}");
+        } else if self.tty || status != self.last_status {
+            let _ = writeln!(err, "{status}");
+        }
+        let _ = err.flush();
+        self.last_status = status;
+    }
+
+    /// `  name: STATE` for each task whose state changed since the last snapshot.
+    fn task_events(&mut self, job: &pb::Job) -> Vec<String> {
+        let mut events = Vec::new();
+        for task in &job.tasks {
+            let previous = self.task_states.insert(task.name.clone(), task.state.clone());
+            let changed = previous.as_deref() != Some(task.state.as_str());
+            if changed && !(previous.is_none() && task.state == "PENDING") {
+                let mut event = format!("  {:<28} {}", task.name, task.state);
+                if task.executions > 1 {
+                    event.push_str(&format!(" (execution {})", task.executions));
+                }
+                if let Some(failure) = task.failure.as_ref().filter(|_| task.state == "FAILURE") {
+                    event.push_str(&format!(": {}", failure_line(failure)));
+                }
+                events.push(event);
+            }
+        }
+        events
+    }
+}
+
+/// `job 4b7c…: CLAIMED by c1, 3/7 tasks done`.
+pub fn status_line(job: &pb::Job) -> String {
+    let short: String = job.id.chars().take(8).collect();
+    let mut line = format!("job {short} {}: {}", job.flow, state_name(job));
+    if let Some(outcome) = outcome_name(job) {
+        line.push_str(&format!(" ({outcome})"));
+    }
+    if let Some(owner) = &job.owner {
+        line.push_str(&format!(" by {owner}"));
+    }
+    let (done, total) = progress(job);
+    if total > 0 {
+        line.push_str(&format!(", {done}/{total} tasks done"));
+    }
+    if let Some(failure) = &job.failure {
+        line.push_str(&format!(": {}", failure_line(failure)));
+    }
+    if let Some(reason) = &job.trash_reason {
+        line.push_str(&format!(": {reason}"));
+    }
+    line
+}
+
+/// Follows job `id` until it is COMPLETE or TRASHED and returns its last snapshot.
+pub async fn follow(client: &Client, id: &str, progress: &mut Progress) -> anyhow::Result<pb::Job> {
+    let mut failures = 0;
+    loop {
+        let outcome = watch_once(client, id, progress, &mut failures).await;
+        match outcome {
+            Ok(Some(job)) => return Ok(job),
+            // The stream ended (or broke) before the job did: the server is
+            // going away or the board hiccuped. Re-open it, within a budget.
+            Ok(None) => {}
+            Err(ClientError::Rpc(status)) if status.code() == tonic::Code::Unavailable => {
+                tracing::debug!(error = %status.message(), "watch broken; re-opening");
+            }
+            Err(other) => return Err(anyhow!(other)).with_context(|| format!("watching job {id}")),
+        }
+        failures += 1;
+        if failures >= REWATCH_ATTEMPTS {
+            return Err(anyhow!(
+                "lost the watch on job {id} {failures} times in a row; is the conductor still running?"
+            ));
+        }
+        tokio::time::sleep(REWATCH_PAUSE).await;
+    }
+}
+
+/// One `WatchJob` stream: `Some(job)` once the job has ended, `None` if the stream ended first.
+async fn watch_once(
+    client: &Client,
+    id: &str,
+    progress: &mut Progress,
+    failures: &mut u32,
+) -> Result<Option<pb::Job>, ClientError> {
+    let mut stream = client.watch_job(id).await?;
+    while let Some(job) = stream.message().await? {
+        *failures = 0;
+        progress.show(&job);
+        if is_finished(&job) {
+            return Ok(Some(job));
+        }
+    }
+    Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(state: pb::JobState, tasks: &[(&str, &str)]) -> pb::Job {
+        pb::Job {
+            id: "0123456789abcdef".into(),
+            flow: "chain".into(),
+            state: state as i32,
+            owner: Some("c1".into()),
+            tasks: tasks
+                .iter()
+                .map(|(name, state)| pb::Task {
+                    name: (*name).into(),
+                    kind: "task".into(),
+                    state: (*state).into(),
+                    attempts: 1,
+                    executions: 1,
+                    failure: None,
+                })
+                .collect(),
+            ..pb::Job::default()
+        }
+    }
+
+    #[test]
+    fn status_line_counts_done_tasks() {
+        let line = status_line(&job(pb::JobState::Claimed, &[("a", "SUCCESS"), ("b", "RUNNING")]));
+        assert_eq!(line, "job 01234567 chain: CLAIMED by c1, 1/2 tasks done");
+    }
+
+    #[test]
+    fn only_changed_tasks_are_events() {
+        let mut progress = Progress::new(true);
+        let first = progress.task_events(&job(pb::JobState::Claimed, &[("a", "RUNNING"), ("b", "PENDING")]));
+        assert_eq!(first.len(), 1, "{first:?}");
+        assert!(first[0].contains('a') && first[0].contains("RUNNING"));
+        let second = progress.task_events(&job(pb::JobState::Claimed, &[("a", "SUCCESS"), ("b", "PENDING")]));
+        assert_eq!(second.len(), 1);
+        assert!(second[0].contains("SUCCESS"));
+        assert!(progress.task_events(&job(pb::JobState::Claimed, &[("a", "SUCCESS"), ("b", "PENDING")])).is_empty());
+    }
+}

@@ -1,0 +1,354 @@
+//! What the CLI prints: JSON shapes that scripts rely on, and tables for people.
+//!
+//! JSON shapes (stable): a job is an object with `id`, `flow`, `state`,
+//! `owner`, `outcome`, `claims`, `priority`, `store`, ... and, from `get`,
+//! `tasks` (a list of `{name, kind, state, attempts, executions}`); a
+//! conductor is `{name, address, jobs, since, draining}`.
+
+use proto::pb;
+use serde_json::{json, Value};
+
+/// A job state's name without the wire prefix: `COMPLETE`.
+pub fn state_name(job: &pb::Job) -> &'static str {
+    match job.state() {
+        pb::JobState::Unspecified => "UNKNOWN",
+        pb::JobState::Unclaimed => "UNCLAIMED",
+        pb::JobState::Claimed => "CLAIMED",
+        pb::JobState::Complete => "COMPLETE",
+        pb::JobState::Trashed => "TRASHED",
+    }
+}
+
+/// An outcome's name without the wire prefix, `None` while the job runs.
+pub fn outcome_name(job: &pb::Job) -> Option<&'static str> {
+    match job.outcome() {
+        pb::Outcome::Unspecified => None,
+        pb::Outcome::Success => Some("SUCCESS"),
+        pb::Outcome::Reverted => Some("REVERTED"),
+        pb::Outcome::Failure => Some("FAILURE"),
+        pb::Outcome::Cancelled => Some("CANCELLED"),
+    }
+}
+
+/// Whether the job is over (COMPLETE or TRASHED).
+pub fn is_finished(job: &pb::Job) -> bool {
+    matches!(job.state(), pb::JobState::Complete | pb::JobState::Trashed)
+}
+
+/// Whether the job ended COMPLETE with SUCCESS.
+pub fn succeeded(job: &pb::Job) -> bool {
+    job.state() == pb::JobState::Complete && job.outcome() == pb::Outcome::Success
+}
+
+/// Tasks finished (SUCCESS or IGNORE) and tasks in all; retry controllers are not counted.
+pub fn progress(job: &pb::Job) -> (usize, usize) {
+    let tasks = job.tasks.iter().filter(|t| t.kind != "retry");
+    let (done, total) = tasks.fold((0, 0), |(done, total), t| {
+        (done + usize::from(matches!(t.state.as_str(), "SUCCESS" | "IGNORE")), total + 1)
+    });
+    (done, total)
+}
+
+/// The JSON form of a job; `tasks` only when asked (the `get` shape).
+pub fn job_json(job: &pb::Job, with_tasks: bool) -> Value {
+    let store: Value = serde_json::from_str(&job.store_json).unwrap_or_else(|_| Value::String(job.store_json.clone()));
+    let mut value = json!({
+        "id": job.id,
+        "flow": job.flow,
+        "state": state_name(job),
+        "owner": job.owner,
+        "outcome": outcome_name(job),
+        "claims": job.claims,
+        "priority": job.priority,
+        "idempotency_key": job.idempotency_key,
+        "store": store,
+        "created_at": job.created_at_ms,
+        "finished_at": job.finished_at_ms,
+        "failure": job.failure.as_ref().map(failure_json),
+        "trash_reason": job.trash_reason,
+        "cancel_requested": job.cancel_requested,
+    });
+    if with_tasks {
+        value["tasks"] = job.tasks.iter().map(task_json).collect();
+    }
+    value
+}
+
+fn task_json(task: &pb::Task) -> Value {
+    json!({
+        "name": task.name,
+        "kind": task.kind,
+        "state": task.state,
+        "attempts": task.attempts,
+        "executions": task.executions,
+        "failure": task.failure.as_ref().map(failure_json),
+    })
+}
+
+fn failure_json(failure: &pb::Failure) -> Value {
+    let details: Option<Value> = (!failure.details_json.is_empty()).then(|| {
+        serde_json::from_str(&failure.details_json).unwrap_or_else(|_| Value::String(failure.details_json.clone()))
+    });
+    json!({
+        "kind": failure.kind,
+        "message": failure.message,
+        "details": details,
+        "cause": failure.cause.as_deref().map(failure_json),
+    })
+}
+
+/// The JSON form of a conductor.
+pub fn conductor_json(c: &pb::Conductor) -> Value {
+    json!({"name": c.name, "address": c.address, "jobs": c.jobs, "since": c.since_ms, "draining": c.draining})
+}
+
+/// The JSON form of a flow factory.
+pub fn flow_json(f: &pb::Flow) -> Value {
+    json!({"name": f.name, "required": f.required_inputs, "optional": f.optional_inputs, "description": f.description})
+}
+
+/// A failure and its causes on one line: `TaskError: boom <- Timeout: slow`.
+pub fn failure_line(failure: &pb::Failure) -> String {
+    let mut line = format!("{}: {}", failure.kind, failure.message);
+    let mut cause = failure.cause.as_deref();
+    while let Some(c) = cause {
+        line.push_str(&format!(" <- {}: {}", c.kind, c.message));
+        cause = c.cause.as_deref();
+    }
+    line
+}
+
+/// A job in full, for people: fields, then the tasks.
+pub fn job_detail(job: &pb::Job) -> String {
+    let mut out = String::new();
+    let mut field = |name: &str, value: &str| out.push_str(&format!("{:<10}{value}\n", format!("{name}:")));
+    field("id", &job.id);
+    field("flow", &job.flow);
+    let state = match outcome_name(job) {
+        Some(outcome) => format!("{} ({outcome})", state_name(job)),
+        None => state_name(job).to_owned(),
+    };
+    field("state", &state);
+    field("owner", job.owner.as_deref().unwrap_or("-"));
+    field("claims", &job.claims.to_string());
+    field("priority", &job.priority.to_string());
+    field("store", &job.store_json);
+    field("created", &format_time(job.created_at_ms));
+    if let Some(finished) = job.finished_at_ms {
+        field("finished", &format_time(finished));
+    }
+    if let Some(failure) = &job.failure {
+        field("failure", &failure_line(failure));
+    }
+    if let Some(reason) = &job.trash_reason {
+        field("trashed", reason);
+    }
+    if job.cancel_requested {
+        field("cancel", "requested");
+    }
+    if !job.tasks.is_empty() {
+        let (done, total) = progress(job);
+        out.push_str(&format!("tasks:    {done}/{total} done\n"));
+        let rows = job.tasks.iter().map(|t| {
+            vec![
+                format!("  {}", t.name),
+                t.kind.clone(),
+                t.state.clone(),
+                t.attempts.to_string(),
+                t.executions.to_string(),
+                t.failure.as_ref().map(failure_line).unwrap_or_default(),
+            ]
+        });
+        out.push_str(&table(&["  TASK", "KIND", "STATE", "ATTEMPTS", "EXECUTIONS", "FAILURE"], rows));
+    }
+    out
+}
+
+/// Jobs as a table.
+pub fn jobs_table(jobs: &[pb::Job]) -> String {
+    let rows = jobs.iter().map(|j| {
+        vec![
+            j.id.clone(),
+            j.flow.clone(),
+            state_name(j).to_owned(),
+            outcome_name(j).unwrap_or("-").to_owned(),
+            j.owner.clone().unwrap_or_else(|| "-".to_owned()),
+            j.claims.to_string(),
+            format_time(j.created_at_ms),
+        ]
+    });
+    table(&["ID", "FLOW", "STATE", "OUTCOME", "OWNER", "CLAIMS", "CREATED"], rows)
+}
+
+/// Conductors as a table.
+pub fn conductors_table(conductors: &[pb::Conductor]) -> String {
+    let rows = conductors.iter().map(|c| {
+        vec![
+            c.name.clone(),
+            c.address.clone(),
+            c.jobs.to_string(),
+            if c.draining { "yes" } else { "no" }.to_owned(),
+            format_time(c.since_ms),
+        ]
+    });
+    table(&["NAME", "ADDRESS", "JOBS", "DRAINING", "SINCE"], rows)
+}
+
+/// Flows as a table.
+pub fn flows_table(flows: &[pb::Flow]) -> String {
+    let rows = flows.iter().map(|f| {
+        vec![f.name.clone(), f.required_inputs.join(", "), f.optional_inputs.join(", "), f.description.clone()]
+    });
+    table(&["NAME", "REQUIRES", "OPTIONAL", "DESCRIPTION"], rows)
+}
+
+/// Left-aligned columns separated by two spaces; the last column is not padded.
+pub fn table(headers: &[&str], rows: impl IntoIterator<Item = Vec<String>>) -> String {
+    let rows: Vec<Vec<String>> =
+        std::iter::once(headers.iter().map(|h| (*h).to_owned()).collect()).chain(rows).collect();
+    let mut widths = vec![0; headers.len()];
+    for row in &rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for row in &rows {
+        let last = row.len().saturating_sub(1);
+        let line: Vec<String> = row
+            .iter()
+            .enumerate()
+            .map(|(i, cell)| if i == last { cell.clone() } else { format!("{cell:<width$}", width = widths[i]) })
+            .collect();
+        out.push_str(line.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// Milliseconds since the epoch as `YYYY-MM-DD HH:MM:SSZ` (UTC).
+pub fn format_time(millis: u64) -> String {
+    let secs = millis / 1000;
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    let (year, month, day) = civil_from_days(days);
+    format!("{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+/// Days since 1970-01-01 to a (year, month, day) date (Howard Hinnant's algorithm).
+fn civil_from_days(days: u64) -> (u64, u64, u64) {
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z % 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    (year, month, day)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job() -> pb::Job {
+        pb::Job {
+            id: "4b7c".into(),
+            flow: "chain".into(),
+            store_json: r#"{"steps":2}"#.into(),
+            state: pb::JobState::Complete as i32,
+            outcome: pb::Outcome::Success as i32,
+            claims: 1,
+            created_at_ms: 0,
+            tasks: vec![
+                pb::Task {
+                    name: "step-1".into(),
+                    kind: "task".into(),
+                    state: "SUCCESS".into(),
+                    attempts: 1,
+                    executions: 1,
+                    failure: None,
+                },
+                pb::Task {
+                    name: "r".into(),
+                    kind: "retry".into(),
+                    state: "SUCCESS".into(),
+                    attempts: 2,
+                    executions: 2,
+                    failure: None,
+                },
+                pb::Task {
+                    name: "step-2".into(),
+                    kind: "task".into(),
+                    state: "RUNNING".into(),
+                    attempts: 1,
+                    executions: 1,
+                    failure: None,
+                },
+            ],
+            ..pb::Job::default()
+        }
+    }
+
+    #[test]
+    fn get_shape_has_the_documented_keys() {
+        let value = job_json(&job(), true);
+        for key in ["id", "flow", "state", "owner", "outcome", "claims", "tasks"] {
+            assert!(value.get(key).is_some(), "missing {key} in {value}");
+        }
+        assert_eq!(value["state"], "COMPLETE");
+        assert_eq!(value["outcome"], "SUCCESS");
+        assert_eq!(value["owner"], Value::Null);
+        assert_eq!(value["store"], json!({"steps": 2}));
+        let task = &value["tasks"][0];
+        for key in ["name", "state", "attempts", "executions"] {
+            assert!(task.get(key).is_some(), "missing {key} in {task}");
+        }
+        assert_eq!(task["executions"], 1);
+    }
+
+    #[test]
+    fn list_shape_has_no_tasks() {
+        let value = job_json(&job(), false);
+        assert!(value.get("tasks").is_none());
+        assert_eq!(value["id"], "4b7c");
+    }
+
+    #[test]
+    fn conductor_shape_has_the_documented_keys() {
+        let c =
+            pb::Conductor { name: "c1".into(), address: "127.0.0.1:1".into(), jobs: 2, since_ms: 5, draining: true };
+        assert_eq!(
+            conductor_json(&c),
+            json!({"name": "c1", "address": "127.0.0.1:1", "jobs": 2, "since": 5, "draining": true})
+        );
+    }
+
+    #[test]
+    fn progress_counts_tasks_not_retries() {
+        assert_eq!(progress(&job()), (1, 2));
+    }
+
+    #[test]
+    fn running_job_has_no_outcome() {
+        let mut j = job();
+        j.state = pb::JobState::Claimed as i32;
+        j.outcome = pb::Outcome::Unspecified as i32;
+        assert_eq!(job_json(&j, false)["outcome"], Value::Null);
+        assert!(!is_finished(&j) && !succeeded(&j));
+    }
+
+    #[test]
+    fn times_are_utc_dates() {
+        assert_eq!(format_time(0), "1970-01-01 00:00:00Z");
+        assert_eq!(format_time(951_782_400_000), "2000-02-29 00:00:00Z");
+        assert_eq!(format_time(1_795_000_000_123), "2026-11-18 11:06:40Z");
+    }
+
+    #[test]
+    fn tables_align_columns() {
+        let text = table(&["A", "BB"], vec![vec!["long".into(), "x".into()]]);
+        assert_eq!(text, "A     BB\nlong  x\n");
+    }
+}

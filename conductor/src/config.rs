@@ -1,0 +1,361 @@
+//! Daemon settings: flags > `BATON_*` environment > YAML file > defaults.
+//!
+//! Every setting is declared once, in [`Settings`]: as a flag (clap), as a YAML
+//! key (serde, `snake_case`) and, by name, as an environment variable
+//! (`--max-jobs` is `BATON_MAX_JOBS`). [`Config::load`] is the one function that
+//! layers them; it takes the environment as a function so tests need not touch
+//! the process's own.
+
+mod duration;
+#[cfg(test)]
+mod tests;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::{CommandFactory, Parser};
+use serde::{Deserialize, Deserializer};
+
+pub use self::duration::{format_duration, parse_duration};
+use crate::error::Error;
+
+/// What `conductor --help` prints after the flags.
+const AFTER_HELP: &str = "\
+Every flag can also be set in the environment as BATON_<FLAG> (--max-jobs: BATON_MAX_JOBS,
+--etcd: BATON_ETCD=http://a:2379,http://b:2379; an empty value counts as unset), or in the
+YAML file given by --config (or BATON_CONFIG) as a snake_case key (max_jobs: 8). Precedence:
+flags, then environment, then the file, then the defaults shown. Durations take a unit:
+500ms, 10s, 2m, 1h, 7d. Logs go to stderr; RUST_LOG filters them (default info).";
+
+/// The `conductor` command line.
+#[derive(Debug, Clone, Default, Parser)]
+#[command(name = "conductor", version, about = "Baton conductor: claims jobs from the board and runs their flows")]
+#[command(after_help = AFTER_HELP)]
+pub struct Flags {
+    /// YAML config file with any of the settings below as snake_case keys.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// The settings.
+    #[command(flatten)]
+    pub settings: Settings,
+}
+
+/// One layer of settings: every field optional, so layers can be stacked.
+#[derive(Debug, Clone, Default, PartialEq, clap::Args, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// etcd endpoints, comma-separated. Absent: the embedded board in --data-dir.
+    #[arg(long, value_name = "URLS", value_delimiter = ',')]
+    #[serde(default, deserialize_with = "endpoints")]
+    pub etcd: Option<Vec<String>>,
+    /// Directory of the embedded board (used without --etcd) [default: ./baton-data].
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Address to serve the gRPC API on [default: 127.0.0.1:50051].
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// Address other hosts reach this conductor at, as `baton conductors` lists it [default: the bound address].
+    #[arg(long, value_name = "ADDR")]
+    pub advertise: Option<String>,
+    /// Unique conductor name on the board [default: <hostname>-<pid>].
+    #[arg(long)]
+    pub name: Option<String>,
+    /// How many jobs to run at once [default: 8].
+    #[arg(long, value_name = "N")]
+    pub max_jobs: Option<usize>,
+    /// How many tasks of one job may run in parallel [default: 8].
+    #[arg(long, value_name = "N")]
+    pub concurrency: Option<usize>,
+    /// TTL of the etcd lease that holds this conductor's claims (minimum 2s) [default: 10s].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    #[serde(default, deserialize_with = "duration::deserialize_opt")]
+    pub lease_ttl: Option<Duration>,
+    /// Prefix of every etcd key of the board [default: /baton/].
+    #[arg(long)]
+    pub prefix: Option<String>,
+    /// Log format on stderr [default: human].
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub log_format: Option<LogFormat>,
+    /// On SIGTERM/SIGINT, how long running flows get to suspend before they are stopped [default: 10s].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    #[serde(default, deserialize_with = "duration::deserialize_opt")]
+    pub grace: Option<Duration>,
+    /// Trash a job claimed this many times without finishing (0: never) [default: 5].
+    #[arg(long, value_name = "N")]
+    pub quarantine_after: Option<u32>,
+    /// How long finished jobs and their logbooks are kept [default: 7d].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    #[serde(default, deserialize_with = "duration::deserialize_opt")]
+    pub retention: Option<Duration>,
+    /// How often expired jobs are purged [default: 1h].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    #[serde(default, deserialize_with = "duration::deserialize_opt")]
+    pub purge_interval: Option<Duration>,
+    /// How often the board's drain flag for this conductor is re-read [default: 5s].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    #[serde(default, deserialize_with = "duration::deserialize_opt")]
+    pub drain_check_interval: Option<Duration>,
+}
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One readable line per event.
+    #[default]
+    Human,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Where the jobs live.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BoardSettings {
+    /// A fleet's board on etcd.
+    Etcd {
+        /// Client URLs.
+        endpoints: Vec<String>,
+        /// Key prefix.
+        prefix: String,
+    },
+    /// The embedded board, one SQLite file in `data_dir`.
+    Embedded {
+        /// Holds the board file.
+        data_dir: PathBuf,
+    },
+}
+
+/// The daemon's resolved settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// Where the jobs live.
+    pub board: BoardSettings,
+    /// The gRPC listen address (the binary binds it; `daemon::run` takes the listener).
+    pub listen: SocketAddr,
+    /// The address registered on the board; `None`: the listener's local address.
+    pub advertise: Option<String>,
+    /// Unique name on the board.
+    pub name: String,
+    /// Jobs run at once.
+    pub max_jobs: usize,
+    /// Tasks of one job run at once.
+    pub concurrency: usize,
+    /// The etcd lease TTL.
+    pub lease_ttl: Duration,
+    /// The log format.
+    pub log_format: LogFormat,
+    /// Time flows get to suspend on shutdown.
+    pub grace: Duration,
+    /// Claims without a finish before a job is trashed.
+    pub quarantine_after: u32,
+    /// How long finished jobs are kept.
+    pub retention: Duration,
+    /// How often expired jobs are purged.
+    pub purge_interval: Duration,
+    /// How often the board's drain flag is re-read.
+    pub drain_check_interval: Duration,
+}
+
+/// The file the embedded board keeps in its data dir.
+pub const EMBEDDED_BOARD_FILE: &str = "board.sqlite3";
+
+impl Config {
+    /// Layers `flags` over the environment (read through `env`) over the
+    /// config file over the defaults, and checks the result.
+    pub fn load(flags: Flags, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, Error> {
+        let env = |key: &str| env(key).filter(|v| !v.trim().is_empty());
+        let from_env = settings_from_env(&env)?;
+        let file_path = flags.config.clone().or_else(|| env("BATON_CONFIG").map(PathBuf::from));
+        let from_file = match &file_path {
+            Some(path) => settings_from_file(path)?,
+            None => Settings::default(),
+        };
+        let s = flags.settings.over(from_env).over(from_file);
+        let name = match s.name {
+            Some(name) => name,
+            None => default_name(&env),
+        };
+        let board = match s.etcd {
+            Some(endpoints) => BoardSettings::Etcd {
+                endpoints: endpoints.into_iter().map(|e| e.trim().to_owned()).filter(|e| !e.is_empty()).collect(),
+                prefix: s.prefix.unwrap_or_else(|| "/baton/".into()),
+            },
+            None => BoardSettings::Embedded { data_dir: s.data_dir.unwrap_or_else(|| PathBuf::from("baton-data")) },
+        };
+        let defaults = Config::embedded("baton-data");
+        let config = Config {
+            board,
+            listen: s.listen.unwrap_or(defaults.listen),
+            advertise: s.advertise,
+            name,
+            max_jobs: s.max_jobs.unwrap_or(defaults.max_jobs),
+            concurrency: s.concurrency.unwrap_or(defaults.concurrency),
+            lease_ttl: s.lease_ttl.unwrap_or(defaults.lease_ttl),
+            log_format: s.log_format.unwrap_or_default(),
+            grace: s.grace.unwrap_or(defaults.grace),
+            quarantine_after: s.quarantine_after.unwrap_or(defaults.quarantine_after),
+            retention: s.retention.unwrap_or(defaults.retention),
+            purge_interval: s.purge_interval.unwrap_or(defaults.purge_interval),
+            drain_check_interval: s.drain_check_interval.unwrap_or(defaults.drain_check_interval),
+        };
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// The defaults, on the embedded board in `data_dir`, named `<hostname>-<pid>`.
+    /// For `baton demo` and in-process tests.
+    pub fn embedded(data_dir: impl Into<PathBuf>) -> Config {
+        Config {
+            board: BoardSettings::Embedded { data_dir: data_dir.into() },
+            listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
+            advertise: None,
+            name: default_name(&|key| std::env::var(key).ok()),
+            max_jobs: 8,
+            concurrency: 8,
+            lease_ttl: Duration::from_secs(10),
+            log_format: LogFormat::Human,
+            grace: Duration::from_secs(10),
+            quarantine_after: 5,
+            retention: Duration::from_secs(7 * 86_400),
+            purge_interval: Duration::from_secs(3600),
+            drain_check_interval: Duration::from_secs(5),
+        }
+    }
+
+    /// Refuses settings the daemon cannot run with, naming the setting.
+    pub fn validate(&self) -> Result<(), Error> {
+        let bad = |msg: String| Err(Error::Config(msg));
+        if self.name.trim().is_empty() {
+            return bad("--name is empty".into());
+        }
+        if self.max_jobs == 0 {
+            return bad("--max-jobs must be at least 1".into());
+        }
+        if self.concurrency == 0 {
+            return bad("--concurrency must be at least 1".into());
+        }
+        if self.purge_interval.is_zero() || self.drain_check_interval.is_zero() {
+            return bad("--purge-interval and --drain-check-interval must be above zero".into());
+        }
+        if let BoardSettings::Etcd { endpoints, prefix } = &self.board {
+            if endpoints.is_empty() {
+                return bad("--etcd names no endpoint".into());
+            }
+            if prefix.is_empty() {
+                return bad("--prefix is empty".into());
+            }
+            if self.lease_ttl < Duration::from_secs(2) {
+                let ttl = format_duration(self.lease_ttl);
+                return bad(format!("--lease-ttl {ttl} is under etcd's minimum of 2s"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The board settings every backend shares.
+    pub fn board_config(&self) -> jobboard::BoardConfig {
+        let mut board = jobboard::BoardConfig::new(self.name.clone());
+        board.quarantine_after = self.quarantine_after;
+        board.retention = self.retention;
+        board
+    }
+}
+
+impl Settings {
+    /// `self`, with every unset field taken from `lower`.
+    #[must_use]
+    pub fn over(self, lower: Settings) -> Settings {
+        Settings {
+            etcd: self.etcd.or(lower.etcd),
+            data_dir: self.data_dir.or(lower.data_dir),
+            listen: self.listen.or(lower.listen),
+            advertise: self.advertise.or(lower.advertise),
+            name: self.name.or(lower.name),
+            max_jobs: self.max_jobs.or(lower.max_jobs),
+            concurrency: self.concurrency.or(lower.concurrency),
+            lease_ttl: self.lease_ttl.or(lower.lease_ttl),
+            prefix: self.prefix.or(lower.prefix),
+            log_format: self.log_format.or(lower.log_format),
+            grace: self.grace.or(lower.grace),
+            quarantine_after: self.quarantine_after.or(lower.quarantine_after),
+            retention: self.retention.or(lower.retention),
+            purge_interval: self.purge_interval.or(lower.purge_interval),
+            drain_check_interval: self.drain_check_interval.or(lower.drain_check_interval),
+        }
+    }
+}
+
+/// The settings given as `BATON_*` variables, each parsed by the same parser as its flag,
+/// so an env var is refused exactly when the flag would be, and the error names the variable.
+fn settings_from_env(env: &dyn Fn(&str) -> Option<String>) -> Result<Settings, Error> {
+    let command = Flags::command();
+    let mut layer = Settings::default();
+    for arg in command.get_arguments() {
+        let Some(long) = arg.get_long() else { continue };
+        if matches!(long, "config" | "help" | "version") {
+            continue;
+        }
+        let key = env_key(long);
+        let Some(value) = env(&key) else { continue };
+        let parsed = Flags::try_parse_from(["conductor".to_owned(), format!("--{long}={value}")]).map_err(|e| {
+            let text = e.to_string();
+            let first = text.lines().next().unwrap_or_default().trim_start_matches("error: ").to_owned();
+            Error::Config(format!("environment variable {key}: {first}"))
+        })?;
+        layer = layer.over(parsed.settings);
+    }
+    Ok(layer)
+}
+
+/// `max-jobs` -> `BATON_MAX_JOBS`.
+pub fn env_key(long_flag: &str) -> String {
+    format!("BATON_{}", long_flag.replace('-', "_").to_ascii_uppercase())
+}
+
+fn settings_from_file(path: &Path) -> Result<Settings, Error> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::Config(format!("cannot read config file {}: {e}", path.display())))?;
+    let bad = |what: String| Error::Config(format!("config file {}: {what}", path.display()));
+    if text.trim().is_empty() {
+        return Ok(Settings::default());
+    }
+    let map = match crate::yaml::to_json(&text).map_err(|e| bad(e.to_string()))? {
+        serde_json::Value::Object(map) => map,
+        serde_json::Value::Null => return Ok(Settings::default()),
+        other => return Err(bad(format!("expected a map of settings, found {other}"))),
+    };
+    // Key by key first, so that an error names the key (serde alone names only the value).
+    for (key, value) in &map {
+        let single = serde_json::Map::from_iter([(key.clone(), value.clone())]);
+        serde_json::from_value::<Settings>(serde_json::Value::Object(single)).map_err(|e| match e.is_data() {
+            true if e.to_string().starts_with("unknown field") => bad(e.to_string()),
+            _ => bad(format!("{key}: {e}")),
+        })?;
+    }
+    serde_json::from_value(serde_json::Value::Object(map)).map_err(|e| bad(e.to_string()))
+}
+
+/// `<hostname>-<pid>`: unique per process on a host, readable in `baton conductors`.
+fn default_name(env: &dyn Fn(&str) -> Option<String>) -> String {
+    let host = env("HOSTNAME")
+        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "conductor".into());
+    format!("{host}-{}", std::process::id())
+}
+
+/// YAML `etcd:` as a list of URLs or one comma-separated string.
+fn endpoints<'de, D: Deserializer<'de>>(de: D) -> Result<Option<Vec<String>>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(Option::<OneOrMany>::deserialize(de)?.map(|v| match v {
+        OneOrMany::One(s) => s.split(',').map(|e| e.trim().to_owned()).filter(|e| !e.is_empty()).collect(),
+        OneOrMany::Many(list) => list,
+    }))
+}

@@ -1,0 +1,133 @@
+//! Config layering: flags over env over file over defaults, and clear errors.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::time::Duration;
+
+use clap::Parser;
+
+use super::*;
+
+fn flags(args: &[&str]) -> Flags {
+    Flags::try_parse_from(std::iter::once("conductor").chain(args.iter().copied())).expect("test flags parse")
+}
+
+fn load(args: &[&str], env: &[(&str, &str)]) -> Result<Config, Error> {
+    let env: HashMap<String, String> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    Config::load(flags(args), &|key| env.get(key).cloned())
+}
+
+fn config_file(yaml: &str) -> tempfile::NamedTempFile {
+    let mut file = tempfile::Builder::new().suffix(".yaml").tempfile().expect("temp file");
+    file.write_all(yaml.as_bytes()).expect("write temp file");
+    file
+}
+
+#[test]
+fn defaults_apply_when_nothing_is_given() {
+    let config = load(&[], &[("HOSTNAME", "box")]).unwrap();
+    assert_eq!(config.board, BoardSettings::Embedded { data_dir: PathBuf::from("baton-data") });
+    assert_eq!(config.listen.to_string(), "127.0.0.1:50051");
+    assert_eq!(config.name, format!("box-{}", std::process::id()));
+    assert_eq!(config.max_jobs, 8);
+    assert_eq!(config.lease_ttl, Duration::from_secs(10));
+    assert_eq!(config.log_format, LogFormat::Human);
+    assert_eq!(config.quarantine_after, 5);
+}
+
+#[test]
+fn flags_beat_env_beat_file_beat_defaults() {
+    let file = config_file(
+        "etcd: http://file:2379\nmax_jobs: 3\nlease_ttl: 7s\nname: from-file\nprefix: /file/\nconcurrency: 2\n",
+    );
+    let path = file.path().to_str().unwrap();
+    let env = [("BATON_MAX_JOBS", "4"), ("BATON_LEASE_TTL", "6s"), ("BATON_NAME", "from-env")];
+    let config = load(&["--config", path, "--name", "from-flag"], &env).unwrap();
+    // flag beats env and file
+    assert_eq!(config.name, "from-flag");
+    // env beats file
+    assert_eq!(config.max_jobs, 4);
+    assert_eq!(config.lease_ttl, Duration::from_secs(6));
+    // file beats defaults
+    assert_eq!(config.concurrency, 2);
+    assert_eq!(
+        config.board,
+        BoardSettings::Etcd { endpoints: vec!["http://file:2379".into()], prefix: "/file/".into() }
+    );
+    // defaults fill the rest
+    assert_eq!(config.grace, Duration::from_secs(10));
+}
+
+#[test]
+fn config_file_can_come_from_the_environment() {
+    let file = config_file("max_jobs: 11\n");
+    let config = load(&[], &[("BATON_CONFIG", file.path().to_str().unwrap())]).unwrap();
+    assert_eq!(config.max_jobs, 11);
+}
+
+#[test]
+fn etcd_endpoints_split_on_commas_everywhere() {
+    let config = load(&["--etcd", "http://a:1,http://b:2"], &[]).unwrap();
+    let BoardSettings::Etcd { endpoints, prefix } = config.board else { panic!("expected etcd") };
+    assert_eq!(endpoints, ["http://a:1", "http://b:2"]);
+    assert_eq!(prefix, "/baton/");
+    let config = load(&[], &[("BATON_ETCD", "http://c:3, http://d:4")]).unwrap();
+    let BoardSettings::Etcd { endpoints, .. } = config.board else { panic!("expected etcd") };
+    assert_eq!(endpoints, ["http://c:3", "http://d:4"]);
+    let file = config_file("etcd: [http://e:5, http://f:6]\n");
+    let config = load(&["--config", file.path().to_str().unwrap()], &[]).unwrap();
+    let BoardSettings::Etcd { endpoints, .. } = config.board else { panic!("expected etcd") };
+    assert_eq!(endpoints, ["http://e:5", "http://f:6"]);
+}
+
+#[test]
+fn empty_env_values_count_as_unset() {
+    let config = load(&[], &[("BATON_ETCD", ""), ("BATON_MAX_JOBS", " ")]).unwrap();
+    assert!(matches!(config.board, BoardSettings::Embedded { .. }));
+    assert_eq!(config.max_jobs, 8);
+}
+
+#[test]
+fn unknown_yaml_key_is_named() {
+    let file = config_file("max_jobs: 2\nmax_jbos: 3\n");
+    let err = load(&["--config", file.path().to_str().unwrap()], &[]).unwrap_err().to_string();
+    assert!(err.contains("max_jbos"), "{err}");
+    assert!(err.contains(file.path().to_str().unwrap()), "{err}");
+}
+
+#[test]
+fn bad_durations_are_named_in_file_env_and_flags() {
+    let file = config_file("grace: 10 parsecs\n");
+    let err = load(&["--config", file.path().to_str().unwrap()], &[]).unwrap_err().to_string();
+    assert!(err.contains("grace") && err.contains("10 parsecs"), "{err}");
+
+    let err = load(&[], &[("BATON_LEASE_TTL", "10")]).unwrap_err().to_string();
+    assert!(err.contains("BATON_LEASE_TTL") && err.contains("missing unit"), "{err}");
+
+    let err = Flags::try_parse_from(["conductor", "--retention", "soon"]).unwrap_err().to_string();
+    assert!(err.contains("--retention") && err.contains("soon"), "{err}");
+}
+
+#[test]
+fn impossible_settings_are_refused() {
+    let err = load(&["--max-jobs", "0"], &[]).unwrap_err().to_string();
+    assert!(err.contains("--max-jobs"), "{err}");
+    let err = load(&["--etcd", "http://a:1", "--lease-ttl", "1500ms"], &[]).unwrap_err().to_string();
+    assert!(err.contains("--lease-ttl 1500ms") && err.contains("2s"), "{err}");
+    let err = load(&["--config", "/nonexistent/baton.yaml"], &[]).unwrap_err().to_string();
+    assert!(err.contains("/nonexistent/baton.yaml"), "{err}");
+}
+
+#[test]
+fn every_flag_has_an_env_var_and_help() {
+    let command = Flags::command();
+    for arg in command.get_arguments() {
+        let Some(long) = arg.get_long() else { continue };
+        if matches!(long, "help" | "version") {
+            continue;
+        }
+        assert!(arg.get_help().is_some(), "--{long} has no help");
+    }
+    assert_eq!(env_key("drain-check-interval"), "BATON_DRAIN_CHECK_INTERVAL");
+    command.debug_assert();
+}

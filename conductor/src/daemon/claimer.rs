@@ -1,0 +1,106 @@
+//! The claim loop: take a free `--max-jobs` slot, claim the best job this
+//! conductor can run, hand it to the job runner; when there is none, sleep
+//! until the board says a job may have become claimable.
+//!
+//! Nothing polls: the loop waits on the semaphore, on the board's `claimable`
+//! wake-ups and on the drain switch. It subscribes to wake-ups before its
+//! first look, so a job posted between a look and the wait still wakes it.
+//! Board errors back off exponentially (100 ms doubling to 5 s).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use jobboard::{FlowFilter, JobBoard};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::drain::DrainHandle;
+use super::job_runner::JobRunner;
+use super::registration::Registration;
+
+/// First delay after a failed claim.
+const BACKOFF_START: Duration = Duration::from_millis(100);
+/// Longest delay between failed claims.
+const BACKOFF_CAP: Duration = Duration::from_secs(5);
+/// A wake-up re-reads the drain flag from the board if the last read is older than this.
+const DRAIN_FRESHNESS: Duration = Duration::from_secs(1);
+
+/// Claims jobs until stopped.
+#[derive(Debug)]
+pub(crate) struct Claimer {
+    pub(crate) board: Arc<dyn JobBoard>,
+    /// The flows this conductor has factories for.
+    pub(crate) filter: FlowFilter,
+    /// One permit per job that may run at once.
+    pub(crate) slots: Arc<Semaphore>,
+    pub(crate) drain: DrainHandle,
+    pub(crate) registration: Arc<Registration>,
+    pub(crate) runner: Arc<JobRunner>,
+    /// Job tasks are spawned here, so shutdown can wait for them.
+    pub(crate) tracker: TaskTracker,
+    /// Stop claiming (shutdown or session lost).
+    pub(crate) stop: CancellationToken,
+}
+
+impl Claimer {
+    /// The loop. Returns when `stop` fires or the board session is closed.
+    pub(crate) async fn run(self) {
+        let mut wakeups = self.board.claimable();
+        let mut drain = self.drain.subscribe();
+        let mut backoff = BACKOFF_START;
+        loop {
+            let permit = tokio::select! {
+                _ = self.stop.cancelled() => break,
+                permit = self.slots.clone().acquire_owned() => permit.expect("the slot semaphore is never closed"),
+            };
+            if *drain.borrow_and_update() {
+                tokio::select! {
+                    _ = self.stop.cancelled() => break,
+                    changed = drain.changed() => if changed.is_err() { break },
+                }
+                continue;
+            }
+            match self.board.claim_next(&self.filter).await {
+                Ok(Some(claim)) => {
+                    backoff = BACKOFF_START;
+                    if self.stop.is_cancelled() {
+                        // Shutdown began while claiming: give it straight back.
+                        if let Err(error) = claim.abandon().await {
+                            tracing::warn!(%error, "cannot abandon a job claimed during shutdown");
+                        }
+                        break;
+                    }
+                    self.tracker.spawn(self.runner.clone().run(claim, permit));
+                }
+                Ok(None) => {
+                    drop(permit);
+                    tokio::select! {
+                        _ = self.stop.cancelled() => break,
+                        woken = wakeups.changed() => {
+                            if woken.is_err() {
+                                tracing::debug!("board wake-ups closed; claim loop ends");
+                                break;
+                            }
+                            self.registration.refresh_if_stale(DRAIN_FRESHNESS).await;
+                        }
+                        _ = drain.changed() => {}
+                    }
+                }
+                Err(jobboard::Error::Closed) => {
+                    tracing::debug!("board session closed; claim loop ends");
+                    break;
+                }
+                Err(error) => {
+                    drop(permit);
+                    tracing::warn!(%error, retry_in = ?backoff, "claim failed");
+                    tokio::select! {
+                        _ = self.stop.cancelled() => break,
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(BACKOFF_CAP);
+                }
+            }
+        }
+    }
+}

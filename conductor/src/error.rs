@@ -1,0 +1,29 @@
+//! `Error`: why the daemon could not start or had to stop.
+
+/// Everything the conductor library fails with (the bins wrap it in `anyhow`).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A setting is invalid; the message names it and where it came from.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// The job board refused or failed an operation the daemon cannot do without.
+    #[error(transparent)]
+    Board(#[from] jobboard::Error),
+    /// A local resource (the data dir, the listener) failed.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The gRPC server failed.
+    #[error("grpc server: {0}")]
+    Serve(String),
+    /// The board session (the etcd lease) was lost: every job was stopped and
+    /// nothing more was written; other conductors take the jobs over.
+    #[error("board session lost (lease expired or revoked); every running job was stopped")]
+    SessionLost,
+}

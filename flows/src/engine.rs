@@ -1,0 +1,240 @@
+//! The engine: runs a compiled flow, reverts on failure, persists everything first.
+//!
+//! [`Engine::builder`] compiles the flow and loads (or creates) its
+//! [`FlowDetail`] in the given [`Storage`]; [`Engine::run`] drives it to a
+//! final state. A run started on a detail left by an earlier process resumes
+//! it: atoms already SUCCESS are skipped and their saved results feed their
+//! consumers; atoms found RUNNING are run again, so execution is
+//! **at-least-once** and tasks must be idempotent; a revert in progress is
+//! finished.
+
+mod control;
+mod job;
+mod prepare;
+mod revert;
+mod run;
+
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+use crate::compile::{compile, Compiled, NodeKind};
+use crate::error::Error;
+use crate::failure::Failure;
+use crate::listener::Listener;
+use crate::logbook::{AtomDetail, AtomKind, FlowDetail, LogBook};
+use crate::pattern::Flow;
+use crate::state::FlowState;
+use crate::storage::{MemoryStorage, Storage};
+
+pub use control::EngineControl;
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunOutcome {
+    /// SUCCESS, REVERTED, FAILURE or SUSPENDED.
+    pub state: FlowState,
+    /// When not SUCCESS: the task failure that caused the revert (or `Cancelled`,
+    /// or the revert failure that made the flow FAILURE).
+    pub failure: Option<Failure>,
+    /// Every published value of every atom that is SUCCESS, by published name.
+    pub results: Map<String, Value>,
+}
+
+/// Failure kind of a run stopped by [`EngineControl::cancel`].
+pub const CANCELLED: &str = "Cancelled";
+
+/// Configures an [`Engine`].
+pub struct EngineBuilder {
+    flow: Flow,
+    store: Map<String, Value>,
+    storage: Option<(Arc<dyn Storage>, Uuid, Uuid)>,
+    max_concurrency: usize,
+    listeners: Vec<Arc<dyn Listener>>,
+    eager_spawn: bool,
+}
+
+impl EngineBuilder {
+    /// The initial store: values every atom can read by name.
+    #[must_use]
+    pub fn store(mut self, store: Map<String, Value>) -> Self {
+        self.store = store;
+        self
+    }
+
+    /// Where the logbook lives: `book` holds the flow detail `flow_id`. Without
+    /// this the engine keeps its logbook in a private [`MemoryStorage`].
+    #[must_use]
+    pub fn storage(mut self, storage: Arc<dyn Storage>, book: Uuid, flow_id: Uuid) -> Self {
+        self.storage = Some((storage, book, flow_id));
+        self
+    }
+
+    /// How many atoms may run at once (at least 1; 1 runs serially). Default 1.
+    #[must_use]
+    pub fn max_concurrency(mut self, n: usize) -> Self {
+        self.max_concurrency = n.max(1);
+        self
+    }
+
+    /// Parallel engines: give every atom job its own tokio task from the start.
+    ///
+    /// By default a job is first polled on the engine's own task and only moved
+    /// to a task of its own at its first await that is not ready at once; that
+    /// makes quick tasks (and in-memory persistence) nearly free. A task that
+    /// computes for long without awaiting would then hold up scheduling, so
+    /// set this for CPU-heavy tasks (or have them use `spawn_blocking`).
+    #[must_use]
+    pub fn eager_spawn(mut self, eager: bool) -> Self {
+        self.eager_spawn = eager;
+        self
+    }
+
+    /// Adds a listener.
+    #[must_use]
+    pub fn listener(mut self, listener: Arc<dyn Listener>) -> Self {
+        self.listeners.push(listener);
+        self
+    }
+
+    /// Compiles the flow and loads its detail from storage (a resume), or creates it.
+    pub async fn build(self) -> Result<Engine, Error> {
+        let compiled = compile(&self.flow, self.store.keys().cloned())?;
+        let (storage, book, flow_id) = match self.storage {
+            Some(s) => s,
+            None => (Arc::new(MemoryStorage::new()) as Arc<dyn Storage>, Uuid::new_v4(), Uuid::new_v4()),
+        };
+        let mut detail = match storage.load_flow(book, flow_id).await? {
+            Some(detail) => {
+                if detail.name != compiled.name && !detail.name.is_empty() {
+                    return Err(Error::WrongFlowDetail { expected: compiled.name.clone(), found: detail.name });
+                }
+                detail
+            }
+            None => {
+                if storage.load_book(book).await?.is_none() {
+                    storage.save_book(&LogBook::new(book, compiled.name.clone())).await?;
+                }
+                let detail = FlowDetail::new(flow_id, compiled.name.clone());
+                storage.save_flow(book, &detail).await?;
+                detail
+            }
+        };
+        // One detail per graph node, in node order; atoms the definition no longer
+        // has stay in storage untouched.
+        let mut stored = std::mem::take(&mut detail.atoms);
+        let details = compiled
+            .nodes
+            .iter()
+            .map(|n| {
+                let kind = if matches!(n.kind, NodeKind::Retry { .. }) { AtomKind::Retry } else { AtomKind::Task };
+                stored.remove(&n.name).unwrap_or_else(|| AtomDetail::new(n.name.clone(), kind))
+            })
+            .collect();
+        Ok(Engine {
+            details,
+            eager_spawn: self.eager_spawn,
+            compiled: Arc::new(compiled),
+            store: Arc::new(self.store),
+            storage,
+            book,
+            detail,
+            max_concurrency: self.max_concurrency,
+            listeners: self.listeners.into(),
+            control: EngineControl::new(),
+        })
+    }
+}
+
+/// Runs one flow against one flow detail.
+pub struct Engine {
+    pub(crate) compiled: Arc<Compiled>,
+    pub(crate) store: Arc<Map<String, Value>>,
+    pub(crate) storage: Arc<dyn Storage>,
+    pub(crate) book: Uuid,
+    /// The flow-level fields as last loaded or written (its `atoms` map stays empty).
+    pub(crate) detail: FlowDetail,
+    /// One atom detail per graph node, as last loaded or written (joins: never persisted).
+    pub(crate) details: Vec<AtomDetail>,
+    /// Spawn every job at once instead of polling it inline first.
+    pub(crate) eager_spawn: bool,
+    pub(crate) max_concurrency: usize,
+    pub(crate) listeners: Arc<[Arc<dyn Listener>]>,
+    pub(crate) control: EngineControl,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("flow", &self.compiled.name)
+            .field("book", &self.book)
+            .field("flow_id", &self.detail.id)
+            .field("state", &self.detail.state)
+            .field("max_concurrency", &self.max_concurrency)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    /// Starts configuring an engine for `flow`.
+    pub fn builder(flow: Flow) -> EngineBuilder {
+        EngineBuilder {
+            flow,
+            store: Map::new(),
+            storage: None,
+            max_concurrency: 1,
+            listeners: Vec::new(),
+            eager_spawn: false,
+        }
+    }
+
+    /// A handle to suspend or cancel the run from elsewhere.
+    pub fn control(&self) -> EngineControl {
+        self.control.clone()
+    }
+
+    /// The compiled flow.
+    pub fn compiled(&self) -> &Compiled {
+        &self.compiled
+    }
+
+    /// The logbook book id.
+    pub fn book_id(&self) -> Uuid {
+        self.book
+    }
+
+    /// The flow detail id.
+    pub fn flow_id(&self) -> Uuid {
+        self.detail.id
+    }
+
+    /// The flow's state as last recorded.
+    pub fn state(&self) -> FlowState {
+        self.detail.state
+    }
+
+    /// Runs the flow to SUCCESS, REVERTED, FAILURE or SUSPENDED. `Err` means the
+    /// engine itself could not go on (storage failed, a bug was caught); what was
+    /// persisted up to then is consistent and a later run can resume from it.
+    pub async fn run(&mut self) -> Result<RunOutcome, Error> {
+        run::run(self).await
+    }
+}
+
+/// Access to engine internals for the crate's tests.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use std::sync::Arc;
+
+    use uuid::Uuid;
+
+    use super::job::Shared;
+    use crate::compile::Compiled;
+    use crate::storage::Storage;
+
+    /// The per-run context jobs use, for driving transitions directly.
+    pub(crate) fn shared(storage: Arc<dyn Storage>, book: Uuid, flow_id: Uuid, compiled: Compiled) -> Shared {
+        Shared { storage, book, flow_id, compiled: Arc::new(compiled), listeners: Arc::new([]) }
+    }
+}

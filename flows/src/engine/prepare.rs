@@ -1,0 +1,158 @@
+//! Preparing a run: a fresh start, or a resume from what the logbook holds.
+//!
+//! Resume rules (TaskFlow's, made explicit):
+//! - SUCCESS and IGNORE atoms are not run again; their saved results feed consumers.
+//! - RUNNING atoms are reset to PENDING and run again: **at-least-once** execution,
+//!   so tasks must be idempotent (the crash may have happened after the work was done
+//!   but before SUCCESS was recorded).
+//! - A revert in progress (flow meta `revert_all`) is finished; REVERTING atoms are
+//!   reverted again (at-least-once reverts, too).
+//! - A retry whose intention is RETRY finishes reverting its subflow and retries; an
+//!   atom left in FAILURE has its failure resolved again (recording it is idempotent).
+//! - A REVERTED flow starts over from scratch; a SUCCESS or FAILURE flow is reported
+//!   as it is, without running anything.
+
+use super::run::Run;
+use super::RunOutcome;
+use crate::error::Error;
+use crate::failure::Failure;
+use crate::state::{AtomState, FlowState, Intention};
+
+impl Run<'_> {
+    /// Sets up the run; `Some` if the flow is already over and nothing is to be done.
+    pub(crate) async fn prepare(&mut self) -> Result<Option<RunOutcome>, Error> {
+        let state = self.engine.detail.state;
+        match state {
+            FlowState::Success => {
+                return Ok(Some(RunOutcome { state, failure: None, results: self.results() }));
+            }
+            FlowState::Failure => {
+                let failure =
+                    self.details.iter().find_map(|d| d.revert_failure.clone()).or_else(|| self.stored_cause());
+                return Ok(Some(RunOutcome { state, failure, results: self.results() }));
+            }
+            FlowState::Reverted => self.reset_all().await?,
+            _ => {}
+        }
+        let resuming = self.engine.detail.state != FlowState::Pending;
+        if resuming {
+            self.set_flow(FlowState::Resuming).await?;
+        }
+        // Atoms caught mid-execute run again.
+        for n in 0..self.details.len() {
+            if self.details[n].state == AtomState::Running && !self.shared.compiled.nodes[n].is_join() {
+                let mut detail = self.details[n].clone();
+                self.shared.transition(&mut detail, AtomState::Pending).await?;
+                self.details[n] = detail;
+            }
+        }
+        for (name, failure) in self.details.iter().filter_map(|d| d.failure.clone().map(|f| (d.name.clone(), f))) {
+            self.flow_failures.insert(name, failure);
+        }
+        self.seed_ready();
+        let revert_all = self.engine.detail.meta.get("revert_all").and_then(|v| v.as_bool()).unwrap_or(false);
+        if revert_all {
+            self.cause = self.stored_cause();
+            self.reverting_all = true;
+            self.ready.clear();
+            self.set_flow(FlowState::Reverting).await?;
+            self.start_revert_all();
+            return Ok(None);
+        }
+        self.set_flow(FlowState::Running).await?;
+        if resuming {
+            self.resume_reverts().await;
+        }
+        Ok(None)
+    }
+
+    /// The failure that started the revert, as saved in the flow's meta.
+    fn stored_cause(&self) -> Option<Failure> {
+        self.engine.detail.meta.get("failure").and_then(|v| serde_json::from_value(v.clone()).ok())
+    }
+
+    /// A REVERTED flow runs again from scratch, as in TaskFlow.
+    async fn reset_all(&mut self) -> Result<(), Error> {
+        for n in 0..self.details.len() {
+            if self.shared.compiled.nodes[n].is_join() || self.details[n].state == AtomState::Pending {
+                continue;
+            }
+            let d = &mut self.details[n];
+            // A reset writes states directly, as TaskFlow's does: it is not a transition.
+            d.state = AtomState::Pending;
+            d.intention = Intention::Execute;
+            d.result = None;
+            d.failure = None;
+            d.revert_failure = None;
+            d.attempts.clear();
+            d.version += 1;
+            self.shared.storage.save_atom(self.shared.book, self.shared.flow_id, d).await?;
+        }
+        self.engine.detail.meta.remove("revert_all");
+        self.engine.detail.meta.remove("failure");
+        self.set_flow(FlowState::Pending).await
+    }
+
+    /// Counts unfinished predecessors and queues every node that can start,
+    /// walking the graph once from its sources (O(nodes + edges)).
+    fn seed_ready(&mut self) {
+        let nodes = &self.shared.compiled.nodes;
+        // FIFO, so that siblings start in the order they were added.
+        let mut queue = std::collections::VecDeque::new();
+        for (n, node) in nodes.iter().enumerate() {
+            self.rt[n].remaining = u32::try_from(node.preds.len()).unwrap_or(u32::MAX);
+            if node.preds.is_empty() {
+                queue.push_back(n);
+            }
+        }
+        while let Some(n) = queue.pop_front() {
+            let node = &nodes[n];
+            let state = self.details[n].state;
+            let finished = if node.is_join() {
+                // Joins are not persisted: a join whose predecessors are done is done.
+                let vetoed = self.rt[n].vetoed;
+                self.details[n].state = if vetoed { AtomState::Ignore } else { AtomState::Success };
+                true
+            } else {
+                matches!(state, AtomState::Success | AtomState::Ignore) && self.details[n].intention != Intention::Retry
+            };
+            if !finished {
+                if matches!(state, AtomState::Pending | AtomState::Retrying) {
+                    self.ready.push_back((n, 0));
+                }
+                continue;
+            }
+            let ignored = self.details[n].state == AtomState::Ignore;
+            for &s in &node.succs {
+                let rt = &mut self.rt[s];
+                rt.vetoed |= ignored;
+                rt.remaining -= 1;
+                if rt.remaining == 0 {
+                    queue.push_back(s);
+                }
+            }
+        }
+    }
+
+    /// Continues subflow retries and failure resolutions a crash interrupted.
+    async fn resume_reverts(&mut self) {
+        let nodes = self.shared.compiled.nodes.clone();
+        for (r, node) in nodes.iter().enumerate() {
+            if !matches!(node.kind, crate::compile::NodeKind::Retry { .. }) {
+                continue;
+            }
+            if self.details[r].state == AtomState::Retrying {
+                self.retry_again(r).await;
+            } else if self.details[r].intention == Intention::Retry && self.details[r].state == AtomState::Success {
+                self.retry_scope(r, false).await;
+            }
+        }
+        for n in 0..nodes.len() {
+            if self.details[n].state == AtomState::Failure && !self.rt[n].undo && !self.reverting_all {
+                if let Some(failure) = self.details[n].failure.clone() {
+                    self.resolve(n, failure).await;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,437 @@
+//! The run loop: start every ready atom up to the concurrency limit, fold in
+//! completions, and decide the final state.
+//!
+//! Scheduling is O(edges): each node keeps a count of unfinished
+//! predecessors (and, while reverting, of not-yet-undone successors); a
+//! completion only touches the node's own edges. Nothing rescans all atoms
+//! per step and nothing copies the whole flow detail per write.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::future::Future;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use serde_json::{Map, Value};
+use tokio::task::JoinSet;
+
+use super::job::{perform, Action, Completion, Done, Shared};
+use super::{Engine, RunOutcome};
+use crate::compile::{NodeKind, Source};
+use crate::error::Error;
+use crate::failure::Failure;
+use crate::logbook::AtomDetail;
+use crate::state::{check_flow_transition, AtomState, FlowState, Intention};
+use crate::task::Inputs;
+
+/// Run-time bookkeeping of one graph node.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Rt {
+    /// Predecessors not yet SUCCESS or IGNORE.
+    pub(crate) remaining: u32,
+    /// While reverting: successors that ran and are not undone yet.
+    pub(crate) block: u32,
+    /// Bumped when a retry resets the node, so stale ready entries are dropped.
+    pub(crate) epoch: u32,
+    /// A decider (or an ignored predecessor) said this node must not run.
+    pub(crate) vetoed: bool,
+    /// The node is to be reverted once its successors are undone.
+    pub(crate) undo: bool,
+    pub(crate) in_flight: bool,
+}
+
+/// The state of one `Engine::run`.
+pub(crate) struct Run<'e> {
+    pub(crate) engine: &'e mut Engine,
+    pub(crate) shared: Arc<Shared>,
+    /// One detail per graph node; joins have a never-persisted stand-in.
+    pub(crate) details: Vec<AtomDetail>,
+    pub(crate) rt: Vec<Rt>,
+    /// Nodes whose predecessors are done, with the epoch they were queued in.
+    pub(crate) ready: VecDeque<(usize, u32)>,
+    /// Nodes ready to be reverted.
+    pub(crate) undo: Vec<usize>,
+    jobs: JoinSet<Completion>,
+    pub(crate) in_flight: usize,
+    /// True while everything is being reverted (a failure nobody retries, or a cancel).
+    pub(crate) reverting_all: bool,
+    pub(crate) suspending: bool,
+    /// The failure that caused the revert.
+    pub(crate) cause: Option<Failure>,
+    pub(crate) flow_failures: BTreeMap<String, Failure>,
+    pub(crate) revert_failure: Option<Failure>,
+    pub(crate) error: Option<Error>,
+    /// Retry nodes whose subflow is being reverted, with how many nodes remain to undo.
+    pub(crate) scope_pending: BTreeMap<usize, usize>,
+    /// Jobs launched since the run last yielded to the runtime.
+    inline_streak: u32,
+}
+
+pub(crate) async fn run(engine: &mut Engine) -> Result<RunOutcome, Error> {
+    let shared = Arc::new(Shared {
+        storage: engine.storage.clone(),
+        book: engine.book,
+        flow_id: engine.detail.id,
+        compiled: engine.compiled.clone(),
+        listeners: engine.listeners.clone(),
+    });
+    let details = std::mem::take(&mut engine.details);
+    let count = details.len();
+    let mut run = Run {
+        engine,
+        shared,
+        details,
+        rt: vec![Rt::default(); count],
+        ready: VecDeque::new(),
+        undo: Vec::new(),
+        jobs: JoinSet::new(),
+        in_flight: 0,
+        reverting_all: false,
+        suspending: false,
+        cause: None,
+        flow_failures: BTreeMap::new(),
+        revert_failure: None,
+        error: None,
+        scope_pending: BTreeMap::new(),
+        inline_streak: 0,
+    };
+    let outcome = run.drive().await;
+    run.engine.details = std::mem::take(&mut run.details);
+    outcome
+}
+
+impl Run<'_> {
+    async fn drive(&mut self) -> Result<RunOutcome, Error> {
+        if let Some(done) = self.prepare().await? {
+            return Ok(done);
+        }
+        loop {
+            self.check_control().await?;
+            self.dispatch().await;
+            if self.in_flight == 0 {
+                let stuck = self.error.is_some() || (self.ready.is_empty() && self.undo.is_empty());
+                if stuck || self.suspending || self.revert_failure.is_some() {
+                    break;
+                }
+                continue;
+            }
+            self.wait_one().await;
+        }
+        if let Some(error) = self.error.take() {
+            return Err(error);
+        }
+        self.conclude().await
+    }
+
+    /// Turns suspend and cancel requests into mode changes.
+    async fn check_control(&mut self) -> Result<(), Error> {
+        let control = self.engine.control.clone();
+        if control.cancel_requested() && !self.reverting_all && self.error.is_none() {
+            let failure = Failure::new(super::CANCELLED, format!("flow {} was cancelled", self.shared.compiled.name));
+            self.revert_all(failure).await;
+        }
+        if control.suspend_requested() && !self.suspending && self.error.is_none() {
+            control.clear_suspend();
+            self.suspending = true;
+            self.set_flow(FlowState::Suspending).await?;
+        }
+        Ok(())
+    }
+
+    /// Starts reverts, then executions, while there is room.
+    async fn dispatch(&mut self) {
+        let limit = self.engine.max_concurrency;
+        let control = self.engine.control.clone();
+        while self.error.is_none() && !self.suspending && self.revert_failure.is_none() && self.in_flight < limit {
+            // A request made by a task that just ran inline is honoured before anything else starts.
+            if (control.cancel_requested() && !self.reverting_all) || control.suspend_requested() {
+                break;
+            }
+            if let Some(n) = self.undo.pop() {
+                self.start_revert(n).await;
+                continue;
+            }
+            if self.reverting_all {
+                break;
+            }
+            match self.ready.pop_front() {
+                Some((n, epoch)) => self.start(n, epoch).await,
+                None => break,
+            }
+        }
+    }
+
+    /// Starts (or skips, or ignores) a node whose predecessors are done.
+    async fn start(&mut self, n: usize, epoch: u32) {
+        let rt = &self.rt[n];
+        let state = self.details[n].state;
+        let startable = matches!(state, AtomState::Pending | AtomState::Retrying);
+        if rt.epoch != epoch || rt.undo || rt.in_flight || !startable {
+            return;
+        }
+        if !self.rt[n].vetoed && !self.deciders_allow(n) {
+            self.rt[n].vetoed = true;
+        }
+        let shared = self.shared.clone();
+        let node = &shared.compiled.nodes[n];
+        if self.rt[n].vetoed {
+            self.ignore(n).await;
+            return;
+        }
+        match &node.kind {
+            NodeKind::Join => {
+                self.details[n].state = AtomState::Success;
+                self.done(n);
+            }
+            NodeKind::Task(_) => {
+                let inputs = self.inputs(n);
+                self.launch(n, Action::Execute { inputs }).await;
+            }
+            NodeKind::Retry { retry, .. } => {
+                let inputs = self.inputs(n).unwrap_or_default();
+                let delay = retry.backoff.map(|b| b.delay(self.details[n].attempts.len() + 1)).unwrap_or_default();
+                self.launch(n, Action::RetryExecute { inputs, delay }).await;
+            }
+        }
+    }
+
+    /// Runs a job: inline for a serial engine; for a parallel one, polled once
+    /// inline and spawned only if it has to wait (unless `eager_spawn`).
+    pub(crate) async fn launch(&mut self, n: usize, action: Action) {
+        let kind = self.details[n].kind;
+        let detail = std::mem::replace(&mut self.details[n], AtomDetail::new(String::new(), kind));
+        self.rt[n].in_flight = true;
+        self.in_flight += 1;
+        let job = perform(self.shared.clone(), n, detail, action);
+        if self.engine.max_concurrency == 1 {
+            let completion = job.await;
+            self.complete(completion).await;
+        } else if self.engine.eager_spawn {
+            self.jobs.spawn(job);
+        } else {
+            let mut job = Box::pin(job);
+            // The job is polled again by its own tokio task right away if it is not
+            // done, which re-registers a real waker wherever it is waiting.
+            // The context is dropped at the end of this statement: it is not `Send`,
+            // and the engine's future must stay `Send` to be spawned.
+            let polled = job.as_mut().poll(&mut Context::from_waker(futures::task::noop_waker_ref()));
+            match polled {
+                Poll::Ready(completion) => self.complete(completion).await,
+                Poll::Pending => {
+                    self.jobs.spawn(job);
+                }
+            }
+        }
+        // Jobs that finish without waiting never yield to the runtime: do it now and
+        // then so other tasks on this thread (heartbeats, listeners) are not starved.
+        self.inline_streak += 1;
+        if self.inline_streak >= 256 {
+            self.inline_streak = 0;
+            tokio::task::yield_now().await;
+        }
+    }
+
+    async fn wait_one(&mut self) {
+        let control = self.engine.control.clone();
+        tokio::select! {
+            joined = self.jobs.join_next() => match joined {
+                Some(Ok(completion)) => self.complete(completion).await,
+                Some(Err(err)) => {
+                    // The job's own panic guard failed (the runtime is shutting down): stop.
+                    self.in_flight = self.in_flight.saturating_sub(1);
+                    self.error.get_or_insert(Error::JobLost {
+                        flow: self.shared.compiled.name.clone(),
+                        message: err.to_string(),
+                    });
+                }
+                None => self.in_flight = 0,
+            },
+            () = control.woken() => {}
+        }
+    }
+
+    /// Folds a finished job into the run.
+    async fn complete(&mut self, c: Completion) {
+        let n = c.node;
+        self.rt[n].in_flight = false;
+        self.in_flight -= 1;
+        self.details[n] = c.detail;
+        match c.outcome {
+            Err(error) => {
+                self.error.get_or_insert(error);
+            }
+            Ok(Done::Executed(Ok(_))) => {
+                if self.rt[n].undo {
+                    self.consider_undo(n);
+                } else {
+                    self.done(n);
+                }
+            }
+            Ok(Done::Executed(Err(failure))) => {
+                self.flow_failures.insert(self.details[n].name.clone(), failure.clone());
+                if self.rt[n].undo {
+                    self.consider_undo(n);
+                } else {
+                    self.resolve(n, failure).await;
+                }
+            }
+            Ok(Done::Reverted(Ok(()))) => self.undone(n).await,
+            Ok(Done::Reverted(Err(failure))) => {
+                // A failed revert is fatal: nothing more is started, the flow ends FAILURE.
+                self.revert_failure.get_or_insert(failure);
+            }
+        }
+    }
+
+    /// Marks `n` done (SUCCESS or IGNORE) and readies successors whose predecessors are all done.
+    pub(crate) fn done(&mut self, n: usize) {
+        let ignored = self.details[n].state == AtomState::Ignore;
+        let compiled = self.shared.compiled.clone();
+        for &s in &compiled.nodes[n].succs {
+            let rt = &mut self.rt[s];
+            if ignored {
+                rt.vetoed = true;
+            }
+            rt.remaining = rt.remaining.saturating_sub(1);
+            if rt.remaining == 0 {
+                self.ready.push_back((s, rt.epoch));
+            }
+        }
+    }
+
+    /// Persists IGNORE for a vetoed node, then treats it as done.
+    async fn ignore(&mut self, n: usize) {
+        if self.shared.compiled.nodes[n].is_join() {
+            self.details[n].state = AtomState::Ignore;
+        } else {
+            let mut detail = self.details[n].clone();
+            detail.intention = Intention::Ignore;
+            if let Err(e) = self.shared.transition(&mut detail, AtomState::Ignore).await {
+                self.error.get_or_insert(e);
+                return;
+            }
+            self.details[n] = detail;
+        }
+        self.done(n);
+    }
+
+    /// False if a decider on an edge into `n` says no.
+    fn deciders_allow(&self, n: usize) -> bool {
+        let nodes = &self.shared.compiled.nodes;
+        nodes[n].deciders.iter().all(|(p, decider)| {
+            let p = *p;
+            if self.details[p].state != AtomState::Success {
+                return true;
+            }
+            let value = if nodes[p].is_join() {
+                // A subflow's "result" is the results of its last atoms, by name.
+                let mut map = Map::new();
+                for &q in &nodes[p].preds {
+                    if let (false, Some(v)) = (nodes[q].is_join(), &self.details[q].result) {
+                        map.insert(nodes[q].name.clone(), v.clone());
+                    }
+                }
+                Value::Object(map)
+            } else {
+                self.details[p].result.clone().unwrap_or(Value::Null)
+            };
+            decider(&value)
+        })
+    }
+
+    /// The arguments of atom `n`, from its compiled bindings.
+    pub(crate) fn inputs(&self, n: usize) -> Result<Inputs, Failure> {
+        let nodes = &self.shared.compiled.nodes;
+        let mut map = Map::new();
+        for b in &nodes[n].bindings {
+            let value = match &b.source {
+                Source::Inject(v) | Source::Default(v) => Some(v.clone()),
+                Source::Store(key) => self.engine.store.get(key).cloned(),
+                Source::Atom { node, name } => {
+                    let d = &self.details[*node];
+                    let visible = matches!(d.state, AtomState::Success | AtomState::Failure | AtomState::Reverting);
+                    d.result.as_ref().filter(|_| visible).and_then(|r| nodes[*node].provides.extract(name, r)).cloned()
+                }
+            };
+            match value.or_else(|| b.default.clone()) {
+                Some(v) => {
+                    map.insert(b.arg.clone(), v);
+                }
+                None => {
+                    return Err(Failure::new(
+                        Failure::NOT_FOUND,
+                        format!("input {:?} of {} has no value", b.arg, nodes[n].name),
+                    ))
+                }
+            }
+        }
+        Ok(Inputs::new(map))
+    }
+
+    /// Checks, applies and persists a flow transition.
+    pub(crate) async fn set_flow(&mut self, to: FlowState) -> Result<(), Error> {
+        let from = self.engine.detail.state;
+        if from == to {
+            return Ok(());
+        }
+        if !check_flow_transition(from, to) {
+            return Err(Error::IllegalFlowTransition { flow: self.shared.compiled.name.clone(), from, to });
+        }
+        self.engine.detail.state = to;
+        self.engine.detail.version += 1;
+        self.shared.storage.save_flow(self.shared.book, &self.engine.detail).await?;
+        for l in self.shared.listeners.iter() {
+            l.on_flow(&self.shared.compiled.name, from, to);
+        }
+        Ok(())
+    }
+
+    /// Persists the flow's meta without a state change.
+    pub(crate) async fn save_flow_meta(&mut self) -> Result<(), Error> {
+        self.engine.detail.version += 1;
+        self.shared.storage.save_flow(self.shared.book, &self.engine.detail).await?;
+        Ok(())
+    }
+
+    /// Decides and records the final state.
+    async fn conclude(&mut self) -> Result<RunOutcome, Error> {
+        let nodes = &self.shared.compiled.nodes;
+        let root_exit = nodes.len() - 1;
+        let finished = matches!(self.details[root_exit].state, AtomState::Success | AtomState::Ignore);
+        let (state, failure) = if let Some(rf) = self.revert_failure.clone() {
+            let failure = match (&rf.cause, &self.cause) {
+                (None, Some(cause)) => rf.with_cause(cause.clone()),
+                _ => rf,
+            };
+            (FlowState::Failure, Some(failure))
+        } else if self.reverting_all && self.undo.is_empty() && !self.suspending {
+            (FlowState::Reverted, self.cause.clone())
+        } else if finished && !self.reverting_all {
+            (FlowState::Success, None)
+        } else {
+            (FlowState::Suspended, self.cause.clone())
+        };
+        if state == FlowState::Reverted || state == FlowState::Success {
+            self.engine.detail.meta.remove("revert_all");
+        }
+        self.set_flow(state).await?;
+        Ok(RunOutcome { state, failure, results: self.results() })
+    }
+
+    /// Published values of every SUCCESS atom, later atoms (in node order) winning.
+    pub(crate) fn results(&self) -> Map<String, Value> {
+        let mut out = Map::new();
+        for (node, detail) in self.shared.compiled.nodes.iter().zip(&self.details) {
+            if node.is_join() || detail.state != AtomState::Success {
+                continue;
+            }
+            if let Some(result) = &detail.result {
+                for name in node.provides.names() {
+                    if let Some(v) = node.provides.extract(name, result) {
+                        out.insert(name.to_owned(), v.clone());
+                    }
+                }
+            }
+        }
+        out
+    }
+}

@@ -1,0 +1,117 @@
+//! Shared helpers for the engine's scenario tests: a recording listener,
+//! tiny task builders and one `check` helper comparing transition traces.
+
+mod compile_errors;
+mod lookup;
+mod props;
+mod resume;
+mod retries;
+mod scenarios;
+
+use std::sync::{Arc, Mutex};
+
+use serde_json::{json, Map, Value};
+use uuid::Uuid;
+
+use crate::{task_fn, AtomEvent, Engine, Failure, Flow, FlowState, Listener, MemoryStorage, RunOutcome, TaskSpec};
+
+/// Records every transition as `"<atom> <STATE>"` (flow ones as `"flow <STATE>"`).
+#[derive(Default)]
+pub(crate) struct Recorder {
+    events: Mutex<Vec<String>>,
+}
+
+impl Recorder {
+    pub(crate) fn all(&self) -> Vec<String> {
+        self.events.lock().expect("recorder lock").clone()
+    }
+
+    /// Atom events, without the RUNNING and REVERTING steps (implied by what follows).
+    pub(crate) fn trace(&self) -> Vec<String> {
+        self.all()
+            .into_iter()
+            .filter(|e| !e.starts_with("flow ") && !e.ends_with(" RUNNING") && !e.ends_with(" REVERTING"))
+            .collect()
+    }
+}
+
+impl Listener for Recorder {
+    fn on_flow(&self, _flow: &str, _from: FlowState, to: FlowState) {
+        self.events.lock().expect("recorder lock").push(format!("flow {to}"));
+    }
+    fn on_atom(&self, e: &AtomEvent<'_>) {
+        self.events.lock().expect("recorder lock").push(format!("{} {}", e.atom, e.to));
+    }
+}
+
+/// What a test run leaves behind.
+pub(crate) struct Ran {
+    pub(crate) outcome: RunOutcome,
+    pub(crate) recorder: Arc<Recorder>,
+    pub(crate) storage: Arc<MemoryStorage>,
+    pub(crate) book: Uuid,
+    pub(crate) flow_id: Uuid,
+}
+
+/// Runs `flow` on a fresh in-memory logbook.
+pub(crate) async fn run(flow: Flow, store: Value, concurrency: usize) -> Ran {
+    let storage = Arc::new(MemoryStorage::new());
+    run_on(flow, store, concurrency, storage, Uuid::new_v4(), Uuid::new_v4()).await
+}
+
+/// Runs `flow` against a given logbook (to resume).
+pub(crate) async fn run_on(
+    flow: Flow,
+    store: Value,
+    concurrency: usize,
+    storage: Arc<MemoryStorage>,
+    book: Uuid,
+    flow_id: Uuid,
+) -> Ran {
+    let recorder = Arc::new(Recorder::default());
+    let store: Map<String, Value> = store.as_object().cloned().unwrap_or_default();
+    let mut engine = Engine::builder(flow)
+        .store(store)
+        .storage(storage.clone(), book, flow_id)
+        .max_concurrency(concurrency)
+        .listener(recorder.clone())
+        .build()
+        .await
+        .expect("test flow builds");
+    let outcome = engine.run().await.expect("engine runs");
+    Ran { outcome, recorder, storage, book, flow_id }
+}
+
+/// Asserts the final state and the (RUNNING/REVERTING-free) atom trace.
+#[track_caller]
+pub(crate) fn check(ran: &Ran, state: FlowState, trace: &[&str]) {
+    assert_eq!(ran.outcome.state, state, "final state; trace: {:#?}", ran.recorder.all());
+    let actual = ran.recorder.trace();
+    assert_eq!(actual, trace, "atom trace");
+}
+
+/// Asserts `first` appears in the trace before `then`.
+#[track_caller]
+pub(crate) fn assert_before(trace: &[String], first: &str, then: &str) {
+    let a = trace.iter().position(|e| e == first).unwrap_or_else(|| panic!("{first:?} not in {trace:#?}"));
+    let b = trace.iter().position(|e| e == then).unwrap_or_else(|| panic!("{then:?} not in {trace:#?}"));
+    assert!(a < b, "{first:?} should come before {then:?} in {trace:#?}");
+}
+
+/// A task returning its own name.
+pub(crate) fn ok(name: &str) -> TaskSpec {
+    let value = json!(name);
+    task_fn(name, move |_| {
+        let value = value.clone();
+        async move { Ok(value) }
+    })
+}
+
+/// A task that always fails.
+pub(crate) fn boom(name: &str) -> TaskSpec {
+    let message = format!("{name} failed");
+    task_fn(name, move |_| {
+        let message = message.clone();
+        async move { Err(Failure::task(message)) }
+    })
+}

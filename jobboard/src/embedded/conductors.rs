@@ -1,0 +1,74 @@
+//! Conductor SQL: the conductors registered by sessions of this process.
+//!
+//! A conductor row belongs to the session that registered it and vanishes
+//! with it (on `close`), and every row is dropped when the board is opened:
+//! conductors of a previous run are gone.
+
+use rusqlite::{params, Transaction};
+
+use super::db::sql_error;
+use super::jobs::held_by;
+use super::rows::{to_i64, to_u64};
+use crate::error::Error;
+use crate::job::ConductorInfo;
+
+/// Registers (or re-registers) a conductor for the session `owner`.
+pub(crate) fn register(tx: &Transaction<'_>, info: &ConductorInfo, owner: &str) -> Result<(), Error> {
+    tx.execute(
+        "INSERT INTO conductors (name, address, since, draining, owner) VALUES (?1, ?2, ?3, ?4, ?5) \
+         ON CONFLICT (name) DO UPDATE SET address = ?2, since = ?3, draining = ?4, owner = ?5",
+        params![info.name, info.address, to_i64(info.since), info.draining, owner],
+    )
+    .map_err(sql_error)?;
+    Ok(())
+}
+
+/// Lists the live conductors with the number of jobs their sessions hold.
+pub(crate) fn list(tx: &Transaction<'_>) -> Result<Vec<ConductorInfo>, Error> {
+    let mut stmt =
+        tx.prepare("SELECT name, address, since, draining, owner FROM conductors ORDER BY name").map_err(sql_error)?;
+    let rows = stmt
+        .query_map([], |row| {
+            Ok((
+                ConductorInfo {
+                    name: row.get(0)?,
+                    address: row.get(1)?,
+                    since: to_u64(row.get(2)?),
+                    draining: row.get(3)?,
+                    jobs: 0,
+                },
+                row.get::<_, String>(4)?,
+            ))
+        })
+        .map_err(sql_error)?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (mut info, owner) = row.map_err(sql_error)?;
+        info.jobs = held_by(tx, &owner)?;
+        out.push(info);
+    }
+    Ok(out)
+}
+
+/// Sets a live conductor's draining flag; `InvalidInput` if there is none of that name.
+pub(crate) fn set_draining(tx: &Transaction<'_>, name: &str, draining: bool) -> Result<(), Error> {
+    let changed = tx
+        .execute("UPDATE conductors SET draining = ?2 WHERE name = ?1", params![name, draining])
+        .map_err(sql_error)?;
+    if changed == 0 {
+        return Err(Error::InvalidInput(format!("no live conductor named {name:?}")));
+    }
+    Ok(())
+}
+
+/// Removes the conductors a session registered (it ended).
+pub(crate) fn remove_owner(tx: &Transaction<'_>, owner: &str) -> Result<(), Error> {
+    tx.execute("DELETE FROM conductors WHERE owner = ?1", [owner]).map_err(sql_error)?;
+    Ok(())
+}
+
+/// Removes every conductor (the board was just opened: a previous run's are gone).
+pub(crate) fn remove_all(tx: &Transaction<'_>) -> Result<(), Error> {
+    tx.execute("DELETE FROM conductors", []).map_err(sql_error)?;
+    Ok(())
+}

@@ -1,0 +1,118 @@
+//! Conversions between rows and values: jobs, enums spelled as text, JSON columns.
+
+use rusqlite::Row;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::error::Error;
+use crate::job::{Job, JobState, Outcome};
+
+/// The job columns, in the order [`job_from_row`] reads them.
+pub(crate) const JOB_COLUMNS: &str = "id, flow, store, priority, idempotency_key, created_at, state, owner, claims, \
+     outcome, failure, trash_reason, cancel_requested, finished_at";
+
+/// A job row as stored, before its text columns are decoded.
+pub(crate) struct RawJob {
+    id: String,
+    flow: String,
+    store: String,
+    priority: i32,
+    idempotency_key: Option<String>,
+    created_at: i64,
+    state: String,
+    owner: Option<String>,
+    claims: i64,
+    outcome: Option<String>,
+    failure: Option<String>,
+    trash_reason: Option<String>,
+    cancel_requested: bool,
+    finished_at: Option<i64>,
+}
+
+/// Reads a row selected with [`JOB_COLUMNS`]; decode it with [`RawJob::decode`].
+pub(crate) fn raw_job(row: &Row<'_>) -> rusqlite::Result<RawJob> {
+    Ok(RawJob {
+        id: row.get(0)?,
+        flow: row.get(1)?,
+        store: row.get(2)?,
+        priority: row.get(3)?,
+        idempotency_key: row.get(4)?,
+        created_at: row.get(5)?,
+        state: row.get(6)?,
+        owner: row.get(7)?,
+        claims: row.get(8)?,
+        outcome: row.get(9)?,
+        failure: row.get(10)?,
+        trash_reason: row.get(11)?,
+        cancel_requested: row.get(12)?,
+        finished_at: row.get(13)?,
+    })
+}
+
+impl RawJob {
+    /// Decodes the text columns. Errors here are data corruption, not SQL errors.
+    pub(crate) fn decode(self) -> Result<Job, Error> {
+        Ok(Job {
+            id: parse_uuid(&self.id)?,
+            flow: self.flow,
+            store: from_json(&self.store, "job store")?,
+            priority: self.priority,
+            idempotency_key: self.idempotency_key,
+            created_at: to_u64(self.created_at),
+            state: from_text::<JobState>(&self.state)?,
+            owner: self.owner,
+            claims: u32::try_from(self.claims).unwrap_or(u32::MAX),
+            outcome: self.outcome.as_deref().map(from_text::<Outcome>).transpose()?,
+            failure: self.failure.as_deref().map(|f| from_json(f, "job failure")).transpose()?,
+            trash_reason: self.trash_reason,
+            cancel_requested: self.cancel_requested,
+            finished_at: self.finished_at.map(to_u64),
+        })
+    }
+}
+
+/// Parses a uuid column.
+pub(crate) fn parse_uuid(text: &str) -> Result<Uuid, Error> {
+    Uuid::parse_str(text).map_err(|e| corrupt(format!("bad uuid {text:?}: {e}")))
+}
+
+/// An enum's serde spelling (`CLAIMED`, `PENDING`, `task`) as column text.
+pub(crate) fn to_text<T: Serialize>(value: &T) -> String {
+    match serde_json::to_value(value) {
+        Ok(Value::String(s)) => s,
+        // Only unit enums are stored this way; anything else is a bug here.
+        other => unreachable!("enum stored as text did not serialize to a string: {other:?}"),
+    }
+}
+
+/// Reads an enum stored with [`to_text`].
+pub(crate) fn from_text<T: DeserializeOwned>(text: &str) -> Result<T, Error> {
+    serde_json::from_value(Value::String(text.to_owned())).map_err(|e| corrupt(format!("bad enum value {text:?}: {e}")))
+}
+
+/// A value as a JSON column.
+pub(crate) fn to_json<T: Serialize>(value: &T) -> Result<String, Error> {
+    serde_json::to_string(value).map_err(|e| Error::InvalidInput(format!("value cannot be serialized as json: {e}")))
+}
+
+/// Reads a JSON column; `what` names it in the error.
+pub(crate) fn from_json<T: DeserializeOwned>(text: &str, what: &str) -> Result<T, Error> {
+    serde_json::from_str(text).map_err(|e| corrupt(format!("bad json in {what}: {e}")))
+}
+
+/// Millis and counters are stored as INTEGER (i64); values out of range saturate.
+pub(crate) fn to_i64(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+/// The reverse of [`to_i64`]; a negative value (never written) reads as 0.
+pub(crate) fn to_u64(value: i64) -> u64 {
+    u64::try_from(value).unwrap_or(0)
+}
+
+/// A corrupt-data error.
+pub(crate) fn corrupt(message: String) -> Error {
+    Error::Backend { message: format!("corrupt board file: {message}"), source: None }
+}

@@ -1,0 +1,121 @@
+//! The SQLite schema of the embedded board, and its `user_version` migration check.
+//!
+//! Every table lives here so that the whole layout can be read in one place
+//! (and with `sqlite3 board.db .schema`). The logbook tables (`logbooks`,
+//! `flow_details`, `atom_details`) use only portable types (TEXT, INTEGER,
+//! JSON as TEXT) so the same layout can later serve PostgreSQL.
+
+use rusqlite::Connection;
+
+use super::db::sql_error;
+use crate::error::Error;
+
+/// The schema version this code writes and understands (`PRAGMA user_version`).
+pub(crate) const SCHEMA_VERSION: i64 = 1;
+
+/// Version 1: jobs, idempotency keys, logbooks, conductors.
+const V1: &str = r#"
+-- One row per job. `seq` is the insertion order: the FIFO tie-break and the
+-- list page token. `claims` counts every claim and doubles as the fencing
+-- token of the current claim (it only ever grows).
+CREATE TABLE jobs (
+    seq              INTEGER PRIMARY KEY AUTOINCREMENT,
+    id               TEXT    NOT NULL UNIQUE,
+    flow             TEXT    NOT NULL,
+    store            TEXT    NOT NULL,              -- JSON object
+    priority         INTEGER NOT NULL,
+    idempotency_key  TEXT,
+    created_at       INTEGER NOT NULL,              -- ms since the Unix epoch
+    state            TEXT    NOT NULL CHECK (state IN ('UNCLAIMED', 'CLAIMED', 'COMPLETE', 'TRASHED')),
+    owner            TEXT,                          -- set while CLAIMED
+    claims           INTEGER NOT NULL DEFAULT 0,
+    outcome          TEXT,                          -- set once COMPLETE
+    failure          TEXT,                          -- JSON Failure
+    trash_reason     TEXT,
+    cancel_requested INTEGER NOT NULL DEFAULT 0,
+    finished_at      INTEGER
+);
+-- Claim order: the best claimable job is the first row of this index.
+CREATE INDEX jobs_claim_order ON jobs (state, priority DESC, created_at, seq);
+-- Owner lookups: releasing a session's claims, counting a conductor's jobs.
+CREATE INDEX jobs_owner ON jobs (owner) WHERE owner IS NOT NULL;
+-- Retention purge.
+CREATE INDEX jobs_finished ON jobs (finished_at) WHERE finished_at IS NOT NULL;
+
+-- Idempotency keys: posting twice with one key returns the first job.
+CREATE TABLE idempotency_keys (
+    key    TEXT PRIMARY KEY,
+    job_id TEXT NOT NULL REFERENCES jobs (id) ON DELETE CASCADE
+);
+
+-- Logbooks, one per job (a book's id is normally its job's id).
+CREATE TABLE logbooks (
+    id         TEXT PRIMARY KEY,
+    job_id     TEXT NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+    name       TEXT NOT NULL,
+    meta       TEXT NOT NULL,                       -- JSON object
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+);
+CREATE INDEX logbooks_job ON logbooks (job_id);
+
+CREATE TABLE flow_details (
+    id      TEXT PRIMARY KEY,
+    book_id TEXT NOT NULL REFERENCES logbooks (id) ON DELETE CASCADE,
+    name    TEXT NOT NULL,
+    state   TEXT NOT NULL,
+    meta    TEXT NOT NULL,                          -- JSON object
+    version INTEGER NOT NULL
+);
+CREATE INDEX flow_details_book ON flow_details (book_id);
+
+CREATE TABLE atom_details (
+    flow_id        TEXT NOT NULL REFERENCES flow_details (id) ON DELETE CASCADE,
+    name           TEXT NOT NULL,
+    kind           TEXT NOT NULL,
+    state          TEXT NOT NULL,
+    intention      TEXT NOT NULL,
+    result         TEXT,                            -- JSON value
+    failure        TEXT,                            -- JSON Failure
+    revert_failure TEXT,                            -- JSON Failure
+    attempts       TEXT NOT NULL,                   -- JSON array of Attempt
+    executions     INTEGER NOT NULL,
+    started_at     INTEGER,
+    finished_at    INTEGER,
+    version        INTEGER NOT NULL,
+    meta           TEXT NOT NULL,                   -- JSON object
+    PRIMARY KEY (flow_id, name)
+);
+
+-- Conductors registered by sessions of the running process.
+CREATE TABLE conductors (
+    name     TEXT PRIMARY KEY,
+    address  TEXT NOT NULL,
+    since    INTEGER NOT NULL,
+    draining INTEGER NOT NULL DEFAULT 0,
+    owner    TEXT NOT NULL                          -- the session that registered it
+);
+"#;
+
+/// Brings a database to [`SCHEMA_VERSION`]: creates the tables in a new file,
+/// accepts a current one, and refuses a file written by a newer version.
+pub(crate) fn migrate(conn: &mut Connection) -> Result<(), Error> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(sql_error)?;
+    let version: i64 = tx.pragma_query_value(None, "user_version", |row| row.get(0)).map_err(sql_error)?;
+    match version {
+        0 => {
+            tx.execute_batch(V1).map_err(sql_error)?;
+            tx.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(sql_error)?;
+        }
+        SCHEMA_VERSION => {}
+        newer => {
+            return Err(Error::Backend {
+                message: format!(
+                    "board file has schema version {newer}, newer than the {SCHEMA_VERSION} this build understands"
+                ),
+                source: None,
+            })
+        }
+    }
+    tx.commit().map_err(sql_error)
+}

@@ -1,0 +1,147 @@
+//! `EmbeddedStorage` (the fenced `flows::Storage` of one claim) and the
+//! owner-side claim operations of the embedded board.
+//!
+//! Every write here runs `jobs::fence` and the write itself in one SQLite
+//! transaction: if the claim is no longer current the transaction rolls back
+//! and the caller gets `ClaimLost`, with nothing changed.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use flows::logbook::now_millis;
+use flows::{AtomDetail, Failure, FlowDetail, LogBook, Storage, StorageError};
+use uuid::Uuid;
+
+use super::{jobs, logbook, Shared};
+use crate::claim::{ClaimOps, FenceToken};
+use crate::error::Error;
+use crate::job::{Job, JobId, Outcome};
+
+/// The logbook storage of one claimed job; every write is fenced by the claim.
+/// Get one with `Claim::storage`.
+#[derive(Debug, Clone)]
+pub struct EmbeddedStorage {
+    shared: Arc<Shared>,
+    job: JobId,
+    owner: String,
+    token: FenceToken,
+}
+
+impl EmbeddedStorage {
+    /// Runs one fenced logbook write, then wakes the job's watchers.
+    async fn fenced_write<F>(&self, write: F) -> Result<(), StorageError>
+    where
+        F: FnOnce(&rusqlite::Transaction<'_>, JobId, u64) -> Result<(), StorageError> + Send + 'static,
+    {
+        let (job, owner, token) = (self.job, self.owner.clone(), self.token);
+        self.shared
+            .db
+            .write(move |tx| {
+                jobs::fence(tx, job, &owner, token)?;
+                write(tx, job, now_millis())
+            })
+            .await?;
+        self.shared.notify.job_changed(self.job);
+        Ok(())
+    }
+
+    /// Refuses a value over the board's size limit.
+    fn check_size(&self, what: &str, value: &impl serde::Serialize) -> Result<(), StorageError> {
+        let size = serde_json::to_vec(value)
+            .map_err(|e| StorageError::Rejected { what: what.to_owned(), message: e.to_string() })?
+            .len();
+        let limit = self.shared.max_value_bytes;
+        if size > limit {
+            return Err(Error::TooLarge { what: what.to_owned(), size, limit }.into());
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Storage for EmbeddedStorage {
+    async fn save_book(&self, book: &LogBook) -> Result<(), StorageError> {
+        self.check_size("logbook meta", &book.meta)?;
+        let book = book.clone();
+        self.fenced_write(move |tx, job, now| logbook::save_book(tx, job, &book, now)).await
+    }
+
+    async fn load_book(&self, book: Uuid) -> Result<Option<LogBook>, StorageError> {
+        let job = self.job;
+        Ok(self.shared.db.read(move |tx| logbook::load_book(tx, job, book)).await?)
+    }
+
+    async fn save_flow(&self, book: Uuid, flow: &FlowDetail) -> Result<(), StorageError> {
+        self.check_size("flow meta", &flow.meta)?;
+        // Atoms are not written by `save_flow`: do not ship them to the writer.
+        let flow = FlowDetail { atoms: Default::default(), ..flow.clone() };
+        self.fenced_write(move |tx, job, now| logbook::save_flow(tx, job, book, &flow, now)).await
+    }
+
+    async fn load_flow(&self, book: Uuid, flow: Uuid) -> Result<Option<FlowDetail>, StorageError> {
+        let job = self.job;
+        Ok(self.shared.db.read(move |tx| logbook::load_flow(tx, job, book, flow)).await?)
+    }
+
+    async fn save_atom(&self, book: Uuid, flow: Uuid, atom: &AtomDetail) -> Result<(), StorageError> {
+        self.check_size(&format!("result of atom {}", atom.name), &atom.result)?;
+        self.check_size(&format!("atom {}", atom.name), atom)?;
+        let atom = atom.clone();
+        self.fenced_write(move |tx, job, _| logbook::save_atom(tx, job, book, flow, &atom)).await
+    }
+}
+
+/// The claim operations of one session (owner) of the embedded board.
+#[derive(Debug)]
+pub(crate) struct EmbeddedClaimOps {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) owner: String,
+}
+
+impl EmbeddedClaimOps {
+    async fn finish(&self, job: JobId, token: FenceToken, how: jobs::Finish) -> Result<Job, Error> {
+        let owner = self.owner.clone();
+        let done = self.shared.db.write(move |tx| jobs::finish(tx, job, &owner, token, how, now_millis())).await?;
+        self.shared.notify.claim_ended(job, token);
+        self.shared.notify.job_changed(job);
+        Ok(done)
+    }
+}
+
+#[async_trait]
+impl ClaimOps for EmbeddedClaimOps {
+    fn storage(&self, job: JobId, token: FenceToken) -> Arc<dyn Storage> {
+        Arc::new(EmbeddedStorage { shared: self.shared.clone(), job, owner: self.owner.clone(), token })
+    }
+
+    async fn consume(
+        &self,
+        job: JobId,
+        token: FenceToken,
+        outcome: Outcome,
+        failure: Option<Failure>,
+    ) -> Result<Job, Error> {
+        let failure = match failure {
+            Some(f) => {
+                let text = super::rows::to_json(&f)?;
+                let limit = self.shared.max_value_bytes;
+                if text.len() > limit {
+                    return Err(Error::TooLarge { what: "failure".into(), size: text.len(), limit });
+                }
+                Some(text)
+            }
+            None => None,
+        };
+        self.finish(job, token, jobs::Finish::Consume(outcome, failure)).await
+    }
+
+    async fn abandon(&self, job: JobId, token: FenceToken) -> Result<(), Error> {
+        self.finish(job, token, jobs::Finish::Abandon).await?;
+        self.shared.notify.claimable();
+        Ok(())
+    }
+
+    async fn trash(&self, job: JobId, token: FenceToken, reason: String) -> Result<(), Error> {
+        self.finish(job, token, jobs::Finish::Trash(reason)).await.map(drop)
+    }
+}

@@ -1,0 +1,173 @@
+//! Unit tests of the embedded board: the file itself (schema, WAL, inspection
+//! by another connection), reopen recovery, purge, and SQL details the shared
+//! conformance suite (`tests/board.rs`) does not reach.
+
+use std::path::Path;
+use std::time::Duration;
+
+use flows::{FlowDetail, LogBook, StorageError};
+use rusqlite::Connection;
+use serde_json::Map;
+use tempfile::TempDir;
+use uuid::Uuid;
+
+use super::schema::SCHEMA_VERSION;
+use super::EmbeddedBoard;
+use crate::board::JobBoard;
+use crate::error::Error;
+use crate::job::{BoardConfig, ConductorInfo, FlowFilter, JobState, ListQuery, NewJob, Outcome};
+
+fn temp_board(config: BoardConfig) -> (TempDir, EmbeddedBoard) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let board = EmbeddedBoard::open(&dir.path().join("board.db"), config).expect("open");
+    (dir, board)
+}
+
+fn new_job(key: Option<&str>) -> NewJob {
+    NewJob { idempotency_key: key.map(str::to_owned), ..NewJob::new("work", Map::new()) }
+}
+
+/// A second connection, as the `sqlite3` tool would open the file.
+fn inspect(dir: &TempDir) -> Connection {
+    Connection::open(dir.path().join("board.db")).expect("inspection connection")
+}
+
+fn count(conn: &Connection, table: &str) -> i64 {
+    conn.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |row| row.get(0)).expect("count")
+}
+
+#[tokio::test]
+async fn new_file_is_wal_with_schema_version_and_readable_while_open() {
+    let (dir, board) = temp_board(BoardConfig::new("me"));
+    board.post(new_job(None)).await.expect("post");
+    let conn = inspect(&dir);
+    let version: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0)).expect("user_version");
+    let mode: String = conn.pragma_query_value(None, "journal_mode", |row| row.get(0)).expect("journal_mode");
+    assert_eq!((version, mode.as_str()), (SCHEMA_VERSION, "wal"));
+    assert_eq!(count(&conn, "jobs"), 1, "a committed post is visible to another connection");
+}
+
+#[test]
+fn a_file_from_a_newer_version_is_refused() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("board.db");
+    Connection::open(&path).and_then(|c| c.pragma_update(None, "user_version", 99)).expect("prepare file");
+    match EmbeddedBoard::open(&path, BoardConfig::new("me")) {
+        Err(Error::Backend { message, .. }) => assert!(message.contains("99"), "message: {message}"),
+        other => panic!("opening a newer file gave {other:?}"),
+    }
+}
+
+#[test]
+fn an_unopenable_path_is_a_backend_error_naming_it() {
+    let missing = Path::new("/nonexistent-dir-for-baton-tests/board.db");
+    match EmbeddedBoard::open(missing, BoardConfig::new("me")) {
+        Err(Error::Backend { message, .. }) => assert!(message.contains("nonexistent-dir"), "message: {message}"),
+        other => panic!("opening {} gave {other:?}", missing.display()),
+    }
+}
+
+#[tokio::test]
+async fn reopen_releases_claims_and_forgets_conductors() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("board.db");
+    let id = {
+        let board = EmbeddedBoard::open(&path, BoardConfig::new("first")).expect("open");
+        let info = ConductorInfo { name: "c1".into(), address: "a:1".into(), since: 1, draining: false, jobs: 0 };
+        board.register_conductor(&info).await.expect("register");
+        let id = board.post(new_job(None)).await.expect("post").id;
+        let _held = board.claim(id).await.expect("claim");
+        id
+    };
+    let board = EmbeddedBoard::open(&path, BoardConfig::new("second")).expect("reopen");
+    assert_eq!(board.conductors().await.expect("conductors"), Vec::new());
+    let job = board.get(id).await.expect("get");
+    assert_eq!((job.state, job.owner), (JobState::Unclaimed, None));
+}
+
+#[tokio::test]
+async fn purge_removes_old_finished_jobs_with_logbooks_and_keys() {
+    let config = BoardConfig { retention: Duration::ZERO, ..BoardConfig::new("me") };
+    let (dir, board) = temp_board(config);
+    let done = board.post(new_job(Some("k"))).await.expect("post");
+    let claim = board.claim(done.id).await.expect("claim");
+    let book = LogBook::new(done.id, "book");
+    claim.storage().save_book(&book).await.expect("save_book");
+    claim.storage().save_flow(book.id, &FlowDetail::new(Uuid::new_v4(), "f")).await.expect("save_flow");
+    claim.consume(Outcome::Success, None).await.expect("consume");
+    let junk = board.post(new_job(None)).await.expect("post");
+    board.claim(junk.id).await.expect("claim").trash("junk").await.expect("trash");
+    let waiting = board.post(new_job(None)).await.expect("post");
+
+    // Retention zero: anything finished before now is old enough.
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    assert_eq!(board.purge_expired().await.expect("purge"), 2);
+    assert!(matches!(board.get(done.id).await, Err(Error::NotFound(_))));
+    assert!(matches!(board.get(junk.id).await, Err(Error::NotFound(_))));
+    assert_eq!(board.get(waiting.id).await.expect("get").state, JobState::Unclaimed);
+    let conn = inspect(&dir);
+    for table in ["logbooks", "flow_details", "idempotency_keys"] {
+        assert_eq!(count(&conn, table), 0, "purge left rows in {table}");
+    }
+    // The key of a purged job is free again.
+    assert_ne!(board.post(new_job(Some("k"))).await.expect("post").id, done.id);
+}
+
+#[tokio::test]
+async fn a_bad_page_token_is_invalid_input() {
+    let (_dir, board) = temp_board(BoardConfig::new("me"));
+    let query = ListQuery { page_token: Some("not-a-token".into()), ..ListQuery::default() };
+    assert!(matches!(board.list(&query).await, Err(Error::InvalidInput(_))));
+}
+
+#[tokio::test]
+async fn quarantine_zero_never_quarantines() {
+    let (_dir, board) = temp_board(BoardConfig { quarantine_after: 0, ..BoardConfig::new("me") });
+    let id = board.post(new_job(None)).await.expect("post").id;
+    for attempt in 1..=8 {
+        let claim = board.claim_next(&FlowFilter::any()).await.expect("claim_next").expect("claimable");
+        assert_eq!(claim.job().claims, attempt);
+        claim.abandon().await.expect("abandon");
+    }
+    assert_eq!(board.get(id).await.expect("get").state, JobState::Unclaimed);
+}
+
+#[tokio::test]
+async fn a_cancel_requested_before_a_reclaim_reaches_the_new_owner_at_once() {
+    let (_dir, board) = temp_board(BoardConfig::new("me"));
+    let id = board.post(new_job(None)).await.expect("post").id;
+    let claim = board.claim(id).await.expect("claim");
+    board.request_cancel(id).await.expect("request_cancel");
+    claim.abandon().await.expect("abandon");
+    let again = board.claim(id).await.expect("reclaim");
+    assert!(again.cancelled().is_cancelled());
+}
+
+#[tokio::test]
+async fn a_claim_cannot_write_another_jobs_logbook() {
+    let (_dir, board) = temp_board(BoardConfig::new("me"));
+    let (first, second) =
+        (board.post(new_job(None)).await.expect("post"), board.post(new_job(None)).await.expect("post"));
+    let first_claim = board.claim(first.id).await.expect("claim");
+    first_claim.storage().save_book(&LogBook::new(first.id, "first")).await.expect("save_book");
+    let second_claim = board.claim(second.id).await.expect("claim");
+    let stolen = second_claim.storage().save_book(&LogBook::new(first.id, "stolen")).await;
+    assert!(matches!(stolen, Err(StorageError::Rejected { .. })), "writing another job's book gave {stolen:?}");
+    let book = board.logbook(first.id).await.expect("logbook").expect("book");
+    assert_eq!(book.name, "first");
+}
+
+#[tokio::test]
+async fn sessions_share_the_file_and_close_only_releases_their_own_claims() {
+    let (_dir, board) = temp_board(BoardConfig::new("main"));
+    let other = board.session("other");
+    let (mine, theirs) =
+        (board.post(new_job(None)).await.expect("post"), board.post(new_job(None)).await.expect("post"));
+    let _mine = board.claim(mine.id).await.expect("claim");
+    let _theirs = other.claim(theirs.id).await.expect("claim");
+    other.close().await.expect("close");
+    assert!(other.session_lost().is_cancelled() && !board.session_lost().is_cancelled());
+    assert_eq!(board.get(theirs.id).await.expect("get").state, JobState::Unclaimed);
+    assert_eq!(board.get(mine.id).await.expect("get").owner.as_deref(), Some("main"));
+    assert!(matches!(other.post(new_job(None)).await, Err(Error::Closed)));
+}

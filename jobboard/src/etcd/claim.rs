@@ -1,0 +1,460 @@
+//! Claims as single etcd transactions, and the fenced owner writes that end them.
+//!
+//! Claim: `owner` absent and `state` unchanged since read → put `owner` on the
+//! session lease, rewrite `state` (claims + 1), put `held`, delete the queue
+//! entries, read the spec; all in one revision, which is the fencing token
+//! (the owner key's create = mod revision). consume / abandon / trash compare
+//! `owner`'s mod revision with the token and its lease with ours in the same
+//! txn as their write; a mismatch is `ClaimLost` and writes nothing.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use etcd_client::{Compare, CompareOp, GetOptions, KeyValue, PutOptions, Txn, TxnOp, TxnOpResponse, TxnResponse};
+use flows::{Failure, Storage};
+use rand::Rng;
+use tokio_util::sync::CancellationToken;
+
+use super::codec::{assemble, check_size, decode, encode, SpecRecord, StateRecord};
+use super::storage::EtcdStorage;
+use super::{Held, Inner};
+use crate::claim::{Claim, ClaimOps, FenceToken};
+use crate::error::Error;
+use crate::job::{FlowFilter, Job, JobId, JobState, Outcome};
+
+/// Queue entries read per claim attempt: enough to step past a few racing claimers.
+const CANDIDATES: i64 = 16;
+
+/// The outcome of trying one candidate.
+enum Attempt {
+    Won(Box<Claim>),
+    /// Someone else changed it first, or it was quarantined: try another.
+    Lost,
+}
+
+impl Attempt {
+    fn won_at(&self) -> Option<i64> {
+        match self {
+            Attempt::Won(claim) => Some(claim.token() as i64),
+            Attempt::Lost => None,
+        }
+    }
+}
+
+/// What the claiming tasks of one board know of each other, so that they do
+/// not race each other for the same queue entries (only other boards' tasks).
+#[derive(Debug, Default)]
+pub(crate) struct LocalClaims {
+    in_flight: usize,
+    /// Entries a task of this board is trying right now.
+    reserved: HashSet<JobId>,
+    /// Jobs this board won, at the claim's revision: an entry read before that is stale.
+    won: HashMap<JobId, i64>,
+}
+
+impl LocalClaims {
+    fn reserve(&mut self, id: JobId, entry_rev: i64) -> bool {
+        if self.won.get(&id).is_some_and(|&won| won >= entry_rev) {
+            return false;
+        }
+        self.reserved.insert(id)
+    }
+
+    fn release(&mut self, id: JobId, won_at: Option<i64>) {
+        self.reserved.remove(&id);
+        if let Some(rev) = won_at {
+            // Only an optimisation: forgetting everything now and then is safe.
+            if self.won.len() >= 4096 {
+                self.won.clear();
+            }
+            self.won.insert(id, rev);
+        }
+    }
+}
+
+/// Counts a board's claim_next calls in flight (sizes the candidate range).
+struct InFlight<'a>(&'a Inner);
+
+impl<'a> InFlight<'a> {
+    fn enter(inner: &'a Inner) -> Self {
+        inner.with_local(|local| local.in_flight += 1);
+        InFlight(inner)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.with_local(|local| local.in_flight -= 1);
+    }
+}
+
+impl Inner {
+    pub(super) async fn claim_next(this: &Arc<Inner>, filter: &FlowFilter) -> Result<Option<Claim>, Error> {
+        this.check_live()?;
+        let _in_flight = InFlight::enter(this);
+        // Bounded: each round either wins, or sees every candidate taken by others.
+        for _round in 0..8 {
+            let mut candidates = this.candidates(filter).await?;
+            if candidates.is_empty() {
+                return Ok(None);
+            }
+            let mut first = true;
+            while !candidates.is_empty() {
+                // The head first (strict order when uncontended); after a lost race,
+                // a random one, so that racing claimers spread out instead of colliding.
+                let pick = if first { 0 } else { rand::rng().random_range(0..candidates.len()) };
+                let kv = candidates.remove(pick);
+                let Some(id) = super::keys::id_at_end(kv.key()) else { continue };
+                // A sibling task of this board is on it, or already won it since this range was read.
+                if !this.with_local(|local| local.reserve(id, kv.mod_revision())) {
+                    continue;
+                }
+                first = false;
+                let state: StateRecord = decode(kv.value(), "queue entry")?;
+                let attempt = Inner::try_claim(this, id, state, kv.mod_revision()).await;
+                this.with_local(|local| local.release(id, attempt.as_ref().ok().and_then(Attempt::won_at)));
+                if let Attempt::Won(claim) = attempt? {
+                    return Ok(Some(*claim));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// The first queue entries this filter accepts, in claim order.
+    async fn candidates(&self, filter: &FlowFilter) -> Result<Vec<KeyValue>, Error> {
+        // Room for every sibling task of this board that is claiming right now, so none runs dry.
+        let limit = CANDIDATES + 2 * self.with_local(|local| local.in_flight) as i64;
+        let options = || GetOptions::new().with_prefix().with_limit(limit);
+        if filter.0.is_empty() {
+            let mut resp = self.get(self.keys.queue_prefix(), Some(options()), "listing claimable jobs").await?;
+            return Ok(resp.take_kvs());
+        }
+        let mut merged = Vec::new();
+        for flow in &filter.0 {
+            let prefix = self.keys.flow_queue_prefix(flow);
+            let mut resp = self.get(prefix.clone(), Some(options()), "listing claimable jobs").await?;
+            merged.extend(resp.take_kvs().into_iter().map(|kv| (kv.key()[prefix.len()..].to_vec(), kv)));
+        }
+        // The part after the flow is `<inv-prio>/<id>`: its order is claim order.
+        merged.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(merged.into_iter().take(limit as usize).map(|(_, kv)| kv).collect())
+    }
+
+    /// Claims `id` if its state is still the one read at `state_rev` and nobody owns it.
+    async fn try_claim(this: &Arc<Inner>, id: JobId, state: StateRecord, state_rev: i64) -> Result<Attempt, Error> {
+        if state.claims >= this.config.quarantine_after {
+            this.quarantine(id, state, state_rev).await?;
+            return Ok(Attempt::Lost);
+        }
+        let keys = &this.keys;
+        let mut next = state.clone();
+        next.state = JobState::Claimed;
+        next.claims += 1;
+        let owner = this.config.owner.clone();
+        let txn = Txn::new()
+            .when([
+                Compare::create_revision(keys.owner(id), CompareOp::Equal, 0),
+                Compare::mod_revision(keys.state(id), CompareOp::Equal, state_rev),
+            ])
+            .and_then([
+                TxnOp::put(keys.owner(id), owner.clone(), Some(PutOptions::new().with_lease(this.session.lease))),
+                TxnOp::put(keys.state(id), encode(&next, "job state")?, None),
+                TxnOp::put(keys.held(id), "", None),
+                TxnOp::delete(keys.queue(state.priority, id), None),
+                TxnOp::delete(keys.flow_queue(&state.flow, state.priority, id), None),
+                TxnOp::get(keys.spec(id), None),
+            ]);
+        let resp = this.txn(txn, &format!("claiming job {id}")).await?;
+        if !resp.succeeded() {
+            return Ok(Attempt::Lost);
+        }
+        let token = revision(&resp);
+        let spec: SpecRecord = match get_kv(&resp, 5) {
+            Some(kv) => decode(kv.value(), "job spec")?,
+            None => return Err(Error::Backend { message: format!("job {id} has a state but no spec"), source: None }),
+        };
+        let lost = this.session.lost.child_token();
+        let cancelled = CancellationToken::new();
+        if next.cancel_requested {
+            cancelled.cancel();
+        }
+        this.with_held(|held| {
+            held.insert(
+                id,
+                Held { token, state: next.clone(), state_rev: token, cancelled: cancelled.clone(), lost: lost.clone() },
+            )
+        });
+        let job = assemble(id, spec, next, Some(owner));
+        let ops: Arc<dyn ClaimOps> = this.clone();
+        Ok(Attempt::Won(Box::new(Claim::new(job, token as FenceToken, ops, lost, cancelled))))
+    }
+
+    /// Moves a job claimed too often to TRASHED, if it is still unowned and unchanged.
+    async fn quarantine(&self, id: JobId, state: StateRecord, state_rev: i64) -> Result<bool, Error> {
+        let keys = &self.keys;
+        let now = flows::logbook::now_millis();
+        let mut next = state.clone();
+        next.state = JobState::Trashed;
+        next.trash_reason = Some(format!(
+            "quarantined: claimed {} times without finishing (limit {})",
+            state.claims, self.config.quarantine_after
+        ));
+        next.finished_at = Some(now);
+        tracing::warn!(job = %id, claims = state.claims, "quarantining job");
+        let txn = Txn::new()
+            .when([
+                Compare::create_revision(keys.owner(id), CompareOp::Equal, 0),
+                Compare::mod_revision(keys.state(id), CompareOp::Equal, state_rev),
+            ])
+            .and_then([
+                TxnOp::put(keys.state(id), encode(&next, "job state")?, None),
+                TxnOp::delete(keys.held(id), None),
+                TxnOp::delete(keys.queue(state.priority, id), None),
+                TxnOp::delete(keys.flow_queue(&state.flow, state.priority, id), None),
+                TxnOp::put(keys.done(now, id), "", None),
+            ]);
+        Ok(self.txn(txn, &format!("quarantining job {id}")).await?.succeeded())
+    }
+
+    pub(super) async fn claim_one(this: &Arc<Inner>, id: JobId) -> Result<Claim, Error> {
+        this.check_live()?;
+        for _ in 0..16 {
+            let (state, state_rev, owner) = this.read_state(id).await?;
+            if let Some(owner) = owner {
+                return Err(Error::AlreadyClaimed { job: id, owner });
+            }
+            if state.is_finished() {
+                return Err(Error::NotClaimable { job: id, state: state.state });
+            }
+            if state.claims >= this.config.quarantine_after {
+                if this.quarantine(id, state, state_rev).await? {
+                    return Err(Error::NotClaimable { job: id, state: JobState::Trashed });
+                }
+                continue;
+            }
+            if let Attempt::Won(claim) = Inner::try_claim(this, id, state, state_rev).await? {
+                return Ok(*claim);
+            }
+        }
+        Err(Error::Unavailable { message: format!("job {id} kept changing while claiming it"), source: None })
+    }
+
+    /// The state record, its mod revision and the owner (if any). `NotFound` if no such job.
+    pub(super) async fn read_state(&self, id: JobId) -> Result<(StateRecord, i64, Option<String>), Error> {
+        let txn = Txn::new().and_then([TxnOp::get(self.keys.state(id), None), TxnOp::get(self.keys.owner(id), None)]);
+        let resp = self.txn(txn, &format!("reading job {id}")).await?;
+        let state_kv = get_kv(&resp, 0).ok_or(Error::NotFound(id))?;
+        let state = decode(state_kv.value(), "job state")?;
+        let owner = get_kv(&resp, 1).map(|kv| String::from_utf8_lossy(kv.value()).into_owned());
+        Ok((state, state_kv.mod_revision(), owner))
+    }
+
+    /// Puts a job whose owner's lease expired back in the queue (any board may do it; one wins).
+    pub(super) async fn requeue_orphan(&self, id: JobId) -> Result<(), Error> {
+        let (state, state_rev, owner) = match self.read_state(id).await {
+            Ok(found) => found,
+            Err(Error::NotFound(_)) => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        if owner.is_some() || state.state != JobState::Claimed {
+            return Ok(());
+        }
+        let keys = &self.keys;
+        let mut next = state.clone();
+        next.state = JobState::Unclaimed;
+        let encoded = encode(&next, "job state")?;
+        let txn = Txn::new()
+            .when([
+                Compare::create_revision(keys.owner(id), CompareOp::Equal, 0),
+                Compare::mod_revision(keys.state(id), CompareOp::Equal, state_rev),
+            ])
+            .and_then([
+                TxnOp::put(keys.state(id), encoded.clone(), None),
+                TxnOp::delete(keys.held(id), None),
+                TxnOp::put(keys.queue(state.priority, id), encoded.clone(), None),
+                TxnOp::put(keys.flow_queue(&state.flow, state.priority, id), encoded, None),
+            ]);
+        if self.txn(txn, &format!("re-queueing job {id}")).await?.succeeded() {
+            tracing::info!(job = %id, "job released by an expired lease is claimable again");
+        }
+        Ok(())
+    }
+
+    /// Runs an owner write: `build` turns the current state into the new one and
+    /// the extra ops; the txn holds only if our owner key and the state are as seen.
+    async fn fenced_transition(
+        &self,
+        id: JobId,
+        token: FenceToken,
+        build: impl Fn(&StateRecord) -> Result<(StateRecord, Vec<TxnOp>), Error>,
+    ) -> Result<(StateRecord, TxnResponse), Error> {
+        let keys = &self.keys;
+        let lost = || Error::ClaimLost { job: id, token };
+        let cached = self.with_held(|held| {
+            held.get(&id).filter(|h| h.token as u64 == token).map(|h| (h.state.clone(), h.state_rev))
+        });
+        let (mut state, mut state_rev) = match cached {
+            Some(seen) => seen,
+            None => {
+                let (state, rev, _) = self.read_state(id).await?;
+                (state, rev)
+            }
+        };
+        for _ in 0..16 {
+            let (next, mut ops) = build(&state)?;
+            ops.insert(0, TxnOp::put(keys.state(id), encode(&next, "job state")?, None));
+            let txn = Txn::new()
+                .when([
+                    Compare::mod_revision(keys.owner(id), CompareOp::Equal, token as i64),
+                    Compare::lease(keys.owner(id), CompareOp::Equal, self.session.lease),
+                    Compare::mod_revision(keys.state(id), CompareOp::Equal, state_rev),
+                ])
+                .and_then(ops)
+                .or_else([TxnOp::get(keys.owner(id), None), TxnOp::get(keys.state(id), None)]);
+            let resp = self.txn(txn, &format!("writing job {id} under claim {token}")).await?;
+            if resp.succeeded() {
+                self.forget(id, token);
+                return Ok((next, resp));
+            }
+            match get_kv(&resp, 0) {
+                Some(owner) if owner.mod_revision() as u64 == token && owner.lease() == self.session.lease => {}
+                _ => {
+                    self.lose(id, token);
+                    return Err(lost());
+                }
+            }
+            // Only the state moved under us (a cancel request): retry on the new one.
+            let kv = get_kv(&resp, 1).ok_or(Error::NotFound(id))?;
+            state = decode(kv.value(), "job state")?;
+            state_rev = kv.mod_revision();
+        }
+        Err(Error::Unavailable { message: format!("job {id} kept changing while writing it"), source: None })
+    }
+
+    /// Our claim ended normally: stop tracking it.
+    fn forget(&self, id: JobId, token: FenceToken) {
+        self.with_held(|held| {
+            if held.get(&id).is_some_and(|h| h.token as u64 == token) {
+                held.remove(&id);
+            }
+        });
+    }
+
+    /// Our claim was found lost: fire its token and stop tracking it.
+    pub(super) fn lose(&self, id: JobId, token: FenceToken) {
+        if let Some(h) =
+            self.with_held(
+                |held| {
+                    if held.get(&id).is_some_and(|h| h.token as u64 == token) {
+                        held.remove(&id)
+                    } else {
+                        None
+                    }
+                },
+            )
+        {
+            h.lost.cancel();
+        }
+    }
+
+    async fn finish(
+        &self,
+        id: JobId,
+        token: FenceToken,
+        outcome: Outcome,
+        failure: Option<Failure>,
+    ) -> Result<Job, Error> {
+        if let Some(failure) = &failure {
+            check_size("failure", failure, self.config.max_value_bytes)?;
+        }
+        let now = flows::logbook::now_millis();
+        let keys = &self.keys;
+        let (next, resp) = self
+            .fenced_transition(id, token, |state| {
+                let mut next = state.clone();
+                next.state = JobState::Complete;
+                next.outcome = Some(outcome);
+                next.failure.clone_from(&failure);
+                next.finished_at = Some(now);
+                let ops = vec![
+                    TxnOp::delete(keys.owner(id), None),
+                    TxnOp::delete(keys.held(id), None),
+                    TxnOp::put(keys.done(now, id), "", None),
+                    TxnOp::get(keys.spec(id), None),
+                ];
+                Ok((next, ops))
+            })
+            .await?;
+        let spec = get_kv(&resp, 4).ok_or(Error::NotFound(id))?;
+        Ok(assemble(id, decode(spec.value(), "job spec")?, next, None))
+    }
+}
+
+#[async_trait]
+impl ClaimOps for Inner {
+    fn storage(&self, job: JobId, token: FenceToken) -> Arc<dyn Storage> {
+        Arc::new(EtcdStorage::new(self.kv(), self.keys.clone(), self.session.lease, &self.config, job, token))
+    }
+
+    async fn consume(
+        &self,
+        job: JobId,
+        token: FenceToken,
+        outcome: Outcome,
+        failure: Option<Failure>,
+    ) -> Result<Job, Error> {
+        self.finish(job, token, outcome, failure).await
+    }
+
+    async fn abandon(&self, job: JobId, token: FenceToken) -> Result<(), Error> {
+        let keys = &self.keys;
+        self.fenced_transition(job, token, |state| {
+            let mut next = state.clone();
+            next.state = JobState::Unclaimed;
+            let encoded = encode(&next, "job state")?;
+            let ops = vec![
+                TxnOp::delete(keys.owner(job), None),
+                TxnOp::delete(keys.held(job), None),
+                TxnOp::put(keys.queue(state.priority, job), encoded.clone(), None),
+                TxnOp::put(keys.flow_queue(&state.flow, state.priority, job), encoded, None),
+            ];
+            Ok((next, ops))
+        })
+        .await?;
+        Ok(())
+    }
+
+    async fn trash(&self, job: JobId, token: FenceToken, reason: String) -> Result<(), Error> {
+        let now = flows::logbook::now_millis();
+        let keys = &self.keys;
+        self.fenced_transition(job, token, |state| {
+            let mut next = state.clone();
+            next.state = JobState::Trashed;
+            next.trash_reason = Some(reason.clone());
+            next.finished_at = Some(now);
+            let ops = vec![
+                TxnOp::delete(keys.owner(job), None),
+                TxnOp::delete(keys.held(job), None),
+                TxnOp::put(keys.done(now, job), "", None),
+            ];
+            Ok((next, ops))
+        })
+        .await?;
+        Ok(())
+    }
+}
+
+/// The txn's revision (the fencing token of a claim txn).
+fn revision(resp: &TxnResponse) -> i64 {
+    resp.header().map(|h| h.revision()).unwrap_or_default()
+}
+
+/// The first key-value of the `index`th response, if that was a get that found one.
+pub(super) fn get_kv(resp: &TxnResponse, index: usize) -> Option<KeyValue> {
+    match resp.op_responses().into_iter().nth(index)? {
+        TxnOpResponse::Get(mut get) => get.take_kvs().into_iter().next(),
+        _ => None,
+    }
+}

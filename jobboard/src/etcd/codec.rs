@@ -1,0 +1,179 @@
+//! What the etcd backend stores (spec and state records), ids, input checks,
+//! and the mapping of etcd-client errors to [`Error`].
+
+use std::sync::Mutex;
+
+use flows::{Failure, Millis};
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::error::Error;
+use crate::job::{Job, JobId, JobState, NewJob, Outcome};
+
+/// The immutable part of a job, written once by `post` (`P spec/<id>`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct SpecRecord {
+    pub flow: String,
+    pub store: Map<String, Value>,
+    pub priority: i32,
+    pub idempotency_key: Option<String>,
+    pub created_at: Millis,
+}
+
+/// The small mutable part of a job (`P m/state/<id>`); every transition rewrites it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct StateRecord {
+    pub flow: String,
+    pub priority: i32,
+    /// `Claimed` here with no owner key means the lease expired and nobody re-queued it yet.
+    pub state: JobState,
+    pub claims: u32,
+    #[serde(default)]
+    pub outcome: Option<Outcome>,
+    #[serde(default)]
+    pub failure: Option<Failure>,
+    #[serde(default)]
+    pub trash_reason: Option<String>,
+    #[serde(default)]
+    pub cancel_requested: bool,
+    #[serde(default)]
+    pub finished_at: Option<Millis>,
+}
+
+impl StateRecord {
+    pub(crate) fn new(spec: &SpecRecord) -> Self {
+        StateRecord {
+            flow: spec.flow.clone(),
+            priority: spec.priority,
+            state: JobState::Unclaimed,
+            claims: 0,
+            outcome: None,
+            failure: None,
+            trash_reason: None,
+            cancel_requested: false,
+            finished_at: None,
+        }
+    }
+
+    pub(crate) fn is_finished(&self) -> bool {
+        matches!(self.state, JobState::Complete | JobState::Trashed)
+    }
+}
+
+/// Assembles the public `Job` from its records and its owner key's value.
+pub(crate) fn assemble(id: JobId, spec: SpecRecord, state: StateRecord, owner: Option<String>) -> Job {
+    let current = match (&owner, state.state) {
+        (Some(_), _) => JobState::Claimed,
+        // The lease expired: the job is claimable even before it is re-queued.
+        (None, JobState::Claimed) => JobState::Unclaimed,
+        (None, other) => other,
+    };
+    Job {
+        id,
+        flow: spec.flow,
+        store: spec.store,
+        priority: spec.priority,
+        idempotency_key: spec.idempotency_key,
+        created_at: spec.created_at,
+        state: current,
+        owner,
+        claims: state.claims,
+        outcome: state.outcome,
+        failure: state.failure,
+        trash_reason: state.trash_reason,
+        cancel_requested: state.cancel_requested,
+        finished_at: state.finished_at,
+    }
+}
+
+pub(crate) fn encode<T: Serialize>(value: &T, what: &str) -> Result<Vec<u8>, Error> {
+    serde_json::to_vec(value)
+        .map_err(|e| Error::Backend { message: format!("cannot encode {what}"), source: Some(Box::new(e)) })
+}
+
+pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, Error> {
+    serde_json::from_slice(bytes)
+        .map_err(|e| Error::Backend { message: format!("corrupt {what} in etcd"), source: Some(Box::new(e)) })
+}
+
+/// Refuses what `post` must refuse, before anything is written.
+pub(crate) fn validate_new_job(job: &NewJob, max_value_bytes: usize) -> Result<(), Error> {
+    if job.flow.trim().is_empty() {
+        return Err(Error::InvalidInput("flow name is empty".into()));
+    }
+    if let Some(key) = &job.idempotency_key {
+        if key.is_empty() {
+            return Err(Error::InvalidInput("idempotency key is empty".into()));
+        }
+    }
+    check_size("store", &Value::Object(job.store.clone()), max_value_bytes)
+}
+
+/// `TooLarge` if the value's JSON is over `limit` bytes.
+pub(crate) fn check_size<T: Serialize>(what: &str, value: &T, limit: usize) -> Result<(), Error> {
+    let size = serde_json::to_vec(value).map(|v| v.len()).unwrap_or(usize::MAX);
+    if size > limit {
+        return Err(Error::TooLarge { what: what.to_string(), size, limit });
+    }
+    Ok(())
+}
+
+/// A new job id: UUID version 7 layout (48-bit milliseconds, then a 12-bit
+/// counter that keeps ids from one process strictly increasing within a
+/// millisecond), so that key order is posting order.
+pub(crate) fn new_job_id() -> (JobId, Millis) {
+    static LAST: Mutex<(u64, u16)> = Mutex::new((0, 0));
+    let now = flows::logbook::now_millis();
+    let (ms, counter) = {
+        let mut last = LAST.lock().unwrap_or_else(|e| e.into_inner());
+        let next = if now > last.0 {
+            (now, 0)
+        } else if last.1 < 0x0fff {
+            (last.0, last.1 + 1)
+        } else {
+            (last.0 + 1, 0)
+        };
+        *last = next;
+        next
+    };
+    let random: [u8; 8] = rand::random();
+    let mut bytes = [0u8; 16];
+    bytes[..6].copy_from_slice(&ms.to_be_bytes()[2..]);
+    bytes[6] = 0x70 | ((counter >> 8) as u8 & 0x0f);
+    bytes[7] = (counter & 0xff) as u8;
+    bytes[8..].copy_from_slice(&random);
+    bytes[8] = 0x80 | (bytes[8] & 0x3f);
+    (JobId::from_bytes(bytes), ms)
+}
+
+/// Maps an etcd-client error: connection trouble is `Unavailable` (retryable),
+/// anything else is `Backend`.
+pub(crate) fn etcd_error(err: etcd_client::Error, doing: &str) -> Error {
+    use etcd_client::Error as E;
+    use tonic::Code;
+    let retryable = match &err {
+        E::TransportError(_) | E::IoError(_) | E::WatchError(_) | E::LeaseKeepAliveError(_) => true,
+        E::GRpcStatus(status) => matches!(
+            status.code(),
+            Code::Unavailable | Code::DeadlineExceeded | Code::Unknown | Code::Cancelled | Code::Aborted
+        ),
+        _ => false,
+    };
+    let message = format!("etcd failed while {doing}: {err}");
+    if retryable {
+        Error::Unavailable { message, source: Some(Box::new(err)) }
+    } else {
+        Error::Backend { message, source: Some(Box::new(err)) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_increase_in_key_order() {
+        let ids: Vec<String> = (0..5000).map(|_| new_job_id().0.to_string()).collect();
+        assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids must sort in posting order");
+    }
+}

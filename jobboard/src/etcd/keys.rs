@@ -1,0 +1,204 @@
+//! The etcd key layout of the job board, and the functions that build and parse keys.
+//!
+//! Every key starts with the configured prefix `P` (default `/baton/`). Ids are
+//! time-ordered UUIDs (version 7 layout, monotonic within a process), so key
+//! order under `spec/` and `m/state/` is creation order.
+//!
+//! | key | value | lease | written by |
+//! |---|---|---|---|
+//! | `P spec/<id>` | job spec JSON: flow, store, priority, idempotency key, created | - | post (immutable) |
+//! | `P idem/<key-hex>` | job id | - | post, in the same txn as the job |
+//! | `P book/<id>/book` | logbook header JSON (no flows) | - | owner, fenced |
+//! | `P book/<id>/flow/<flow-id>` | flow detail JSON (no atoms) | - | owner, fenced |
+//! | `P book/<id>/atom/<flow-id>/<atom-name>` | atom detail JSON | - | owner, fenced |
+//! | `P done/<finished-ms:013>/<id>` | idempotency key (or empty) | - | consume/trash/cancel; read by purge |
+//! | `P m/state/<id>` | small mutable state JSON: state, claims, outcome, failure, cancel flag | - | every transition |
+//! | `P m/owner/<id>` | owner name; present = CLAIMED; fencing token = its create revision | session lease | claim |
+//! | `P m/held/<id>` | empty; the job was claimed and not yet released (finds orphans after a lease expiry) | - | claim |
+//! | `P m/queue/<inv-prio:010>/<id>` | empty: claimable index over all flows | - | post, abandon, re-queue |
+//! | `P m/fqueue/<flow-hex>/<inv-prio:010>/<id>` | empty: claimable index per flow | - | same txns as `queue` |
+//! | `P m/conductor/<name>` | `ConductorInfo` JSON | session lease | register_conductor |
+//!
+//! `inv-prio` is `i32::MAX - priority` zero-padded, so ascending key order is
+//! priority descending, then id (= age) ascending. Every board watches `P m/`
+//! (small values only): a `queue` put or an `owner` delete by lease expiry
+//! wakes claimers; a `state` put carrying the cancel flag reaches the owner.
+
+use crate::job::JobId;
+
+/// Builds keys under one prefix.
+#[derive(Debug, Clone)]
+pub(crate) struct Keys {
+    prefix: String,
+}
+
+impl Keys {
+    pub(crate) fn new(prefix: &str) -> Self {
+        let mut prefix = prefix.to_string();
+        if !prefix.ends_with('/') {
+            prefix.push('/');
+        }
+        Keys { prefix }
+    }
+
+    pub(crate) fn spec(&self, id: JobId) -> String {
+        format!("{}spec/{id}", self.prefix)
+    }
+
+    pub(crate) fn idem(&self, key: &str) -> String {
+        format!("{}idem/{}", self.prefix, hex(key))
+    }
+
+    pub(crate) fn book_prefix(&self, id: JobId) -> String {
+        format!("{}book/{id}/", self.prefix)
+    }
+
+    pub(crate) fn book_header(&self, id: JobId) -> String {
+        format!("{}book/{id}/book", self.prefix)
+    }
+
+    pub(crate) fn book_flow(&self, id: JobId, flow: uuid::Uuid) -> String {
+        format!("{}book/{id}/flow/{flow}", self.prefix)
+    }
+
+    pub(crate) fn book_atom(&self, id: JobId, flow: uuid::Uuid, atom: &str) -> String {
+        format!("{}book/{id}/atom/{flow}/{atom}", self.prefix)
+    }
+
+    pub(crate) fn done_prefix(&self) -> String {
+        format!("{}done/", self.prefix)
+    }
+
+    pub(crate) fn done(&self, finished_ms: u64, id: JobId) -> String {
+        format!("{}done/{finished_ms:013}/{id}", self.prefix)
+    }
+
+    /// Everything every board watches.
+    pub(crate) fn watched(&self) -> String {
+        format!("{}m/", self.prefix)
+    }
+
+    pub(crate) fn state_prefix(&self) -> String {
+        format!("{}m/state/", self.prefix)
+    }
+
+    pub(crate) fn state(&self, id: JobId) -> String {
+        format!("{}m/state/{id}", self.prefix)
+    }
+
+    pub(crate) fn owner_prefix(&self) -> String {
+        format!("{}m/owner/", self.prefix)
+    }
+
+    pub(crate) fn owner(&self, id: JobId) -> String {
+        format!("{}m/owner/{id}", self.prefix)
+    }
+
+    pub(crate) fn held_prefix(&self) -> String {
+        format!("{}m/held/", self.prefix)
+    }
+
+    pub(crate) fn held(&self, id: JobId) -> String {
+        format!("{}m/held/{id}", self.prefix)
+    }
+
+    pub(crate) fn queue_prefix(&self) -> String {
+        format!("{}m/queue/", self.prefix)
+    }
+
+    pub(crate) fn queue(&self, priority: i32, id: JobId) -> String {
+        format!("{}m/queue/{}/{id}", self.prefix, inverted(priority))
+    }
+
+    pub(crate) fn flow_queue_prefix(&self, flow: &str) -> String {
+        format!("{}m/fqueue/{}/", self.prefix, hex(flow))
+    }
+
+    pub(crate) fn flow_queue(&self, flow: &str, priority: i32, id: JobId) -> String {
+        format!("{}{}/{id}", self.flow_queue_prefix(flow), inverted(priority))
+    }
+
+    pub(crate) fn conductor_prefix(&self) -> String {
+        format!("{}m/conductor/", self.prefix)
+    }
+
+    pub(crate) fn conductor(&self, name: &str) -> String {
+        format!("{}m/conductor/{name}", self.prefix)
+    }
+
+    /// What kind of watched key this is, and the job it names.
+    pub(crate) fn classify(&self, key: &[u8]) -> Option<Watched> {
+        let key = std::str::from_utf8(key).ok()?;
+        let rest = key.strip_prefix(&self.prefix)?.strip_prefix("m/")?;
+        let (kind, tail) = rest.split_once('/')?;
+        let id_of = |s: &str| s.rsplit('/').next().and_then(|s| s.parse::<JobId>().ok());
+        match kind {
+            "state" => id_of(tail).map(Watched::State),
+            "owner" => id_of(tail).map(Watched::Owner),
+            "queue" | "fqueue" => Some(Watched::Queue),
+            _ => Some(Watched::Other),
+        }
+    }
+}
+
+/// A watched key, classified.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Watched {
+    State(JobId),
+    Owner(JobId),
+    Queue,
+    Other,
+}
+
+/// The job id at the end of a key (`.../<id>`).
+pub(crate) fn id_at_end(key: &[u8]) -> Option<JobId> {
+    let key = std::str::from_utf8(key).ok()?;
+    key.rsplit('/').next()?.parse().ok()
+}
+
+/// The first key after every key that starts with `prefix` (etcd's range end for a prefix).
+pub(crate) fn prefix_end(prefix: &str) -> Vec<u8> {
+    let mut end = prefix.as_bytes().to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return end;
+        }
+    }
+    vec![0]
+}
+
+/// Priority mapped so that ascending key order is descending priority.
+fn inverted(priority: i32) -> String {
+    format!("{:010}", i64::from(i32::MAX) - i64::from(priority))
+}
+
+/// Lowercase hex of a free-form name, so that no `/` in it can break the layout.
+fn hex(s: &str) -> String {
+    s.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn higher_priority_sorts_first() {
+        let keys = Keys::new("/p");
+        let id = JobId::nil();
+        assert!(keys.queue(10, id) < keys.queue(0, id));
+        assert!(keys.queue(i32::MAX, id) < keys.queue(i32::MIN, id));
+        assert!(keys.queue(0, id) < keys.queue(-1, id));
+    }
+
+    #[test]
+    fn classifies_watched_keys() {
+        let keys = Keys::new("/p/");
+        let id = JobId::from_u128(7);
+        assert_eq!(keys.classify(keys.owner(id).as_bytes()), Some(Watched::Owner(id)));
+        assert_eq!(keys.classify(keys.state(id).as_bytes()), Some(Watched::State(id)));
+        assert_eq!(keys.classify(keys.flow_queue("a/b", 3, id).as_bytes()), Some(Watched::Queue));
+        assert_eq!(id_at_end(keys.queue(3, id).as_bytes()), Some(id));
+        assert_eq!(prefix_end("a/"), b"a0".to_vec());
+    }
+}

@@ -1,0 +1,230 @@
+//! Board operations that need no claim: post, get, list, request_cancel, purge.
+
+use etcd_client::{Compare, CompareOp, DeleteOptions, GetOptions, Txn, TxnOp};
+
+use super::claim::get_kv;
+use super::codec::{assemble, decode, encode, new_job_id, validate_new_job, SpecRecord, StateRecord};
+use super::keys::{id_at_end, prefix_end};
+use super::Inner;
+use crate::error::Error;
+use crate::job::{Job, JobId, JobPage, JobState, ListQuery, NewJob, Outcome};
+
+/// Jobs removed per purge round: small, so no revision deletes many keys (see etcd-notes §6).
+const PURGE_BATCH: i64 = 32;
+
+impl Inner {
+    pub(super) async fn post(&self, job: NewJob) -> Result<Job, Error> {
+        validate_new_job(&job, self.config.max_value_bytes)?;
+        let (id, created_at) = new_job_id();
+        let spec = SpecRecord {
+            flow: job.flow,
+            store: job.store,
+            priority: job.priority,
+            idempotency_key: job.idempotency_key,
+            created_at,
+        };
+        let state = StateRecord::new(&spec);
+        let keys = &self.keys;
+        let encoded_state = encode(&state, "job state")?;
+        let mut then = vec![
+            TxnOp::put(keys.spec(id), encode(&spec, "job spec")?, None),
+            TxnOp::put(keys.state(id), encoded_state.clone(), None),
+            TxnOp::put(keys.queue(spec.priority, id), encoded_state.clone(), None),
+            TxnOp::put(keys.flow_queue(&spec.flow, spec.priority, id), encoded_state, None),
+        ];
+        let txn = match &spec.idempotency_key {
+            None => Txn::new().and_then(then),
+            Some(key) => {
+                then.push(TxnOp::put(keys.idem(key), id.to_string(), None));
+                Txn::new()
+                    .when([Compare::create_revision(keys.idem(key), CompareOp::Equal, 0)])
+                    .and_then(then)
+                    .or_else([TxnOp::get(keys.idem(key), None)])
+            }
+        };
+        let resp = self.txn(txn, "posting a job").await?;
+        if !resp.succeeded() {
+            let existing = get_kv(&resp, 0)
+                .and_then(|kv| String::from_utf8_lossy(kv.value()).parse::<JobId>().ok())
+                .ok_or_else(|| Error::Backend { message: "corrupt idempotency index entry".into(), source: None })?;
+            return self.get_job(existing).await;
+        }
+        Ok(assemble(id, spec, state, None))
+    }
+
+    pub(super) async fn get_job(&self, id: JobId) -> Result<Job, Error> {
+        let keys = &self.keys;
+        let txn = Txn::new().and_then([
+            TxnOp::get(keys.spec(id), None),
+            TxnOp::get(keys.state(id), None),
+            TxnOp::get(keys.owner(id), None),
+        ]);
+        let resp = self.txn(txn, &format!("reading job {id}")).await?;
+        let spec = get_kv(&resp, 0).ok_or(Error::NotFound(id))?;
+        let state = get_kv(&resp, 1).ok_or(Error::NotFound(id))?;
+        let owner = get_kv(&resp, 2).map(|kv| String::from_utf8_lossy(kv.value()).into_owned());
+        Ok(assemble(id, decode(spec.value(), "job spec")?, decode(state.value(), "job state")?, owner))
+    }
+
+    /// Pages through `m/state/` (small records, in creation order), filtering as it goes.
+    pub(super) async fn list(&self, query: &ListQuery) -> Result<JobPage, Error> {
+        let limit = if query.limit == 0 { 100 } else { query.limit.min(1000) };
+        let keys = &self.keys;
+        let prefix = keys.state_prefix();
+        let end = prefix_end(&prefix);
+        let mut from = match &query.page_token {
+            None => prefix.clone().into_bytes(),
+            Some(token) => {
+                let after: JobId =
+                    token.parse().map_err(|_| Error::InvalidInput(format!("bad page token {token:?}")))?;
+                let mut key = keys.state(after).into_bytes();
+                key.push(0);
+                key
+            }
+        };
+        let mut picked: Vec<(JobId, StateRecord, Option<String>)> = Vec::new();
+        let mut next = None;
+        'pages: loop {
+            let batch = (limit * 2).max(64) as i64;
+            let mut resp = self
+                .get(from.clone(), Some(GetOptions::new().with_range(end.clone()).with_limit(batch)), "listing jobs")
+                .await?;
+            let more = resp.more();
+            let kvs = resp.take_kvs();
+            let Some(last) = kvs.last() else { break };
+            let (first_id, last_id) = (id_at_end(kvs[0].key()), id_at_end(last.key()));
+            let owners = self.owners_between(first_id, last_id).await?;
+            for kv in &kvs {
+                let Some(id) = id_at_end(kv.key()) else { continue };
+                let state: StateRecord = decode(kv.value(), "job state")?;
+                let owner = owners.iter().find(|(o, _)| *o == id).map(|(_, name)| name.clone());
+                let current = match (&owner, state.state) {
+                    (Some(_), _) => JobState::Claimed,
+                    (None, JobState::Claimed) => JobState::Unclaimed,
+                    (None, s) => s,
+                };
+                let wanted =
+                    query.state.is_none_or(|s| s == current) && query.flow.as_ref().is_none_or(|f| *f == state.flow);
+                if wanted {
+                    if picked.len() == limit {
+                        next = picked.last().map(|(id, _, _)| id.to_string());
+                        break 'pages;
+                    }
+                    picked.push((id, state, owner));
+                }
+            }
+            if !more {
+                break;
+            }
+            from = last.key().to_vec();
+            from.push(0);
+        }
+        let mut jobs = Vec::with_capacity(picked.len());
+        for chunk in picked.chunks(64) {
+            let txn = Txn::new()
+                .and_then(chunk.iter().map(|(id, _, _)| TxnOp::get(keys.spec(*id), None)).collect::<Vec<_>>());
+            let resp = self.txn(txn, "reading job specs").await?;
+            for (i, (id, state, owner)) in chunk.iter().enumerate() {
+                // A job purged between the two reads is simply left out.
+                if let Some(kv) = get_kv(&resp, i) {
+                    jobs.push(assemble(*id, decode(kv.value(), "job spec")?, state.clone(), owner.clone()));
+                }
+            }
+        }
+        Ok(JobPage { jobs, next })
+    }
+
+    /// Owner keys of jobs with ids in `[first, last]`.
+    async fn owners_between(&self, first: Option<JobId>, last: Option<JobId>) -> Result<Vec<(JobId, String)>, Error> {
+        let (Some(first), Some(last)) = (first, last) else { return Ok(Vec::new()) };
+        let mut end = self.keys.owner(last).into_bytes();
+        end.push(0);
+        let mut resp =
+            self.get(self.keys.owner(first), Some(GetOptions::new().with_range(end)), "listing owners").await?;
+        Ok(resp
+            .take_kvs()
+            .into_iter()
+            .filter_map(|kv| Some((id_at_end(kv.key())?, String::from_utf8_lossy(kv.value()).into_owned())))
+            .collect())
+    }
+
+    pub(super) async fn request_cancel(&self, id: JobId) -> Result<Job, Error> {
+        let keys = &self.keys;
+        for _ in 0..16 {
+            let (state, state_rev, owner) = self.read_state(id).await?;
+            if state.is_finished() {
+                return self.get_job(id).await;
+            }
+            let mut next = state.clone();
+            let txn = match &owner {
+                None => {
+                    let now = flows::logbook::now_millis();
+                    next.state = JobState::Complete;
+                    next.outcome = Some(Outcome::Cancelled);
+                    next.finished_at = Some(now);
+                    Txn::new()
+                        .when([
+                            Compare::create_revision(keys.owner(id), CompareOp::Equal, 0),
+                            Compare::mod_revision(keys.state(id), CompareOp::Equal, state_rev),
+                        ])
+                        .and_then([
+                            TxnOp::put(keys.state(id), encode(&next, "job state")?, None),
+                            TxnOp::delete(keys.held(id), None),
+                            TxnOp::delete(keys.queue(state.priority, id), None),
+                            TxnOp::delete(keys.flow_queue(&state.flow, state.priority, id), None),
+                            TxnOp::put(keys.done(now, id), "", None),
+                        ])
+                }
+                Some(_) if state.cancel_requested => return self.get_job(id).await,
+                Some(_) => {
+                    // The owner's board sees this state put through its watch and fires the claim's token.
+                    next.cancel_requested = true;
+                    Txn::new()
+                        .when([
+                            Compare::create_revision(keys.owner(id), CompareOp::NotEqual, 0),
+                            Compare::mod_revision(keys.state(id), CompareOp::Equal, state_rev),
+                        ])
+                        .and_then([TxnOp::put(keys.state(id), encode(&next, "job state")?, None)])
+                }
+            };
+            if self.txn(txn, &format!("cancelling job {id}")).await?.succeeded() {
+                return self.get_job(id).await;
+            }
+        }
+        Err(Error::Unavailable { message: format!("job {id} kept changing while cancelling it"), source: None })
+    }
+
+    /// Deletes finished jobs past the retention, one small txn per job.
+    pub(super) async fn purge_expired(&self) -> Result<usize, Error> {
+        let keys = &self.keys;
+        let cutoff = flows::logbook::now_millis().saturating_sub(self.config.retention.as_millis() as u64);
+        let mut removed = 0;
+        loop {
+            let end = keys.done(cutoff, JobId::nil());
+            let options = GetOptions::new().with_range(end).with_limit(PURGE_BATCH).with_keys_only();
+            let mut resp = self.get(keys.done_prefix(), Some(options), "listing expired jobs").await?;
+            let done = resp.take_kvs();
+            if done.is_empty() {
+                return Ok(removed);
+            }
+            for kv in done {
+                let Some(id) = id_at_end(kv.key()) else { continue };
+                let idem = match self.get(keys.spec(id), None, "reading a job to purge").await?.take_kvs().pop() {
+                    Some(spec) => decode::<SpecRecord>(spec.value(), "job spec")?.idempotency_key,
+                    None => None,
+                };
+                let mut ops = vec![
+                    TxnOp::delete(kv.key().to_vec(), None),
+                    TxnOp::delete(keys.spec(id), None),
+                    TxnOp::delete(keys.state(id), None),
+                    TxnOp::delete(keys.book_prefix(id), Some(DeleteOptions::new().with_prefix())),
+                ];
+                if let Some(key) = idem {
+                    ops.push(TxnOp::delete(keys.idem(&key), None));
+                }
+                self.txn(Txn::new().and_then(ops), &format!("purging job {id}")).await?;
+                removed += 1;
+            }
+        }
+    }
+}

@@ -1,0 +1,128 @@
+//! `Client`: the typed `baton.v1` client, one method per call.
+
+use tonic::transport::{Channel, Endpoint};
+
+use crate::pb;
+use crate::pb::baton_client::BatonClient;
+
+/// Why a call through [`Client`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The endpoint is not a valid URI.
+    #[error("invalid endpoint {endpoint:?}")]
+    InvalidEndpoint {
+        /// The endpoint as given.
+        endpoint: String,
+        /// Why it was refused.
+        #[source]
+        source: tonic::transport::Error,
+    },
+    /// Nothing answered at the endpoint.
+    #[error("cannot connect to {endpoint}")]
+    Connect {
+        /// The endpoint.
+        endpoint: String,
+        /// The transport error.
+        #[source]
+        source: tonic::transport::Error,
+    },
+    /// The server answered with an error status. Not a `source`: its message
+    /// is already in this error's, and error chains would print it twice.
+    #[error("{} ({:?})", .0.message(), .0.code())]
+    Rpc(tonic::Status),
+}
+
+impl From<tonic::Status> for ClientError {
+    fn from(status: tonic::Status) -> Self {
+        ClientError::Rpc(status)
+    }
+}
+
+impl ClientError {
+    /// The gRPC code: the server's, or UNAVAILABLE when nothing answered.
+    pub fn code(&self) -> tonic::Code {
+        match self {
+            ClientError::Rpc(status) => status.code(),
+            ClientError::Connect { .. } => tonic::Code::Unavailable,
+            ClientError::InvalidEndpoint { .. } => tonic::Code::InvalidArgument,
+        }
+    }
+}
+
+/// A connected `baton.v1.Baton` client. Cheap to clone; clones share the connection.
+#[derive(Debug, Clone)]
+pub struct Client {
+    inner: BatonClient<Channel>,
+    endpoint: String,
+}
+
+impl Client {
+    /// Connects to `endpoint` (e.g. `http://127.0.0.1:50051`), failing at once if nothing answers.
+    pub async fn connect(endpoint: impl Into<String>) -> Result<Self, ClientError> {
+        let endpoint = endpoint.into();
+        let channel = Endpoint::from_shared(endpoint.clone())
+            .map_err(|source| ClientError::InvalidEndpoint { endpoint: endpoint.clone(), source })?
+            .connect()
+            .await
+            .map_err(|source| ClientError::Connect { endpoint: endpoint.clone(), source })?;
+        Ok(Client { inner: BatonClient::new(channel), endpoint })
+    }
+
+    /// The endpoint this client is connected to.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// Posts a job.
+    pub async fn post_job(&self, request: pb::PostJobRequest) -> Result<pb::Job, ClientError> {
+        Ok(self.inner.clone().post_job(request).await?.into_inner())
+    }
+
+    /// Reads a job with its tasks.
+    pub async fn get_job(&self, id: impl Into<String>) -> Result<pb::Job, ClientError> {
+        Ok(self.inner.clone().get_job(pb::GetJobRequest { id: id.into() }).await?.into_inner())
+    }
+
+    /// Lists one page of jobs.
+    pub async fn list_jobs(&self, request: pb::ListJobsRequest) -> Result<pb::ListJobsResponse, ClientError> {
+        Ok(self.inner.clone().list_jobs(request).await?.into_inner())
+    }
+
+    /// Lists every job that matches, following the pages to the end.
+    pub async fn list_all_jobs(&self, mut request: pb::ListJobsRequest) -> Result<Vec<pb::Job>, ClientError> {
+        let mut jobs = Vec::new();
+        loop {
+            let page = self.list_jobs(request.clone()).await?;
+            jobs.extend(page.jobs);
+            if page.next_page_token.is_empty() {
+                return Ok(jobs);
+            }
+            request.page_token = page.next_page_token;
+        }
+    }
+
+    /// Streams snapshots of a job until it ends.
+    pub async fn watch_job(&self, id: impl Into<String>) -> Result<tonic::Streaming<pb::Job>, ClientError> {
+        Ok(self.inner.clone().watch_job(pb::WatchJobRequest { id: id.into() }).await?.into_inner())
+    }
+
+    /// Requests cancellation of a job.
+    pub async fn cancel_job(&self, id: impl Into<String>) -> Result<pb::Job, ClientError> {
+        Ok(self.inner.clone().cancel_job(pb::CancelJobRequest { id: id.into() }).await?.into_inner())
+    }
+
+    /// The flows the server can run.
+    pub async fn list_flows(&self) -> Result<Vec<pb::Flow>, ClientError> {
+        Ok(self.inner.clone().list_flows(pb::ListFlowsRequest {}).await?.into_inner().flows)
+    }
+
+    /// The live conductors.
+    pub async fn list_conductors(&self) -> Result<Vec<pb::Conductor>, ClientError> {
+        Ok(self.inner.clone().list_conductors(pb::ListConductorsRequest {}).await?.into_inner().conductors)
+    }
+
+    /// Drains a conductor (or undoes it with `draining = false`).
+    pub async fn drain(&self, name: impl Into<String>, draining: bool) -> Result<pb::Conductor, ClientError> {
+        Ok(self.inner.clone().drain(pb::DrainRequest { name: name.into(), draining }).await?.into_inner())
+    }
+}

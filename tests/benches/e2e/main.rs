@@ -1,0 +1,355 @@
+//! End-to-end benchmark of issue 4 (not a test): real `conductor` processes on a real etcd.
+//!
+//! Prints one table: jobs/s end to end (a 3-step no-op `chain`) with 1 and 3 conductors,
+//! post-to-complete p50/p99 one job at a time, etcd writes and transactions per job (from
+//! etcd's own `/metrics`), raw etcd claim transactions/s measured in the same run, takeover
+//! time after kill -9 and after SIGTERM (median of 5), conductor CPU per job and idle RSS,
+//! beside TaskFlow 6.5's numbers and issue 4's targets.
+//!
+//! Run: `cargo build --release -p conductor --bins && cargo bench -p tests --bench e2e`.
+//! `BENCH_JOBS` (default 1000) and `BENCH_ROUNDS` (default 5) shrink a run.
+
+use std::time::{Duration, Instant};
+
+use etcd_client::{Compare, CompareOp, PutOptions, Txn, TxnOp};
+use futures::StreamExt;
+use proto::pb;
+use tests::conductor::{ConductorConfig, ConductorProcess, HarnessResult};
+use tests::etcd::{unique_prefix, EtcdProcess};
+
+mod probes;
+
+use probes::{clock_ticks_per_s, cpu_ticks, etcd_version, EtcdCounters};
+
+const RAW_TXNS: usize = 20_000;
+const IN_FLIGHT: usize = 64;
+const POSTS_IN_FLIGHT: usize = 32;
+const LATENCY_JOBS: usize = 200;
+const TAKEOVER_TTL: Duration = Duration::from_secs(10);
+const PATIENCE: Duration = Duration::from_secs(300);
+
+fn main() -> HarnessResult<()> {
+    let jobs = env_usize("BENCH_JOBS", 1000);
+    let rounds = env_usize("BENCH_ROUNDS", 5);
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let etcd = EtcdProcess::start();
+    let endpoint = etcd.endpoint();
+    eprintln!("etcd at {endpoint}; raw transactions ...");
+    let raw_txn_rate = rt.block_on(raw_etcd_txns(&endpoint))?;
+    eprintln!("throughput, 1 conductor ...");
+    let one = throughput(&rt, &endpoint, 1, jobs)?;
+    eprintln!("throughput, 3 conductors ...");
+    let three = throughput(&rt, &endpoint, 3, jobs)?;
+    eprintln!("post-to-complete, one job at a time ...");
+    let latency = post_to_complete(&rt, &endpoint)?;
+    eprintln!("takeover after kill -9 ...");
+    let kill = median(takeovers(&rt, &endpoint, Stop::Kill, rounds)?);
+    eprintln!("takeover after SIGTERM ...");
+    let term = median(takeovers(&rt, &endpoint, Stop::Term, rounds)?);
+
+    let per_job_bound = raw_txn_rate / one.txns_per_job.max(1.0) / 2.0;
+    println!("\nBaton end to end: {jobs} jobs of `chain` steps=3 step_ms=0; etcd {} on tmpfs", etcd_version(&endpoint));
+    println!("| metric | Baton | TaskFlow 6.5 | target | met |");
+    println!("|---|---|---|---|---|");
+    row("jobs/s, 1 conductor", format!("{:.0}", one.jobs_per_s), "6", ">= 180 (30x)", one.jobs_per_s >= 180.0);
+    row(
+        "jobs/s, 3 conductors",
+        format!("{:.0}", three.jobs_per_s),
+        "7.8 (2 cond.)",
+        ">= 234 (30x)",
+        three.jobs_per_s >= 234.0,
+    );
+    row(
+        "jobs/s vs etcd bound, 1 conductor",
+        format!("{:.0} / {:.0}", one.jobs_per_s, per_job_bound),
+        "-",
+        ">= raw txn/s / txn per job / 2",
+        one.jobs_per_s >= per_job_bound,
+    );
+    row("raw etcd claim txn/s, 64 in flight (etcd-notes: ~9,000)", format!("{raw_txn_rate:.0}"), "-", "-", true);
+    row("etcd txns per job (etcd_mvcc_txn_total)", format!("{:.1}", one.txns_per_job), "-", "-", true);
+    row("etcd writes per job (proposals committed)", format!("{:.1}", one.writes_per_job), "-", "-", true);
+    row("etcd ranges per job (incl. bench polling)", format!("{:.1}", one.ranges_per_job), "-", "-", true);
+    row("conductor CPU per job, 1 conductor", format!("{:.2} ms", one.cpu_ms_per_job), "~150 ms", "-", true);
+    row("conductor CPU per job, 3 conductors", format!("{:.2} ms", three.cpu_ms_per_job), "-", "-", true);
+    row("post-to-complete p50", ms(latency.0), "630 ms", "< 20 ms", latency.0 < Duration::from_millis(20));
+    row("post-to-complete p99", ms(latency.1), "-", "-", true);
+    let kill_bound = TAKEOVER_TTL + Duration::from_secs(1);
+    row(
+        &format!("takeover after kill -9 (TTL {TAKEOVER_TTL:?}, median of {rounds})"),
+        ms(kill),
+        "~7 s",
+        "<= TTL + 1 s",
+        kill <= kill_bound,
+    );
+    row(&format!("takeover after SIGTERM (median of {rounds})"), ms(term), "-", "< 1 s", term < Duration::from_secs(1));
+    row(
+        "conductor RSS idle",
+        format!("{:.1} MiB", one.idle_rss_kib as f64 / 1024.0),
+        "-",
+        "< 30 MiB",
+        one.idle_rss_kib < 30 * 1024,
+    );
+    Ok(())
+}
+
+fn row(metric: &str, baton: String, taskflow: &str, target: &str, met: bool) {
+    let met = if target == "-" {
+        ""
+    } else if met {
+        "yes"
+    } else {
+        "NO"
+    };
+    println!("| {metric} | {baton} | {taskflow} | {target} | {met} |");
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
+}
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn median(mut samples: Vec<Duration>) -> Duration {
+    samples.sort();
+    samples.get(samples.len() / 2).copied().unwrap_or_default()
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted.get(index).copied().unwrap_or_default()
+}
+
+/// Create-if-absent transactions with a lease, `IN_FLIGHT` at once: what a claim costs etcd.
+async fn raw_etcd_txns(endpoint: &str) -> HarnessResult<f64> {
+    let mut client = etcd_client::Client::connect([endpoint], None).await?;
+    let lease = client.lease_grant(60, None).await?.id();
+    let prefix = unique_prefix("bench-raw");
+    let started = Instant::now();
+    let results = futures::stream::iter(0..RAW_TXNS)
+        .map(|i| {
+            let mut kv = client.kv_client();
+            let key = format!("{prefix}{i:08}");
+            async move {
+                let txn = Txn::new()
+                    .when([Compare::create_revision(key.clone(), CompareOp::Equal, 0)])
+                    .and_then([TxnOp::put(key, "owner", Some(PutOptions::new().with_lease(lease)))]);
+                kv.txn(txn).await
+            }
+        })
+        .buffer_unordered(IN_FLIGHT)
+        .collect::<Vec<_>>()
+        .await;
+    let elapsed = started.elapsed();
+    for result in results {
+        result?;
+    }
+    // Revoking deletes every key in one revision, which slows etcd until a compaction
+    // (etcd-notes §6): compact at once so the phases after this one are not measured slow.
+    client.lease_revoke(lease).await?;
+    let revision = client.get("bench-revision-probe", None).await?.header().map(|h| h.revision()).unwrap_or(0);
+    client.compact(revision, Some(etcd_client::CompactionOptions::new().with_physical())).await?;
+    Ok(RAW_TXNS as f64 / elapsed.as_secs_f64())
+}
+
+/// One throughput run.
+struct Throughput {
+    jobs_per_s: f64,
+    txns_per_job: f64,
+    writes_per_job: f64,
+    ranges_per_job: f64,
+    cpu_ms_per_job: f64,
+    idle_rss_kib: u64,
+}
+
+fn throughput(rt: &tokio::runtime::Runtime, etcd: &str, conductors: usize, jobs: usize) -> HarnessResult<Throughput> {
+    let prefix = unique_prefix(&format!("bench-{conductors}"));
+    let fleet: Vec<ConductorProcess> = (0..conductors)
+        .map(|i| {
+            ConductorProcess::start(&ConductorConfig::etcd(
+                etcd,
+                &prefix,
+                &format!("bench-{conductors}-{i}"),
+                Duration::from_secs(10),
+            ))
+        })
+        .collect::<HarnessResult<_>>()?;
+    std::thread::sleep(Duration::from_secs(2));
+    let idle_rss_kib = fleet[0].rss_kib()?;
+    let before = EtcdCounters::read(etcd)?;
+    let cpu_before: u64 = fleet.iter().map(|c| cpu_ticks(c.pid())).sum::<HarnessResult<u64>>()?;
+    let started = Instant::now();
+    rt.block_on(async {
+        let mut clients = Vec::new();
+        for conductor in &fleet {
+            clients.push(proto::Client::connect(conductor.endpoint()).await?);
+        }
+        let posted = futures::stream::iter(0..jobs)
+            .map(|i| {
+                let client = clients[i % clients.len()].clone();
+                async move {
+                    client
+                        .post_job(pb::PostJobRequest {
+                            flow: "chain".into(),
+                            store_json: r#"{"steps": 3, "step_ms": 0}"#.into(),
+                            ..Default::default()
+                        })
+                        .await
+                }
+            })
+            .buffer_unordered(POSTS_IN_FLIGHT)
+            .collect::<Vec<_>>()
+            .await;
+        for job in posted {
+            job?;
+        }
+        wait_all_done(&clients[0], jobs).await
+    })?;
+    let elapsed = started.elapsed();
+    let after = EtcdCounters::read(etcd)?;
+    let cpu_after: u64 = fleet.iter().map(|c| cpu_ticks(c.pid())).sum::<HarnessResult<u64>>()?;
+    let per_job = |a: f64, b: f64| (a - b) / jobs as f64;
+    Ok(Throughput {
+        jobs_per_s: jobs as f64 / elapsed.as_secs_f64(),
+        txns_per_job: per_job(after.txns, before.txns),
+        writes_per_job: per_job(after.writes, before.writes),
+        ranges_per_job: per_job(after.ranges, before.ranges),
+        cpu_ms_per_job: (cpu_after - cpu_before) as f64 * 1000.0 / clock_ticks_per_s() / jobs as f64,
+        idle_rss_kib,
+    })
+}
+
+/// Waits until no job is left unclaimed or claimed, then checks that all of them succeeded.
+async fn wait_all_done(client: &proto::Client, jobs: usize) -> HarnessResult<()> {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        // One job of a page is enough to know some are still open: keep the polling cheap.
+        let mut open = 0;
+        for state in [pb::JobState::Unclaimed, pb::JobState::Claimed] {
+            let request = pb::ListJobsRequest { state: state as i32, page_size: 1, ..Default::default() };
+            open += client.list_jobs(request).await?.jobs.len();
+        }
+        if open == 0 {
+            break;
+        }
+        if Instant::now() > deadline {
+            return Err(format!("jobs still open after {PATIENCE:?}").into());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let request = pb::ListJobsRequest { state: pb::JobState::Complete as i32, page_size: 1000, ..Default::default() };
+    let complete = client.list_all_jobs(request).await?;
+    let succeeded = complete.iter().filter(|job| job.outcome == pb::Outcome::Success as i32).count();
+    if succeeded != jobs {
+        return Err(format!("{succeeded} of {jobs} jobs succeeded").into());
+    }
+    Ok(())
+}
+
+/// p50 and p99 of post-to-complete, one job at a time on one conductor.
+fn post_to_complete(rt: &tokio::runtime::Runtime, etcd: &str) -> HarnessResult<(Duration, Duration)> {
+    let prefix = unique_prefix("bench-latency");
+    let conductor =
+        ConductorProcess::start(&ConductorConfig::etcd(etcd, &prefix, "bench-latency", Duration::from_secs(10)))?;
+    let mut samples = rt.block_on(async {
+        let client = proto::Client::connect(conductor.endpoint()).await?;
+        let mut samples = Vec::new();
+        for i in 0..LATENCY_JOBS + 10 {
+            let started = Instant::now();
+            let job = client
+                .post_job(pb::PostJobRequest {
+                    flow: "chain".into(),
+                    store_json: r#"{"steps": 3, "step_ms": 0}"#.into(),
+                    ..Default::default()
+                })
+                .await?;
+            let mut stream = client.watch_job(job.id.clone()).await?;
+            let mut done = false;
+            while let Some(snapshot) = stream.next().await {
+                if snapshot?.state == pb::JobState::Complete as i32 {
+                    done = true;
+                    break;
+                }
+            }
+            if !done {
+                return Err(format!("watch of {} ended before the job completed", job.id).into());
+            }
+            // The first ten warm the connection and the conductor's caches.
+            if i >= 10 {
+                samples.push(started.elapsed());
+            }
+        }
+        Ok::<_, tests::conductor::HarnessError>(samples)
+    })?;
+    samples.sort();
+    Ok((percentile(&samples, 0.5), percentile(&samples, 0.99)))
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Stop {
+    Kill,
+    Term,
+}
+
+/// Time from stopping the owner of a running job until the other conductor owns it.
+fn takeovers(rt: &tokio::runtime::Runtime, etcd: &str, stop: Stop, rounds: usize) -> HarnessResult<Vec<Duration>> {
+    let mut samples = Vec::new();
+    for round in 0..rounds {
+        let prefix = unique_prefix("bench-takeover");
+        let mut pair = [
+            ConductorProcess::start(&ConductorConfig::etcd(
+                etcd,
+                &prefix,
+                &format!("takeover-{round}-a"),
+                TAKEOVER_TTL,
+            ))?,
+            ConductorProcess::start(&ConductorConfig::etcd(
+                etcd,
+                &prefix,
+                &format!("takeover-{round}-b"),
+                TAKEOVER_TTL,
+            ))?,
+        ];
+        let sample = rt.block_on(async {
+            let client = proto::Client::connect(pair[0].endpoint()).await?;
+            let job = client
+                .post_job(pb::PostJobRequest {
+                    flow: "chain".into(),
+                    store_json: r#"{"steps": 60, "step_ms": 500}"#.into(),
+                    ..Default::default()
+                })
+                .await?;
+            let owner = loop {
+                if let Some(owner) = client.get_job(job.id.clone()).await?.owner {
+                    break owner;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            };
+            let owner_index = pair.iter().position(|c| c.name() == owner).ok_or("owner is neither conductor")?;
+            let survivor = &pair[1 - owner_index];
+            let survivor_name = survivor.name().to_string();
+            let survivor_client = proto::Client::connect(survivor.endpoint()).await?;
+            let stopped_at = Instant::now();
+            match stop {
+                Stop::Kill => pair[owner_index].kill()?,
+                Stop::Term => pair[owner_index].send_sigterm()?,
+            }
+            loop {
+                let job = survivor_client.get_job(job.id.clone()).await?;
+                if job.owner.as_deref() == Some(survivor_name.as_str()) {
+                    break;
+                }
+                if stopped_at.elapsed() > PATIENCE {
+                    return Err("no takeover".into());
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            Ok::<_, tests::conductor::HarnessError>(stopped_at.elapsed())
+        })?;
+        eprintln!("  round {round}: {sample:?}");
+        samples.push(sample);
+    }
+    Ok(samples)
+}
