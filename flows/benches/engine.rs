@@ -1,8 +1,9 @@
 //! Engine throughput on no-op tasks: `cargo bench -p flows`.
 //!
 //! Prints one row per pattern (linear, unordered, graph) x mode (serial =
-//! max_concurrency 1, parallel = max_concurrency 8) x size (1,000 and 100,000
-//! tasks), with the in-memory logbook (`MemoryStorage`) written on every
+//! max_concurrency 1; parallel = max_concurrency 8, jobs polled inline first and
+//! spawned only if they wait, the default; spawned = max_concurrency 8 with
+//! `eager_spawn`, one tokio task per job) x size (1,000 and 100,000 tasks), with the in-memory logbook (`MemoryStorage`) written on every
 //! transition as in a real run. The graph is a binary fan-out (task i runs
 //! after task (i-1)/2). TaskFlow 6.5 figures (tasks/s, in-memory, 2 cores) are
 //! shown for comparison: linear 91/79, unordered 1,880/750, graph 1,757/761.
@@ -47,13 +48,14 @@ fn taskflow(pattern: &str, parallel: bool) -> f64 {
     }
 }
 
-async fn measure(pattern: &str, n: usize, concurrency: usize) -> (Duration, Duration) {
+async fn measure(pattern: &str, n: usize, concurrency: usize, eager_spawn: bool) -> (Duration, Duration) {
     let flow = build(pattern, n);
     let storage = Arc::new(MemoryStorage::new());
     let started = Instant::now();
     let mut engine = Engine::builder(flow)
         .storage(storage, Uuid::new_v4(), Uuid::new_v4())
         .max_concurrency(concurrency)
+        .eager_spawn(eager_spawn)
         .build()
         .await
         .expect("bench flow builds");
@@ -78,11 +80,12 @@ fn main() {
         .unwrap_or_else(|| vec![1_000, 100_000]);
     for n in sizes {
         for pattern in ["linear", "unordered", "graph"] {
-            for (mode, concurrency) in [("serial", 1usize), ("parallel", 8)] {
+            for (mode, concurrency, eager) in [("serial", 1usize, false), ("parallel", 8, false), ("spawned", 8, true)]
+            {
                 // The machine is shared: keep the best of a few runs (the first also warms up).
                 let rounds = if n <= 1_000 { 5 } else { 2 };
                 let (built, ran) = (0..rounds)
-                    .map(|_| runtime.block_on(measure(pattern, n, concurrency)))
+                    .map(|_| runtime.block_on(measure(pattern, n, concurrency, eager)))
                     .min_by_key(|(_, ran)| *ran)
                     .expect("at least one round");
                 let secs = ran.as_secs_f64();

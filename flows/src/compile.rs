@@ -7,13 +7,17 @@
 //! resolved here to one source (see [`crate::scope`]), so the engine never
 //! searches at run time. All problems are collected, not just the first.
 
+mod links;
+
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fmt;
 use std::ops::RangeInclusive;
+use std::sync::Arc;
 
 use serde_json::Value;
 
 use crate::atom::{Provides, TaskSpec};
+use crate::logbook::AtomKind;
 use crate::pattern::{Decider, Flow, FlowKind, Node};
 use crate::retry::Retry;
 
@@ -118,6 +122,8 @@ pub(crate) enum NodeKind {
 #[derive(Clone)]
 pub(crate) struct CNode {
     pub(crate) name: String,
+    /// The same name, shared with every `ExecuteContext` (no allocation per call).
+    pub(crate) shared_name: Arc<str>,
     pub(crate) kind: NodeKind,
     /// The nearest enclosing retry node.
     pub(crate) retry: Option<usize>,
@@ -169,6 +175,15 @@ impl Compiled {
     /// Atom (task and retry) names, in depth-first order.
     pub fn atom_names(&self) -> Vec<&str> {
         self.nodes.iter().filter(|n| !n.is_join()).map(|n| n.name.as_str()).collect()
+    }
+
+    /// Atoms with their kind (task or retry controller), in depth-first order.
+    pub fn atoms(&self) -> impl Iterator<Item = (&str, AtomKind)> + '_ {
+        self.nodes.iter().filter_map(|n| match n.kind {
+            NodeKind::Task(_) => Some((n.name.as_str(), AtomKind::Task)),
+            NodeKind::Retry { .. } => Some((n.name.as_str(), AtomKind::Retry)),
+            NodeKind::Join => None,
+        })
     }
 
     /// How many atoms (tasks and retries) the flow has.
@@ -227,7 +242,7 @@ where
 {
     let store: HashSet<String> = store_keys.into_iter().map(Into::into).collect();
     let mut b = Builder {
-        nodes: Vec::new(),
+        nodes: Vec::with_capacity(node_count(flow)),
         flows: Vec::new(),
         problems: Vec::new(),
         store: &store,
@@ -248,6 +263,11 @@ where
     Ok(Compiled { name: flow.name.clone(), nodes: b.nodes, by_name, atom_count })
 }
 
+/// How many graph nodes `flow` compiles to: its atoms plus an entry and an exit per flow.
+fn node_count(flow: &Flow) -> usize {
+    2 + flow.children.iter().map(|c| if let Node::Flow(sub) = c { node_count(sub) } else { 1 }).sum::<usize>()
+}
+
 fn atom_requires(spec: &TaskSpec) -> impl Iterator<Item = String> + '_ {
     spec.arguments().filter(|(arg, _)| !spec.inject.contains_key(*arg)).map(|(arg, _)| spec.source_name(arg).to_owned())
 }
@@ -255,6 +275,7 @@ fn atom_requires(spec: &TaskSpec) -> impl Iterator<Item = String> + '_ {
 impl Builder<'_> {
     fn push(&mut self, name: String, kind: NodeKind, provides: Provides) -> usize {
         self.nodes.push(CNode {
+            shared_name: Arc::from(name.as_str()),
             name,
             kind,
             retry: None,
@@ -412,61 +433,6 @@ impl Builder<'_> {
         Child { entry, exit, flow: Some(fid) }
     }
 
-    /// Adds a graph flow's explicit and inferred links, refusing cycles.
-    fn graph_edges(
-        &mut self,
-        flow: &Flow,
-        children: &[Child],
-        child_requires: &[Vec<String>],
-        provides: &HashMap<String, Vec<usize>>,
-    ) {
-        let position: HashMap<&str, usize> = flow.children.iter().enumerate().map(|(i, c)| (c.name(), i)).collect();
-        let mut links: Vec<(usize, usize, Option<Decider>)> = Vec::new();
-        let mut seen: HashSet<(usize, usize)> = HashSet::new();
-        for link in &flow.links {
-            let from = position.get(link.from.as_str()).copied();
-            let to = position.get(link.to.as_str()).copied();
-            for (name, found) in [(&link.from, from), (&link.to, to)] {
-                if found.is_none() {
-                    self.problems.push(CompileProblem::UnknownLink { flow: flow.name.clone(), name: name.clone() });
-                }
-            }
-            if let (Some(from), Some(to)) = (from, to) {
-                seen.insert((from, to));
-                links.push((from, to, link.decider.clone()));
-            }
-        }
-        for (pos, reqs) in child_requires.iter().enumerate() {
-            for name in reqs {
-                let Some(candidates) = provides.get(name) else { continue };
-                let others: Vec<usize> = candidates.iter().copied().filter(|&q| q != pos).collect();
-                if others.len() == 1 {
-                    if seen.insert((others[0], pos)) {
-                        links.push((others[0], pos, None));
-                    }
-                } else if others.len() > 1 && !self.store.contains(name) {
-                    self.problems.push(CompileProblem::Ambiguous {
-                        name: name.clone(),
-                        atom: flow.children[pos].name().to_owned(),
-                        providers: others.iter().map(|&q| flow.children[q].name().to_owned()).collect(),
-                    });
-                }
-            }
-        }
-        if let Some(cycle) = find_cycle(children.len(), &links) {
-            let names = cycle.into_iter().map(|i| flow.children[i].name().to_owned()).collect();
-            self.problems.push(CompileProblem::Cycle(names));
-            return;
-        }
-        for (from, to, decider) in links {
-            let (u, v) = (children[from].exit, children[to].entry);
-            self.edge(u, v);
-            if let Some(d) = decider {
-                self.nodes[v].deciders.push((u, d));
-            }
-        }
-    }
-
     fn check_duplicates(&mut self) {
         let mut seen = HashSet::new();
         let mut reported = HashSet::new();
@@ -476,50 +442,4 @@ impl Builder<'_> {
             }
         }
     }
-}
-
-/// The nodes left on cycles (and between cycles) of a small graph, if any.
-fn find_cycle(n: usize, links: &[(usize, usize, Option<Decider>)]) -> Option<Vec<usize>> {
-    let mut indeg = vec![0usize; n];
-    let mut outdeg = vec![0usize; n];
-    let mut succs = vec![Vec::new(); n];
-    let mut preds = vec![Vec::new(); n];
-    for (u, v, _) in links {
-        indeg[*v] += 1;
-        outdeg[*u] += 1;
-        succs[*u].push(*v);
-        preds[*v].push(*u);
-    }
-    let mut removed = vec![false; n];
-    // Peel sources, then sinks: what is left sits on a cycle.
-    let mut stack: Vec<usize> = (0..n).filter(|&i| indeg[i] == 0).collect();
-    while let Some(u) = stack.pop() {
-        removed[u] = true;
-        for &v in &succs[u] {
-            indeg[v] -= 1;
-            if indeg[v] == 0 {
-                stack.push(v);
-            }
-        }
-    }
-    for u in 0..n {
-        outdeg[u] = succs[u].iter().filter(|&&v| !removed[v]).count();
-    }
-    let mut stack: Vec<usize> = (0..n).filter(|&i| !removed[i] && outdeg[i] == 0).collect();
-    for &u in &stack {
-        removed[u] = true;
-    }
-    while let Some(u) = stack.pop() {
-        for &p in &preds[u] {
-            if !removed[p] {
-                outdeg[p] -= 1;
-                if outdeg[p] == 0 {
-                    removed[p] = true;
-                    stack.push(p);
-                }
-            }
-        }
-    }
-    let left: Vec<usize> = (0..n).filter(|&i| !removed[i]).collect();
-    (!left.is_empty()).then_some(left)
 }

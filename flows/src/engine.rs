@@ -7,12 +7,25 @@
 //! consumers; atoms found RUNNING are run again, so execution is
 //! **at-least-once** and tasks must be idempotent; a revert in progress is
 //! finished.
+//!
+//! With `max_concurrency(1)` every job (write RUNNING, execute, write the
+//! outcome) runs inline on the caller's task. With more, a job is polled once
+//! inline and handed to its own tokio task only if it has to wait, so quick
+//! tasks cost no spawn; `eager_spawn(true)` spawns every job at once (for
+//! tasks that compute for long without awaiting). Either way the engine yields
+//! to the runtime every 256 jobs.
+//!
+//! Submodules: `control` (suspend/cancel handle), `job` (one atom action with
+//! its write-ahead persistence), `prepare` (fresh start or resume), `run` (the
+//! scheduling loop), `revert` (failure resolution, reverts, retries), `values`
+//! (inputs, decider arguments, results).
 
 mod control;
 mod job;
 mod prepare;
 mod revert;
 mod run;
+mod values;
 
 use std::sync::Arc;
 
@@ -106,12 +119,9 @@ impl EngineBuilder {
             None => (Arc::new(MemoryStorage::new()) as Arc<dyn Storage>, Uuid::new_v4(), Uuid::new_v4()),
         };
         let mut detail = match storage.load_flow(book, flow_id).await? {
-            Some(detail) => {
-                if detail.name != compiled.name && !detail.name.is_empty() {
-                    return Err(Error::WrongFlowDetail { expected: compiled.name.clone(), found: detail.name });
-                }
-                detail
-            }
+            // Atoms are matched by name, as in TaskFlow: the detail's own name (the poster's
+            // choice) does not matter, atoms the definition lost are left alone, new ones start PENDING.
+            Some(detail) => detail,
             None => {
                 if storage.load_book(book).await?.is_none() {
                     storage.save_book(&LogBook::new(book, compiled.name.clone())).await?;

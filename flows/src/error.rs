@@ -35,14 +35,6 @@ pub enum Error {
     /// Writing or reading the logbook failed; the run stopped before acting on unrecorded state.
     #[error("logbook storage failed")]
     Storage(#[from] StorageError),
-    /// The stored flow detail does not belong to this flow.
-    #[error("flow detail {found:?} does not match flow {expected:?}")]
-    WrongFlowDetail {
-        /// This flow's name.
-        expected: String,
-        /// The stored detail's name.
-        found: String,
-    },
     /// A spawned atom job died outside the engine's panic guard (the runtime shut down).
     #[error("atom job of flow {flow:?} was lost: {message}")]
     JobLost {

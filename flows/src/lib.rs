@@ -5,12 +5,45 @@
 //! to a logbook first so that a run can be resumed anywhere. This crate knows
 //! nothing of etcd, gRPC or the command line.
 //!
+//! ## Example
+//! ```
+//! use flows::{task_fn, Engine, ExecuteContext, Failure, Flow, FlowState};
+//! use serde_json::json;
+//!
+//! let flow = Flow::linear("greet")
+//!     .add(task_fn("name", |_| async { Ok(json!("world")) }).provides("who"))
+//!     .add(
+//!         task_fn("hello", |ctx: ExecuteContext| async move {
+//!             let who = ctx.require("who")?.as_str().ok_or_else(|| Failure::task("who is not a string"))?;
+//!             Ok(json!(format!("hello {who}")))
+//!         })
+//!         .requires(["who"])
+//!         .provides("greeting"),
+//!     );
+//! let runtime = tokio::runtime::Runtime::new().expect("runtime");
+//! let outcome = runtime.block_on(async {
+//!     let mut engine = Engine::builder(flow).max_concurrency(4).build().await?;
+//!     engine.run().await
+//! })?;
+//! assert_eq!(outcome.state, FlowState::Success);
+//! assert_eq!(outcome.results["greeting"], json!("hello world"));
+//! # Ok::<(), flows::Error>(())
+//! ```
+//!
+//! ## Semantics worth knowing
+//! - Every transition is persisted before the engine acts on it; a storage error
+//!   stops the run with `Error::Storage`.
+//! - Resume is **at-least-once**: an atom found RUNNING in the logbook runs again.
+//! - A retry's REVERT defers to the enclosing retry (TaskFlow's `defer_reverts`);
+//!   with none, everything is reverted.
+//! - A decider saying no ends the target and everything after it IGNORE.
+//!
 //! ## Layout
-//! - [`task`]: the `Task` trait and the contexts `execute` and `revert` receive.
+//! - [`task`](mod@task): the `Task` trait and the contexts `execute` and `revert` receive.
 //! - [`atom`]: `TaskSpec`, a task plus its wiring (`requires`, `provides`, `rebind`, `inject`, `timeout`).
 //! - [`retry`]: retry controllers (`Retry::times`, `for_each`, ...), decisions and backoff.
 //! - [`pattern`]: `Flow`: linear, unordered and graph patterns, links and deciders.
-//! - [`compile`]: checks a flow (every culprit at once) and builds its execution graph.
+//! - [`compile`](mod@compile): checks a flow (every culprit at once) and builds its execution graph.
 //! - [`scope`]: name lookup (inject, store, nearest predecessor), resolved at compile time.
 //! - [`engine`]: `Engine`, the parallel reverting runner, with suspend, cancel and resume.
 //! - [`listener`]: observers of transitions; `LoggingListener`, `TimingListener`.

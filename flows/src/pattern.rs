@@ -1,6 +1,6 @@
 //! Flow patterns: linear, unordered and graph flows, nested to any depth.
 //!
-//! A [`Flow`] is only a description; [`compile`](crate::compile) checks it
+//! A [`Flow`] is only a description; [`compile`](crate::compile()) checks it
 //! and turns it into the execution graph the engine runs.
 
 use std::fmt;

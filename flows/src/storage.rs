@@ -101,7 +101,8 @@ struct StoredBook {
 struct StoredFlow {
     /// The flow's own fields; its `atoms` map stays empty.
     detail: FlowDetail,
-    atoms: HashMap<String, AtomDetail, BuildHasherDefault<NameHasher>>,
+    /// Boxed so that growing the map moves pointers, not whole details.
+    atoms: HashMap<String, Box<AtomDetail>, BuildHasherDefault<NameHasher>>,
 }
 
 /// FNV-1a over atom names: the map is private and its keys come from flow
@@ -128,7 +129,7 @@ impl Hasher for NameHasher {
 impl StoredFlow {
     fn assemble(&self) -> FlowDetail {
         let mut detail = self.detail.clone();
-        detail.atoms = self.atoms.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        detail.atoms = self.atoms.iter().map(|(k, v)| (k.clone(), AtomDetail::clone(v))).collect();
         detail
     }
 }
@@ -207,9 +208,9 @@ impl Storage for MemoryStorage {
                 .and_then(|b| b.flows.get_mut(&flow))
                 .ok_or_else(|| StorageError::NotFound(format!("flow {flow} in logbook {book}")))?;
             match stored.atoms.get_mut(&atom.name) {
-                Some(existing) => existing.clone_from(atom),
+                Some(existing) => existing.as_mut().clone_from(atom),
                 None => {
-                    stored.atoms.insert(atom.name.clone(), atom.clone());
+                    stored.atoms.insert(atom.name.clone(), Box::new(atom.clone()));
                 }
             }
             Ok(())

@@ -1,10 +1,10 @@
 //! `EtcdBoard`: the job board on etcd v3, for a fleet of conductors.
 //!
 //! One board value is one session: one lease, renewed by our own keep-alive
-//! loop ([`session`]); claims are owner keys put with that lease, so a dead
-//! conductor's jobs come back when its lease expires. Key layout: [`keys`].
-//! Claims and every owner write are single fenced transactions ([`claim`]);
-//! the logbook is [`storage::EtcdStorage`]. One watch per board ([`watch`])
+//! loop (`session`); claims are owner keys put with that lease, so a dead
+//! conductor's jobs come back when its lease expires. Key layout: `keys`.
+//! Claims (`claim`) and every owner write (`owner`) are single fenced
+//! transactions; the logbook is [`storage::EtcdStorage`]. One watch per board (`watch`)
 //! wakes claimers, re-queues jobs released by lease expiry and tells owners of
 //! cancel requests. No etcd-client type appears in a public signature.
 
@@ -13,6 +13,8 @@ mod codec;
 mod conductors;
 pub(crate) mod keys;
 mod ops;
+mod owner;
+mod queue_view;
 mod session;
 pub mod storage;
 mod watch;
@@ -112,6 +114,7 @@ pub(crate) struct Inner {
     session: Session,
     held: Mutex<HashMap<JobId, Held>>,
     local: Mutex<claim::LocalClaims>,
+    queue_view: Mutex<queue_view::QueueView>,
     claimable: tokio_watch::Sender<u64>,
     /// Stops the background tasks (close).
     stop: CancellationToken,
@@ -152,6 +155,7 @@ impl EtcdBoard {
             session,
             held: Mutex::new(HashMap::new()),
             local: Mutex::default(),
+            queue_view: Mutex::default(),
             claimable: tokio_watch::channel(0).0,
             stop: CancellationToken::new(),
         });
@@ -206,6 +210,12 @@ impl Inner {
     fn with_local<R>(&self, f: impl FnOnce(&mut claim::LocalClaims) -> R) -> R {
         // No await while held; every update leaves it consistent.
         let mut guard = self.local.lock().unwrap_or_else(|e| e.into_inner());
+        f(&mut guard)
+    }
+
+    fn with_queue_view<R>(&self, f: impl FnOnce(&mut queue_view::QueueView) -> R) -> R {
+        // No await while held; a set insert or remove leaves it consistent.
+        let mut guard = self.queue_view.lock().unwrap_or_else(|e| e.into_inner());
         f(&mut guard)
     }
 

@@ -230,3 +230,29 @@ async fn reflection_lists_the_services() {
     assert!(names.contains(&proto::SERVICE_NAME), "{names:?}");
     assert!(names.contains(&"grpc.health.v1.Health"), "{names:?}");
 }
+
+#[tokio::test]
+async fn watch_streams_end_when_the_server_stops() {
+    let server = serve().await;
+    let job = server.client.post_job(post("chain", r#"{"steps": 1, "step_ms": 5}"#)).await.unwrap();
+    let mut stream = server.client.watch_job(&job.id).await.unwrap();
+    assert_eq!(stream.message().await.unwrap().unwrap().state(), pb::JobState::Unclaimed);
+    server.stop.cancel();
+    // The open stream must not hold the graceful shutdown open: it ends, with UNAVAILABLE.
+    let ended = tokio::time::timeout(Duration::from_secs(10), stream.message()).await.unwrap();
+    match ended {
+        Err(status) => assert_eq!(status.code(), Code::Unavailable, "{status}"),
+        Ok(next) => assert!(next.is_none(), "a snapshot after shutdown: {next:?}"),
+    }
+}
+
+#[tokio::test]
+async fn oversize_store_names_the_limit_and_writes_nothing() {
+    let server = serve().await;
+    let big = "x".repeat(1024 * 1024 + 1);
+    let store = serde_json::json!({"steps": 1, "step_ms": 1, "padding": big}).to_string();
+    let (c, message) = code(server.client.post_job(post("chain", &store)).await.unwrap_err());
+    assert_eq!(c, Code::InvalidArgument);
+    assert!(message.contains("1048576"), "{message}");
+    assert_eq!(job_count(&server.board).await, 0);
+}

@@ -7,8 +7,10 @@
 //! 1 when the daemon failed or lost its board session, 2 for bad configuration,
 //! 130 when forced by a second signal.
 
+use std::future::Future;
 use std::io::IsTerminal;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
@@ -36,13 +38,18 @@ fn run() -> anyhow::Result<ExitCode> {
     };
     init_tracing(config.log_format);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
-    runtime.block_on(async {
+    let result = runtime.block_on(async {
+        let shutdown = shutdown_signal()?;
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;
-        conductor::daemon::run(config, listener, shutdown_signal()).await?;
+        conductor::daemon::run(config, listener, shutdown).await?;
         Ok(ExitCode::SUCCESS)
-    })
+    });
+    // Everything that matters was awaited inside `run`; a straggling blocking
+    // task (a board read) must not hold the exit up.
+    runtime.shutdown_timeout(Duration::from_millis(500));
+    result
 }
 
 fn init_tracing(format: LogFormat) {
@@ -57,36 +64,35 @@ fn init_tracing(format: LogFormat) {
 }
 
 /// Resolves on the first SIGTERM or SIGINT; a second one during the grace
-/// period exits at once (exit 130), leaving held jobs to the lease.
-async fn shutdown_signal() {
-    wait_for_signal().await;
-    tokio::spawn(async {
-        wait_for_signal().await;
-        tracing::warn!("second signal: exiting now without waiting for running flows");
-        std::process::exit(130);
-    });
+/// period exits at once (exit 130), leaving held jobs to the lease. The
+/// handlers are installed here, before the daemon starts, so a signal that
+/// arrives while it starts up is not lost to the default action.
+#[cfg(unix)]
+fn shutdown_signal() -> anyhow::Result<impl Future<Output = ()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM received"),
+            _ = int.recv() => tracing::info!("SIGINT received"),
+        }
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+            tracing::warn!("second signal: exiting now without waiting for running flows");
+            std::process::exit(130);
+        });
+    })
 }
 
-async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = term.recv() => tracing::info!("SIGTERM received"),
-                    _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
-                }
-            }
-            Err(error) => {
-                tracing::warn!(%error, "cannot listen for SIGTERM; stopping on SIGINT only");
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
+/// Resolves on the first Ctrl-C.
+#[cfg(not(unix))]
+fn shutdown_signal() -> anyhow::Result<impl Future<Output = ()>> {
+    Ok(async {
         let _ = tokio::signal::ctrl_c().await;
         tracing::info!("interrupt received");
-    }
+    })
 }

@@ -231,3 +231,20 @@ async fn a_lost_session_stops_every_job_and_fails() {
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(finished_steps(&client, id).await.len(), done, "nothing more written after the loss");
 }
+
+#[tokio::test]
+async fn flows_still_running_after_the_grace_are_stopped_and_abandoned() {
+    let dir = tempfile::tempdir().unwrap();
+    let board = open_board(&dir, "impatient");
+    let client = board.session("client");
+    let daemon = start(board, |c| c.grace = Duration::from_millis(50)).await;
+
+    // One step far longer than the grace: suspending cannot finish in time.
+    let id = post(&client, "chain", json!({"steps": 2, "step_ms": 60_000})).await;
+    wait_until(&client, id, "the job to be claimed", |j| j.state == JobState::Claimed).await;
+    daemon.shutdown().await.expect("a stop past the grace is still graceful");
+
+    let job = client.get(id).await.unwrap();
+    assert_eq!(job.state, JobState::Unclaimed, "abandoned after the grace: {job:?}");
+    assert!(finished_steps(&client, id).await.is_empty(), "the long step never finished");
+}

@@ -104,7 +104,7 @@ async fn act(shared: &Shared, node: usize, detail: &mut AtomDetail, action: Acti
             let outcome = match inputs {
                 Err(failure) => Err(failure),
                 Ok(inputs) => {
-                    let ctx = ExecuteContext::new(detail.name.as_str(), inputs, detail.executions);
+                    let ctx = ExecuteContext::new(cnode.shared_name.clone(), inputs, detail.executions);
                     let call = AssertUnwindSafe(spec.task.execute(&ctx)).catch_unwind();
                     let caught = match spec.timeout {
                         Some(limit) => match tokio::time::timeout(limit, call).await {
@@ -145,7 +145,7 @@ async fn act(shared: &Shared, node: usize, detail: &mut AtomDetail, action: Acti
                 (None, Some(v)) => Ok(v.clone()),
                 (None, None) => Ok(Value::Null),
             };
-            let ctx = RevertContext::new(detail.name.as_str(), inputs, outcome, flow_failures);
+            let ctx = RevertContext::new(cnode.shared_name.clone(), inputs, outcome, flow_failures);
             let outcome = AssertUnwindSafe(spec.call_revert(&ctx))
                 .catch_unwind()
                 .await

@@ -11,17 +11,15 @@ use std::future::Future;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use serde_json::{Map, Value};
 use tokio::task::JoinSet;
 
 use super::job::{perform, Action, Completion, Done, Shared};
 use super::{Engine, RunOutcome};
-use crate::compile::{NodeKind, Source};
+use crate::compile::NodeKind;
 use crate::error::Error;
 use crate::failure::Failure;
 use crate::logbook::AtomDetail;
 use crate::state::{check_flow_transition, AtomState, FlowState, Intention};
-use crate::task::Inputs;
 
 /// Run-time bookkeeping of one graph node.
 #[derive(Debug, Clone, Default)]
@@ -314,59 +312,6 @@ impl Run<'_> {
         self.done(n);
     }
 
-    /// False if a decider on an edge into `n` says no.
-    fn deciders_allow(&self, n: usize) -> bool {
-        let nodes = &self.shared.compiled.nodes;
-        nodes[n].deciders.iter().all(|(p, decider)| {
-            let p = *p;
-            if self.details[p].state != AtomState::Success {
-                return true;
-            }
-            let value = if nodes[p].is_join() {
-                // A subflow's "result" is the results of its last atoms, by name.
-                let mut map = Map::new();
-                for &q in &nodes[p].preds {
-                    if let (false, Some(v)) = (nodes[q].is_join(), &self.details[q].result) {
-                        map.insert(nodes[q].name.clone(), v.clone());
-                    }
-                }
-                Value::Object(map)
-            } else {
-                self.details[p].result.clone().unwrap_or(Value::Null)
-            };
-            decider(&value)
-        })
-    }
-
-    /// The arguments of atom `n`, from its compiled bindings.
-    pub(crate) fn inputs(&self, n: usize) -> Result<Inputs, Failure> {
-        let nodes = &self.shared.compiled.nodes;
-        let mut map = Map::new();
-        for b in &nodes[n].bindings {
-            let value = match &b.source {
-                Source::Inject(v) | Source::Default(v) => Some(v.clone()),
-                Source::Store(key) => self.engine.store.get(key).cloned(),
-                Source::Atom { node, name } => {
-                    let d = &self.details[*node];
-                    let visible = matches!(d.state, AtomState::Success | AtomState::Failure | AtomState::Reverting);
-                    d.result.as_ref().filter(|_| visible).and_then(|r| nodes[*node].provides.extract(name, r)).cloned()
-                }
-            };
-            match value.or_else(|| b.default.clone()) {
-                Some(v) => {
-                    map.insert(b.arg.clone(), v);
-                }
-                None => {
-                    return Err(Failure::new(
-                        Failure::NOT_FOUND,
-                        format!("input {:?} of {} has no value", b.arg, nodes[n].name),
-                    ))
-                }
-            }
-        }
-        Ok(Inputs::new(map))
-    }
-
     /// Checks, applies and persists a flow transition.
     pub(crate) async fn set_flow(&mut self, to: FlowState) -> Result<(), Error> {
         let from = self.engine.detail.state;
@@ -415,23 +360,5 @@ impl Run<'_> {
         }
         self.set_flow(state).await?;
         Ok(RunOutcome { state, failure, results: self.results() })
-    }
-
-    /// Published values of every SUCCESS atom, later atoms (in node order) winning.
-    pub(crate) fn results(&self) -> Map<String, Value> {
-        let mut out = Map::new();
-        for (node, detail) in self.shared.compiled.nodes.iter().zip(&self.details) {
-            if node.is_join() || detail.state != AtomState::Success {
-                continue;
-            }
-            if let Some(result) = &detail.result {
-                for name in node.provides.names() {
-                    if let Some(v) = node.provides.extract(name, result) {
-                        out.insert(name.to_owned(), v.clone());
-                    }
-                }
-            }
-        }
-        out
     }
 }

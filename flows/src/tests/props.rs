@@ -68,11 +68,11 @@ fn graph(n: usize, edges: &[(usize, usize)], failing: Option<usize>, seen: &Arc<
     flow
 }
 
-fn dag() -> impl Strategy<Value = (usize, Vec<(usize, usize)>, Option<usize>, usize)> {
+fn dag() -> impl Strategy<Value = (usize, Vec<(usize, usize)>, Option<usize>, usize, bool)> {
     (1usize..12).prop_flat_map(|n| {
         let edges = proptest::collection::vec((0..n, 0..n), 0..(n * 2))
             .prop_map(|pairs| pairs.into_iter().filter(|(a, b)| a < b).collect::<BTreeSet<_>>().into_iter().collect());
-        (Just(n), edges, proptest::option::of(0..n), 1usize..5)
+        (Just(n), edges, proptest::option::of(0..n), 1usize..5, any::<bool>())
     })
 }
 
@@ -80,12 +80,12 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
 
     #[test]
-    fn random_dags_respect_order_limits_and_revert_exactly_what_ran((n, edges, failing, limit) in dag()) {
+    fn random_dags_respect_order_limits_and_revert_exactly_what_ran((n, edges, failing, limit, eager) in dag()) {
         let seen = Arc::new(Observed::default());
         let flow = graph(n, &edges, failing, &seen);
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
         let outcome = rt.block_on(async {
-            let mut engine = Engine::builder(flow).max_concurrency(limit).build().await.expect("builds");
+            let mut engine = Engine::builder(flow).max_concurrency(limit).eager_spawn(eager).build().await.expect("builds");
             engine.run().await.expect("runs")
         });
 

@@ -232,3 +232,20 @@ async fn a_failure_while_suspending_is_reverted_by_the_next_run() {
     assert_eq!(trace, ["slow_fail REVERTED", "suspender REVERTED"]);
     assert_eq!(ran.outcome.failure.map(|f| f.message), Some("slow_fail failed".to_owned()));
 }
+
+#[tokio::test]
+async fn resume_matches_atoms_by_name_and_ignores_atoms_the_definition_lost() {
+    let counts: [Arc<AtomicUsize>; 4] = Default::default();
+    let storage = Arc::new(MemoryStorage::new());
+    let (book, flow_id) = crashed(
+        &storage,
+        FlowState::Suspended,
+        &[("a", AtomState::Success, Some(json!(1))), ("gone", AtomState::Success, Some(json!("old")))],
+    )
+    .await;
+    let ran = run_on(chain(&counts, None), json!({}), 1, storage.clone(), book, flow_id).await;
+    check(&ran, FlowState::Success, &["b SUCCESS", "c SUCCESS", "d SUCCESS"]);
+    let stored = storage.load_flow(book, flow_id).await.expect("load").expect("flow");
+    assert_eq!(stored.atoms["gone"].result, Some(json!("old")), "left alone");
+    assert!(!ran.outcome.results.contains_key("gone"));
+}

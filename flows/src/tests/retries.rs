@@ -242,3 +242,24 @@ async fn a_timeout_inside_a_retry_is_retried() {
     let first = &stored.atoms["r"].attempts[0].failures["slow_then_fast"];
     assert_eq!(first.kind, Failure::TIMEOUT);
 }
+
+#[tokio::test(start_paused = true)]
+async fn parallel_siblings_are_reverted_before_the_retry_runs_again() {
+    let flow = Flow::unordered("u")
+        .retry(Retry::times(2).named("r").provides("attempt"))
+        .add(task_fn("slow", |_| async {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            Ok(json!("slow"))
+        }))
+        .add(flaky("quick_fail", 2));
+    let ran = run(flow, json!({}), 4).await;
+    assert_eq!(ran.outcome.state, FlowState::Success);
+    let trace = ran.recorder.trace();
+    // The still-running sibling finishes, then both are undone, then the retry goes again.
+    let first_retrying = trace.iter().position(|e| e == "r RETRYING").expect("retried");
+    for undone in ["slow REVERTED", "quick_fail REVERTED"] {
+        let at = trace.iter().position(|e| e == undone).unwrap_or_else(|| panic!("{undone} missing: {trace:#?}"));
+        assert!(at < first_retrying, "{undone} after the retry: {trace:#?}");
+    }
+    assert_eq!(trace.iter().filter(|e| *e == "slow SUCCESS").count(), 2);
+}

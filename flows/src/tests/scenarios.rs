@@ -377,3 +377,22 @@ fn export_names_every_atom_and_marks_deciders() {
     assert!(mermaid.contains("-.->"));
     assert_eq!(compiled.len(), 6);
 }
+
+#[tokio::test]
+async fn built_in_listeners_observe_a_run() {
+    let timing = Arc::new(crate::TimingListener::new());
+    let flow = Flow::linear("f").retry(crate::Retry::times(1).named("r")).add(ok("a")).add(ok("b"));
+    let compiled = crate::compile(&flow, Vec::<String>::new()).expect("compiles");
+    let kinds: Vec<(&str, crate::AtomKind)> = compiled.atoms().collect();
+    assert_eq!(kinds, [("r", crate::AtomKind::Retry), ("a", crate::AtomKind::Task), ("b", crate::AtomKind::Task)]);
+    let mut engine = Engine::builder(flow)
+        .listener(timing.clone())
+        .listener(Arc::new(crate::LoggingListener))
+        .build()
+        .await
+        .expect("builds");
+    assert_eq!(engine.run().await.expect("runs").state, FlowState::Success);
+    let durations = timing.atom_durations();
+    assert_eq!(durations.keys().cloned().collect::<BTreeSet<_>>(), ["a", "b", "r"].map(String::from).into());
+    assert!(timing.flow_duration().is_some());
+}

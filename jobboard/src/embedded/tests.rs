@@ -171,3 +171,28 @@ async fn sessions_share_the_file_and_close_only_releases_their_own_claims() {
     assert_eq!(board.get(mine.id).await.expect("get").owner.as_deref(), Some("main"));
     assert!(matches!(other.post(new_job(None)).await, Err(Error::Closed)));
 }
+
+/// The interleaving is up to the scheduler, so this catches a missing
+/// in-transaction `closed` check only in some runs; the assertion holds in all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn no_claim_outlives_a_close_it_races_with() {
+    let (_dir, board) = temp_board(BoardConfig::new("main"));
+    for round in 0..50 {
+        let id = board.post(new_job(None)).await.expect("post").id;
+        let session = board.session(format!("racer-{round}"));
+        let claimer = session.clone();
+        let claiming = tokio::spawn(async move { claimer.claim_next(&FlowFilter::any()).await.map(|c| c.is_some()) });
+        // Vary which side reaches the database first.
+        for _ in 0..round % 4 {
+            tokio::task::yield_now().await;
+        }
+        session.close().await.expect("close");
+        match claiming.await.expect("claimer panicked") {
+            Ok(_) | Err(Error::Closed) => {}
+            Err(e) => panic!("round {round}: claim racing close failed with {e}"),
+        }
+        let job = board.get(id).await.expect("get");
+        assert_eq!(job.state, JobState::Unclaimed, "round {round}: a claim outlived its closed session");
+        board.claim(id).await.expect("claim").consume(Outcome::Success, None).await.expect("consume");
+    }
+}

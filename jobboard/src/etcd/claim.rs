@@ -1,27 +1,25 @@
-//! Claims as single etcd transactions, and the fenced owner writes that end them.
+//! Claims as single etcd transactions, quarantine, and re-queueing after a lease expiry.
 //!
 //! Claim: `owner` absent and `state` unchanged since read → put `owner` on the
 //! session lease, rewrite `state` (claims + 1), put `held`, delete the queue
 //! entries, read the spec; all in one revision, which is the fencing token
-//! (the owner key's create = mod revision). consume / abandon / trash compare
-//! `owner`'s mod revision with the token and its lease with ours in the same
-//! txn as their write; a mismatch is `ClaimLost` and writes nothing.
+//! (the owner key's create = mod revision). The writes that end a claim are
+//! in [`super::owner`].
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use async_trait::async_trait;
-use etcd_client::{Compare, CompareOp, GetOptions, KeyValue, PutOptions, Txn, TxnOp, TxnOpResponse, TxnResponse};
-use flows::{Failure, Storage};
+use etcd_client::{Compare, CompareOp, GetOptions, KeyValue, PutOptions, Txn, TxnOp, TxnResponse};
 use rand::Rng;
 use tokio_util::sync::CancellationToken;
 
-use super::codec::{assemble, check_size, decode, encode, SpecRecord, StateRecord};
-use super::storage::EtcdStorage;
+use super::codec::{assemble, decode, encode, SpecRecord, StateRecord};
+use super::keys::prefix_end;
+use super::owner::get_kv;
 use super::{Held, Inner};
 use crate::claim::{Claim, ClaimOps, FenceToken};
 use crate::error::Error;
-use crate::job::{FlowFilter, Job, JobId, JobState, Outcome};
+use crate::job::{FlowFilter, JobId, JobState};
 
 /// Queue entries read per claim attempt: enough to step past a few racing claimers.
 const CANDIDATES: i64 = 16;
@@ -126,20 +124,34 @@ impl Inner {
     async fn candidates(&self, filter: &FlowFilter) -> Result<Vec<KeyValue>, Error> {
         // Room for every sibling task of this board that is claiming right now, so none runs dry.
         let limit = CANDIDATES + 2 * self.with_local(|local| local.in_flight) as i64;
-        let options = || GetOptions::new().with_prefix().with_limit(limit);
         if filter.0.is_empty() {
-            let mut resp = self.get(self.keys.queue_prefix(), Some(options()), "listing claimable jobs").await?;
-            return Ok(resp.take_kvs());
+            return self.first_entries(&self.keys.queue_prefix(), limit).await;
         }
         let mut merged = Vec::new();
         for flow in &filter.0 {
             let prefix = self.keys.flow_queue_prefix(flow);
-            let mut resp = self.get(prefix.clone(), Some(options()), "listing claimable jobs").await?;
-            merged.extend(resp.take_kvs().into_iter().map(|kv| (kv.key()[prefix.len()..].to_vec(), kv)));
+            let entries = self.first_entries(&prefix, limit).await?;
+            merged.extend(entries.into_iter().map(|kv| (kv.key()[prefix.len()..].to_vec(), kv)));
         }
         // The part after the flow is `<inv-prio>/<id>`: its order is claim order.
         merged.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(merged.into_iter().take(limit as usize).map(|(_, kv)| kv).collect())
+    }
+
+    /// The first `limit` entries under `prefix`, exactly, ranging no further
+    /// than the queue view says is needed (see `queue_view`).
+    async fn first_entries(&self, prefix: &str, limit: i64) -> Result<Vec<KeyValue>, Error> {
+        let whole = prefix_end(prefix);
+        let end = self.with_queue_view(|view| view.bounded_end(prefix.as_bytes(), limit as usize));
+        if let Some(end) = end.filter(|end| *end < whole) {
+            let options = GetOptions::new().with_range(end).with_limit(limit);
+            let mut resp = self.get(prefix, Some(options), "listing claimable jobs").await?;
+            if !resp.kvs().is_empty() {
+                return Ok(resp.take_kvs());
+            }
+        }
+        let options = GetOptions::new().with_range(whole).with_limit(limit);
+        Ok(self.get(prefix, Some(options), "listing claimable jobs").await?.take_kvs())
     }
 
     /// Claims `id` if its state is still the one read at `state_rev` and nobody owns it.
@@ -281,180 +293,9 @@ impl Inner {
         }
         Ok(())
     }
-
-    /// Runs an owner write: `build` turns the current state into the new one and
-    /// the extra ops; the txn holds only if our owner key and the state are as seen.
-    async fn fenced_transition(
-        &self,
-        id: JobId,
-        token: FenceToken,
-        build: impl Fn(&StateRecord) -> Result<(StateRecord, Vec<TxnOp>), Error>,
-    ) -> Result<(StateRecord, TxnResponse), Error> {
-        let keys = &self.keys;
-        let lost = || Error::ClaimLost { job: id, token };
-        let cached = self.with_held(|held| {
-            held.get(&id).filter(|h| h.token as u64 == token).map(|h| (h.state.clone(), h.state_rev))
-        });
-        let (mut state, mut state_rev) = match cached {
-            Some(seen) => seen,
-            None => {
-                let (state, rev, _) = self.read_state(id).await?;
-                (state, rev)
-            }
-        };
-        for _ in 0..16 {
-            let (next, mut ops) = build(&state)?;
-            ops.insert(0, TxnOp::put(keys.state(id), encode(&next, "job state")?, None));
-            let txn = Txn::new()
-                .when([
-                    Compare::mod_revision(keys.owner(id), CompareOp::Equal, token as i64),
-                    Compare::lease(keys.owner(id), CompareOp::Equal, self.session.lease),
-                    Compare::mod_revision(keys.state(id), CompareOp::Equal, state_rev),
-                ])
-                .and_then(ops)
-                .or_else([TxnOp::get(keys.owner(id), None), TxnOp::get(keys.state(id), None)]);
-            let resp = self.txn(txn, &format!("writing job {id} under claim {token}")).await?;
-            if resp.succeeded() {
-                self.forget(id, token);
-                return Ok((next, resp));
-            }
-            match get_kv(&resp, 0) {
-                Some(owner) if owner.mod_revision() as u64 == token && owner.lease() == self.session.lease => {}
-                _ => {
-                    self.lose(id, token);
-                    return Err(lost());
-                }
-            }
-            // Only the state moved under us (a cancel request): retry on the new one.
-            let kv = get_kv(&resp, 1).ok_or(Error::NotFound(id))?;
-            state = decode(kv.value(), "job state")?;
-            state_rev = kv.mod_revision();
-        }
-        Err(Error::Unavailable { message: format!("job {id} kept changing while writing it"), source: None })
-    }
-
-    /// Our claim ended normally: stop tracking it.
-    fn forget(&self, id: JobId, token: FenceToken) {
-        self.with_held(|held| {
-            if held.get(&id).is_some_and(|h| h.token as u64 == token) {
-                held.remove(&id);
-            }
-        });
-    }
-
-    /// Our claim was found lost: fire its token and stop tracking it.
-    pub(super) fn lose(&self, id: JobId, token: FenceToken) {
-        if let Some(h) =
-            self.with_held(
-                |held| {
-                    if held.get(&id).is_some_and(|h| h.token as u64 == token) {
-                        held.remove(&id)
-                    } else {
-                        None
-                    }
-                },
-            )
-        {
-            h.lost.cancel();
-        }
-    }
-
-    async fn finish(
-        &self,
-        id: JobId,
-        token: FenceToken,
-        outcome: Outcome,
-        failure: Option<Failure>,
-    ) -> Result<Job, Error> {
-        if let Some(failure) = &failure {
-            check_size("failure", failure, self.config.max_value_bytes)?;
-        }
-        let now = flows::logbook::now_millis();
-        let keys = &self.keys;
-        let (next, resp) = self
-            .fenced_transition(id, token, |state| {
-                let mut next = state.clone();
-                next.state = JobState::Complete;
-                next.outcome = Some(outcome);
-                next.failure.clone_from(&failure);
-                next.finished_at = Some(now);
-                let ops = vec![
-                    TxnOp::delete(keys.owner(id), None),
-                    TxnOp::delete(keys.held(id), None),
-                    TxnOp::put(keys.done(now, id), "", None),
-                    TxnOp::get(keys.spec(id), None),
-                ];
-                Ok((next, ops))
-            })
-            .await?;
-        let spec = get_kv(&resp, 4).ok_or(Error::NotFound(id))?;
-        Ok(assemble(id, decode(spec.value(), "job spec")?, next, None))
-    }
-}
-
-#[async_trait]
-impl ClaimOps for Inner {
-    fn storage(&self, job: JobId, token: FenceToken) -> Arc<dyn Storage> {
-        Arc::new(EtcdStorage::new(self.kv(), self.keys.clone(), self.session.lease, &self.config, job, token))
-    }
-
-    async fn consume(
-        &self,
-        job: JobId,
-        token: FenceToken,
-        outcome: Outcome,
-        failure: Option<Failure>,
-    ) -> Result<Job, Error> {
-        self.finish(job, token, outcome, failure).await
-    }
-
-    async fn abandon(&self, job: JobId, token: FenceToken) -> Result<(), Error> {
-        let keys = &self.keys;
-        self.fenced_transition(job, token, |state| {
-            let mut next = state.clone();
-            next.state = JobState::Unclaimed;
-            let encoded = encode(&next, "job state")?;
-            let ops = vec![
-                TxnOp::delete(keys.owner(job), None),
-                TxnOp::delete(keys.held(job), None),
-                TxnOp::put(keys.queue(state.priority, job), encoded.clone(), None),
-                TxnOp::put(keys.flow_queue(&state.flow, state.priority, job), encoded, None),
-            ];
-            Ok((next, ops))
-        })
-        .await?;
-        Ok(())
-    }
-
-    async fn trash(&self, job: JobId, token: FenceToken, reason: String) -> Result<(), Error> {
-        let now = flows::logbook::now_millis();
-        let keys = &self.keys;
-        self.fenced_transition(job, token, |state| {
-            let mut next = state.clone();
-            next.state = JobState::Trashed;
-            next.trash_reason = Some(reason.clone());
-            next.finished_at = Some(now);
-            let ops = vec![
-                TxnOp::delete(keys.owner(job), None),
-                TxnOp::delete(keys.held(job), None),
-                TxnOp::put(keys.done(now, job), "", None),
-            ];
-            Ok((next, ops))
-        })
-        .await?;
-        Ok(())
-    }
 }
 
 /// The txn's revision (the fencing token of a claim txn).
 fn revision(resp: &TxnResponse) -> i64 {
     resp.header().map(|h| h.revision()).unwrap_or_default()
-}
-
-/// The first key-value of the `index`th response, if that was a get that found one.
-pub(super) fn get_kv(resp: &TxnResponse, index: usize) -> Option<KeyValue> {
-    match resp.op_responses().into_iter().nth(index)? {
-        TxnOpResponse::Get(mut get) => get.take_kvs().into_iter().next(),
-        _ => None,
-    }
 }

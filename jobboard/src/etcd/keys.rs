@@ -110,6 +110,11 @@ impl Keys {
         format!("{}m/queue/{}/{id}", self.prefix, inverted(priority))
     }
 
+    /// Where every flow's queue lives.
+    pub(crate) fn flow_queue_root(&self) -> String {
+        format!("{}m/fqueue/", self.prefix)
+    }
+
     pub(crate) fn flow_queue_prefix(&self, flow: &str) -> String {
         format!("{}m/fqueue/{}/", self.prefix, hex(flow))
     }

@@ -2,9 +2,9 @@
 
 use etcd_client::{Compare, CompareOp, DeleteOptions, GetOptions, Txn, TxnOp};
 
-use super::claim::get_kv;
 use super::codec::{assemble, decode, encode, new_job_id, validate_new_job, SpecRecord, StateRecord};
 use super::keys::{id_at_end, prefix_end};
+use super::owner::get_kv;
 use super::Inner;
 use crate::error::Error;
 use crate::job::{Job, JobId, JobPage, JobState, ListQuery, NewJob, Outcome};

@@ -11,9 +11,9 @@ use flows::{AtomDetail, FlowDetail, LogBook, Storage, StorageError};
 use uuid::Uuid;
 
 use super::bounded;
-use super::claim::get_kv;
 use super::codec::{check_size, decode, encode};
 use super::keys::Keys;
+use super::owner::get_kv;
 use super::Inner;
 use crate::claim::FenceToken;
 use crate::error::Error;

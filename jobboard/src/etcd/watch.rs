@@ -10,7 +10,7 @@
 //! error) it re-lists what it needs (orphaned claims, cancel flags), wakes
 //! everyone and continues from the listing's revision.
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -19,7 +19,7 @@ use tokio::sync::watch as tokio_watch;
 use tokio::time::sleep;
 
 use super::codec::{decode, StateRecord};
-use super::keys::{id_at_end, Watched};
+use super::keys::{id_at_end, prefix_end, Watched};
 use super::{Inner, MAX_DECODE_BYTES};
 use crate::board::Wakeups;
 use crate::error::Error;
@@ -27,6 +27,9 @@ use crate::job::JobId;
 
 /// Delay before re-opening a broken watch; etcd may be restarting.
 const REOPEN_DELAY: Duration = Duration::from_millis(300);
+
+/// Keys per page when listing the queue into the view.
+const LIST_PAGE: i64 = 5000;
 
 /// Lists orphans once, then runs the board watch in the background from that listing's revision.
 pub(super) async fn start_board_watch(inner: &Arc<Inner>) -> Result<(), Error> {
@@ -51,6 +54,11 @@ async fn recover(inner: &Inner) -> Result<i64, Error> {
             inner.requeue_orphan(id).await?;
         }
     }
+    let mut queued = BTreeSet::new();
+    for prefix in [keys.queue_prefix(), keys.flow_queue_root()] {
+        list_keys(inner, &prefix, revision, &mut queued).await?;
+    }
+    inner.with_queue_view(|view| view.replace(queued));
     let ours: Vec<JobId> = inner.with_held(|h| h.keys().copied().collect());
     for id in ours {
         match inner.read_state(id).await {
@@ -61,6 +69,26 @@ async fn recover(inner: &Inner) -> Result<i64, Error> {
     }
     inner.wake_claimers();
     Ok(revision + 1)
+}
+
+/// Adds every key under `prefix` at `revision` to `out`, in pages.
+async fn list_keys(inner: &Inner, prefix: &str, revision: i64, out: &mut BTreeSet<Vec<u8>>) -> Result<(), Error> {
+    let end = prefix_end(prefix);
+    let mut from = prefix.as_bytes().to_vec();
+    loop {
+        let options =
+            GetOptions::new().with_range(end.clone()).with_keys_only().with_limit(LIST_PAGE).with_revision(revision);
+        let mut resp = inner.get(from.clone(), Some(options), "listing the queue").await?;
+        let more = resp.more();
+        let kvs = resp.take_kvs();
+        let Some(last) = kvs.last() else { return Ok(()) };
+        from = last.key().to_vec();
+        from.push(0);
+        out.extend(kvs.into_iter().map(|kv| kv.into_key_value().0));
+        if !more {
+            return Ok(());
+        }
+    }
 }
 
 async fn board_watch(board: Weak<Inner>, mut next_rev: i64) {
@@ -130,7 +158,10 @@ fn handle(inner: &Arc<Inner>, resp: &WatchResponse, mut next_rev: i64) -> i64 {
         next_rev = next_rev.max(kv.mod_revision() + 1);
         let put = event.event_type() == EventType::Put;
         match inner.keys.classify(kv.key()) {
-            Some(Watched::Queue) if put => wake = true,
+            Some(Watched::Queue) => {
+                inner.with_queue_view(|view| if put { view.insert(kv.key()) } else { view.remove(kv.key()) });
+                wake |= put;
+            }
             Some(Watched::Owner(id)) if !put => owner_deletes.push((id, kv.mod_revision())),
             Some(Watched::State(id)) if put => {
                 state_puts.insert((id, kv.mod_revision()));

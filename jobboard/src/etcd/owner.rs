@@ -1,0 +1,189 @@
+//! The owner's writes: consume, abandon and trash, each one transaction fenced
+//! by the claim (the owner key's mod revision equals the token and the key is
+//! on our lease) and by the state record as last seen; `ClaimOps` for etcd.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use etcd_client::{Compare, CompareOp, KeyValue, Txn, TxnOp, TxnOpResponse, TxnResponse};
+use flows::{Failure, Storage};
+
+use super::codec::{assemble, check_size, decode, encode, StateRecord};
+use super::storage::EtcdStorage;
+use super::Inner;
+use crate::claim::{ClaimOps, FenceToken};
+use crate::error::Error;
+use crate::job::{Job, JobId, JobState, Outcome};
+
+impl Inner {
+    /// Runs an owner write: `build` turns the current state into the new one and
+    /// the extra ops; the txn holds only if our owner key and the state are as seen.
+    async fn fenced_transition(
+        &self,
+        id: JobId,
+        token: FenceToken,
+        build: impl Fn(&StateRecord) -> Result<(StateRecord, Vec<TxnOp>), Error>,
+    ) -> Result<(StateRecord, TxnResponse), Error> {
+        let keys = &self.keys;
+        let lost = || Error::ClaimLost { job: id, token };
+        let cached = self.with_held(|held| {
+            held.get(&id).filter(|h| h.token as u64 == token).map(|h| (h.state.clone(), h.state_rev))
+        });
+        let (mut state, mut state_rev) = match cached {
+            Some(seen) => seen,
+            None => {
+                let (state, rev, _) = self.read_state(id).await?;
+                (state, rev)
+            }
+        };
+        for _ in 0..16 {
+            let (next, mut ops) = build(&state)?;
+            ops.insert(0, TxnOp::put(keys.state(id), encode(&next, "job state")?, None));
+            let txn = Txn::new()
+                .when([
+                    Compare::mod_revision(keys.owner(id), CompareOp::Equal, token as i64),
+                    Compare::lease(keys.owner(id), CompareOp::Equal, self.session.lease),
+                    Compare::mod_revision(keys.state(id), CompareOp::Equal, state_rev),
+                ])
+                .and_then(ops)
+                .or_else([TxnOp::get(keys.owner(id), None), TxnOp::get(keys.state(id), None)]);
+            let resp = self.txn(txn, &format!("writing job {id} under claim {token}")).await?;
+            if resp.succeeded() {
+                self.forget(id, token);
+                return Ok((next, resp));
+            }
+            match get_kv(&resp, 0) {
+                Some(owner) if owner.mod_revision() as u64 == token && owner.lease() == self.session.lease => {}
+                _ => {
+                    self.lose(id, token);
+                    return Err(lost());
+                }
+            }
+            // Only the state moved under us (a cancel request): retry on the new one.
+            let kv = get_kv(&resp, 1).ok_or(Error::NotFound(id))?;
+            state = decode(kv.value(), "job state")?;
+            state_rev = kv.mod_revision();
+        }
+        Err(Error::Unavailable { message: format!("job {id} kept changing while writing it"), source: None })
+    }
+
+    /// Our claim ended normally: stop tracking it.
+    fn forget(&self, id: JobId, token: FenceToken) {
+        self.with_held(|held| {
+            if held.get(&id).is_some_and(|h| h.token as u64 == token) {
+                held.remove(&id);
+            }
+        });
+    }
+
+    /// Our claim was found lost: fire its token and stop tracking it.
+    pub(super) fn lose(&self, id: JobId, token: FenceToken) {
+        if let Some(h) =
+            self.with_held(
+                |held| {
+                    if held.get(&id).is_some_and(|h| h.token as u64 == token) {
+                        held.remove(&id)
+                    } else {
+                        None
+                    }
+                },
+            )
+        {
+            h.lost.cancel();
+        }
+    }
+
+    async fn finish(
+        &self,
+        id: JobId,
+        token: FenceToken,
+        outcome: Outcome,
+        failure: Option<Failure>,
+    ) -> Result<Job, Error> {
+        if let Some(failure) = &failure {
+            check_size("failure", failure, self.config.max_value_bytes)?;
+        }
+        let now = flows::logbook::now_millis();
+        let keys = &self.keys;
+        let (next, resp) = self
+            .fenced_transition(id, token, |state| {
+                let mut next = state.clone();
+                next.state = JobState::Complete;
+                next.outcome = Some(outcome);
+                next.failure.clone_from(&failure);
+                next.finished_at = Some(now);
+                let ops = vec![
+                    TxnOp::delete(keys.owner(id), None),
+                    TxnOp::delete(keys.held(id), None),
+                    TxnOp::put(keys.done(now, id), "", None),
+                    TxnOp::get(keys.spec(id), None),
+                ];
+                Ok((next, ops))
+            })
+            .await?;
+        let spec = get_kv(&resp, 4).ok_or(Error::NotFound(id))?;
+        Ok(assemble(id, decode(spec.value(), "job spec")?, next, None))
+    }
+}
+
+#[async_trait]
+impl ClaimOps for Inner {
+    fn storage(&self, job: JobId, token: FenceToken) -> Arc<dyn Storage> {
+        Arc::new(EtcdStorage::new(self.kv(), self.keys.clone(), self.session.lease, &self.config, job, token))
+    }
+
+    async fn consume(
+        &self,
+        job: JobId,
+        token: FenceToken,
+        outcome: Outcome,
+        failure: Option<Failure>,
+    ) -> Result<Job, Error> {
+        self.finish(job, token, outcome, failure).await
+    }
+
+    async fn abandon(&self, job: JobId, token: FenceToken) -> Result<(), Error> {
+        let keys = &self.keys;
+        self.fenced_transition(job, token, |state| {
+            let mut next = state.clone();
+            next.state = JobState::Unclaimed;
+            let encoded = encode(&next, "job state")?;
+            let ops = vec![
+                TxnOp::delete(keys.owner(job), None),
+                TxnOp::delete(keys.held(job), None),
+                TxnOp::put(keys.queue(state.priority, job), encoded.clone(), None),
+                TxnOp::put(keys.flow_queue(&state.flow, state.priority, job), encoded, None),
+            ];
+            Ok((next, ops))
+        })
+        .await?;
+        Ok(())
+    }
+
+    async fn trash(&self, job: JobId, token: FenceToken, reason: String) -> Result<(), Error> {
+        let now = flows::logbook::now_millis();
+        let keys = &self.keys;
+        self.fenced_transition(job, token, |state| {
+            let mut next = state.clone();
+            next.state = JobState::Trashed;
+            next.trash_reason = Some(reason.clone());
+            next.finished_at = Some(now);
+            let ops = vec![
+                TxnOp::delete(keys.owner(job), None),
+                TxnOp::delete(keys.held(job), None),
+                TxnOp::put(keys.done(now, job), "", None),
+            ];
+            Ok((next, ops))
+        })
+        .await?;
+        Ok(())
+    }
+}
+
+/// The first key-value of the `index`th response, if that was a get that found one.
+pub(super) fn get_kv(resp: &TxnResponse, index: usize) -> Option<KeyValue> {
+    match resp.op_responses().into_iter().nth(index)? {
+        TxnOpResponse::Get(mut get) => get.take_kvs().into_iter().next(),
+        _ => None,
+    }
+}
