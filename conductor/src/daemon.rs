@@ -155,7 +155,11 @@ impl Daemon {
         let server_stop = CancellationToken::new();
         let tracker = TaskTracker::new();
 
-        let state = ApiState::new(board.clone(), self.registry.clone()).with_shutdown(server_stop.clone());
+        // A drain addressed to this conductor flips its local switch at once; other
+        // names go through the board and are noticed by their conductor.
+        let state = ApiState::new(board.clone(), self.registry.clone())
+            .with_shutdown(server_stop.clone())
+            .with_local_drain(config.name.clone(), self.drain.clone());
         let router = api::router(state).await;
         let mut server: JoinHandle<Result<(), tonic::transport::Error>> = tokio::spawn(
             router

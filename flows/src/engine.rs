@@ -118,9 +118,7 @@ impl EngineBuilder {
             Some(s) => s,
             None => (Arc::new(MemoryStorage::new()) as Arc<dyn Storage>, Uuid::new_v4(), Uuid::new_v4()),
         };
-        let mut detail = match storage.load_flow(book, flow_id).await? {
-            // Atoms are matched by name, as in TaskFlow: the detail's own name (the poster's
-            // choice) does not matter, atoms the definition lost are left alone, new ones start PENDING.
+        let detail = match storage.load_flow(book, flow_id).await? {
             Some(detail) => detail,
             None => {
                 if storage.load_book(book).await?.is_none() {
@@ -131,17 +129,7 @@ impl EngineBuilder {
                 detail
             }
         };
-        // One detail per graph node, in node order; atoms the definition no longer
-        // has stay in storage untouched.
-        let mut stored = std::mem::take(&mut detail.atoms);
-        let details = compiled
-            .nodes
-            .iter()
-            .map(|n| {
-                let kind = if matches!(n.kind, NodeKind::Retry { .. }) { AtomKind::Retry } else { AtomKind::Task };
-                stored.remove(&n.name).unwrap_or_else(|| AtomDetail::new(n.name.clone(), kind))
-            })
-            .collect();
+        let (detail, details) = attach(&compiled, detail);
         Ok(Engine {
             details,
             eager_spawn: self.eager_spawn,
@@ -153,8 +141,26 @@ impl EngineBuilder {
             max_concurrency: self.max_concurrency,
             listeners: self.listeners.into(),
             control: EngineControl::new(),
+            stale: false,
         })
     }
+}
+
+/// Splits a loaded flow detail into its flow-level fields and one atom detail per
+/// graph node, in node order. Atoms are matched by name, as in TaskFlow: the
+/// detail's own name (the poster's choice) does not matter, atoms the definition
+/// lost stay in storage untouched, new ones start PENDING.
+fn attach(compiled: &Compiled, mut detail: FlowDetail) -> (FlowDetail, Vec<AtomDetail>) {
+    let mut stored = std::mem::take(&mut detail.atoms);
+    let details = compiled
+        .nodes
+        .iter()
+        .map(|n| {
+            let kind = if matches!(n.kind, NodeKind::Retry { .. }) { AtomKind::Retry } else { AtomKind::Task };
+            stored.remove(&n.name).unwrap_or_else(|| AtomDetail::new(n.name.clone(), kind))
+        })
+        .collect();
+    (detail, details)
 }
 
 /// Runs one flow against one flow detail.
@@ -172,6 +178,9 @@ pub struct Engine {
     pub(crate) max_concurrency: usize,
     pub(crate) listeners: Arc<[Arc<dyn Listener>]>,
     pub(crate) control: EngineControl,
+    /// The last run stopped with an error, so the in-memory details may hold
+    /// changes the logbook refused: the next run reloads them from storage first.
+    pub(crate) stale: bool,
 }
 
 impl std::fmt::Debug for Engine {
@@ -227,8 +236,24 @@ impl Engine {
     /// Runs the flow to SUCCESS, REVERTED, FAILURE or SUSPENDED. `Err` means the
     /// engine itself could not go on (storage failed, a bug was caught); what was
     /// persisted up to then is consistent and a later run can resume from it.
+    /// A later `run` on the same engine continues from what the logbook holds.
     pub async fn run(&mut self) -> Result<RunOutcome, Error> {
-        run::run(self).await
+        if self.stale {
+            self.reload().await?;
+        }
+        let outcome = run::run(self).await;
+        self.stale = outcome.is_err();
+        outcome
+    }
+
+    /// Replaces the in-memory details with what storage holds, so nothing goes on
+    /// from state that was never recorded.
+    async fn reload(&mut self) -> Result<(), Error> {
+        let stored = self.storage.load_flow(self.book, self.detail.id).await?;
+        let detail = stored.unwrap_or_else(|| FlowDetail::new(self.detail.id, self.compiled.name.clone()));
+        (self.detail, self.details) = attach(&self.compiled, detail);
+        self.stale = false;
+        Ok(())
     }
 }
 

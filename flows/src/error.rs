@@ -35,6 +35,14 @@ pub enum Error {
     /// Writing or reading the logbook failed; the run stopped before acting on unrecorded state.
     #[error("logbook storage failed")]
     Storage(#[from] StorageError),
+    /// The engine found nothing to run before the flow was done: a bug, reported.
+    #[error("flow {flow:?} stalled with unfinished atoms {atoms:?}")]
+    Stalled {
+        /// The flow.
+        flow: String,
+        /// The atoms not SUCCESS or IGNORE, with their states.
+        atoms: Vec<String>,
+    },
     /// A spawned atom job died outside the engine's panic guard (the runtime shut down).
     #[error("atom job of flow {flow:?} was lost: {message}")]
     JobLost {

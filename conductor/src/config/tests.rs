@@ -131,3 +131,16 @@ fn every_flag_has_an_env_var_and_help() {
     assert_eq!(env_key("drain-check-interval"), "BATON_DRAIN_CHECK_INTERVAL");
     command.debug_assert();
 }
+
+#[test]
+fn a_config_file_that_is_not_a_map_or_has_a_bad_value_is_named() {
+    let file = config_file("- max_jobs\n- 3\n");
+    let err = load(&["--config", file.path().to_str().unwrap()], &[]).unwrap_err().to_string();
+    assert!(err.contains("expected a map of settings"), "{err}");
+    let file = config_file("log_format: xml\n");
+    let err = load(&["--config", file.path().to_str().unwrap()], &[]).unwrap_err().to_string();
+    assert!(err.contains("log_format") && err.contains("xml"), "{err}");
+    let file = config_file("max_jobs: [\n");
+    let err = load(&["--config", file.path().to_str().unwrap()], &[]).unwrap_err().to_string();
+    assert!(err.contains("invalid YAML"), "{err}");
+}

@@ -64,7 +64,12 @@ impl Shared {
         }
         detail.state = to;
         detail.version += 1;
-        self.storage.save_atom(self.book, self.flow_id, detail).await?;
+        if let Err(e) = self.storage.save_atom(self.book, self.flow_id, detail).await {
+            // Unrecorded, so not applied: the detail keeps the state the logbook holds.
+            detail.state = from;
+            detail.version -= 1;
+            return Err(e.into());
+        }
         if !self.listeners.is_empty() {
             let event = AtomEvent {
                 flow: &self.compiled.name,
@@ -97,10 +102,7 @@ async fn act(shared: &Shared, node: usize, detail: &mut AtomDetail, action: Acti
     match action {
         Action::Execute { inputs } => {
             let NodeKind::Task(spec) = &cnode.kind else { unreachable!("execute is only scheduled for tasks") };
-            detail.intention = Intention::Execute;
-            detail.executions += 1;
-            detail.started_at = Some(now_millis());
-            shared.transition(detail, AtomState::Running).await?;
+            begin_execute(shared, detail).await?;
             let outcome = match inputs {
                 Err(failure) => Err(failure),
                 Ok(inputs) => {
@@ -126,10 +128,7 @@ async fn act(shared: &Shared, node: usize, detail: &mut AtomDetail, action: Acti
             if !delay.is_zero() {
                 tokio::time::sleep(delay).await;
             }
-            detail.intention = Intention::Execute;
-            detail.executions += 1;
-            detail.started_at = Some(now_millis());
-            shared.transition(detail, AtomState::Running).await?;
+            begin_execute(shared, detail).await?;
             let outcome = retry.controller.execute(&detail.attempts, &inputs);
             if let Ok(value) = &outcome {
                 detail.attempts.push(Attempt { value: value.clone(), failures: BTreeMap::new() });
@@ -160,6 +159,14 @@ async fn act(shared: &Shared, node: usize, detail: &mut AtomDetail, action: Acti
             finish_revert(shared, detail, Ok(())).await
         }
     }
+}
+
+/// Records RUNNING (and the execution it starts) before anything is called.
+async fn begin_execute(shared: &Shared, detail: &mut AtomDetail) -> Result<(), Error> {
+    detail.intention = Intention::Execute;
+    detail.executions += 1;
+    detail.started_at = Some(now_millis());
+    shared.transition(detail, AtomState::Running).await
 }
 
 async fn finish_execute(

@@ -77,16 +77,16 @@ impl Run<'_> {
             if self.shared.compiled.nodes[n].is_join() || self.details[n].state == AtomState::Pending {
                 continue;
             }
-            let d = &mut self.details[n];
-            // A reset writes states directly, as TaskFlow's does: it is not a transition.
-            d.state = AtomState::Pending;
+            // Everything that ran was reverted (or ignored), so REVERTED/IGNORE -> PENDING
+            // are the only moves; anything else in the logbook is refused, not overwritten.
+            let mut d = self.details[n].clone();
             d.intention = Intention::Execute;
             d.result = None;
             d.failure = None;
             d.revert_failure = None;
             d.attempts.clear();
-            d.version += 1;
-            self.shared.storage.save_atom(self.shared.book, self.shared.flow_id, d).await?;
+            self.shared.transition(&mut d, AtomState::Pending).await?;
+            self.details[n] = d;
         }
         self.engine.detail.meta.remove("revert_all");
         self.engine.detail.meta.remove("failure");

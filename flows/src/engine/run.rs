@@ -253,6 +253,14 @@ impl Run<'_> {
         self.rt[n].in_flight = false;
         self.in_flight -= 1;
         self.details[n] = c.detail;
+        if self.error.is_some() {
+            // The run is stopping: a job that was in flight is folded in (its detail is
+            // what it recorded) but nothing more is decided or written.
+            if let Err(error) = c.outcome {
+                tracing::warn!(flow = %self.shared.compiled.name, %error, "another error while stopping");
+            }
+            return;
+        }
         match c.outcome {
             Err(error) => {
                 self.error.get_or_insert(error);
@@ -352,8 +360,18 @@ impl Run<'_> {
             (FlowState::Reverted, self.cause.clone())
         } else if finished && !self.reverting_all {
             (FlowState::Success, None)
-        } else {
+        } else if self.suspending {
             (FlowState::Suspended, self.cause.clone())
+        } else {
+            // Nothing runs, nothing is ready and the flow is not done: a scheduling bug.
+            // Report it rather than end in a state that claims a request was honoured.
+            let atoms = nodes
+                .iter()
+                .zip(&self.details)
+                .filter(|(n, d)| !n.is_join() && !matches!(d.state, AtomState::Success | AtomState::Ignore))
+                .map(|(n, d)| format!("{} ({})", n.name, d.state))
+                .collect();
+            return Err(Error::Stalled { flow: self.shared.compiled.name.clone(), atoms });
         };
         if state == FlowState::Reverted || state == FlowState::Success {
             self.engine.detail.meta.remove("revert_all");

@@ -31,12 +31,21 @@ impl Observed {
 }
 
 fn graph(n: usize, edges: &[(usize, usize)], failing: Option<usize>, seen: &Arc<Observed>) -> Flow {
+    graph_with(n, edges, failing, seen, false)
+}
+
+/// The random graph; with `retried`, under `Times(2)` and failing only on the first attempt.
+fn graph_with(n: usize, edges: &[(usize, usize)], failing: Option<usize>, seen: &Arc<Observed>, retried: bool) -> Flow {
     let mut flow = Flow::graph("random");
+    if retried {
+        flow = flow.retry(crate::Retry::times(2).named("r").provides("attempt"));
+    }
     for i in 0..n {
         let (s1, s2) = (seen.clone(), seen.clone());
         let fails = failing == Some(i);
-        let spec = task_fn(format!("t{i}"), move |_| {
+        let spec = task_fn(format!("t{i}"), move |ctx: crate::ExecuteContext| {
             let seen = s1.clone();
+            let first_attempt = ctx.get("attempt").and_then(serde_json::Value::as_u64).unwrap_or(1) == 1;
             async move {
                 seen.push("start", i);
                 let now = seen.running.fetch_add(1, Ordering::SeqCst) + 1;
@@ -46,7 +55,7 @@ fn graph(n: usize, edges: &[(usize, usize)], failing: Option<usize>, seen: &Arc<
                 }
                 seen.running.fetch_sub(1, Ordering::SeqCst);
                 seen.push("finish", i);
-                if fails {
+                if fails && first_attempt {
                     Err(Failure::task(format!("t{i} failed")))
                 } else {
                     Ok(json!(i))
@@ -59,7 +68,8 @@ fn graph(n: usize, edges: &[(usize, usize)], failing: Option<usize>, seen: &Arc<
                 seen.push("revert", i);
                 Ok(())
             }
-        });
+        })
+        .optional("attempt", json!(1));
         flow = flow.add(spec);
     }
     for (a, b) in edges {
@@ -113,5 +123,36 @@ proptest! {
                 }
             }
         }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    #[test]
+    fn a_retried_random_dag_undoes_the_first_attempt_before_the_second((n, edges, failing, limit, eager) in dag()) {
+        let Some(f) = failing else { return Ok(()) };
+        let seen = Arc::new(Observed::default());
+        let flow = graph_with(n, &edges, Some(f), &seen, true);
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+        let outcome = rt.block_on(async {
+            let mut engine = Engine::builder(flow).max_concurrency(limit).eager_spawn(eager).build().await.expect("builds");
+            engine.run().await.expect("runs")
+        });
+        prop_assert_eq!(outcome.state, FlowState::Success);
+        prop_assert!(seen.peak.load(Ordering::SeqCst) <= limit);
+        let log = seen.log.lock().expect("log lock").clone();
+        // The second attempt starts at the first "start" after the failing node's finish... once every
+        // revert is done: everything that finished before then was reverted, exactly once.
+        let last_revert = log.iter().rposition(|(e, _)| e == "revert");
+        let first_attempt_finished: BTreeSet<usize> = log
+            .iter()
+            .take(last_revert.map_or(0, |p| p + 1))
+            .filter(|(e, _)| e == "finish")
+            .map(|(_, n)| *n)
+            .collect();
+        prop_assert_eq!(seen.nodes("revert"), first_attempt_finished);
+        let second_starts = log.iter().skip(last_revert.map_or(0, |p| p + 1)).filter(|(e, _)| e == "start").count();
+        prop_assert_eq!(second_starts, n, "the whole subflow runs again after the revert");
     }
 }

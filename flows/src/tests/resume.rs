@@ -158,7 +158,8 @@ async fn a_reverted_flow_runs_again_from_scratch_and_a_successful_one_does_nothi
     let storage = Arc::new(MemoryStorage::new());
     let (book, flow_id) = crashed(&storage, FlowState::Reverted, &[("a", AtomState::Reverted, Some(json!(1)))]).await;
     let ran = run_on(chain(&counts, None), json!({}), 1, storage.clone(), book, flow_id).await;
-    check(&ran, FlowState::Success, &["a SUCCESS", "b SUCCESS", "c SUCCESS", "d SUCCESS"]);
+    // The reset is a checked, announced REVERTED -> PENDING transition.
+    check(&ran, FlowState::Success, &["a PENDING", "a SUCCESS", "b SUCCESS", "c SUCCESS", "d SUCCESS"]);
     let again = run_on(chain(&counts, None), json!({}), 1, storage, book, flow_id).await;
     check(&again, FlowState::Success, &[]);
     assert_eq!(again.outcome.results["d_out"], json!(4));

@@ -1,5 +1,5 @@
 //! TaskFlow-derived scenarios: the cake graph, the cluster flow, revert order,
-//! failing reverts, deciders, cancel, storage failures.
+//! failing reverts, deciders, cancel, timeouts, panics, export, listeners.
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
@@ -294,74 +294,6 @@ async fn a_panicking_task_is_a_failure_and_is_reverted() {
         assert_eq!(failure.kind, Failure::PANIC);
         assert!(failure.message.contains("kaboom"), "{failure}");
     }
-}
-
-/// Memory storage that refuses every atom write after the first `budget` ones.
-#[derive(Debug)]
-struct Flaky {
-    inner: MemoryStorage,
-    budget: Mutex<usize>,
-}
-
-#[async_trait]
-impl Storage for Flaky {
-    async fn save_book(&self, book: &LogBook) -> Result<(), StorageError> {
-        self.inner.save_book(book).await
-    }
-    async fn load_book(&self, book: Uuid) -> Result<Option<LogBook>, StorageError> {
-        self.inner.load_book(book).await
-    }
-    async fn save_flow(&self, book: Uuid, flow: &FlowDetail) -> Result<(), StorageError> {
-        self.inner.save_flow(book, flow).await
-    }
-    async fn load_flow(&self, book: Uuid, flow: Uuid) -> Result<Option<FlowDetail>, StorageError> {
-        self.inner.load_flow(book, flow).await
-    }
-    async fn save_atom(&self, book: Uuid, flow: Uuid, atom: &AtomDetail) -> Result<(), StorageError> {
-        {
-            let mut budget = self.budget.lock().expect("lock");
-            if *budget == 0 {
-                return Err(StorageError::Unavailable { message: "disk gone".into(), source: None });
-            }
-            *budget -= 1;
-        }
-        self.inner.save_atom(book, flow, atom).await
-    }
-}
-
-#[tokio::test]
-async fn a_storage_error_stops_the_run_before_unrecorded_work() {
-    let calls = Arc::new(Mutex::new(Vec::new()));
-    let counted = |name: &'static str| {
-        let calls = calls.clone();
-        task_fn(name, move |_| {
-            calls.lock().expect("lock").push(name);
-            async move { Ok(json!(name)) }
-        })
-    };
-    // a RUNNING, a SUCCESS, b RUNNING fit the budget; b SUCCESS does not; c must never start.
-    let storage = Arc::new(Flaky { inner: MemoryStorage::new(), budget: Mutex::new(3) });
-    let flow = Flow::linear("f").add(counted("a")).add(counted("b")).add(counted("c"));
-    let mut engine =
-        Engine::builder(flow).storage(storage, Uuid::new_v4(), Uuid::new_v4()).build().await.expect("builds");
-    let err = engine.run().await.expect_err("storage failure surfaces");
-    assert!(matches!(err, Error::Storage(StorageError::Unavailable { .. })), "{err:?}");
-    assert_eq!(*calls.lock().expect("lock"), ["a", "b"]);
-}
-
-#[tokio::test]
-async fn an_illegal_transition_is_refused_and_not_written() {
-    let storage = Arc::new(MemoryStorage::new());
-    let (book, flow_id) = (Uuid::new_v4(), Uuid::new_v4());
-    storage.save_flow(book, &FlowDetail::new(flow_id, "f")).await.expect("save");
-    let compiled = crate::compile(&Flow::linear("f").add(ok("a")), Vec::<String>::new()).expect("compiles");
-    let shared = crate::engine::test_support::shared(storage.clone(), book, flow_id, compiled);
-    let mut detail = AtomDetail::new("a", crate::AtomKind::Task);
-    let err = shared.transition(&mut detail, crate::AtomState::Success).await.expect_err("refused");
-    assert!(matches!(err, Error::IllegalTransition { .. }), "{err:?}");
-    assert_eq!(detail.state, crate::AtomState::Pending);
-    let stored = storage.load_flow(book, flow_id).await.expect("load").expect("flow");
-    assert!(stored.atoms.is_empty(), "nothing written");
 }
 
 #[test]

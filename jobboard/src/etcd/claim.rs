@@ -173,7 +173,7 @@ impl Inner {
             .and_then([
                 TxnOp::put(keys.owner(id), owner.clone(), Some(PutOptions::new().with_lease(this.session.lease))),
                 TxnOp::put(keys.state(id), encode(&next, "job state")?, None),
-                TxnOp::put(keys.held(id), "", None),
+                
                 TxnOp::delete(keys.queue(state.priority, id), None),
                 TxnOp::delete(keys.flow_queue(&state.flow, state.priority, id), None),
                 TxnOp::get(keys.spec(id), None),

@@ -114,7 +114,7 @@ impl Inner {
                 next.finished_at = Some(now);
                 let ops = vec![
                     TxnOp::delete(keys.owner(id), None),
-                    TxnOp::delete(keys.held(id), None),
+                    
                     TxnOp::put(keys.done(now, id), "", None),
                     TxnOp::get(keys.spec(id), None),
                 ];
