@@ -204,6 +204,10 @@ fn cancel_ends_unclaimed_and_running_jobs_cancelled() {
     assert_eq!(job["outcome"].as_str(), Some("CANCELLED"), "{job}");
     let ran: u64 = task_executions(&job).values().sum();
     assert!(ran <= 1, "no new step may start after the cancel: {job}");
+    for task in job["tasks"].as_array().into_iter().flatten() {
+        let expected = if task["executions"].as_u64() == Some(0) { "PENDING" } else { "REVERTED" };
+        assert_eq!(task["state"].as_str(), Some(expected), "what ran is reverted, the rest never runs: {job}");
+    }
 
     // The freed slot never picks up the cancelled job.
     std::thread::sleep(Duration::from_millis(500));
@@ -300,4 +304,61 @@ fn bad_input_through_the_api_gets_its_grpc_code_and_writes_nothing() {
             Ok::<_, tests::conductor::HarnessError>(())
         })
         .or_fail();
+}
+
+#[test]
+fn cli_names_an_endpoint_that_is_down() {
+    // A port that was free a moment ago: nothing listens there.
+    let endpoint = format!("http://{}", tests::conductor::free_local_addr().or_fail());
+    for command in [&["list"][..], &["get", "5d0c0b52-9a8f-4a53-a1a3-9ffb0a5a3f8a"], &["post", "chain"]] {
+        let out = baton(&endpoint, command);
+        assert!(!out.success(), "`baton {}` against a dead endpoint succeeded", command.join(" "));
+        assert!(
+            out.stderr().contains(endpoint.trim_start_matches("http://")),
+            "`baton {}` should name the endpoint {endpoint}, printed: {:?}",
+            command.join(" "),
+            out.stderr()
+        );
+    }
+}
+
+#[test]
+fn post_wait_and_watch_exit_0_only_when_the_job_succeeded() {
+    let prefix = unique_prefix("e2e-wait");
+    let conductors = etcd_conductors(&prefix, &["wait-one"]).or_fail();
+    let api = conductors[0].endpoint();
+
+    let out = baton(&api, ["post", "chain", "--store", "steps=2", "--store", "step_ms=10", "--wait"]);
+    assert!(out.success(), "post --wait of a job that succeeds must exit 0: {}", out.stderr());
+    let job = out.json().or_fail();
+    assert_eq!((job["state"].as_str(), job["outcome"].as_str()), (Some("COMPLETE"), Some("SUCCESS")), "{job}");
+    assert_eq!(task_executions(&job).len(), 2, "--wait prints the finished job with its tasks: {job}");
+
+    let id = post_job(&api, "chain", &[("steps", "3"), ("step_ms", "2000")]).or_fail();
+    let cancelled = baton(&api, ["cancel", &id]);
+    assert!(cancelled.success(), "cancel failed: {}", cancelled.stderr());
+    let out = baton(&api, ["watch", &id]);
+    assert!(!out.success(), "watch of a cancelled job must not exit 0: {}", out.stdout());
+    let job = get_job(&api, &id).or_fail();
+    assert_eq!(job["outcome"].as_str(), Some("CANCELLED"), "{job}");
+}
+
+#[test]
+fn a_drained_conductor_claims_nothing_new_but_finishes_what_it_holds() {
+    let prefix = unique_prefix("e2e-drain");
+    let conductors = etcd_conductors(&prefix, &["drain-one"]).or_fail();
+    let api = conductors[0].endpoint();
+    let held = post_job(&api, "chain", &[("steps", "4"), ("step_ms", "500")]).or_fail();
+    wait_job(&api, &held, PATIENCE, "claim", |job| job["state"].as_str() == Some("CLAIMED")).or_fail();
+
+    let drained = baton(&api, ["drain", "drain-one"]);
+    assert!(drained.success(), "drain failed: {}", drained.stderr());
+    let fresh = post_job(&api, "chain", &[("steps", "1"), ("step_ms", "10")]).or_fail();
+
+    let job = wait_job(&api, &held, PATIENCE, "the held job's end", is_complete).or_fail();
+    assert_eq!(job["outcome"].as_str(), Some("SUCCESS"), "a draining conductor finishes what it holds: {job}");
+    let job = get_job(&api, &fresh).or_fail();
+    assert_eq!(job["state"].as_str(), Some("UNCLAIMED"), "a draining conductor claimed a new job: {job}");
+    let listed = baton(&api, ["conductors"]).ok_json().or_fail();
+    assert_eq!(listed[0]["draining"].as_bool(), Some(true), "{listed}");
 }

@@ -45,9 +45,9 @@ use jobboard::{ConductorInfo, FlowFilter, JobBoard};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
-use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tonic::transport::server::TcpIncoming;
 
 pub use self::backend::open_board;
 use self::claimer::Claimer;
@@ -161,10 +161,12 @@ impl Daemon {
             .with_shutdown(server_stop.clone())
             .with_local_drain(config.name.clone(), self.drain.clone());
         let router = api::router(state).await;
-        let mut server: JoinHandle<Result<(), tonic::transport::Error>> = tokio::spawn(
-            router
-                .serve_with_incoming_shutdown(TcpListenerStream::new(listener), server_stop.clone().cancelled_owned()),
-        );
+        let mut server: JoinHandle<Result<(), tonic::transport::Error>> =
+            tokio::spawn(router.serve_with_incoming_shutdown(
+                // Without TCP_NODELAY, small stream messages (WatchJob) wait on Nagle's algorithm.
+                TcpIncoming::from(listener).with_nodelay(Some(true)),
+                server_stop.clone().cancelled_owned(),
+            ));
 
         let slots = Arc::new(Semaphore::new(config.max_jobs));
         let filter = FlowFilter(self.registry.names().into_iter().map(str::to_owned).collect());

@@ -16,13 +16,14 @@
 //! to the runtime every 256 jobs.
 //!
 //! Submodules: `control` (suspend/cancel handle), `job` (one atom action with
-//! its write-ahead persistence), `prepare` (fresh start or resume), `run` (the
-//! scheduling loop), `revert` (failure resolution, reverts, retries), `values`
-//! (inputs, decider arguments, results).
+//! its write-ahead persistence), `prepare` (fresh start or resume), `record`
+//! (flow transitions, joins), `run` (the scheduling loop), `revert` (failure
+//! resolution, reverts, retries), `values` (inputs, decider arguments, results).
 
 mod control;
 mod job;
 mod prepare;
+mod record;
 mod revert;
 mod run;
 mod values;
@@ -39,7 +40,7 @@ use crate::listener::Listener;
 use crate::logbook::{AtomDetail, AtomKind, FlowDetail, LogBook};
 use crate::pattern::Flow;
 use crate::state::FlowState;
-use crate::storage::{MemoryStorage, Storage};
+use crate::storage::{MemoryStorage, Storage, StorageError};
 
 pub use control::EngineControl;
 
@@ -178,8 +179,9 @@ pub struct Engine {
     pub(crate) max_concurrency: usize,
     pub(crate) listeners: Arc<[Arc<dyn Listener>]>,
     pub(crate) control: EngineControl,
-    /// The last run stopped with an error, so the in-memory details may hold
-    /// changes the logbook refused: the next run reloads them from storage first.
+    /// The last run stopped with an error or was dropped part-way, so the in-memory
+    /// details may be missing or hold changes the logbook refused: the next run
+    /// reloads them from storage first.
     pub(crate) stale: bool,
 }
 
@@ -241,6 +243,9 @@ impl Engine {
         if self.stale {
             self.reload().await?;
         }
+        // Stays set if this future is dropped mid-run (its jobs are then aborted and
+        // the in-memory details are gone): the next run starts from the logbook.
+        self.stale = true;
         let outcome = run::run(self).await;
         self.stale = outcome.is_err();
         outcome
@@ -249,8 +254,13 @@ impl Engine {
     /// Replaces the in-memory details with what storage holds, so nothing goes on
     /// from state that was never recorded.
     async fn reload(&mut self) -> Result<(), Error> {
-        let stored = self.storage.load_flow(self.book, self.detail.id).await?;
-        let detail = stored.unwrap_or_else(|| FlowDetail::new(self.detail.id, self.compiled.name.clone()));
+        let id = self.detail.id;
+        // `build` recorded the detail, so a missing one means the logbook lost it: say so.
+        let detail = self
+            .storage
+            .load_flow(self.book, id)
+            .await?
+            .ok_or_else(|| StorageError::NotFound(format!("flow {id} in logbook {}", self.book)))?;
         (self.detail, self.details) = attach(&self.compiled, detail);
         self.stale = false;
         Ok(())
@@ -270,6 +280,7 @@ pub(crate) mod test_support {
 
     /// The per-run context jobs use, for driving transitions directly.
     pub(crate) fn shared(storage: Arc<dyn Storage>, book: Uuid, flow_id: Uuid, compiled: Compiled) -> Shared {
-        Shared { storage, book, flow_id, compiled: Arc::new(compiled), listeners: Arc::new([]) }
+        let control = super::EngineControl::new();
+        Shared { storage, book, flow_id, compiled: Arc::new(compiled), listeners: Arc::new([]), control }
     }
 }

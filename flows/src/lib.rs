@@ -32,7 +32,11 @@
 //!
 //! ## Semantics worth knowing
 //! - Every transition is persisted before the engine acts on it; a storage error
-//!   stops the run with `Error::Storage`.
+//!   stops the run with `Error::Storage` (nothing new starts, running atoms finish
+//!   and record their outcome). A later `run` of the same engine, like one whose
+//!   future was dropped part-way, starts again from what the logbook holds.
+//! - A cancel or suspend request is honoured once; a later `run` is not affected.
+//! - Panics in tasks and deciders are failures of the flow, not of the engine.
 //! - Resume is **at-least-once**: an atom found RUNNING in the logbook runs again.
 //! - A retry's REVERT defers to the enclosing retry (TaskFlow's `defer_reverts`);
 //!   with none, everything is reverted.

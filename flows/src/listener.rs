@@ -5,7 +5,8 @@
 //! logger and a timer that records how long each atom ran.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::panic::AssertUnwindSafe;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -39,6 +40,17 @@ pub trait Listener: Send + Sync + 'static {
     /// An atom moved.
     fn on_atom(&self, event: &AtomEvent<'_>) {
         let _ = event;
+    }
+}
+
+/// Tells every listener, one at a time. A listener is user code: its panic is
+/// logged and swallowed, since the transition it reports is already recorded
+/// and the run must not stop (or die) over an observer.
+pub(crate) fn notify(listeners: &[Arc<dyn Listener>], call: impl Fn(&dyn Listener)) {
+    for listener in listeners {
+        if std::panic::catch_unwind(AssertUnwindSafe(|| call(listener.as_ref()))).is_err() {
+            tracing::warn!("a listener panicked; ignored");
+        }
     }
 }
 

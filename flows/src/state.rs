@@ -126,7 +126,8 @@ impl fmt::Display for FlowState {
 ///
 /// TaskFlow's table, plus two resume edges: an atom found RUNNING or REVERTING
 /// in a logbook after a crash is started again from PENDING or REVERTING
-/// (at-least-once execution).
+/// (at-least-once execution); and RETRYING -> REVERTING, for a retry waiting to
+/// run its next attempt when the whole flow is reverted (it ran, so it is undone).
 pub fn check_atom_transition(from: AtomState, to: AtomState) -> bool {
     use AtomState::*;
     from == to
@@ -142,6 +143,7 @@ pub fn check_atom_transition(from: AtomState, to: AtomState) -> bool {
                 | (Failure, Reverting)
                 | (Success, Retrying)
                 | (Retrying, Running)
+                | (Retrying, Reverting)
                 | (Reverting, Reverted)
                 | (Reverting, RevertFailure)
                 | (Reverted, Pending)

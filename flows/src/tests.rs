@@ -2,11 +2,13 @@
 //! tiny task builders and one `check` helper comparing transition traces.
 
 mod compile_errors;
+mod listeners;
 mod lookup;
 mod props;
 mod resume;
 mod retries;
 mod scenarios;
+mod storage_errors;
 
 use std::sync::{Arc, Mutex};
 

@@ -12,6 +12,7 @@ mod claim;
 mod codec;
 mod conductors;
 pub(crate) mod keys;
+mod local;
 mod ops;
 mod owner;
 mod queue_view;
@@ -113,7 +114,7 @@ pub(crate) struct Inner {
     config: BoardConfig,
     session: Session,
     held: Mutex<HashMap<JobId, Held>>,
-    local: Mutex<claim::LocalClaims>,
+    local: Mutex<local::LocalClaims>,
     queue_view: Mutex<queue_view::QueueView>,
     claimable: tokio_watch::Sender<u64>,
     /// Stops the background tasks (close).
@@ -207,7 +208,7 @@ impl Inner {
         Ok(())
     }
 
-    fn with_local<R>(&self, f: impl FnOnce(&mut claim::LocalClaims) -> R) -> R {
+    fn with_local<R>(&self, f: impl FnOnce(&mut local::LocalClaims) -> R) -> R {
         // No await while held; every update leaves it consistent.
         let mut guard = self.local.lock().unwrap_or_else(|e| e.into_inner());
         f(&mut guard)

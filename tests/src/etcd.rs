@@ -42,6 +42,7 @@ impl EtcdProcess {
     pub fn start() -> EtcdProcess {
         let binary = etcd_binary();
         let parent = if Path::new("/dev/shm").is_dir() { PathBuf::from("/dev/shm") } else { std::env::temp_dir() };
+        sweep_stale_data_dirs(&parent);
         let mut last_error = String::new();
         for _attempt in 0..5 {
             let data_dir = tempfile::Builder::new()
@@ -187,6 +188,32 @@ pub fn unique_prefix(test_name: &str) -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     format!("/test/{test_name}-{}-{n}-{}/", std::process::id(), uuid::Uuid::new_v4().simple())
+}
+
+/// Removes data dirs of earlier runs whose etcd is gone. The shared etcd lives
+/// in a static, which is never dropped, so its dir outlives the test binary;
+/// etcd preallocates 64 MiB of WAL, which on `/dev/shm` is RAM. A dir is stale
+/// when it is over a minute old and no running process names it.
+fn sweep_stale_data_dirs(parent: &Path) {
+    let Ok(entries) = std::fs::read_dir(parent) else { return };
+    let in_use: Vec<String> = std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|p| std::fs::read(p.path().join("cmdline")).ok())
+        .map(|c| String::from_utf8_lossy(&c).into_owned())
+        .filter(|c| c.contains("baton-etcd-"))
+        .collect();
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !name.starts_with("baton-etcd-") || in_use.iter().any(|c| c.contains(&name)) {
+            continue;
+        }
+        let age = entry.metadata().and_then(|m| m.modified()).ok().and_then(|t| t.elapsed().ok());
+        if age.is_some_and(|age| age > Duration::from_secs(60)) {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 fn etcd_binary() -> PathBuf {

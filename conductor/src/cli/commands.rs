@@ -1,5 +1,6 @@
 //! One function per `baton` subcommand, over a connected [`Client`].
 
+use std::io::{self, Write};
 use std::process::ExitCode;
 
 use anyhow::{anyhow, Context};
@@ -37,40 +38,40 @@ pub async fn dispatch(endpoint: &str, command: Command, out: Output) -> anyhow::
         Command::Post(_) => Err(anyhow!("post is handled above")),
         Command::Get { id } => {
             let job = client.get_job(&id).await.with_context(|| format!("cannot get job {id}"))?;
-            print_job(&job, out, true);
+            print_job(&job, out, true)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::List(args) => list(client, args, out).await,
         Command::Watch { id } => watch(client, &id, out).await,
         Command::Cancel { id } => {
             let job = client.cancel_job(&id).await.with_context(|| format!("cannot cancel job {id}"))?;
-            print_job(&job, out, true);
+            print_job(&job, out, true)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Flows => {
             let flows = client.list_flows().await.context("cannot list flows")?;
             match out {
-                Output::Json => print_json(&flows.iter().map(output::flow_json).collect()),
-                Output::Table => print!("{}", output::flows_table(&flows)),
+                Output::Json => print_json(&flows.iter().map(output::flow_json).collect())?,
+                Output::Table => emit(&output::flows_table(&flows))?,
             }
             Ok(ExitCode::SUCCESS)
         }
         Command::Conductors => {
             let conductors = client.list_conductors().await.context("cannot list conductors")?;
             match out {
-                Output::Json => print_json(&conductors.iter().map(output::conductor_json).collect()),
-                Output::Table => print!("{}", output::conductors_table(&conductors)),
+                Output::Json => print_json(&conductors.iter().map(output::conductor_json).collect())?,
+                Output::Table => emit(&output::conductors_table(&conductors))?,
             }
             Ok(ExitCode::SUCCESS)
         }
         Command::Drain { name, undo } => {
             let conductor = client.drain(&name, !undo).await.with_context(|| format!("cannot drain {name}"))?;
             match out {
-                Output::Json => print_json(&output::conductor_json(&conductor)),
+                Output::Json => print_json(&output::conductor_json(&conductor))?,
                 Output::Table => {
                     let what =
                         if conductor.draining { "draining: it claims no new jobs" } else { "claiming jobs again" };
-                    println!("conductor {} is {what} ({} held)", conductor.name, conductor.jobs);
+                    emit(&format!("conductor {} is {what} ({} held)\n", conductor.name, conductor.jobs))?;
                 }
             }
             Ok(ExitCode::SUCCESS)
@@ -89,8 +90,8 @@ async fn post(client: &Client, args: PostArgs, store: Map<String, Value>, out: O
     let job = client.post_job(request).await.with_context(|| format!("cannot post a {} job", args.flow))?;
     if !args.wait {
         match out {
-            Output::Json => print_json(&job_json(&job, false)),
-            Output::Table => println!("{}", job.id),
+            Output::Json => print_json(&job_json(&job, false))?,
+            Output::Table => emit(&format!("{}\n", job.id))?,
         }
         return Ok(ExitCode::SUCCESS);
     }
@@ -106,7 +107,7 @@ async fn watch(client: &Client, id: &str, out: Output) -> anyhow::Result<ExitCod
 pub async fn finish(client: &Client, id: &str, out: Output) -> anyhow::Result<ExitCode> {
     let mut progress = Progress::new(false);
     let job = follow(client, id, &mut progress).await?;
-    print_job(&job, out, true);
+    print_job(&job, out, true)?;
     Ok(job_exit_code(&job))
 }
 
@@ -135,21 +136,30 @@ async fn list(client: &Client, args: ListArgs, out: Output) -> anyhow::Result<Ex
         None => client.list_all_jobs(request).await.context("cannot list jobs")?,
     };
     match out {
-        Output::Json => print_json(&jobs.iter().map(|job| job_json(job, false)).collect()),
-        Output::Table => print!("{}", output::jobs_table(&jobs)),
+        Output::Json => print_json(&jobs.iter().map(|job| job_json(job, false)).collect())?,
+        Output::Table => emit(&output::jobs_table(&jobs))?,
     }
     Ok(ExitCode::SUCCESS)
 }
 
 /// Prints a job: the `get` JSON shape, or the detail view.
-pub fn print_job(job: &pb::Job, out: Output, with_tasks: bool) {
+pub fn print_job(job: &pb::Job, out: Output, with_tasks: bool) -> io::Result<()> {
     match out {
         Output::Json => print_json(&job_json(job, with_tasks)),
-        Output::Table => print!("{}", output::job_detail(job)),
+        Output::Table => emit(&output::job_detail(job)),
     }
 }
 
-fn print_json(value: &Value) {
+fn print_json(value: &Value) -> io::Result<()> {
     // Serializing a `Value` cannot fail; fall back to compact text if it ever does.
-    println!("{}", serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string()));
+    let text = serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string());
+    emit(&format!("{text}\n"))
+}
+
+/// Writes to stdout, returning the error (`println!` would panic on a closed
+/// pipe, e.g. `baton list | head`); `main` treats a broken pipe as success.
+fn emit(text: &str) -> io::Result<()> {
+    let mut stdout = io::stdout().lock();
+    stdout.write_all(text.as_bytes())?;
+    stdout.flush()
 }

@@ -12,10 +12,11 @@ use futures::FutureExt;
 use serde_json::Value;
 use uuid::Uuid;
 
+use super::control::EngineControl;
 use crate::compile::{Compiled, NodeKind};
 use crate::error::Error;
 use crate::failure::Failure;
-use crate::listener::{AtomEvent, Listener};
+use crate::listener::{notify, AtomEvent, Listener};
 use crate::logbook::{now_millis, AtomDetail, Attempt};
 use crate::state::{check_atom_transition, AtomState, Intention};
 use crate::storage::Storage;
@@ -28,6 +29,8 @@ pub(crate) struct Shared {
     pub(crate) flow_id: Uuid,
     pub(crate) compiled: Arc<Compiled>,
     pub(crate) listeners: Arc<[Arc<dyn Listener>]>,
+    /// Lets a retry delay end early on suspend or cancel.
+    pub(crate) control: EngineControl,
 }
 
 /// What to do with an atom.
@@ -46,6 +49,8 @@ pub(crate) enum Action {
 pub(crate) enum Done {
     Executed(Result<Value, Failure>),
     Reverted(Result<(), Failure>),
+    /// A retry's delay was cut short by a suspend or cancel: nothing was started or recorded.
+    Interrupted,
 }
 
 /// A finished job: the atom's detail as now persisted, and the outcome.
@@ -83,9 +88,7 @@ impl Shared {
                     _ => None,
                 },
             };
-            for l in self.listeners.iter() {
-                l.on_atom(&event);
-            }
+            notify(&self.listeners, |l| l.on_atom(&event));
         }
         Ok(())
     }
@@ -126,7 +129,11 @@ async fn act(shared: &Shared, node: usize, detail: &mut AtomDetail, action: Acti
         Action::RetryExecute { inputs, delay } => {
             let NodeKind::Retry { retry, .. } = &cnode.kind else { unreachable!("retry execute is only for retries") };
             if !delay.is_zero() {
-                tokio::time::sleep(delay).await;
+                // Waiting is not running: a suspend or cancel need not wait out a long backoff.
+                tokio::select! {
+                    () = tokio::time::sleep(delay) => {}
+                    () = shared.control.stop_requested() => return Ok(Done::Interrupted),
+                }
             }
             begin_execute(shared, detail).await?;
             let outcome = retry.controller.execute(&detail.attempts, &inputs);
@@ -207,7 +214,8 @@ async fn finish_revert(shared: &Shared, detail: &mut AtomDetail, outcome: Result
     Ok(Done::Reverted(outcome))
 }
 
-fn panic_failure(atom: &str, panic: &(dyn std::any::Any + Send)) -> Failure {
+/// A panic caught in user code (a task, or a decider) as a failure naming `atom`.
+pub(crate) fn panic_failure(atom: &str, panic: &(dyn std::any::Any + Send)) -> Failure {
     let message = panic
         .downcast_ref::<&str>()
         .map(|s| (*s).to_owned())

@@ -27,8 +27,11 @@ impl Run<'_> {
                 return Ok(Some(RunOutcome { state, failure: None, results: self.results() }));
             }
             FlowState::Failure => {
-                let failure =
-                    self.details.iter().find_map(|d| d.revert_failure.clone()).or_else(|| self.stored_cause());
+                // As `conclude` reported it: the revert failure, caused by what started the revert.
+                let failure = match (self.recorded_revert_failure(), self.stored_cause()) {
+                    (Some(rf), Some(cause)) if rf.cause.is_none() => Some(rf.with_cause(cause)),
+                    (rf, cause) => rf.or(cause),
+                };
                 return Ok(Some(RunOutcome { state, failure, results: self.results() }));
             }
             FlowState::Reverted => self.reset_all().await?,
@@ -37,6 +40,14 @@ impl Run<'_> {
         let resuming = self.engine.detail.state != FlowState::Pending;
         if resuming {
             self.set_flow(FlowState::Resuming).await?;
+            if let Some(failure) = self.recorded_revert_failure() {
+                // A revert failed before the crash: the flow ends FAILURE as it would have,
+                // and nothing more is undone (what that revert left behind needs a human).
+                self.cause = self.stored_cause();
+                self.revert_failure = Some(failure);
+                self.set_flow(FlowState::Reverting).await?;
+                return Ok(None);
+            }
         }
         // Atoms caught mid-execute run again.
         for n in 0..self.details.len() {
@@ -64,6 +75,15 @@ impl Run<'_> {
             self.resume_reverts().await;
         }
         Ok(None)
+    }
+
+    /// The failure of a revert that failed, if the logbook holds one.
+    fn recorded_revert_failure(&self) -> Option<Failure> {
+        self.details.iter().find(|d| d.state == AtomState::RevertFailure).map(|d| {
+            d.revert_failure
+                .clone()
+                .unwrap_or_else(|| Failure::new(Failure::TASK_ERROR, format!("revert of {} failed", d.name)))
+        })
     }
 
     /// The failure that started the revert, as saved in the flow's meta.
@@ -96,7 +116,14 @@ impl Run<'_> {
     /// Counts unfinished predecessors and queues every node that can start,
     /// walking the graph once from its sources (O(nodes + edges)).
     fn seed_ready(&mut self) {
-        let nodes = &self.shared.compiled.nodes;
+        let shared = self.shared.clone();
+        let nodes = &shared.compiled.nodes;
+        // Joins are derived, never persisted: every run works them out afresh.
+        for (node, detail) in nodes.iter().zip(&mut self.details) {
+            if node.is_join() {
+                detail.state = AtomState::Pending;
+            }
+        }
         // FIFO, so that siblings start in the order they were added.
         let mut queue = std::collections::VecDeque::new();
         for (n, node) in nodes.iter().enumerate() {
@@ -110,9 +137,9 @@ impl Run<'_> {
             let state = self.details[n].state;
             let finished = if node.is_join() {
                 // Joins are not persisted: a join whose predecessors are done is done.
-                let vetoed = self.rt[n].vetoed;
-                self.details[n].state = if vetoed { AtomState::Ignore } else { AtomState::Success };
-                true
+                let steps: &[AtomState] =
+                    if self.rt[n].vetoed { &[AtomState::Ignore] } else { &[AtomState::Running, AtomState::Success] };
+                self.move_join(n, steps)
             } else {
                 matches!(state, AtomState::Success | AtomState::Ignore) && self.details[n].intention != Intention::Retry
             };

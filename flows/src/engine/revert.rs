@@ -17,10 +17,14 @@ use crate::retry::Decision;
 use crate::state::{AtomState, FlowState, Intention};
 
 impl Run<'_> {
-    /// True if node `n` ran (or is running) and is not undone yet.
+    /// True if node `n` ran (or is running) and is not undone yet. A RETRYING retry
+    /// counts: it ran, and its next attempt may never start if everything is reverted.
     pub(crate) fn active(&self, n: usize) -> bool {
         self.rt[n].in_flight
-            || matches!(self.details[n].state, AtomState::Success | AtomState::Failure | AtomState::Reverting)
+            || matches!(
+                self.details[n].state,
+                AtomState::Success | AtomState::Failure | AtomState::Reverting | AtomState::Retrying
+            )
     }
 
     /// Decides what the failure of `n` leads to, asking retry controllers outward.
@@ -142,22 +146,19 @@ impl Run<'_> {
         let shared = self.shared.clone();
         match &shared.compiled.nodes[n].kind {
             NodeKind::Join => {
-                self.details[n].state = AtomState::Reverted;
-                self.undone(n).await;
+                if self.move_join(n, &[AtomState::Reverting, AtomState::Reverted]) {
+                    self.undone(n).await;
+                }
             }
             NodeKind::Task(_) => {
-                // Predecessors are reverted after this one, so their results are still readable.
-                let inputs = self.inputs_lenient(n);
+                // Predecessors are reverted after this one, so their results are still readable;
+                // inputs are missing only if execute failed for want of them, and then it got none too.
+                let inputs = self.inputs(n).unwrap_or_default();
                 let flow_failures = self.flow_failures.clone();
                 self.launch(n, Action::Revert { inputs, flow_failures }).await;
             }
             NodeKind::Retry { .. } => self.launch(n, Action::RetryRevert).await,
         }
-    }
-
-    /// Inputs for a revert: whatever can still be found.
-    fn inputs_lenient(&self, n: usize) -> crate::Inputs {
-        self.inputs(n).unwrap_or_default()
     }
 
     /// `n` is undone: unblock its predecessors, and finish subflow reverts it completes.
@@ -210,7 +211,9 @@ impl Run<'_> {
                 continue;
             }
             if shared.compiled.nodes[m].is_join() {
-                self.details[m].state = AtomState::Pending;
+                if !self.move_join(m, &[AtomState::Pending]) {
+                    return;
+                }
                 continue;
             }
             let mut detail = self.details[m].clone();

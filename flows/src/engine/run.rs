@@ -19,7 +19,7 @@ use crate::compile::NodeKind;
 use crate::error::Error;
 use crate::failure::Failure;
 use crate::logbook::AtomDetail;
-use crate::state::{check_flow_transition, AtomState, FlowState, Intention};
+use crate::state::{AtomState, FlowState, Intention};
 
 /// Run-time bookkeeping of one graph node.
 #[derive(Debug, Clone, Default)]
@@ -71,6 +71,7 @@ pub(crate) async fn run(engine: &mut Engine) -> Result<RunOutcome, Error> {
         flow_id: engine.detail.id,
         compiled: engine.compiled.clone(),
         listeners: engine.listeners.clone(),
+        control: engine.control.clone(),
     });
     let details = std::mem::take(&mut engine.details);
     let count = details.len();
@@ -103,10 +104,16 @@ impl Run<'_> {
             return Ok(done);
         }
         loop {
-            self.check_control().await?;
+            if let Err(error) = self.check_control().await {
+                // Like any storage error: start nothing more, let running jobs record their outcome.
+                self.error.get_or_insert(error);
+            }
             self.dispatch().await;
             if self.in_flight == 0 {
-                let stuck = self.error.is_some() || (self.ready.is_empty() && self.undo.is_empty());
+                // While everything is reverted nothing in `ready` may start, so it cannot keep
+                // the loop going (that would spin).
+                let startable = !self.ready.is_empty() && !self.reverting_all;
+                let stuck = self.error.is_some() || (!startable && self.undo.is_empty());
                 if stuck || self.suspending || self.revert_failure.is_some() {
                     break;
                 }
@@ -123,14 +130,22 @@ impl Run<'_> {
     /// Turns suspend and cancel requests into mode changes.
     async fn check_control(&mut self) -> Result<(), Error> {
         let control = self.engine.control.clone();
-        if control.cancel_requested() && !self.reverting_all && self.error.is_none() {
-            let failure = Failure::new(super::CANCELLED, format!("flow {} was cancelled", self.shared.compiled.name));
-            self.revert_all(failure).await;
+        if control.cancel_requested() && self.error.is_none() {
+            // Honoured (or moot, if everything is being reverted already): a later run
+            // must not be cancelled by this same request.
+            control.clear_cancel();
+            if !self.reverting_all {
+                let name = &self.shared.compiled.name;
+                self.revert_all(Failure::new(super::CANCELLED, format!("flow {name} was cancelled"))).await;
+            }
         }
-        if control.suspend_requested() && !self.suspending && self.error.is_none() {
+        if control.suspend_requested() && self.error.is_none() {
+            // Honoured once (a repeated request while suspending must not suspend the next run).
             control.clear_suspend();
-            self.suspending = true;
-            self.set_flow(FlowState::Suspending).await?;
+            if !self.suspending {
+                self.suspending = true;
+                self.set_flow(FlowState::Suspending).await?;
+            }
         }
         Ok(())
     }
@@ -166,8 +181,15 @@ impl Run<'_> {
         if rt.epoch != epoch || rt.undo || rt.in_flight || !startable {
             return;
         }
-        if !self.rt[n].vetoed && !self.deciders_allow(n) {
-            self.rt[n].vetoed = true;
+        if !self.rt[n].vetoed {
+            match self.deciders_allow(n) {
+                Ok(allowed) => self.rt[n].vetoed = !allowed,
+                Err(failure) => {
+                    // A decider is user code like a task: its panic fails the flow, it does not crash the engine.
+                    self.revert_all(failure).await;
+                    return;
+                }
+            }
         }
         let shared = self.shared.clone();
         let node = &shared.compiled.nodes[n];
@@ -177,8 +199,9 @@ impl Run<'_> {
         }
         match &node.kind {
             NodeKind::Join => {
-                self.details[n].state = AtomState::Success;
-                self.done(n);
+                if self.move_join(n, &[AtomState::Running, AtomState::Success]) {
+                    self.done(n);
+                }
             }
             NodeKind::Task(_) => {
                 let inputs = self.inputs(n);
@@ -281,6 +304,14 @@ impl Run<'_> {
                 }
             }
             Ok(Done::Reverted(Ok(()))) => self.undone(n).await,
+            Ok(Done::Interrupted) => {
+                // The retry is still RETRYING: reverted if everything is, started by a later run if suspended.
+                if self.rt[n].undo {
+                    self.consider_undo(n);
+                } else {
+                    self.ready.push_front((n, self.rt[n].epoch));
+                }
+            }
             Ok(Done::Reverted(Err(failure))) => {
                 // A failed revert is fatal: nothing more is started, the flow ends FAILURE.
                 self.revert_failure.get_or_insert(failure);
@@ -307,7 +338,9 @@ impl Run<'_> {
     /// Persists IGNORE for a vetoed node, then treats it as done.
     async fn ignore(&mut self, n: usize) {
         if self.shared.compiled.nodes[n].is_join() {
-            self.details[n].state = AtomState::Ignore;
+            if !self.move_join(n, &[AtomState::Ignore]) {
+                return;
+            }
         } else {
             let mut detail = self.details[n].clone();
             detail.intention = Intention::Ignore;
@@ -318,31 +351,6 @@ impl Run<'_> {
             self.details[n] = detail;
         }
         self.done(n);
-    }
-
-    /// Checks, applies and persists a flow transition.
-    pub(crate) async fn set_flow(&mut self, to: FlowState) -> Result<(), Error> {
-        let from = self.engine.detail.state;
-        if from == to {
-            return Ok(());
-        }
-        if !check_flow_transition(from, to) {
-            return Err(Error::IllegalFlowTransition { flow: self.shared.compiled.name.clone(), from, to });
-        }
-        self.engine.detail.state = to;
-        self.engine.detail.version += 1;
-        self.shared.storage.save_flow(self.shared.book, &self.engine.detail).await?;
-        for l in self.shared.listeners.iter() {
-            l.on_flow(&self.shared.compiled.name, from, to);
-        }
-        Ok(())
-    }
-
-    /// Persists the flow's meta without a state change.
-    pub(crate) async fn save_flow_meta(&mut self) -> Result<(), Error> {
-        self.engine.detail.version += 1;
-        self.shared.storage.save_flow(self.shared.book, &self.engine.detail).await?;
-        Ok(())
     }
 
     /// Decides and records the final state.

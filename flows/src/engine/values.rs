@@ -1,8 +1,11 @@
 //! Values flowing between atoms: inputs from bindings, decider arguments and
 //! the run's published results.
 
+use std::panic::AssertUnwindSafe;
+
 use serde_json::{Map, Value};
 
+use super::job::panic_failure;
 use super::run::Run;
 use crate::compile::Source;
 use crate::failure::Failure;
@@ -10,13 +13,13 @@ use crate::state::AtomState;
 use crate::task::Inputs;
 
 impl Run<'_> {
-    /// False if a decider on an edge into `n` says no.
-    pub(crate) fn deciders_allow(&self, n: usize) -> bool {
+    /// False if a decider on an edge into `n` says no; a failure if one panics.
+    pub(crate) fn deciders_allow(&self, n: usize) -> Result<bool, Failure> {
         let nodes = &self.shared.compiled.nodes;
-        nodes[n].deciders.iter().all(|(p, decider)| {
+        for (p, decider) in &nodes[n].deciders {
             let p = *p;
             if self.details[p].state != AtomState::Success {
-                return true;
+                continue;
             }
             let value = if nodes[p].is_join() {
                 // A subflow's "result" is the results of its last atoms, by name.
@@ -30,8 +33,17 @@ impl Run<'_> {
             } else {
                 self.details[p].result.clone().unwrap_or(Value::Null)
             };
-            decider(&value)
-        })
+            let decided = std::panic::catch_unwind(AssertUnwindSafe(|| decider(&value)));
+            match decided {
+                Ok(true) => {}
+                Ok(false) => return Ok(false),
+                Err(panic) => {
+                    let edge = format!("decider on {} -> {}", nodes[p].name, nodes[n].name);
+                    return Err(panic_failure(&edge, panic.as_ref()));
+                }
+            }
+        }
+        Ok(true)
     }
 
     /// The arguments of atom `n`, from its compiled bindings.

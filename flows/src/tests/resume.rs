@@ -250,3 +250,57 @@ async fn resume_matches_atoms_by_name_and_ignores_atoms_the_definition_lost() {
     assert_eq!(stored.atoms["gone"].result, Some(json!("old")), "left alone");
     assert!(!ran.outcome.results.contains_key("gone"));
 }
+
+#[tokio::test]
+async fn the_same_engine_continues_after_a_suspend_inside_nested_subflows() {
+    for concurrency in [1, 3] {
+        let counts: [Arc<AtomicUsize>; 4] = Default::default();
+        let slot: Arc<Mutex<Option<EngineControl>>> = Arc::default();
+        let suspender = slot.clone();
+        let b = task_fn("b", move |_| {
+            if let Some(c) = suspender.lock().expect("lock").take() {
+                c.suspend();
+            }
+            async { Ok(json!(2)) }
+        });
+        // Subflow entries and exits are joins: derived again by every run, each move checked.
+        let flow =
+            Flow::linear("f").add(Flow::unordered("first").add(counted("a", json!(1), &counts[0])).add(b)).add(
+                Flow::linear("second")
+                    .add(counted("c", json!(3), &counts[2]))
+                    .add(Flow::unordered("third").add(counted("d", json!(4), &counts[3]))),
+            );
+        let mut engine = crate::Engine::builder(flow).max_concurrency(concurrency).build().await.expect("builds");
+        *slot.lock().expect("lock") = Some(engine.control());
+        assert_eq!(engine.run().await.expect("runs").state, FlowState::Suspended);
+        assert_eq!(counts[2].load(Ordering::SeqCst), 0, "nothing after the suspend started");
+        let outcome = engine.run().await.expect("runs again");
+        assert_eq!(outcome.state, FlowState::Success);
+        let runs: Vec<usize> = counts.iter().map(|c| c.load(Ordering::SeqCst)).collect();
+        assert_eq!(runs, [1, 0, 1, 1], "a, c and d ran once each (b is not counted)");
+        assert_eq!(outcome.results.len(), 0, "nothing here provides a name");
+    }
+}
+
+#[tokio::test]
+async fn a_revert_failure_recorded_before_the_crash_ends_the_flow_in_failure() {
+    let counts: [Arc<AtomicUsize>; 4] = Default::default();
+    let storage = Arc::new(MemoryStorage::new());
+    let (book, flow_id) = crashed(&storage, FlowState::Reverting, &[("a", AtomState::Success, Some(json!(1)))]).await;
+    let mut b = AtomDetail::new("b", AtomKind::Task);
+    b.state = AtomState::RevertFailure;
+    b.failure = Some(Failure::task("b failed"));
+    b.revert_failure = Some(Failure::task("undo of b failed"));
+    storage.save_atom(book, flow_id, &b).await.expect("save atom");
+
+    let ran = run_on(chain(&counts, None), json!({}), 1, storage.clone(), book, flow_id).await;
+    // Not hidden by finishing the revert as if b were undone: a is left as it is.
+    check(&ran, FlowState::Failure, &[]);
+    let failure = ran.outcome.failure.expect("failure");
+    assert_eq!(failure.message, "undo of b failed");
+    assert_eq!(failure.cause.map(|c| c.message), Some("c failed".to_owned()), "the revert's cause is kept");
+    let stored = storage.load_flow(book, flow_id).await.expect("load").expect("flow");
+    assert_eq!(stored.state, FlowState::Failure);
+    assert_eq!(stored.atoms["a"].state, AtomState::Success);
+    assert!(counts.iter().all(|c| c.load(Ordering::SeqCst) == 0), "nothing ran");
+}

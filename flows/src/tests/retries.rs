@@ -263,3 +263,118 @@ async fn parallel_siblings_are_reverted_before_the_retry_runs_again() {
     }
     assert_eq!(trace.iter().filter(|e| *e == "slow SUCCESS").count(), 2);
 }
+
+#[tokio::test]
+async fn a_cancel_while_a_retry_waits_for_its_next_attempt_reverts_the_retry_too() {
+    let slot: Arc<std::sync::Mutex<Option<crate::EngineControl>>> = Arc::default();
+    let control = slot.clone();
+    let failed = Arc::new(AtomicUsize::new(0));
+    let fails = failed.clone();
+    // t fails once; its revert cancels the run just as the retry is queued for attempt 2.
+    let t = task_fn("t", move |_| {
+        let first = fails.fetch_add(1, Ordering::SeqCst) == 0;
+        async move {
+            if first {
+                Err(Failure::task("t failed"))
+            } else {
+                Ok(json!("t"))
+            }
+        }
+    })
+    .revert_fn(move |_| {
+        let control = control.lock().expect("lock").take();
+        async move {
+            if let Some(c) = control {
+                c.cancel();
+            }
+            Ok(())
+        }
+    });
+    let flow = Flow::linear("f").add(ok("a")).add(Flow::linear("sub").retry(Retry::times(3).named("r")).add(t));
+    for concurrency in [1, 2] {
+        failed.store(0, Ordering::SeqCst);
+        let storage = Arc::new(crate::MemoryStorage::new());
+        let (book, flow_id) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
+        let mut engine = crate::Engine::builder(flow.clone())
+            .storage(storage.clone(), book, flow_id)
+            .max_concurrency(concurrency)
+            .build()
+            .await
+            .expect("builds");
+        *slot.lock().expect("lock") = Some(engine.control());
+        let outcome = engine.run().await.expect("runs");
+        assert_eq!(outcome.state, FlowState::Reverted);
+        assert_eq!(outcome.failure.map(|f| f.kind), Some(crate::CANCELLED.to_owned()));
+        let stored = storage.load_flow(book, flow_id).await.expect("load").expect("flow");
+        for atom in ["a", "r"] {
+            assert_eq!(stored.atoms[atom].state, crate::AtomState::Reverted, "{atom} ran, so it is reverted");
+        }
+        // t's attempt was undone before the retry reset it for an attempt that never started.
+        assert_eq!(stored.atoms["t"].state, crate::AtomState::Pending);
+        assert_eq!(stored.atoms["t"].executions, 1);
+        // A REVERTED flow starts over; nothing was left half-retried.
+        let again = super::run_on(flow.clone(), json!({}), concurrency, storage, book, flow_id).await;
+        check(&again, FlowState::Success, &["a PENDING", "r PENDING", "a SUCCESS", "r SUCCESS", "t SUCCESS"]);
+    }
+}
+
+#[tokio::test]
+async fn suspend_and_cancel_do_not_wait_out_a_retry_delay() {
+    let failed = Arc::new(AtomicUsize::new(0));
+    let fails = failed.clone();
+    let t = task_fn("t", move |_| {
+        fails.fetch_add(1, Ordering::SeqCst);
+        async { Err(Failure::task("t failed")) }
+    });
+    // An hour between attempts: only an interrupted delay lets this test end.
+    let flow = Flow::linear("f")
+        .add(ok("a"))
+        .add(Flow::linear("sub").retry(Retry::times(3).named("r").delay(Duration::from_secs(3600))).add(t));
+    for concurrency in [1, 2] {
+        failed.store(0, Ordering::SeqCst);
+        let storage = Arc::new(crate::MemoryStorage::new());
+        let (book, flow_id) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
+        let mut engine = crate::Engine::builder(flow.clone())
+            .storage(storage.clone(), book, flow_id)
+            .max_concurrency(concurrency)
+            .build()
+            .await
+            .expect("builds");
+        let control = engine.control();
+        // Stops the run once r waits for attempt 2 (RETRYING recorded, flow RUNNING), plus a
+        // moment so the delay has begun. Were it earlier, r would simply not start: still correct.
+        let request = |stop: fn(&crate::EngineControl)| {
+            let (control, storage) = (control.clone(), storage.clone());
+            tokio::spawn(async move {
+                loop {
+                    let flow = storage.load_flow(book, flow_id).await.expect("load").expect("flow");
+                    let waiting = flow.atoms.get("r").is_some_and(|r| r.state == crate::AtomState::Retrying);
+                    if waiting && flow.state == FlowState::Running {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                stop(&control);
+            })
+        };
+        let suspender = request(crate::EngineControl::suspend);
+        let first = tokio::time::timeout(Duration::from_secs(20), engine.run()).await.expect("suspend ends the delay");
+        suspender.await.expect("suspender");
+        assert_eq!(first.expect("runs").state, FlowState::Suspended);
+        let stored = storage.load_flow(book, flow_id).await.expect("load").expect("flow");
+        assert_eq!(stored.atoms["r"].state, crate::AtomState::Retrying, "attempt 2 has not started");
+        assert_eq!(stored.atoms["r"].attempts.len(), 1);
+
+        let canceller = request(crate::EngineControl::cancel);
+        let second = tokio::time::timeout(Duration::from_secs(20), engine.run()).await.expect("cancel ends the delay");
+        canceller.await.expect("canceller");
+        let second = second.expect("runs");
+        assert_eq!(second.state, FlowState::Reverted);
+        assert_eq!(second.failure.map(|f| f.kind), Some(crate::CANCELLED.to_owned()));
+        let stored = storage.load_flow(book, flow_id).await.expect("load").expect("flow");
+        assert_eq!(stored.atoms["r"].state, crate::AtomState::Reverted);
+        assert_eq!(stored.atoms["a"].state, crate::AtomState::Reverted);
+        assert_eq!(failed.load(Ordering::SeqCst), 1, "t ran once: attempt 2 never started");
+    }
+}

@@ -1,5 +1,5 @@
 //! TaskFlow-derived scenarios: the cake graph, the cluster flow, revert order,
-//! failing reverts, deciders, cancel, timeouts, panics, export, listeners.
+//! failing reverts, deciders, cancel, timeouts, panics, export.
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
@@ -7,13 +7,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use serde_json::{json, Value};
-use uuid::Uuid;
 
 use super::{assert_before, boom, check, ok, run};
-use crate::{
-    task, task_fn, AtomDetail, Engine, Error, ExecuteContext, Failure, Flow, FlowDetail, FlowState, LogBook,
-    MemoryStorage, RevertContext, Storage, StorageError, Task,
-};
+use crate::{task, task_fn, Engine, ExecuteContext, Failure, Flow, FlowState, RevertContext, Storage, Task};
 
 /// The cake graph from the DistributedTaskManagement seed: mix, two pans, two ovens, bake.
 fn cake() -> Flow {
@@ -205,14 +201,18 @@ async fn a_failing_revert_ends_the_flow_in_failure() {
         .add(ok("a"))
         .add(ok("b").revert_fn(|_| async { Err(Failure::task("cannot undo b")) }))
         .add(boom("c"));
-    let ran = run(flow, json!({}), 1).await;
+    let ran = run(flow.clone(), json!({}), 1).await;
     check(&ran, FlowState::Failure, &["a SUCCESS", "b SUCCESS", "c FAILURE", "c REVERTED", "b REVERT_FAILURE"]);
-    let failure = ran.outcome.failure.expect("failure reported");
+    let failure = ran.outcome.failure.clone().expect("failure reported");
     assert_eq!(failure.message, "cannot undo b");
     assert_eq!(failure.cause.map(|c| c.message), Some("c failed".to_owned()));
     let stored = ran.storage.load_flow(ran.book, ran.flow_id).await.expect("load").expect("stored");
     assert_eq!(stored.state, FlowState::Failure);
     assert_eq!(stored.atoms["a"].state, crate::AtomState::Success, "nothing before a failed revert is undone");
+    // A later run changes nothing and reports the same failure, cause included.
+    let again = super::run_on(flow, json!({}), 1, ran.storage.clone(), ran.book, ran.flow_id).await;
+    check(&again, FlowState::Failure, &[]);
+    assert_eq!(again.outcome.failure, ran.outcome.failure);
 }
 
 #[tokio::test]
@@ -241,6 +241,21 @@ async fn a_decider_saying_yes_runs_the_target() {
     );
     let ran = run(flow, json!({}), 1).await;
     check(&ran, FlowState::Success, &["a SUCCESS", "b SUCCESS"]);
+}
+
+#[tokio::test]
+async fn a_panicking_decider_fails_the_flow_instead_of_the_engine() {
+    let flow = Flow::linear("f").add(ok("a")).add(Flow::graph("g").add(ok("b")).add(ok("c")).link_if("b", "c", |v| {
+        assert!(v.is_object(), "decider expected an object");
+        true
+    }));
+    for concurrency in [1, 2] {
+        let ran = run(flow.clone(), json!({}), concurrency).await;
+        check(&ran, FlowState::Reverted, &["a SUCCESS", "b SUCCESS", "b REVERTED", "a REVERTED"]);
+        let failure = ran.outcome.failure.expect("failure");
+        assert_eq!(failure.kind, Failure::PANIC);
+        assert!(failure.message.contains("decider on b -> c"), "{failure}");
+    }
 }
 
 #[tokio::test]
@@ -311,20 +326,49 @@ fn export_names_every_atom_and_marks_deciders() {
 }
 
 #[tokio::test]
-async fn built_in_listeners_observe_a_run() {
-    let timing = Arc::new(crate::TimingListener::new());
-    let flow = Flow::linear("f").retry(crate::Retry::times(1).named("r")).add(ok("a")).add(ok("b"));
-    let compiled = crate::compile(&flow, Vec::<String>::new()).expect("compiles");
-    let kinds: Vec<(&str, crate::AtomKind)> = compiled.atoms().collect();
-    assert_eq!(kinds, [("r", crate::AtomKind::Retry), ("a", crate::AtomKind::Task), ("b", crate::AtomKind::Task)]);
-    let mut engine = Engine::builder(flow)
-        .listener(timing.clone())
-        .listener(Arc::new(crate::LoggingListener))
-        .build()
-        .await
-        .expect("builds");
-    assert_eq!(engine.run().await.expect("runs").state, FlowState::Success);
-    let durations = timing.atom_durations();
-    assert_eq!(durations.keys().cloned().collect::<BTreeSet<_>>(), ["a", "b", "r"].map(String::from).into());
-    assert!(timing.flow_duration().is_some());
+async fn a_cancel_is_honoured_once_and_a_later_run_starts_over() {
+    let slot: Arc<Mutex<Option<crate::EngineControl>>> = Arc::default();
+    let control = slot.clone();
+    let flow = Flow::linear("f").add(ok("a")).add(task_fn("b", move |_| {
+        // Only the first run is cancelled.
+        let control = control.lock().expect("lock").take();
+        async move {
+            if let Some(c) = control {
+                c.cancel();
+            }
+            Ok(json!("b"))
+        }
+    }));
+    let mut engine = Engine::builder(flow).build().await.expect("builds");
+    *slot.lock().expect("lock") = Some(engine.control());
+    assert_eq!(engine.run().await.expect("runs").state, FlowState::Reverted);
+    let again = engine.run().await.expect("runs again");
+    assert_eq!(again.state, FlowState::Success, "the old cancel request is not applied twice");
+    assert_eq!(again.results.len(), 0);
+}
+
+#[tokio::test]
+async fn a_run_dropped_part_way_is_continued_by_the_next_one() {
+    let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = calls.clone();
+    let flow = Flow::linear("f").add(ok("a")).add(task_fn("hang", move |_| {
+        let first = counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0;
+        async move {
+            if first {
+                // The first call never ends: its run is dropped (as a conductor drops a lost job).
+                std::future::pending::<()>().await;
+            }
+            Ok(json!("done"))
+        }
+    }));
+    for concurrency in [1, 2] {
+        calls.store(0, std::sync::atomic::Ordering::SeqCst);
+        let mut engine = Engine::builder(flow.clone()).max_concurrency(concurrency).build().await.expect("builds");
+        let dropped = tokio::time::timeout(Duration::from_millis(50), engine.run()).await;
+        assert!(dropped.is_err(), "the first run hangs and is dropped");
+        let outcome = engine.run().await.expect("runs again");
+        assert_eq!(outcome.state, FlowState::Success);
+        assert_eq!(outcome.results.len(), 0);
+        assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 2, "hang ran again (at-least-once)");
+    }
 }

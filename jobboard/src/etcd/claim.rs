@@ -6,7 +6,6 @@
 //! (the owner key's create = mod revision). The writes that end a claim are
 //! in [`super::owner`].
 
-use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use etcd_client::{Compare, CompareOp, GetOptions, KeyValue, PutOptions, Txn, TxnOp, TxnResponse};
@@ -15,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::codec::{assemble, decode, encode, SpecRecord, StateRecord};
 use super::keys::prefix_end;
+use super::local::LocalClaims;
 use super::owner::get_kv;
 use super::{Held, Inner};
 use crate::claim::{Claim, ClaimOps, FenceToken};
@@ -40,37 +40,6 @@ impl Attempt {
     }
 }
 
-/// What the claiming tasks of one board know of each other, so that they do
-/// not race each other for the same queue entries (only other boards' tasks).
-#[derive(Debug, Default)]
-pub(crate) struct LocalClaims {
-    in_flight: usize,
-    /// Entries a task of this board is trying right now.
-    reserved: HashSet<JobId>,
-    /// Jobs this board won, at the claim's revision: an entry read before that is stale.
-    won: HashMap<JobId, i64>,
-}
-
-impl LocalClaims {
-    fn reserve(&mut self, id: JobId, entry_rev: i64) -> bool {
-        if self.won.get(&id).is_some_and(|&won| won >= entry_rev) {
-            return false;
-        }
-        self.reserved.insert(id)
-    }
-
-    fn release(&mut self, id: JobId, won_at: Option<i64>) {
-        self.reserved.remove(&id);
-        if let Some(rev) = won_at {
-            // Only an optimisation: forgetting everything now and then is safe.
-            if self.won.len() >= 4096 {
-                self.won.clear();
-            }
-            self.won.insert(id, rev);
-        }
-    }
-}
-
 /// Counts a board's claim_next calls in flight (sizes the candidate range).
 struct InFlight<'a>(&'a Inner);
 
@@ -91,8 +60,18 @@ impl Inner {
     pub(super) async fn claim_next(this: &Arc<Inner>, filter: &FlowFilter) -> Result<Option<Claim>, Error> {
         this.check_live()?;
         let _in_flight = InFlight::enter(this);
+        let unfiltered = filter.0.is_empty();
         // Bounded: each round either wins, or sees every candidate taken by others.
         for _round in 0..8 {
+            if unfiltered && this.with_local(|local| local.use_shared()) {
+                // Siblings are claiming too: take from the entries one of them read.
+                while let Some((id, kv)) = this.with_local(LocalClaims::take_shared) {
+                    if let Some(claim) = Inner::attempt(this, id, &kv).await? {
+                        return Ok(Some(claim));
+                    }
+                }
+                continue;
+            }
             let mut candidates = this.candidates(filter).await?;
             if candidates.is_empty() {
                 return Ok(None);
@@ -100,7 +79,7 @@ impl Inner {
             let mut first = true;
             while !candidates.is_empty() {
                 // The head first (strict order when uncontended); after a lost race,
-                // a random one, so that racing claimers spread out instead of colliding.
+                // a random one, so that claimers of other boards spread out instead of colliding.
                 let pick = if first { 0 } else { rand::rng().random_range(0..candidates.len()) };
                 let kv = candidates.remove(pick);
                 let Some(id) = super::keys::id_at_end(kv.key()) else { continue };
@@ -108,22 +87,40 @@ impl Inner {
                 if !this.with_local(|local| local.reserve(id, kv.mod_revision())) {
                     continue;
                 }
+                if first && unfiltered {
+                    // Leave the rest to siblings, who would otherwise each range the same entries.
+                    this.with_local(|local| local.share(std::mem::take(&mut candidates)));
+                }
                 first = false;
-                let state: StateRecord = decode(kv.value(), "queue entry")?;
-                let attempt = Inner::try_claim(this, id, state, kv.mod_revision()).await;
-                this.with_local(|local| local.release(id, attempt.as_ref().ok().and_then(Attempt::won_at)));
-                if let Attempt::Won(claim) = attempt? {
-                    return Ok(Some(*claim));
+                if let Some(claim) = Inner::attempt(this, id, &kv).await? {
+                    return Ok(Some(claim));
                 }
             }
         }
         Ok(None)
     }
 
+    /// Tries one reserved queue entry, then releases the reservation.
+    async fn attempt(this: &Arc<Inner>, id: JobId, kv: &KeyValue) -> Result<Option<Claim>, Error> {
+        let state: StateRecord = match decode(kv.value(), "queue entry") {
+            Ok(state) => state,
+            Err(e) => {
+                this.with_local(|local| local.release(id, None));
+                return Err(e);
+            }
+        };
+        let attempt = Inner::try_claim(this, id, state, kv.mod_revision()).await;
+        this.with_local(|local| local.release(id, attempt.as_ref().ok().and_then(Attempt::won_at)));
+        match attempt? {
+            Attempt::Won(claim) => Ok(Some(*claim)),
+            Attempt::Lost => Ok(None),
+        }
+    }
+
     /// The first queue entries this filter accepts, in claim order.
     async fn candidates(&self, filter: &FlowFilter) -> Result<Vec<KeyValue>, Error> {
         // Room for every sibling task of this board that is claiming right now, so none runs dry.
-        let limit = CANDIDATES + 2 * self.with_local(|local| local.in_flight) as i64;
+        let limit = CANDIDATES + self.with_local(|local| local.in_flight) as i64;
         if filter.0.is_empty() {
             return self.first_entries(&self.keys.queue_prefix(), limit).await;
         }
@@ -142,10 +139,15 @@ impl Inner {
     /// than the queue view says is needed (see `queue_view`).
     async fn first_entries(&self, prefix: &str, limit: i64) -> Result<Vec<KeyValue>, Error> {
         let whole = prefix_end(prefix);
-        let end = self.with_queue_view(|view| view.bounded_end(prefix.as_bytes(), limit as usize));
+        let concurrent = self.with_local(|local| local.in_flight > 1);
+        let (start, end) = self.with_queue_view(|view| {
+            let start = if concurrent { view.first(prefix.as_bytes()) } else { None };
+            (start, view.bounded_end(prefix.as_bytes(), limit as usize))
+        });
         if let Some(end) = end.filter(|end| *end < whole) {
+            let start = start.unwrap_or_else(|| prefix.as_bytes().to_vec());
             let options = GetOptions::new().with_range(end).with_limit(limit);
-            let mut resp = self.get(prefix, Some(options), "listing claimable jobs").await?;
+            let mut resp = self.get(start, Some(options), "listing claimable jobs").await?;
             if !resp.kvs().is_empty() {
                 return Ok(resp.take_kvs());
             }
@@ -173,7 +175,7 @@ impl Inner {
             .and_then([
                 TxnOp::put(keys.owner(id), owner.clone(), Some(PutOptions::new().with_lease(this.session.lease))),
                 TxnOp::put(keys.state(id), encode(&next, "job state")?, None),
-                
+                TxnOp::put(keys.held(id), "", None),
                 TxnOp::delete(keys.queue(state.priority, id), None),
                 TxnOp::delete(keys.flow_queue(&state.flow, state.priority, id), None),
                 TxnOp::get(keys.spec(id), None),

@@ -49,6 +49,10 @@ impl Inner {
                 .ok_or_else(|| Error::Backend { message: "corrupt idempotency index entry".into(), source: None })?;
             return self.get_job(existing).await;
         }
+        // Our own watch will say so too, a moment later; a sibling claimer must not miss it meanwhile.
+        let queued = keys.queue(spec.priority, id);
+        self.with_local(|local| local.queue_put(queued.as_bytes()));
+        self.with_queue_view(|view| view.insert(queued.as_bytes()));
         Ok(assemble(id, spec, state, None))
     }
 

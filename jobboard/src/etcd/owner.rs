@@ -114,7 +114,7 @@ impl Inner {
                 next.finished_at = Some(now);
                 let ops = vec![
                     TxnOp::delete(keys.owner(id), None),
-                    
+                    TxnOp::delete(keys.held(id), None),
                     TxnOp::put(keys.done(now, id), "", None),
                     TxnOp::get(keys.spec(id), None),
                 ];
@@ -144,19 +144,21 @@ impl ClaimOps for Inner {
 
     async fn abandon(&self, job: JobId, token: FenceToken) -> Result<(), Error> {
         let keys = &self.keys;
-        self.fenced_transition(job, token, |state| {
-            let mut next = state.clone();
-            next.state = JobState::Unclaimed;
-            let encoded = encode(&next, "job state")?;
-            let ops = vec![
-                TxnOp::delete(keys.owner(job), None),
-                TxnOp::delete(keys.held(job), None),
-                TxnOp::put(keys.queue(state.priority, job), encoded.clone(), None),
-                TxnOp::put(keys.flow_queue(&state.flow, state.priority, job), encoded, None),
-            ];
-            Ok((next, ops))
-        })
-        .await?;
+        let (next, _) = self
+            .fenced_transition(job, token, |state| {
+                let mut next = state.clone();
+                next.state = JobState::Unclaimed;
+                let encoded = encode(&next, "job state")?;
+                let ops = vec![
+                    TxnOp::delete(keys.owner(job), None),
+                    TxnOp::delete(keys.held(job), None),
+                    TxnOp::put(keys.queue(state.priority, job), encoded.clone(), None),
+                    TxnOp::put(keys.flow_queue(&state.flow, state.priority, job), encoded, None),
+                ];
+                Ok((next, ops))
+            })
+            .await?;
+        self.with_local(|local| local.queue_put(keys.queue(next.priority, job).as_bytes()));
         Ok(())
     }
 

@@ -7,6 +7,13 @@
 //! key below that end is returned in order, and the view only decides how far
 //! etcd must look. If the bounded range comes back empty (the view was stale),
 //! the claimer falls back to the whole prefix.
+//!
+//! Deleted keys stay in etcd's index until compaction, and claimed queue
+//! entries sort *before* the head, so under load every range from the prefix
+//! would also walk the tombstones of every job claimed since the last
+//! compaction. While several tasks of a board claim at once (order is then
+//! approximate anyway), the range starts at the first key the view knows;
+//! a lone claimer always starts at the prefix, so its order is exact.
 
 use std::collections::BTreeSet;
 
@@ -28,6 +35,11 @@ impl QueueView {
     /// Replaces the whole view (after a listing).
     pub(crate) fn replace(&mut self, keys: BTreeSet<Vec<u8>>) {
         self.keys = keys;
+    }
+
+    /// The first known key under `prefix`.
+    pub(crate) fn first(&self, prefix: &[u8]) -> Option<Vec<u8>> {
+        self.keys.range(prefix.to_vec()..).next().filter(|k| k.starts_with(prefix)).cloned()
     }
 
     /// The end (exclusive) of a range that holds the first `n` known keys under

@@ -160,6 +160,9 @@ fn handle(inner: &Arc<Inner>, resp: &WatchResponse, mut next_rev: i64) -> i64 {
         match inner.keys.classify(kv.key()) {
             Some(Watched::Queue) => {
                 inner.with_queue_view(|view| if put { view.insert(kv.key()) } else { view.remove(kv.key()) });
+                if put {
+                    inner.with_local(|local| local.queue_put(kv.key()));
+                }
                 wake |= put;
             }
             Some(Watched::Owner(id)) if !put => owner_deletes.push((id, kv.mod_revision())),

@@ -1,0 +1,238 @@
+//! Write-ahead under a failing logbook: a refused write stops the run before
+//! anything acts on it, nothing more is decided while stopping, and a later run
+//! of the same engine continues from what the logbook holds.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde_json::json;
+use uuid::Uuid;
+
+use super::ok;
+use crate::{
+    task_fn, AtomDetail, AtomKind, AtomState, Engine, Error, Failure, Flow, FlowDetail, FlowState, LogBook,
+    MemoryStorage, Storage, StorageError,
+};
+
+/// Whether an atom write is refused.
+type Refuse = Box<dyn FnMut(&AtomDetail) -> bool + Send>;
+
+/// Memory storage that refuses the atom writes its `refuse` rule picks, and
+/// flow writes entering `refuse_flow`.
+struct Flaky {
+    inner: MemoryStorage,
+    refuse: Mutex<Refuse>,
+    refuse_flow: Option<FlowState>,
+}
+
+impl std::fmt::Debug for Flaky {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Flaky").finish_non_exhaustive()
+    }
+}
+
+impl Flaky {
+    fn new(refuse: impl FnMut(&AtomDetail) -> bool + Send + 'static) -> Arc<Self> {
+        Arc::new(Self { inner: MemoryStorage::new(), refuse: Mutex::new(Box::new(refuse)), refuse_flow: None })
+    }
+
+    /// Accepts every atom write but refuses to record the flow entering `state`.
+    fn refusing_flow(state: FlowState) -> Arc<Self> {
+        Arc::new(Self {
+            inner: MemoryStorage::new(),
+            refuse: Mutex::new(Box::new(|_| false)),
+            refuse_flow: Some(state),
+        })
+    }
+
+    /// Refuses every atom write after the first `budget` ones.
+    fn with_budget(budget: usize) -> Arc<Self> {
+        let mut left = budget;
+        Self::new(move |_| {
+            if left == 0 {
+                return true;
+            }
+            left -= 1;
+            false
+        })
+    }
+
+    /// The disk is back: every write succeeds from now on.
+    fn heal(&self) {
+        *self.refuse.lock().expect("lock") = Box::new(|_| false);
+    }
+}
+
+#[async_trait]
+impl Storage for Flaky {
+    async fn save_book(&self, book: &LogBook) -> Result<(), StorageError> {
+        self.inner.save_book(book).await
+    }
+    async fn load_book(&self, book: Uuid) -> Result<Option<LogBook>, StorageError> {
+        self.inner.load_book(book).await
+    }
+    async fn save_flow(&self, book: Uuid, flow: &FlowDetail) -> Result<(), StorageError> {
+        if self.refuse_flow == Some(flow.state) {
+            return Err(StorageError::Unavailable {
+                message: format!("disk gone writing {}", flow.state),
+                source: None,
+            });
+        }
+        self.inner.save_flow(book, flow).await
+    }
+    async fn load_flow(&self, book: Uuid, flow: Uuid) -> Result<Option<FlowDetail>, StorageError> {
+        self.inner.load_flow(book, flow).await
+    }
+    async fn save_atom(&self, book: Uuid, flow: Uuid, atom: &AtomDetail) -> Result<(), StorageError> {
+        if (self.refuse.lock().expect("lock"))(atom) {
+            return Err(StorageError::Unavailable {
+                message: format!("disk gone writing {}", atom.name),
+                source: None,
+            });
+        }
+        self.inner.save_atom(book, flow, atom).await
+    }
+}
+
+/// A task recording each call in `calls`.
+fn counted(name: &'static str, calls: &Arc<Mutex<Vec<&'static str>>>) -> crate::TaskSpec {
+    let calls = calls.clone();
+    task_fn(name, move |_| {
+        calls.lock().expect("lock").push(name);
+        async move { Ok(json!(name)) }
+    })
+}
+
+#[tokio::test]
+async fn a_storage_error_stops_the_run_before_unrecorded_work() {
+    let calls = Arc::new(Mutex::new(Vec::new()));
+    // a RUNNING, a SUCCESS, b RUNNING fit the budget; b SUCCESS does not; c must never start.
+    let storage = Flaky::with_budget(3);
+    let flow = Flow::linear("f").add(counted("a", &calls)).add(counted("b", &calls)).add(counted("c", &calls));
+    let mut engine =
+        Engine::builder(flow).storage(storage, Uuid::new_v4(), Uuid::new_v4()).build().await.expect("builds");
+    let err = engine.run().await.expect_err("storage failure surfaces");
+    assert!(matches!(err, Error::Storage(StorageError::Unavailable { .. })), "{err:?}");
+    assert_eq!(*calls.lock().expect("lock"), ["a", "b"]);
+}
+
+#[tokio::test]
+async fn a_run_after_a_storage_error_continues_from_what_was_recorded() {
+    for concurrency in [1, 2] {
+        let calls = Arc::new(Mutex::new(Vec::new()));
+        let storage = Flaky::with_budget(3);
+        let (book, flow_id) = (Uuid::new_v4(), Uuid::new_v4());
+        let flow = Flow::linear("f").add(counted("a", &calls)).add(counted("b", &calls)).add(counted("c", &calls));
+        let mut engine = Engine::builder(flow)
+            .storage(storage.clone(), book, flow_id)
+            .max_concurrency(concurrency)
+            .build()
+            .await
+            .expect("builds");
+        engine.run().await.expect_err("storage failure surfaces");
+        storage.heal();
+        // b's SUCCESS was never recorded, so it is not trusted: b runs again (at-least-once).
+        let outcome = engine.run().await.expect("runs once the disk is back");
+        assert_eq!(outcome.state, FlowState::Success);
+        assert_eq!(*calls.lock().expect("lock"), ["a", "b", "b", "c"]);
+        let stored = storage.load_flow(book, flow_id).await.expect("load").expect("flow");
+        assert_eq!(stored.state, FlowState::Success);
+        assert_eq!(stored.atoms["b"].state, AtomState::Success, "b's result is recorded, not only in memory");
+        assert_eq!(stored.atoms["b"].executions, 2);
+        assert_eq!(stored.atoms["a"].executions, 1);
+    }
+}
+
+#[tokio::test]
+async fn a_job_finishing_while_the_run_stops_decides_nothing_more() {
+    let reverts = Arc::new(AtomicUsize::new(0));
+    let counted_reverts = reverts.clone();
+    // slow fails only after x's SUCCESS write has been refused, so its failure reaches
+    // an engine that is already stopping.
+    let slow = task_fn("slow", |_| async {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        Err(Failure::task("slow failed"))
+    })
+    .revert_fn(move |_| {
+        counted_reverts.fetch_add(1, Ordering::SeqCst);
+        async { Ok(()) }
+    });
+    let mut refused = false;
+    let storage = Flaky::new(move |atom| {
+        let refuse = !refused && atom.name == "x" && atom.state == AtomState::Success;
+        refused |= refuse;
+        refuse
+    });
+    let (book, flow_id) = (Uuid::new_v4(), Uuid::new_v4());
+    let flow = Flow::unordered("f").add(slow).add(ok("x"));
+    let mut engine =
+        Engine::builder(flow).storage(storage.clone(), book, flow_id).max_concurrency(2).build().await.expect("builds");
+    let err = engine.run().await.expect_err("storage failure surfaces");
+    assert!(matches!(err, Error::Storage(_)), "{err:?}");
+    let stored = storage.load_flow(book, flow_id).await.expect("load").expect("flow");
+    assert_eq!(stored.atoms["slow"].state, AtomState::Failure, "the in-flight job still records its outcome");
+    assert_eq!(stored.state, FlowState::Running, "no revert was started on top of the error");
+    assert!(!stored.meta.contains_key("revert_all"));
+    assert_eq!(reverts.load(Ordering::SeqCst), 0);
+
+    // The next run resolves the recorded failure: everything that ran is reverted.
+    let outcome = engine.run().await.expect("runs");
+    assert_eq!(outcome.state, FlowState::Reverted);
+    assert_eq!(outcome.failure.map(|f| f.message), Some("slow failed".to_owned()));
+    assert_eq!(reverts.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn an_illegal_transition_is_refused_and_not_written() {
+    let storage = Arc::new(MemoryStorage::new());
+    let (book, flow_id) = (Uuid::new_v4(), Uuid::new_v4());
+    storage.save_flow(book, &FlowDetail::new(flow_id, "f")).await.expect("save");
+    let compiled = crate::compile(&Flow::linear("f").add(ok("a")), Vec::<String>::new()).expect("compiles");
+    let shared = crate::engine::test_support::shared(storage.clone(), book, flow_id, compiled);
+    let mut detail = AtomDetail::new("a", AtomKind::Task);
+    let err = shared.transition(&mut detail, AtomState::Success).await.expect_err("refused");
+    assert!(matches!(err, Error::IllegalTransition { .. }), "{err:?}");
+    assert_eq!(detail.state, AtomState::Pending);
+    let stored = storage.load_flow(book, flow_id).await.expect("load").expect("flow");
+    assert!(stored.atoms.is_empty(), "nothing written");
+}
+
+#[tokio::test]
+async fn a_refused_write_leaves_the_detail_as_recorded() {
+    let storage = Flaky::new(|_| true);
+    let compiled = crate::compile(&Flow::linear("f").add(ok("a")), Vec::<String>::new()).expect("compiles");
+    let shared = crate::engine::test_support::shared(storage, Uuid::new_v4(), Uuid::new_v4(), compiled);
+    let mut detail = AtomDetail::new("a", AtomKind::Task);
+    let err = shared.transition(&mut detail, AtomState::Running).await.expect_err("refused");
+    assert!(matches!(err, Error::Storage(_)), "{err:?}");
+    assert_eq!((detail.state, detail.version), (AtomState::Pending, 0));
+}
+
+#[tokio::test]
+async fn a_refused_suspend_lets_running_jobs_record_their_outcome() {
+    let slot: Arc<Mutex<Option<crate::EngineControl>>> = Arc::default();
+    let control = slot.clone();
+    let slow = task_fn("slow", |_| async {
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        Ok(json!("slow"))
+    });
+    let trigger = task_fn("trigger", move |_| {
+        if let Some(c) = control.lock().expect("lock").as_ref() {
+            c.suspend();
+        }
+        async { Ok(json!("trigger")) }
+    });
+    let storage = Flaky::refusing_flow(FlowState::Suspending);
+    let (book, flow_id) = (Uuid::new_v4(), Uuid::new_v4());
+    let flow = Flow::unordered("f").add(slow).add(trigger);
+    let mut engine =
+        Engine::builder(flow).storage(storage.clone(), book, flow_id).max_concurrency(2).build().await.expect("builds");
+    *slot.lock().expect("lock") = Some(engine.control());
+    let err = engine.run().await.expect_err("the refused SUSPENDING surfaces");
+    assert!(matches!(err, Error::Storage(_)), "{err:?}");
+    let stored = storage.load_flow(book, flow_id).await.expect("load").expect("flow");
+    assert_eq!(stored.atoms["slow"].state, AtomState::Success, "the running job finished and was recorded");
+    assert_eq!(stored.state, FlowState::Running);
+}
