@@ -11,12 +11,12 @@
 //! | `P book/<id>/book` | logbook header JSON (no flows) | - | owner, fenced |
 //! | `P book/<id>/flow/<flow-id>` | flow detail JSON (no atoms) | - | owner, fenced |
 //! | `P book/<id>/atom/<flow-id>/<atom-name>` | atom detail JSON | - | owner, fenced |
-//! | `P done/<finished-ms:013>/<id>` | idempotency key (or empty) | - | consume/trash/cancel; read by purge |
+//! | `P done/<finished-ms:013>/<id>` | empty: finished jobs by finish time | - | consume/trash/cancel/quarantine; read by purge |
 //! | `P m/state/<id>` | small mutable state JSON: state, claims, outcome, failure, cancel flag | - | every transition |
 //! | `P m/owner/<id>` | owner name; present = CLAIMED; fencing token = its create revision | session lease | claim |
 //! | `P m/held/<id>` | empty; the job was claimed and not yet released (finds orphans after a lease expiry) | - | claim |
-//! | `P m/queue/<inv-prio:010>/<id>` | empty: claimable index over all flows | - | post, abandon, re-queue |
-//! | `P m/fqueue/<flow-hex>/<inv-prio:010>/<id>` | empty: claimable index per flow | - | same txns as `queue` |
+//! | `P m/queue/<inv-prio:010>/<id>` | copy of the state JSON (same revision as `m/state`): claimable index over all flows | - | post, abandon, re-queue |
+//! | `P m/fqueue/<flow-hex>/<inv-prio:010>/<id>` | same as `queue`: claimable index per flow | - | same txns as `queue` |
 //! | `P m/conductor/<name>` | `ConductorInfo` JSON | session lease | register_conductor |
 //!
 //! `inv-prio` is `i32::MAX - priority` zero-padded, so ascending key order is
