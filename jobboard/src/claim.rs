@@ -26,8 +26,13 @@ pub(crate) trait ClaimOps: Send + Sync + std::fmt::Debug {
     /// A `Storage` for the job's logbook whose every write checks the token.
     fn storage(&self, job: JobId, token: FenceToken) -> Arc<dyn Storage>;
     /// Marks the job COMPLETE with the outcome, if the token is current.
-    async fn consume(&self, job: JobId, token: FenceToken, outcome: Outcome, failure: Option<Failure>)
-        -> Result<Job, Error>;
+    async fn consume(
+        &self,
+        job: JobId,
+        token: FenceToken,
+        outcome: Outcome,
+        failure: Option<Failure>,
+    ) -> Result<Job, Error>;
     /// Returns the job to UNCLAIMED, if the token is current.
     async fn abandon(&self, job: JobId, token: FenceToken) -> Result<(), Error>;
     /// Moves the job to TRASHED with a reason, if the token is current.
