@@ -220,3 +220,132 @@ async fn board_watch_recovers_after_compaction() {
     cut_off.close().await.expect("close");
     other.close().await.expect("close");
 }
+
+/// A session that cannot renew its lease fences itself off (its local deadline
+/// passes while etcd is down). etcd keeps the lease across its restart, with
+/// the TTL started afresh, so the owner key is still there when etcd is back:
+/// the fenced-off claim's writes must still be refused and change nothing,
+/// and the job must come back to the board.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn self_fenced_session_writes_nothing_while_etcd_still_holds_its_lease() {
+    let mut etcd = tokio::task::spawn_blocking(EtcdProcess::start).await.expect("start etcd");
+    let endpoint = etcd.endpoint();
+    let prefix = unique_prefix("self-fence");
+    let board = connect(&endpoint, &prefix, "fenced", 4).await;
+    let job = board.post(NewJob::new("work", Map::new())).await.expect("post");
+    let claim = board.claim(job.id).await.expect("claim");
+    let storage = claim.storage();
+    storage.save_book(&LogBook::new(job.id, "work")).await.expect("owner writes its logbook");
+
+    etcd = tokio::task::spawn_blocking(move || {
+        etcd.stop();
+        etcd
+    })
+    .await
+    .expect("stop etcd");
+    tokio::time::timeout(PATIENCE, board.session_lost().cancelled()).await.expect("the session fences itself");
+    assert!(claim.lost().is_cancelled(), "the claim is lost with its session");
+    let etcd = tokio::task::spawn_blocking(move || {
+        etcd.restart();
+        etcd
+    })
+    .await
+    .expect("restart etcd");
+
+    let before = eventually("etcd to answer again", || async { board.logbook(job.id).await.ok() }).await;
+    let late_write = storage.save_flow(job.id, &FlowDetail::new(uuid::Uuid::new_v4(), "late")).await;
+    assert!(matches!(late_write, Err(StorageError::ClaimLost(_))), "fenced-off logbook write: {late_write:?}");
+    let late_consume = claim.consume(Outcome::Success, None).await;
+    assert!(matches!(late_consume, Err(Error::ClaimLost { .. })), "fenced-off consume: {late_consume:?}");
+    assert_eq!(board.logbook(job.id).await.expect("read logbook"), before, "fenced-off writes changed nothing");
+
+    let next = connect(&endpoint, &prefix, "next", 4).await;
+    let resumed =
+        eventually("the job to come back", || async { next.claim_next(&FlowFilter::any()).await.ok().flatten() }).await;
+    assert_eq!((resumed.id(), resumed.job().claims), (job.id, 2));
+    let done = resumed.consume(Outcome::Success, None).await.expect("the next owner finishes it");
+    assert_eq!(done.outcome, Some(Outcome::Success));
+    next.close().await.expect("close");
+    drop(etcd);
+}
+
+/// `quarantine_after = 0` means "never quarantine" (as on the embedded board),
+/// not "quarantine at the first claim".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quarantine_after_zero_never_quarantines() {
+    let endpoint = shared_endpoint().await;
+    let mut config = EtcdConfig::new(vec![endpoint], BoardConfig::new("patient"));
+    config.prefix = unique_prefix("no-quarantine");
+    config.board.quarantine_after = 0;
+    let board = EtcdBoard::connect(config).await.expect("connect");
+    let job = board.post(NewJob::new("flaky", Map::new())).await.expect("post");
+    for round in 1..=7 {
+        let claim = board.claim_next(&FlowFilter::any()).await.expect("claim_next").expect("still claimable");
+        assert_eq!((claim.id(), claim.job().claims), (job.id, round));
+        claim.abandon().await.expect("abandon");
+    }
+    let claim = board.claim(job.id).await.expect("claim by id");
+    claim.consume(Outcome::Success, None).await.expect("consume");
+    board.close().await.expect("close");
+}
+
+/// The retention purge removes finished jobs (consumed, trashed, cancelled)
+/// with their logbooks and idempotency keys, and leaves live jobs alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn purge_removes_finished_jobs_with_their_logbooks() {
+    let endpoint = shared_endpoint().await;
+    let mut config = EtcdConfig::new(vec![endpoint], BoardConfig::new("purger"));
+    config.prefix = unique_prefix("purge");
+    config.board.retention = Duration::ZERO;
+    let board = EtcdBoard::connect(config).await.expect("connect");
+    let keyed = NewJob { idempotency_key: Some("once".into()), ..NewJob::new("work", Map::new()) };
+    let consumed = board.post(keyed.clone()).await.expect("post");
+    let trashed = board.post(NewJob::new("work", Map::new())).await.expect("post");
+    let cancelled = board.post(NewJob::new("work", Map::new())).await.expect("post");
+    let waiting = board.post(NewJob::new("work", Map::new())).await.expect("post");
+    let held = board.post(NewJob::new("work", Map::new())).await.expect("post");
+
+    let claim = board.claim(consumed.id).await.expect("claim");
+    claim.storage().save_book(&LogBook::new(consumed.id, "work")).await.expect("logbook");
+    claim.consume(Outcome::Success, None).await.expect("consume");
+    board.claim(trashed.id).await.expect("claim").trash("bad input").await.expect("trash");
+    board.request_cancel(cancelled.id).await.expect("cancel");
+    let _held = board.claim(held.id).await.expect("claim");
+    // Finish times are in milliseconds: let the clock move past them.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+
+    assert_eq!(board.purge_expired().await.expect("purge"), 3);
+    for gone in [consumed.id, trashed.id, cancelled.id] {
+        assert!(matches!(board.get(gone).await, Err(Error::NotFound(id)) if id == gone), "job {gone} was not purged");
+        assert_eq!(board.logbook(gone).await.expect("logbook"), None, "logbook of {gone} was not purged");
+    }
+    assert_eq!(board.get(waiting.id).await.expect("get").state, JobState::Unclaimed);
+    assert_eq!(board.get(held.id).await.expect("get").state, JobState::Claimed);
+    assert_eq!(board.purge_expired().await.expect("second purge"), 0, "nothing left to purge");
+    let again = board.post(keyed).await.expect("post with the purged key");
+    assert_ne!(again.id, consumed.id, "the purged job's idempotency key is free again");
+    board.close().await.expect("close");
+}
+
+/// A board dropped without `close` (with its claims) is a crashed conductor:
+/// it must stop renewing its lease, so etcd releases its jobs one TTL later,
+/// instead of a keep-alive task holding them for the life of the process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropped_board_stops_renewing_and_its_jobs_come_back() {
+    let endpoint = shared_endpoint().await;
+    let prefix = unique_prefix("dropped");
+    let dropped = connect(&endpoint, &prefix, "dropped", 2).await;
+    let job = dropped.post(NewJob::new("work", Map::new())).await.expect("post");
+    let claim = dropped.claim(job.id).await.expect("claim");
+    drop(claim);
+    drop(dropped);
+
+    let survivor = connect(&endpoint, &prefix, "survivor", 2).await;
+    let resumed = eventually("the dropped board's job to come back", || async {
+        survivor.claim_next(&FlowFilter::any()).await.expect("claim_next")
+    })
+    .await;
+    assert_eq!((resumed.id(), resumed.job().claims), (job.id, 2));
+    resumed.consume(Outcome::Success, None).await.expect("consume");
+    survivor.close().await.expect("close");
+}

@@ -27,6 +27,8 @@ use proto::pb::baton_server::BatonServer;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::server::Router;
 use tonic::transport::Server;
+use tonic_health::server::HealthReporter;
+use tonic_health::ServingStatus;
 
 use crate::daemon::DrainHandle;
 
@@ -74,9 +76,29 @@ pub fn baton_service(state: ApiState) -> BatonServer<BatonService> {
     BatonServer::new(BatonService::new(state))
 }
 
+/// The switch of the served health service: SERVING from the start,
+/// NOT_SERVING once the conductor begins to stop, so that load balancers and
+/// `grpc_health_probe` stop sending work while the server still answers.
+#[derive(Clone)]
+pub struct Health(HealthReporter);
+
+impl std::fmt::Debug for Health {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Health")
+    }
+}
+
+impl Health {
+    /// Reports NOT_SERVING for the server as a whole ("") and for the Baton service.
+    pub async fn set_not_serving(&self) {
+        self.0.set_not_serving::<BatonServer<BatonService>>().await;
+        self.0.set_service_status("", ServingStatus::NotServing).await;
+    }
+}
+
 /// The Baton service with health and reflection, ready for
-/// `serve_with_incoming_shutdown`.
-pub async fn router(state: ApiState) -> Router {
+/// `serve_with_incoming_shutdown`, and the health switch.
+pub async fn router(state: ApiState) -> (Router, Health) {
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<BatonServer<BatonService>>().await;
     let reflection_v1 = tonic_reflection::server::Builder::configure()
@@ -90,9 +112,10 @@ pub async fn router(state: ApiState) -> Router {
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1alpha()
         .expect("compiled-in descriptor sets are valid (checked by proto's tests)");
-    Server::builder()
+    let router = Server::builder()
         .add_service(baton_service(state))
         .add_service(health_service)
         .add_service(reflection_v1)
-        .add_service(reflection_v1alpha)
+        .add_service(reflection_v1alpha);
+    (router, Health(health))
 }

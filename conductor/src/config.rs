@@ -61,7 +61,7 @@ pub struct Settings {
     /// Unique conductor name on the board [default: <hostname>-<pid>].
     #[arg(long)]
     pub name: Option<String>,
-    /// How many jobs to run at once [default: 8].
+    /// How many jobs to run at once [default: 32].
     #[arg(long, value_name = "N")]
     pub max_jobs: Option<usize>,
     /// How many tasks of one job may run in parallel [default: 8].
@@ -211,7 +211,13 @@ impl Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
             advertise: None,
             name: default_name(&|key| std::env::var(key).ok()),
-            max_jobs: 8,
+            // Jobs are async tasks (a slot costs memory, not a thread) that mostly wait on
+            // etcd round trips: by Little's law a conductor finishes at most max_jobs / job
+            // latency jobs/s, and under load a no-op job on etcd takes ~50 ms, so 8 slots
+            // capped one conductor near 150 jobs/s. 32 keeps the cap above the issue's
+            // 180 jobs/s up to ~175 ms per job, while a crash still re-runs at most 32 jobs'
+            // running tasks and a fleet still spreads a burst over its conductors.
+            max_jobs: 32,
             concurrency: 8,
             lease_ttl: Duration::from_secs(10),
             log_format: LogFormat::Human,

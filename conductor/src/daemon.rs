@@ -7,6 +7,8 @@
 //! retention task on a `TaskTracker`, each job as one more tracked task.
 //!
 //! ## Stopping
+//! Whatever the reason, the health service reports NOT_SERVING first, while
+//! the server still answers, so probes and balancers stop sending work.
 //! - **Graceful** (the shutdown future resolves): stop claiming; suspend every
 //!   running flow (running tasks finish, nothing new starts); abandon the
 //!   suspended jobs so another conductor resumes them at once, without waiting
@@ -160,7 +162,7 @@ impl Daemon {
         let state = ApiState::new(board.clone(), self.registry.clone())
             .with_shutdown(server_stop.clone())
             .with_local_drain(config.name.clone(), self.drain.clone());
-        let router = api::router(state).await;
+        let (router, health) = api::router(state).await;
         let mut server: JoinHandle<Result<(), tonic::transport::Error>> =
             tokio::spawn(router.serve_with_incoming_shutdown(
                 // Without TCP_NODELAY, small stream messages (WatchJob) wait on Nagle's algorithm.
@@ -203,6 +205,8 @@ impl Daemon {
                 Err(join) => join.to_string(),
             }),
         };
+        // Probes and balancers see the stop at once, while the server still answers.
+        health.set_not_serving().await;
         stop_claiming.cancel();
         tracker.close();
         let held = config.max_jobs - slots.available_permits();

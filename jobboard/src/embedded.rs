@@ -8,7 +8,8 @@
 //! the next [`EmbeddedBoard::open`], which returns every claimed job to
 //! UNCLAIMED so it resumes from its logbook.
 //!
-//! One file is opened by one board value at a time (one process). Several
+//! One file is opened by one board value at a time (one process; a lock on
+//! `<file>-lock` refuses a second open while the first is alive). Several
 //! owners in that process (a conductor and a client, or racing claimers in a
 //! test) share it through [`EmbeddedBoard::session`].
 //!
@@ -86,7 +87,8 @@ pub struct EmbeddedBoard {
 impl EmbeddedBoard {
     /// Opens (creating if needed) the board file, with a session for
     /// `config.owner`. Every job a previous run left CLAIMED returns to
-    /// UNCLAIMED, and conductors of that run are forgotten.
+    /// UNCLAIMED, and conductors of that run are forgotten. `Unavailable` if
+    /// another board (in this process or another) has the file open.
     ///
     /// This blocks on file I/O briefly; call it at startup.
     pub fn open(path: &Path, config: BoardConfig) -> Result<EmbeddedBoard, Error> {
@@ -141,12 +143,7 @@ impl EmbeddedBoard {
     }
 
     fn validate(&self, job: &NewJob) -> Result<String, Error> {
-        if job.flow.trim().is_empty() {
-            return Err(Error::InvalidInput("flow name is empty".into()));
-        }
-        if job.idempotency_key.as_deref().is_some_and(|k| k.trim().is_empty()) {
-            return Err(Error::InvalidInput("idempotency key is empty".into()));
-        }
+        job.check_names()?;
         let store = rows::to_json(&job.store)?;
         let limit = self.shared.max_value_bytes;
         if store.len() > limit {

@@ -114,6 +114,11 @@ pub(crate) struct Inner {
     config: BoardConfig,
     session: Session,
     held: Mutex<HashMap<JobId, Held>>,
+    /// Cancel flags the watch saw on claimed jobs this board did not hold (yet),
+    /// with their revisions: our claim txn may land just before a cancel request
+    /// whose watch event then arrives before the claim is in `held`. Only
+    /// touched with `held` locked. Bounded; see [`Inner::note_unheld_cancel`].
+    unheld_cancels: Mutex<HashMap<JobId, i64>>,
     local: Mutex<local::LocalClaims>,
     queue_view: Mutex<queue_view::QueueView>,
     claimable: tokio_watch::Sender<u64>,
@@ -127,6 +132,16 @@ impl std::fmt::Debug for Inner {
             .field("owner", &self.config.owner)
             .field("lease", &self.session.lease)
             .finish()
+    }
+}
+
+impl Drop for Inner {
+    /// The board and all its claims are gone without `close`: what a crash looks
+    /// like. Stop renewing the lease (etcd releases the claims one TTL later)
+    /// and stop the background tasks, instead of keeping the jobs forever.
+    fn drop(&mut self) {
+        self.stop.cancel();
+        self.session.suspend();
     }
 }
 
@@ -155,12 +170,19 @@ impl EtcdBoard {
             config: config.board,
             session,
             held: Mutex::new(HashMap::new()),
+            unheld_cancels: Mutex::default(),
             local: Mutex::default(),
             queue_view: Mutex::default(),
             claimable: tokio_watch::channel(0).0,
             stop: CancellationToken::new(),
         });
-        watch::start_board_watch(&inner).await?;
+        if let Err(e) = watch::start_board_watch(&inner).await {
+            // Do not leave behind a lease that our keep-alive renews for nobody.
+            if let Err(close_error) = inner.session.close(&inner.client).await {
+                tracing::debug!(error = %close_error, "cannot revoke the lease of a board that failed to start");
+            }
+            return Err(e);
+        }
         Ok(EtcdBoard { inner })
     }
 
@@ -218,6 +240,22 @@ impl Inner {
         // No await while held; a set insert or remove leaves it consistent.
         let mut guard = self.queue_view.lock().unwrap_or_else(|e| e.into_inner());
         f(&mut guard)
+    }
+
+    /// Remembers a cancel flag seen at `rev` on a job not in `held`. Call with `held` locked.
+    fn note_unheld_cancel(&self, id: JobId, rev: i64) {
+        let mut early = self.unheld_cancels.lock().unwrap_or_else(|e| e.into_inner());
+        // Only the last moments matter (a claim in flight): forgetting old ones is safe.
+        if early.len() >= 1024 {
+            early.clear();
+        }
+        early.insert(id, rev);
+    }
+
+    /// Whether a cancel flag was seen on `id` after our claim at `token`. Call with `held` locked.
+    fn take_unheld_cancel(&self, id: JobId, token: i64) -> bool {
+        let mut early = self.unheld_cancels.lock().unwrap_or_else(|e| e.into_inner());
+        early.remove(&id).is_some_and(|rev| rev > token)
     }
 
     fn with_held<R>(&self, f: impl FnOnce(&mut HashMap<JobId, Held>) -> R) -> R {

@@ -9,6 +9,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
+use crate::error::Error;
+
 /// A job's identity.
 pub type JobId = Uuid;
 
@@ -53,10 +55,31 @@ pub struct NewJob {
     pub idempotency_key: Option<String>,
 }
 
+/// The longest flow name or idempotency key a board accepts, in bytes. Both
+/// become part of etcd keys, and etcd refuses a whole request over 1.5 MiB
+/// with an error that would name neither.
+pub const MAX_NAME_BYTES: usize = 1024;
+
 impl NewJob {
     /// A job of priority 0 without an idempotency key.
     pub fn new(flow: impl Into<String>, store: Map<String, Value>) -> Self {
         NewJob { flow: flow.into(), store, priority: 0, idempotency_key: None }
+    }
+
+    /// Refuses, the same way on every backend, a blank or overlong flow name or
+    /// idempotency key. (Each backend checks the store against its size limit.)
+    pub(crate) fn check_names(&self) -> Result<(), Error> {
+        let named = [("flow name", Some(&self.flow)), ("idempotency key", self.idempotency_key.as_ref())];
+        for (what, value) in named {
+            let Some(value) = value else { continue };
+            if value.trim().is_empty() {
+                return Err(Error::InvalidInput(format!("{what} is empty")));
+            }
+            if value.len() > MAX_NAME_BYTES {
+                return Err(Error::TooLarge { what: what.into(), size: value.len(), limit: MAX_NAME_BYTES });
+            }
+        }
+        Ok(())
     }
 }
 
@@ -152,7 +175,7 @@ pub struct ConductorInfo {
 pub struct BoardConfig {
     /// This session's owner name (the conductor's name); claims are made in it.
     pub owner: String,
-    /// A job claimed this many times without finishing is trashed ("quarantined").
+    /// A job claimed this many times without finishing is trashed ("quarantined"); 0 never quarantines.
     pub quarantine_after: u32,
     /// The largest store or result accepted, in serialized bytes.
     pub max_value_bytes: usize,

@@ -21,4 +21,6 @@ pub mod job;
 pub use board::{JobBoard, Wakeups};
 pub use claim::{Claim, FenceToken};
 pub use error::Error;
-pub use job::{BoardConfig, ConductorInfo, FlowFilter, Job, JobId, JobPage, JobState, ListQuery, NewJob, Outcome};
+pub use job::{
+    BoardConfig, ConductorInfo, FlowFilter, Job, JobId, JobPage, JobState, ListQuery, NewJob, Outcome, MAX_NAME_BYTES,
+};

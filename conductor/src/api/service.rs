@@ -163,7 +163,11 @@ impl Baton for BatonService {
             // Our own claimer stops at once; the board write below makes `conductors` show it now.
             drain.set(req.draining);
         }
-        self.state.board.set_draining(&req.name, req.draining).await.map_err(|e| from_board(&e))?;
+        self.state.board.set_draining(&req.name, req.draining).await.map_err(|e| match e {
+            // The name is not empty, so the board refuses it only for naming no live conductor.
+            jobboard::Error::InvalidInput(message) => Status::not_found(message),
+            other => from_board(&other),
+        })?;
         tracing::info!(conductor = %req.name, draining = req.draining, "drain set");
         let conductors = self.state.board.conductors().await.map_err(|e| from_board(&e))?;
         conductors

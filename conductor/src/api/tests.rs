@@ -44,7 +44,7 @@ pub(crate) async fn serve() -> Server {
         .with_local_drain("api-test", drain.clone());
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let endpoint = format!("http://{}", listener.local_addr().unwrap());
-    let router = router(state).await;
+    let (router, _health) = router(state).await;
     tokio::spawn(router.serve_with_incoming_shutdown(TcpListenerStream::new(listener), stop.clone().cancelled_owned()));
     let client = Client::connect(endpoint.clone()).await.unwrap();
     Server { client, board, endpoint, stop, drain, _dir: dir }
@@ -189,8 +189,10 @@ async fn flows_conductors_and_drain() {
     assert!(server.drain.is_draining(), "this process's claimer is told at once");
     assert!(!server.client.drain("api-test", false).await.unwrap().draining);
     assert!(!server.drain.is_draining());
-    let (c, _) = code(server.client.drain("no-such-conductor", true).await.unwrap_err());
-    assert_eq!(c, Code::InvalidArgument);
+    // An unknown conductor is a missing resource, like an unknown job id.
+    let (c, message) = code(server.client.drain("no-such-conductor", true).await.unwrap_err());
+    assert_eq!(c, Code::NotFound, "{message}");
+    assert!(message.contains("no-such-conductor"), "{message}");
     let (c, _) = code(server.client.drain("", true).await.unwrap_err());
     assert_eq!(c, Code::InvalidArgument);
 }

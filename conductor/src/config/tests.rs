@@ -29,7 +29,7 @@ fn defaults_apply_when_nothing_is_given() {
     assert_eq!(config.board, BoardSettings::Embedded { data_dir: PathBuf::from("baton-data") });
     assert_eq!(config.listen.to_string(), "127.0.0.1:50051");
     assert_eq!(config.name, format!("box-{}", std::process::id()));
-    assert_eq!(config.max_jobs, 8);
+    assert_eq!(config.max_jobs, 32);
     assert_eq!(config.lease_ttl, Duration::from_secs(10));
     assert_eq!(config.log_format, LogFormat::Human);
     assert_eq!(config.quarantine_after, 5);
@@ -84,7 +84,7 @@ fn etcd_endpoints_split_on_commas_everywhere() {
 fn empty_env_values_count_as_unset() {
     let config = load(&[], &[("BATON_ETCD", ""), ("BATON_MAX_JOBS", " ")]).unwrap();
     assert!(matches!(config.board, BoardSettings::Embedded { .. }));
-    assert_eq!(config.max_jobs, 8);
+    assert_eq!(config.max_jobs, 32);
 }
 
 #[test]

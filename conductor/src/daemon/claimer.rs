@@ -55,6 +55,8 @@ impl Claimer {
                 permit = self.slots.clone().acquire_owned() => permit.expect("the slot semaphore is never closed"),
             };
             if *drain.borrow_and_update() {
+                // Not holding a slot while drained: held-job counts (logs, registration) stay true.
+                drop(permit);
                 tokio::select! {
                     _ = self.stop.cancelled() => break,
                     changed = drain.changed() => if changed.is_err() { break },

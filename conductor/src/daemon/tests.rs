@@ -19,6 +19,8 @@ struct Running {
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<Result<(), Error>>,
     drain: DrainHandle,
+    /// `http://` address of its gRPC server.
+    endpoint: String,
 }
 
 impl Running {
@@ -41,13 +43,14 @@ async fn start(board: EmbeddedBoard, tweak: impl FnOnce(&mut Config)) -> Running
     config.drain_check_interval = Duration::from_millis(50);
     tweak(&mut config);
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind a free port");
+    let endpoint = format!("http://{}", listener.local_addr().expect("bound address"));
     let daemon = Daemon::new(config).board(Arc::new(board));
     let drain = daemon.drain_handle();
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(daemon.run(listener, async move {
         let _ = stopped.await;
     }));
-    Running { stop: Some(stop), task, drain }
+    Running { stop: Some(stop), task, drain, endpoint }
 }
 
 /// Waits until `name` is listed on the board.
@@ -247,4 +250,46 @@ async fn flows_still_running_after_the_grace_are_stopped_and_abandoned() {
     let job = client.get(id).await.unwrap();
     assert_eq!(job.state, JobState::Unclaimed, "abandoned after the grace: {job:?}");
     assert!(finished_steps(&client, id).await.is_empty(), "the long step never finished");
+}
+
+#[tokio::test]
+async fn health_turns_not_serving_as_soon_as_shutdown_begins() {
+    use tonic_health::pb::health_check_response::ServingStatus;
+    use tonic_health::pb::health_client::HealthClient;
+    use tonic_health::pb::HealthCheckRequest;
+
+    let dir = tempfile::tempdir().unwrap();
+    let board = open_board(&dir, "healthy");
+    let client = board.session("client");
+    // A grace far longer than the test: the server keeps answering while the long step runs.
+    let mut daemon = start(board, |c| c.grace = Duration::from_secs(60)).await;
+    let channel = tonic::transport::Endpoint::from_shared(daemon.endpoint.clone()).unwrap().connect().await.unwrap();
+    let mut health = HealthClient::new(channel);
+    let status = |service: &str| HealthCheckRequest { service: service.into() };
+    for service in ["", proto::SERVICE_NAME] {
+        let answer = health.check(status(service)).await.unwrap().into_inner();
+        assert_eq!(answer.status(), ServingStatus::Serving, "{service:?} while running");
+    }
+
+    // Stopped while the second step runs: the daemon waits for that step, so it is
+    // still stopping (and its server still answering) when health is asked.
+    let id = post(&client, "chain", json!({"steps": 3, "step_ms": 1_000})).await;
+    wait_for_steps(&client, id, 1).await;
+    let _ = daemon.stop.take().expect("not stopped yet").send(());
+    let not_serving = async {
+        loop {
+            let overall = health.check(status("")).await.expect("server still answers").into_inner();
+            if overall.status() == ServingStatus::NotServing {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    tokio::time::timeout(PATIENCE, not_serving).await.expect("NOT_SERVING reported while stopping");
+    let baton = health.check(status(proto::SERVICE_NAME)).await.unwrap().into_inner();
+    assert_eq!(baton.status(), ServingStatus::NotServing);
+    assert!(!daemon.task.is_finished(), "the check ran while the daemon was still stopping");
+    daemon.shutdown().await.expect("graceful stop is Ok");
+    let steps = finished_steps(&client, id).await;
+    assert_eq!(steps.len(), 2, "the step running at the stop finished before the daemon stopped: {steps:?}");
 }

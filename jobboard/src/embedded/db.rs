@@ -5,6 +5,7 @@
 //! One connection (rather than a pool) also makes every transaction serial,
 //! which is what makes a claim atomic without retry loops.
 
+use std::fs::{File, TryLockError};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -22,6 +23,11 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Debug, Clone)]
 pub(crate) struct Db {
     conn: Arc<Mutex<Connection>>,
+    /// An exclusive lock on `<file>-lock`, held while this board is open: opening
+    /// returns every CLAIMED job to the board, which must never happen under a
+    /// live process's feet. A lock file of its own, because closing any other
+    /// descriptor of the database would drop SQLite's own (POSIX) locks.
+    _owner: Arc<File>,
 }
 
 impl Db {
@@ -31,6 +37,7 @@ impl Db {
             message: format!("cannot open board file {}", path.display()),
             source: Some(Box::new(e)),
         })?;
+        let owner = lock_exclusively(path)?;
         conn.busy_timeout(BUSY_TIMEOUT).map_err(sql_error)?;
         // WAL lets `sqlite3` read the file while the board writes; FULL sync
         // makes every committed claim or outcome survive a power loss too.
@@ -45,7 +52,7 @@ impl Db {
         conn.pragma_update(None, "synchronous", "FULL").map_err(sql_error)?;
         conn.pragma_update(None, "foreign_keys", true).map_err(sql_error)?;
         schema::migrate(&mut conn)?;
-        Ok(Db { conn: Arc::new(Mutex::new(conn)) })
+        Ok(Db { conn: Arc::new(Mutex::new(conn)), _owner: Arc::new(owner) })
     }
 
     /// Runs `f` in one IMMEDIATE transaction on a blocking thread; commits if it
@@ -108,6 +115,30 @@ impl Db {
         // A panic inside a critical section dropped its `Transaction`, which
         // rolled back: the connection is consistent, so keep serving.
         self.conn.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Takes the board file's process lock, or says which process-wide lock is held.
+fn lock_exclusively(path: &Path) -> Result<File, Error> {
+    let mut lock_path = path.as_os_str().to_owned();
+    lock_path.push("-lock");
+    let lock_path = std::path::PathBuf::from(lock_path);
+    let cannot = |e: std::io::Error| Error::Backend {
+        message: format!("cannot open the lock file {}", lock_path.display()),
+        source: Some(Box::new(e)),
+    };
+    let file = File::options().read(true).write(true).create(true).truncate(false).open(&lock_path).map_err(cannot)?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(TryLockError::WouldBlock) => Err(Error::Unavailable {
+            message: format!(
+                "board file {} is open in another board (lock {} is held)",
+                path.display(),
+                lock_path.display()
+            ),
+            source: None,
+        }),
+        Err(TryLockError::Error(e)) => Err(cannot(e)),
     }
 }
 

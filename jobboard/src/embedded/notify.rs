@@ -23,7 +23,16 @@ pub(crate) struct Notifier {
     // std Mutex: every critical section is a map lookup, never across `.await`.
     jobs: Mutex<HashMap<JobId, watch::Sender<u64>>>,
     /// The live claims of this process, to fire their `cancelled` tokens.
-    claims: Mutex<HashMap<JobId, LiveClaim>>,
+    claims: Mutex<LiveClaims>,
+}
+
+/// Live claims, and cancel requests that found a CLAIMED job whose claim was
+/// not registered yet (its transaction had committed, `claim_started` had not run).
+#[derive(Debug, Default)]
+struct LiveClaims {
+    live: HashMap<JobId, LiveClaim>,
+    /// Bounded; a stale entry only repeats a flag the job's row keeps anyway.
+    early_cancels: std::collections::HashSet<JobId>,
 }
 
 /// What the notifier keeps of one live claim.
@@ -80,27 +89,39 @@ impl Notifier {
             cancelled.cancel();
         }
         let live = LiveClaim { owner: owner.to_owned(), token, cancelled: cancelled.clone() };
-        lock(&self.claims).insert(id, live);
+        let mut claims = lock(&self.claims);
+        if claims.early_cancels.remove(&id) {
+            cancelled.cancel();
+        }
+        claims.live.insert(id, live);
         cancelled
     }
 
     /// Forgets a claim that ended (consumed, abandoned, trashed).
     pub(crate) fn claim_ended(&self, id: JobId, token: FenceToken) {
         let mut claims = lock(&self.claims);
-        if claims.get(&id).is_some_and(|c| c.token == token) {
-            claims.remove(&id);
+        if claims.live.get(&id).is_some_and(|c| c.token == token) {
+            claims.live.remove(&id);
         }
     }
 
     /// Forgets every claim of an owner whose session ended.
     pub(crate) fn owner_released(&self, owner: &str) {
-        lock(&self.claims).retain(|_, c| c.owner != owner);
+        lock(&self.claims).live.retain(|_, c| c.owner != owner);
     }
 
-    /// Tells the current owner of a job that cancellation was requested.
+    /// Tells the current owner of a (CLAIMED) job that cancellation was requested,
+    /// or, if its claim is not registered yet, the claim as it registers.
     pub(crate) fn cancel(&self, id: JobId) {
-        if let Some(live) = lock(&self.claims).get(&id) {
-            live.cancelled.cancel();
+        let mut claims = lock(&self.claims);
+        match claims.live.get(&id) {
+            Some(live) => live.cancelled.cancel(),
+            None => {
+                if claims.early_cancels.len() >= 1024 {
+                    claims.early_cancels.clear();
+                }
+                claims.early_cancels.insert(id);
+            }
         }
     }
 }
@@ -108,4 +129,22 @@ impl Notifier {
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // Every critical section is a single map operation: a poisoned map is still consistent.
     mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The claim's transaction committed, then a cancel request came before the
+    /// board registered the claim: the claim must still be told, as it registers.
+    #[test]
+    fn a_cancel_between_the_claim_commit_and_its_registration_reaches_the_claim() {
+        let notify = Notifier::new();
+        let id = JobId::from_u128(1);
+        notify.cancel(id);
+        let cancelled = notify.claim_started(id, "owner", 1, false);
+        assert!(cancelled.is_cancelled(), "the early cancel request was lost");
+        let later = notify.claim_started(JobId::from_u128(2), "owner", 1, false);
+        assert!(!later.is_cancelled(), "another job's claim was cancelled");
+    }
 }

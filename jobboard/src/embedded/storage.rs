@@ -142,6 +142,10 @@ impl ClaimOps for EmbeddedClaimOps {
     }
 
     async fn trash(&self, job: JobId, token: FenceToken, reason: String) -> Result<(), Error> {
+        let limit = self.shared.max_value_bytes;
+        if reason.len() > limit {
+            return Err(Error::TooLarge { what: "trash reason".into(), size: reason.len(), limit });
+        }
         self.finish(job, token, jobs::Finish::Trash(reason)).await.map(drop)
     }
 }

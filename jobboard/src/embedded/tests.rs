@@ -67,6 +67,26 @@ fn an_unopenable_path_is_a_backend_error_naming_it() {
     }
 }
 
+/// Opening releases every CLAIMED job, so a file in use must not be opened a
+/// second time (by another process, or another board value in this one).
+#[tokio::test]
+async fn a_board_file_in_use_is_not_opened_twice() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("board.db");
+    let first = EmbeddedBoard::open(&path, BoardConfig::new("first")).expect("open");
+    let id = first.post(new_job(None)).await.expect("post").id;
+    let claim = first.claim(id).await.expect("claim");
+    match EmbeddedBoard::open(&path, BoardConfig::new("second")) {
+        Err(Error::Unavailable { message, .. }) => assert!(message.contains("board.db"), "message: {message}"),
+        other => panic!("a second open of a file in use gave {other:?}"),
+    }
+    assert_eq!(first.get(id).await.expect("get").owner.as_deref(), Some("first"), "the claim survived");
+    claim.abandon().await.expect("the first board still owns its claim");
+    drop(first);
+    let second = EmbeddedBoard::open(&path, BoardConfig::new("second")).expect("open once the first is gone");
+    assert_eq!(second.get(id).await.expect("get").state, JobState::Unclaimed);
+}
+
 #[tokio::test]
 async fn reopen_releases_claims_and_forgets_conductors() {
     let dir = tempfile::tempdir().expect("temp dir");

@@ -6,7 +6,8 @@
 //! (the owner key's create = mod revision). The writes that end a claim are
 //! in [`super::owner`].
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
 
 use etcd_client::{Compare, CompareOp, GetOptions, KeyValue, PutOptions, Txn, TxnOp, TxnResponse};
 use rand::Rng;
@@ -61,6 +62,7 @@ impl Inner {
         this.check_live()?;
         let _in_flight = InFlight::enter(this);
         let unfiltered = filter.0.is_empty();
+        let mut raced = false;
         // Bounded: each round either wins, or sees every candidate taken by others.
         for _round in 0..8 {
             if unfiltered && this.with_local(|local| local.use_shared()) {
@@ -69,6 +71,7 @@ impl Inner {
                     if let Some(claim) = Inner::attempt(this, id, &kv).await? {
                         return Ok(Some(claim));
                     }
+                    raced = true;
                 }
                 continue;
             }
@@ -95,7 +98,14 @@ impl Inner {
                 if let Some(claim) = Inner::attempt(this, id, &kv).await? {
                     return Ok(Some(claim));
                 }
+                raced = true;
             }
+        }
+        if raced {
+            // Every try went to another claimer (or was quarantined), round after round:
+            // jobs may well remain, yet `None` sends the caller to sleep until the next
+            // post or release. Wake it (and this board's other waiters) to look again.
+            this.wake_claimers();
         }
         Ok(None)
     }
@@ -158,7 +168,7 @@ impl Inner {
 
     /// Claims `id` if its state is still the one read at `state_rev` and nobody owns it.
     async fn try_claim(this: &Arc<Inner>, id: JobId, state: StateRecord, state_rev: i64) -> Result<Attempt, Error> {
-        if state.claims >= this.config.quarantine_after {
+        if this.is_poison(state.claims) {
             this.quarantine(id, state, state_rev).await?;
             return Ok(Attempt::Lost);
         }
@@ -184,7 +194,11 @@ impl Inner {
         if !resp.succeeded() {
             return Ok(Attempt::Lost);
         }
-        let token = revision(&resp);
+        let token = revision(&resp).ok_or_else(|| Error::Backend {
+            // Never seen: etcd always sends a header. Token 0 would match an absent owner key.
+            message: format!("etcd answered the claim of job {id} without a revision"),
+            source: None,
+        })?;
         let spec: SpecRecord = match get_kv(&resp, 5) {
             Some(kv) => decode(kv.value(), "job spec")?,
             None => return Err(Error::Backend { message: format!("job {id} has a state but no spec"), source: None }),
@@ -198,25 +212,49 @@ impl Inner {
             held.insert(
                 id,
                 Held { token, state: next.clone(), state_rev: token, cancelled: cancelled.clone(), lost: lost.clone() },
-            )
+            );
+            // A cancel request right after our txn may have reached the watch before this insert.
+            if this.take_unheld_cancel(id, token) {
+                cancelled.cancel();
+            }
         });
         let job = assemble(id, spec, next, Some(owner));
         let ops: Arc<dyn ClaimOps> = this.clone();
         Ok(Attempt::Won(Box::new(Claim::new(job, token as FenceToken, ops, lost, cancelled))))
     }
 
+    /// Whether a job claimed `claims` times without finishing is poison; 0 disables quarantine.
+    fn is_poison(&self, claims: u32) -> bool {
+        self.config.quarantine_after > 0 && claims >= self.config.quarantine_after
+    }
+
     /// Moves a job claimed too often to TRASHED, if it is still unowned and unchanged.
     async fn quarantine(&self, id: JobId, state: StateRecord, state_rev: i64) -> Result<bool, Error> {
-        let keys = &self.keys;
-        let now = flows::logbook::now_millis();
         let mut next = state.clone();
         next.state = JobState::Trashed;
         next.trash_reason = Some(format!(
             "quarantined: claimed {} times without finishing (limit {})",
             state.claims, self.config.quarantine_after
         ));
-        next.finished_at = Some(now);
         tracing::warn!(job = %id, claims = state.claims, "quarantining job");
+        self.finish_unowned(id, &state, state_rev, next, "quarantining").await
+    }
+
+    /// Ends a job nobody owns (quarantine, cancel of an unclaimed job) with the
+    /// final record `next` (COMPLETE or TRASHED), if it is still unowned and its
+    /// state unchanged since `state_rev`: one txn that also takes it off the
+    /// queue and lists it for the retention purge. `false` if it changed meanwhile.
+    pub(super) async fn finish_unowned(
+        &self,
+        id: JobId,
+        state: &StateRecord,
+        state_rev: i64,
+        mut next: StateRecord,
+        doing: &str,
+    ) -> Result<bool, Error> {
+        let keys = &self.keys;
+        let now = flows::logbook::now_millis();
+        next.finished_at = Some(now);
         let txn = Txn::new()
             .when([
                 Compare::create_revision(keys.owner(id), CompareOp::Equal, 0),
@@ -229,7 +267,7 @@ impl Inner {
                 TxnOp::delete(keys.flow_queue(&state.flow, state.priority, id), None),
                 TxnOp::put(keys.done(now, id), "", None),
             ]);
-        Ok(self.txn(txn, &format!("quarantining job {id}")).await?.succeeded())
+        Ok(self.txn(txn, &format!("{doing} job {id}")).await?.succeeded())
     }
 
     pub(super) async fn claim_one(this: &Arc<Inner>, id: JobId) -> Result<Claim, Error> {
@@ -242,7 +280,7 @@ impl Inner {
             if state.is_finished() {
                 return Err(Error::NotClaimable { job: id, state: state.state });
             }
-            if state.claims >= this.config.quarantine_after {
+            if this.is_poison(state.claims) {
                 if this.quarantine(id, state, state_rev).await? {
                     return Err(Error::NotClaimable { job: id, state: JobState::Trashed });
                 }
@@ -297,7 +335,34 @@ impl Inner {
     }
 }
 
+/// Re-queues a job released by a lease expiry, retrying while etcd cannot be
+/// reached: the watch event that revealed the orphan will not come again, and a
+/// job left CLAIMED without an owner is in no queue. Ends with the board.
+pub(super) async fn requeue_released(board: Weak<Inner>, id: JobId) {
+    let mut delay = Duration::from_millis(200);
+    loop {
+        let Some(inner) = board.upgrade() else { return };
+        let stop = inner.stop.clone();
+        match inner.requeue_orphan(id).await {
+            Ok(()) => return,
+            Err(e) if e.is_retryable() => {
+                tracing::debug!(job = %id, error = %e, retry_in = ?delay, "cannot re-queue a released job yet")
+            }
+            Err(e) => {
+                tracing::warn!(job = %id, error = %e, "cannot re-queue a job released by lease expiry; the next re-list will");
+                return;
+            }
+        }
+        drop(inner);
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(delay) => {}
+        }
+        delay = (delay * 2).min(Duration::from_secs(5));
+    }
+}
+
 /// The txn's revision (the fencing token of a claim txn).
-fn revision(resp: &TxnResponse) -> i64 {
-    resp.header().map(|h| h.revision()).unwrap_or_default()
+fn revision(resp: &TxnResponse) -> Option<i64> {
+    resp.header().map(|h| h.revision()).filter(|&rev| rev > 0)
 }

@@ -98,14 +98,7 @@ pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T,
 
 /// Refuses what `post` must refuse, before anything is written.
 pub(crate) fn validate_new_job(job: &NewJob, max_value_bytes: usize) -> Result<(), Error> {
-    if job.flow.trim().is_empty() {
-        return Err(Error::InvalidInput("flow name is empty".into()));
-    }
-    if let Some(key) = &job.idempotency_key {
-        if key.is_empty() {
-            return Err(Error::InvalidInput("idempotency key is empty".into()));
-        }
-    }
+    job.check_names()?;
     check_size("store", &Value::Object(job.store.clone()), max_value_bytes)
 }
 

@@ -160,38 +160,26 @@ impl Inner {
                 return self.get_job(id).await;
             }
             let mut next = state.clone();
-            let txn = match &owner {
+            let done = match &owner {
                 None => {
-                    let now = flows::logbook::now_millis();
                     next.state = JobState::Complete;
                     next.outcome = Some(Outcome::Cancelled);
-                    next.finished_at = Some(now);
-                    Txn::new()
-                        .when([
-                            Compare::create_revision(keys.owner(id), CompareOp::Equal, 0),
-                            Compare::mod_revision(keys.state(id), CompareOp::Equal, state_rev),
-                        ])
-                        .and_then([
-                            TxnOp::put(keys.state(id), encode(&next, "job state")?, None),
-                            TxnOp::delete(keys.held(id), None),
-                            TxnOp::delete(keys.queue(state.priority, id), None),
-                            TxnOp::delete(keys.flow_queue(&state.flow, state.priority, id), None),
-                            TxnOp::put(keys.done(now, id), "", None),
-                        ])
+                    self.finish_unowned(id, &state, state_rev, next, "cancelling").await?
                 }
                 Some(_) if state.cancel_requested => return self.get_job(id).await,
                 Some(_) => {
                     // The owner's board sees this state put through its watch and fires the claim's token.
                     next.cancel_requested = true;
-                    Txn::new()
+                    let txn = Txn::new()
                         .when([
                             Compare::create_revision(keys.owner(id), CompareOp::NotEqual, 0),
                             Compare::mod_revision(keys.state(id), CompareOp::Equal, state_rev),
                         ])
-                        .and_then([TxnOp::put(keys.state(id), encode(&next, "job state")?, None)])
+                        .and_then([TxnOp::put(keys.state(id), encode(&next, "job state")?, None)]);
+                    self.txn(txn, &format!("cancelling job {id}")).await?.succeeded()
                 }
             };
-            if self.txn(txn, &format!("cancelling job {id}")).await?.succeeded() {
+            if done {
                 return self.get_job(id).await;
             }
         }

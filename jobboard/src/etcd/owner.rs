@@ -26,6 +26,12 @@ impl Inner {
     ) -> Result<(StateRecord, TxnResponse), Error> {
         let keys = &self.keys;
         let lost = || Error::ClaimLost { job: id, token };
+        if self.session.lost.is_cancelled() {
+            // Self-fenced (or closed): etcd may still hold our lease for a while, but
+            // another owner must be able to count on this session writing nothing more.
+            self.lose(id, token);
+            return Err(lost());
+        }
         let cached = self.with_held(|held| {
             held.get(&id).filter(|h| h.token as u64 == token).map(|h| (h.state.clone(), h.state_rev))
         });
@@ -129,7 +135,8 @@ impl Inner {
 #[async_trait]
 impl ClaimOps for Inner {
     fn storage(&self, job: JobId, token: FenceToken) -> Arc<dyn Storage> {
-        Arc::new(EtcdStorage::new(self.kv(), self.keys.clone(), self.session.lease, &self.config, job, token))
+        let fence = super::storage::Fence { lease: self.session.lease, token, session_lost: self.session.lost.clone() };
+        Arc::new(EtcdStorage::new(self.kv(), self.keys.clone(), fence, &self.config, job))
     }
 
     async fn consume(
@@ -163,6 +170,7 @@ impl ClaimOps for Inner {
     }
 
     async fn trash(&self, job: JobId, token: FenceToken, reason: String) -> Result<(), Error> {
+        check_size("trash reason", &reason, self.config.max_value_bytes)?;
         let now = flows::logbook::now_millis();
         let keys = &self.keys;
         self.fenced_transition(job, token, |state| {

@@ -6,7 +6,10 @@
 //! same client (it reconnects by itself). Independently, a local deadline of
 //! *last renewal sent + TTL - TTL/6* fences the session off if renewals stop
 //! getting through, because while etcd is unreachable it cannot tell us the
-//! lease expired, yet another conductor may already hold our jobs.
+//! lease expired, yet another conductor may already hold our jobs. Once
+//! fenced, the claims' writes are refused locally (etcd may still hold the
+//! lease: it survives an etcd restart with its TTL started afresh), and the
+//! loop revokes the lease as soon as etcd answers, so the jobs go back at once.
 
 use std::time::Duration;
 
@@ -110,6 +113,26 @@ async fn keep_alive(client: Client, lease: i64, ttl: Duration, lost: Cancellatio
     }
     tracing::warn!(lease, "session lease lost or not renewed in time; fencing off this session's claims");
     lost.cancel();
-    // If etcd still has the lease (we were cut off, not expired), give the jobs back now.
-    let _ = client.lease_client().revoke(lease).await;
+    revoke_after_fencing(&client, lease, ttl, &stop).await;
+}
+
+/// After self-fencing, etcd may still hold the lease (we were cut off, or etcd
+/// restarted and restarted its TTL): revoke it as soon as etcd answers, so the
+/// jobs go back at once instead of after another TTL. Retried for a bounded
+/// while (a restarted etcd expires the lease by itself one TTL after it is
+/// back); our own writes are refused locally meanwhile (`lost` is cancelled).
+async fn revoke_after_fencing(client: &Client, lease: i64, ttl: Duration, stop: &CancellationToken) {
+    let give_up = Instant::now() + (ttl * 3).max(Duration::from_secs(30));
+    while Instant::now() < give_up {
+        match timeout(ttl, client.lease_client().revoke(lease)).await {
+            Ok(Ok(_)) => return,
+            Ok(Err(etcd_client::Error::GRpcStatus(status))) if status.code() == tonic::Code::NotFound => return,
+            Ok(Err(e)) => tracing::debug!(lease, error = %e, "cannot revoke the fenced lease yet; retrying"),
+            Err(_) => tracing::debug!(lease, "the fenced lease's revoke timed out; retrying"),
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = sleep(Duration::from_millis(500)) => {}
+        }
+    }
 }

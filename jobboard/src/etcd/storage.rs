@@ -8,6 +8,7 @@
 
 use etcd_client::{Compare, CompareOp, GetOptions, KvClient, Txn, TxnOp};
 use flows::{AtomDetail, FlowDetail, LogBook, Storage, StorageError};
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::bounded;
@@ -19,40 +20,44 @@ use crate::claim::FenceToken;
 use crate::error::Error;
 use crate::job::{BoardConfig, JobId};
 
+/// What a claim's writes are fenced by.
+#[derive(Debug, Clone)]
+pub(super) struct Fence {
+    /// The session lease the owner key must be on.
+    pub(super) lease: i64,
+    /// The owner key's mod revision at the claim.
+    pub(super) token: FenceToken,
+    /// The session's `lost`: once it fires (self-fencing after missed renewals)
+    /// writes are refused here, even while etcd still holds the lease.
+    pub(super) session_lost: CancellationToken,
+}
+
 /// The fenced logbook of one claimed job.
 #[derive(Clone)]
 pub struct EtcdStorage {
     kv: KvClient,
     keys: Keys,
-    lease: i64,
+    fence: Fence,
     max_value_bytes: usize,
     job: JobId,
-    token: FenceToken,
 }
 
 impl std::fmt::Debug for EtcdStorage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EtcdStorage").field("job", &self.job).field("token", &self.token).finish()
+        f.debug_struct("EtcdStorage").field("job", &self.job).field("token", &self.fence.token).finish()
     }
 }
 
 impl EtcdStorage {
-    pub(super) fn new(
-        kv: KvClient,
-        keys: Keys,
-        lease: i64,
-        config: &BoardConfig,
-        job: JobId,
-        token: FenceToken,
-    ) -> Self {
-        EtcdStorage { kv, keys, lease, max_value_bytes: config.max_value_bytes, job, token }
+    pub(super) fn new(kv: KvClient, keys: Keys, fence: Fence, config: &BoardConfig, job: JobId) -> Self {
+        EtcdStorage { kv, keys, fence, max_value_bytes: config.max_value_bytes, job }
     }
 
-    fn fence(&self) -> [Compare; 2] {
+    fn compares(&self) -> [Compare; 2] {
         let owner = self.keys.owner(self.job);
         [
-            Compare::mod_revision(owner.clone(), CompareOp::Equal, self.token as i64),
-            Compare::lease(owner, CompareOp::Equal, self.lease),
+            Compare::mod_revision(owner.clone(), CompareOp::Equal, self.fence.token as i64),
+            Compare::lease(owner, CompareOp::Equal, self.fence.lease),
         ]
     }
 
@@ -68,7 +73,10 @@ impl EtcdStorage {
 
     /// Runs a fenced write; `ClaimLost` if the fence fails, `NotFound(what)` if an extra compare does.
     async fn fenced(&self, extra: Vec<Compare>, ops: Vec<TxnOp>, missing: &str) -> Result<(), StorageError> {
-        let mut when = self.fence().to_vec();
+        if self.fence.session_lost.is_cancelled() {
+            return Err(Error::ClaimLost { job: self.job, token: self.fence.token }.into());
+        }
+        let mut when = self.compares().to_vec();
         let checks_extra = !extra.is_empty();
         when.extend(extra);
         let owner = self.keys.owner(self.job);
@@ -78,10 +86,12 @@ impl EtcdStorage {
             return Ok(());
         }
         match get_kv(&resp, 0) {
-            Some(kv) if checks_extra && kv.mod_revision() as u64 == self.token && kv.lease() == self.lease => {
+            Some(kv)
+                if checks_extra && kv.mod_revision() as u64 == self.fence.token && kv.lease() == self.fence.lease =>
+            {
                 Err(StorageError::NotFound(missing.to_string()))
             }
-            _ => Err(Error::ClaimLost { job: self.job, token: self.token }.into()),
+            _ => Err(Error::ClaimLost { job: self.job, token: self.fence.token }.into()),
         }
     }
 

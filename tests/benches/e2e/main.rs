@@ -27,6 +27,8 @@ const POSTS_IN_FLIGHT: usize = 32;
 const LATENCY_JOBS: usize = 200;
 /// A wider job limit than the default, to show what the default limit costs.
 const WIDE_MAX_JOBS: usize = 64;
+/// The default before it became 32, to show what the narrower limit cost.
+const NARROW_MAX_JOBS: usize = 8;
 const TAKEOVER_TTL: Duration = Duration::from_secs(10);
 const PATIENCE: Duration = Duration::from_secs(300);
 
@@ -42,6 +44,8 @@ fn main() -> HarnessResult<()> {
     let one = throughput(&rt, &endpoint, 1, None, jobs)?;
     eprintln!("throughput, 1 conductor, --max-jobs {WIDE_MAX_JOBS} ...");
     let one_wide = throughput(&rt, &endpoint, 1, Some(WIDE_MAX_JOBS), jobs)?;
+    eprintln!("throughput, 1 conductor, --max-jobs {NARROW_MAX_JOBS} ...");
+    let one_narrow = throughput(&rt, &endpoint, 1, Some(NARROW_MAX_JOBS), jobs)?;
     eprintln!("throughput, 3 conductors ...");
     let three = throughput(&rt, &endpoint, 3, None, jobs)?;
     eprintln!("post-to-complete, one job at a time ...");
@@ -68,6 +72,13 @@ fn main() -> HarnessResult<()> {
     row(
         &format!("jobs/s, 1 conductor, --max-jobs {WIDE_MAX_JOBS}"),
         format!("{:.0}", one_wide.jobs_per_s),
+        "-",
+        "-",
+        true,
+    );
+    row(
+        &format!("jobs/s, 1 conductor, --max-jobs {NARROW_MAX_JOBS}"),
+        format!("{:.0}", one_narrow.jobs_per_s),
         "-",
         "-",
         true,

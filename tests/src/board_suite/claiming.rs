@@ -132,6 +132,16 @@ pub async fn consume_and_trash(f: &impl BoardFactory) {
     assert_eq!(trashed.trash_reason.as_deref(), Some("bad input data"));
     assert_eq!(trashed.outcome, None, "a trashed job is not reported as complete");
 
+    // A reason over the size limit is refused, naming the limit, and changes nothing.
+    let limit = suite_config("any").max_value_bytes;
+    let kept = post(&board, job("work", 4)).await;
+    match board.claim(kept.id).await.expect("claim failed").trash("x".repeat(limit + 1)).await {
+        Err(Error::TooLarge { what, limit: got, .. }) => assert_eq!((what.as_str(), got), ("trash reason", limit)),
+        other => panic!("an oversize trash reason gave {other:?}"),
+    }
+    let still = board.get(kept.id).await.expect("get failed");
+    assert_eq!((still.state, still.trash_reason), (JobState::Claimed, None), "a refused trash wrote something");
+
     for (id, state) in [(ok.id, JobState::Complete), (junk.id, JobState::Trashed)] {
         match board.claim(id).await {
             Err(Error::NotClaimable { job, state: got }) => assert_eq!((job, got), (id, state)),

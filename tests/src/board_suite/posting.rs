@@ -1,7 +1,7 @@
 //! Posting and reading: idempotency, typed errors for bad input, listing, conductors.
 
 use flows::logbook::now_millis;
-use jobboard::{ConductorInfo, Error, FlowFilter, JobId, JobState, ListQuery, NewJob};
+use jobboard::{ConductorInfo, Error, FlowFilter, JobId, JobState, ListQuery, NewJob, MAX_NAME_BYTES};
 use serde_json::{json, Map};
 
 use super::{job, list_all, post, store, suite_config, BoardFactory};
@@ -43,6 +43,26 @@ pub async fn bad_inputs_write_nothing(f: &impl BoardFactory) {
             assert!(err.to_string().contains(&limit.to_string()), "message does not name the limit: {err}");
         }
         other => panic!("an oversize store gave {other:?}"),
+    }
+
+    match board.post(NewJob { idempotency_key: Some("  ".into()), ..job("work", 1) }).await {
+        Err(Error::InvalidInput(message)) => {
+            assert!(message.contains("idempotency key"), "message does not name the key: {message}")
+        }
+        other => panic!("a blank idempotency key gave {other:?}"),
+    }
+    let long = "f".repeat(MAX_NAME_BYTES + 1);
+    let overlong = [
+        ("flow name", NewJob::new(long.clone(), store(1))),
+        ("idempotency key", NewJob { idempotency_key: Some(long.clone()), ..job("work", 1) }),
+    ];
+    for (what, new) in overlong {
+        match board.post(new).await {
+            Err(Error::TooLarge { what: got, limit, .. }) => {
+                assert_eq!((got.as_str(), limit), (what, MAX_NAME_BYTES), "the error names the {what} and its limit")
+            }
+            other => panic!("an overlong {what} gave {other:?}"),
+        }
     }
 
     let unknown = JobId::new_v4();
