@@ -57,25 +57,50 @@ fn wait_owner(api: &str, id: &str, survivor: &str) -> HarnessResult<(Instant, Va
     Ok((Instant::now(), job))
 }
 
+/// Two conductors with a 10-step timed chain part-way through on one of them.
+struct MidFlow {
+    pair: [ConductorProcess; 2],
+    id: String,
+    /// Index in `pair` of the conductor running the job.
+    owner: usize,
+    /// The other conductor's endpoint and name.
+    api: String,
+    survivor_name: String,
+    /// Steps the last snapshot before the fault shows done: they must not run again.
+    done_before: Vec<String>,
+}
+
+impl MidFlow {
+    fn start(test: &str, ttl: Duration, done: usize) -> HarnessResult<MidFlow> {
+        let pair = pair(test, ttl)?;
+        let (id, before) = running_chain(&pair[0].endpoint(), 10, 400, done)?;
+        let owner = owner_index(&pair, &before)?;
+        let survivor = 1 - owner;
+        let api = pair[survivor].endpoint();
+        let survivor_name = pair[survivor].name().to_string();
+        let done_before = succeeded_tasks(&get_job(&api, &id)?);
+        Ok(MidFlow { pair, id, owner, api, survivor_name, done_before })
+    }
+
+    /// Waits for the survivor to finish the job, each step executed once, one claim each.
+    fn finished_by_survivor(&self) {
+        let job = wait_job(&self.api, &self.id, PATIENCE, "completion by the survivor", is_complete).or_fail();
+        check_resumed_once(&self.done_before, &job).or_fail();
+        assert_eq!(job["claims"].as_u64(), Some(2), "one claim each: {job}");
+    }
+}
+
 #[test]
 fn kill_9_mid_flow_hands_the_job_over_within_the_lease_ttl() {
     let _serial = one_at_a_time();
     let ttl = Duration::from_secs(3);
-    let mut pair = pair("handoff-kill", ttl).or_fail();
-    let (id, before) = running_chain(&pair[0].endpoint(), 10, 400, 3).or_fail();
-    let owner = owner_index(&pair, &before).or_fail();
-    let survivor = 1 - owner;
-    let api = pair[survivor].endpoint();
-    let survivor_name = pair[survivor].name().to_string();
-
-    // The last snapshot before the kill: every step it shows done must not run again.
-    let before = get_job(&api, &id).or_fail();
-    let done_before = succeeded_tasks(&before);
+    let mut flow = MidFlow::start("handoff-kill", ttl, 3).or_fail();
     let killed_at = Instant::now();
-    pair[owner].kill().or_fail();
-    assert!(done_before.len() < 10, "finished before the kill, nothing to hand over: {before}");
+    flow.pair[flow.owner].kill().or_fail();
+    let done_before = &flow.done_before;
+    assert!(done_before.len() < 10, "finished before the kill, nothing to hand over: {done_before:?}");
 
-    let (seen_at, taken) = wait_owner(&api, &id, &survivor_name).or_fail();
+    let (seen_at, taken) = wait_owner(&flow.api, &flow.id, &flow.survivor_name).or_fail();
     let takeover = seen_at - killed_at;
     eprintln!("takeover after kill -9 seen after {takeover:?} (TTL {ttl:?}); steps done before: {done_before:?}");
     assert!(!is_complete(&taken) || taken["claims"].as_u64() == Some(2), "completed without a second claim: {taken}");
@@ -83,10 +108,7 @@ fn kill_9_mid_flow_hands_the_job_over_within_the_lease_ttl() {
         takeover <= ttl + KILL_MARGIN,
         "takeover after kill -9 took {takeover:?}, over TTL {ttl:?} + {KILL_MARGIN:?}"
     );
-
-    let job = wait_job(&api, &id, PATIENCE, "completion by the survivor", is_complete).or_fail();
-    check_resumed_once(&done_before, &job).or_fail();
-    assert_eq!(job["claims"].as_u64(), Some(2), "one claim each: {job}");
+    flow.finished_by_survivor();
 }
 
 #[test]
@@ -94,28 +116,18 @@ fn sigterm_hands_the_job_over_without_waiting_for_the_lease_and_exits_0() {
     let _serial = one_at_a_time();
     // A long TTL, so a takeover well under it cannot be the lease expiring.
     let ttl = Duration::from_secs(10);
-    let mut pair = pair("handoff-term", ttl).or_fail();
-    let (id, before) = running_chain(&pair[0].endpoint(), 10, 400, 2).or_fail();
-    let owner = owner_index(&pair, &before).or_fail();
-    let survivor = 1 - owner;
-    let api = pair[survivor].endpoint();
-    let survivor_name = pair[survivor].name().to_string();
-
-    let before = get_job(&api, &id).or_fail();
-    let done_before = succeeded_tasks(&before);
+    let mut flow = MidFlow::start("handoff-term", ttl, 2).or_fail();
     let signalled_at = Instant::now();
-    pair[owner].send_sigterm().or_fail();
+    flow.pair[flow.owner].send_sigterm().or_fail();
 
-    let (seen_at, _) = wait_owner(&api, &id, &survivor_name).or_fail();
+    let (seen_at, _) = wait_owner(&flow.api, &flow.id, &flow.survivor_name).or_fail();
     let takeover = seen_at - signalled_at;
+    let done_before = &flow.done_before;
     eprintln!("takeover after SIGTERM seen after {takeover:?} (TTL {ttl:?}); steps done before: {done_before:?}");
     assert!(takeover < ttl, "takeover after SIGTERM took {takeover:?}: it waited for the {ttl:?} lease");
-    let status = pair[owner].wait_exit().or_fail();
+    let status = flow.pair[flow.owner].wait_exit().or_fail();
     assert_eq!(status.code(), Some(0), "a conductor stopped by SIGTERM must exit 0, got {status}");
-
-    let job = wait_job(&api, &id, PATIENCE, "completion by the survivor", is_complete).or_fail();
-    check_resumed_once(&done_before, &job).or_fail();
-    assert_eq!(job["claims"].as_u64(), Some(2), "one claim each: {job}");
+    flow.finished_by_survivor();
 }
 
 #[test]
