@@ -48,6 +48,12 @@ board_test!(bad_inputs_write_nothing);
 board_test!(list_filters_and_pages);
 board_test!(conductors_register_and_drain);
 board_test!(logbook_round_trip_and_resume);
+board_test!(batch_creates_flow_and_atoms);
+board_test!(big_batch_round_trips);
+board_test!(atoms_only_batch_needs_its_flow);
+board_test!(oversize_atom_refuses_whole_batch);
+board_test!(fenced_batch_writes_nothing);
+board_test!(batch_updates_flow_and_leaves_other_atoms);
 
 /// Embedded only: the board file survives the process. A job claimed when the
 /// process "died" (the board was dropped without closing) is UNCLAIMED after

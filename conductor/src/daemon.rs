@@ -23,7 +23,7 @@
 //!
 //! ## Layout
 //! - [`backend`]: opens the etcd or embedded board the config names.
-//! - `claimer`: the claim loop (semaphore of `--max-jobs`, board wake-ups, backoff).
+//! - `claimer`: the claim loops (semaphore of `--max-jobs`, board wake-ups, backoff).
 //! - `job_runner`: one job: build the flow, run the engine on its logbook, consume/abandon/trash.
 //! - `registration`: the conductor's entry on the board, kept in step with the drain flag.
 //! - [`drain`]: [`DrainHandle`], the local drain switch.
@@ -193,7 +193,7 @@ impl Daemon {
             tracker: tracker.clone(),
             stop: stop_claiming.clone(),
         };
-        tracker.spawn(claimer.run());
+        tracker.spawn(claimer.run(config.max_jobs.min(claimer::CLAIM_LOOPS)));
 
         let session_lost = board.session_lost();
         let reason = tokio::select! {

@@ -15,13 +15,20 @@
 //! tasks that compute for long without awaiting). Either way the engine yields
 //! to the runtime every 256 jobs.
 //!
-//! Submodules: `control` (suspend/cancel handle), `job` (one atom action with
-//! its write-ahead persistence), `prepare` (fresh start or resume), `record`
-//! (flow transitions, joins), `run` (the scheduling loop), `revert` (failure
-//! resolution, reverts, retries), `values` (inputs, decider arguments, results).
+//! Every transition is written before anything acts on it, and the writes are
+//! batched: the loop stages what it decides and writes it all at once before it
+//! next starts a job, waits, or ends (see `journal`), so a step of a linear flow
+//! costs one storage write. A fresh flow is not written until its run starts.
+//!
+//! Submodules: `control` (suspend/cancel handle), `job` (one call into user
+//! code, or a retry's backoff), `journal` (staged writes and their flush),
+//! `prepare` (fresh start or resume), `record` (checked transitions, joins),
+//! `run` (the scheduling loop), `revert` (failure resolution, reverts,
+//! retries), `values` (inputs, decider arguments, results).
 
 mod control;
 mod job;
+mod journal;
 mod prepare;
 mod record;
 mod revert;
@@ -37,12 +44,14 @@ use crate::compile::{compile, Compiled, NodeKind};
 use crate::error::Error;
 use crate::failure::Failure;
 use crate::listener::Listener;
-use crate::logbook::{AtomDetail, AtomKind, FlowDetail, LogBook};
+use crate::logbook::{AtomDetail, AtomKind, FlowDetail};
 use crate::pattern::Flow;
 use crate::state::FlowState;
-use crate::storage::{MemoryStorage, Storage, StorageError};
+use crate::storage::{MemoryStorage, Storage};
 
 pub use control::EngineControl;
+#[cfg(test)]
+pub(crate) use record::apply_transition;
 
 /// How a run ended.
 #[derive(Debug, Clone, PartialEq)]
@@ -112,24 +121,16 @@ impl EngineBuilder {
         self
     }
 
-    /// Compiles the flow and loads its detail from storage (a resume), or creates it.
+    /// Compiles the flow and loads its detail from storage (a resume), or starts a
+    /// fresh one; nothing is written until the run starts.
     pub async fn build(self) -> Result<Engine, Error> {
         let compiled = compile(&self.flow, self.store.keys().cloned())?;
         let (storage, book, flow_id) = match self.storage {
             Some(s) => s,
             None => (Arc::new(MemoryStorage::new()) as Arc<dyn Storage>, Uuid::new_v4(), Uuid::new_v4()),
         };
-        let detail = match storage.load_flow(book, flow_id).await? {
-            Some(detail) => detail,
-            None => {
-                if storage.load_book(book).await?.is_none() {
-                    storage.save_book(&LogBook::new(book, compiled.name.clone())).await?;
-                }
-                let detail = FlowDetail::new(flow_id, compiled.name.clone());
-                storage.save_flow(book, &detail).await?;
-                detail
-            }
-        };
+        let detail =
+            storage.load_flow(book, flow_id).await?.unwrap_or_else(|| FlowDetail::new(flow_id, compiled.name.clone()));
         let (detail, details) = attach(&compiled, detail);
         Ok(Engine {
             details,
@@ -255,32 +256,14 @@ impl Engine {
     /// from state that was never recorded.
     async fn reload(&mut self) -> Result<(), Error> {
         let id = self.detail.id;
-        // `build` recorded the detail, so a missing one means the logbook lost it: say so.
+        // Nothing recorded yet (the first write failed): start afresh, as `build` does.
         let detail = self
             .storage
             .load_flow(self.book, id)
             .await?
-            .ok_or_else(|| StorageError::NotFound(format!("flow {id} in logbook {}", self.book)))?;
+            .unwrap_or_else(|| FlowDetail::new(id, self.compiled.name.clone()));
         (self.detail, self.details) = attach(&self.compiled, detail);
         self.stale = false;
         Ok(())
-    }
-}
-
-/// Access to engine internals for the crate's tests.
-#[cfg(test)]
-pub(crate) mod test_support {
-    use std::sync::Arc;
-
-    use uuid::Uuid;
-
-    use super::job::Shared;
-    use crate::compile::Compiled;
-    use crate::storage::Storage;
-
-    /// The per-run context jobs use, for driving transitions directly.
-    pub(crate) fn shared(storage: Arc<dyn Storage>, book: Uuid, flow_id: Uuid, compiled: Compiled) -> Shared {
-        let control = super::EngineControl::new();
-        Shared { storage, book, flow_id, compiled: Arc::new(compiled), listeners: Arc::new([]), control }
     }
 }

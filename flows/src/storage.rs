@@ -62,20 +62,70 @@ impl StorageError {
     }
 }
 
-/// Persistence for logbooks. Implementations must make each call atomic.
+/// Changes to one flow detail, to be written together and in order: the engine
+/// gathers every transition it must record before it next acts (starts a task,
+/// waits, or ends the run) into one of these, so a linear step costs one write
+/// (the finished atom's outcome with the next atom's RUNNING), not two.
+#[derive(Debug, Clone, Copy)]
+pub struct FlowChanges<'a> {
+    /// The flow detail's own fields (its `atoms` map is ignored): written when
+    /// `Some`, creating the flow (and its book, named after it) if absent.
+    pub flow: Option<&'a FlowDetail>,
+    /// Atom details to create or replace, in the order they changed.
+    pub atoms: &'a [&'a AtomDetail],
+}
+
+impl<'a> FlowChanges<'a> {
+    /// Only the flow detail's own fields.
+    pub fn flow(flow: &'a FlowDetail) -> Self {
+        FlowChanges { flow: Some(flow), atoms: &[] }
+    }
+
+    /// Only atoms.
+    pub fn atoms(atoms: &'a [&'a AtomDetail]) -> Self {
+        FlowChanges { flow: None, atoms }
+    }
+
+    /// True if there is nothing to write.
+    pub fn is_empty(&self) -> bool {
+        self.flow.is_none() && self.atoms.is_empty()
+    }
+}
+
+/// Persistence for logbooks. Implementations must make each call atomic, except
+/// that a [`Storage::save_changes`] too large for one backend transaction may be
+/// split into several, in order (see there).
 #[async_trait]
 pub trait Storage: Send + Sync + std::fmt::Debug {
     /// Creates the book, or updates its name, meta and `updated_at`; its flows are not written.
     async fn save_book(&self, book: &LogBook) -> Result<(), StorageError>;
     /// Reads a whole book with all its flows and atoms; `None` if it was never saved.
     async fn load_book(&self, book: Uuid) -> Result<Option<LogBook>, StorageError>;
-    /// Creates the flow detail in `book`, or updates its state, meta and version;
-    /// its atoms are not written.
-    async fn save_flow(&self, book: Uuid, flow: &FlowDetail) -> Result<(), StorageError>;
     /// Reads one flow detail with its atoms; `None` if it was never saved.
     async fn load_flow(&self, book: Uuid, flow: Uuid) -> Result<Option<FlowDetail>, StorageError>;
+    /// Writes `changes` to flow `flow` of `book`: the flow's own fields first (if
+    /// given: created with its book if absent, else its state, meta, name and
+    /// version updated; its atoms untouched), then each atom (created or replaced).
+    ///
+    /// Backends write the whole batch in one transaction when it fits; a batch over
+    /// a backend's transaction limits may be written as several transactions in
+    /// order, so a crash can leave a *prefix* of the batch recorded, never a later
+    /// change without an earlier one. That is a state the engine could have
+    /// recorded one write at a time, so resuming from it is safe.
+    ///
+    /// `NotFound` if no flow fields are given and the flow was never saved.
+    async fn save_changes(&self, book: Uuid, flow: Uuid, changes: FlowChanges<'_>) -> Result<(), StorageError>;
+
+    /// Creates the flow detail in `book`, or updates its state, meta and version;
+    /// its atoms are not written.
+    async fn save_flow(&self, book: Uuid, flow: &FlowDetail) -> Result<(), StorageError> {
+        self.save_changes(book, flow.id, FlowChanges::flow(flow)).await
+    }
+
     /// Creates or replaces one atom detail of a flow.
-    async fn save_atom(&self, book: Uuid, flow: Uuid, atom: &AtomDetail) -> Result<(), StorageError>;
+    async fn save_atom(&self, book: Uuid, flow: Uuid, atom: &AtomDetail) -> Result<(), StorageError> {
+        self.save_changes(book, flow, FlowChanges::atoms(&[atom])).await
+    }
 }
 
 /// An in-process `Storage`: fast, not durable. For tests, benchmarks and one-off runs.
@@ -177,40 +227,41 @@ impl Storage for MemoryStorage {
         }))
     }
 
-    async fn save_flow(&self, book: Uuid, flow: &FlowDetail) -> Result<(), StorageError> {
-        self.with_books(|books| {
-            let entry = books.entry(book).or_insert_with(|| empty_book(book, flow.name.clone()));
-            entry.book.updated_at = now_millis();
-            match entry.flows.get_mut(&flow.id) {
-                Some(stored) => {
-                    stored.detail.state = flow.state;
-                    stored.detail.meta.clone_from(&flow.meta);
-                    stored.detail.version = flow.version;
-                    stored.detail.name.clone_from(&flow.name);
-                }
-                None => {
-                    let detail = FlowDetail { atoms: Default::default(), ..flow.clone() };
-                    entry.flows.insert(flow.id, StoredFlow { detail, atoms: HashMap::default() });
-                }
-            }
-        });
-        Ok(())
-    }
-
     async fn load_flow(&self, book: Uuid, flow: Uuid) -> Result<Option<FlowDetail>, StorageError> {
         Ok(self.with_books(|books| books.get(&book).and_then(|b| b.flows.get(&flow)).map(StoredFlow::assemble)))
     }
 
-    async fn save_atom(&self, book: Uuid, flow: Uuid, atom: &AtomDetail) -> Result<(), StorageError> {
+    async fn save_changes(&self, book: Uuid, flow: Uuid, changes: FlowChanges<'_>) -> Result<(), StorageError> {
         self.with_books(|books| {
+            if let Some(detail) = changes.flow {
+                let entry = books.entry(book).or_insert_with(|| empty_book(book, detail.name.clone()));
+                entry.book.updated_at = now_millis();
+                match entry.flows.get_mut(&flow) {
+                    Some(stored) => {
+                        stored.detail.state = detail.state;
+                        stored.detail.meta.clone_from(&detail.meta);
+                        stored.detail.version = detail.version;
+                        stored.detail.name.clone_from(&detail.name);
+                    }
+                    None => {
+                        let detail = FlowDetail { id: flow, atoms: Default::default(), ..detail.clone() };
+                        entry.flows.insert(flow, StoredFlow { detail, atoms: HashMap::default() });
+                    }
+                }
+            }
+            if changes.atoms.is_empty() {
+                return Ok(());
+            }
             let stored = books
                 .get_mut(&book)
                 .and_then(|b| b.flows.get_mut(&flow))
                 .ok_or_else(|| StorageError::NotFound(format!("flow {flow} in logbook {book}")))?;
-            match stored.atoms.get_mut(&atom.name) {
-                Some(existing) => existing.as_mut().clone_from(atom),
-                None => {
-                    stored.atoms.insert(atom.name.clone(), Box::new(atom.clone()));
+            for atom in changes.atoms {
+                match stored.atoms.get_mut(&atom.name) {
+                    Some(existing) => existing.as_mut().clone_from(atom),
+                    None => {
+                        stored.atoms.insert(atom.name.clone(), Box::new(AtomDetail::clone(atom)));
+                    }
                 }
             }
             Ok(())

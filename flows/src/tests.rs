@@ -1,6 +1,7 @@
 //! Shared helpers for the engine's scenario tests: a recording listener,
 //! tiny task builders and one `check` helper comparing transition traces.
 
+mod batching;
 mod compile_errors;
 mod listeners;
 mod lookup;

@@ -14,7 +14,9 @@
 //! - `failover`: lost sessions, fencing of the old owner, wake-ups, cancellation.
 //! - `posting`: idempotency, bad inputs, listing, conductors.
 //! - `logbooks`: logbook storage through a claim, and resume by another owner.
+//! - `batches`: `save_changes` batches: whole, chunked, refused, fenced.
 
+mod batches;
 mod claiming;
 mod factories;
 mod failover;
@@ -28,6 +30,10 @@ use std::time::Duration;
 use jobboard::{BoardConfig, JobBoard, JobId, JobState, ListQuery, NewJob};
 use serde_json::{json, Map, Value};
 
+pub use batches::{
+    atoms_only_batch_needs_its_flow, batch_creates_flow_and_atoms, batch_updates_flow_and_leaves_other_atoms,
+    big_batch_round_trips, fenced_batch_writes_nothing, oversize_atom_refuses_whole_batch,
+};
 pub use claiming::{
     abandon_then_reclaim, consume_and_trash, flow_filter, priority_then_fifo, quarantine_after_n_claims,
     twenty_claimers_race,

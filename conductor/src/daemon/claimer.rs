@@ -6,6 +6,12 @@
 //! wake-ups and on the drain switch. It subscribes to wake-ups before its
 //! first look, so a job posted between a look and the wait still wakes it.
 //! Board errors back off exponentially (100 ms doubling to 5 s).
+//!
+//! Several copies of the loop run at once (up to [`CLAIM_LOOPS`], never more
+//! than `--max-jobs`): a claim is a round trip to etcd (a range, then a txn),
+//! so one loop alone caps a conductor at one claim per round trip, however
+//! many slots are free. The board is built for this: loops of one board share
+//! the queue entries one of them read instead of racing each other for them.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,6 +31,8 @@ const BACKOFF_START: Duration = Duration::from_millis(100);
 const BACKOFF_CAP: Duration = Duration::from_secs(5);
 /// A wake-up re-reads the drain flag from the board if the last read is older than this.
 const DRAIN_FRESHNESS: Duration = Duration::from_secs(1);
+/// Claim loops per conductor.
+pub(crate) const CLAIM_LOOPS: usize = 4;
 
 /// Claims jobs until stopped.
 #[derive(Debug)]
@@ -44,8 +52,15 @@ pub(crate) struct Claimer {
 }
 
 impl Claimer {
-    /// The loop. Returns when `stop` fires or the board session is closed.
-    pub(crate) async fn run(self) {
+    /// Runs `loops` claim loops (at least one); returns when all have ended.
+    pub(crate) async fn run(self, loops: usize) {
+        let this = Arc::new(self);
+        let loops = (0..loops.max(1)).map(|_| this.clone().claim_loop());
+        futures::future::join_all(loops).await;
+    }
+
+    /// One loop. Returns when `stop` fires or the board session is closed.
+    async fn claim_loop(self: Arc<Self>) {
         let mut wakeups = self.board.claimable();
         let mut drain = self.drain.subscribe();
         let mut backoff = BACKOFF_START;

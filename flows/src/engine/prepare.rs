@@ -20,7 +20,7 @@ use crate::state::{AtomState, FlowState, Intention};
 
 impl Run<'_> {
     /// Sets up the run; `Some` if the flow is already over and nothing is to be done.
-    pub(crate) async fn prepare(&mut self) -> Result<Option<RunOutcome>, Error> {
+    pub(crate) fn prepare(&mut self) -> Result<Option<RunOutcome>, Error> {
         let state = self.engine.detail.state;
         match state {
             FlowState::Success => {
@@ -34,27 +34,25 @@ impl Run<'_> {
                 };
                 return Ok(Some(RunOutcome { state, failure, results: self.results() }));
             }
-            FlowState::Reverted => self.reset_all().await?,
+            FlowState::Reverted => self.reset_all()?,
             _ => {}
         }
         let resuming = self.engine.detail.state != FlowState::Pending;
         if resuming {
-            self.set_flow(FlowState::Resuming).await?;
+            self.set_flow(FlowState::Resuming)?;
             if let Some(failure) = self.recorded_revert_failure() {
                 // A revert failed before the crash: the flow ends FAILURE as it would have,
                 // and nothing more is undone (what that revert left behind needs a human).
                 self.cause = self.stored_cause();
                 self.revert_failure = Some(failure);
-                self.set_flow(FlowState::Reverting).await?;
+                self.set_flow(FlowState::Reverting)?;
                 return Ok(None);
             }
         }
         // Atoms caught mid-execute run again.
         for n in 0..self.details.len() {
             if self.details[n].state == AtomState::Running && !self.shared.compiled.nodes[n].is_join() {
-                let mut detail = self.details[n].clone();
-                self.shared.transition(&mut detail, AtomState::Pending).await?;
-                self.details[n] = detail;
+                self.transition(n, AtomState::Pending)?;
             }
         }
         for (name, failure) in self.details.iter().filter_map(|d| d.failure.clone().map(|f| (d.name.clone(), f))) {
@@ -66,13 +64,13 @@ impl Run<'_> {
             self.cause = self.stored_cause();
             self.reverting_all = true;
             self.ready.clear();
-            self.set_flow(FlowState::Reverting).await?;
+            self.set_flow(FlowState::Reverting)?;
             self.start_revert_all();
             return Ok(None);
         }
-        self.set_flow(FlowState::Running).await?;
+        self.set_flow(FlowState::Running)?;
         if resuming {
-            self.resume_reverts().await;
+            self.resume_reverts();
         }
         Ok(None)
     }
@@ -92,25 +90,24 @@ impl Run<'_> {
     }
 
     /// A REVERTED flow runs again from scratch, as in TaskFlow.
-    async fn reset_all(&mut self) -> Result<(), Error> {
+    fn reset_all(&mut self) -> Result<(), Error> {
         for n in 0..self.details.len() {
             if self.shared.compiled.nodes[n].is_join() || self.details[n].state == AtomState::Pending {
                 continue;
             }
             // Everything that ran was reverted (or ignored), so REVERTED/IGNORE -> PENDING
             // are the only moves; anything else in the logbook is refused, not overwritten.
-            let mut d = self.details[n].clone();
+            let d = &mut self.details[n];
             d.intention = Intention::Execute;
             d.result = None;
             d.failure = None;
             d.revert_failure = None;
             d.attempts.clear();
-            self.shared.transition(&mut d, AtomState::Pending).await?;
-            self.details[n] = d;
+            self.transition(n, AtomState::Pending)?;
         }
         self.engine.detail.meta.remove("revert_all");
         self.engine.detail.meta.remove("failure");
-        self.set_flow(FlowState::Pending).await
+        self.set_flow(FlowState::Pending)
     }
 
     /// Counts unfinished predecessors and queues every node that can start,
@@ -162,22 +159,22 @@ impl Run<'_> {
     }
 
     /// Continues subflow retries and failure resolutions a crash interrupted.
-    async fn resume_reverts(&mut self) {
+    fn resume_reverts(&mut self) {
         let nodes = self.shared.compiled.nodes.clone();
         for (r, node) in nodes.iter().enumerate() {
             if !matches!(node.kind, crate::compile::NodeKind::Retry { .. }) {
                 continue;
             }
             if self.details[r].state == AtomState::Retrying {
-                self.retry_again(r).await;
+                self.retry_again(r);
             } else if self.details[r].intention == Intention::Retry && self.details[r].state == AtomState::Success {
-                self.retry_scope(r, false).await;
+                self.retry_scope(r, false);
             }
         }
         for n in 0..nodes.len() {
             if self.details[n].state == AtomState::Failure && !self.rt[n].undo && !self.reverting_all {
                 if let Some(failure) = self.details[n].failure.clone() {
-                    self.resolve(n, failure).await;
+                    self.resolve(n, failure);
                 }
             }
         }

@@ -15,6 +15,7 @@ use crate::compile::NodeKind;
 use crate::failure::Failure;
 use crate::retry::Decision;
 use crate::state::{AtomState, FlowState, Intention};
+use crate::task::RevertContext;
 
 impl Run<'_> {
     /// True if node `n` ran (or is running) and is not undone yet. A RETRYING retry
@@ -28,7 +29,7 @@ impl Run<'_> {
     }
 
     /// Decides what the failure of `n` leads to, asking retry controllers outward.
-    pub(crate) async fn resolve(&mut self, n: usize, failure: Failure) {
+    pub(crate) fn resolve(&mut self, n: usize, failure: Failure) {
         let shared = self.shared.clone();
         let nodes = &shared.compiled.nodes;
         let mut atom = n;
@@ -38,41 +39,27 @@ impl Run<'_> {
             if let Some(last) = self.details[r].attempts.last_mut() {
                 last.failures.insert(nodes[atom].name.clone(), failure.clone());
             }
-            if let Err(e) = self.save_detail(r).await {
-                self.error.get_or_insert(e);
-                return;
-            }
+            self.save_detail(r);
             let inputs = self.inputs(r).unwrap_or_default();
             match retry.controller.on_failure(&self.details[r].attempts, &inputs) {
                 Decision::Retry => {
-                    self.retry_scope(r, true).await;
+                    self.retry_scope(r, true);
                     return;
                 }
                 Decision::RevertAll => break,
                 Decision::Revert => atom = r,
             }
         }
-        self.revert_all(failure).await;
-    }
-
-    /// Persists an atom detail as it is (history or intention changed, no transition).
-    async fn save_detail(&mut self, n: usize) -> Result<(), crate::Error> {
-        let detail = &mut self.details[n];
-        detail.version += 1;
-        self.shared.storage.save_atom(self.shared.book, self.shared.flow_id, detail).await?;
-        Ok(())
+        self.revert_all(failure);
     }
 
     /// Starts reverting retry `r`'s subflow so it can run again.
-    pub(crate) async fn retry_scope(&mut self, r: usize, persist: bool) {
+    pub(crate) fn retry_scope(&mut self, r: usize, persist: bool) {
         let NodeKind::Retry { scope, .. } = &self.shared.compiled.nodes[r].kind else { return };
         let scope = scope.clone();
         if persist {
             self.details[r].intention = Intention::Retry;
-            if let Err(e) = self.save_detail(r).await {
-                self.error.get_or_insert(e);
-                return;
-            }
+            self.save_detail(r);
         }
         let mut pending = 0;
         for m in scope.clone() {
@@ -87,12 +74,12 @@ impl Run<'_> {
         }
         if pending == 0 {
             self.scope_pending.remove(&r);
-            self.retry_again(r).await;
+            self.retry_again(r);
         }
     }
 
     /// Gives up: everything that ran is reverted, nothing new starts.
-    pub(crate) async fn revert_all(&mut self, failure: Failure) {
+    pub(crate) fn revert_all(&mut self, failure: Failure) {
         self.cause.get_or_insert(failure);
         if !self.reverting_all {
             self.reverting_all = true;
@@ -103,9 +90,9 @@ impl Run<'_> {
             }
             // While suspending the flow stays SUSPENDING; the recorded meta makes the
             // next run finish the revert.
-            let saved =
-                if self.suspending { self.save_flow_meta().await } else { self.set_flow(FlowState::Reverting).await };
-            if let Err(e) = saved {
+            if self.suspending {
+                self.save_flow_meta();
+            } else if let Err(e) = self.set_flow(FlowState::Reverting) {
                 self.error.get_or_insert(e);
                 return;
             }
@@ -138,31 +125,55 @@ impl Run<'_> {
         }
     }
 
-    /// Reverts node `n` (joins are undone at once).
-    pub(crate) async fn start_revert(&mut self, n: usize) {
+    /// Stages the revert of node `n` and returns its job, or undoes it at once (a
+    /// join; a retry, whose revert only forgets its history, as in TaskFlow).
+    pub(crate) fn start_revert(&mut self, n: usize) -> Option<Action> {
         if !self.rt[n].undo || self.rt[n].in_flight || !self.active(n) {
-            return;
+            return None;
         }
         let shared = self.shared.clone();
-        match &shared.compiled.nodes[n].kind {
+        let node = &shared.compiled.nodes[n];
+        match &node.kind {
             NodeKind::Join => {
                 if self.move_join(n, &[AtomState::Reverting, AtomState::Reverted]) {
-                    self.undone(n).await;
+                    self.undone(n);
                 }
+                None
             }
             NodeKind::Task(_) => {
                 // Predecessors are reverted after this one, so their results are still readable;
                 // inputs are missing only if execute failed for want of them, and then it got none too.
                 let inputs = self.inputs(n).unwrap_or_default();
-                let flow_failures = self.flow_failures.clone();
-                self.launch(n, Action::Revert { inputs, flow_failures }).await;
+                if !self.begin(n, Self::begin_revert) {
+                    return None;
+                }
+                let detail = &self.details[n];
+                let outcome = match (&detail.failure, &detail.result) {
+                    (Some(f), _) => Err(f.clone()),
+                    (None, Some(v)) => Ok(v.clone()),
+                    (None, None) => Ok(Value::Null),
+                };
+                let context = RevertContext::new(node.shared_name.clone(), inputs, outcome, self.flow_failures.clone());
+                Some(Action::Revert(context))
             }
-            NodeKind::Retry { .. } => self.launch(n, Action::RetryRevert).await,
+            NodeKind::Retry { .. } => {
+                let reverted = self.begin_revert(n).and_then(|()| {
+                    self.details[n].attempts.clear();
+                    self.finish_revert(n, &Ok(()))
+                });
+                match reverted {
+                    Ok(()) => self.undone(n),
+                    Err(error) => {
+                        self.error.get_or_insert(error);
+                    }
+                }
+                None
+            }
         }
     }
 
     /// `n` is undone: unblock its predecessors, and finish subflow reverts it completes.
-    pub(crate) async fn undone(&mut self, n: usize) {
+    pub(crate) fn undone(&mut self, n: usize) {
         let shared = self.shared.clone();
         let nodes = &shared.compiled.nodes;
         for &p in &nodes[n].preds {
@@ -179,7 +190,7 @@ impl Run<'_> {
                 if *left == 0 {
                     self.scope_pending.remove(&r);
                     if !self.reverting_all && self.details[r].intention == Intention::Retry {
-                        self.retry_again(r).await;
+                        self.retry_again(r);
                     }
                 }
             }
@@ -188,17 +199,14 @@ impl Run<'_> {
     }
 
     /// The subflow of `r` is undone: reset it and run `r` (then the subflow) again.
-    pub(crate) async fn retry_again(&mut self, r: usize) {
+    pub(crate) fn retry_again(&mut self, r: usize) {
         let shared = self.shared.clone();
         let NodeKind::Retry { scope, .. } = &shared.compiled.nodes[r].kind else { return };
         if self.details[r].state != AtomState::Retrying {
-            let mut detail = self.details[r].clone();
-            detail.intention = Intention::Retry;
-            if let Err(e) = shared.transition(&mut detail, AtomState::Retrying).await {
-                self.error.get_or_insert(e);
+            self.details[r].intention = Intention::Retry;
+            if !self.try_transition(r, AtomState::Retrying) {
                 return;
             }
-            self.details[r] = detail;
         }
         for m in scope.clone() {
             let rt = &mut self.rt[m];
@@ -216,16 +224,14 @@ impl Run<'_> {
                 }
                 continue;
             }
-            let mut detail = self.details[m].clone();
+            let detail = &mut self.details[m];
             detail.intention = Intention::Execute;
             detail.result = None;
             detail.failure = None;
             detail.revert_failure = None;
-            if let Err(e) = shared.transition(&mut detail, AtomState::Pending).await {
-                self.error.get_or_insert(e);
+            if !self.try_transition(m, AtomState::Pending) {
                 return;
             }
-            self.details[m] = detail;
         }
         self.rt[r].undo = false;
         // The retry's own predecessors are still done, so it is ready at once.

@@ -5,6 +5,10 @@
 //! predecessors (and, while reverting, of not-yet-undone successors); a
 //! completion only touches the node's own edges. Nothing rescans all atoms
 //! per step and nothing copies the whole flow detail per write.
+//!
+//! Writes go through the journal: the loop stages every transition it decides
+//! and flushes them in one write before it launches jobs (a batch of them at
+//! once), before it waits, and at the end.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::future::Future;
@@ -14,12 +18,14 @@ use std::task::{Context, Poll};
 use tokio::task::JoinSet;
 
 use super::job::{perform, Action, Completion, Done, Shared};
+use super::journal::Journal;
 use super::{Engine, RunOutcome};
 use crate::compile::NodeKind;
 use crate::error::Error;
 use crate::failure::Failure;
-use crate::logbook::AtomDetail;
+use crate::logbook::{AtomDetail, Attempt};
 use crate::state::{AtomState, FlowState, Intention};
+use crate::task::ExecuteContext;
 
 /// Run-time bookkeeping of one graph node.
 #[derive(Debug, Clone, Default)]
@@ -62,6 +68,8 @@ pub(crate) struct Run<'e> {
     pub(crate) scope_pending: BTreeMap<usize, usize>,
     /// Jobs launched since the run last yielded to the runtime.
     inline_streak: u32,
+    /// Decided, not yet written.
+    pub(crate) journal: Journal,
 }
 
 pub(crate) async fn run(engine: &mut Engine) -> Result<RunOutcome, Error> {
@@ -92,6 +100,7 @@ pub(crate) async fn run(engine: &mut Engine) -> Result<RunOutcome, Error> {
         error: None,
         scope_pending: BTreeMap::new(),
         inline_streak: 0,
+        journal: Journal::new(count),
     };
     let outcome = run.drive().await;
     run.engine.details = std::mem::take(&mut run.details);
@@ -100,12 +109,12 @@ pub(crate) async fn run(engine: &mut Engine) -> Result<RunOutcome, Error> {
 
 impl Run<'_> {
     async fn drive(&mut self) -> Result<RunOutcome, Error> {
-        if let Some(done) = self.prepare().await? {
+        if let Some(done) = self.prepare()? {
             return Ok(done);
         }
         loop {
-            if let Err(error) = self.check_control().await {
-                // Like any storage error: start nothing more, let running jobs record their outcome.
+            if let Err(error) = self.check_control() {
+                // Like any storage error: start nothing more, let running jobs finish.
                 self.error.get_or_insert(error);
             }
             self.dispatch().await;
@@ -119,16 +128,24 @@ impl Run<'_> {
                 }
                 continue;
             }
+            // Whatever finished is recorded before the wait, which may be long.
+            if self.error.is_none() {
+                if let Err(error) = self.flush().await {
+                    self.error.get_or_insert(error);
+                }
+            }
             self.wait_one().await;
         }
         if let Some(error) = self.error.take() {
+            // Nothing more is written after an error: jobs that were in flight finished,
+            // but their outcomes are not recorded, so a later run runs them again.
             return Err(error);
         }
         self.conclude().await
     }
 
     /// Turns suspend and cancel requests into mode changes.
-    async fn check_control(&mut self) -> Result<(), Error> {
+    fn check_control(&mut self) -> Result<(), Error> {
         let control = self.engine.control.clone();
         if control.cancel_requested() && self.error.is_none() {
             // Honoured (or moot, if everything is being reverted already): a later run
@@ -136,7 +153,7 @@ impl Run<'_> {
             control.clear_cancel();
             if !self.reverting_all {
                 let name = &self.shared.compiled.name;
-                self.revert_all(Failure::new(super::CANCELLED, format!("flow {name} was cancelled"))).await;
+                self.revert_all(Failure::new(super::CANCELLED, format!("flow {name} was cancelled")));
             }
         }
         if control.suspend_requested() && self.error.is_none() {
@@ -144,88 +161,155 @@ impl Run<'_> {
             control.clear_suspend();
             if !self.suspending {
                 self.suspending = true;
-                self.set_flow(FlowState::Suspending).await?;
+                self.set_flow(FlowState::Suspending)?;
             }
         }
         Ok(())
     }
 
-    /// Starts reverts, then executions, while there is room.
+    /// Starts reverts, then executions, while there is room: each round stages the
+    /// transitions of every job it can start, writes them at once, then launches the
+    /// jobs (those that finish inline may make more work ready for the next round).
     async fn dispatch(&mut self) {
         let limit = self.engine.max_concurrency;
         let control = self.engine.control.clone();
-        while self.error.is_none() && !self.suspending && self.revert_failure.is_none() && self.in_flight < limit {
-            // A request made by a task that just ran inline is honoured before anything else starts.
-            if (control.cancel_requested() && !self.reverting_all) || control.suspend_requested() {
-                break;
+        loop {
+            let mut batch = Vec::new();
+            while self.error.is_none() && !self.suspending && self.revert_failure.is_none() && self.in_flight < limit {
+                // A request made by a task that just ran inline is honoured before anything else starts.
+                if (control.cancel_requested() && !self.reverting_all) || control.suspend_requested() {
+                    break;
+                }
+                if let Some(n) = self.undo.pop() {
+                    if let Some(action) = self.start_revert(n) {
+                        batch.push((n, action));
+                    }
+                    continue;
+                }
+                if self.reverting_all {
+                    break;
+                }
+                match self.ready.pop_front() {
+                    Some((n, epoch)) => {
+                        if let Some(action) = self.start(n, epoch) {
+                            batch.push((n, action));
+                        }
+                    }
+                    None => break,
+                }
             }
-            if let Some(n) = self.undo.pop() {
-                self.start_revert(n).await;
-                continue;
+            if batch.is_empty() {
+                return;
             }
-            if self.reverting_all {
-                break;
+            if self.error.is_none() {
+                if let Err(error) = self.flush().await {
+                    self.error.get_or_insert(error);
+                }
             }
-            match self.ready.pop_front() {
-                Some((n, epoch)) => self.start(n, epoch).await,
-                None => break,
+            if self.error.is_some() {
+                // Not recorded (or the run is stopping): these jobs never begin.
+                for (n, _) in &batch {
+                    self.rt[*n].in_flight = false;
+                    self.in_flight -= 1;
+                }
+                return;
+            }
+            for (n, action) in batch {
+                self.launch(n, action).await;
             }
         }
     }
 
-    /// Starts (or skips, or ignores) a node whose predecessors are done.
-    async fn start(&mut self, n: usize, epoch: u32) {
+    /// Stages the start of a node whose predecessors are done and returns its job,
+    /// or settles it at once (skipped, ignored, a join, a retry's next attempt).
+    fn start(&mut self, n: usize, epoch: u32) -> Option<Action> {
         let rt = &self.rt[n];
         let state = self.details[n].state;
         let startable = matches!(state, AtomState::Pending | AtomState::Retrying);
         if rt.epoch != epoch || rt.undo || rt.in_flight || !startable {
-            return;
+            return None;
         }
         if !self.rt[n].vetoed {
             match self.deciders_allow(n) {
                 Ok(allowed) => self.rt[n].vetoed = !allowed,
                 Err(failure) => {
                     // A decider is user code like a task: its panic fails the flow, it does not crash the engine.
-                    self.revert_all(failure).await;
-                    return;
+                    self.revert_all(failure);
+                    return None;
                 }
             }
         }
         let shared = self.shared.clone();
         let node = &shared.compiled.nodes[n];
         if self.rt[n].vetoed {
-            self.ignore(n).await;
-            return;
+            self.ignore(n);
+            return None;
         }
         match &node.kind {
             NodeKind::Join => {
                 if self.move_join(n, &[AtomState::Running, AtomState::Success]) {
                     self.done(n);
                 }
+                None
             }
             NodeKind::Task(_) => {
                 let inputs = self.inputs(n);
-                self.launch(n, Action::Execute { inputs }).await;
+                if !self.begin(n, Self::begin_execute) {
+                    return None;
+                }
+                let attempt = self.details[n].executions;
+                let context = inputs.map(|inputs| ExecuteContext::new(node.shared_name.clone(), inputs, attempt));
+                Some(Action::Execute(context))
             }
             NodeKind::Retry { retry, .. } => {
-                let inputs = self.inputs(n).unwrap_or_default();
                 let delay = retry.backoff.map(|b| b.delay(self.details[n].attempts.len() + 1)).unwrap_or_default();
-                self.launch(n, Action::RetryExecute { inputs, delay }).await;
+                if delay.is_zero() {
+                    self.attempt_retry(n);
+                    return None;
+                }
+                self.rt[n].in_flight = true;
+                self.in_flight += 1;
+                Some(Action::Delay(delay))
             }
         }
     }
 
-    /// Runs a job: inline for a serial engine; for a parallel one, polled once
-    /// inline and spawned only if it has to wait (unless `eager_spawn`).
-    pub(crate) async fn launch(&mut self, n: usize, action: Action) {
-        let kind = self.details[n].kind;
-        let detail = std::mem::replace(&mut self.details[n], AtomDetail::new(String::new(), kind));
+    /// Stages `begin` for node `n` and counts it in flight; false (run stopped) if refused.
+    pub(crate) fn begin(&mut self, n: usize, begin: fn(&mut Self, usize) -> Result<(), Error>) -> bool {
+        if let Err(error) = begin(self, n) {
+            self.error.get_or_insert(error);
+            return false;
+        }
         self.rt[n].in_flight = true;
         self.in_flight += 1;
-        let job = perform(self.shared.clone(), n, detail, action);
+        true
+    }
+
+    /// Runs a retry controller's next attempt. It is the engine's own code, quick and
+    /// without side effects, so it runs right here and its RUNNING and outcome are
+    /// recorded together.
+    fn attempt_retry(&mut self, n: usize) {
+        let shared = self.shared.clone();
+        let NodeKind::Retry { retry, .. } = &shared.compiled.nodes[n].kind else { return };
+        if let Err(error) = self.begin_execute(n) {
+            self.error.get_or_insert(error);
+            return;
+        }
+        let inputs = self.inputs(n).unwrap_or_default();
+        let outcome = retry.controller.execute(&self.details[n].attempts, &inputs);
+        if let Ok(value) = &outcome {
+            self.details[n].attempts.push(Attempt { value: value.clone(), failures: BTreeMap::new() });
+        }
+        self.executed(n, outcome);
+    }
+
+    /// Runs a job: inline for a serial engine; for a parallel one, polled once
+    /// inline and spawned only if it has to wait (unless `eager_spawn`).
+    async fn launch(&mut self, n: usize, action: Action) {
+        let job = perform(self.shared.clone(), n, action);
         if self.engine.max_concurrency == 1 {
             let completion = job.await;
-            self.complete(completion).await;
+            self.complete(completion);
         } else if self.engine.eager_spawn {
             self.jobs.spawn(job);
         } else {
@@ -236,7 +320,7 @@ impl Run<'_> {
             // and the engine's future must stay `Send` to be spawned.
             let polled = job.as_mut().poll(&mut Context::from_waker(futures::task::noop_waker_ref()));
             match polled {
-                Poll::Ready(completion) => self.complete(completion).await,
+                Poll::Ready(completion) => self.complete(completion),
                 Poll::Pending => {
                     self.jobs.spawn(job);
                 }
@@ -255,7 +339,7 @@ impl Run<'_> {
         let control = self.engine.control.clone();
         tokio::select! {
             joined = self.jobs.join_next() => match joined {
-                Some(Ok(completion)) => self.complete(completion).await,
+                Some(Ok(completion)) => self.complete(completion),
                 Some(Err(err)) => {
                     // The job's own panic guard failed (the runtime is shutting down): stop.
                     self.in_flight = self.in_flight.saturating_sub(1);
@@ -270,41 +354,32 @@ impl Run<'_> {
         }
     }
 
-    /// Folds a finished job into the run.
-    async fn complete(&mut self, c: Completion) {
+    /// Folds a finished job into the run: stages its outcome and decides what follows.
+    fn complete(&mut self, c: Completion) {
         let n = c.node;
         self.rt[n].in_flight = false;
         self.in_flight -= 1;
-        self.details[n] = c.detail;
         if self.error.is_some() {
-            // The run is stopping: a job that was in flight is folded in (its detail is
-            // what it recorded) but nothing more is decided or written.
-            if let Err(error) = c.outcome {
-                tracing::warn!(flow = %self.shared.compiled.name, %error, "another error while stopping");
-            }
+            // The run is stopping: nothing more is decided or written.
             return;
         }
-        match c.outcome {
-            Err(error) => {
-                self.error.get_or_insert(error);
-            }
-            Ok(Done::Executed(Ok(_))) => {
-                if self.rt[n].undo {
-                    self.consider_undo(n);
-                } else {
-                    self.done(n);
+        match c.done {
+            Done::Executed(outcome) => self.executed(n, outcome),
+            Done::Reverted(outcome) => {
+                if let Err(error) = self.finish_revert(n, &outcome) {
+                    self.error.get_or_insert(error);
+                    return;
+                }
+                match outcome {
+                    Ok(()) => self.undone(n),
+                    // A failed revert is fatal: nothing more is started, the flow ends FAILURE.
+                    Err(failure) => {
+                        self.revert_failure.get_or_insert(failure);
+                    }
                 }
             }
-            Ok(Done::Executed(Err(failure))) => {
-                self.flow_failures.insert(self.details[n].name.clone(), failure.clone());
-                if self.rt[n].undo {
-                    self.consider_undo(n);
-                } else {
-                    self.resolve(n, failure).await;
-                }
-            }
-            Ok(Done::Reverted(Ok(()))) => self.undone(n).await,
-            Ok(Done::Interrupted) => {
+            Done::Delayed if !self.rt[n].undo => self.attempt_retry(n),
+            Done::Delayed | Done::Interrupted => {
                 // The retry is still RETRYING: reverted if everything is, started by a later run if suspended.
                 if self.rt[n].undo {
                     self.consider_undo(n);
@@ -312,9 +387,25 @@ impl Run<'_> {
                     self.ready.push_front((n, self.rt[n].epoch));
                 }
             }
-            Ok(Done::Reverted(Err(failure))) => {
-                // A failed revert is fatal: nothing more is started, the flow ends FAILURE.
-                self.revert_failure.get_or_insert(failure);
+        }
+    }
+
+    /// Stages how `n`'s execute ended and decides what follows.
+    fn executed(&mut self, n: usize, outcome: Result<serde_json::Value, Failure>) {
+        if let Err(error) = self.finish_execute(n, &outcome) {
+            self.error.get_or_insert(error);
+            return;
+        }
+        match outcome {
+            Ok(_) if self.rt[n].undo => self.consider_undo(n),
+            Ok(_) => self.done(n),
+            Err(failure) => {
+                self.flow_failures.insert(self.details[n].name.clone(), failure.clone());
+                if self.rt[n].undo {
+                    self.consider_undo(n);
+                } else {
+                    self.resolve(n, failure);
+                }
             }
         }
     }
@@ -335,20 +426,17 @@ impl Run<'_> {
         }
     }
 
-    /// Persists IGNORE for a vetoed node, then treats it as done.
-    async fn ignore(&mut self, n: usize) {
+    /// Stages IGNORE for a vetoed node, then treats it as done.
+    fn ignore(&mut self, n: usize) {
         if self.shared.compiled.nodes[n].is_join() {
             if !self.move_join(n, &[AtomState::Ignore]) {
                 return;
             }
         } else {
-            let mut detail = self.details[n].clone();
-            detail.intention = Intention::Ignore;
-            if let Err(e) = self.shared.transition(&mut detail, AtomState::Ignore).await {
-                self.error.get_or_insert(e);
+            self.details[n].intention = Intention::Ignore;
+            if !self.try_transition(n, AtomState::Ignore) {
                 return;
             }
-            self.details[n] = detail;
         }
         self.done(n);
     }
@@ -384,7 +472,8 @@ impl Run<'_> {
         if state == FlowState::Reverted || state == FlowState::Success {
             self.engine.detail.meta.remove("revert_all");
         }
-        self.set_flow(state).await?;
+        self.set_flow(state)?;
+        self.flush().await?;
         Ok(RunOutcome { state, failure, results: self.results() })
     }
 }

@@ -1,6 +1,6 @@
 //! Write-ahead under a failing logbook: a refused write stops the run before
-//! anything acts on it, nothing more is decided while stopping, and a later run
-//! of the same engine continues from what the logbook holds.
+//! anything acts on it, nothing more is decided or written while stopping, and
+//! a later run of the same engine continues from what the logbook holds.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -12,8 +12,8 @@ use uuid::Uuid;
 
 use super::ok;
 use crate::{
-    task_fn, AtomDetail, AtomKind, AtomState, Engine, Error, Failure, Flow, FlowDetail, FlowState, LogBook,
-    MemoryStorage, Storage, StorageError,
+    task_fn, AtomDetail, AtomKind, AtomState, Engine, Error, Failure, Flow, FlowChanges, FlowDetail, FlowState,
+    LogBook, MemoryStorage, Storage, StorageError,
 };
 
 /// Whether an atom write is refused.
@@ -73,26 +73,25 @@ impl Storage for Flaky {
     async fn load_book(&self, book: Uuid) -> Result<Option<LogBook>, StorageError> {
         self.inner.load_book(book).await
     }
-    async fn save_flow(&self, book: Uuid, flow: &FlowDetail) -> Result<(), StorageError> {
-        if self.refuse_flow == Some(flow.state) {
-            return Err(StorageError::Unavailable {
-                message: format!("disk gone writing {}", flow.state),
-                source: None,
-            });
-        }
-        self.inner.save_flow(book, flow).await
-    }
     async fn load_flow(&self, book: Uuid, flow: Uuid) -> Result<Option<FlowDetail>, StorageError> {
         self.inner.load_flow(book, flow).await
     }
-    async fn save_atom(&self, book: Uuid, flow: Uuid, atom: &AtomDetail) -> Result<(), StorageError> {
-        if (self.refuse.lock().expect("lock"))(atom) {
+    async fn save_changes(&self, book: Uuid, flow: Uuid, changes: FlowChanges<'_>) -> Result<(), StorageError> {
+        // A refused batch writes nothing, as a failed transaction would.
+        if let Some(detail) = changes.flow.filter(|d| self.refuse_flow == Some(d.state)) {
             return Err(StorageError::Unavailable {
-                message: format!("disk gone writing {}", atom.name),
+                message: format!("disk gone writing {}", detail.state),
                 source: None,
             });
         }
-        self.inner.save_atom(book, flow, atom).await
+        let refused = {
+            let mut refuse = self.refuse.lock().expect("lock");
+            changes.atoms.iter().find(|atom| (refuse)(atom)).map(|atom| atom.name.clone())
+        };
+        if let Some(name) = refused {
+            return Err(StorageError::Unavailable { message: format!("disk gone writing {name}"), source: None });
+        }
+        self.inner.save_changes(book, flow, changes).await
     }
 }
 
@@ -108,7 +107,8 @@ fn counted(name: &'static str, calls: &Arc<Mutex<Vec<&'static str>>>) -> crate::
 #[tokio::test]
 async fn a_storage_error_stops_the_run_before_unrecorded_work() {
     let calls = Arc::new(Mutex::new(Vec::new()));
-    // a RUNNING, a SUCCESS, b RUNNING fit the budget; b SUCCESS does not; c must never start.
+    // Writes: [a RUNNING], [a SUCCESS, b RUNNING] fit the budget of 3 atom writes;
+    // [b SUCCESS, c RUNNING] does not, so c must never start.
     let storage = Flaky::with_budget(3);
     let flow = Flow::linear("f").add(counted("a", &calls)).add(counted("b", &calls)).add(counted("c", &calls));
     let mut engine =
@@ -172,7 +172,11 @@ async fn a_job_finishing_while_the_run_stops_decides_nothing_more() {
     let err = engine.run().await.expect_err("storage failure surfaces");
     assert!(matches!(err, Error::Storage(_)), "{err:?}");
     let stored = storage.load_flow(book, flow_id).await.expect("load").expect("flow");
-    assert_eq!(stored.atoms["slow"].state, AtomState::Failure, "the in-flight job still records its outcome");
+    assert_eq!(
+        stored.atoms["slow"].state,
+        AtomState::Running,
+        "nothing is written after an error, not even the outcome of a job that was in flight"
+    );
     assert_eq!(stored.state, FlowState::Running, "no revert was started on top of the error");
     assert!(!stored.meta.contains_key("revert_all"));
     assert_eq!(reverts.load(Ordering::SeqCst), 0);
@@ -184,34 +188,37 @@ async fn a_job_finishing_while_the_run_stops_decides_nothing_more() {
     assert_eq!(reverts.load(Ordering::SeqCst), 1);
 }
 
-#[tokio::test]
-async fn an_illegal_transition_is_refused_and_not_written() {
-    let storage = Arc::new(MemoryStorage::new());
-    let (book, flow_id) = (Uuid::new_v4(), Uuid::new_v4());
-    storage.save_flow(book, &FlowDetail::new(flow_id, "f")).await.expect("save");
-    let compiled = crate::compile(&Flow::linear("f").add(ok("a")), Vec::<String>::new()).expect("compiles");
-    let shared = crate::engine::test_support::shared(storage.clone(), book, flow_id, compiled);
+#[test]
+fn an_illegal_transition_is_refused_and_changes_nothing() {
     let mut detail = AtomDetail::new("a", AtomKind::Task);
-    let err = shared.transition(&mut detail, AtomState::Success).await.expect_err("refused");
+    let err = crate::engine::apply_transition(&mut detail, AtomState::Success).expect_err("refused");
     assert!(matches!(err, Error::IllegalTransition { .. }), "{err:?}");
-    assert_eq!(detail.state, AtomState::Pending);
-    let stored = storage.load_flow(book, flow_id).await.expect("load").expect("flow");
-    assert!(stored.atoms.is_empty(), "nothing written");
-}
-
-#[tokio::test]
-async fn a_refused_write_leaves_the_detail_as_recorded() {
-    let storage = Flaky::new(|_| true);
-    let compiled = crate::compile(&Flow::linear("f").add(ok("a")), Vec::<String>::new()).expect("compiles");
-    let shared = crate::engine::test_support::shared(storage, Uuid::new_v4(), Uuid::new_v4(), compiled);
-    let mut detail = AtomDetail::new("a", AtomKind::Task);
-    let err = shared.transition(&mut detail, AtomState::Running).await.expect_err("refused");
-    assert!(matches!(err, Error::Storage(_)), "{err:?}");
     assert_eq!((detail.state, detail.version), (AtomState::Pending, 0));
 }
 
 #[tokio::test]
-async fn a_refused_suspend_lets_running_jobs_record_their_outcome() {
+async fn a_refused_first_write_runs_nothing_and_a_later_run_starts_afresh() {
+    let calls = Arc::new(Mutex::new(Vec::new()));
+    let storage = Flaky::new(|_| true);
+    let (book, flow_id) = (Uuid::new_v4(), Uuid::new_v4());
+    let flow = Flow::linear("f").add(counted("a", &calls)).add(counted("b", &calls));
+    let mut engine =
+        Engine::builder(flow).storage(storage.clone(), book, flow_id).build().await.expect("builds without writing");
+    let err = engine.run().await.expect_err("storage failure surfaces");
+    assert!(matches!(err, Error::Storage(_)), "{err:?}");
+    assert!(calls.lock().expect("lock").is_empty(), "a's RUNNING was not recorded, so a never ran");
+    assert!(storage.load_flow(book, flow_id).await.expect("load").is_none(), "nothing written");
+
+    storage.heal();
+    let outcome = engine.run().await.expect("runs once the disk is back");
+    assert_eq!(outcome.state, FlowState::Success);
+    assert_eq!(*calls.lock().expect("lock"), ["a", "b"]);
+    let stored = storage.load_flow(book, flow_id).await.expect("load").expect("flow");
+    assert_eq!((stored.atoms["a"].executions, stored.atoms["b"].executions), (1, 1));
+}
+
+#[tokio::test]
+async fn a_refused_suspend_stops_the_run_and_records_nothing_more() {
     let slot: Arc<Mutex<Option<crate::EngineControl>>> = Arc::default();
     let control = slot.clone();
     let slow = task_fn("slow", |_| async {
@@ -233,6 +240,10 @@ async fn a_refused_suspend_lets_running_jobs_record_their_outcome() {
     let err = engine.run().await.expect_err("the refused SUSPENDING surfaces");
     assert!(matches!(err, Error::Storage(_)), "{err:?}");
     let stored = storage.load_flow(book, flow_id).await.expect("load").expect("flow");
-    assert_eq!(stored.atoms["slow"].state, AtomState::Success, "the running job finished and was recorded");
+    // trigger's SUCCESS was written before the loop waited for slow; then SUSPENDING was
+    // refused, and slow finished after that error, so its outcome is not written: it
+    // runs again next time.
     assert_eq!(stored.state, FlowState::Running);
+    assert_eq!(stored.atoms["trigger"].state, AtomState::Success);
+    assert_eq!(stored.atoms["slow"].state, AtomState::Running);
 }

@@ -77,13 +77,13 @@ pub(crate) fn save_flow(
     Ok(())
 }
 
-/// Creates or replaces one atom detail; the flow must exist in the book.
-pub(crate) fn save_atom(
+/// Creates or replaces atom details, in order; the flow must exist in the book.
+pub(crate) fn save_atoms(
     tx: &Transaction<'_>,
     job: JobId,
     book: Uuid,
     flow: Uuid,
-    atom: &AtomDetail,
+    atoms: &[AtomDetail],
 ) -> Result<(), StorageError> {
     let known: Option<i64> = tx
         .query_row(
@@ -97,31 +97,38 @@ pub(crate) fn save_atom(
     if known.is_none() {
         return Err(StorageError::NotFound(format!("flow {flow} in logbook {book}")));
     }
-    let result = atom.result.as_ref().map(to_json).transpose()?;
-    let failure = atom.failure.as_ref().map(to_json).transpose()?;
-    let revert_failure = atom.revert_failure.as_ref().map(to_json).transpose()?;
-    tx.execute(
-        "INSERT OR REPLACE INTO atom_details (flow_id, name, kind, state, intention, result, failure, revert_failure, \
-         attempts, executions, started_at, finished_at, version, meta) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
-        params![
-            flow.to_string(),
-            atom.name,
-            to_text(&atom.kind),
-            to_text(&atom.state),
-            to_text(&atom.intention),
-            result,
-            failure,
-            revert_failure,
-            to_json(&atom.attempts)?,
-            atom.executions,
-            atom.started_at.map(to_i64),
-            atom.finished_at.map(to_i64),
-            to_i64(atom.version),
-            to_json(&atom.meta)?,
-        ],
-    )
-    .map_err(sql_error)?;
+    // Cached: a batch writes many atoms, and every engine write prepares this statement.
+    let mut insert = tx
+        .prepare_cached(
+            "INSERT OR REPLACE INTO atom_details (flow_id, name, kind, state, intention, result, failure, \
+             revert_failure, attempts, executions, started_at, finished_at, version, meta) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+        )
+        .map_err(sql_error)?;
+    let flow = flow.to_string();
+    for atom in atoms {
+        let result = atom.result.as_ref().map(to_json).transpose()?;
+        let failure = atom.failure.as_ref().map(to_json).transpose()?;
+        let revert_failure = atom.revert_failure.as_ref().map(to_json).transpose()?;
+        insert
+            .execute(params![
+                flow,
+                atom.name,
+                to_text(&atom.kind),
+                to_text(&atom.state),
+                to_text(&atom.intention),
+                result,
+                failure,
+                revert_failure,
+                to_json(&atom.attempts)?,
+                atom.executions,
+                atom.started_at.map(to_i64),
+                atom.finished_at.map(to_i64),
+                to_i64(atom.version),
+                to_json(&atom.meta)?,
+            ])
+            .map_err(sql_error)?;
+    }
     Ok(())
 }
 

@@ -3,13 +3,14 @@
 //!
 //! Every write here runs `jobs::fence` and the write itself in one SQLite
 //! transaction: if the claim is no longer current the transaction rolls back
-//! and the caller gets `ClaimLost`, with nothing changed.
+//! and the caller gets `ClaimLost`, with nothing changed. A `save_changes`
+//! batch of any size is one transaction, so it is all written or none of it.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use flows::logbook::now_millis;
-use flows::{AtomDetail, Failure, FlowDetail, LogBook, Storage, StorageError};
+use flows::{AtomDetail, Failure, FlowChanges, FlowDetail, LogBook, Storage, StorageError};
 use uuid::Uuid;
 
 use super::{jobs, logbook, Shared};
@@ -71,23 +72,43 @@ impl Storage for EmbeddedStorage {
         Ok(self.shared.db.read(move |tx| logbook::load_book(tx, job, book)).await?)
     }
 
-    async fn save_flow(&self, book: Uuid, flow: &FlowDetail) -> Result<(), StorageError> {
-        self.check_size("flow meta", &flow.meta)?;
-        // Atoms are not written by `save_flow`: do not ship them to the writer.
-        let flow = FlowDetail { atoms: Default::default(), ..flow.clone() };
-        self.fenced_write(move |tx, job, now| logbook::save_flow(tx, job, book, &flow, now)).await
-    }
-
     async fn load_flow(&self, book: Uuid, flow: Uuid) -> Result<Option<FlowDetail>, StorageError> {
         let job = self.job;
         Ok(self.shared.db.read(move |tx| logbook::load_flow(tx, job, book, flow)).await?)
     }
 
-    async fn save_atom(&self, book: Uuid, flow: Uuid, atom: &AtomDetail) -> Result<(), StorageError> {
-        self.check_size(&format!("result of atom {}", atom.name), &atom.result)?;
-        self.check_size(&format!("atom {}", atom.name), atom)?;
-        let atom = atom.clone();
-        self.fenced_write(move |tx, job, _| logbook::save_atom(tx, job, book, flow, &atom)).await
+    async fn save_changes(&self, book: Uuid, flow: Uuid, changes: FlowChanges<'_>) -> Result<(), StorageError> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        // Check every value before the transaction: a bad batch writes nothing.
+        if let Some(detail) = changes.flow {
+            self.check_size("flow meta", &detail.meta)?;
+        }
+        for atom in changes.atoms {
+            self.check_size(&format!("result of atom {}", atom.name), &atom.result)?;
+            self.check_size(&format!("atom {}", atom.name), atom)?;
+        }
+        // Only the flow's own fields: its atoms map is not shipped to the writer.
+        let detail = changes.flow.map(|d| FlowDetail {
+            id: flow,
+            name: d.name.clone(),
+            state: d.state,
+            meta: d.meta.clone(),
+            version: d.version,
+            atoms: Default::default(),
+        });
+        let atoms: Vec<AtomDetail> = changes.atoms.iter().copied().cloned().collect();
+        self.fenced_write(move |tx, job, now| {
+            if let Some(detail) = &detail {
+                logbook::save_flow(tx, job, book, detail, now)?;
+            }
+            if atoms.is_empty() {
+                return Ok(());
+            }
+            logbook::save_atoms(tx, job, book, flow, &atoms)
+        })
+        .await
     }
 }
 

@@ -1,13 +1,18 @@
 //! `EtcdStorage`: a job's logbook in etcd, every write fenced by the claim.
 //!
 //! The book is split in keys (header, one per flow detail, one per atom
-//! detail; see [`super::keys`]) so that each engine write is one small put.
+//! detail; see [`super::keys`]) so that an engine write is a few small puts.
 //! Each write is a txn whose compare is the claim's fence (the owner key's mod
 //! revision equals the token and it is on our lease), so a conductor whose
 //! claim was lost cannot write: it gets `ClaimLost` and nothing changes.
+//!
+//! `save_changes` checks and encodes its whole batch first (a bad value
+//! writes nothing), then writes it in one txn, or, past etcd's per-txn limits
+//! (op count, request bytes), in several txns in order: each later one also
+//! requires the flow key, and a crash between them leaves a prefix.
 
 use etcd_client::{Compare, CompareOp, GetOptions, KvClient, Txn, TxnOp};
-use flows::{AtomDetail, FlowDetail, LogBook, Storage, StorageError};
+use flows::{AtomDetail, FlowChanges, FlowDetail, LogBook, Storage, StorageError};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -99,6 +104,48 @@ impl EtcdStorage {
         let mut resp = bounded(self.kv.clone().get(key, None), "reading a logbook").await?;
         Ok(resp.take_kvs().pop().map(|kv| kv.into_key_value().1))
     }
+
+    /// Checks and encodes a whole batch before anything is written, so that a
+    /// bad value refuses the batch instead of leaving part of it behind.
+    fn encode_changes(&self, flow: Uuid, changes: &FlowChanges<'_>) -> Result<Batch, StorageError> {
+        let limit = self.max_value_bytes;
+        let mut batch = Batch { header: None, puts: Vec::with_capacity(changes.atoms.len() + 1) };
+        if let Some(detail) = changes.flow {
+            let own = FlowDetail {
+                id: flow,
+                name: detail.name.clone(),
+                state: detail.state,
+                meta: detail.meta.clone(),
+                version: detail.version,
+                atoms: Default::default(),
+            };
+            let bytes = encode(&own, "flow detail")?;
+            if bytes.len() > limit {
+                return Err(too_large(format!("flow detail {}", detail.name), bytes.len(), limit));
+            }
+            batch.puts.push((self.keys.book_flow(self.job, flow), bytes));
+            // The book springs into being with its first flow, as in MemoryStorage.
+            let header_key = self.keys.book_header(self.job);
+            let header = encode(&LogBook::new(self.job, detail.name.clone()), "logbook header")?;
+            batch.header = Some(
+                Txn::new()
+                    .when([Compare::create_revision(header_key.clone(), CompareOp::Equal, 0)])
+                    .and_then([TxnOp::put(header_key, header, None)]),
+            );
+        }
+        for atom in changes.atoms {
+            let bytes = encode(atom, "atom detail")?;
+            if bytes.len() > limit {
+                // Name the result when it alone is over the limit: that is what the task must shrink.
+                if let Some(result) = &atom.result {
+                    check_size(&format!("result of atom {}", atom.name), result, limit)?;
+                }
+                return Err(too_large(format!("atom detail {}", atom.name), bytes.len(), limit));
+            }
+            batch.puts.push((self.keys.book_atom(self.job, flow, &atom.name), bytes));
+        }
+        Ok(batch)
+    }
 }
 
 fn too_large(what: String, size: usize, limit: usize) -> StorageError {
@@ -128,42 +175,76 @@ impl Storage for EtcdStorage {
         Ok(read_book(&self.kv, &self.keys, self.job).await?)
     }
 
-    async fn save_flow(&self, book: Uuid, flow: &FlowDetail) -> Result<(), StorageError> {
-        self.check_book(book)?;
-        let detail = FlowDetail { atoms: Default::default(), ..flow.clone() };
-        let bytes = encode(&detail, "flow detail")?;
-        if bytes.len() > self.max_value_bytes {
-            return Err(too_large(format!("flow detail {}", flow.name), bytes.len(), self.max_value_bytes));
-        }
-        let header_key = self.keys.book_header(self.job);
-        let header = encode(&LogBook::new(self.job, flow.name.clone()), "logbook header")?;
-        // The book springs into being with its first flow, as in MemoryStorage.
-        let create_header = Txn::new()
-            .when([Compare::create_revision(header_key.clone(), CompareOp::Equal, 0)])
-            .and_then([TxnOp::put(header_key, header, None)]);
-        let ops = vec![TxnOp::put(self.keys.book_flow(self.job, flow.id), bytes, None), TxnOp::txn(create_header)];
-        self.fenced(Vec::new(), ops, "").await
-    }
-
     async fn load_flow(&self, book: Uuid, flow: Uuid) -> Result<Option<FlowDetail>, StorageError> {
         self.check_book(book)?;
         Ok(read_book(&self.kv, &self.keys, self.job).await?.and_then(|mut b| b.flows.remove(&flow)))
     }
 
-    async fn save_atom(&self, book: Uuid, flow: Uuid, atom: &AtomDetail) -> Result<(), StorageError> {
+    async fn save_changes(&self, book: Uuid, flow: Uuid, changes: FlowChanges<'_>) -> Result<(), StorageError> {
+        if changes.is_empty() {
+            return Ok(());
+        }
         self.check_book(book)?;
-        if let Some(result) = &atom.result {
-            check_size(&format!("result of atom {}", atom.name), result, self.max_value_bytes)?;
+        let batch = self.encode_changes(flow, &changes)?;
+        let exists = Compare::create_revision(self.keys.book_flow(self.job, flow), CompareOp::NotEqual, 0);
+        let missing = format!("flow {flow} in logbook {book}");
+        let mut header = batch.header;
+        for chunk in split_in_txns(batch.puts) {
+            let mut ops: Vec<TxnOp> = chunk.into_iter().map(|(key, value)| TxnOp::put(key, value, None)).collect();
+            // The first txn creates the flow (if it carries the flow's fields);
+            // every other one writes atoms, so the flow must already exist.
+            let extra = match header.take() {
+                Some(create_header) => {
+                    ops.push(TxnOp::txn(create_header));
+                    Vec::new()
+                }
+                None => vec![exists.clone()],
+            };
+            self.fenced(extra, ops, &missing).await?;
         }
-        let bytes = encode(atom, "atom detail")?;
-        if bytes.len() > self.max_value_bytes {
-            return Err(too_large(format!("atom detail {}", atom.name), bytes.len(), self.max_value_bytes));
-        }
-        let flow_key = self.keys.book_flow(self.job, flow);
-        let exists = Compare::create_revision(flow_key, CompareOp::NotEqual, 0);
-        let put = TxnOp::put(self.keys.book_atom(self.job, flow, &atom.name), bytes, None);
-        self.fenced(vec![exists], vec![put], &format!("flow {flow} in logbook {book}")).await
+        Ok(())
     }
+}
+
+/// A `FlowChanges` checked and encoded: the puts in order, and the txn that
+/// creates the book header if absent (when the flow's fields are written).
+struct Batch {
+    header: Option<Txn>,
+    puts: Vec<(String, Vec<u8>)>,
+}
+
+/// Puts per txn: etcd's default `--max-txn-ops` is 128; the header txn and compares fit in the rest.
+const MAX_TXN_PUTS: usize = 64;
+
+/// Value bytes per txn: etcd's default request limit is 1.5 MiB; keys and framing fit in the rest.
+const MAX_TXN_VALUE_BYTES: usize = 1024 * 1024;
+
+/// Splits puts into runs, in order, that each fit one etcd txn: at most
+/// [`MAX_TXN_PUTS`] puts and [`MAX_TXN_VALUE_BYTES`] of values, except that a
+/// single larger value (allowed by a raised `max_value_bytes`) goes alone.
+/// etcd refuses a txn that puts one key twice, so an atom changed twice in a
+/// batch starts a new run: both writes land, in order, as the batch says.
+fn split_in_txns(puts: Vec<(String, Vec<u8>)>) -> Vec<Vec<(String, Vec<u8>)>> {
+    let mut chunks: Vec<Vec<(String, Vec<u8>)>> = Vec::new();
+    let mut bytes = 0;
+    for put in puts {
+        let size = put.1.len();
+        match chunks.last_mut() {
+            Some(chunk)
+                if chunk.len() < MAX_TXN_PUTS
+                    && bytes + size <= MAX_TXN_VALUE_BYTES
+                    && !chunk.iter().any(|(key, _)| *key == put.0) =>
+            {
+                bytes += size;
+                chunk.push(put);
+            }
+            _ => {
+                bytes = size;
+                chunks.push(vec![put]);
+            }
+        }
+    }
+    chunks
 }
 
 /// Reads a whole logbook: header, flows, atoms. `None` if it was never saved.
@@ -202,4 +283,32 @@ async fn read_book(kv: &KvClient, keys: &Keys, job: JobId) -> Result<Option<LogB
 /// The read side of `JobBoard::logbook`.
 pub(super) async fn load_logbook(inner: &Inner, id: JobId) -> Result<Option<LogBook>, Error> {
     read_book(&inner.kv, &inner.keys, id).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn puts(sizes: &[usize]) -> Vec<(String, Vec<u8>)> {
+        sizes.iter().enumerate().map(|(i, n)| (format!("k{i}"), vec![b'x'; *n])).collect()
+    }
+
+    fn shape(chunks: &[Vec<(String, Vec<u8>)>]) -> Vec<usize> {
+        chunks.iter().map(Vec::len).collect()
+    }
+
+    #[test]
+    fn split_keeps_order_and_limits() {
+        assert!(split_in_txns(Vec::new()).is_empty());
+        assert_eq!(shape(&split_in_txns(puts(&[10; 130]))), vec![64, 64, 2], "by count");
+        let tenth = MAX_TXN_VALUE_BYTES / 10;
+        assert_eq!(shape(&split_in_txns(puts(&[tenth; 25]))), vec![10, 10, 5], "by bytes");
+        let big = MAX_TXN_VALUE_BYTES + 1;
+        assert_eq!(shape(&split_in_txns(puts(&[1, big, 1, 1]))), vec![1, 1, 2], "an oversize value goes alone");
+        let mut twice = puts(&[1, 1, 1]);
+        twice[2].0 = "k0".into();
+        assert_eq!(shape(&split_in_txns(twice)), vec![2, 1], "a key put twice starts a new txn");
+        let keys: Vec<String> = split_in_txns(puts(&[tenth; 25])).into_iter().flatten().map(|(k, _)| k).collect();
+        assert_eq!(keys, (0..25).map(|i| format!("k{i}")).collect::<Vec<_>>());
+    }
 }
