@@ -7,7 +7,13 @@ use tests::conductor::HarnessResult;
 
 /// etcd's own counters, from its `/metrics` endpoint.
 pub struct EtcdCounters {
-    pub txns: f64,
+    /// Txn requests served (gRPC `KV/Txn` calls): what "transactions" means in issue 4.
+    pub txn_rpcs: f64,
+    /// Every KV request served: Txn, Range, Put, DeleteRange.
+    pub kv_rpcs: f64,
+    /// etcd's internal MVCC transactions of more than one operation: a Txn request with
+    /// compares counts twice (one read pass for the compares, one for the writes).
+    pub mvcc_txns: f64,
     pub writes: f64,
     pub ranges: f64,
 }
@@ -21,8 +27,19 @@ impl EtcdCounters {
                 .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
                 .sum()
         };
+        // `grpc_server_handled_total{grpc_code="OK",grpc_method="Txn",...} 12`, one line per code.
+        let rpcs = |methods: &[&str]| -> f64 {
+            text.lines()
+                .filter(|line| line.starts_with("grpc_server_handled_total{"))
+                .filter(|line| line.contains("grpc_service=\"etcdserverpb.KV\""))
+                .filter(|line| methods.iter().any(|m| line.contains(&format!("grpc_method=\"{m}\""))))
+                .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+                .sum()
+        };
         Ok(Self {
-            txns: metric("etcd_mvcc_txn_total"),
+            txn_rpcs: rpcs(&["Txn"]),
+            kv_rpcs: rpcs(&["Txn", "Range", "Put", "DeleteRange"]),
+            mvcc_txns: metric("etcd_mvcc_txn_total"),
             writes: metric("etcd_server_proposals_committed_total"),
             ranges: metric("etcd_mvcc_range_total"),
         })
