@@ -35,6 +35,7 @@ macro_rules! board_test {
 board_test!(twenty_claimers_race);
 board_test!(priority_then_fifo);
 board_test!(flow_filter);
+board_test!(filtered_claims_keep_order);
 board_test!(abandon_then_reclaim);
 board_test!(consume_and_trash);
 board_test!(quarantine_after_n_claims);
@@ -48,6 +49,7 @@ board_test!(bad_inputs_write_nothing);
 board_test!(list_filters_and_pages);
 board_test!(conductors_register_and_drain);
 board_test!(logbook_round_trip_and_resume);
+board_test!(first_claim_book_is_empty_until_written);
 board_test!(batch_creates_flow_and_atoms);
 board_test!(big_batch_round_trips);
 board_test!(atoms_only_batch_needs_its_flow);

@@ -349,3 +349,47 @@ async fn dropped_board_stops_renewing_and_its_jobs_come_back() {
     resumed.consume(Outcome::Success, None).await.expect("consume");
     survivor.close().await.expect("close");
 }
+
+/// Requests that can be saved are not sent: a filtered claim ranges the
+/// all-flows queue once (not once per flow) when the head holds its jobs, or
+/// when the whole queue holds none; on a job's first claim the logbook is
+/// known to be empty until written; a later claim reads it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn filtered_claim_and_first_logbook_load_save_requests() {
+    // An etcd of its own: the counters must see this board's requests only.
+    let etcd = tokio::task::spawn_blocking(EtcdProcess::start).await.expect("the etcd starter panicked");
+    let endpoint = etcd.endpoint();
+    let board = connect(&endpoint, &unique_prefix("saved-requests"), "counted", 10).await;
+    let filter = FlowFilter(vec!["provision-cluster".into(), "chain".into()]);
+    let ranges = || tests::etcd::metrics::kv_requests(&endpoint, "Range");
+
+    let job = board.post(NewJob::new("chain", Map::new())).await.expect("post");
+    let before = ranges();
+    let claim = board.claim_next(&filter).await.expect("claim_next").expect("the chain job is claimable");
+    assert_eq!((claim.id(), claim.job().claims), (job.id, 1));
+    assert_eq!(ranges() - before, 1, "a filtered claim with its job at the head ranges once");
+
+    let before = ranges();
+    let storage = claim.storage();
+    let flow = FlowDetail::new(uuid::Uuid::new_v4(), "chain");
+    assert_eq!(storage.load_flow(job.id, flow.id).await.expect("load_flow"), None);
+    assert_eq!(storage.load_book(job.id).await.expect("load_book"), None);
+    assert_eq!(ranges() - before, 0, "a first claim's logbook is known to be empty");
+    storage.save_flow(job.id, &flow).await.expect("save_flow");
+    let before = ranges();
+    assert_eq!(claim.storage().load_flow(job.id, flow.id).await.expect("load_flow"), Some(flow.clone()));
+    assert_eq!(ranges() - before, 1, "after a write the logbook is read");
+
+    let before = ranges();
+    assert!(board.claim_next(&filter).await.expect("claim_next").is_none());
+    assert_eq!(ranges() - before, 1, "an empty queue is one range, not one per flow");
+
+    claim.abandon().await.expect("abandon");
+    let again = board.claim_next(&filter).await.expect("claim_next").expect("the abandoned job is claimable");
+    assert_eq!(again.job().claims, 2);
+    let before = ranges();
+    assert_eq!(again.storage().load_flow(job.id, flow.id).await.expect("load_flow"), Some(flow));
+    assert_eq!(ranges() - before, 1, "a second claim reads the logbook");
+    again.consume(Outcome::Success, None).await.expect("consume");
+    board.close().await.expect("close");
+}

@@ -104,6 +104,10 @@ pub(crate) struct Held {
     state_rev: i64,
     cancelled: CancellationToken,
     lost: CancellationToken,
+    /// Whether the job's logbook is known to be empty: set on a job's first
+    /// claim, cleared by the claim's first logbook write attempt; shared by
+    /// every `EtcdStorage` of this claim (see [`storage`]).
+    book_empty: storage::KnownEmpty,
 }
 
 /// Everything a board and its claims, storages and background tasks share.

@@ -35,14 +35,14 @@ pub use batches::{
     big_batch_round_trips, fenced_batch_writes_nothing, oversize_atom_refuses_whole_batch,
 };
 pub use claiming::{
-    abandon_then_reclaim, consume_and_trash, flow_filter, priority_then_fifo, quarantine_after_n_claims,
-    twenty_claimers_race,
+    abandon_then_reclaim, consume_and_trash, filtered_claims_keep_order, flow_filter, priority_then_fifo,
+    quarantine_after_n_claims, twenty_claimers_race,
 };
 pub use factories::{EmbeddedFactory, EtcdFactory};
 pub use failover::{
     cancel_unclaimed_and_claimed, close_releases_claims, lost_session_returns_job, old_owner_is_fenced, wakeups_fire,
 };
-pub use logbooks::logbook_round_trip_and_resume;
+pub use logbooks::{first_claim_book_is_empty_until_written, logbook_round_trip_and_resume};
 pub use posting::{bad_inputs_write_nothing, conductors_register_and_drain, idempotent_post, list_filters_and_pages};
 
 /// Makes sessions on one board namespace, fresh for each test.

@@ -10,8 +10,10 @@
 //!
 //! [`EtcdProcess::shared`] gives one etcd per test binary; give each test its
 //! own key space with [`unique_prefix`]. [`proxy::TcpProxy`] cuts one client
-//! off etcd while etcd keeps running.
+//! off etcd while etcd keeps running. [`metrics::kv_requests`] counts the
+//! requests etcd served.
 
+pub mod metrics;
 pub mod proxy;
 
 use std::io::{Read, Write};

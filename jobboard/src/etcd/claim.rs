@@ -5,6 +5,9 @@
 //! entries, read the spec; all in one revision, which is the fencing token
 //! (the owner key's create = mod revision). The writes that end a claim are
 //! in [`super::owner`].
+//!
+//! Candidates: one range of the all-flows queue per attempt, filtered by the
+//! claimer's flows; only when none of that page is theirs, one range per flow.
 
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -17,6 +20,7 @@ use super::codec::{assemble, decode, encode, SpecRecord, StateRecord};
 use super::keys::prefix_end;
 use super::local::LocalClaims;
 use super::owner::get_kv;
+use super::storage::KnownEmpty;
 use super::{Held, Inner};
 use crate::claim::{Claim, ClaimOps, FenceToken};
 use crate::error::Error;
@@ -41,6 +45,21 @@ impl Attempt {
     }
 }
 
+/// Queue entries to try, in claim order.
+struct Candidates {
+    entries: Vec<KeyValue>,
+    /// They are all-flows queue entries (the filter's first ones), which
+    /// sibling claimers with the same filter may take from (`LocalClaims::share`).
+    shareable: bool,
+}
+
+/// The first entries under a prefix.
+struct Page {
+    entries: Vec<KeyValue>,
+    /// Every key under the prefix is in `entries` (one range of the whole prefix, not cut by its limit).
+    complete: bool,
+}
+
 /// Counts a board's claim_next calls in flight (sizes the candidate range).
 struct InFlight<'a>(&'a Inner);
 
@@ -61,11 +80,10 @@ impl Inner {
     pub(super) async fn claim_next(this: &Arc<Inner>, filter: &FlowFilter) -> Result<Option<Claim>, Error> {
         this.check_live()?;
         let _in_flight = InFlight::enter(this);
-        let unfiltered = filter.0.is_empty();
         let mut raced = false;
         // Bounded: each round either wins, or sees every candidate taken by others.
         for _round in 0..8 {
-            if unfiltered && this.with_local(|local| local.use_shared()) {
+            if this.with_local(|local| local.use_shared(filter)) {
                 // Siblings are claiming too: take from the entries one of them read.
                 while let Some((id, kv)) = this.with_local(LocalClaims::take_shared) {
                     if let Some(claim) = Inner::attempt(this, id, &kv).await? {
@@ -75,7 +93,7 @@ impl Inner {
                 }
                 continue;
             }
-            let mut candidates = this.candidates(filter).await?;
+            let Candidates { entries: mut candidates, shareable } = this.candidates(filter).await?;
             if candidates.is_empty() {
                 return Ok(None);
             }
@@ -90,9 +108,9 @@ impl Inner {
                 if !this.with_local(|local| local.reserve(id, kv.mod_revision())) {
                     continue;
                 }
-                if first && unfiltered {
+                if first && shareable {
                     // Leave the rest to siblings, who would otherwise each range the same entries.
-                    this.with_local(|local| local.share(std::mem::take(&mut candidates)));
+                    this.with_local(|local| local.share(filter, std::mem::take(&mut candidates)));
                 }
                 first = false;
                 if let Some(claim) = Inner::attempt(this, id, &kv).await? {
@@ -128,26 +146,64 @@ impl Inner {
     }
 
     /// The first queue entries this filter accepts, in claim order.
-    async fn candidates(&self, filter: &FlowFilter) -> Result<Vec<KeyValue>, Error> {
+    ///
+    /// A filtered claim first ranges the all-flows queue, once, and keeps the
+    /// entries of its flows: a conductor typically runs every flow posted, so
+    /// this is one range instead of one per flow. Only if none of that page is
+    /// ours does it range each flow's queue and merge them.
+    async fn candidates(&self, filter: &FlowFilter) -> Result<Candidates, Error> {
         // Room for every sibling task of this board that is claiming right now, so none runs dry.
         let limit = CANDIDATES + self.with_local(|local| local.in_flight) as i64;
+        let head = self.first_entries(&self.keys.queue_prefix(), limit).await?;
         if filter.0.is_empty() {
-            return self.first_entries(&self.keys.queue_prefix(), limit).await;
+            return Ok(Candidates { entries: head.entries, shareable: true });
+        }
+        // The page is a prefix of the queue (every entry below its last key, in
+        // key order = claim order), so a job of our flows not in it sorts after
+        // all of it: its entries of our flows are exactly the first ones of the
+        // filtered order, and taking them skips no better job of ours. (With
+        // siblings claiming, the page may start at the first key the queue view
+        // knows: the same approximation as for unfiltered claims, see `queue_view`.)
+        let mut undecodable = false;
+        let ours: Vec<KeyValue> = head
+            .entries
+            .into_iter()
+            .filter(|kv| match decode::<StateRecord>(kv.value(), "queue entry") {
+                Ok(state) => filter.accepts(&state.flow),
+                // Corrupt: not ours as far as we can tell. If nothing in the page is
+                // ours, the per-flow ranges below look again, and `attempt` reports a
+                // corrupt entry of our flows there, as it always has.
+                Err(_) => {
+                    undecodable = true;
+                    false
+                }
+            })
+            .collect();
+        if !ours.is_empty() {
+            return Ok(Candidates { entries: ours, shareable: true });
+        }
+        if head.complete && !undecodable {
+            // The whole queue was in the page, and none of it is ours.
+            return Ok(Candidates { entries: Vec::new(), shareable: false });
         }
         let mut merged = Vec::new();
         for flow in &filter.0 {
             let prefix = self.keys.flow_queue_prefix(flow);
-            let entries = self.first_entries(&prefix, limit).await?;
+            let entries = self.first_entries(&prefix, limit).await?.entries;
             merged.extend(entries.into_iter().map(|kv| (kv.key()[prefix.len()..].to_vec(), kv)));
         }
         // The part after the flow is `<inv-prio>/<id>`: its order is claim order.
         merged.sort_by(|a, b| a.0.cmp(&b.0));
-        Ok(merged.into_iter().take(limit as usize).map(|(_, kv)| kv).collect())
+        // Per-flow keys: `LocalClaims::queue_put` compares shared entries with all-flows queue keys.
+        Ok(Candidates {
+            entries: merged.into_iter().take(limit as usize).map(|(_, kv)| kv).collect(),
+            shareable: false,
+        })
     }
 
     /// The first `limit` entries under `prefix`, exactly, ranging no further
     /// than the queue view says is needed (see `queue_view`).
-    async fn first_entries(&self, prefix: &str, limit: i64) -> Result<Vec<KeyValue>, Error> {
+    async fn first_entries(&self, prefix: &str, limit: i64) -> Result<Page, Error> {
         let whole = prefix_end(prefix);
         let concurrent = self.with_local(|local| local.in_flight > 1);
         let (start, end) = self.with_queue_view(|view| {
@@ -159,11 +215,13 @@ impl Inner {
             let options = GetOptions::new().with_range(end).with_limit(limit);
             let mut resp = self.get(start, Some(options), "listing claimable jobs").await?;
             if !resp.kvs().is_empty() {
-                return Ok(resp.take_kvs());
+                // Keys past the bounded end, or before a later start, were not looked at.
+                return Ok(Page { entries: resp.take_kvs(), complete: false });
             }
         }
         let options = GetOptions::new().with_range(whole).with_limit(limit);
-        Ok(self.get(prefix, Some(options), "listing claimable jobs").await?.take_kvs())
+        let mut resp = self.get(prefix, Some(options), "listing claimable jobs").await?;
+        Ok(Page { complete: !resp.more(), entries: resp.take_kvs() })
     }
 
     /// Claims `id` if its state is still the one read at `state_rev` and nobody owns it.
@@ -211,7 +269,15 @@ impl Inner {
         this.with_held(|held| {
             held.insert(
                 id,
-                Held { token, state: next.clone(), state_rev: token, cancelled: cancelled.clone(), lost: lost.clone() },
+                Held {
+                    token,
+                    state: next.clone(),
+                    state_rev: token,
+                    cancelled: cancelled.clone(),
+                    lost: lost.clone(),
+                    // Only an owner writes a logbook: before the first claim nobody could.
+                    book_empty: KnownEmpty::new(next.claims == 1),
+                },
             );
             // A cancel request right after our txn may have reached the watch before this insert.
             if this.take_unheld_cancel(id, token) {

@@ -9,7 +9,7 @@ use etcd_client::{Compare, CompareOp, KeyValue, Txn, TxnOp, TxnOpResponse, TxnRe
 use flows::{Failure, Storage};
 
 use super::codec::{assemble, check_size, decode, encode, StateRecord};
-use super::storage::EtcdStorage;
+use super::storage::{EtcdStorage, KnownEmpty};
 use super::Inner;
 use crate::claim::{ClaimOps, FenceToken};
 use crate::error::Error;
@@ -136,7 +136,12 @@ impl Inner {
 impl ClaimOps for Inner {
     fn storage(&self, job: JobId, token: FenceToken) -> Arc<dyn Storage> {
         let fence = super::storage::Fence { lease: self.session.lease, token, session_lost: self.session.lost.clone() };
-        Arc::new(EtcdStorage::new(self.kv(), self.keys.clone(), fence, &self.config, job))
+        // The claim's own flag, so a second `storage()` after writes does not set it again.
+        // A claim no longer held writes nothing anyway (`ClaimLost`); it reads as a stranger would.
+        let book_empty = self
+            .with_held(|held| held.get(&job).filter(|h| h.token as u64 == token).map(|h| h.book_empty.clone()))
+            .unwrap_or_else(|| KnownEmpty::new(false));
+        Arc::new(EtcdStorage::new(self.kv(), self.keys.clone(), fence, &self.config, job, book_empty))
     }
 
     async fn consume(

@@ -10,6 +10,16 @@
 //! writes nothing), then writes it in one txn, or, past etcd's per-txn limits
 //! (op count, request bytes), in several txns in order: each later one also
 //! requires the flow key, and a crash between them leaves a prefix.
+//!
+//! A logbook is written only under a claim (fenced), so on a job's first claim
+//! it is known to be empty: until the claim's first write *attempt*, its
+//! storages answer `load_flow`/`load_book` with `None` and `save_book` skips
+//! reading the header, with no request to etcd ([`KnownEmpty`], one per
+//! claim). Any write attempt clears that before it is sent: a write whose
+//! reply was lost may still have been applied, so from then on we read.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use etcd_client::{Compare, CompareOp, GetOptions, KvClient, Txn, TxnOp};
 use flows::{AtomDetail, FlowChanges, FlowDetail, LogBook, Storage, StorageError};
@@ -37,6 +47,26 @@ pub(super) struct Fence {
     pub(super) session_lost: CancellationToken,
 }
 
+/// "This claim's logbook is still empty": true from a job's first claim until
+/// the claim's first logbook write attempt. Clones share the flag.
+#[derive(Debug, Clone)]
+pub(super) struct KnownEmpty(Arc<AtomicBool>);
+
+impl KnownEmpty {
+    pub(super) fn new(empty: bool) -> Self {
+        KnownEmpty(Arc::new(AtomicBool::new(empty)))
+    }
+
+    fn get(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
+
+    /// A write is about to be tried: from now on, read. Returns whether it was still empty.
+    fn clear(&self) -> bool {
+        self.0.swap(false, Ordering::AcqRel)
+    }
+}
+
 /// The fenced logbook of one claimed job.
 #[derive(Clone)]
 pub struct EtcdStorage {
@@ -45,6 +75,7 @@ pub struct EtcdStorage {
     fence: Fence,
     max_value_bytes: usize,
     job: JobId,
+    book_empty: KnownEmpty,
 }
 
 impl std::fmt::Debug for EtcdStorage {
@@ -54,8 +85,23 @@ impl std::fmt::Debug for EtcdStorage {
 }
 
 impl EtcdStorage {
-    pub(super) fn new(kv: KvClient, keys: Keys, fence: Fence, config: &BoardConfig, job: JobId) -> Self {
-        EtcdStorage { kv, keys, fence, max_value_bytes: config.max_value_bytes, job }
+    pub(super) fn new(
+        kv: KvClient,
+        keys: Keys,
+        fence: Fence,
+        config: &BoardConfig,
+        job: JobId,
+        book_empty: KnownEmpty,
+    ) -> Self {
+        EtcdStorage { kv, keys, fence, max_value_bytes: config.max_value_bytes, job, book_empty }
+    }
+
+    /// The whole logbook: none without a request while it is known to be empty.
+    async fn read(&self) -> Result<Option<LogBook>, Error> {
+        if self.book_empty.get() {
+            return Ok(None);
+        }
+        read_book(&self.kv, &self.keys, self.job).await
     }
 
     fn compares(&self) -> [Compare; 2] {
@@ -157,7 +203,9 @@ impl Storage for EtcdStorage {
     async fn save_book(&self, book: &LogBook) -> Result<(), StorageError> {
         self.check_book(book.id)?;
         let key = self.keys.book_header(self.job);
-        let created_at = match self.get_one(key.clone()).await? {
+        // Cleared before anything is sent, even if this write is then refused below.
+        let existing = if self.book_empty.clear() { None } else { self.get_one(key.clone()).await? };
+        let created_at = match existing {
             Some(bytes) => decode::<LogBook>(&bytes, "logbook header")?.created_at,
             None => book.created_at,
         };
@@ -172,12 +220,12 @@ impl Storage for EtcdStorage {
 
     async fn load_book(&self, book: Uuid) -> Result<Option<LogBook>, StorageError> {
         self.check_book(book)?;
-        Ok(read_book(&self.kv, &self.keys, self.job).await?)
+        Ok(self.read().await?)
     }
 
     async fn load_flow(&self, book: Uuid, flow: Uuid) -> Result<Option<FlowDetail>, StorageError> {
         self.check_book(book)?;
-        Ok(read_book(&self.kv, &self.keys, self.job).await?.and_then(|mut b| b.flows.remove(&flow)))
+        Ok(self.read().await?.and_then(|mut b| b.flows.remove(&flow)))
     }
 
     async fn save_changes(&self, book: Uuid, flow: Uuid, changes: FlowChanges<'_>) -> Result<(), StorageError> {
@@ -186,6 +234,8 @@ impl Storage for EtcdStorage {
         }
         self.check_book(book)?;
         let batch = self.encode_changes(flow, &changes)?;
+        // Nothing is sent for a batch refused above, so the book is as empty as it was.
+        self.book_empty.clear();
         let exists = Compare::create_revision(self.keys.book_flow(self.job, flow), CompareOp::NotEqual, 0);
         let missing = format!("flow {flow} in logbook {book}");
         let mut header = batch.header;

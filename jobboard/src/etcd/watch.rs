@@ -153,6 +153,7 @@ fn handle(inner: &Arc<Inner>, resp: &WatchResponse, mut next_rev: i64) -> i64 {
     let mut state_puts = HashSet::new();
     let mut owner_deletes = Vec::new();
     let mut wake = false;
+    let queue_prefix = inner.keys.queue_prefix();
     for event in resp.events() {
         let Some(kv) = event.kv() else { continue };
         next_rev = next_rev.max(kv.mod_revision() + 1);
@@ -160,7 +161,9 @@ fn handle(inner: &Arc<Inner>, resp: &WatchResponse, mut next_rev: i64) -> i64 {
         match inner.keys.classify(kv.key()) {
             Some(Watched::Queue) => {
                 inner.with_queue_view(|view| if put { view.insert(kv.key()) } else { view.remove(kv.key()) });
-                if put {
+                // A per-flow entry is put in the same txn as its all-flows one, and only
+                // the latter compares with the shared entries (`m/fqueue` sorts before `m/queue`).
+                if put && kv.key().starts_with(queue_prefix.as_bytes()) {
                     inner.with_local(|local| local.queue_put(kv.key()));
                 }
                 wake |= put;

@@ -102,14 +102,26 @@ fn main() -> HarnessResult<()> {
     );
     row("raw etcd claim txn/s, 64 in flight (etcd-notes: ~9,000)", format!("{raw_txn_rate:.0}"), "-", "-", true);
     row("etcd txns per job (Txn requests)", format!("{:.1}", one.txns_per_job), "-", "-", true);
-    row("etcd KV requests per job (Txn, Range, Put, DeleteRange)", format!("{:.1}", one.requests_per_job), "-", "-", true);
+    row(
+        "etcd KV requests per job (Txn, Range, Put, DeleteRange)",
+        format!("{:.1}", one.requests_per_job),
+        "-",
+        "-",
+        true,
+    );
     row("etcd writes per job (proposals committed)", format!("{:.1}", one.writes_per_job), "-", "-", true);
     row("etcd MVCC txns per job (etcd_mvcc_txn_total)", format!("{:.1}", one.mvcc_txns_per_job), "-", "-", true);
     row("etcd MVCC ranges per job (incl. compares)", format!("{:.1}", one.ranges_per_job), "-", "-", true);
     row("conductor CPU per job, 1 conductor", format!("{:.2} ms", one.cpu_ms_per_job), "~150 ms", "-", true);
     row("conductor CPU per job, 3 conductors", format!("{:.2} ms", three.cpu_ms_per_job), "-", "-", true);
     row("etcd CPU per job, 1 conductor", format!("{:.2} ms", one.etcd_cpu_ms_per_job), "-", "-", true);
-    row("bench client CPU per job (posting, polling), 1 conductor", format!("{:.2} ms", one.client_cpu_ms_per_job), "-", "-", true);
+    row(
+        "bench client CPU per job (posting, polling), 1 conductor",
+        format!("{:.2} ms", one.client_cpu_ms_per_job),
+        "-",
+        "-",
+        true,
+    );
     let (p50, p99) = latency.total;
     row("post-to-complete p50", ms(p50), "630 ms", "< 20 ms", p50 < Duration::from_millis(20));
     row("post-to-complete p99", ms(p99), "-", "-", true);

@@ -188,3 +188,32 @@ pub async fn quarantine_after_n_claims(f: &impl BoardFactory) {
         result => panic!("claim of a poison job gave {:?}", result.map(|c| c.id())),
     }
 }
+
+/// A claimer restricted to some flows gets its jobs in priority then FIFO
+/// order, whether they are at the head of the queue or behind more jobs of
+/// other flows than one claim attempt reads.
+pub async fn filtered_claims_keep_order(f: &impl BoardFactory) {
+    let board = f.session("a").await;
+    let with = |flow: &str, n: i64, priority: i32| NewJob { priority, ..job(flow, n) };
+    let mine = FlowFilter(vec!["mine".into(), "also-mine".into(), "absent".into()]);
+    let low = post(&board, with("mine", 1, 0)).await.id;
+    let mut others = Vec::new();
+    for n in 0..40 {
+        others.push(post(&board, with("other", 100 + n, 5)).await.id);
+    }
+    let low_later = post(&board, with("also-mine", 2, 0)).await.id;
+    let middle = post(&board, with("mine", 3, 3)).await.id;
+    // At the head, ahead of every job of the other flow.
+    let head = post(&board, with("also-mine", 4, 9)).await.id;
+    let head_later = post(&board, with("mine", 5, 9)).await.id;
+    let top = post(&board, with("mine", 6, 10)).await.id;
+
+    for (turn, want) in [top, head, head_later, middle, low, low_later].into_iter().enumerate() {
+        let claim = board.claim_next(&mine).await.expect("claim_next failed");
+        let claim = claim.unwrap_or_else(|| panic!("turn {turn}: none of the filter's jobs was claimable"));
+        assert_eq!(claim.id(), want, "turn {turn}: claimed out of order");
+    }
+    assert!(board.claim_next(&mine).await.expect("claim_next failed").is_none(), "only other flows' jobs are left");
+    let next = board.claim_next(&FlowFilter::any()).await.expect("claim_next failed");
+    assert_eq!(next.map(|c| c.id()), Some(others[0]), "the other flow's jobs stay queued, in order");
+}

@@ -3,7 +3,8 @@
 use std::collections::BTreeMap;
 
 use flows::{
-    AtomDetail, AtomKind, AtomState, Attempt, Failure, FlowDetail, FlowState, Intention, LogBook, StorageError,
+    AtomDetail, AtomKind, AtomState, Attempt, Failure, FlowChanges, FlowDetail, FlowState, Intention, LogBook,
+    StorageError,
 };
 use jobboard::{FlowFilter, JobState, Outcome};
 use serde_json::json;
@@ -83,6 +84,56 @@ pub async fn logbook_round_trip_and_resume(f: &impl BoardFactory) {
     assert_eq!(done.state, JobState::Complete);
     let finished = a.logbook(posted.id).await.expect("logbook failed").expect("a finished job keeps its logbook");
     assert_eq!(finished.flows[&flow.id].atoms["deploy"], retried);
+}
+
+/// On a job's first claim the logbook is empty, and reads see every write of
+/// the claim, through any of its storages, however many; a later claim reads
+/// what the earlier owner wrote.
+pub async fn first_claim_book_is_empty_until_written(f: &impl BoardFactory) {
+    let (a, b) = (f.session("a").await, f.session("b").await);
+    let posted = post(&a, job("work", 1)).await;
+    let claim = a.claim_next(&FlowFilter::any()).await.expect("claim_next failed").expect("nothing to claim");
+    assert_eq!((claim.id(), claim.job().claims), (posted.id, 1));
+    let first = claim.storage();
+    let flow_id = Uuid::new_v4();
+    assert_eq!(first.load_flow(posted.id, flow_id).await.expect("load_flow failed"), None);
+    assert_eq!(first.load_book(posted.id).await.expect("load_book failed"), None);
+
+    let mut flow = FlowDetail::new(flow_id, "provision");
+    flow.state = FlowState::Running;
+    let atoms = sample_atoms();
+    let changed: Vec<&AtomDetail> = atoms.iter().collect();
+    first
+        .save_changes(posted.id, flow_id, FlowChanges { flow: Some(&flow), atoms: &changed })
+        .await
+        .expect("save_changes failed");
+    let mut expected = flow.clone();
+    expected.atoms = atoms.iter().map(|a| (a.name.clone(), a.clone())).collect();
+    assert_eq!(first.load_flow(posted.id, flow_id).await.expect("load_flow failed"), Some(expected.clone()));
+    // A storage asked for after the write is the same claim's: it must read, not assume empty.
+    let second = claim.storage();
+    assert_eq!(second.load_flow(posted.id, flow_id).await.expect("load_flow failed"), Some(expected.clone()));
+    let book = second.load_book(posted.id).await.expect("load_book failed").expect("the book was not created");
+    assert_eq!(book.name, "provision");
+
+    claim.abandon().await.expect("abandon failed");
+    let again = b.claim_next(&FlowFilter::any()).await.expect("claim_next failed").expect("nothing to resume");
+    assert_eq!((again.id(), again.job().claims), (posted.id, 2));
+    let resumed = again.storage();
+    assert_eq!(
+        resumed.load_flow(posted.id, flow_id).await.expect("load_flow failed"),
+        Some(expected),
+        "a second claim must read what the first owner wrote"
+    );
+
+    // save_book on a first claim creates the header it could not read.
+    let other = post(&a, job("work", 2)).await;
+    let claim = a.claim(other.id).await.expect("claim failed");
+    let storage = claim.storage();
+    let header = LogBook::new(other.id, "header first");
+    storage.save_book(&header).await.expect("save_book failed");
+    let read = claim.storage().load_book(other.id).await.expect("load_book failed").expect("the header was lost");
+    assert_eq!((read.name.as_str(), read.created_at), ("header first", header.created_at));
 }
 
 /// Atoms with every field set, so a lossy column shows up.
