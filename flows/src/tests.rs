@@ -1,5 +1,6 @@
 //! Shared helpers for the engine's scenario tests: a recording listener,
-//! tiny task builders and one `check` helper comparing transition traces.
+//! a memory storage whose writes pass through a hook, tiny task builders and
+//! one `check` helper comparing transition traces.
 
 mod batching;
 mod compile_errors;
@@ -16,7 +17,12 @@ use std::sync::{Arc, Mutex};
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
-use crate::{task_fn, AtomEvent, Engine, Failure, Flow, FlowState, Listener, MemoryStorage, RunOutcome, TaskSpec};
+use async_trait::async_trait;
+
+use crate::{
+    task_fn, AtomEvent, Engine, Failure, Flow, FlowChanges, FlowDetail, FlowState, Listener, LogBook, MemoryStorage,
+    RunOutcome, Storage, StorageError, TaskSpec,
+};
 
 /// Records every transition as `"<atom> <STATE>"` (flow ones as `"flow <STATE>"`).
 #[derive(Default)]
@@ -44,6 +50,50 @@ impl Listener for Recorder {
     }
     fn on_atom(&self, e: &AtomEvent<'_>) {
         self.events.lock().expect("recorder lock").push(format!("{} {}", e.atom, e.to));
+    }
+}
+
+/// What a [`Hooked`] storage does with each batch before it is written: `Err` refuses it.
+pub(crate) type Hook = Box<dyn FnMut(&FlowChanges<'_>) -> Result<(), StorageError> + Send>;
+
+/// Memory storage whose every `save_changes` is shown to a hook first; a batch
+/// the hook refuses writes nothing, as a failed transaction would.
+pub(crate) struct Hooked {
+    inner: MemoryStorage,
+    hook: Mutex<Hook>,
+}
+
+impl Hooked {
+    pub(crate) fn new(hook: impl FnMut(&FlowChanges<'_>) -> Result<(), StorageError> + Send + 'static) -> Arc<Self> {
+        Arc::new(Hooked { inner: MemoryStorage::new(), hook: Mutex::new(Box::new(hook)) })
+    }
+
+    /// Replaces the hook (e.g. the disk is back).
+    pub(crate) fn set_hook(&self, hook: impl FnMut(&FlowChanges<'_>) -> Result<(), StorageError> + Send + 'static) {
+        *self.hook.lock().expect("hook lock") = Box::new(hook);
+    }
+}
+
+impl std::fmt::Debug for Hooked {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hooked").finish_non_exhaustive()
+    }
+}
+
+#[async_trait]
+impl Storage for Hooked {
+    async fn save_book(&self, book: &LogBook) -> Result<(), StorageError> {
+        self.inner.save_book(book).await
+    }
+    async fn load_book(&self, book: Uuid) -> Result<Option<LogBook>, StorageError> {
+        self.inner.load_book(book).await
+    }
+    async fn load_flow(&self, book: Uuid, flow: Uuid) -> Result<Option<FlowDetail>, StorageError> {
+        self.inner.load_flow(book, flow).await
+    }
+    async fn save_changes(&self, book: Uuid, flow: Uuid, changes: FlowChanges<'_>) -> Result<(), StorageError> {
+        (self.hook.lock().expect("hook lock"))(&changes)?;
+        self.inner.save_changes(book, flow, changes).await
     }
 }
 

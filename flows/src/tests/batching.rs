@@ -6,59 +6,40 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use async_trait::async_trait;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use super::ok;
-use crate::{
-    task_fn, AtomEvent, AtomState, Engine, Flow, FlowChanges, FlowDetail, FlowState, Listener, LogBook, MemoryStorage,
-    Storage, StorageError,
-};
+use super::{ok, Hooked};
+use crate::{task_fn, AtomEvent, AtomState, Engine, Flow, FlowDetail, FlowState, Listener, MemoryStorage, Storage};
 
-/// Memory storage that logs every `save_changes` as a list like `["flow RUNNING", "a RUNNING"]`.
-#[derive(Debug, Default)]
-struct Logged {
-    inner: MemoryStorage,
-    writes: Mutex<Vec<Vec<String>>>,
-}
+/// Every write of a run, each as a list like `["flow RUNNING", "a RUNNING"]`.
+type WriteLog = Arc<Mutex<Vec<Vec<String>>>>;
 
-impl Logged {
-    fn writes(&self) -> Vec<Vec<String>> {
-        self.writes.lock().expect("lock").clone()
-    }
-}
-
-#[async_trait]
-impl Storage for Logged {
-    async fn save_book(&self, book: &LogBook) -> Result<(), StorageError> {
-        self.inner.save_book(book).await
-    }
-    async fn load_book(&self, book: Uuid) -> Result<Option<LogBook>, StorageError> {
-        self.inner.load_book(book).await
-    }
-    async fn load_flow(&self, book: Uuid, flow: Uuid) -> Result<Option<FlowDetail>, StorageError> {
-        self.inner.load_flow(book, flow).await
-    }
-    async fn save_changes(&self, book: Uuid, flow: Uuid, changes: FlowChanges<'_>) -> Result<(), StorageError> {
+/// Memory storage that logs every write.
+fn logged() -> (Arc<Hooked>, WriteLog) {
+    let writes: WriteLog = Arc::default();
+    let log = writes.clone();
+    let storage = Hooked::new(move |changes| {
         let mut entry: Vec<String> = changes.flow.map(|f| format!("flow {}", f.state)).into_iter().collect();
         entry.extend(changes.atoms.iter().map(|a| format!("{} {}", a.name, a.state)));
-        self.writes.lock().expect("lock").push(entry);
-        self.inner.save_changes(book, flow, changes).await
-    }
+        log.lock().expect("lock").push(entry);
+        Ok(())
+    });
+    (storage, writes)
 }
 
 async fn run_logged(flow: Flow, concurrency: usize) -> (FlowState, Vec<Vec<String>>) {
-    let storage = Arc::new(Logged::default());
+    let (storage, writes) = logged();
     let mut engine = Engine::builder(flow)
-        .storage(storage.clone(), Uuid::new_v4(), Uuid::new_v4())
+        .storage(storage, Uuid::new_v4(), Uuid::new_v4())
         .max_concurrency(concurrency)
         .build()
         .await
         .expect("builds");
-    assert!(storage.writes().is_empty(), "building an engine for a fresh flow writes nothing");
+    assert!(writes.lock().expect("lock").is_empty(), "building an engine for a fresh flow writes nothing");
     let outcome = engine.run().await.expect("runs");
-    (outcome.state, storage.writes())
+    let writes = writes.lock().expect("lock").clone();
+    (outcome.state, writes)
 }
 
 #[tokio::test]

@@ -6,51 +6,37 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use async_trait::async_trait;
 use serde_json::json;
 use uuid::Uuid;
 
-use super::ok;
-use crate::{
-    task_fn, AtomDetail, AtomKind, AtomState, Engine, Error, Failure, Flow, FlowChanges, FlowDetail, FlowState,
-    LogBook, MemoryStorage, Storage, StorageError,
-};
+use super::{ok, Hooked};
+use crate::{task_fn, AtomDetail, AtomKind, AtomState, Engine, Error, Failure, Flow, FlowState, Storage, StorageError};
 
-/// Whether an atom write is refused.
-type Refuse = Box<dyn FnMut(&AtomDetail) -> bool + Send>;
-
-/// Memory storage that refuses the atom writes its `refuse` rule picks, and
-/// flow writes entering `refuse_flow`.
-struct Flaky {
-    inner: MemoryStorage,
-    refuse: Mutex<Refuse>,
-    refuse_flow: Option<FlowState>,
-}
-
-impl std::fmt::Debug for Flaky {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Flaky").finish_non_exhaustive()
-    }
-}
+/// Memory storages that refuse some writes, the way a failing disk or an
+/// unreachable etcd would.
+struct Flaky;
 
 impl Flaky {
-    fn new(refuse: impl FnMut(&AtomDetail) -> bool + Send + 'static) -> Arc<Self> {
-        Arc::new(Self { inner: MemoryStorage::new(), refuse: Mutex::new(Box::new(refuse)), refuse_flow: None })
+    /// Refuses a batch holding an atom its `refuse` rule picks.
+    fn refusing(mut refuse: impl FnMut(&AtomDetail) -> bool + Send + 'static) -> Arc<Hooked> {
+        Hooked::new(move |changes| match changes.atoms.iter().find(|atom| refuse(atom)) {
+            Some(atom) => Err(disk_gone(&atom.name)),
+            None => Ok(()),
+        })
     }
 
     /// Accepts every atom write but refuses to record the flow entering `state`.
-    fn refusing_flow(state: FlowState) -> Arc<Self> {
-        Arc::new(Self {
-            inner: MemoryStorage::new(),
-            refuse: Mutex::new(Box::new(|_| false)),
-            refuse_flow: Some(state),
+    fn refusing_flow(state: FlowState) -> Arc<Hooked> {
+        Hooked::new(move |changes| match changes.flow {
+            Some(detail) if detail.state == state => Err(disk_gone(&detail.state.to_string())),
+            _ => Ok(()),
         })
     }
 
     /// Refuses every atom write after the first `budget` ones.
-    fn with_budget(budget: usize) -> Arc<Self> {
+    fn with_budget(budget: usize) -> Arc<Hooked> {
         let mut left = budget;
-        Self::new(move |_| {
+        Self::refusing(move |_| {
             if left == 0 {
                 return true;
             }
@@ -58,41 +44,15 @@ impl Flaky {
             false
         })
     }
-
-    /// The disk is back: every write succeeds from now on.
-    fn heal(&self) {
-        *self.refuse.lock().expect("lock") = Box::new(|_| false);
-    }
 }
 
-#[async_trait]
-impl Storage for Flaky {
-    async fn save_book(&self, book: &LogBook) -> Result<(), StorageError> {
-        self.inner.save_book(book).await
-    }
-    async fn load_book(&self, book: Uuid) -> Result<Option<LogBook>, StorageError> {
-        self.inner.load_book(book).await
-    }
-    async fn load_flow(&self, book: Uuid, flow: Uuid) -> Result<Option<FlowDetail>, StorageError> {
-        self.inner.load_flow(book, flow).await
-    }
-    async fn save_changes(&self, book: Uuid, flow: Uuid, changes: FlowChanges<'_>) -> Result<(), StorageError> {
-        // A refused batch writes nothing, as a failed transaction would.
-        if let Some(detail) = changes.flow.filter(|d| self.refuse_flow == Some(d.state)) {
-            return Err(StorageError::Unavailable {
-                message: format!("disk gone writing {}", detail.state),
-                source: None,
-            });
-        }
-        let refused = {
-            let mut refuse = self.refuse.lock().expect("lock");
-            changes.atoms.iter().find(|atom| (refuse)(atom)).map(|atom| atom.name.clone())
-        };
-        if let Some(name) = refused {
-            return Err(StorageError::Unavailable { message: format!("disk gone writing {name}"), source: None });
-        }
-        self.inner.save_changes(book, flow, changes).await
-    }
+fn disk_gone(what: &str) -> StorageError {
+    StorageError::Unavailable { message: format!("disk gone writing {what}"), source: None }
+}
+
+/// The disk is back: every write succeeds from now on.
+fn heal(storage: &Hooked) {
+    storage.set_hook(|_| Ok(()));
 }
 
 /// A task recording each call in `calls`.
@@ -132,7 +92,7 @@ async fn a_run_after_a_storage_error_continues_from_what_was_recorded() {
             .await
             .expect("builds");
         engine.run().await.expect_err("storage failure surfaces");
-        storage.heal();
+        heal(&storage);
         // b's SUCCESS was never recorded, so it is not trusted: b runs again (at-least-once).
         let outcome = engine.run().await.expect("runs once the disk is back");
         assert_eq!(outcome.state, FlowState::Success);
@@ -160,7 +120,7 @@ async fn a_job_finishing_while_the_run_stops_decides_nothing_more() {
         async { Ok(()) }
     });
     let mut refused = false;
-    let storage = Flaky::new(move |atom| {
+    let storage = Flaky::refusing(move |atom| {
         let refuse = !refused && atom.name == "x" && atom.state == AtomState::Success;
         refused |= refuse;
         refuse
@@ -199,7 +159,7 @@ fn an_illegal_transition_is_refused_and_changes_nothing() {
 #[tokio::test]
 async fn a_refused_first_write_runs_nothing_and_a_later_run_starts_afresh() {
     let calls = Arc::new(Mutex::new(Vec::new()));
-    let storage = Flaky::new(|_| true);
+    let storage = Flaky::refusing(|_| true);
     let (book, flow_id) = (Uuid::new_v4(), Uuid::new_v4());
     let flow = Flow::linear("f").add(counted("a", &calls)).add(counted("b", &calls));
     let mut engine =
@@ -209,7 +169,7 @@ async fn a_refused_first_write_runs_nothing_and_a_later_run_starts_afresh() {
     assert!(calls.lock().expect("lock").is_empty(), "a's RUNNING was not recorded, so a never ran");
     assert!(storage.load_flow(book, flow_id).await.expect("load").is_none(), "nothing written");
 
-    storage.heal();
+    heal(&storage);
     let outcome = engine.run().await.expect("runs once the disk is back");
     assert_eq!(outcome.state, FlowState::Success);
     assert_eq!(*calls.lock().expect("lock"), ["a", "b"]);

@@ -1,9 +1,8 @@
-//! What the benchmark reads from outside: etcd's `/metrics` and `/version`, and a
+//! What the benchmark reads from outside: etcd's counters (through `tests::etcd::metrics`) and a
 //! process's CPU time from `/proc`.
 
-use std::time::Duration;
-
 use tests::conductor::HarnessResult;
+use tests::etcd::metrics::Metrics;
 
 /// etcd's own counters, from its `/metrics` endpoint.
 pub struct EtcdCounters {
@@ -19,48 +18,16 @@ pub struct EtcdCounters {
 }
 
 impl EtcdCounters {
-    pub fn read(endpoint: &str) -> HarnessResult<Self> {
-        let text = http_get(endpoint, "/metrics")?;
-        let metric = |name: &str| -> f64 {
-            text.lines()
-                .filter(|line| line.split([' ', '{']).next() == Some(name))
-                .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
-                .sum()
-        };
-        // `grpc_server_handled_total{grpc_code="OK",grpc_method="Txn",...} 12`, one line per code.
-        let rpcs = |methods: &[&str]| -> f64 {
-            text.lines()
-                .filter(|line| line.starts_with("grpc_server_handled_total{"))
-                .filter(|line| line.contains("grpc_service=\"etcdserverpb.KV\""))
-                .filter(|line| methods.iter().any(|m| line.contains(&format!("grpc_method=\"{m}\""))))
-                .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
-                .sum()
-        };
-        Ok(Self {
-            txn_rpcs: rpcs(&["Txn"]),
-            kv_rpcs: rpcs(&["Txn", "Range", "Put", "DeleteRange"]),
-            mvcc_txns: metric("etcd_mvcc_txn_total"),
-            writes: metric("etcd_server_proposals_committed_total"),
-            ranges: metric("etcd_mvcc_range_total"),
-        })
+    pub fn read(endpoint: &str) -> Self {
+        let metrics = Metrics::read(endpoint);
+        Self {
+            txn_rpcs: metrics.kv_requests(&["Txn"]),
+            kv_rpcs: metrics.kv_requests(&["Txn", "Range", "Put", "DeleteRange"]),
+            mvcc_txns: metrics.counter("etcd_mvcc_txn_total"),
+            writes: metrics.counter("etcd_server_proposals_committed_total"),
+            ranges: metrics.counter("etcd_mvcc_range_total"),
+        }
     }
-}
-
-pub fn etcd_version(endpoint: &str) -> String {
-    http_get(endpoint, "/version").map(|body| body.trim().to_string()).unwrap_or_else(|_| "(version unknown)".into())
-}
-
-/// A plain HTTP/1.0 GET on etcd's client port; returns the body.
-fn http_get(endpoint: &str, path: &str) -> HarnessResult<String> {
-    use std::io::{Read, Write};
-    let address = endpoint.trim_start_matches("http://");
-    let mut stream = std::net::TcpStream::connect(address)?;
-    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    stream.write_all(format!("GET {path} HTTP/1.0\r\nHost: {address}\r\n\r\n").as_bytes())?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response)?;
-    let body = response.split_once("\r\n\r\n").map(|(_, body)| body).ok_or("no HTTP body")?;
-    Ok(body.to_string())
 }
 
 /// User + system CPU of a process, in clock ticks (`/proc/PID/stat` fields 14 and 15).

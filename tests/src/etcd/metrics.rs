@@ -1,26 +1,60 @@
-//! etcd's own request counters, read from its `/metrics` endpoint, so a test
-//! can check how many requests an operation sends. Only meaningful on an etcd
-//! that nothing else talks to meanwhile (start one with `EtcdProcess::start`).
+//! etcd's own counters, read from its `/metrics` endpoint, so a test can
+//! check how many requests an operation sends and a benchmark what a job
+//! costs etcd. Only meaningful on an etcd that nothing else talks to
+//! meanwhile (start one with `EtcdProcess::start`).
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-/// The KV requests of `method` (`Range`, `Txn`, `Put`, `DeleteRange`) etcd has served so far, all codes.
-///
-/// `grpc_server_handled_total` counts a call before its reply is sent, so a
-/// request whose reply the caller has is always counted.
-pub fn kv_requests(endpoint: &str, method: &str) -> u64 {
-    let text = http_get(endpoint, "/metrics");
-    let wanted = format!("grpc_method=\"{method}\"");
-    text.lines()
-        .filter(|line| line.starts_with("grpc_server_handled_total{"))
-        .filter(|line| line.contains("grpc_service=\"etcdserverpb.KV\"") && line.contains(&wanted))
-        .map(|line| {
-            let value = line.rsplit(' ').next().unwrap_or_default();
-            value.parse::<f64>().unwrap_or_else(|e| panic!("bad metric value in {line:?}: {e}")) as u64
+/// One reading of etcd's `/metrics`.
+pub struct Metrics {
+    text: String,
+}
+
+impl Metrics {
+    /// Reads the metrics now; panics with the reason if etcd cannot be asked.
+    pub fn read(endpoint: &str) -> Self {
+        Metrics { text: http_get(endpoint, "/metrics") }
+    }
+
+    /// The sum of every series of counter `name` (all label sets).
+    pub fn counter(&self, name: &str) -> f64 {
+        self.sum(|line| line.split([' ', '{']).next() == Some(name))
+    }
+
+    /// The KV requests of `methods` (`Range`, `Txn`, `Put`, `DeleteRange`) served so far, all codes.
+    ///
+    /// `grpc_server_handled_total` counts a call before its reply is sent, so a
+    /// request whose reply the caller has is always counted.
+    pub fn kv_requests(&self, methods: &[&str]) -> f64 {
+        self.sum(|line| {
+            line.starts_with("grpc_server_handled_total{")
+                && line.contains("grpc_service=\"etcdserverpb.KV\"")
+                && methods.iter().any(|m| line.contains(&format!("grpc_method=\"{m}\"")))
         })
-        .sum()
+    }
+
+    fn sum(&self, wanted: impl Fn(&str) -> bool) -> f64 {
+        self.text
+            .lines()
+            .filter(|line| wanted(line))
+            .map(|line| {
+                let value = line.rsplit(' ').next().unwrap_or_default();
+                value.parse::<f64>().unwrap_or_else(|e| panic!("bad metric value in {line:?}: {e}"))
+            })
+            .sum()
+    }
+}
+
+/// The KV requests of `method` etcd has served so far, all codes (see [`Metrics::kv_requests`]).
+pub fn kv_requests(endpoint: &str, method: &str) -> u64 {
+    Metrics::read(endpoint).kv_requests(&[method]) as u64
+}
+
+/// etcd's `/version` answer, trimmed.
+pub fn version(endpoint: &str) -> String {
+    http_get(endpoint, "/version").trim().to_string()
 }
 
 /// A plain HTTP/1.0 GET on etcd's client port; returns the body.
