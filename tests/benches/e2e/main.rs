@@ -85,34 +85,25 @@ fn main() -> HarnessResult<()> {
         ">= raw txn/s / txns per job / 2",
         one.jobs_per_s >= per_job_bound,
     );
-    row(
+    info(
         "jobs/s vs etcd bound counting every KV request, 1 conductor",
         format!("{:.0} / {:.0}", one.jobs_per_s, per_request_bound),
-        "-",
-        "-",
-        true,
     );
-    row("raw etcd claim txn/s, 64 in flight (etcd-notes: ~9,000)", format!("{raw_txn_rate:.0}"), "-", "-", true);
+    info("raw etcd claim txn/s, 64 in flight (etcd-notes: ~9,000)", format!("{raw_txn_rate:.0}"));
     info("etcd txns per job (Txn requests)", format!("{:.1}", one.txns_per_job));
     info("etcd KV requests per job (Txn, Range, Put, DeleteRange)", format!("{:.1}", one.requests_per_job));
     info("etcd writes per job (proposals committed)", format!("{:.1}", one.writes_per_job));
     info("etcd MVCC txns per job (etcd_mvcc_txn_total)", format!("{:.1}", one.mvcc_txns_per_job));
     info("etcd MVCC ranges per job (incl. compares)", format!("{:.1}", one.ranges_per_job));
     row("conductor CPU per job, 1 conductor", format!("{:.2} ms", one.cpu_ms_per_job), "~150 ms", "-", true);
-    row("conductor CPU per job, 3 conductors", format!("{:.2} ms", three.cpu_ms_per_job), "-", "-", true);
-    row("etcd CPU per job, 1 conductor", format!("{:.2} ms", one.etcd_cpu_ms_per_job), "-", "-", true);
-    row(
-        "bench client CPU per job (posting, polling), 1 conductor",
-        format!("{:.2} ms", one.client_cpu_ms_per_job),
-        "-",
-        "-",
-        true,
-    );
+    info("conductor CPU per job, 3 conductors", format!("{:.2} ms", three.cpu_ms_per_job));
+    info("etcd CPU per job, 1 conductor", format!("{:.2} ms", one.etcd_cpu_ms_per_job));
+    info("bench client CPU per job (posting, polling), 1 conductor", format!("{:.2} ms", one.client_cpu_ms_per_job));
     let (p50, p99) = latency.total;
     row("post-to-complete p50", ms(p50), "630 ms", "< 20 ms", p50 < Duration::from_millis(20));
     info("post-to-complete p99", ms(p99));
-    row("  of which the post call, p50", ms(latency.post), "-", "-", true);
-    row("  post to first claimed snapshot, p50", ms(latency.claimed), "-", "-", true);
+    info("  of which the post call, p50", ms(latency.post));
+    info("  post to first claimed snapshot, p50", ms(latency.claimed));
     row(
         "post-to-complete p50, polling GetJob",
         ms(latency.polled),
