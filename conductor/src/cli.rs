@@ -41,7 +41,8 @@ pub const EXIT_JOB_FAILED: u8 = 3;
                   ended without SUCCESS."
 )]
 pub struct Cli {
-    /// The conductor to talk to.
+    /// The conductor to talk to; several, comma-separated, are tried in order and the
+    /// first that answers is used (a fleet behind no load balancer).
     #[arg(long, global = true, env = "BATON_ENDPOINT", default_value = DEFAULT_ENDPOINT)]
     pub endpoint: String,
     /// `table` for people, `json` for scripts.

@@ -13,15 +13,30 @@ use super::store::build_store;
 use super::{Command, ListArgs, Output, PostArgs, EXIT_JOB_FAILED};
 use crate::api::convert::state_to_pb;
 
-/// Connects to `endpoint`, with a message that says what to do when nothing answers.
-pub async fn connect(endpoint: &str) -> anyhow::Result<Client> {
-    match Client::connect(endpoint).await {
-        Ok(client) => Ok(client),
-        Err(ClientError::Connect { .. }) => {
-            Err(anyhow!("cannot reach baton at {endpoint}: is a conductor running? (set --endpoint or BATON_ENDPOINT)"))
-        }
-        Err(other) => Err(anyhow!(other)),
+/// Connects to the first of `endpoints` (comma-separated: several conductors of one
+/// fleet) that answers, in order, with a message that says what to do when none does.
+/// A malformed endpoint is refused at once, before any is tried.
+pub async fn connect(endpoints: &str) -> anyhow::Result<Client> {
+    let list: Vec<&str> = endpoints.split(',').map(str::trim).filter(|e| !e.is_empty()).collect();
+    if list.is_empty() {
+        return Err(anyhow!("no endpoint given: set --endpoint or BATON_ENDPOINT"));
     }
+    for endpoint in &list {
+        if let Err(e) = tonic::transport::Endpoint::from_shared(endpoint.to_string()) {
+            return Err(anyhow!("invalid endpoint {endpoint:?}: {e}"));
+        }
+    }
+    for endpoint in &list {
+        match Client::connect(*endpoint).await {
+            Ok(client) => return Ok(client),
+            Err(ClientError::Connect { .. }) => tracing::debug!(endpoint, "endpoint does not answer; trying the next"),
+            Err(other) => return Err(anyhow!(other)),
+        }
+    }
+    Err(anyhow!(
+        "cannot reach baton at {}: is a conductor running? (set --endpoint or BATON_ENDPOINT)",
+        list.join(", ")
+    ))
 }
 
 /// Runs every subcommand but `demo` against `endpoint`.

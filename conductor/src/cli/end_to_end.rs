@@ -49,6 +49,23 @@ async fn unreachable_endpoint_says_what_to_do() {
 }
 
 #[tokio::test]
+async fn the_first_endpoint_that_answers_is_used() {
+    let server = serve().await;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let down = format!("http://{}", listener.local_addr().unwrap());
+    drop(listener);
+    let both = format!("{down}, {}", server.endpoint);
+    let code = baton(&both, &["post", "chain", "-s", "steps=1", "-s", "step_ms=0"]).await.unwrap();
+    assert_eq!(code, ExitCode::SUCCESS);
+    assert_eq!(job_count(&server.board).await, 1, "posted through the second endpoint");
+
+    let err = format!("{:#}", baton(&format!("{down},{down}"), &["list"]).await.unwrap_err());
+    assert!(err.contains(&format!("cannot reach baton at {down}, {down}")), "{err}");
+    let err = format!("{:#}", baton(&format!("{},not a url", server.endpoint), &["list"]).await.unwrap_err());
+    assert!(err.contains("invalid endpoint \"not a url\""), "{err}");
+}
+
+#[tokio::test]
 async fn store_file_and_pairs_reach_the_board() {
     let server = serve().await;
     let dir = tempfile::tempdir().unwrap();
