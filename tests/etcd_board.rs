@@ -13,6 +13,9 @@ use serde_json::{json, Map, Value};
 use tests::etcd::proxy::TcpProxy;
 use tests::etcd::{unique_prefix, EtcdProcess};
 
+#[path = "etcd_board/listing.rs"]
+mod listing;
+
 /// Generous bound on anything that should happen within a lease TTL or two.
 const PATIENCE: Duration = Duration::from_secs(20);
 

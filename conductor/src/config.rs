@@ -67,6 +67,9 @@ pub struct Settings {
     /// How many tasks of one job may run in parallel [default: 8].
     #[arg(long, value_name = "N")]
     pub concurrency: Option<usize>,
+    /// Threads that run the conductor (its API, claims and flows) [default: one per CPU it may use].
+    #[arg(long, value_name = "N")]
+    pub worker_threads: Option<usize>,
     /// TTL of the etcd lease that holds this conductor's claims (minimum 2s) [default: 10s].
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     #[serde(default, deserialize_with = "duration::deserialize_opt")]
@@ -141,6 +144,11 @@ pub struct Config {
     pub max_jobs: usize,
     /// Tasks of one job run at once.
     pub concurrency: usize,
+    /// Runtime worker threads; `None`: one per CPU the process may use (tokio's default).
+    /// A conductor mostly waits on etcd, so on a small machine it shares with etcd one
+    /// thread spends less CPU per job (ARCHITECTURE.md, "Measured"); flows whose tasks
+    /// compute without awaiting want more.
+    pub worker_threads: Option<usize>,
     /// The etcd lease TTL.
     pub lease_ttl: Duration,
     /// The log format.
@@ -191,6 +199,7 @@ impl Config {
             name,
             max_jobs: s.max_jobs.unwrap_or(defaults.max_jobs),
             concurrency: s.concurrency.unwrap_or(defaults.concurrency),
+            worker_threads: s.worker_threads,
             lease_ttl: s.lease_ttl.unwrap_or(defaults.lease_ttl),
             log_format: s.log_format.unwrap_or_default(),
             grace: s.grace.unwrap_or(defaults.grace),
@@ -219,6 +228,7 @@ impl Config {
             // running tasks and a fleet still spreads a burst over its conductors.
             max_jobs: 32,
             concurrency: 8,
+            worker_threads: None,
             lease_ttl: Duration::from_secs(10),
             log_format: LogFormat::Human,
             grace: Duration::from_secs(10),
@@ -240,6 +250,9 @@ impl Config {
         }
         if self.concurrency == 0 {
             return bad("--concurrency must be at least 1".into());
+        }
+        if self.worker_threads == Some(0) {
+            return bad("--worker-threads must be at least 1".into());
         }
         if self.purge_interval.is_zero() || self.drain_check_interval.is_zero() {
             return bad("--purge-interval and --drain-check-interval must be above zero".into());
@@ -280,6 +293,7 @@ impl Settings {
             name: self.name.or(lower.name),
             max_jobs: self.max_jobs.or(lower.max_jobs),
             concurrency: self.concurrency.or(lower.concurrency),
+            worker_threads: self.worker_threads.or(lower.worker_threads),
             lease_ttl: self.lease_ttl.or(lower.lease_ttl),
             prefix: self.prefix.or(lower.prefix),
             log_format: self.log_format.or(lower.log_format),

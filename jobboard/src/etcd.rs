@@ -12,6 +12,7 @@ mod claim;
 mod codec;
 mod conductors;
 pub(crate) mod keys;
+mod list;
 mod local;
 mod ops;
 mod owner;

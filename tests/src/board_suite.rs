@@ -13,6 +13,7 @@
 //! - `claiming`: racing claimers, order, filters, abandon, consume, trash, quarantine.
 //! - `failover`: lost sessions, fencing of the old owner, wake-ups, cancellation.
 //! - `posting`: idempotency, bad inputs, listing, conductors.
+//! - `listing`: every state and flow filter agrees with the filtered full listing.
 //! - `logbooks`: logbook storage through a claim, and resume by another owner.
 //! - `batches`: `save_changes` batches: whole, chunked, refused, fenced.
 
@@ -20,6 +21,7 @@ mod batches;
 mod claiming;
 mod factories;
 mod failover;
+mod listing;
 mod logbooks;
 mod posting;
 
@@ -42,6 +44,7 @@ pub use factories::{EmbeddedFactory, EtcdFactory};
 pub use failover::{
     cancel_unclaimed_and_claimed, close_releases_claims, lost_session_returns_job, old_owner_is_fenced, wakeups_fire,
 };
+pub use listing::{assert_filtered_listings_agree, list_by_state_matches_filtered_full_list};
 pub use logbooks::{first_claim_book_is_empty_until_written, logbook_round_trip_and_resume};
 pub use posting::{bad_inputs_write_nothing, conductors_register_and_drain, idempotent_post, list_filters_and_pages};
 

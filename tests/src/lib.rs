@@ -3,7 +3,9 @@
 //! - `etcd`: `EtcdProcess`, a throwaway etcd on loopback with free ports and a temp dir.
 //! - `board_suite`: the conformance suite every `JobBoard` backend must pass.
 //! - `conductor`: `ConductorProcess`, a real `conductor` binary under test control.
+//! - `cpu`: a process's CPU time from `/proc`, for the benchmarks.
 
 pub mod board_suite;
 pub mod conductor;
+pub mod cpu;
 pub mod etcd;

@@ -33,6 +33,7 @@ fn defaults_apply_when_nothing_is_given() {
     assert_eq!(config.lease_ttl, Duration::from_secs(10));
     assert_eq!(config.log_format, LogFormat::Human);
     assert_eq!(config.quarantine_after, 5);
+    assert_eq!(config.worker_threads, None, "tokio's default: one per CPU");
 }
 
 #[test]
@@ -41,13 +42,15 @@ fn flags_beat_env_beat_file_beat_defaults() {
         "etcd: http://file:2379\nmax_jobs: 3\nlease_ttl: 7s\nname: from-file\nprefix: /file/\nconcurrency: 2\n",
     );
     let path = file.path().to_str().unwrap();
-    let env = [("BATON_MAX_JOBS", "4"), ("BATON_LEASE_TTL", "6s"), ("BATON_NAME", "from-env")];
+    let env =
+        [("BATON_MAX_JOBS", "4"), ("BATON_LEASE_TTL", "6s"), ("BATON_NAME", "from-env"), ("BATON_WORKER_THREADS", "1")];
     let config = load(&["--config", path, "--name", "from-flag"], &env).unwrap();
     // flag beats env and file
     assert_eq!(config.name, "from-flag");
     // env beats file
     assert_eq!(config.max_jobs, 4);
     assert_eq!(config.lease_ttl, Duration::from_secs(6));
+    assert_eq!(config.worker_threads, Some(1));
     // file beats defaults
     assert_eq!(config.concurrency, 2);
     assert_eq!(
@@ -112,6 +115,8 @@ fn bad_durations_are_named_in_file_env_and_flags() {
 fn impossible_settings_are_refused() {
     let err = load(&["--max-jobs", "0"], &[]).unwrap_err().to_string();
     assert!(err.contains("--max-jobs"), "{err}");
+    let err = load(&[], &[("BATON_WORKER_THREADS", "0")]).unwrap_err().to_string();
+    assert!(err.contains("--worker-threads"), "{err}");
     let err = load(&["--etcd", "http://a:1", "--lease-ttl", "1500ms"], &[]).unwrap_err().to_string();
     assert!(err.contains("--lease-ttl 1500ms") && err.contains("2s"), "{err}");
     let err = load(&["--config", "/nonexistent/baton.yaml"], &[]).unwrap_err().to_string();

@@ -101,7 +101,11 @@ impl Inner {
             while !candidates.is_empty() {
                 // The head first (strict order when uncontended); after a lost race,
                 // a random one, so that claimers of other boards spread out instead of colliding.
-                let pick = if first { 0 } else { rand::rng().random_range(0..candidates.len()) };
+                let pick = if first {
+                    this.with_local(|local| local.pick(candidates.len()))
+                } else {
+                    rand::rng().random_range(0..candidates.len())
+                };
                 let kv = candidates.remove(pick);
                 let Some(id) = super::keys::id_at_end(kv.key()) else { continue };
                 // A sibling task of this board is on it, or already won it since this range was read.
@@ -138,7 +142,12 @@ impl Inner {
             }
         };
         let attempt = Inner::try_claim(this, id, state, kv.mod_revision()).await;
-        this.with_local(|local| local.release(id, attempt.as_ref().ok().and_then(Attempt::won_at)));
+        this.with_local(|local| {
+            local.release(id, attempt.as_ref().ok().and_then(Attempt::won_at));
+            if matches!(attempt, Ok(Attempt::Lost)) {
+                local.lost_race();
+            }
+        });
         match attempt? {
             Attempt::Won(claim) => Ok(Some(*claim)),
             Attempt::Lost => Ok(None),

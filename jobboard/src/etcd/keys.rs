@@ -23,6 +23,11 @@
 //! priority descending, then id (= age) ascending. Every board watches `P m/`
 //! (small values only): a `queue` put or an `owner` delete by lease expiry
 //! wakes claimers; a `state` put carrying the cancel flag reaches the owner.
+//!
+//! `list` reads the indexes too: with a CLAIMED filter it ranges `owner` keys
+//! (id order), with an UNCLAIMED filter the keys of `queue` (or one flow's
+//! `fqueue`), `held` and `owner`; then only the page's `state`, `owner` and
+//! `spec` records (see `list`).
 
 use crate::job::JobId;
 

@@ -10,11 +10,19 @@
 //!   every entry it returns). A lone claimer always ranges afresh, so a
 //!   sequential caller sees exact priority order; under concurrency the order is
 //!   approximate anyway. A queue entry put *before* the end of the shared range
-//!   (higher priority, or an older job re-queued) throws the rest away.
+//!   (higher priority, or an older job re-queued) throws the rest away; an entry
+//!   deleted (claimed, by any board) leaves it, so nobody here races for it.
+//! - `contended_until`: a task of this board lost a claim race to another board
+//!   lately. Every board reads the same head of the queue, so if each tried it in
+//!   order they would all collide on the same jobs, a wasted Txn per loser; while
+//!   contended, tasks pick at random among the entries instead. A board that never
+//!   loses a race (the only claimer) keeps exact priority order.
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::time::{Duration, Instant};
 
 use etcd_client::KeyValue;
+use rand::Rng;
 
 use super::keys::id_at_end;
 use crate::job::{FlowFilter, JobId};
@@ -27,7 +35,11 @@ pub(crate) struct LocalClaims {
     shared: VecDeque<KeyValue>,
     /// The filter `shared` was read with: only claimers with this very filter take from it.
     shared_filter: FlowFilter,
+    contended_until: Option<Instant>,
 }
+
+/// How long one lost claim race makes a board pick candidates at random.
+const CONTENDED_FOR: Duration = Duration::from_secs(1);
 
 impl LocalClaims {
     /// Marks the entry as taken by the calling task; `false` if a sibling has it or won it already.
@@ -62,9 +74,26 @@ impl LocalClaims {
         self.shared_filter.clone_from(filter);
     }
 
+    /// A claim attempt found its job taken by another board.
+    pub(crate) fn lost_race(&mut self) {
+        self.contended_until = Some(Instant::now() + CONTENDED_FOR);
+    }
+
+    /// Which of `len` candidates (in claim order) to try next: the first, or while
+    /// other boards take the same ones, any.
+    pub(crate) fn pick(&self, len: usize) -> usize {
+        let contended = self.contended_until.is_some_and(|until| Instant::now() < until);
+        if contended && len > 1 {
+            rand::rng().random_range(0..len)
+        } else {
+            0
+        }
+    }
+
     /// Takes and reserves the next shared entry nobody is on.
     pub(crate) fn take_shared(&mut self) -> Option<(JobId, KeyValue)> {
-        while let Some(kv) = self.shared.pop_front() {
+        // Removing from the middle keeps the rest in key order (`queue_put` relies on it).
+        while let Some(kv) = self.shared.remove(self.pick(self.shared.len())) {
             let Some(id) = id_at_end(kv.key()) else { continue };
             if self.reserve(id, kv.mod_revision()) {
                 return Some((id, kv));
@@ -79,5 +108,33 @@ impl LocalClaims {
         if self.shared.back().is_some_and(|last| key <= last.key()) {
             self.shared.clear();
         }
+    }
+
+    /// An all-flows queue entry was deleted: its job is claimed (or finished), so
+    /// no task here should try it.
+    pub(crate) fn queue_delete(&mut self, key: &[u8]) {
+        self.shared.retain(|kv| kv.key() != key);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_board_that_never_lost_a_race_claims_in_order() {
+        let local = LocalClaims::default();
+        assert!((0..200).all(|_| local.pick(16) == 0));
+    }
+
+    #[test]
+    fn after_a_lost_race_claims_spread_over_the_candidates() {
+        let mut local = LocalClaims::default();
+        local.lost_race();
+        let picks: HashSet<usize> = (0..200).map(|_| local.pick(16)).collect();
+        assert!(picks.iter().all(|&pick| pick < 16), "{picks:?}");
+        // 200 draws of 16: all on a few indexes would mean no spreading (odds ~1e-150).
+        assert!(picks.len() > 4, "{picks:?}");
+        assert_eq!(local.pick(1), 0, "a single candidate is the only pick");
     }
 }

@@ -1,13 +1,13 @@
-//! Board operations that need no claim: post, get, list, request_cancel, purge.
+//! Board operations that need no claim: post, get, request_cancel, purge (`list` is in [`super::list`]).
 
 use etcd_client::{Compare, CompareOp, DeleteOptions, GetOptions, Txn, TxnOp};
 
 use super::codec::{assemble, decode, encode, new_job_id, validate_new_job, SpecRecord, StateRecord};
-use super::keys::{id_at_end, prefix_end};
+use super::keys::id_at_end;
 use super::owner::get_kv;
 use super::Inner;
 use crate::error::Error;
-use crate::job::{Job, JobId, JobPage, JobState, ListQuery, NewJob, Outcome};
+use crate::job::{Job, JobId, JobState, NewJob, Outcome};
 
 /// Jobs removed per purge round: small, so no revision deletes many keys (see etcd-notes §6).
 const PURGE_BATCH: i64 = 32;
@@ -68,88 +68,6 @@ impl Inner {
         let state = get_kv(&resp, 1).ok_or(Error::NotFound(id))?;
         let owner = get_kv(&resp, 2).map(|kv| String::from_utf8_lossy(kv.value()).into_owned());
         Ok(assemble(id, decode(spec.value(), "job spec")?, decode(state.value(), "job state")?, owner))
-    }
-
-    /// Pages through `m/state/` (small records, in creation order), filtering as it goes.
-    pub(super) async fn list(&self, query: &ListQuery) -> Result<JobPage, Error> {
-        let limit = if query.limit == 0 { 100 } else { query.limit.min(1000) };
-        let keys = &self.keys;
-        let prefix = keys.state_prefix();
-        let end = prefix_end(&prefix);
-        let mut from = match &query.page_token {
-            None => prefix.clone().into_bytes(),
-            Some(token) => {
-                let after: JobId =
-                    token.parse().map_err(|_| Error::InvalidInput(format!("bad page token {token:?}")))?;
-                let mut key = keys.state(after).into_bytes();
-                key.push(0);
-                key
-            }
-        };
-        let mut picked: Vec<(JobId, StateRecord, Option<String>)> = Vec::new();
-        let mut next = None;
-        'pages: loop {
-            let batch = (limit * 2).max(64) as i64;
-            let mut resp = self
-                .get(from.clone(), Some(GetOptions::new().with_range(end.clone()).with_limit(batch)), "listing jobs")
-                .await?;
-            let more = resp.more();
-            let kvs = resp.take_kvs();
-            let Some(last) = kvs.last() else { break };
-            let (first_id, last_id) = (id_at_end(kvs[0].key()), id_at_end(last.key()));
-            let owners = self.owners_between(first_id, last_id).await?;
-            for kv in &kvs {
-                let Some(id) = id_at_end(kv.key()) else { continue };
-                let state: StateRecord = decode(kv.value(), "job state")?;
-                let owner = owners.iter().find(|(o, _)| *o == id).map(|(_, name)| name.clone());
-                let current = match (&owner, state.state) {
-                    (Some(_), _) => JobState::Claimed,
-                    (None, JobState::Claimed) => JobState::Unclaimed,
-                    (None, s) => s,
-                };
-                let wanted =
-                    query.state.is_none_or(|s| s == current) && query.flow.as_ref().is_none_or(|f| *f == state.flow);
-                if wanted {
-                    if picked.len() == limit {
-                        next = picked.last().map(|(id, _, _)| id.to_string());
-                        break 'pages;
-                    }
-                    picked.push((id, state, owner));
-                }
-            }
-            if !more {
-                break;
-            }
-            from = last.key().to_vec();
-            from.push(0);
-        }
-        let mut jobs = Vec::with_capacity(picked.len());
-        for chunk in picked.chunks(64) {
-            let txn = Txn::new()
-                .and_then(chunk.iter().map(|(id, _, _)| TxnOp::get(keys.spec(*id), None)).collect::<Vec<_>>());
-            let resp = self.txn(txn, "reading job specs").await?;
-            for (i, (id, state, owner)) in chunk.iter().enumerate() {
-                // A job purged between the two reads is simply left out.
-                if let Some(kv) = get_kv(&resp, i) {
-                    jobs.push(assemble(*id, decode(kv.value(), "job spec")?, state.clone(), owner.clone()));
-                }
-            }
-        }
-        Ok(JobPage { jobs, next })
-    }
-
-    /// Owner keys of jobs with ids in `[first, last]`.
-    async fn owners_between(&self, first: Option<JobId>, last: Option<JobId>) -> Result<Vec<(JobId, String)>, Error> {
-        let (Some(first), Some(last)) = (first, last) else { return Ok(Vec::new()) };
-        let mut end = self.keys.owner(last).into_bytes();
-        end.push(0);
-        let mut resp =
-            self.get(self.keys.owner(first), Some(GetOptions::new().with_range(end)), "listing owners").await?;
-        Ok(resp
-            .take_kvs()
-            .into_iter()
-            .filter_map(|kv| Some((id_at_end(kv.key())?, String::from_utf8_lossy(kv.value()).into_owned())))
-            .collect())
     }
 
     pub(super) async fn request_cancel(&self, id: JobId) -> Result<Job, Error> {

@@ -163,8 +163,9 @@ fn handle(inner: &Arc<Inner>, resp: &WatchResponse, mut next_rev: i64) -> i64 {
                 inner.with_queue_view(|view| if put { view.insert(kv.key()) } else { view.remove(kv.key()) });
                 // A per-flow entry is put in the same txn as its all-flows one, and only
                 // the latter compares with the shared entries (`m/fqueue` sorts before `m/queue`).
-                if put && kv.key().starts_with(queue_prefix.as_bytes()) {
-                    inner.with_local(|local| local.queue_put(kv.key()));
+                if kv.key().starts_with(queue_prefix.as_bytes()) {
+                    inner
+                        .with_local(|local| if put { local.queue_put(kv.key()) } else { local.queue_delete(kv.key()) });
                 }
                 wake |= put;
             }

@@ -1,6 +1,9 @@
-//! What the benchmark reads from outside: etcd's counters (through `tests::etcd::metrics`) and a
-//! process's CPU time from `/proc`.
+//! What the benchmark reads from etcd: its counters (through `tests::etcd::metrics`), and the
+//! jobs the board marks finished.
 
+use std::time::Duration;
+
+use etcd_client::{Client, EventType, WatchOptions, WatchStream};
 use tests::conductor::HarnessResult;
 use tests::etcd::metrics::Metrics;
 
@@ -30,22 +33,35 @@ impl EtcdCounters {
     }
 }
 
-/// User + system CPU of a process, in clock ticks (`/proc/PID/stat` fields 14 and 15).
-pub fn cpu_ticks(pid: u32) -> HarnessResult<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    // The command name (field 2) may hold spaces; the fields after it start past the ')'.
-    let rest = stat.rsplit_once(')').map(|(_, rest)| rest).ok_or("malformed /proc/PID/stat")?;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let utime: u64 = fields.get(11).ok_or("no utime")?.parse()?;
-    let stime: u64 = fields.get(12).ok_or("no stime")?.parse()?;
-    Ok(utime + stime)
+/// Counts the board's finished-jobs index entries (`P done/<finished-ms>/<id>`, one per
+/// consumed job) as etcd writes them: a watch, so learning of them costs no KV request.
+pub struct DoneKeys {
+    stream: WatchStream,
+    /// Keeps the connection the watch runs on.
+    _client: Client,
 }
 
-pub fn clock_ticks_per_s() -> f64 {
-    std::process::Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|out| String::from_utf8_lossy(&out.stdout).trim().parse().ok())
-        .unwrap_or(100.0)
+impl DoneKeys {
+    /// Starts watching at the current revision, so no later put is missed.
+    pub async fn watch(endpoint: &str, prefix: &str) -> HarnessResult<Self> {
+        let mut client = Client::connect([endpoint], None).await?;
+        let revision = client.get("bench-revision-probe", None).await?.header().map(|h| h.revision()).unwrap_or(0);
+        let options = WatchOptions::new().with_prefix().with_start_revision(revision + 1);
+        let stream = client.watch(format!("{prefix}done/"), Some(options)).await?;
+        Ok(Self { stream, _client: client })
+    }
+
+    /// Returns once `jobs` entries were put, or fails after `patience`.
+    pub async fn wait_for(mut self, jobs: usize, patience: Duration) -> HarnessResult<()> {
+        let deadline = tokio::time::Instant::now() + patience;
+        let mut done = 0;
+        while done < jobs {
+            let message = tokio::time::timeout_at(deadline, self.stream.message())
+                .await
+                .map_err(|_| format!("{done} of {jobs} jobs done after {patience:?}"))??;
+            let response = message.ok_or("the watch of finished jobs ended")?;
+            done += response.events().iter().filter(|event| event.event_type() == EventType::Put).count();
+        }
+        Ok(())
+    }
 }

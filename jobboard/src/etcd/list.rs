@@ -1,0 +1,304 @@
+//! `list`: one page of jobs in creation (= id) order, filtered by state and flow.
+//!
+//! Without a state filter, or for the finished states (which are most of a
+//! board that keeps jobs for retention, so few records are skipped), it pages
+//! through `P m/state/` and filters as it goes. CLAIMED and UNCLAIMED come from
+//! the indexes instead, so that they cost the page and the open jobs, not every
+//! job kept: every `P m/owner/<id>` is a claimed job, in id order; the unclaimed
+//! ones are the queue entries (`P m/queue/`, or one flow's `P m/fqueue/`) plus
+//! the orphans (`P m/held/<id>` without an owner key, claimable before they are
+//! re-queued). Either way a candidate's state is then decided from its state and
+//! owner records, read together in one txn, exactly as the scan decides it: a job
+//! that moved between the index read and that txn is left out, never mislisted.
+
+use std::collections::{BTreeSet, HashSet, VecDeque};
+
+use etcd_client::{GetOptions, KeyValue, Txn, TxnOp, TxnOpResponse};
+
+use super::codec::{assemble, decode, SpecRecord, StateRecord};
+use super::keys::{id_at_end, prefix_end};
+use super::owner::get_kv;
+use super::Inner;
+use crate::error::Error;
+use crate::job::{Job, JobId, JobPage, JobState, ListQuery};
+
+/// The page size of a query that asks for none.
+const DEFAULT_LIMIT: usize = 100;
+/// The largest page served, whatever the query asks.
+const MAX_LIMIT: usize = 1000;
+/// Gets per txn: etcd refuses a txn of more than 128 operations (`--max-txn-ops`).
+const TXN_OPS: usize = 120;
+/// Owner keys ranged at a time when a flow filter may skip many of them.
+const FILTERED_BATCH: usize = 40;
+
+/// A candidate's records, as one txn read them.
+struct Found {
+    id: JobId,
+    state: StateRecord,
+    owner: Option<String>,
+    /// Read with the state for the jobs likely to be listed; fetched later for the others.
+    spec: Option<SpecRecord>,
+}
+
+/// Where the candidates of an indexed listing come from, in id order.
+enum Candidates {
+    /// Owner keys, ranged on demand from `from` (exclusive of earlier keys).
+    Owners { from: Vec<u8>, end: Vec<u8>, exhausted: bool },
+    /// Every candidate, known up front (unclaimed jobs).
+    Known(VecDeque<JobId>),
+}
+
+impl Candidates {
+    /// Up to `n` more candidate ids, ascending; empty at the end.
+    async fn next_batch(&mut self, inner: &Inner, n: usize) -> Result<Vec<JobId>, Error> {
+        match self {
+            Candidates::Known(ids) => Ok(ids.drain(..n.min(ids.len())).collect()),
+            Candidates::Owners { exhausted: true, .. } => Ok(Vec::new()),
+            Candidates::Owners { from, end, exhausted } => {
+                let options = GetOptions::new().with_range(end.clone()).with_limit(n as i64).with_keys_only();
+                let mut resp = inner.get(from.clone(), Some(options), "listing claimed jobs").await?;
+                *exhausted = !resp.more();
+                let kvs = resp.take_kvs();
+                if let Some(last) = kvs.last() {
+                    *from = after_key(last.key());
+                }
+                Ok(kvs.iter().filter_map(|kv| id_at_end(kv.key())).collect())
+            }
+        }
+    }
+}
+
+impl Inner {
+    pub(super) async fn list(&self, query: &ListQuery) -> Result<JobPage, Error> {
+        let limit = if query.limit == 0 { DEFAULT_LIMIT } else { query.limit.min(MAX_LIMIT) };
+        let after = match &query.page_token {
+            None => None,
+            Some(token) => {
+                Some(token.parse::<JobId>().map_err(|_| Error::InvalidInput(format!("bad page token {token:?}")))?)
+            }
+        };
+        match query.state {
+            Some(JobState::Claimed) => {
+                let prefix = self.keys.owner_prefix();
+                let from = match after {
+                    Some(id) => after_key(self.keys.owner(id).as_bytes()),
+                    None => prefix.clone().into_bytes(),
+                };
+                let owners = Candidates::Owners { from, end: prefix_end(&prefix), exhausted: false };
+                self.list_indexed(query, limit, owners).await
+            }
+            Some(JobState::Unclaimed) => {
+                let candidates = self.unclaimed_candidates(query.flow.as_deref(), after).await?;
+                self.list_indexed(query, limit, Candidates::Known(candidates)).await
+            }
+            _ => self.list_scan(query, limit, after).await,
+        }
+    }
+
+    /// Lists the candidates that are in the query's state (decided from their
+    /// records) and flow, up to `limit`; one more match means there is a next page.
+    async fn list_indexed(&self, query: &ListQuery, limit: usize, mut source: Candidates) -> Result<JobPage, Error> {
+        // Claimed jobs of other flows may be most of the owner keys: range more
+        // of them per round, and read specs only for the matches.
+        let sparse = query.flow.is_some() && matches!(source, Candidates::Owners { .. });
+        let mut picked: Vec<Found> = Vec::new();
+        while picked.len() <= limit {
+            let need = limit + 1 - picked.len();
+            let ids = source.next_batch(self, if sparse { need.max(FILTERED_BATCH) } else { need }).await?;
+            if ids.is_empty() {
+                break;
+            }
+            let with_spec = if sparse { 0 } else { limit.saturating_sub(picked.len()) };
+            for found in self.read_records(&ids, with_spec).await? {
+                if picked.len() > limit {
+                    break;
+                }
+                if wanted(query, &found.state, found.owner.as_ref()) {
+                    picked.push(found);
+                }
+            }
+        }
+        let next = if picked.len() > limit {
+            picked.truncate(limit);
+            picked.last().map(|found| found.id.to_string())
+        } else {
+            None
+        };
+        Ok(JobPage { jobs: self.complete_page(picked).await?, next })
+    }
+
+    /// The state and owner records of `ids` (and the specs of the first
+    /// `with_spec`), each job's read in one txn; purged jobs are left out.
+    async fn read_records(&self, ids: &[JobId], with_spec: usize) -> Result<Vec<Found>, Error> {
+        let keys = &self.keys;
+        let mut found = Vec::with_capacity(ids.len());
+        let mut rest: Vec<(JobId, bool)> = ids.iter().enumerate().map(|(i, id)| (*id, i < with_spec)).collect();
+        while !rest.is_empty() {
+            let mut ops = Vec::new();
+            let mut chunk = 0;
+            for (id, spec) in &rest {
+                let width = if *spec { 3 } else { 2 };
+                if ops.len() + width > TXN_OPS {
+                    break;
+                }
+                ops.push(TxnOp::get(keys.state(*id), None));
+                ops.push(TxnOp::get(keys.owner(*id), None));
+                if *spec {
+                    ops.push(TxnOp::get(keys.spec(*id), None));
+                }
+                chunk += 1;
+            }
+            let resp = self.txn(Txn::new().and_then(ops), "reading listed jobs").await?;
+            let mut kvs = resp.op_responses().into_iter().map(|op| match op {
+                TxnOpResponse::Get(mut get) => get.take_kvs().into_iter().next(),
+                _ => None,
+            });
+            for (id, spec) in rest.drain(..chunk) {
+                let state = kvs.next().flatten();
+                let owner = kvs.next().flatten();
+                let spec = if spec { kvs.next().flatten() } else { None };
+                // No state record: purged since the index was read.
+                let Some(state) = state else { continue };
+                found.push(Found {
+                    id,
+                    state: decode(state.value(), "job state")?,
+                    owner: owner.map(|kv| owner_name(&kv)),
+                    spec: spec.map(|kv| decode(kv.value(), "job spec")).transpose()?,
+                });
+            }
+        }
+        Ok(found)
+    }
+
+    /// Reads the specs still missing and assembles the jobs; a job purged meanwhile is left out.
+    async fn complete_page(&self, picked: Vec<Found>) -> Result<Vec<Job>, Error> {
+        let missing: Vec<JobId> = picked.iter().filter(|f| f.spec.is_none()).map(|f| f.id).collect();
+        let mut fetched = std::collections::HashMap::new();
+        for chunk in missing.chunks(TXN_OPS) {
+            let txn =
+                Txn::new().and_then(chunk.iter().map(|id| TxnOp::get(self.keys.spec(*id), None)).collect::<Vec<_>>());
+            let resp = self.txn(txn, "reading job specs").await?;
+            for (i, id) in chunk.iter().enumerate() {
+                if let Some(kv) = get_kv(&resp, i) {
+                    fetched.insert(*id, decode::<SpecRecord>(kv.value(), "job spec")?);
+                }
+            }
+        }
+        Ok(picked
+            .into_iter()
+            .filter_map(|found| {
+                let spec = found.spec.or_else(|| fetched.remove(&found.id))?;
+                Some(assemble(found.id, spec, found.state, found.owner))
+            })
+            .collect())
+    }
+
+    /// The ids after `after` that may be UNCLAIMED, ascending: the queue entries
+    /// (of `flow` only, if given) and the orphans, from one txn of keys-only ranges.
+    async fn unclaimed_candidates(&self, flow: Option<&str>, after: Option<JobId>) -> Result<VecDeque<JobId>, Error> {
+        let keys = &self.keys;
+        let queue = match flow {
+            Some(flow) => keys.flow_queue_prefix(flow),
+            None => keys.queue_prefix(),
+        };
+        // Held and owner keys are in id order: start after the page token.
+        let range = |prefix: String, skip_to: Option<String>| {
+            let end = prefix_end(&prefix);
+            (skip_to.map_or_else(|| prefix.into_bytes(), |key| after_key(key.as_bytes())), end)
+        };
+        let ranges = [
+            range(queue, None),
+            range(keys.held_prefix(), after.map(|id| keys.held(id))),
+            range(keys.owner_prefix(), after.map(|id| keys.owner(id))),
+        ];
+        let ops: Vec<TxnOp> = ranges
+            .into_iter()
+            .map(|(start, end)| TxnOp::get(start, Some(GetOptions::new().with_range(end).with_keys_only())))
+            .collect();
+        let resp = self.txn(Txn::new().and_then(ops), "listing unclaimed jobs").await?;
+        let mut lists = resp.op_responses().into_iter().map(|op| match op {
+            TxnOpResponse::Get(get) => get.kvs().iter().filter_map(|kv| id_at_end(kv.key())).collect(),
+            _ => Vec::new(),
+        });
+        let (queued, held, owned) =
+            (lists.next().unwrap_or_default(), lists.next().unwrap_or_default(), lists.next().unwrap_or_default());
+        let owned: HashSet<JobId> = owned.into_iter().collect();
+        let orphans = held.into_iter().filter(|id| !owned.contains(id));
+        let candidates: BTreeSet<JobId> =
+            queued.into_iter().chain(orphans).filter(|id| after.is_none_or(|after| *id > after)).collect();
+        Ok(candidates.into_iter().collect())
+    }
+
+    /// Pages through `m/state/` (small records, in creation order), filtering as it goes.
+    async fn list_scan(&self, query: &ListQuery, limit: usize, after: Option<JobId>) -> Result<JobPage, Error> {
+        let keys = &self.keys;
+        let prefix = keys.state_prefix();
+        let end = prefix_end(&prefix);
+        let mut from = match after {
+            None => prefix.clone().into_bytes(),
+            Some(after) => after_key(keys.state(after).as_bytes()),
+        };
+        let mut picked: Vec<Found> = Vec::new();
+        let mut next = None;
+        'pages: loop {
+            let batch = (limit * 2).max(64) as i64;
+            let mut resp = self
+                .get(from.clone(), Some(GetOptions::new().with_range(end.clone()).with_limit(batch)), "listing jobs")
+                .await?;
+            let more = resp.more();
+            let kvs = resp.take_kvs();
+            let Some(last) = kvs.last() else { break };
+            let (first_id, last_id) = (id_at_end(kvs[0].key()), id_at_end(last.key()));
+            let owners = self.owners_between(first_id, last_id).await?;
+            for kv in &kvs {
+                let Some(id) = id_at_end(kv.key()) else { continue };
+                let state: StateRecord = decode(kv.value(), "job state")?;
+                let owner = owners.iter().find(|(o, _)| *o == id).map(|(_, name)| name.clone());
+                if wanted(query, &state, owner.as_ref()) {
+                    if picked.len() == limit {
+                        next = picked.last().map(|found| found.id.to_string());
+                        break 'pages;
+                    }
+                    picked.push(Found { id, state, owner, spec: None });
+                }
+            }
+            if !more {
+                break;
+            }
+            from = after_key(last.key());
+        }
+        Ok(JobPage { jobs: self.complete_page(picked).await?, next })
+    }
+
+    /// Owner keys of jobs with ids in `[first, last]`.
+    async fn owners_between(&self, first: Option<JobId>, last: Option<JobId>) -> Result<Vec<(JobId, String)>, Error> {
+        let (Some(first), Some(last)) = (first, last) else { return Ok(Vec::new()) };
+        let end = after_key(self.keys.owner(last).as_bytes());
+        let mut resp =
+            self.get(self.keys.owner(first), Some(GetOptions::new().with_range(end)), "listing owners").await?;
+        Ok(resp.take_kvs().into_iter().filter_map(|kv| Some((id_at_end(kv.key())?, owner_name(&kv)))).collect())
+    }
+}
+
+/// Whether a job with these records passes the query's filters; its state is
+/// decided as [`assemble`] decides it (an owner key makes it CLAIMED, a CLAIMED
+/// record without one is an orphan and so UNCLAIMED).
+fn wanted(query: &ListQuery, state: &StateRecord, owner: Option<&String>) -> bool {
+    let current = match (owner, state.state) {
+        (Some(_), _) => JobState::Claimed,
+        (None, JobState::Claimed) => JobState::Unclaimed,
+        (None, other) => other,
+    };
+    query.state.is_none_or(|s| s == current) && query.flow.as_ref().is_none_or(|f| *f == state.flow)
+}
+
+/// The first key after `key` (a range start that skips it).
+fn after_key(key: &[u8]) -> Vec<u8> {
+    let mut next = key.to_vec();
+    next.push(0);
+    next
+}
+
+fn owner_name(kv: &KeyValue) -> String {
+    String::from_utf8_lossy(kv.value()).into_owned()
+}

@@ -1,0 +1,115 @@
+//! etcd-only listing: an orphan (claimed, its owner key gone unseen, not yet
+//! re-queued) lists as UNCLAIMED, and a CLAIMED or UNCLAIMED listing costs a
+//! few requests however many finished jobs the board keeps.
+
+use std::sync::Arc;
+
+use futures::stream::{self, StreamExt, TryStreamExt};
+use jobboard::etcd::EtcdBoard;
+use jobboard::{FlowFilter, Job, JobBoard, JobId, JobState, ListQuery, NewJob, Outcome};
+use serde_json::Map;
+use tests::board_suite::assert_filtered_listings_agree;
+use tests::etcd::metrics::kv_requests;
+use tests::etcd::{unique_prefix, EtcdProcess};
+
+use super::connect;
+
+/// Finished jobs kept on the board: the old scan read every one of them per page.
+const FINISHED: usize = 300;
+
+/// Posts and finishes `n` jobs, a few at a time.
+async fn post_finished(board: &EtcdBoard, n: usize) {
+    stream::iter(0..n)
+        .map(|_| async move {
+            let job = board.post(NewJob::new("work", Map::new())).await?;
+            board.claim(job.id).await?.consume(Outcome::Success, None).await
+        })
+        .buffer_unordered(8)
+        .try_collect::<Vec<Job>>()
+        .await
+        .expect("posting and finishing jobs failed");
+}
+
+/// Makes a claimed job an orphan the way an unseen lease expiry would: its
+/// owner key goes, its state record (still CLAIMED) and `held` key stay. The
+/// state is rewritten in the same txn so that the boards' watches take the
+/// delete for an owner's own write and do not re-queue the job.
+async fn orphan(endpoint: &str, prefix: &str, id: JobId) {
+    let mut raw = etcd_client::Client::connect([endpoint], None).await.expect("raw client");
+    let state_key = format!("{prefix}m/state/{id}");
+    let state = raw.get(state_key.as_str(), None).await.expect("get state").take_kvs().pop().expect("no state record");
+    let txn = etcd_client::Txn::new().and_then([
+        etcd_client::TxnOp::delete(format!("{prefix}m/owner/{id}"), None),
+        etcd_client::TxnOp::put(state_key, state.value().to_vec(), None),
+    ]);
+    raw.txn(txn).await.expect("orphaning txn");
+}
+
+/// Every id of one (small) page of `query`.
+async fn ids(board: &EtcdBoard, query: &ListQuery) -> Vec<JobId> {
+    board.list(query).await.expect("list").jobs.iter().map(|j| j.id).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_state_listings_cost_the_page_not_the_board() {
+    // An etcd of its own: the counters must see this board's requests only.
+    let etcd = tokio::task::spawn_blocking(EtcdProcess::start).await.expect("the etcd starter panicked");
+    let endpoint = etcd.endpoint();
+    let prefix = unique_prefix("list-open");
+    let board = connect(&endpoint, &prefix, "lister", 10).await;
+
+    let early = board.post(NewJob::new("other", Map::new())).await.expect("post");
+    post_finished(&board, FINISHED).await;
+    let mut new = NewJob::new("work", Map::new());
+    new.priority = 5;
+    let urgent = board.post(new).await.expect("post");
+    let claimed: Vec<_> =
+        [board.post(NewJob::new("work", Map::new())).await, board.post(NewJob::new("other", Map::new())).await]
+            .into_iter()
+            .map(|posted| posted.expect("post").id)
+            .collect();
+    let mut live = Vec::new();
+    for id in &claimed {
+        live.push(board.claim(*id).await.expect("claim"));
+    }
+    let lost = board.post(NewJob::new("other", Map::new())).await.expect("post");
+    let _orphaned_claim = board.claim(lost.id).await.expect("claim");
+    orphan(&endpoint, &prefix, lost.id).await;
+    let late = board.post(NewJob::new("work", Map::new())).await.expect("post");
+
+    let unclaimed = ListQuery { state: Some(JobState::Unclaimed), limit: 10, ..ListQuery::default() };
+    let claimed_query = ListQuery { state: Some(JobState::Claimed), limit: 10, ..ListQuery::default() };
+    let requests = || kv_requests(&endpoint, "Range") + kv_requests(&endpoint, "Txn");
+
+    let before = requests();
+    assert_eq!(ids(&board, &claimed_query).await, claimed, "the orphan is not CLAIMED");
+    let claimed_cost = requests() - before;
+    let before = requests();
+    assert_eq!(ids(&board, &unclaimed).await, vec![early.id, urgent.id, lost.id, late.id], "in creation order");
+    let unclaimed_cost = requests() - before;
+    let other = ListQuery { flow: Some("other".into()), ..unclaimed.clone() };
+    let before = requests();
+    assert_eq!(ids(&board, &other).await, vec![early.id, lost.id], "the orphan's flow comes from its record");
+    let filtered_cost = requests() - before;
+    println!(
+        "list over {FINISHED} finished jobs, limit 10: CLAIMED {claimed_cost}, UNCLAIMED {unclaimed_cost}, \
+         UNCLAIMED of one flow {filtered_cost} Range+Txn requests"
+    );
+    for (what, cost) in [("CLAIMED", claimed_cost), ("UNCLAIMED", unclaimed_cost), ("flow's UNCLAIMED", filtered_cost)]
+    {
+        assert!(cost <= 4, "listing {what} jobs took {cost} requests over {FINISHED} finished jobs");
+    }
+
+    let orphan_job = board.get(lost.id).await.expect("get");
+    assert_eq!((orphan_job.state, orphan_job.owner, orphan_job.claims), (JobState::Unclaimed, None, 1));
+    let shared: Arc<dyn JobBoard> = Arc::new(board.clone());
+    assert_filtered_listings_agree(&shared, &["work", "other"]).await;
+
+    // The orphan is claimable, and the listings follow.
+    let reclaimed = board.claim(lost.id).await.expect("the orphan is claimable");
+    assert_eq!(ids(&board, &claimed_query).await, vec![claimed[0], claimed[1], lost.id]);
+    assert_eq!(ids(&board, &unclaimed).await, vec![early.id, urgent.id, late.id]);
+    assert!(board.claim_next(&FlowFilter::any()).await.expect("claim_next").is_some());
+    drop((live, reclaimed));
+    board.close().await.expect("close");
+}
