@@ -146,7 +146,7 @@ pub struct Config {
     pub concurrency: usize,
     /// Runtime worker threads; `None`: one per CPU the process may use (tokio's default).
     /// A conductor mostly waits on etcd, so on a small machine it shares with etcd one
-    /// thread spends less CPU per job (ARCHITECTURE.md, "Measured"); flows whose tasks
+    /// thread spends less CPU per job (the e2e bench prints both); flows whose tasks
     /// compute without awaiting want more.
     pub worker_threads: Option<usize>,
     /// The etcd lease TTL.
