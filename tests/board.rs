@@ -33,6 +33,7 @@ macro_rules! board_test {
 }
 
 board_test!(twenty_claimers_race);
+board_test!(a_fleet_drains_a_backlog_claiming_each_job_once);
 board_test!(priority_then_fifo);
 board_test!(flow_filter);
 board_test!(filtered_claims_keep_order);

@@ -37,8 +37,8 @@ pub use batches::{
     big_batch_round_trips, fenced_batch_writes_nothing, oversize_atom_refuses_whole_batch,
 };
 pub use claiming::{
-    abandon_then_reclaim, consume_and_trash, filtered_claims_keep_order, flow_filter, priority_then_fifo,
-    quarantine_after_n_claims, twenty_claimers_race,
+    a_fleet_drains_a_backlog_claiming_each_job_once, abandon_then_reclaim, consume_and_trash,
+    filtered_claims_keep_order, flow_filter, priority_then_fifo, quarantine_after_n_claims, twenty_claimers_race,
 };
 pub use factories::{EmbeddedFactory, EtcdFactory};
 pub use failover::{
