@@ -1,5 +1,5 @@
 //! What an etcd transaction costs by its shape (not a test): the numbers behind the job
-//! board's key layout (ARCHITECTURE.md, "etcd requests per job").
+//! board's key layout (ARCHITECTURE.md, "etcd key layout" and "Testing").
 //!
 //! Prints one table: for each shape of Txn, the rate etcd serves it at with a given number
 //! in flight, and etcd's CPU per Txn, on a fresh etcd (tmpfs when `/dev/shm` is there).
@@ -72,15 +72,15 @@ async fn run(endpoint: &str, etcd_pid: u32, shape: &Shape, txns: usize) -> Harne
     let mut client = etcd_client::Client::connect([endpoint], None).await?;
     let lease = client.lease_grant(600, None).await?.id();
     let prefix = unique_prefix("bench-shape");
-    // Keys the compares look at, as a claim's owner key: present, on the lease.
-    for i in 0..txns {
-        if i % 1000 == 0 {
-            let ops: Vec<TxnOp> = (i..(i + 1000).min(txns))
-                .step_by(20)
-                .map(|j| TxnOp::put(format!("{prefix}fence/{j}"), "o", Some(PutOptions::new().with_lease(lease))))
-                .collect();
-            client.txn(Txn::new().and_then(ops)).await?;
-        }
+    // Keys the compares look at, as a claim's owner key: present, on the lease (one per 20
+    // Txns, and one past the end, which `logbook_step` also compares).
+    let fences: Vec<usize> = (0..=txns + 20).step_by(20).collect();
+    for chunk in fences.chunks(50) {
+        let ops: Vec<TxnOp> = chunk
+            .iter()
+            .map(|j| TxnOp::put(format!("{prefix}fence/{j}"), "o", Some(PutOptions::new().with_lease(lease))))
+            .collect();
+        client.txn(Txn::new().and_then(ops)).await?;
     }
     let watcher = if shape.watched {
         let mut events = client.watch(prefix.as_str(), Some(etcd_client::WatchOptions::new().with_prefix())).await?;

@@ -113,3 +113,52 @@ async fn open_state_listings_cost_the_page_not_the_board() {
     drop((live, reclaimed));
     board.close().await.expect("close");
 }
+
+/// A backlog past the queue index's limit: UNCLAIMED listings scan instead, and
+/// still page through exactly the unclaimed jobs, in id order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unclaimed_backlog_lists_in_order_past_the_queue_index_limit() {
+    const BACKLOG: usize = 2_010;
+    let endpoint = super::shared_endpoint().await;
+    let prefix = unique_prefix("list-backlog");
+    let board = connect(&endpoint, &prefix, "lister", 10).await;
+    let mut posted: Vec<JobId> = stream::iter(0..BACKLOG)
+        .map(|n| {
+            let board = &board;
+            async move {
+                let flow = if n % 2 == 0 { "even" } else { "odd" };
+                board.post(NewJob::new(flow, Map::new())).await.map(|job| job.id)
+            }
+        })
+        .buffer_unordered(32)
+        .try_collect()
+        .await
+        .expect("posting the backlog failed");
+    posted.sort();
+    let claimed: Vec<JobId> = posted.iter().step_by(500).copied().collect();
+    let mut claims = Vec::new();
+    for id in &claimed {
+        claims.push(board.claim(*id).await.expect("claim"));
+    }
+    let unclaimed: Vec<JobId> = posted.iter().filter(|id| !claimed.contains(id)).copied().collect();
+    let mut listed = Vec::new();
+    let mut query = ListQuery { state: Some(JobState::Unclaimed), limit: 700, ..ListQuery::default() };
+    loop {
+        let page = board.list(&query).await.expect("list");
+        listed.extend(page.jobs.iter().map(|job| job.id));
+        match page.next {
+            Some(token) => query.page_token = Some(token),
+            None => break,
+        }
+    }
+    assert_eq!(listed, unclaimed, "UNCLAIMED past the index limit");
+    let odd =
+        ListQuery { state: Some(JobState::Unclaimed), flow: Some("odd".into()), limit: 5, ..ListQuery::default() };
+    let first_odd: Vec<JobId> = {
+        let jobs = board.list(&ListQuery { flow: Some("odd".into()), limit: 10, ..ListQuery::default() }).await;
+        jobs.expect("list").jobs.iter().filter(|j| j.state == JobState::Unclaimed).map(|j| j.id).take(5).collect()
+    };
+    assert_eq!(ids(&board, &odd).await, first_odd, "one flow's UNCLAIMED past the index limit");
+    drop(claims);
+    board.close().await.expect("close");
+}

@@ -13,13 +13,12 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use etcd_client::{Compare, CompareOp, GetOptions, KeyValue, PutOptions, Txn, TxnOp, TxnResponse};
-use rand::Rng;
 use tokio_util::sync::CancellationToken;
 
 use super::codec::{assemble, decode, encode, SpecRecord, StateRecord};
 use super::keys::prefix_end;
 use super::local::LocalClaims;
-use super::owner::get_kv;
+use super::owner::{get_kv, owner_name};
 use super::storage::KnownEmpty;
 use super::{Held, Inner};
 use crate::claim::{Claim, ClaimOps, FenceToken};
@@ -99,13 +98,9 @@ impl Inner {
             }
             let mut first = true;
             while !candidates.is_empty() {
-                // The head first (strict order when uncontended); after a lost race,
-                // a random one, so that claimers of other boards spread out instead of colliding.
-                let pick = if first {
-                    this.with_local(|local| local.pick(candidates.len()))
-                } else {
-                    rand::rng().random_range(0..candidates.len())
-                };
+                // The head (strict order when uncontended); after a lost race, a random
+                // one, so that claimers of other boards spread out instead of colliding.
+                let pick = this.with_local(|local| local.pick(candidates.len()));
                 let kv = candidates.remove(pick);
                 let Some(id) = super::keys::id_at_end(kv.key()) else { continue };
                 // A sibling task of this board is on it, or already won it since this range was read.
@@ -142,12 +137,7 @@ impl Inner {
             }
         };
         let attempt = Inner::try_claim(this, id, state, kv.mod_revision()).await;
-        this.with_local(|local| {
-            local.release(id, attempt.as_ref().ok().and_then(Attempt::won_at));
-            if matches!(attempt, Ok(Attempt::Lost)) {
-                local.lost_race();
-            }
-        });
+        this.with_local(|local| local.release(id, attempt.as_ref().ok().and_then(Attempt::won_at)));
         match attempt? {
             Attempt::Won(claim) => Ok(Some(*claim)),
             Attempt::Lost => Ok(None),
@@ -259,6 +249,8 @@ impl Inner {
             ]);
         let resp = this.txn(txn, &format!("claiming job {id}")).await?;
         if !resp.succeeded() {
+            // Owned or changed since the queue was read: almost always another board's claim.
+            this.with_local(LocalClaims::lost_race);
             return Ok(Attempt::Lost);
         }
         let token = revision(&resp).ok_or_else(|| Error::Backend {
@@ -374,7 +366,7 @@ impl Inner {
         let resp = self.txn(txn, &format!("reading job {id}")).await?;
         let state_kv = get_kv(&resp, 0).ok_or(Error::NotFound(id))?;
         let state = decode(state_kv.value(), "job state")?;
-        let owner = get_kv(&resp, 1).map(|kv| String::from_utf8_lossy(kv.value()).into_owned());
+        let owner = get_kv(&resp, 1).map(|kv| owner_name(&kv));
         Ok((state, state_kv.mod_revision(), owner))
     }
 

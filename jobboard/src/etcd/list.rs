@@ -7,17 +7,20 @@
 //! job kept: every `P m/owner/<id>` is a claimed job, in id order; the unclaimed
 //! ones are the queue entries (`P m/queue/`, or one flow's `P m/fqueue/`) plus
 //! the orphans (`P m/held/<id>` without an owner key, claimable before they are
-//! re-queued). Either way a candidate's state is then decided from its state and
-//! owner records, read together in one txn, exactly as the scan decides it: a job
-//! that moved between the index read and that txn is left out, never mislisted.
+//! re-queued). For those two, a candidate's state is then decided from its state
+//! and owner records, read together in one txn, exactly as the scan decides it: a
+//! job that moved between the index read and that txn is left out, never
+//! mislisted. The queue is in claim order, not id order, so an UNCLAIMED page
+//! reads every queue key; past [`QUEUE_INDEX_MAX`] queued jobs (a backlog) the
+//! scan, which stops at a page of matches, is cheaper, and is used instead.
 
-use std::collections::{BTreeSet, HashSet, VecDeque};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 
-use etcd_client::{GetOptions, KeyValue, Txn, TxnOp, TxnOpResponse};
+use etcd_client::{GetOptions, Txn, TxnOp, TxnOpResponse};
 
 use super::codec::{assemble, decode, SpecRecord, StateRecord};
 use super::keys::{id_at_end, prefix_end};
-use super::owner::get_kv;
+use super::owner::owner_name;
 use super::Inner;
 use crate::error::Error;
 use crate::job::{Job, JobId, JobPage, JobState, ListQuery};
@@ -30,6 +33,9 @@ const MAX_LIMIT: usize = 1000;
 const TXN_OPS: usize = 120;
 /// Owner keys ranged at a time when a flow filter may skip many of them.
 const FILTERED_BATCH: usize = 40;
+/// Queued jobs up to which an UNCLAIMED listing reads the queue index (every key
+/// of it, per page); beyond, it scans the state records like the other states.
+const QUEUE_INDEX_MAX: usize = 2000;
 
 /// A candidate's records, as one txn read them.
 struct Found {
@@ -41,20 +47,20 @@ struct Found {
 }
 
 /// Where the candidates of an indexed listing come from, in id order.
-enum Candidates {
+enum IndexSource {
     /// Owner keys, ranged on demand from `from` (exclusive of earlier keys).
     Owners { from: Vec<u8>, end: Vec<u8>, exhausted: bool },
     /// Every candidate, known up front (unclaimed jobs).
     Known(VecDeque<JobId>),
 }
 
-impl Candidates {
+impl IndexSource {
     /// Up to `n` more candidate ids, ascending; empty at the end.
     async fn next_batch(&mut self, inner: &Inner, n: usize) -> Result<Vec<JobId>, Error> {
         match self {
-            Candidates::Known(ids) => Ok(ids.drain(..n.min(ids.len())).collect()),
-            Candidates::Owners { exhausted: true, .. } => Ok(Vec::new()),
-            Candidates::Owners { from, end, exhausted } => {
+            IndexSource::Known(ids) => Ok(ids.drain(..n.min(ids.len())).collect()),
+            IndexSource::Owners { exhausted: true, .. } => Ok(Vec::new()),
+            IndexSource::Owners { from, end, exhausted } => {
                 let options = GetOptions::new().with_range(end.clone()).with_limit(n as i64).with_keys_only();
                 let mut resp = inner.get(from.clone(), Some(options), "listing claimed jobs").await?;
                 *exhausted = !resp.more();
@@ -84,23 +90,23 @@ impl Inner {
                     Some(id) => after_key(self.keys.owner(id).as_bytes()),
                     None => prefix.clone().into_bytes(),
                 };
-                let owners = Candidates::Owners { from, end: prefix_end(&prefix), exhausted: false };
+                let owners = IndexSource::Owners { from, end: prefix_end(&prefix), exhausted: false };
                 self.list_indexed(query, limit, owners).await
             }
-            Some(JobState::Unclaimed) => {
-                let candidates = self.unclaimed_candidates(query.flow.as_deref(), after).await?;
-                self.list_indexed(query, limit, Candidates::Known(candidates)).await
-            }
+            Some(JobState::Unclaimed) => match self.unclaimed_candidates(query.flow.as_deref(), after).await? {
+                Some(candidates) => self.list_indexed(query, limit, IndexSource::Known(candidates)).await,
+                None => self.list_scan(query, limit, after).await,
+            },
             _ => self.list_scan(query, limit, after).await,
         }
     }
 
     /// Lists the candidates that are in the query's state (decided from their
     /// records) and flow, up to `limit`; one more match means there is a next page.
-    async fn list_indexed(&self, query: &ListQuery, limit: usize, mut source: Candidates) -> Result<JobPage, Error> {
+    async fn list_indexed(&self, query: &ListQuery, limit: usize, mut source: IndexSource) -> Result<JobPage, Error> {
         // Claimed jobs of other flows may be most of the owner keys: range more
         // of them per round, and read specs only for the matches.
-        let sparse = query.flow.is_some() && matches!(source, Candidates::Owners { .. });
+        let sparse = query.flow.is_some() && matches!(source, IndexSource::Owners { .. });
         let mut picked: Vec<Found> = Vec::new();
         while picked.len() <= limit {
             let need = limit + 1 - picked.len();
@@ -173,13 +179,15 @@ impl Inner {
     /// Reads the specs still missing and assembles the jobs; a job purged meanwhile is left out.
     async fn complete_page(&self, picked: Vec<Found>) -> Result<Vec<Job>, Error> {
         let missing: Vec<JobId> = picked.iter().filter(|f| f.spec.is_none()).map(|f| f.id).collect();
-        let mut fetched = std::collections::HashMap::new();
+        let mut fetched = HashMap::new();
         for chunk in missing.chunks(TXN_OPS) {
             let txn =
                 Txn::new().and_then(chunk.iter().map(|id| TxnOp::get(self.keys.spec(*id), None)).collect::<Vec<_>>());
             let resp = self.txn(txn, "reading job specs").await?;
-            for (i, id) in chunk.iter().enumerate() {
-                if let Some(kv) = get_kv(&resp, i) {
+            // `op_responses` copies the whole response: walk one copy, not one per spec.
+            for (id, op) in chunk.iter().zip(resp.op_responses()) {
+                let TxnOpResponse::Get(mut get) = op else { continue };
+                if let Some(kv) = get.take_kvs().into_iter().next() {
                     fetched.insert(*id, decode::<SpecRecord>(kv.value(), "job spec")?);
                 }
             }
@@ -195,7 +203,12 @@ impl Inner {
 
     /// The ids after `after` that may be UNCLAIMED, ascending: the queue entries
     /// (of `flow` only, if given) and the orphans, from one txn of keys-only ranges.
-    async fn unclaimed_candidates(&self, flow: Option<&str>, after: Option<JobId>) -> Result<VecDeque<JobId>, Error> {
+    /// `None` when more than [`QUEUE_INDEX_MAX`] jobs are queued.
+    async fn unclaimed_candidates(
+        &self,
+        flow: Option<&str>,
+        after: Option<JobId>,
+    ) -> Result<Option<VecDeque<JobId>>, Error> {
         let keys = &self.keys;
         let queue = match flow {
             Some(flow) => keys.flow_queue_prefix(flow),
@@ -213,10 +226,20 @@ impl Inner {
         ];
         let ops: Vec<TxnOp> = ranges
             .into_iter()
-            .map(|(start, end)| TxnOp::get(start, Some(GetOptions::new().with_range(end).with_keys_only())))
+            .enumerate()
+            .map(|(i, (start, end))| {
+                let options = GetOptions::new().with_range(end).with_keys_only();
+                // Only the queue can be a backlog; held and owner keys are the claimed jobs.
+                let options = if i == 0 { options.with_limit(QUEUE_INDEX_MAX as i64) } else { options };
+                TxnOp::get(start, Some(options))
+            })
             .collect();
         let resp = self.txn(Txn::new().and_then(ops), "listing unclaimed jobs").await?;
-        let mut lists = resp.op_responses().into_iter().map(|op| match op {
+        let responses = resp.op_responses();
+        if matches!(responses.first(), Some(TxnOpResponse::Get(queue)) if queue.more()) {
+            return Ok(None);
+        }
+        let mut lists = responses.into_iter().map(|op| match op {
             TxnOpResponse::Get(get) => get.kvs().iter().filter_map(|kv| id_at_end(kv.key())).collect(),
             _ => Vec::new(),
         });
@@ -226,7 +249,7 @@ impl Inner {
         let orphans = held.into_iter().filter(|id| !owned.contains(id));
         let candidates: BTreeSet<JobId> =
             queued.into_iter().chain(orphans).filter(|id| after.is_none_or(|after| *id > after)).collect();
-        Ok(candidates.into_iter().collect())
+        Ok(Some(candidates.into_iter().collect()))
     }
 
     /// Pages through `m/state/` (small records, in creation order), filtering as it goes.
@@ -297,8 +320,4 @@ fn after_key(key: &[u8]) -> Vec<u8> {
     let mut next = key.to_vec();
     next.push(0);
     next
-}
-
-fn owner_name(kv: &KeyValue) -> String {
-    String::from_utf8_lossy(kv.value()).into_owned()
 }

@@ -12,11 +12,12 @@
 //!   approximate anyway. A queue entry put *before* the end of the shared range
 //!   (higher priority, or an older job re-queued) throws the rest away; an entry
 //!   deleted (claimed, by any board) leaves it, so nobody here races for it.
-//! - `contended_until`: a task of this board lost a claim race to another board
-//!   lately. Every board reads the same head of the queue, so if each tried it in
-//!   order they would all collide on the same jobs, a wasted Txn per loser; while
-//!   contended, tasks pick at random among the entries instead. A board that never
-//!   loses a race (the only claimer) keeps exact priority order.
+//! - `contended_until`: a claim txn of this board failed lately (the job was
+//!   owned or changed since read: another board's claim, or rarely a cancel or a
+//!   re-queue). Every board reads the same head of the queue, so if each tried it
+//!   in order they would all collide on the same jobs, a wasted Txn per loser;
+//!   while contended, tasks pick at random among the entries instead. A lone
+//!   claimer whose claims never fail keeps exact priority order.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
@@ -74,7 +75,7 @@ impl LocalClaims {
         self.shared_filter.clone_from(filter);
     }
 
-    /// A claim attempt found its job taken by another board.
+    /// A claim txn failed: the job was owned or changed since it was read.
     pub(crate) fn lost_race(&mut self) {
         self.contended_until = Some(Instant::now() + CONTENDED_FOR);
     }
@@ -111,7 +112,9 @@ impl LocalClaims {
     }
 
     /// An all-flows queue entry was deleted: its job is claimed (or finished), so
-    /// no task here should try it.
+    /// no task here should try it. Only an optimisation: a delete seen after the
+    /// same key was put again (an abandon) drops a live entry, which the next
+    /// range of the queue finds anyway.
     pub(crate) fn queue_delete(&mut self, key: &[u8]) {
         self.shared.retain(|kv| kv.key() != key);
     }

@@ -4,7 +4,7 @@ use etcd_client::{Compare, CompareOp, DeleteOptions, GetOptions, Txn, TxnOp};
 
 use super::codec::{assemble, decode, encode, new_job_id, validate_new_job, SpecRecord, StateRecord};
 use super::keys::id_at_end;
-use super::owner::get_kv;
+use super::owner::{get_kv, owner_name};
 use super::Inner;
 use crate::error::Error;
 use crate::job::{Job, JobId, JobState, NewJob, Outcome};
@@ -66,7 +66,7 @@ impl Inner {
         let resp = self.txn(txn, &format!("reading job {id}")).await?;
         let spec = get_kv(&resp, 0).ok_or(Error::NotFound(id))?;
         let state = get_kv(&resp, 1).ok_or(Error::NotFound(id))?;
-        let owner = get_kv(&resp, 2).map(|kv| String::from_utf8_lossy(kv.value()).into_owned());
+        let owner = get_kv(&resp, 2).map(|kv| owner_name(&kv));
         Ok(assemble(id, decode(spec.value(), "job spec")?, decode(state.value(), "job state")?, owner))
     }
 

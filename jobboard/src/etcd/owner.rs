@@ -202,3 +202,8 @@ pub(super) fn get_kv(resp: &TxnResponse, index: usize) -> Option<KeyValue> {
         _ => None,
     }
 }
+
+/// The conductor name an owner key holds.
+pub(super) fn owner_name(kv: &KeyValue) -> String {
+    String::from_utf8_lossy(kv.value()).into_owned()
+}

@@ -208,7 +208,9 @@ pub async fn quarantine_after_n_claims(f: &impl BoardFactory) {
         claim.abandon().await.expect("abandon failed");
     }
     let healthy = post(&board, job("healthy", 2)).await;
-    // The next attempt quarantines the poison job and moves on to the healthy one.
+    post(&board, job("healthy", 4)).await;
+    // The next attempt quarantines the poison job and moves on to the healthy one, the
+    // oldest left: a quarantine is no lost race, so a lone claimer keeps its order.
     let next = board.claim_next(&FlowFilter::any()).await.expect("claim_next failed");
     assert_eq!(next.map(|c| c.id()), Some(healthy.id));
     let trashed = board.get(poison.id).await.expect("get failed");
