@@ -2,11 +2,10 @@
 //!
 //! Prints one table: jobs/s end to end (a 3-step no-op `chain`) with 1 and 3 conductors,
 //! post-to-complete p50/p99 one job at a time, etcd transactions, requests and writes per job
-//! (from etcd's own `/metrics`; the bench learns of finished jobs by an etcd watch, which sends
-//! no KV request), raw etcd claim
-//! transactions/s measured in the same run (before and after the 1-conductor run), takeover
-//! time after kill -9 and after SIGTERM (median of 5), conductor CPU per job and idle RSS,
-//! beside TaskFlow 6.5's numbers and issue 4's targets.
+//! (from etcd's own `/metrics`; the bench learns of finished jobs by an etcd watch, which
+//! sends no KV request), raw etcd claim transactions/s measured in the same run (before and
+//! after the 1-conductor run), takeover time after kill -9 and after SIGTERM (median of 5),
+//! conductor CPU per job and idle RSS, beside TaskFlow 6.5's numbers and issue 4's targets.
 //!
 //! Run: `cargo build --release -p conductor --bins && cargo bench -p tests --bench e2e`.
 //! `BENCH_JOBS` (default 1000) and `BENCH_ROUNDS` (default 5) shrink a run.
