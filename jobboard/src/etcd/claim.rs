@@ -27,6 +27,9 @@ use crate::job::{FlowFilter, JobId, JobState};
 
 /// Queue entries read per claim attempt: enough to step past a few racing claimers.
 const CANDIDATES: i64 = 16;
+/// While other boards take the same entries (`LocalClaims::pick`), a page this many times
+/// wider: random picks from a wider page collide less often.
+const CONTENDED_WIDTH: i64 = 4;
 
 /// The outcome of trying one candidate.
 enum Attempt {
@@ -152,7 +155,8 @@ impl Inner {
     /// ours does it range each flow's queue and merge them.
     async fn candidates(&self, filter: &FlowFilter) -> Result<Candidates, Error> {
         // Room for every sibling task of this board that is claiming right now, so none runs dry.
-        let limit = CANDIDATES + self.with_local(|local| local.in_flight) as i64;
+        let (in_flight, contended) = self.with_local(|local| (local.in_flight as i64, local.contended()));
+        let limit = if contended { CANDIDATES * CONTENDED_WIDTH } else { CANDIDATES } + in_flight;
         let head = self.first_entries(&self.keys.queue_prefix(), limit).await?;
         if filter.0.is_empty() {
             return Ok(Candidates { entries: head.entries, shareable: true });

@@ -80,11 +80,15 @@ impl LocalClaims {
         self.contended_until = Some(Instant::now() + CONTENDED_FOR);
     }
 
+    /// Whether a claim txn of this board failed within the last [`CONTENDED_FOR`].
+    pub(crate) fn contended(&self) -> bool {
+        self.contended_until.is_some_and(|until| Instant::now() < until)
+    }
+
     /// Which of `len` candidates (in claim order) to try next: the first, or while
     /// other boards take the same ones, any.
     pub(crate) fn pick(&self, len: usize) -> usize {
-        let contended = self.contended_until.is_some_and(|until| Instant::now() < until);
-        if contended && len > 1 {
+        if self.contended() && len > 1 {
             rand::rng().random_range(0..len)
         } else {
             0
