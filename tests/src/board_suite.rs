@@ -44,7 +44,9 @@ pub use factories::{EmbeddedFactory, EtcdFactory};
 pub use failover::{
     cancel_unclaimed_and_claimed, close_releases_claims, lost_session_returns_job, old_owner_is_fenced, wakeups_fire,
 };
-pub use listing::{assert_filtered_listings_agree, list_by_state_matches_filtered_full_list};
+pub use listing::{
+    assert_filtered_listings_agree, assert_filtered_listings_agree_at, list_by_state_matches_filtered_full_list,
+};
 pub use logbooks::{first_claim_book_is_empty_until_written, logbook_round_trip_and_resume};
 pub use posting::{bad_inputs_write_nothing, conductors_register_and_drain, idempotent_post, list_filters_and_pages};
 

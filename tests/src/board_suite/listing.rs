@@ -59,6 +59,11 @@ pub async fn list_by_state_matches_filtered_full_list(f: &impl BoardFactory) {
 /// order; only full pages announce a next one, and no page but a lone first
 /// one is empty (a next page is announced only when a job follows). The board must not change meanwhile.
 pub async fn assert_filtered_listings_agree(board: &Arc<dyn JobBoard>, flows: &[&str]) {
+    assert_filtered_listings_agree_at(board, flows, &[0, 2]).await;
+}
+
+/// [`assert_filtered_listings_agree`] at the given page sizes (0: the default).
+pub async fn assert_filtered_listings_agree_at(board: &Arc<dyn JobBoard>, flows: &[&str], limits: &[usize]) {
     let all = list_all(board).await;
     let flow_filters = std::iter::once(None).chain(flows.iter().map(|f| Some(f.to_string())));
     for flow in flow_filters {
@@ -67,7 +72,7 @@ pub async fn assert_filtered_listings_agree(board: &Arc<dyn JobBoard>, flows: &[
                 .iter()
                 .filter(|j| state.is_none_or(|s| j.state == s) && flow.as_ref().is_none_or(|f| j.flow == *f))
                 .collect();
-            for limit in [0, 2] {
+            for &limit in limits {
                 let query = ListQuery { state, flow: flow.clone(), limit, page_token: None };
                 let got = list_pages(board, query).await;
                 let what = format!("list(state {state:?}, flow {flow:?}, limit {limit})");
