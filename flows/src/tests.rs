@@ -135,6 +135,17 @@ pub(crate) async fn run_on(
     Ran { outcome, recorder, storage, book, flow_id }
 }
 
+/// An engine for `flow` over a given logbook, running `concurrency` atoms at once.
+pub(crate) async fn engine_on(
+    flow: Flow,
+    storage: Arc<dyn Storage>,
+    book: Uuid,
+    flow_id: Uuid,
+    concurrency: usize,
+) -> Engine {
+    Engine::builder(flow).storage(storage, book, flow_id).max_concurrency(concurrency).build().await.expect("builds")
+}
+
 /// Asserts the final state and the (RUNNING/REVERTING-free) atom trace.
 #[track_caller]
 pub(crate) fn check(ran: &Ran, state: FlowState, trace: &[&str]) {

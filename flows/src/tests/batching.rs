@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use super::{ok, Hooked};
+use super::{engine_on, ok, Hooked};
 use crate::{task_fn, AtomEvent, AtomState, Engine, Flow, FlowDetail, FlowState, Listener, MemoryStorage, Storage};
 
 /// Every write of a run, each as a list like `["flow RUNNING", "a RUNNING"]`.
@@ -112,12 +112,7 @@ async fn a_task_runs_only_once_its_running_and_its_inputs_are_recorded() {
             }
         };
         let flow = Flow::graph("g").add(probe("a", None)).add(probe("b", Some("a"))).add(probe("c", Some("b")));
-        let mut engine = Engine::builder(flow)
-            .storage(storage.clone(), book, flow_id)
-            .max_concurrency(concurrency)
-            .build()
-            .await
-            .expect("builds");
+        let mut engine = engine_on(flow, storage.clone(), book, flow_id, concurrency).await;
         assert_eq!(engine.run().await.expect("runs").state, FlowState::Success);
         let seen = seen.lock().expect("lock").clone();
         assert_eq!(
@@ -205,8 +200,7 @@ async fn a_finished_task_is_recorded_before_the_engine_waits_on_a_slow_one() {
         }
     });
     let flow = Flow::unordered("f").add(ok("fast")).add(slow.provides("slow"));
-    let mut engine =
-        Engine::builder(flow).storage(storage.clone(), book, flow_id).max_concurrency(2).build().await.expect("builds");
+    let mut engine = engine_on(flow, storage.clone(), book, flow_id, 2).await;
     let outcome = engine.run().await.expect("runs");
     assert_eq!(outcome.results.get("slow"), Some(&json!("saw fast recorded")));
 }

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use super::{check, ok, run_on};
+use super::{check, engine_on, ok, run_on};
 use crate::{
     task_fn, AtomDetail, AtomKind, AtomState, EngineControl, Failure, Flow, FlowDetail, FlowState, MemoryStorage,
     Storage, TaskSpec,
@@ -47,11 +47,7 @@ async fn suspend_then_resume_reruns_nothing_finished() {
     let (book, flow_id) = (Uuid::new_v4(), Uuid::new_v4());
     let slot: Arc<Mutex<Option<EngineControl>>> = Arc::default();
 
-    let mut engine = crate::Engine::builder(chain(&counts, Some(slot.clone())))
-        .storage(storage.clone(), book, flow_id)
-        .build()
-        .await
-        .expect("builds");
+    let mut engine = engine_on(chain(&counts, Some(slot.clone())), storage.clone(), book, flow_id, 1).await;
     *slot.lock().expect("lock") = Some(engine.control());
     let first = engine.run().await.expect("runs");
     assert_eq!(first.state, FlowState::Suspended);
@@ -212,12 +208,7 @@ async fn a_failure_while_suspending_is_reverted_by_the_next_run() {
     };
     let storage = Arc::new(MemoryStorage::new());
     let (book, flow_id) = (Uuid::new_v4(), Uuid::new_v4());
-    let mut engine = crate::Engine::builder(flow())
-        .storage(storage.clone(), book, flow_id)
-        .max_concurrency(2)
-        .build()
-        .await
-        .expect("builds");
+    let mut engine = engine_on(flow(), storage.clone(), book, flow_id, 2).await;
     *slot.lock().expect("lock") = Some(engine.control());
     let first = engine.run().await.expect("runs");
     assert_eq!(first.state, FlowState::Suspended);

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use super::{boom, check, ok, run};
+use super::{boom, check, engine_on, ok, run};
 use crate::{
     task_fn, Attempt, Decision, ExecuteContext, Failure, Flow, FlowState, Inputs, Retry, RetryController, Storage,
 };
@@ -295,12 +295,7 @@ async fn a_cancel_while_a_retry_waits_for_its_next_attempt_reverts_the_retry_too
         failed.store(0, Ordering::SeqCst);
         let storage = Arc::new(crate::MemoryStorage::new());
         let (book, flow_id) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
-        let mut engine = crate::Engine::builder(flow.clone())
-            .storage(storage.clone(), book, flow_id)
-            .max_concurrency(concurrency)
-            .build()
-            .await
-            .expect("builds");
+        let mut engine = engine_on(flow.clone(), storage.clone(), book, flow_id, concurrency).await;
         *slot.lock().expect("lock") = Some(engine.control());
         let outcome = engine.run().await.expect("runs");
         assert_eq!(outcome.state, FlowState::Reverted);
@@ -334,12 +329,7 @@ async fn suspend_and_cancel_do_not_wait_out_a_retry_delay() {
         failed.store(0, Ordering::SeqCst);
         let storage = Arc::new(crate::MemoryStorage::new());
         let (book, flow_id) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
-        let mut engine = crate::Engine::builder(flow.clone())
-            .storage(storage.clone(), book, flow_id)
-            .max_concurrency(concurrency)
-            .build()
-            .await
-            .expect("builds");
+        let mut engine = engine_on(flow.clone(), storage.clone(), book, flow_id, concurrency).await;
         let control = engine.control();
         // Stops the run once r waits for attempt 2 (RETRYING recorded, flow RUNNING), plus a
         // moment so the delay has begun. Were it earlier, r would simply not start: still correct.

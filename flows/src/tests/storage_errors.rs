@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_json::json;
 use uuid::Uuid;
 
-use super::{ok, Hooked};
+use super::{engine_on, ok, Hooked};
 use crate::{task_fn, AtomDetail, AtomKind, AtomState, Engine, Error, Failure, Flow, FlowState, Storage, StorageError};
 
 /// Memory storages that refuse some writes, the way a failing disk or an
@@ -85,12 +85,7 @@ async fn a_run_after_a_storage_error_continues_from_what_was_recorded() {
         let storage = Flaky::with_budget(3);
         let (book, flow_id) = (Uuid::new_v4(), Uuid::new_v4());
         let flow = Flow::linear("f").add(counted("a", &calls)).add(counted("b", &calls)).add(counted("c", &calls));
-        let mut engine = Engine::builder(flow)
-            .storage(storage.clone(), book, flow_id)
-            .max_concurrency(concurrency)
-            .build()
-            .await
-            .expect("builds");
+        let mut engine = engine_on(flow, storage.clone(), book, flow_id, concurrency).await;
         engine.run().await.expect_err("storage failure surfaces");
         heal(&storage);
         // b's SUCCESS was never recorded, so it is not trusted: b runs again (at-least-once).
@@ -127,8 +122,7 @@ async fn a_job_finishing_while_the_run_stops_decides_nothing_more() {
     });
     let (book, flow_id) = (Uuid::new_v4(), Uuid::new_v4());
     let flow = Flow::unordered("f").add(slow).add(ok("x"));
-    let mut engine =
-        Engine::builder(flow).storage(storage.clone(), book, flow_id).max_concurrency(2).build().await.expect("builds");
+    let mut engine = engine_on(flow, storage.clone(), book, flow_id, 2).await;
     let err = engine.run().await.expect_err("storage failure surfaces");
     assert!(matches!(err, Error::Storage(_)), "{err:?}");
     let stored = storage.load_flow(book, flow_id).await.expect("load").expect("flow");
@@ -194,8 +188,7 @@ async fn a_refused_suspend_stops_the_run_and_records_nothing_more() {
     let storage = Flaky::refusing_flow(FlowState::Suspending);
     let (book, flow_id) = (Uuid::new_v4(), Uuid::new_v4());
     let flow = Flow::unordered("f").add(slow).add(trigger);
-    let mut engine =
-        Engine::builder(flow).storage(storage.clone(), book, flow_id).max_concurrency(2).build().await.expect("builds");
+    let mut engine = engine_on(flow, storage.clone(), book, flow_id, 2).await;
     *slot.lock().expect("lock") = Some(engine.control());
     let err = engine.run().await.expect_err("the refused SUSPENDING surfaces");
     assert!(matches!(err, Error::Storage(_)), "{err:?}");

@@ -214,26 +214,17 @@ impl Inner {
             Some(flow) => keys.flow_queue_prefix(flow),
             None => keys.queue_prefix(),
         };
-        // Held and owner keys are in id order: start after the page token.
-        let range = |prefix: String, skip_to: Option<String>| {
-            let end = prefix_end(&prefix);
-            (skip_to.map_or_else(|| prefix.into_bytes(), |key| after_key(key.as_bytes())), end)
+        // Keys only. Held and owner keys are in id order: start after the page token.
+        // Only the queue can be a backlog (held and owner keys are the claimed jobs).
+        let range = |prefix: String, skip_to: Option<String>, limit: i64| {
+            let options = GetOptions::new().with_range(prefix_end(&prefix)).with_keys_only().with_limit(limit);
+            TxnOp::get(skip_to.map_or_else(|| prefix.into_bytes(), |key| after_key(key.as_bytes())), Some(options))
         };
-        let ranges = [
-            range(queue, None),
-            range(keys.held_prefix(), after.map(|id| keys.held(id))),
-            range(keys.owner_prefix(), after.map(|id| keys.owner(id))),
+        let ops = [
+            range(queue, None, QUEUE_INDEX_MAX as i64),
+            range(keys.held_prefix(), after.map(|id| keys.held(id)), 0),
+            range(keys.owner_prefix(), after.map(|id| keys.owner(id)), 0),
         ];
-        let ops: Vec<TxnOp> = ranges
-            .into_iter()
-            .enumerate()
-            .map(|(i, (start, end))| {
-                let options = GetOptions::new().with_range(end).with_keys_only();
-                // Only the queue can be a backlog; held and owner keys are the claimed jobs.
-                let options = if i == 0 { options.with_limit(QUEUE_INDEX_MAX as i64) } else { options };
-                TxnOp::get(start, Some(options))
-            })
-            .collect();
         let resp = self.txn(Txn::new().and_then(ops), "listing unclaimed jobs").await?;
         let responses = resp.op_responses();
         if matches!(responses.first(), Some(TxnOpResponse::Get(queue)) if queue.more()) {
