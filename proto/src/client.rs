@@ -125,4 +125,9 @@ impl Client {
     pub async fn drain(&self, name: impl Into<String>, draining: bool) -> Result<pb::Conductor, ClientError> {
         Ok(self.inner.clone().drain(pb::DrainRequest { name: name.into(), draining }).await?.into_inner())
     }
+
+    /// This conductor's own status: its board, its sessions, the jobs it runs now.
+    pub async fn get_status(&self) -> Result<pb::ConductorStatus, ClientError> {
+        Ok(self.inner.clone().get_status(pb::GetStatusRequest {}).await?.into_inner())
+    }
 }

@@ -176,4 +176,8 @@ impl Baton for BatonService {
             .map(|c| Response::new(conductor_to_pb(c)))
             .ok_or_else(|| Status::not_found(format!("conductor {:?} is not live", req.name)))
     }
+
+    async fn get_status(&self, _request: Request<pb::GetStatusRequest>) -> Result<Response<pb::ConductorStatus>, Status> {
+        Err(Status::unimplemented("GetStatus is not served by this build yet"))
+    }
 }
