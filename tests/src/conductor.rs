@@ -273,7 +273,10 @@ impl ConductorProcess {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        while registered {
+        if !registered {
+            return Ok(());
+        }
+        loop {
             self.check_alive()?;
             let out = baton(&self.endpoint(), ["conductors"]);
             if out.success() {
@@ -289,7 +292,6 @@ impl ConductorProcess {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        Ok(())
     }
 
     fn check_alive(&mut self) -> HarnessResult<()> {
