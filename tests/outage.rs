@@ -133,6 +133,8 @@ fn a_conductor_started_without_etcd_serves_unavailable_then_runs_jobs_once_etcd_
     assert_eq!(status_now(&api).or_fail().sessions_started, 1);
 }
 
+// The guard only serializes this test against the others (run on their own threads).
+#[allow(clippy::await_holding_lock)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_lost_to_a_long_partition_is_replaced_in_process_and_its_job_resumed() {
     let _serial = one_at_a_time();
