@@ -5,7 +5,8 @@
 //! Nothing polls: the loop waits on the semaphore, on the board's `claimable`
 //! wake-ups and on the drain switch. It subscribes to wake-ups before its
 //! first look, so a job posted between a look and the wait still wakes it.
-//! Board errors back off exponentially (100 ms doubling to 5 s).
+//! Board errors back off exponentially (100 ms doubling to 5 s), and end the
+//! wait as soon as an unavailable board answers again.
 //!
 //! Several copies of the loop run at once (up to [`CLAIM_LOOPS`], never more
 //! than `--max-jobs`): a claim is a round trip to etcd (a range, then a txn),
@@ -16,7 +17,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use jobboard::{FlowFilter, JobBoard};
+use jobboard::{Availability, FlowFilter, JobBoard};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -114,10 +115,23 @@ impl Claimer {
                     tokio::select! {
                         _ = self.stop.cancelled() => break,
                         _ = tokio::time::sleep(backoff) => {}
+                        () = self.board_recovered() => backoff = BACKOFF_START,
                     }
                     backoff = (backoff * 2).min(BACKOFF_CAP);
                 }
             }
+        }
+    }
+
+    /// Resolves when a board that is unavailable now answers again (never, if it is
+    /// available now): a returning etcd is claimed from at once, not after the backoff.
+    async fn board_recovered(&self) {
+        let mut availability = self.board.availability();
+        if *availability.borrow_and_update() == Availability::Available {
+            return std::future::pending().await;
+        }
+        if availability.wait_for(|now| *now == Availability::Available).await.is_err() {
+            std::future::pending::<()>().await;
         }
     }
 }

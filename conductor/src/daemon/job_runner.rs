@@ -10,8 +10,9 @@
 //! | cancel requested, flow reverted | consume CANCELLED |
 //! | graceful shutdown, flow SUSPENDED | abandon (another conductor resumes at once) |
 //! | grace period over | engine dropped, then abandon (running tasks re-run: at-least-once) |
-//! | claim lost (lease expired) | engine dropped at once; nothing written (it would be fenced anyway) |
-//! | logbook storage unavailable | abandon (retried elsewhere; quarantine stops a loop) |
+//! | board briefly unreachable | nothing: the claim's writes wait and land when it answers |
+//! | claim lost (lease expired, session fenced) | engine dropped at once; nothing written (it would be fenced anyway) |
+//! | logbook storage failed for good | abandon (retried elsewhere; quarantine stops a loop) |
 //! | flow cannot be built or compiled, engine bug | trash with the reason (retrying cannot help) |
 
 use std::sync::Arc;
