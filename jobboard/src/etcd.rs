@@ -44,18 +44,66 @@ use crate::job::{BoardConfig, ConductorInfo, FlowFilter, Job, JobId, JobPage, Li
 /// partition that swallows packets must not hang a caller forever.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Runs one etcd request under [`REQUEST_TIMEOUT`], mapping its error.
-pub(crate) async fn bounded<T>(
-    request: impl std::future::Future<Output = Result<T, etcd_client::Error>>,
-    doing: &str,
-) -> Result<T, Error> {
-    match tokio::time::timeout(REQUEST_TIMEOUT, request).await {
-        Ok(result) => result.map_err(|e| etcd_error(e, doing)),
-        Err(_) => Err(Error::Unavailable {
-            message: format!("etcd did not answer within {REQUEST_TIMEOUT:?} while {doing}"),
-            source: None,
-        }),
+/// How many times a request that could not even connect is sent again at once.
+/// With several endpoints, etcd-client's balancer keeps picking a dead member
+/// for a while after it died; nothing was sent, so repeating is safe for any
+/// request (a txn included), and the next pick is most likely a live member.
+const CONNECT_RETRIES: u32 = 4;
+
+/// Runs one etcd request under [`REQUEST_TIMEOUT`], mapping its error. A
+/// request that failed to connect (see [`CONNECT_RETRIES`]) is repeated within the same bound.
+pub(crate) async fn bounded<T, Fut>(mut request: impl FnMut() -> Fut, doing: &str) -> Result<T, Error>
+where
+    Fut: std::future::Future<Output = Result<T, etcd_client::Error>>,
+{
+    let deadline = tokio::time::Instant::now() + REQUEST_TIMEOUT;
+    let mut retries = 0;
+    loop {
+        match tokio::time::timeout_at(deadline, request()).await {
+            Ok(Ok(value)) => return Ok(value),
+            Ok(Err(e)) if retries < CONNECT_RETRIES && codec::never_sent(&e) => {
+                retries += 1;
+                tracing::debug!(error = %e, "etcd request could not connect; sending it again");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Ok(Err(e)) => return Err(etcd_error(e, doing)),
+            Err(_) => {
+                return Err(Error::Unavailable {
+                    message: format!("etcd did not answer within {REQUEST_TIMEOUT:?} while {doing}"),
+                    source: None,
+                })
+            }
+        }
     }
+}
+
+/// One txn through [`bounded`].
+pub(crate) async fn send_txn(kv: &KvClient, txn: &Txn, doing: &str) -> Result<TxnResponse, Error> {
+    bounded(
+        || {
+            let (mut kv, txn) = (kv.clone(), txn.clone());
+            async move { kv.txn(txn).await }
+        },
+        doing,
+    )
+    .await
+}
+
+/// One range read through [`bounded`].
+pub(crate) async fn send_get(
+    kv: &KvClient,
+    key: &[u8],
+    options: Option<&GetOptions>,
+    doing: &str,
+) -> Result<GetResponse, Error> {
+    bounded(
+        || {
+            let (mut kv, key, options) = (kv.clone(), key.to_vec(), options.cloned());
+            async move { kv.get(key, options).await }
+        },
+        doing,
+    )
+    .await
 }
 
 /// Responses bigger than gRPC's default 4 MiB (a large logbook, a long listing) must still decode.
@@ -217,7 +265,7 @@ impl Inner {
     }
 
     async fn txn(&self, txn: Txn, doing: &str) -> Result<TxnResponse, Error> {
-        let resp = bounded(self.kv().txn(txn), doing).await?;
+        let resp = send_txn(&self.kv, &txn, doing).await?;
         self.session.revisions.note(resp.header().map_or(0, |h| h.revision()));
         Ok(resp)
     }
@@ -228,7 +276,7 @@ impl Inner {
         options: Option<GetOptions>,
         doing: &str,
     ) -> Result<GetResponse, Error> {
-        let resp = bounded(self.kv().get(key, options), doing).await?;
+        let resp = send_get(&self.kv, &key.into(), options.as_ref(), doing).await?;
         self.session.revisions.note(resp.header().map_or(0, |h| h.revision()));
         Ok(resp)
     }

@@ -160,6 +160,15 @@ pub(crate) fn etcd_error(err: etcd_client::Error, doing: &str) -> Error {
     }
 }
 
+/// Whether the request failed before anything was sent: no connection to the
+/// member could be made. Repeating such a request is always safe.
+pub(crate) fn never_sent(err: &etcd_client::Error) -> bool {
+    match err {
+        etcd_client::Error::GRpcStatus(status) => status.message() == "tcp connect error",
+        _ => false,
+    }
+}
+
 /// What went wrong, in words: the OS error under a transport failure
 /// ("Connection refused (os error 111)"), or the status message etcd sent,
 /// rather than the nested debug dump of tonic and hyper errors. The whole

@@ -18,8 +18,11 @@ impl Inner {
         let stored = ConductorInfo { jobs: 0, ..info.clone() };
         let options = PutOptions::new().with_lease(self.session.lease);
         let (key, value) = (self.keys.conductor(&info.name), encode(&stored, "conductor")?);
-        super::bounded(self.kv().put(key, value, Some(options)), &format!("registering conductor {}", info.name))
-            .await?;
+        let put = || {
+            let (mut kv, key, value, options) = (self.kv(), key.clone(), value.clone(), options.clone());
+            async move { kv.put(key, value, Some(options)).await }
+        };
+        super::bounded(put, &format!("registering conductor {}", info.name)).await?;
         Ok(())
     }
 

@@ -19,9 +19,9 @@
 
 use etcd_client::{Compare, CompareOp, KeyValue, KvClient, Txn, TxnOp};
 
-use super::bounded;
 use super::keys::Keys;
 use super::owner::get_kv;
+use super::{send_get, send_txn};
 use crate::error::Error;
 
 /// The epoch a session started in.
@@ -39,7 +39,7 @@ impl BoardEpoch {
             .when([Compare::create_revision(key.clone(), CompareOp::Equal, 0)])
             .and_then([TxnOp::put(key.clone(), "1", None)])
             .or_else([TxnOp::get(key.clone(), None)]);
-        let resp = bounded(kv.clone().txn(txn), "reading the board epoch").await?;
+        let resp = send_txn(kv, &txn, "reading the board epoch").await?;
         let value = if resp.succeeded() {
             "1".to_owned()
         } else {
@@ -82,7 +82,7 @@ impl BoardEpoch {
     /// a linearizable read never trails what was committed), and if etcd was
     /// indeed restored, moves the board to the next epoch. Returns whether it was.
     pub(crate) async fn check_restore(&self, kv: &KvClient, seen: i64) -> bool {
-        let read = match bounded(kv.clone().get(self.key.clone(), None), "confirming an etcd restore").await {
+        let read = match send_get(kv, self.key.as_bytes(), None, "confirming an etcd restore").await {
             Ok(read) => read,
             Err(error) => {
                 tracing::debug!(%error, "cannot confirm whether etcd was restored; will look again");
@@ -99,7 +99,7 @@ impl BoardEpoch {
             "etcd's revision went back: it was restored from a snapshot; moving the board to a new epoch"
         );
         let bump = Txn::new().when([self.compare()]).and_then([TxnOp::put(self.key.clone(), next, None)]);
-        if let Err(error) = bounded(kv.clone().txn(bump), "moving the board to a new epoch").await {
+        if let Err(error) = send_txn(kv, &bump, "moving the board to a new epoch").await {
             tracing::warn!(%error, "cannot move the board to a new epoch; this session fences itself all the same");
         }
         true

@@ -90,7 +90,11 @@ impl Session {
         epoch: BoardEpoch,
     ) -> Result<Session, Error> {
         let ttl_secs = ttl.as_secs().max(2) as i64;
-        let granted = bounded(client.lease_client().grant(ttl_secs, None), "granting the session lease").await?;
+        let grant = || {
+            let mut leases = client.lease_client();
+            async move { leases.grant(ttl_secs, None).await }
+        };
+        let granted = bounded(grant, "granting the session lease").await?;
         let session = Session {
             lease: granted.id(),
             lost: CancellationToken::new(),

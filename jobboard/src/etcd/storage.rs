@@ -27,11 +27,11 @@ use flows::{AtomDetail, FlowChanges, FlowDetail, LogBook, Storage, StorageError}
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use super::bounded;
 use super::codec::{check_size, decode, encode};
 use super::keys::Keys;
 use super::owner::get_kv;
 use super::Inner;
+use super::{send_get, send_txn};
 use crate::claim::FenceToken;
 use crate::error::Error;
 use crate::job::{BoardConfig, JobId};
@@ -138,7 +138,7 @@ impl EtcdStorage {
         when.extend(extra);
         let owner = self.keys.owner(self.job);
         let txn = Txn::new().when(when).and_then(ops).or_else([TxnOp::get(owner, None), self.fence.epoch.get()]);
-        let resp = bounded(self.kv.clone().txn(txn), "writing a logbook").await?;
+        let resp = send_txn(&self.kv, &txn, "writing a logbook").await?;
         self.fence.revisions.note(resp.header().map_or(0, |h| h.revision()));
         if resp.succeeded() {
             return Ok(());
@@ -158,7 +158,7 @@ impl EtcdStorage {
     }
 
     async fn get_one(&self, key: String) -> Result<Option<Vec<u8>>, StorageError> {
-        let mut resp = bounded(self.kv.clone().get(key, None), "reading a logbook").await?;
+        let mut resp = send_get(&self.kv, key.as_bytes(), None, "reading a logbook").await?;
         Ok(resp.take_kvs().pop().map(|kv| kv.into_key_value().1))
     }
 
@@ -312,7 +312,7 @@ fn split_in_txns(puts: Vec<(String, Vec<u8>)>) -> Vec<Vec<(String, Vec<u8>)>> {
 async fn read_book(kv: &KvClient, keys: &Keys, job: JobId) -> Result<Option<LogBook>, Error> {
     let prefix = keys.book_prefix(job);
     let doing = format!("reading the logbook of job {job}");
-    let mut resp = bounded(kv.clone().get(prefix.clone(), Some(GetOptions::new().with_prefix())), &doing).await?;
+    let mut resp = send_get(kv, prefix.as_bytes(), Some(&GetOptions::new().with_prefix()), &doing).await?;
     let mut book: Option<LogBook> = None;
     let mut flows = Vec::new();
     let mut atoms = Vec::new();

@@ -231,7 +231,7 @@ fn note_state(inner: &Inner, id: JobId, state: StateRecord, rev: i64) {
 /// follows; every change after it is an event.
 pub(super) async fn watch_job(inner: &Arc<Inner>, id: JobId) -> Result<Wakeups, Error> {
     let (tx, rx) = tokio_watch::channel(0u64);
-    let stream = bounded(open_job_watch(&inner.client, &inner.keys, id, &tx), &format!("watching job {id}")).await?;
+    let stream = bounded(|| open_job_watch(&inner.client, &inner.keys, id, &tx), &format!("watching job {id}")).await?;
     let resp = inner.get(inner.keys.spec(id), Some(GetOptions::new().with_count_only()), "reading a job").await?;
     if resp.count() == 0 {
         return Err(Error::NotFound(id));
