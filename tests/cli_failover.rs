@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 use tests::conductor::{
-    baton, baton_with_env, get_job, wait_job, BatonRun, ConductorConfig, ConductorProcess, HarnessResult, OrFail,
+    baton, baton_with_env, get_job, post_job, wait_job, BatonRun, ConductorConfig, ConductorProcess, HarnessResult,
+    OrFail,
 };
 use tests::etcd::{unique_prefix, EtcdProcess};
 
@@ -136,6 +137,57 @@ fn a_wait_follows_its_job_after_the_conductor_it_watched_is_killed() {
     );
     let job = get_job(&runner.endpoint(), &id).or_fail();
     assert_eq!(job["owner"], Value::Null, "{job}");
+}
+
+#[test]
+fn status_shows_the_first_conductor_that_answers_with_the_jobs_it_runs() {
+    let (conductor, _dir) = embedded_conductor("failover-status");
+    let real = conductor.endpoint();
+    let id = post_job(&real, "chain", &[("steps", "2"), ("step_ms", "60000")]).or_fail();
+    wait_job(&real, &id, PATIENCE, "claim", |job| job["state"].as_str() == Some("CLAIMED")).or_fail();
+
+    let silent = Silent::start().or_fail();
+    let both = format!("{},{real}", silent.endpoint());
+    let status = baton(&both, ["--timeout", "1s", "status"]).ok_json().or_fail();
+    assert_eq!(status["endpoint"].as_str(), Some(real.as_str()), "{status}");
+    assert_eq!(status["name"].as_str(), Some("failover-status"), "{status}");
+    assert_eq!((status["board"].as_str(), &status["board_cause"]), (Some("AVAILABLE"), &Value::Null), "{status}");
+    assert_eq!((status["sessions_started"].as_u64(), status["sessions_lost"].as_u64()), (Some(1), Some(0)), "{status}");
+    assert_eq!(status["draining"].as_bool(), Some(false), "{status}");
+    let running = status["running"].as_array().or_fail_with("no running list");
+    assert_eq!(running.len(), 1, "{status}");
+    assert_eq!((running[0]["id"].as_str(), running[0]["flow"].as_str()), (Some(id.as_str()), Some("chain")));
+    assert!(running[0]["claim_token"].as_u64().is_some_and(|token| token > 0), "{status}");
+
+    let table = baton(&real, ["status", "--output", "table"]);
+    assert!(table.success(), "{}", table.stderr());
+    assert!(table.stdout().contains("board:     AVAILABLE") && table.stdout().contains(&id), "{}", table.stdout());
+}
+
+#[test]
+fn a_conductor_without_its_board_answers_unavailable_and_the_next_serves() {
+    // An etcd endpoint where nothing listens: the conductor serves its API and answers
+    // UNAVAILABLE while it waits for its board.
+    let no_etcd = format!("http://{}", tests::conductor::free_local_addr().or_fail());
+    let config = ConductorConfig::etcd(&no_etcd, &unique_prefix("no-board"), "no-board", Duration::from_secs(3));
+    let boardless = ConductorProcess::spawn(&config).or_fail();
+    let (conductor, _dir) = embedded_conductor("failover-serves");
+    let both = format!("{},{}", boardless.endpoint(), conductor.endpoint());
+
+    let listed = baton(&both, ["list"]).ok_json().or_fail();
+    assert_eq!(listed, Value::Array(Vec::new()), "the second endpoint's empty board");
+
+    let alone = baton(&boardless.endpoint(), ["list"]);
+    assert!(!alone.success(), "list without a board succeeded: {}", alone.stdout());
+    let stderr = alone.stderr();
+    assert_eq!(stderr.lines().count(), 1, "one line, not a dump: {stderr:?}");
+    let expected = format!("baton: cannot list jobs: no conductor answered ({}: unavailable: ", boardless.endpoint());
+    assert!(stderr.starts_with(&expected), "{stderr:?}");
+    assert!(stderr.contains("baton status"), "no hint: {stderr:?}");
+
+    let status = baton(&boardless.endpoint(), ["status"]).ok_json().or_fail();
+    assert_eq!(status["board"].as_str(), Some("UNAVAILABLE"), "{status}");
+    assert!(status["board_cause"].as_str().is_some_and(|cause| !cause.is_empty()), "{status}");
 }
 
 /// The one job of this test's board, once it is listed.
