@@ -1,9 +1,11 @@
 //! The `baton` command-line client: argument definitions and dispatch.
 //!
 //! - [`commands`]: one function per subcommand.
+//! - [`fleet`]: the endpoints of `--endpoint`, timeouts and failover.
 //! - [`store`]: `--store KEY=VALUE` and `--store-file`.
-//! - [`output`]: JSON shapes and tables.
+//! - [`output`]: JSON shapes and tables; [`status`]: those of `baton status`.
 //! - [`follow`]: `--wait` / `watch` progress.
+//! - [`report`]: errors as one line for people.
 //! - [`demo`]: `baton demo`, a conductor in-process.
 //!
 //! Exit status: 0 on success; 1 on an error (printed on stderr); 2 on bad
@@ -11,8 +13,11 @@
 
 pub mod commands;
 pub mod demo;
+pub mod fleet;
 pub mod follow;
 pub mod output;
+pub mod report;
+pub mod status;
 pub mod store;
 
 #[cfg(test)]
@@ -20,10 +25,14 @@ mod end_to_end;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use jobboard::JobState;
 use serde_json::Value;
+
+use crate::config::parse_duration;
+use fleet::{Fleet, Timeouts};
 
 /// The endpoint used when neither `--endpoint` nor `BATON_ENDPOINT` is set.
 pub const DEFAULT_ENDPOINT: &str = "http://127.0.0.1:50051";
@@ -42,9 +51,20 @@ pub const EXIT_JOB_FAILED: u8 = 3;
 )]
 pub struct Cli {
     /// The conductor to talk to; several, comma-separated, are tried in order and the
-    /// first that answers is used (a fleet behind no load balancer).
+    /// first that answers is used (a fleet behind no load balancer). A request that gets no
+    /// connection, no answer in time, or UNAVAILABLE goes to the next.
     #[arg(long, global = true, env = "BATON_ENDPOINT", default_value = DEFAULT_ENDPOINT)]
     pub endpoint: String,
+    /// Give up connecting to one endpoint after this long (500ms, 2s, ...), then try the next.
+    #[arg(long, global = true, env = "BATON_CONNECT_TIMEOUT", default_value = "2s", value_name = "DURATION", value_parser = parse_timeout)]
+    pub connect_timeout: Duration,
+    /// Give up waiting for one endpoint's answer after this long, then try the next. An open
+    /// `watch` or `--wait` has no such bound: it follows the job as long as it runs.
+    #[arg(long, global = true, env = "BATON_TIMEOUT", default_value = "30s", value_name = "DURATION", value_parser = parse_timeout)]
+    pub timeout: Duration,
+    /// On an error, print every cause, not just the first and the last; log each endpoint tried.
+    #[arg(long, short, global = true)]
+    pub verbose: bool,
     /// `table` for people, `json` for scripts.
     #[arg(long, short, global = true, value_enum, default_value_t = Output::Table)]
     pub output: Output,
@@ -88,6 +108,9 @@ pub enum Command {
     Flows,
     /// List the live conductors.
     Conductors,
+    /// Show one conductor's own view: its board, sessions, drain and the jobs it runs
+    /// (the first endpoint that answers; give one `--endpoint` to pick a conductor).
+    Status,
     /// Tell a conductor to stop claiming new jobs (it finishes what it holds).
     Drain {
         /// The conductor's name (see `baton conductors`).
@@ -156,12 +179,27 @@ pub enum DemoFlow {
     Chain,
 }
 
+/// A `--connect-timeout` or `--timeout`: a duration above zero.
+pub fn parse_timeout(text: &str) -> Result<Duration, String> {
+    match parse_duration(text)? {
+        Duration::ZERO => Err(format!("{text:?} would give up at once; use a duration above zero, e.g. 2s")),
+        duration => Ok(duration),
+    }
+}
+
+impl Cli {
+    /// The timeouts of `--connect-timeout` and `--timeout`.
+    pub fn timeouts(&self) -> Timeouts {
+        Timeouts { connect: self.connect_timeout, request: self.timeout }
+    }
+}
+
 /// Runs the parsed command line.
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let out = cli.output;
+    let (out, timeouts) = (cli.output, cli.timeouts());
     match cli.command {
-        Command::Demo(args) => demo::run(args, out).await,
-        command => commands::dispatch(&cli.endpoint, command, out).await,
+        Command::Demo(args) => demo::run(args, out, timeouts).await,
+        command => commands::dispatch(&Fleet::new(&cli.endpoint, timeouts)?, command, out).await,
     }
 }
 
@@ -233,6 +271,35 @@ mod tests {
         assert_eq!(cli.output, Output::Json);
         let cli = parse(&["--endpoint", "http://h:2", "conductors"]).unwrap();
         assert_eq!(cli.endpoint, "http://h:2");
+    }
+
+    #[test]
+    fn timeouts_default_to_two_and_thirty_seconds() {
+        let cli = parse(&["list"]).unwrap();
+        assert_eq!(cli.timeouts(), Timeouts { connect: Duration::from_secs(2), request: Duration::from_secs(30) });
+        assert!(!cli.verbose);
+    }
+
+    #[test]
+    fn timeouts_and_verbose_are_global_and_take_units() {
+        let cli = parse(&["list", "--timeout", "500ms", "--connect-timeout", "2m", "-v"]).unwrap();
+        assert_eq!(cli.timeouts(), Timeouts { connect: Duration::from_secs(120), request: Duration::from_millis(500) });
+        assert!(cli.verbose);
+        let cli = parse(&["--verbose", "--timeout", "1.5s", "status"]).unwrap();
+        assert_eq!(cli.timeout, Duration::from_millis(1500));
+        assert!(matches!(cli.command, Command::Status));
+    }
+
+    #[test]
+    fn timeouts_without_a_unit_or_of_zero_are_usage_errors() {
+        for bad in ["10", "0s", "0ms", "soon", ""] {
+            let err = parse(&["--timeout", bad, "list"]).unwrap_err();
+            assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation, "{bad:?}");
+            let err = parse(&["--connect-timeout", bad, "list"]).unwrap_err();
+            assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation, "{bad:?}");
+        }
+        assert!(parse_timeout("10").unwrap_err().contains("missing unit"));
+        assert!(parse_timeout("0s").unwrap_err().contains("above zero"));
     }
 
     #[test]

@@ -1,5 +1,7 @@
 //! `Client`: the typed `baton.v1` client, one method per call.
 
+use std::time::Duration;
+
 use tonic::transport::{Channel, Endpoint};
 
 use crate::pb;
@@ -47,6 +49,21 @@ impl ClientError {
             ClientError::InvalidEndpoint { .. } => tonic::Code::InvalidArgument,
         }
     }
+
+    /// Whether the call failed on the way rather than with an answer of the server's:
+    /// nothing answered, or the connection broke (reset, closed, a keep-alive ping went
+    /// unanswered). The server may or may not have seen the request.
+    pub fn is_transport(&self) -> bool {
+        match self {
+            ClientError::Connect { .. } => true,
+            ClientError::InvalidEndpoint { .. } => false,
+            // tonic makes UNKNOWN statuses with a source from local transport errors; a
+            // status the server sent arrives in headers and has none.
+            ClientError::Rpc(status) => {
+                status.code() == tonic::Code::Unknown && std::error::Error::source(status).is_some()
+            }
+        }
+    }
 }
 
 /// A connected `baton.v1.Baton` client. Cheap to clone; clones share the connection.
@@ -60,11 +77,32 @@ impl Client {
     /// Connects to `endpoint` (e.g. `http://127.0.0.1:50051`), failing at once if nothing answers.
     pub async fn connect(endpoint: impl Into<String>) -> Result<Self, ClientError> {
         let endpoint = endpoint.into();
-        let channel = Endpoint::from_shared(endpoint.clone())
+        let target = Endpoint::from_shared(endpoint.clone())
+            .map_err(|source| ClientError::InvalidEndpoint { endpoint: endpoint.clone(), source })?;
+        Self::connect_to(endpoint, target).await
+    }
+
+    /// Connects to `endpoint`, giving up on the TCP connection after `connect_timeout`.
+    /// While a call is open the connection is pinged every `keep_alive`, and dropped when
+    /// a ping goes unanswered that long: a stopped server then breaks a long-lived stream
+    /// (`WatchJob`) with UNAVAILABLE instead of leaving it silent forever.
+    pub async fn connect_with(
+        endpoint: impl Into<String>,
+        connect_timeout: Duration,
+        keep_alive: Duration,
+    ) -> Result<Self, ClientError> {
+        let endpoint = endpoint.into();
+        let target = Endpoint::from_shared(endpoint.clone())
             .map_err(|source| ClientError::InvalidEndpoint { endpoint: endpoint.clone(), source })?
-            .connect()
-            .await
-            .map_err(|source| ClientError::Connect { endpoint: endpoint.clone(), source })?;
+            .connect_timeout(connect_timeout)
+            .http2_keep_alive_interval(keep_alive)
+            .keep_alive_timeout(keep_alive);
+        Self::connect_to(endpoint, target).await
+    }
+
+    async fn connect_to(endpoint: String, target: Endpoint) -> Result<Self, ClientError> {
+        let channel =
+            target.connect().await.map_err(|source| ClientError::Connect { endpoint: endpoint.clone(), source })?;
         Ok(Client { inner: BatonClient::new(channel), endpoint })
     }
 

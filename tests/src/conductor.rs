@@ -16,7 +16,8 @@ use serde_json::Value;
 
 mod cli;
 pub use cli::{
-    baton, check_resumed_once, get_job, is_complete, post_job, succeeded_tasks, task_executions, wait_job, BatonOutput,
+    baton, baton_with_env, check_resumed_once, get_job, is_complete, post_job, succeeded_tasks, task_executions,
+    wait_job, BatonOutput, BatonRun, BATON_DEADLINE,
 };
 
 /// Errors of the harness are reported, not recovered from: a boxed error is enough.

@@ -1,70 +1,44 @@
-//! One function per `baton` subcommand, over a connected [`Client`].
+//! One function per `baton` subcommand, over the [`Fleet`] of `--endpoint`.
 
 use std::io::{self, Write};
 use std::process::ExitCode;
 
 use anyhow::{anyhow, Context};
-use proto::{pb, Client, ClientError};
+use proto::pb;
 use serde_json::{Map, Value};
 
+use super::fleet::Fleet;
 use super::follow::{follow, Progress};
 use super::output::{self, job_json};
 use super::store::build_store;
-use super::{Command, ListArgs, Output, PostArgs, EXIT_JOB_FAILED};
+use super::{status, Command, ListArgs, Output, PostArgs, EXIT_JOB_FAILED};
 use crate::api::convert::state_to_pb;
 
-/// Connects to the first of `endpoints` (comma-separated: several conductors of one
-/// fleet) that answers, in order, with a message that says what to do when none does.
-/// A malformed endpoint is refused at once, before any is tried.
-pub async fn connect(endpoints: &str) -> anyhow::Result<Client> {
-    let list: Vec<&str> = endpoints.split(',').map(str::trim).filter(|e| !e.is_empty()).collect();
-    if list.is_empty() {
-        return Err(anyhow!("no endpoint given: set --endpoint or BATON_ENDPOINT"));
-    }
-    for endpoint in &list {
-        if let Err(e) = tonic::transport::Endpoint::from_shared(endpoint.to_string()) {
-            return Err(anyhow!("invalid endpoint {endpoint:?}: {e}"));
-        }
-    }
-    for endpoint in &list {
-        match Client::connect(*endpoint).await {
-            Ok(client) => return Ok(client),
-            Err(ClientError::Connect { .. }) => tracing::debug!(endpoint, "endpoint does not answer; trying the next"),
-            Err(other) => return Err(anyhow!(other)),
-        }
-    }
-    Err(anyhow!(
-        "cannot reach baton at {}: is a conductor running? (set --endpoint or BATON_ENDPOINT)",
-        list.join(", ")
-    ))
-}
-
-/// Runs every subcommand but `demo` against `endpoint`.
-pub async fn dispatch(endpoint: &str, command: Command, out: Output) -> anyhow::Result<ExitCode> {
-    if let Command::Post(args) = command {
-        // Read and check the store before anything else: a bad file posts nothing,
-        // and says so even when no conductor is running.
-        let store = build_store(args.store_file.as_deref(), &args.store)?;
-        let client = connect(endpoint).await?;
-        return post(&client, args, store, out).await;
-    }
-    let client = &connect(endpoint).await?;
+/// Runs every subcommand but `demo` against the fleet.
+pub async fn dispatch(fleet: &Fleet, command: Command, out: Output) -> anyhow::Result<ExitCode> {
     match command {
-        Command::Post(_) => Err(anyhow!("post is handled above")),
+        Command::Post(args) => {
+            // Read and check the store before anything else: a bad file posts nothing,
+            // and says so even when no conductor is running.
+            let store = build_store(args.store_file.as_deref(), &args.store)?;
+            post(fleet, args, store, out).await
+        }
         Command::Get { id } => {
-            let job = client.get_job(&id).await.with_context(|| format!("cannot get job {id}"))?;
-            print_job(&job, out, true)?;
+            let id = &id;
+            let job = fleet.call(|c| async move { c.get_job(id.as_str()).await }).await;
+            print_job(&job.with_context(|| format!("cannot get job {id}"))?, out, true)?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::List(args) => list(client, args, out).await,
-        Command::Watch { id } => watch(client, &id, out).await,
+        Command::List(args) => list(fleet, args, out).await,
+        Command::Watch { id } => finish(fleet, &id, out).await,
         Command::Cancel { id } => {
-            let job = client.cancel_job(&id).await.with_context(|| format!("cannot cancel job {id}"))?;
-            print_job(&job, out, true)?;
+            let id = &id;
+            let job = fleet.call(|c| async move { c.cancel_job(id.as_str()).await }).await;
+            print_job(&job.with_context(|| format!("cannot cancel job {id}"))?, out, true)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Flows => {
-            let flows = client.list_flows().await.context("cannot list flows")?;
+            let flows = fleet.call(|c| async move { c.list_flows().await }).await.context("cannot list flows")?;
             match out {
                 Output::Json => print_json(&flows.iter().map(output::flow_json).collect())?,
                 Output::Table => emit(&output::flows_table(&flows))?,
@@ -72,7 +46,8 @@ pub async fn dispatch(endpoint: &str, command: Command, out: Output) -> anyhow::
             Ok(ExitCode::SUCCESS)
         }
         Command::Conductors => {
-            let conductors = client.list_conductors().await.context("cannot list conductors")?;
+            let conductors =
+                fleet.call(|c| async move { c.list_conductors().await }).await.context("cannot list conductors")?;
             match out {
                 Output::Json => print_json(&conductors.iter().map(output::conductor_json).collect())?,
                 Output::Table => emit(&output::conductors_table(&conductors))?,
@@ -80,7 +55,9 @@ pub async fn dispatch(endpoint: &str, command: Command, out: Output) -> anyhow::
             Ok(ExitCode::SUCCESS)
         }
         Command::Drain { name, undo } => {
-            let conductor = client.drain(&name, !undo).await.with_context(|| format!("cannot drain {name}"))?;
+            let name = &name;
+            let conductor = fleet.call(|c| async move { c.drain(name.as_str(), !undo).await }).await;
+            let conductor = conductor.with_context(|| format!("cannot drain {name}"))?;
             match out {
                 Output::Json => print_json(&output::conductor_json(&conductor))?,
                 Output::Table => {
@@ -91,18 +68,33 @@ pub async fn dispatch(endpoint: &str, command: Command, out: Output) -> anyhow::
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Status => {
+            let (endpoint, found) = fleet
+                .call(|c| async move { Ok((c.endpoint().to_owned(), c.get_status().await?)) })
+                .await
+                .context("cannot read the conductor's status")?;
+            match out {
+                Output::Json => print_json(&status::status_json(&endpoint, &found))?,
+                Output::Table => emit(&status::status_detail(&endpoint, &found))?,
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Demo(_) => Err(anyhow!("demo runs its own conductor; it is not dispatched to an endpoint")),
     }
 }
 
-async fn post(client: &Client, args: PostArgs, store: Map<String, Value>, out: Output) -> anyhow::Result<ExitCode> {
-    let request = pb::PostJobRequest {
+async fn post(fleet: &Fleet, args: PostArgs, store: Map<String, Value>, out: Output) -> anyhow::Result<ExitCode> {
+    // A key of our own when none is given: a post re-sent to the next endpoint after a
+    // timeout (the first may have written it) returns the job instead of making another.
+    let key = args.idempotency_key.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let request = &pb::PostJobRequest {
         flow: args.flow.clone(),
         store_json: Value::Object(store).to_string(),
         priority: args.priority,
-        idempotency_key: args.idempotency_key,
+        idempotency_key: Some(key),
     };
-    let job = client.post_job(request).await.with_context(|| format!("cannot post a {} job", args.flow))?;
+    let job = fleet.call(|c| async move { c.post_job(request.clone()).await }).await;
+    let job = job.with_context(|| format!("cannot post a {} job", args.flow))?;
     if !args.wait {
         match out {
             Output::Json => print_json(&job_json(&job, false))?,
@@ -111,17 +103,13 @@ async fn post(client: &Client, args: PostArgs, store: Map<String, Value>, out: O
         return Ok(ExitCode::SUCCESS);
     }
     eprintln!("posted job {} ({})", job.id, job.flow);
-    finish(client, &job.id, out).await
-}
-
-async fn watch(client: &Client, id: &str, out: Output) -> anyhow::Result<ExitCode> {
-    finish(client, id, out).await
+    finish(fleet, &job.id, out).await
 }
 
 /// Follows a job to its end, prints it, and turns its outcome into the exit status.
-pub async fn finish(client: &Client, id: &str, out: Output) -> anyhow::Result<ExitCode> {
+pub async fn finish(fleet: &Fleet, id: &str, out: Output) -> anyhow::Result<ExitCode> {
     let mut progress = Progress::new(false);
-    let job = follow(client, id, &mut progress).await?;
+    let job = follow(fleet, id, &mut progress).await?;
     print_job(&job, out, true)?;
     Ok(job_exit_code(&job))
 }
@@ -135,21 +123,29 @@ pub fn job_exit_code(job: &pb::Job) -> ExitCode {
     }
 }
 
-async fn list(client: &Client, args: ListArgs, out: Output) -> anyhow::Result<ExitCode> {
-    let request = pb::ListJobsRequest {
+async fn list(fleet: &Fleet, args: ListArgs, out: Output) -> anyhow::Result<ExitCode> {
+    let mut request = pb::ListJobsRequest {
         state: args.state.map_or(pb::JobState::Unspecified, state_to_pb) as i32,
         flow: args.flow.unwrap_or_default(),
         page_size: args.limit.map_or(0, |n| u32::try_from(n).unwrap_or(u32::MAX)),
         page_token: String::new(),
     };
-    let jobs = match args.limit {
-        Some(limit) => {
-            let mut jobs = client.list_jobs(request).await.context("cannot list jobs")?.jobs;
-            jobs.truncate(limit);
-            jobs
+    // Page by page, each page a call of its own: a page token means the same on every
+    // conductor of the board, so a page can come from the next endpoint.
+    let mut jobs = Vec::new();
+    loop {
+        let page_request = &request;
+        let page = fleet.call(|c| async move { c.list_jobs(page_request.clone()).await }).await;
+        let page = page.context("cannot list jobs")?;
+        jobs.extend(page.jobs);
+        if page.next_page_token.is_empty() || args.limit.is_some() {
+            break;
         }
-        None => client.list_all_jobs(request).await.context("cannot list jobs")?,
-    };
+        request.page_token = page.next_page_token;
+    }
+    if let Some(limit) = args.limit {
+        jobs.truncate(limit);
+    }
     match out {
         Output::Json => print_json(&jobs.iter().map(|job| job_json(job, false)).collect())?,
         Output::Table => emit(&output::jobs_table(&jobs))?,

@@ -14,7 +14,8 @@ use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use super::commands::{connect, finish};
+use super::commands::finish;
+use super::fleet::{Fleet, Timeouts};
 use super::{DemoArgs, DemoFlow, Output};
 use crate::config::Config;
 
@@ -31,7 +32,7 @@ pub fn demo_job(flow: DemoFlow) -> (&'static str, Value) {
 }
 
 /// Runs the demo; exit 0 if the job succeeded.
-pub async fn run(args: DemoArgs, out: Output) -> anyhow::Result<ExitCode> {
+pub async fn run(args: DemoArgs, out: Output, timeouts: Timeouts) -> anyhow::Result<ExitCode> {
     // Held until the end: dropping it removes the temporary board.
     let temp_dir;
     let data_dir = match args.data_dir {
@@ -54,7 +55,7 @@ pub async fn run(args: DemoArgs, out: Output) -> anyhow::Result<ExitCode> {
     let shutdown = CancellationToken::new();
     let mut daemon = tokio::spawn(crate::daemon::run(config, listener, shutdown.clone().cancelled_owned()));
     let result = tokio::select! {
-        result = post_and_follow(&endpoint, args.flow, out) => result,
+        result = post_and_follow(&endpoint, args.flow, out, timeouts) => result,
         ended = &mut daemon => Err(match ended {
             Ok(Ok(())) => anyhow!("the demo conductor stopped before the job ended"),
             Ok(Err(error)) => anyhow!(error).context("the demo conductor failed"),
@@ -76,14 +77,19 @@ pub async fn run(args: DemoArgs, out: Output) -> anyhow::Result<ExitCode> {
     result
 }
 
-async fn post_and_follow(endpoint: &str, flow: DemoFlow, out: Output) -> anyhow::Result<ExitCode> {
-    let client = connect(endpoint).await?;
+async fn post_and_follow(endpoint: &str, flow: DemoFlow, out: Output, timeouts: Timeouts) -> anyhow::Result<ExitCode> {
+    let fleet = Fleet::new(endpoint, timeouts)?;
     let (name, store) = demo_job(flow);
-    let request =
-        pb::PostJobRequest { flow: name.to_owned(), store_json: store.to_string(), priority: 0, idempotency_key: None };
-    let job = client.post_job(request).await.with_context(|| format!("cannot post the {name} demo job"))?;
+    let request = &pb::PostJobRequest {
+        flow: name.to_owned(),
+        store_json: store.to_string(),
+        priority: 0,
+        idempotency_key: None,
+    };
+    let job = fleet.call(|c| async move { c.post_job(request.clone()).await }).await;
+    let job = job.with_context(|| format!("cannot post the {name} demo job"))?;
     eprintln!("posted job {} ({name} with {store})", job.id);
-    finish(&client, &job.id, out).await
+    finish(&fleet, &job.id, out).await
 }
 
 #[cfg(test)]

@@ -3,21 +3,28 @@
 //! Each snapshot from `WatchJob` prints the tasks whose state changed and a
 //! status line (`3/7 tasks done`). On a terminal the status line is redrawn
 //! in place; otherwise it is printed only when it changes, so logs stay short.
-//! A stream cut by a restarting conductor is re-opened, within a budget.
+//!
+//! An open stream has no `--timeout` (a job may run for hours). A stream that breaks
+//! (UNAVAILABLE, a lost connection, an unanswered keep-alive, or an end before the job's)
+//! is re-opened on the next endpoint, then round the list again, with a growing pause,
+//! until [`REWATCH_GIVE_UP`] passes without a snapshot.
 
 use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context};
-use proto::{pb, Client, ClientError};
+use proto::{pb, ClientError};
 
+use super::fleet::{passing_failure, CallError, Fleet};
 use super::output::{failure_line, is_finished, outcome_name, progress, state_name};
 
-/// How many times in a row a broken watch is re-opened before giving up.
-const REWATCH_ATTEMPTS: u32 = 20;
-/// The pause before re-opening a broken watch.
-const REWATCH_PAUSE: Duration = Duration::from_millis(500);
+/// How long a broken watch is re-opened, round after round, before giving up.
+pub const REWATCH_GIVE_UP: Duration = Duration::from_secs(60);
+/// The first pause before re-opening a broken watch; it doubles up to [`REWATCH_PAUSE_MAX`].
+const REWATCH_PAUSE: Duration = Duration::from_millis(200);
+/// The longest pause between two re-openings.
+const REWATCH_PAUSE_MAX: Duration = Duration::from_secs(2);
 
 /// Prints progress to stderr.
 #[derive(Debug)]
@@ -109,40 +116,56 @@ pub fn status_line(job: &pb::Job) -> String {
 }
 
 /// Follows job `id` until it is COMPLETE or TRASHED and returns its last snapshot.
-pub async fn follow(client: &Client, id: &str, progress: &mut Progress) -> anyhow::Result<pb::Job> {
-    let mut failures = 0;
+pub async fn follow(fleet: &Fleet, id: &str, progress: &mut Progress) -> anyhow::Result<pb::Job> {
+    let mut broken_since: Option<Instant> = None;
+    let mut pause = REWATCH_PAUSE;
     loop {
-        let outcome = watch_once(client, id, progress, &mut failures).await;
-        match outcome {
-            Ok(Some(job)) => return Ok(job),
-            // The stream ended (or broke) before the job did: the server is
-            // going away or the board hiccuped. Re-open it, within a budget.
-            Ok(None) => {}
-            Err(ClientError::Rpc(status)) if status.code() == tonic::Code::Unavailable => {
-                tracing::debug!(error = %status.message(), "watch broken; re-opening");
+        let why = match fleet.call(|c| async move { c.watch_job(id).await }).await {
+            Ok(stream) => {
+                let mut seen = false;
+                let read = read_stream(stream, progress, &mut seen).await;
+                if seen {
+                    broken_since = None;
+                    pause = REWATCH_PAUSE;
+                }
+                let why = match read {
+                    Ok(Some(job)) => return Ok(job),
+                    Ok(None) => "the stream ended before the job did".to_owned(),
+                    Err(error) => match passing_failure(&error) {
+                        Some(failure) => failure.to_string(),
+                        None => {
+                            return Err(anyhow!(CallError::Answer(error)))
+                                .with_context(|| format!("cannot watch job {id}"))
+                        }
+                    },
+                };
+                // The endpoint that broke the stream is tried last next time.
+                fleet.move_on();
+                why
             }
-            Err(other) => return Err(anyhow!(other)).with_context(|| format!("watching job {id}")),
+            Err(unreachable @ CallError::Unreachable(_)) => unreachable.to_string(),
+            Err(answer) => return Err(anyhow!(answer)).with_context(|| format!("cannot watch job {id}")),
+        };
+        let since = *broken_since.get_or_insert_with(Instant::now);
+        if since.elapsed() >= REWATCH_GIVE_UP {
+            let waited = crate::config::format_duration(REWATCH_GIVE_UP);
+            return Err(anyhow!("{why}")).with_context(|| format!("lost the watch on job {id} for {waited}"));
         }
-        failures += 1;
-        if failures >= REWATCH_ATTEMPTS {
-            return Err(anyhow!(
-                "lost the watch on job {id} {failures} times in a row; is the conductor still running?"
-            ));
-        }
-        tokio::time::sleep(REWATCH_PAUSE).await;
+        tracing::debug!(job = id, %why, "watch broken; re-opening");
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(REWATCH_PAUSE_MAX);
     }
 }
 
-/// One `WatchJob` stream: `Some(job)` once the job has ended, `None` if the stream ended first.
-async fn watch_once(
-    client: &Client,
-    id: &str,
+/// Reads one `WatchJob` stream: `Some(job)` once the job has ended, `None` if the stream
+/// ended first. `seen` tells whether any snapshot came.
+async fn read_stream(
+    mut stream: tonic::Streaming<pb::Job>,
     progress: &mut Progress,
-    failures: &mut u32,
+    seen: &mut bool,
 ) -> Result<Option<pb::Job>, ClientError> {
-    let mut stream = client.watch_job(id).await?;
     while let Some(job) = stream.message().await? {
-        *failures = 0;
+        *seen = true;
         progress.show(&job);
         if is_finished(&job) {
             return Ok(Some(job));

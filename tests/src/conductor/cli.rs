@@ -1,7 +1,12 @@
 //! Driving the `baton` CLI from tests: run it, parse its `--output json`, poll a job.
+//!
+//! Every run is bounded: a `baton` that hangs is killed after [`BATON_DEADLINE`] and the
+//! test sees a failed run that says so, rather than hanging with it.
 
 use std::collections::BTreeMap;
-use std::process::{Command, Output, Stdio};
+use std::io::Read;
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -52,24 +57,101 @@ impl BatonOutput {
     }
 }
 
+/// How long one `baton` run may take before the harness kills it: far beyond any
+/// timeout the tests give it, only there so a hang fails instead of blocking the suite.
+pub const BATON_DEADLINE: Duration = Duration::from_secs(120);
+
 /// Runs `baton --endpoint ENDPOINT --output json ARGS...` and captures what it printed.
 pub fn baton<I, S>(endpoint: &str, args: I) -> BatonOutput
 where
     I: IntoIterator<Item = S>,
     S: AsRef<str>,
 {
-    let args: Vec<String> = args.into_iter().map(|a| a.as_ref().to_string()).collect();
-    let mut command = Command::new(bin_path("baton"));
-    command.arg("--endpoint").arg(endpoint).arg("--output").arg("json").args(&args).stdin(Stdio::null());
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("BATON_") {
-            command.env_remove(key);
+    baton_with_env(endpoint, &[], args)
+}
+
+/// [`baton`] with `env` set (and no other `BATON_*` from the test's own environment).
+pub fn baton_with_env<I, S>(endpoint: &str, env: &[(&str, &str)], args: I) -> BatonOutput
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<str>,
+{
+    BatonRun::spawn(endpoint, env, args).finish()
+}
+
+/// A `baton` process running in the background; [`BatonRun::finish`] collects it.
+pub struct BatonRun {
+    args: Vec<String>,
+    child: Child,
+    stdout: JoinHandle<Vec<u8>>,
+    stderr: JoinHandle<Vec<u8>>,
+}
+
+impl BatonRun {
+    /// Starts `baton --endpoint ENDPOINT --output json ARGS...` with `env`.
+    pub fn spawn<I, S>(endpoint: &str, env: &[(&str, &str)], args: I) -> BatonRun
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let args: Vec<String> = args.into_iter().map(|a| a.as_ref().to_string()).collect();
+        let mut command = Command::new(bin_path("baton"));
+        command.arg("--endpoint").arg(endpoint).arg("--output").arg("json").args(&args);
+        command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("BATON_") {
+                command.env_remove(key);
+            }
         }
+        command.envs(env.iter().copied());
+        let mut child = match command.spawn() {
+            Ok(child) => child,
+            Err(error) => panic!("could not run {}: {error}", bin_path("baton").display()),
+        };
+        let stdout = read_all(child.stdout.take());
+        let stderr = read_all(child.stderr.take());
+        BatonRun { args, child, stdout, stderr }
     }
-    match command.output() {
-        Ok(output) => BatonOutput { args, output },
-        Err(error) => panic!("could not run {}: {error}", bin_path("baton").display()),
+
+    /// Waits for the exit (killing it after [`BATON_DEADLINE`]) and returns what it printed.
+    pub fn finish(mut self) -> BatonOutput {
+        let deadline = Instant::now() + BATON_DEADLINE;
+        let status = loop {
+            match self.child.try_wait() {
+                Ok(Some(status)) => break Some(status),
+                Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
+                Ok(None) | Err(_) => {
+                    let _ = self.child.kill();
+                    let _ = self.child.wait();
+                    break None;
+                }
+            }
+        };
+        let stdout = self.stdout.join().unwrap_or_default();
+        let mut stderr = self.stderr.join().unwrap_or_default();
+        let status = status.unwrap_or_else(|| {
+            stderr
+                .extend_from_slice(format!("\n(harness: killed after {BATON_DEADLINE:?} without exiting)").as_bytes());
+            killed_status()
+        });
+        BatonOutput { args: self.args, output: Output { status, stdout, stderr } }
     }
+}
+
+/// Reads a child's pipe to the end on a thread of its own, so neither pipe fills up.
+fn read_all<R: Read + Send + 'static>(pipe: Option<R>) -> JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        if let Some(mut pipe) = pipe {
+            let _ = pipe.read_to_end(&mut bytes);
+        }
+        bytes
+    })
+}
+
+/// The status of a process killed by SIGKILL: not a success.
+fn killed_status() -> ExitStatus {
+    std::os::unix::process::ExitStatusExt::from_raw(libc::SIGKILL)
 }
 
 /// Posts a job through `baton post FLOW --store k=v ...` and returns its id.
