@@ -184,7 +184,7 @@ fn supervise(
                     }
                 }
                 if slot.child.is_none() && slot.exited_at.is_some_and(|at| at.elapsed() >= RESTART_PAUSE) {
-                    match spawn(config, slot) {
+                    match spawn(config, slot, report) {
                         Ok(child) => {
                             report.event(format_args!("supervisor: started {} (pid {})", slot.name, child.id()));
                             slot.child = Some(child);
@@ -202,10 +202,11 @@ fn supervise(
     }
 }
 
-fn spawn(config: &FleetConfig, slot: &Slot) -> std::io::Result<Child> {
+fn spawn(config: &FleetConfig, slot: &Slot, report: &Report) -> std::io::Result<Child> {
     let log_path = config.dir.join(format!("{}.log", slot.name));
     let mut log = OpenOptions::new().create(true).append(true).open(&log_path)?;
-    writeln!(log, "----- chaos: starting {} -----", slot.name)?;
+    // The timeline's clock, so a process's log lines can be matched with the faults.
+    writeln!(log, "----- chaos {}: starting {} -----", report.clock(), slot.name)?;
     let mut command = command(&bin_path("chaos_conductor"));
     command
         .arg("--listen")

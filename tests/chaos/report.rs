@@ -39,9 +39,14 @@ impl Report {
         }
     }
 
+    /// The time since the run started, as the timeline writes it.
+    pub fn clock(&self) -> String {
+        format!("[{:8.3}s]", self.started.elapsed().as_secs_f64())
+    }
+
     /// Notes an event in the timeline (and on stderr, to follow a run).
     pub fn event(&self, text: impl Display) {
-        let line = format!("[{:8.3}s] {text}", self.started.elapsed().as_secs_f64());
+        let line = format!("{} {text}", self.clock());
         eprintln!("{line}");
         let mut timeline = self.timeline.lock().unwrap_or_else(|e| e.into_inner());
         let _ = writeln!(timeline, "{line}");
