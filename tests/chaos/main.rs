@@ -16,7 +16,7 @@
 //! supervisor), `cli` (`baton` with a deadline), `poster` (waves of jobs), `observer`
 //! (snapshots of jobs as they become final), `faults` (injecting and healing),
 //! `owners` (board owners against what each conductor says it runs), `checks` (the history
-//! checker), `report` (findings, timeline, summary, evidence), `run` (the whole run).
+//! checker), `selfcheck` (the checker failing on broken histories), `report` (findings, timeline, summary, evidence), `run` (the whole run).
 
 mod checks;
 mod cli;
@@ -29,6 +29,7 @@ mod poster;
 mod report;
 mod rng;
 mod run;
+mod selfcheck;
 
 use std::process::ExitCode;
 

@@ -14,6 +14,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use proto::Client;
+use serde_json::Value;
 use tests::chaos::flow::FLOW;
 use tokio::runtime::Handle;
 
@@ -32,6 +33,9 @@ pub enum Settle {
     /// No round agreed within the window; the last round's disagreements.
     Disagreed(Vec<String>),
 }
+
+/// The jobs each conductor says it runs, by conductor name.
+pub type Running = BTreeMap<String, BTreeSet<String>>;
 
 enum RoundError {
     Unimplemented(String),
@@ -78,26 +82,7 @@ impl Owners {
             .any(&["list", "--state", "claimed", "--flow", FLOW])
             .map_err(|e| RoundError::Disagreed(vec![format!("cannot list claimed jobs: {e}")]))?;
         let after = self.statuses()?;
-        let mut found = Vec::new();
-        let mut owned: BTreeMap<&str, &str> = BTreeMap::new();
-        for job in board.as_array().into_iter().flatten() {
-            let (Some(id), owner) = (job["id"].as_str(), job["owner"].as_str().unwrap_or("")) else { continue };
-            owned.insert(id, owner);
-            let runs =
-                |side: &BTreeMap<String, BTreeSet<String>>| side.get(owner).is_some_and(|jobs| jobs.contains(id));
-            if !runs(&before) && !runs(&after) {
-                found.push(format!("job {id} is claimed by {owner:?} on the board, which does not run it"));
-            }
-        }
-        for (name, jobs) in &before {
-            for id in jobs.iter().filter(|id| after.get(name).is_some_and(|a| a.contains(*id))) {
-                if owned.get(id.as_str()) != Some(&name.as_str()) {
-                    let board_says =
-                        owned.get(id.as_str()).map_or("not claimed".to_string(), |o| format!("claimed by {o:?}"));
-                    found.push(format!("{name} runs job {id}, which the board shows {board_says}"));
-                }
-            }
-        }
+        let found = disagreements(&before, &board, &after);
         if found.is_empty() {
             Ok(())
         } else {
@@ -106,7 +91,7 @@ impl Owners {
     }
 
     /// Each conductor's running jobs, by name.
-    fn statuses(&self) -> Result<BTreeMap<String, BTreeSet<String>>, RoundError> {
+    fn statuses(&self) -> Result<Running, RoundError> {
         let mut running = BTreeMap::new();
         for (name, endpoint) in &self.conductors {
             let answer = self.runtime.block_on(async {
@@ -138,4 +123,29 @@ impl Owners {
         }
         Ok(running)
     }
+}
+
+/// What disagrees between the board's claimed jobs (`baton list --state claimed` JSON)
+/// and the conductors' answers just before and just after it was read.
+pub fn disagreements(before: &Running, board: &Value, after: &Running) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut owned: BTreeMap<&str, &str> = BTreeMap::new();
+    for job in board.as_array().into_iter().flatten() {
+        let (Some(id), owner) = (job["id"].as_str(), job["owner"].as_str().unwrap_or("")) else { continue };
+        owned.insert(id, owner);
+        let runs = |side: &Running| side.get(owner).is_some_and(|jobs| jobs.contains(id));
+        if !runs(before) && !runs(after) {
+            found.push(format!("job {id} is claimed by {owner:?} on the board, which does not run it"));
+        }
+    }
+    for (name, jobs) in before {
+        for id in jobs.iter().filter(|id| after.get(name).is_some_and(|a| a.contains(*id))) {
+            if owned.get(id.as_str()) != Some(&name.as_str()) {
+                let board_says =
+                    owned.get(id.as_str()).map_or("not claimed".to_string(), |o| format!("claimed by {o:?}"));
+                found.push(format!("{name} runs job {id}, which the board shows {board_says}"));
+            }
+        }
+    }
+    found
 }

@@ -59,6 +59,13 @@ impl Report {
         self.findings.lock().unwrap_or_else(|e| e.into_inner()).push(Finding { check, detail });
     }
 
+    /// Records findings of the checker.
+    pub fn add(&self, findings: Vec<Finding>) {
+        for finding in findings {
+            self.fail(finding.check, finding.detail);
+        }
+    }
+
     /// Every failed check so far.
     pub fn findings(&self) -> Vec<Finding> {
         self.findings.lock().unwrap_or_else(|e| e.into_inner()).clone()

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use tests::chaos::flow::FLOW;
+use tests::chaos::flow::{FLOW, STEPS_FILE};
 use tests::etcd::proxy::TcpProxy;
 use tests::etcd::EtcdProcess;
 
@@ -23,6 +23,7 @@ use crate::owners::{Owners, Settle};
 use crate::poster::{self, PostedJobs};
 use crate::report::Report;
 use crate::rng::Rng;
+use crate::selfcheck;
 
 /// How long the fleet gets to start and register.
 const START_LIMIT: Duration = Duration::from_secs(60);
@@ -38,6 +39,7 @@ pub fn run(options: &Options) -> bool {
         options.ttl,
         dir.display()
     ));
+    selfcheck::run(&report);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -74,13 +76,18 @@ pub fn run(options: &Options) -> bool {
 
     let posted = lock(&posted).clone();
     let first_final = lock(&finals).clone();
-    let jobs = checks::read_jobs(&cli, &posted, &report);
-    let steps = checks::read_steps(&dir, &report);
-    let totals = checks::check_jobs(&posted, &jobs, &steps, &report);
-    checks::check_finals(&first_final, &jobs, &report);
-    checks::check_listing(&cli, &posted, &report);
-    checks::check_reposts(&cli, &posted, &report);
-    checks::check_listing(&cli, &posted, &report);
+    let (jobs, unreadable) = checks::read_jobs(&cli, &posted);
+    report.add(unreadable);
+    let steps_file = dir.join(STEPS_FILE);
+    let (steps, malformed) = checks::parse_steps(&std::fs::read_to_string(&steps_file).unwrap_or_default());
+    report.add(malformed);
+    let (totals, found) = checks::judge_jobs(&posted, &jobs, &steps);
+    report.add(found);
+    report.add(checks::judge_finals(&first_final, &jobs));
+    report.add(checks::check_listing(&cli, &posted));
+    report.add(checks::check_reposts(&cli, &posted));
+    // Re-posting must not have created any job either.
+    report.add(checks::check_listing(&cli, &posted));
     for fault in Fault::ALL.iter().filter(|f| !fired.contains_key(f)) {
         report.fail("faults", format!("{} never fired: run longer", fault.name()));
     }
