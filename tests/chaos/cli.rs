@@ -37,7 +37,7 @@ impl Cli {
     }
 
     /// `baton --endpoint ENDPOINT ARGS`, as JSON.
-    pub fn on(&self, endpoint: &str, args: &[&str]) -> Result<Value, String> {
+    fn on(&self, endpoint: &str, args: &[&str]) -> Result<Value, String> {
         let mut command = tokio::process::Command::new(bin_path("baton"));
         command.arg("--endpoint").arg(endpoint).arg("--output").arg("json").args(args);
         for (key, _) in std::env::vars_os() {

@@ -72,11 +72,11 @@ impl Injector<'_> {
                     None => (name.clone(), "no job claimed: a random conductor".to_string()),
                 };
                 let pause = self.ttl * 2;
-                let pid = self.fleet.signal(&owner, "STOP");
-                self.report.event(format_args!("FAULT SIGSTOP {owner} (pid {pid:?}, {job}) for {pause:?}"));
+                let pid = self.fleet.signal(&owner, "STOP").map_or("not running".to_string(), |p| format!("pid {p}"));
+                self.report.event(format_args!("FAULT SIGSTOP {owner} ({pid}, {job}) for {pause:?}"));
                 std::thread::sleep(pause);
                 self.fleet.signal(&owner, "CONT");
-                self.report.event(format_args!("HEAL SIGCONT {owner} (pid {pid:?})"));
+                self.report.event(format_args!("HEAL SIGCONT {owner} ({pid})"));
             }
             Fault::RestartEtcd => {
                 let down = self.rng.duration(Duration::from_millis(500), self.ttl * 2);

@@ -52,7 +52,8 @@ struct Slot {
     listen: SocketAddr,
     etcd: String,
     child: Option<Child>,
-    exited_at: Option<Instant>,
+    /// When to start it (again), while it is not running.
+    start_at: Option<Instant>,
     killed_by_test: bool,
 }
 
@@ -75,7 +76,7 @@ impl Fleet {
                 listen: free_local_addr().unwrap_or_else(|e| panic!("no free port: {e}")),
                 etcd: etcd.clone(),
                 child: None,
-                exited_at: Some(Instant::now() - RESTART_PAUSE),
+                start_at: Some(Instant::now()),
                 killed_by_test: false,
             })
             .collect();
@@ -179,20 +180,20 @@ fn supervise(
                         }
                         exits.lock().unwrap_or_else(|e| e.into_inner()).push(exit);
                         slot.child = None;
-                        slot.exited_at = Some(Instant::now());
+                        slot.start_at = Some(Instant::now() + RESTART_PAUSE);
                         slot.killed_by_test = false;
                     }
                 }
-                if slot.child.is_none() && slot.exited_at.is_some_and(|at| at.elapsed() >= RESTART_PAUSE) {
+                if slot.child.is_none() && slot.start_at.is_some_and(|at| Instant::now() >= at) {
                     match spawn(config, slot, report) {
                         Ok(child) => {
                             report.event(format_args!("supervisor: started {} (pid {})", slot.name, child.id()));
                             slot.child = Some(child);
-                            slot.exited_at = None;
+                            slot.start_at = None;
                         }
                         Err(error) => {
                             report.event(format_args!("supervisor: cannot start {}: {error}", slot.name));
-                            slot.exited_at = Some(Instant::now());
+                            slot.start_at = Some(Instant::now() + RESTART_PAUSE);
                         }
                     }
                 }

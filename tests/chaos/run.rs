@@ -176,8 +176,12 @@ fn inject_faults(
 /// The owner check after `after`; a disagreement that outlasts a few TTLs is a finding.
 fn settle(owners: &Owners, cli: &Cli, ttl: Duration, after: &str, report: &Report) {
     let window = ttl * 3 + Duration::from_secs(10);
+    let lost_before = owners.sessions_lost().unwrap_or(0);
     match owners.settle(cli, window) {
-        Settle::Agreed(took) => report.event(format_args!("owners agree after {after} ({took:.1?})")),
+        Settle::Agreed(took) => {
+            let lost = owners.sessions_lost().unwrap_or(0).saturating_sub(lost_before);
+            report.event(format_args!("owners agree after {after} ({took:.1?}); sessions lost meanwhile: {lost}"))
+        }
         Settle::Unimplemented(message) => {
             // Once is enough to say so; later checks only wait for the fleet to settle.
             if !report.findings().iter().any(|f| f.check == "owners" && f.detail.contains("GetStatus")) {
