@@ -11,6 +11,7 @@
 mod claim;
 mod codec;
 mod conductors;
+mod epoch;
 pub(crate) mod keys;
 mod list;
 mod local;
@@ -118,6 +119,8 @@ pub(crate) struct Inner {
     keys: Keys,
     config: BoardConfig,
     session: Session,
+    /// The board epoch this session started in; every claim and owner write compares it.
+    epoch: epoch::BoardEpoch,
     held: Mutex<HashMap<JobId, Held>>,
     /// Cancel flags the watch saw on claimed jobs this board did not hold (yet),
     /// with their revisions: our claim txn may land just before a cancel request
@@ -167,13 +170,16 @@ impl EtcdBoard {
             .await
             .map_err(|e| etcd_error(e, &format!("connecting to {}", config.endpoints.join(","))))?;
         let kv = client.kv_client().max_decoding_message_size(MAX_DECODE_BYTES);
-        let session = Session::start(&client, config.lease_ttl).await?;
+        let keys = Keys::new(&config.prefix);
+        let epoch = epoch::BoardEpoch::read_or_create(&kv, &keys).await?;
+        let session = Session::start(&client, config.lease_ttl, kv.clone(), epoch.clone()).await?;
         let inner = Arc::new(Inner {
             client,
             kv,
-            keys: Keys::new(&config.prefix),
+            keys,
             config: config.board,
             session,
+            epoch,
             held: Mutex::new(HashMap::new()),
             unheld_cancels: Mutex::default(),
             local: Mutex::default(),
@@ -211,7 +217,9 @@ impl Inner {
     }
 
     async fn txn(&self, txn: Txn, doing: &str) -> Result<TxnResponse, Error> {
-        bounded(self.kv().txn(txn), doing).await
+        let resp = bounded(self.kv().txn(txn), doing).await?;
+        self.session.revisions.note(resp.header().map_or(0, |h| h.revision()));
+        Ok(resp)
     }
 
     async fn get(
@@ -220,7 +228,9 @@ impl Inner {
         options: Option<GetOptions>,
         doing: &str,
     ) -> Result<GetResponse, Error> {
-        bounded(self.kv().get(key, options), doing).await
+        let resp = bounded(self.kv().get(key, options), doing).await?;
+        self.session.revisions.note(resp.header().map_or(0, |h| h.revision()));
+        Ok(resp)
     }
 
     fn wake_claimers(&self) {

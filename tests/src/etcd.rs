@@ -11,10 +11,12 @@
 //! [`EtcdProcess::shared`] gives one etcd per test binary; give each test its
 //! own key space with [`unique_prefix`]. [`proxy::TcpProxy`] cuts one client
 //! off etcd while etcd keeps running. [`metrics::kv_requests`] counts the
-//! requests etcd served.
+//! requests etcd served. `save_snapshot`/`restore_snapshot` back it up and
+//! restore it as an operator would.
 
 pub mod metrics;
 pub mod proxy;
+mod snapshot;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};

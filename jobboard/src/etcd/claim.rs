@@ -242,6 +242,7 @@ impl Inner {
             .when([
                 Compare::create_revision(keys.owner(id), CompareOp::Equal, 0),
                 Compare::mod_revision(keys.state(id), CompareOp::Equal, state_rev),
+                this.epoch.compare(),
             ])
             .and_then([
                 TxnOp::put(keys.owner(id), owner.clone(), Some(PutOptions::new().with_lease(this.session.lease))),

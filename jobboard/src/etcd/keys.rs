@@ -18,6 +18,7 @@
 //! | `P m/queue/<inv-prio:010>/<id>` | copy of the state JSON (same revision as `m/state`): claimable index over all flows | - | post, abandon, re-queue |
 //! | `P m/fqueue/<flow-hex>/<inv-prio:010>/<id>` | same as `queue`: claimable index per flow | - | same txns as `queue` |
 //! | `P m/conductor/<name>` | `ConductorInfo` JSON | session lease | register_conductor |
+//! | `P m/epoch` | the board epoch, a number; compared by every claim and owner write (see `epoch`) | - | first session; bumped on an etcd restore |
 //!
 //! `inv-prio` is `i32::MAX - priority` zero-padded, so ascending key order is
 //! priority descending, then id (= age) ascending. Every board watches `P m/`
@@ -136,10 +137,17 @@ impl Keys {
         format!("{}m/conductor/{name}", self.prefix)
     }
 
+    pub(crate) fn epoch(&self) -> String {
+        format!("{}m/epoch", self.prefix)
+    }
+
     /// What kind of watched key this is, and the job it names.
     pub(crate) fn classify(&self, key: &[u8]) -> Option<Watched> {
         let key = std::str::from_utf8(key).ok()?;
         let rest = key.strip_prefix(&self.prefix)?.strip_prefix("m/")?;
+        if rest == "epoch" {
+            return Some(Watched::Epoch);
+        }
         let (kind, tail) = rest.split_once('/')?;
         let id_of = |s: &str| s.rsplit('/').next().and_then(|s| s.parse::<JobId>().ok());
         match kind {
@@ -157,6 +165,7 @@ pub(crate) enum Watched {
     State(JobId),
     Owner(JobId),
     Queue,
+    Epoch,
     Other,
 }
 

@@ -1,6 +1,7 @@
 //! The owner's writes: consume, abandon and trash, each one transaction fenced
 //! by the claim (the owner key's mod revision equals the token and the key is
-//! on our lease) and by the state record as last seen; `ClaimOps` for etcd.
+//! on our lease), by the board epoch, and by the state record as last seen;
+//! `ClaimOps` for etcd.
 
 use std::sync::Arc;
 
@@ -50,16 +51,19 @@ impl Inner {
                     Compare::mod_revision(keys.owner(id), CompareOp::Equal, token as i64),
                     Compare::lease(keys.owner(id), CompareOp::Equal, self.session.lease),
                     Compare::mod_revision(keys.state(id), CompareOp::Equal, state_rev),
+                    self.epoch.compare(),
                 ])
                 .and_then(ops)
-                .or_else([TxnOp::get(keys.owner(id), None), TxnOp::get(keys.state(id), None)]);
+                .or_else([TxnOp::get(keys.owner(id), None), TxnOp::get(keys.state(id), None), self.epoch.get()]);
             let resp = self.txn(txn, &format!("writing job {id} under claim {token}")).await?;
             if resp.succeeded() {
                 self.forget(id, token);
                 return Ok((next, resp));
             }
+            let same_epoch = self.epoch.is_current(get_kv(&resp, 2).as_ref());
             match get_kv(&resp, 0) {
-                Some(owner) if owner.mod_revision() as u64 == token && owner.lease() == self.session.lease => {}
+                Some(owner)
+                    if same_epoch && owner.mod_revision() as u64 == token && owner.lease() == self.session.lease => {}
                 _ => {
                     self.lose(id, token);
                     return Err(lost());
@@ -135,7 +139,13 @@ impl Inner {
 #[async_trait]
 impl ClaimOps for Inner {
     fn storage(&self, job: JobId, token: FenceToken) -> Arc<dyn Storage> {
-        let fence = super::storage::Fence { lease: self.session.lease, token, session_lost: self.session.lost.clone() };
+        let fence = super::storage::Fence {
+            lease: self.session.lease,
+            token,
+            session_lost: self.session.lost.clone(),
+            epoch: self.epoch.clone(),
+            revisions: self.session.revisions.clone(),
+        };
         // The claim's own flag, so a second `storage()` after writes does not set it again.
         // A claim no longer held writes nothing anyway (`ClaimLost`); it reads as a stranger would.
         let book_empty = self

@@ -21,14 +21,17 @@
 //! the lease), and the loop revokes the lease as soon as etcd answers, so the
 //! jobs go back at once. While renewals fail, [`Availability`] says so.
 
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
-use etcd_client::Client;
+use etcd_client::{Client, KvClient};
 use tokio::time::{sleep, sleep_until, timeout, Instant};
 use tokio_util::sync::CancellationToken;
 
 use super::bounded;
 use super::codec::{cause_in_words, etcd_error};
+use super::epoch::BoardEpoch;
 use crate::board::Availability;
 use crate::error::Error;
 
@@ -55,11 +58,37 @@ pub(crate) struct Session {
     stop: CancellationToken,
     /// Whether renewals are getting through.
     availability: tokio::sync::watch::Sender<Availability>,
+    /// The highest store revision etcd has answered this session with.
+    pub revisions: Arc<Revisions>,
+}
+
+/// The highest store revision seen in any etcd reply (a watermark): every
+/// reply's header is noted, and a renewal answered with a lower revision
+/// means etcd went back in time (a restore; see `epoch`).
+#[derive(Debug, Default)]
+pub(crate) struct Revisions(AtomicI64);
+
+impl Revisions {
+    /// Notes a reply's revision.
+    pub(crate) fn note(&self, revision: i64) {
+        self.0.fetch_max(revision, Ordering::AcqRel);
+    }
+
+    fn max(&self) -> i64 {
+        self.0.load(Ordering::Acquire)
+    }
 }
 
 impl Session {
     /// Grants a lease of `ttl` (at least 2 s, etcd's minimum) and starts renewing it.
-    pub(crate) async fn start(client: &Client, ttl: Duration) -> Result<Session, Error> {
+    /// A session of the board in `epoch`: it fences itself if etcd turns out to
+    /// have been restored from a snapshot (see `epoch`).
+    pub(crate) async fn start(
+        client: &Client,
+        ttl: Duration,
+        kv: KvClient,
+        epoch: BoardEpoch,
+    ) -> Result<Session, Error> {
         let ttl_secs = ttl.as_secs().max(2) as i64;
         let granted = bounded(client.lease_client().grant(ttl_secs, None), "granting the session lease").await?;
         let session = Session {
@@ -67,9 +96,14 @@ impl Session {
             lost: CancellationToken::new(),
             stop: CancellationToken::new(),
             availability: tokio::sync::watch::channel(Availability::Available).0,
+            revisions: Arc::default(),
         };
         let ttl = Duration::from_secs(granted.ttl().max(2) as u64);
+        session.revisions.note(granted.header().map_or(0, |h| h.revision()));
         let keeper = KeepAlive {
+            kv,
+            epoch,
+            revisions: session.revisions.clone(),
             client: client.clone(),
             lease: session.lease,
             ttl,
@@ -110,6 +144,9 @@ impl Session {
 /// The renewal loop of one lease.
 struct KeepAlive {
     client: Client,
+    kv: KvClient,
+    epoch: BoardEpoch,
+    revisions: Arc<Revisions>,
     lease: i64,
     ttl: Duration,
     lost: CancellationToken,
@@ -171,6 +208,8 @@ impl KeepAlive {
         'reopen: loop {
             let opened = tokio::select! {
                 _ = self.stop.cancelled() => return Ended::Stopped,
+                // Voided from outside (the board epoch moved on): stop renewing.
+                _ = self.lost.cancelled() => return Ended::Lost,
                 _ = sleep_until(deadline) => return Ended::Lost,
                 opened = lease_client.keep_alive(self.lease) => opened,
             };
@@ -194,6 +233,7 @@ impl KeepAlive {
                 }
                 let reply = tokio::select! {
                     _ = self.stop.cancelled() => return Ended::Stopped,
+                    _ = self.lost.cancelled() => return Ended::Lost,
                     _ = sleep_until(deadline) => return Ended::Lost,
                     reply = timeout(reply_wait, stream.message()) => reply,
                 };
@@ -203,6 +243,11 @@ impl KeepAlive {
                         return Ended::Lost;
                     }
                     Ok(Ok(Some(resp))) => {
+                        let (revision, seen) = (resp.header().map_or(0, |h| h.revision()), self.revisions.max());
+                        if revision < seen && self.epoch.check_restore(&self.kv, seen).await {
+                            return Ended::Lost;
+                        }
+                        self.revisions.note(revision);
                         deadline = sent_at + Duration::from_secs(resp.ttl() as u64) - margin;
                         self.set_available();
                     }

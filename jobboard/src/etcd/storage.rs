@@ -3,7 +3,8 @@
 //! The book is split in keys (header, one per flow detail, one per atom
 //! detail; see [`super::keys`]) so that an engine write is a few small puts.
 //! Each write is a txn whose compare is the claim's fence (the owner key's mod
-//! revision equals the token and it is on our lease), so a conductor whose
+//! revision equals the token and it is on our lease, in the board epoch of the
+//! claim), so a conductor whose
 //! claim was lost cannot write: it gets `ClaimLost` and nothing changes.
 //!
 //! `save_changes` checks and encodes its whole batch first (a bad value
@@ -45,6 +46,10 @@ pub(super) struct Fence {
     /// The session's `lost`: once it fires (self-fencing after missed renewals)
     /// writes are refused here, even while etcd still holds the lease.
     pub(super) session_lost: CancellationToken,
+    /// The board epoch the claim was made in (see `epoch`).
+    pub(super) epoch: super::epoch::BoardEpoch,
+    /// The session's revision watermark, noted on every write.
+    pub(super) revisions: Arc<super::session::Revisions>,
 }
 
 /// "This claim's logbook is still empty": true from a job's first claim until
@@ -104,11 +109,12 @@ impl EtcdStorage {
         read_book(&self.kv, &self.keys, self.job).await
     }
 
-    fn compares(&self) -> [Compare; 2] {
+    fn compares(&self) -> [Compare; 3] {
         let owner = self.keys.owner(self.job);
         [
             Compare::mod_revision(owner.clone(), CompareOp::Equal, self.fence.token as i64),
             Compare::lease(owner, CompareOp::Equal, self.fence.lease),
+            self.fence.epoch.compare(),
         ]
     }
 
@@ -131,14 +137,19 @@ impl EtcdStorage {
         let checks_extra = !extra.is_empty();
         when.extend(extra);
         let owner = self.keys.owner(self.job);
-        let txn = Txn::new().when(when).and_then(ops).or_else([TxnOp::get(owner, None)]);
+        let txn = Txn::new().when(when).and_then(ops).or_else([TxnOp::get(owner, None), self.fence.epoch.get()]);
         let resp = bounded(self.kv.clone().txn(txn), "writing a logbook").await?;
+        self.fence.revisions.note(resp.header().map_or(0, |h| h.revision()));
         if resp.succeeded() {
             return Ok(());
         }
+        let same_epoch = self.fence.epoch.is_current(get_kv(&resp, 1).as_ref());
         match get_kv(&resp, 0) {
             Some(kv)
-                if checks_extra && kv.mod_revision() as u64 == self.fence.token && kv.lease() == self.fence.lease =>
+                if checks_extra
+                    && same_epoch
+                    && kv.mod_revision() as u64 == self.fence.token
+                    && kv.lease() == self.fence.lease =>
             {
                 Err(StorageError::NotFound(missing.to_string()))
             }

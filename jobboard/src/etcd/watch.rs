@@ -150,6 +150,7 @@ async fn board_watch(board: Weak<Inner>, mut next_rev: i64) {
 
 /// Applies one watch response; returns the next revision to watch from.
 fn handle(inner: &Arc<Inner>, resp: &WatchResponse, mut next_rev: i64) -> i64 {
+    inner.session.revisions.note(resp.header().map_or(0, |h| h.revision()));
     let mut state_puts = HashSet::new();
     let mut owner_deletes = Vec::new();
     let mut wake = false;
@@ -170,6 +171,13 @@ fn handle(inner: &Arc<Inner>, resp: &WatchResponse, mut next_rev: i64) -> i64 {
                 wake |= put;
             }
             Some(Watched::Owner(id)) if !put => owner_deletes.push((id, kv.mod_revision())),
+            Some(Watched::Epoch) if !put || inner.epoch.is_left_by(kv.value()) => {
+                tracing::error!(
+                    epoch = %inner.epoch.value(), now = %String::from_utf8_lossy(kv.value()),
+                    "the board epoch moved on (etcd was restored): this session's claims are void; fencing it"
+                );
+                inner.session.lost.cancel();
+            }
             Some(Watched::State(id)) if put => {
                 state_puts.insert((id, kv.mod_revision()));
                 if let Ok(state) = decode::<StateRecord>(kv.value(), "job state") {
