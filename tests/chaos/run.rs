@@ -180,7 +180,9 @@ fn settle(owners: &Owners, cli: &Cli, ttl: Duration, after: &str, report: &Repor
     match owners.settle(cli, window) {
         Settle::Agreed(took) => {
             let lost = owners.sessions_lost().unwrap_or(0).saturating_sub(lost_before);
-            report.event(format_args!("owners agree after {after} ({took:.1?}); sessions lost meanwhile: {lost}"))
+            report.event(format_args!(
+                "owners agree after {after} ({took:.1?}); sessions lost since the previous check: {lost}"
+            ))
         }
         Settle::Unimplemented(message) => {
             // Once is enough to say so; later checks only wait for the fleet to settle.
