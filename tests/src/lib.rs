@@ -4,8 +4,10 @@
 //! - `board_suite`: the conformance suite every `JobBoard` backend must pass.
 //! - `conductor`: `ConductorProcess`, a real `conductor` binary under test control.
 //! - `cpu`: a process's CPU time from `/proc`, for the benchmarks.
+//! - `chaos`: the self-recording flow of the chaos suite and its `chaos_conductor` binary.
 
 pub mod board_suite;
+pub mod chaos;
 pub mod conductor;
 pub mod cpu;
 pub mod etcd;
