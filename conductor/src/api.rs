@@ -9,7 +9,9 @@
 //! - [`convert`]: board types to wire messages.
 //! - [`outline`]: a job's atoms in flow order, merged with its logbook.
 //! - [`status`]: errors to gRPC codes, in one place.
+//! - [`board_slot`]: the board the handlers use, which comes and goes with sessions.
 
+pub mod board_slot;
 pub mod convert;
 pub mod outline;
 pub mod service;
@@ -30,30 +32,36 @@ use tonic::transport::Server;
 use tonic_health::server::HealthReporter;
 use tonic_health::ServingStatus;
 
-use crate::daemon::DrainHandle;
+use crate::local::LocalStatus;
 
+pub use board_slot::BoardSlot;
 pub use service::BatonService;
 
 /// What the handlers need.
 #[derive(Debug, Clone)]
 pub struct ApiState {
-    /// The board jobs are posted to and read from.
-    pub board: Arc<dyn JobBoard>,
+    /// The board jobs are posted to and read from, while there is one.
+    pub board: BoardSlot,
     /// The flows this conductor can build; posts are checked against it.
     pub registry: Arc<FlowRegistry>,
     /// Cancelled when the server shuts down: open `WatchJob` streams end with
     /// UNAVAILABLE rather than holding a graceful shutdown open.
     pub shutdown: CancellationToken,
-    /// This process's conductor name and drain switch, when the API is served
-    /// by a conductor: a drain of this conductor takes effect in its claimer at
-    /// once instead of at its next read of the board.
-    pub local_drain: Option<(String, DrainHandle)>,
+    /// This conductor's own status, when the API is served by a conductor:
+    /// `GetStatus` reads it, and a drain of this conductor takes effect in its
+    /// claimer at once instead of at its next read of the board.
+    pub local: Option<Arc<LocalStatus>>,
 }
 
 impl ApiState {
-    /// State over a board and a registry, with a shutdown token of its own.
+    /// State over a board that is always there and a registry, with a shutdown token of its own.
     pub fn new(board: Arc<dyn JobBoard>, registry: Arc<FlowRegistry>) -> Self {
-        ApiState { board, registry, shutdown: CancellationToken::new(), local_drain: None }
+        ApiState::over(BoardSlot::fixed(board), registry)
+    }
+
+    /// State over a board slot the daemon fills while it has a session.
+    pub fn over(board: BoardSlot, registry: Arc<FlowRegistry>) -> Self {
+        ApiState { board, registry, shutdown: CancellationToken::new(), local: None }
     }
 
     /// Ends watch streams when `shutdown` is cancelled.
@@ -63,11 +71,17 @@ impl ApiState {
         self
     }
 
-    /// Drains of the conductor `name` flip `drain` directly (as well as the board's flag).
+    /// Served by the conductor `local` describes: `GetStatus` answers from it, and
+    /// drains of that conductor flip its drain switch directly (as well as the board's flag).
     #[must_use]
-    pub fn with_local_drain(mut self, name: impl Into<String>, drain: DrainHandle) -> Self {
-        self.local_drain = Some((name.into(), drain));
+    pub fn with_local(mut self, local: Arc<LocalStatus>) -> Self {
+        self.local = Some(local);
         self
+    }
+
+    /// The board, or UNAVAILABLE naming why there is none now.
+    pub fn board(&self) -> Result<Arc<dyn JobBoard>, tonic::Status> {
+        self.board.get().map_err(|cause| status::board_unavailable(&cause))
     }
 }
 
@@ -76,11 +90,17 @@ pub fn baton_service(state: ApiState) -> BatonServer<BatonService> {
     BatonServer::new(BatonService::new(state))
 }
 
-/// The switch of the served health service: SERVING from the start,
-/// NOT_SERVING once the conductor begins to stop, so that load balancers and
-/// `grpc_health_probe` stop sending work while the server still answers.
+/// The switch of the served health service. The server as a whole (service
+/// `""`) is the liveness check: SERVING while the process works, NOT_SERVING
+/// once it begins to stop. The `baton.v1.Baton` service is the readiness
+/// check: SERVING only while the board answers, so an etcd outage takes a
+/// conductor out of rotation without making a supervisor restart it.
 #[derive(Clone)]
-pub struct Health(HealthReporter);
+pub struct Health {
+    reporter: HealthReporter,
+    /// Set by `set_not_serving`: from then on readiness changes are ignored.
+    stopping: Arc<std::sync::atomic::AtomicBool>,
+}
 
 impl std::fmt::Debug for Health {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -89,18 +109,33 @@ impl std::fmt::Debug for Health {
 }
 
 impl Health {
+    /// Reports whether the Baton service can do its work (the board answers).
+    /// Ignored once the conductor is stopping.
+    pub async fn set_ready(&self, ready: bool) {
+        if self.stopping.load(std::sync::atomic::Ordering::Acquire) {
+            return;
+        }
+        if ready {
+            self.reporter.set_serving::<BatonServer<BatonService>>().await;
+        } else {
+            self.reporter.set_not_serving::<BatonServer<BatonService>>().await;
+        }
+    }
+
     /// Reports NOT_SERVING for the server as a whole ("") and for the Baton service.
     pub async fn set_not_serving(&self) {
-        self.0.set_not_serving::<BatonServer<BatonService>>().await;
-        self.0.set_service_status("", ServingStatus::NotServing).await;
+        self.stopping.store(true, std::sync::atomic::Ordering::Release);
+        self.reporter.set_not_serving::<BatonServer<BatonService>>().await;
+        self.reporter.set_service_status("", ServingStatus::NotServing).await;
     }
 }
 
 /// The Baton service with health and reflection, ready for
 /// `serve_with_incoming_shutdown`, and the health switch.
 pub async fn router(state: ApiState) -> (Router, Health) {
-    let (health, health_service) = tonic_health::server::health_reporter();
-    health.set_serving::<BatonServer<BatonService>>().await;
+    let (reporter, health_service) = tonic_health::server::health_reporter();
+    let health = Health { reporter, stopping: Arc::default() };
+    health.set_ready(state.board.get().is_ok()).await;
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -117,5 +152,5 @@ pub async fn router(state: ApiState) -> (Router, Health) {
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha);
-    (router, Health(health))
+    (router, health)
 }

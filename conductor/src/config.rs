@@ -129,6 +129,16 @@ pub enum BoardSettings {
     },
 }
 
+impl std::fmt::Display for BoardSettings {
+    /// Where the board is, for log lines and errors: `etcd at URL,URL` or `the embedded board in DIR`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BoardSettings::Etcd { endpoints, .. } => write!(f, "etcd at {}", endpoints.join(",")),
+            BoardSettings::Embedded { data_dir } => write!(f, "the embedded board in {}", data_dir.display()),
+        }
+    }
+}
+
 /// The daemon's resolved settings.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {

@@ -2,70 +2,66 @@
 //!
 //! Shaped like mini-redis's server: the caller binds the listener and passes a
 //! shutdown future (the binary: SIGTERM or SIGINT; tests: anything). The daemon
-//! opens a board session, registers on it, serves the gRPC API on the
-//! listener, and runs the claim loop, the registration/drain task and the
-//! retention task on a `TaskTracker`, each job as one more tracked task.
+//! serves the gRPC API on the listener at once, then runs board sessions one
+//! after another until it stops: it opens a session (waiting for an
+//! unreachable etcd with backoff), runs it ([`session`]), and when the session
+//! is lost starts a fresh one in-process. Only bad configuration, a local
+//! failure or a dead gRPC server end `run` with an error; an etcd outage never
+//! does, so a supervisor restarts a conductor only when it crashes.
+//!
+//! ## Health: liveness apart from readiness
+//! The server as a whole (health service `""`) is SERVING while the process
+//! works: the liveness check. `baton.v1.Baton` is SERVING only while a session
+//! is live and its board answers: the readiness check; meanwhile the API
+//! answers UNAVAILABLE at once, naming the cause ([`BoardSlot`]). Once
+//! stopping, both are NOT_SERVING, while the server still answers.
 //!
 //! ## Stopping
-//! Whatever the reason, the health service reports NOT_SERVING first, while
-//! the server still answers, so probes and balancers stop sending work.
-//! - **Graceful** (the shutdown future resolves): stop claiming; suspend every
-//!   running flow (running tasks finish, nothing new starts); abandon the
-//!   suspended jobs so another conductor resumes them at once, without waiting
-//!   for a lease; after `--grace`, drop the engines still running and abandon
-//!   those too; stop the server; close the board (revoking the lease). `Ok(())`.
-//! - **Session lost** (the etcd lease expired or was revoked): every claim is
-//!   already lost, so every engine is dropped at once and nothing more is
-//!   written (any write would be fenced anyway); the server stops and `run`
-//!   returns [`Error::SessionLost`]. The daemon does not reconnect by itself:
-//!   its supervisor (systemd `Restart=on-failure`, Kubernetes) starts a fresh
-//!   process, which gets a fresh lease, a clean registration and no stale state.
+//! See [`session`]: a graceful stop suspends running flows and hands them back;
+//! a lost session drops every engine at once and writes nothing more. Then the
+//! server stops and the board session is closed (revoking the lease).
 //!
 //! ## Layout
-//! - [`backend`]: opens the etcd or embedded board the config names.
+//! - [`backend`]: opens the etcd or embedded board the config names, waiting for it.
+//! - `session`: one board session: registration, claim loops, retention, jobs.
 //! - `claimer`: the claim loops (semaphore of `--max-jobs`, board wake-ups, backoff).
 //! - `job_runner`: one job: build the flow, run the engine on its logbook, consume/abandon/trash.
 //! - `registration`: the conductor's entry on the board, kept in step with the drain flag.
-//! - [`drain`]: [`DrainHandle`], the local drain switch.
 //! - `retention`: periodic `purge_expired`.
 
 pub mod backend;
 mod claimer;
-pub mod drain;
 mod job_runner;
 mod registration;
 mod retention;
+mod session;
 #[cfg(test)]
 mod tests;
 
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use flows::FlowRegistry;
-use jobboard::{ConductorInfo, FlowFilter, JobBoard};
+use jobboard::JobBoard;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 use tonic::transport::server::TcpIncoming;
 
 pub use self::backend::open_board;
-use self::claimer::Claimer;
-pub use self::drain::DrainHandle;
-use self::job_runner::{JobRunner, Stops};
-use self::registration::Registration;
-use crate::api::{self, ApiState};
-use crate::config::{format_duration, Config};
+use self::session::{Ended, SessionContext};
+use crate::api::{self, ApiState, BoardSlot, Health};
+use crate::config::Config;
+pub use crate::drain::DrainHandle;
 use crate::error::Error;
+use crate::local::LocalStatus;
 
-/// After the grace period, how long dropped engines get to abandon their claims.
-const ABORT_WAIT: Duration = Duration::from_secs(5);
 /// How long the gRPC server gets to finish in-flight calls once told to stop.
 const SERVER_STOP_WAIT: Duration = Duration::from_secs(2);
 
-/// Runs a conductor with the stock demo flows until `shutdown` resolves or the board session is lost.
+/// Runs a conductor with the stock demo flows until `shutdown` resolves.
 pub async fn run(config: Config, listener: TcpListener, shutdown: impl Future) -> Result<(), Error> {
     Daemon::new(config).run(listener, shutdown).await
 }
@@ -77,17 +73,6 @@ pub struct Daemon {
     registry: Arc<FlowRegistry>,
     board: Option<Arc<dyn JobBoard>>,
     drain: DrainHandle,
-}
-
-/// Why the daemon is stopping.
-#[derive(Debug)]
-enum StopReason {
-    /// The shutdown future resolved.
-    Graceful,
-    /// The board session is gone; every claim with it.
-    SessionLost,
-    /// The gRPC server ended by itself.
-    ServerFailed(String),
 }
 
 impl Daemon {
@@ -105,29 +90,34 @@ impl Daemon {
 
     /// Uses this board session (owned by this conductor from now on: it is closed
     /// when the daemon stops) instead of opening one. For several conductors in
-    /// one process on one embedded file (`EmbeddedBoard::session`).
+    /// one process on one embedded file (`EmbeddedBoard::session`). Such a
+    /// session cannot be replaced: if it is lost, `run` returns `Err(SessionLost)`.
     #[must_use]
     pub fn board(mut self, board: Arc<dyn JobBoard>) -> Self {
         self.board = Some(board);
         self
     }
 
-    /// The conductor's local drain switch (see [`drain`]).
+    /// The conductor's local drain switch (see [`crate::drain`]).
     pub fn drain_handle(&self) -> DrainHandle {
         self.drain.clone()
     }
 
-    /// Runs until `shutdown` resolves (`Ok`) or the board session is lost (`Err(SessionLost)`).
-    /// The board session is closed on the way out in both cases.
+    /// Runs until `shutdown` resolves (`Ok`), starting a new board session
+    /// whenever one is lost. The last session is closed on the way out.
     pub async fn run(self, listener: TcpListener, shutdown: impl Future) -> Result<(), Error> {
-        let board = match self.board.clone() {
-            Some(board) => board,
-            None => open_board(&self.config).await?,
-        };
-        let result = self.serve(board.clone(), listener, shutdown).await;
-        if let Err(error) = board.close().await {
-            tracing::debug!(%error, "closing the board session");
-        }
+        let local_addr =
+            listener.local_addr().map_err(|source| Error::Io { what: "reading listen address".into(), source })?;
+        let address = self.config.advertise.clone().unwrap_or_else(|| local_addr.to_string());
+        let local = LocalStatus::new(self.config.name.clone(), self.drain.clone());
+        let slot = BoardSlot::empty(format!("connecting to {}", self.config.board));
+        let server = Server::start(listener, &slot, &self.registry, &local).await;
+        tracing::info!(
+            name = %self.config.name, %address, board = %self.config.board, flows = ?self.registry.names(),
+            max_jobs = self.config.max_jobs, concurrency = self.config.concurrency, "conductor started"
+        );
+        let result = self.sessions(&server, &slot, &local, &address, shutdown).await;
+        server.stop().await;
         match &result {
             Ok(()) => tracing::info!("conductor stopped"),
             Err(error) => tracing::error!(%error, "conductor stopped"),
@@ -135,120 +125,129 @@ impl Daemon {
         result
     }
 
-    async fn serve(self, board: Arc<dyn JobBoard>, listener: TcpListener, shutdown: impl Future) -> Result<(), Error> {
-        let config = &self.config;
-        let local =
-            listener.local_addr().map_err(|source| Error::Io { what: "reading listen address".into(), source })?;
-        let address = config.advertise.clone().unwrap_or_else(|| local.to_string());
-        let info = ConductorInfo {
-            name: config.name.clone(),
-            address: address.clone(),
-            since: flows::now_millis(),
-            draining: self.drain.is_draining(),
-            jobs: 0,
-        };
-        let registration = Arc::new(Registration::new(board.clone(), info, self.drain.clone()));
-        registration.register().await?;
-
-        // Tokens: `stop_claiming` ends the claimer and the background loops;
-        // `stops` reaches the jobs; `server_stop` ends the gRPC server and its watch streams.
-        let stop_claiming = CancellationToken::new();
-        let stops = Stops::default();
-        let server_stop = CancellationToken::new();
-        let tracker = TaskTracker::new();
-
-        // A drain addressed to this conductor flips its local switch at once; other
-        // names go through the board and are noticed by their conductor.
-        let state = ApiState::new(board.clone(), self.registry.clone())
-            .with_shutdown(server_stop.clone())
-            .with_local_drain(config.name.clone(), self.drain.clone());
-        let (router, health) = api::router(state).await;
-        let mut server: JoinHandle<Result<(), tonic::transport::Error>> =
-            tokio::spawn(router.serve_with_incoming_shutdown(
-                // Without TCP_NODELAY, small stream messages (WatchJob) wait on Nagle's algorithm.
-                TcpIncoming::from(listener).with_nodelay(Some(true)),
-                server_stop.clone().cancelled_owned(),
-            ));
-
-        let slots = Arc::new(Semaphore::new(config.max_jobs));
-        let filter = FlowFilter(self.registry.names().into_iter().map(str::to_owned).collect());
-        tracing::info!(
-            name = %config.name, %address, flows = ?filter.0, max_jobs = config.max_jobs,
-            concurrency = config.concurrency, "conductor started"
-        );
-        let runner = Arc::new(JobRunner {
-            registry: self.registry.clone(),
-            concurrency: config.concurrency,
-            stops: stops.clone(),
-        });
-        tracker.spawn(registration.clone().maintain(config.drain_check_interval, stop_claiming.clone()));
-        tracker.spawn(retention::purge_loop(board.clone(), config.purge_interval, stop_claiming.clone()));
-        let claimer = Claimer {
-            board: board.clone(),
-            filter,
-            slots: slots.clone(),
-            drain: self.drain.clone(),
-            registration,
-            runner,
-            tracker: tracker.clone(),
-            stop: stop_claiming.clone(),
-        };
-        tracker.spawn(claimer.run(config.max_jobs.min(claimer::CLAIM_LOOPS)));
-
-        let session_lost = board.session_lost();
-        let reason = tokio::select! {
-            _ = shutdown => StopReason::Graceful,
-            _ = session_lost.cancelled() => StopReason::SessionLost,
-            ended = &mut server => StopReason::ServerFailed(match ended {
-                Ok(Ok(())) => "stopped unexpectedly".to_owned(),
-                Ok(Err(error)) => error.to_string(),
-                Err(join) => join.to_string(),
-            }),
-        };
-        // Probes and balancers see the stop at once, while the server still answers.
-        health.set_not_serving().await;
-        stop_claiming.cancel();
-        tracker.close();
-        let held = config.max_jobs - slots.available_permits();
-        match &reason {
-            StopReason::SessionLost => {
-                tracing::error!(jobs = held, "board session lost: stopping every job now");
-                stops.abort.cancel();
-                wait_bounded(&tracker, ABORT_WAIT).await;
+    /// Board sessions, one after another, until shutdown or a failure that a new session cannot cure.
+    async fn sessions(
+        mut self,
+        server: &Server,
+        slot: &BoardSlot,
+        local: &Arc<LocalStatus>,
+        address: &str,
+        shutdown: impl Future,
+    ) -> Result<(), Error> {
+        let injected = self.board.is_some();
+        tokio::pin!(shutdown);
+        let server_failed = server.failed();
+        tokio::pin!(server_failed);
+        loop {
+            let board = match self.board.take() {
+                Some(board) => board,
+                None if injected => return Err(Error::SessionLost),
+                None => match backend::open_patiently(&self.config, slot, shutdown.as_mut()).await? {
+                    Some(board) => board,
+                    None => return Ok(()),
+                },
+            };
+            local.session_started();
+            slot.fill(board.clone());
+            let cx = SessionContext {
+                config: &self.config,
+                registry: &self.registry,
+                local,
+                address,
+                health: &server.health,
+            };
+            let ended = session::run(cx, board.clone(), shutdown.as_mut(), server_failed.as_mut()).await;
+            slot.empty_for(match &ended {
+                Ended::Lost => "the board session was lost; starting a new one",
+                Ended::Graceful | Ended::ServerFailed(_) => "the conductor is stopping",
+            });
+            if let Err(error) = board.close().await {
+                tracing::debug!(%error, "closing the board session");
             }
-            StopReason::Graceful | StopReason::ServerFailed(_) => {
-                tracing::info!(jobs = held, grace = %format_duration(config.grace), "shutting down: suspending running flows");
-                stops.suspend.cancel();
-                if tokio::time::timeout(config.grace, tracker.wait()).await.is_err() {
-                    tracing::warn!("grace period over: stopping the flows still running");
-                    stops.abort.cancel();
-                    wait_bounded(&tracker, ABORT_WAIT).await;
+            match ended {
+                Ended::Graceful => return Ok(()),
+                Ended::ServerFailed(message) => return Err(Error::Serve(message)),
+                Ended::Lost => {
+                    local.session_lost();
+                    tracing::warn!("starting a new board session");
                 }
             }
-        }
-        server_stop.cancel();
-        if !server.is_finished() {
-            match tokio::time::timeout(SERVER_STOP_WAIT, &mut server).await {
-                Ok(Ok(Ok(()))) => {}
-                Ok(Ok(Err(error))) => tracing::warn!(%error, "grpc server stopped with an error"),
-                Ok(Err(join)) => tracing::warn!(error = %join, "grpc server task failed"),
-                Err(_) => {
-                    tracing::warn!("grpc server did not stop in time; dropping its connections");
-                    server.abort();
-                }
-            }
-        }
-        match reason {
-            StopReason::Graceful => Ok(()),
-            StopReason::SessionLost => Err(Error::SessionLost),
-            StopReason::ServerFailed(message) => Err(Error::Serve(message)),
         }
     }
 }
 
-/// Waits for the tracked tasks, at most `limit`.
-async fn wait_bounded(tracker: &TaskTracker, limit: Duration) {
-    if tokio::time::timeout(limit, tracker.wait()).await.is_err() {
-        tracing::warn!(tasks = tracker.len(), "tasks still running after {}", format_duration(limit));
+/// The gRPC server and what follows it: the health switch kept in step with the board.
+struct Server {
+    health: Health,
+    /// Ends the server and its watch streams.
+    stop: CancellationToken,
+    task: tokio::sync::Mutex<JoinHandle<Result<(), tonic::transport::Error>>>,
+    readiness: JoinHandle<()>,
+}
+
+impl Server {
+    async fn start(
+        listener: TcpListener,
+        slot: &BoardSlot,
+        registry: &Arc<FlowRegistry>,
+        local: &Arc<LocalStatus>,
+    ) -> Server {
+        let stop = CancellationToken::new();
+        let state =
+            ApiState::over(slot.clone(), registry.clone()).with_shutdown(stop.clone()).with_local(local.clone());
+        let (router, health) = api::router(state).await;
+        let task = tokio::spawn(router.serve_with_incoming_shutdown(
+            // Without TCP_NODELAY, small stream messages (WatchJob) wait on Nagle's algorithm.
+            TcpIncoming::from(listener).with_nodelay(Some(true)),
+            stop.clone().cancelled_owned(),
+        ));
+        let readiness = tokio::spawn(follow_readiness(slot.clone(), health.clone()));
+        Server { health, stop, task: tokio::sync::Mutex::new(task), readiness }
+    }
+
+    /// Resolves, with the reason, if the server ends by itself.
+    fn failed(&self) -> Pin<Box<dyn Future<Output = String> + Send + '_>> {
+        Box::pin(async move {
+            let mut task = self.task.lock().await;
+            match (&mut *task).await {
+                Ok(Ok(())) => "stopped unexpectedly".to_owned(),
+                Ok(Err(error)) => error.to_string(),
+                Err(join) => join.to_string(),
+            }
+        })
+    }
+
+    /// NOT_SERVING, then stops the server, giving in-flight calls a moment.
+    async fn stop(self) {
+        self.readiness.abort();
+        self.health.set_not_serving().await;
+        self.stop.cancel();
+        let mut task = self.task.lock().await;
+        if task.is_finished() {
+            return;
+        }
+        match tokio::time::timeout(SERVER_STOP_WAIT, &mut *task).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(error))) => tracing::warn!(%error, "grpc server stopped with an error"),
+            Ok(Err(join)) => tracing::warn!(error = %join, "grpc server task failed"),
+            Err(_) => {
+                tracing::warn!("grpc server did not stop in time; dropping its connections");
+                task.abort();
+            }
+        }
+    }
+}
+
+/// Keeps `baton.v1.Baton`'s health (readiness) in step with the board.
+async fn follow_readiness(slot: BoardSlot, health: Health) {
+    let mut seen = slot.get().map(|_| ());
+    health.set_ready(seen.is_ok()).await;
+    loop {
+        seen = slot.changed(&seen).await;
+        match &seen {
+            Ok(()) => tracing::info!("job board available: ready"),
+            Err(cause) => tracing::warn!(%cause, "job board unavailable: not ready"),
+        }
+        health.set_ready(seen.is_ok()).await;
     }
 }

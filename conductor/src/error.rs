@@ -22,8 +22,16 @@ pub enum Error {
     /// The gRPC server failed.
     #[error("grpc server: {0}")]
     Serve(String),
-    /// The board session (the etcd lease) was lost: every job was stopped and
-    /// nothing more was written; other conductors take the jobs over.
+    /// The board session given to the daemon (`Daemon::board`) was lost: every
+    /// job was stopped and nothing more was written; other conductors take the
+    /// jobs over. A session the daemon opened itself is replaced instead.
     #[error("board session lost (lease expired or revoked); every running job was stopped")]
     SessionLost,
+}
+
+impl Error {
+    /// Whether this is the operator's to fix in the configuration (exit status 2).
+    pub fn is_config(&self) -> bool {
+        matches!(self, Error::Config(_) | Error::Board(jobboard::Error::InvalidInput(_)))
+    }
 }

@@ -5,8 +5,10 @@
 //!
 //! ## Layout
 //! - [`config`]: daemon settings; flags > `BATON_*` env > YAML file > defaults.
-//! - [`daemon`]: `run(config, listener, shutdown)`: registration, claim loop, job runner, drain.
+//! - [`daemon`]: `run(config, listener, shutdown)`: board sessions, registration, claim loop, job runner.
 //! - [`api`]: the `baton.v1` gRPC service over a `JobBoard`; `api::status` maps errors to codes.
+//! - [`drain`]: `DrainHandle`, a conductor's local drain switch.
+//! - [`local`]: `LocalStatus`, what this conductor knows of itself (sessions, running jobs).
 //! - [`cli`]: the `baton` command-line client.
 //! - [`error`]: `Error`, why the daemon could not start or had to stop.
 //! - [`demo_flows`]: the flow factories the stock binary ships (`provision-cluster`, `chain`).
@@ -17,7 +19,9 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod demo_flows;
+pub mod drain;
 pub mod error;
+pub mod local;
 pub mod yaml;
 
 pub use error::Error;

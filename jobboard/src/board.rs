@@ -72,9 +72,27 @@ pub trait JobBoard: Send + Sync + std::fmt::Debug {
     /// Every claim made through it is lost at the same moment.
     fn session_lost(&self) -> CancellationToken;
 
+    /// Whether the board answers now, as this session sees it, updated as it
+    /// changes: an etcd session turns `Unavailable` (with the cause) as soon as
+    /// a lease renewal fails, and `Available` again when one lands, so callers
+    /// can refuse work at once instead of waiting for a request to time out.
+    /// A board with no such notion (embedded) is always available.
+    fn availability(&self) -> watch::Receiver<Availability> {
+        watch::channel(Availability::Available).1
+    }
+
     /// Ends the session: releases its lease (so its claims return to the board
     /// at once) and stops background work.
     async fn close(&self) -> Result<(), Error>;
+}
+
+/// Whether a board session can reach its backend now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Availability {
+    /// Requests go through.
+    Available,
+    /// Requests are failing now; the cause, in words (never a secret).
+    Unavailable(String),
 }
 
 /// A wake-up subscription: `changed` returns each time its source fires.

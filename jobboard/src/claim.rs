@@ -6,6 +6,10 @@
 //! `self`). Every such write is conditional on the claim's fencing token still
 //! being current, in the same atomic step as the write; once the claim is lost
 //! each write fails with `Error::ClaimLost` and changes nothing.
+//!
+//! While the claim lives, its writes ride out a board that is briefly
+//! unreachable (see `patient`): a transient failure is retried, never turned
+//! into a dropped job that stays CLAIMED.
 
 use std::sync::Arc;
 
@@ -15,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::Error;
 use crate::job::{Job, JobId, Outcome};
+use crate::patient::{self, PatientStorage};
 
 /// A claim's fencing token: strictly greater for each new claim of a job.
 pub type FenceToken = u64;
@@ -77,9 +82,12 @@ impl Claim {
         self.token
     }
 
-    /// The job's logbook storage; every write is fenced by this claim.
+    /// The job's logbook storage; every write is fenced by this claim, and
+    /// retried through transient board failures until it lands or the claim is lost.
     pub fn storage(&self) -> Arc<dyn Storage> {
-        self.ops.storage(self.job.id, self.token)
+        let fenced = self.ops.storage(self.job.id, self.token);
+        let claim = format!("job {}, token {}", self.job.id, self.token);
+        Arc::new(PatientStorage::new(fenced, self.lost.clone(), claim))
     }
 
     /// Fires when the claim is lost; from then on every write fails with `ClaimLost`.
@@ -94,16 +102,28 @@ impl Claim {
 
     /// Finishes the job with its outcome (and the flow's failure, if any).
     pub async fn consume(self, outcome: Outcome, failure: Option<Failure>) -> Result<Job, Error> {
-        self.ops.consume(self.job.id, self.token, outcome, failure).await
+        let (id, token) = (self.job.id, self.token);
+        self.patiently("recording the outcome", || self.ops.consume(id, token, outcome, failure.clone())).await
     }
 
     /// Gives the job back to the board so another claimer may resume it.
     pub async fn abandon(self) -> Result<(), Error> {
-        self.ops.abandon(self.job.id, self.token).await
+        let (id, token) = (self.job.id, self.token);
+        self.patiently("abandoning the job", || self.ops.abandon(id, token)).await
     }
 
     /// Gives up on the job for good, with a reason; its logbook is kept.
     pub async fn trash(self, reason: impl Into<String>) -> Result<(), Error> {
-        self.ops.trash(self.job.id, self.token, reason.into()).await
+        let (id, token, reason) = (self.job.id, self.token, reason.into());
+        self.patiently("trashing the job", || self.ops.trash(id, token, reason.clone())).await
+    }
+
+    /// Runs an owner write until it lands, fails for good, or the claim is lost.
+    async fn patiently<T, Fut>(&self, doing: &str, attempt: impl FnMut() -> Fut) -> Result<T, Error>
+    where
+        Fut: std::future::Future<Output = Result<T, Error>>,
+    {
+        let lost = || Error::ClaimLost { job: self.job.id, token: self.token };
+        patient::retry(&self.lost, doing, Error::is_retryable, lost, attempt).await
     }
 }

@@ -328,6 +328,10 @@ impl JobBoard for EtcdBoard {
         self.inner.session.lost.clone()
     }
 
+    fn availability(&self) -> tokio_watch::Receiver<crate::board::Availability> {
+        self.inner.session.availability()
+    }
+
     async fn close(&self) -> Result<(), Error> {
         self.inner.stop.cancel();
         let held: Vec<JobId> = self.inner.with_held(|held| held.drain().map(|(id, _)| id).collect());

@@ -3,7 +3,8 @@
 //! ## Layout
 //! - [`job`]: `Job`, `NewJob`, `JobState`, `Outcome`, queries, `ConductorInfo`, `BoardConfig`.
 //! - [`board`]: the `JobBoard` trait every backend implements, and `Wakeups`.
-//! - [`claim`]: `Claim`, ownership of a job and the only way to write to it (fencing).
+//! - [`claim`]: `Claim`, ownership of a job and the only way to write to it (fencing);
+//!   `patient` makes its writes ride out transient board errors while the claim lives.
 //! - [`error`]: `Error`, one enum for the crate.
 //!
 //! Backends: `etcd` (`EtcdBoard`, for a fleet) and `embedded` (`EmbeddedBoard`,
@@ -17,8 +18,9 @@ pub mod embedded;
 pub mod error;
 pub mod etcd;
 pub mod job;
+mod patient;
 
-pub use board::{JobBoard, Wakeups};
+pub use board::{Availability, JobBoard, Wakeups};
 pub use claim::{Claim, FenceToken};
 pub use error::Error;
 pub use job::{

@@ -116,11 +116,21 @@ pub struct ConductorProcess {
 impl ConductorProcess {
     /// Starts a conductor on a free port and waits until `baton conductors` lists it.
     pub fn start(config: &ConductorConfig) -> HarnessResult<Self> {
+        Self::start_waiting(config, true)
+    }
+
+    /// Starts a conductor on a free port and waits only until its gRPC port accepts: for a
+    /// conductor whose board is not there yet (it serves its API while it waits for it).
+    pub fn spawn(config: &ConductorConfig) -> HarnessResult<Self> {
+        Self::start_waiting(config, false)
+    }
+
+    fn start_waiting(config: &ConductorConfig, registered: bool) -> HarnessResult<Self> {
         // A port released by the probe can be taken by someone else before the conductor
         // binds it; a conductor that exits at once is retried on another port.
         let mut last_error: Option<HarnessError> = None;
         for _ in 0..3 {
-            match Self::start_once(config) {
+            match Self::start_once(config, registered) {
                 Ok(process) => return Ok(process),
                 Err(error) => last_error = Some(error),
             }
@@ -128,7 +138,7 @@ impl ConductorProcess {
         Err(last_error.unwrap_or_else(|| "conductor did not start".into()))
     }
 
-    fn start_once(config: &ConductorConfig) -> HarnessResult<Self> {
+    fn start_once(config: &ConductorConfig, registered: bool) -> HarnessResult<Self> {
         let listen = free_local_addr()?;
         let log_dir = tempfile::Builder::new().prefix("baton-conductor-log-").tempdir()?;
         let log_path = log_dir.path().join(format!("{}.log", config.name));
@@ -162,7 +172,7 @@ impl ConductorProcess {
         command.env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info".to_string()));
         let child = command.stdin(Stdio::null()).stdout(log.try_clone()?).stderr(log).spawn()?;
         let mut process = Self { config: config.clone(), child, listen, log_path, _log_dir: log_dir, exited: None };
-        process.wait_ready()?;
+        process.wait_ready(registered)?;
         Ok(process)
     }
 
@@ -253,8 +263,8 @@ impl ConductorProcess {
         Ok(kib)
     }
 
-    /// Waits until the gRPC port accepts and `baton conductors` lists this conductor.
-    fn wait_ready(&mut self) -> HarnessResult<()> {
+    /// Waits until the gRPC port accepts and, if `registered`, `baton conductors` lists this conductor.
+    fn wait_ready(&mut self, registered: bool) -> HarnessResult<()> {
         let deadline = Instant::now() + START_TIMEOUT;
         while TcpStream::connect_timeout(&self.listen, Duration::from_millis(200)).is_err() {
             self.check_alive()?;
@@ -262,6 +272,9 @@ impl ConductorProcess {
                 return Err(self.start_failure("its gRPC port never accepted"));
             }
             std::thread::sleep(Duration::from_millis(20));
+        }
+        if !registered {
+            return Ok(());
         }
         loop {
             self.check_alive()?;

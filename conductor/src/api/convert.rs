@@ -4,6 +4,8 @@ use flows::{AtomDetail, AtomKind, Failure};
 use jobboard::{ConductorInfo, Job, JobState, Outcome};
 use proto::pb;
 
+use crate::local::LocalStatus;
+
 /// The wire form of a job, with the given tasks (see [`tasks_to_pb`]).
 pub fn job_to_pb(job: &Job, tasks: Vec<pb::Task>) -> pb::Job {
     pb::Job {
@@ -64,6 +66,35 @@ pub fn conductor_to_pb(info: &ConductorInfo) -> pb::Conductor {
         jobs: info.jobs,
         since_ms: info.since,
         draining: info.draining,
+    }
+}
+
+/// A conductor's own status, with its board's availability now (`Err` naming why not).
+pub fn local_status_to_pb(local: &LocalStatus, board: Result<impl Sized, String>) -> pb::ConductorStatus {
+    let (sessions_started, sessions_lost) = local.sessions();
+    let (board, board_cause) = match board {
+        Ok(_) => (pb::BoardStatus::Available, String::new()),
+        Err(cause) => (pb::BoardStatus::Unavailable, cause),
+    };
+    let running = local
+        .running_jobs()
+        .into_iter()
+        .map(|(id, job)| pb::RunningJob {
+            id: id.to_string(),
+            flow: job.flow,
+            claim_token: job.token,
+            claimed_ms: job.claimed_ms,
+        })
+        .collect();
+    pb::ConductorStatus {
+        name: local.name.clone(),
+        board: board.into(),
+        board_cause,
+        sessions_started,
+        sessions_lost,
+        draining: local.drain.is_draining(),
+        running,
+        started_ms: local.started_ms,
     }
 }
 

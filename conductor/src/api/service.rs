@@ -9,7 +9,7 @@ use proto::pb::baton_server::Baton;
 use serde_json::{Map, Value};
 use tonic::{Request, Response, Status};
 
-use super::convert::{conductor_to_pb, job_to_pb, state_from_pb, tasks_to_pb};
+use super::convert::{conductor_to_pb, job_to_pb, local_status_to_pb, state_from_pb, tasks_to_pb};
 use super::outline::{merge, OutlineAtom};
 use super::status::{from_board, from_registry, invalid};
 use super::{watch, ApiState};
@@ -63,8 +63,9 @@ impl BatonService {
         id: JobId,
         outline: &mut Option<Option<Vec<OutlineAtom>>>,
     ) -> Result<pb::Job, Status> {
-        let job = state.board.get(id).await.map_err(|e| from_board(&e))?;
-        let logbook = state.board.logbook(id).await.map_err(|e| from_board(&e))?;
+        let board = state.board()?;
+        let job = board.get(id).await.map_err(|e| from_board(&e))?;
+        let logbook = board.logbook(id).await.map_err(|e| from_board(&e))?;
         let outline = outline.get_or_insert_with(|| super::outline::outline(&state.registry, &job));
         let atoms = merge(logbook.as_ref(), outline.as_deref());
         Ok(job_to_pb(&job, tasks_to_pb(&atoms)))
@@ -87,7 +88,7 @@ impl Baton for BatonService {
             priority: req.priority,
             idempotency_key: req.idempotency_key.filter(|k| !k.is_empty()),
         };
-        let job = self.state.board.post(job).await.map_err(|e| from_board(&e))?;
+        let job = self.state.board()?.post(job).await.map_err(|e| from_board(&e))?;
         tracing::debug!(job = %job.id, flow = %job.flow, "job posted");
         Ok(Response::new(job_to_pb(&job, Vec::new())))
     }
@@ -107,7 +108,7 @@ impl Baton for BatonService {
             limit: usize::try_from(req.page_size).unwrap_or(usize::MAX),
             page_token: Some(req.page_token).filter(|t| !t.is_empty()),
         };
-        let page = self.state.board.list(&query).await.map_err(|e| from_board(&e))?;
+        let page = self.state.board()?.list(&query).await.map_err(|e| from_board(&e))?;
         Ok(Response::new(pb::ListJobsResponse {
             jobs: page.jobs.iter().map(|job| job_to_pb(job, Vec::new())).collect(),
             next_page_token: page.next.unwrap_or_default(),
@@ -124,7 +125,7 @@ impl Baton for BatonService {
 
     async fn cancel_job(&self, request: Request<pb::CancelJobRequest>) -> Result<Response<pb::Job>, Status> {
         let id = parse_id(&request.get_ref().id)?;
-        let job = self.state.board.request_cancel(id).await.map_err(|e| from_board(&e))?;
+        let job = self.state.board()?.request_cancel(id).await.map_err(|e| from_board(&e))?;
         tracing::info!(job = %id, state = %job.state, "cancellation requested");
         Ok(Response::new(Self::snapshot(&self.state, id, &mut None).await?))
     }
@@ -149,7 +150,7 @@ impl Baton for BatonService {
         &self,
         _: Request<pb::ListConductorsRequest>,
     ) -> Result<Response<pb::ListConductorsResponse>, Status> {
-        let mut conductors = self.state.board.conductors().await.map_err(|e| from_board(&e))?;
+        let mut conductors = self.state.board()?.conductors().await.map_err(|e| from_board(&e))?;
         conductors.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(Response::new(pb::ListConductorsResponse { conductors: conductors.iter().map(conductor_to_pb).collect() }))
     }
@@ -159,17 +160,17 @@ impl Baton for BatonService {
         if req.name.trim().is_empty() {
             return Err(invalid("name", "must not be empty"));
         }
-        if let Some((_, drain)) = self.state.local_drain.as_ref().filter(|(name, _)| *name == req.name) {
+        if let Some(local) = self.state.local.as_ref().filter(|local| local.name == req.name) {
             // Our own claimer stops at once; the board write below makes `conductors` show it now.
-            drain.set(req.draining);
+            local.drain.set(req.draining);
         }
-        self.state.board.set_draining(&req.name, req.draining).await.map_err(|e| match e {
+        self.state.board()?.set_draining(&req.name, req.draining).await.map_err(|e| match e {
             // The name is not empty, so the board refuses it only for naming no live conductor.
             jobboard::Error::InvalidInput(message) => Status::not_found(message),
             other => from_board(&other),
         })?;
         tracing::info!(conductor = %req.name, draining = req.draining, "drain set");
-        let conductors = self.state.board.conductors().await.map_err(|e| from_board(&e))?;
+        let conductors = self.state.board()?.conductors().await.map_err(|e| from_board(&e))?;
         conductors
             .iter()
             .find(|c| c.name == req.name)
@@ -177,7 +178,13 @@ impl Baton for BatonService {
             .ok_or_else(|| Status::not_found(format!("conductor {:?} is not live", req.name)))
     }
 
-    async fn get_status(&self, _request: Request<pb::GetStatusRequest>) -> Result<Response<pb::ConductorStatus>, Status> {
-        Err(Status::unimplemented("GetStatus is not served by this build yet"))
+    async fn get_status(
+        &self,
+        _request: Request<pb::GetStatusRequest>,
+    ) -> Result<Response<pb::ConductorStatus>, Status> {
+        let local = self.state.local.as_ref().ok_or_else(|| {
+            Status::unimplemented("GetStatus is answered by conductors; this server runs no conductor")
+        })?;
+        Ok(Response::new(local_status_to_pb(local, self.state.board.get())))
     }
 }

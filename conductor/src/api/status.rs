@@ -24,6 +24,12 @@ pub fn from_board(err: &jobboard::Error) -> Status {
     Status::new(code, error_chain(err))
 }
 
+/// UNAVAILABLE for a conductor with no usable board now, naming the cause:
+/// retry (on another conductor, or later).
+pub fn board_unavailable(cause: &str) -> Status {
+    Status::unavailable(format!("job board unavailable: {cause}"))
+}
+
 /// The gRPC status for a flow registry refusal (unknown flow, missing inputs):
 /// always INVALID_ARGUMENT, with a message naming the flow and the inputs.
 pub fn from_registry(err: &RegistryError) -> Status {

@@ -22,7 +22,7 @@ pub(crate) struct Server {
     pub(crate) board: Arc<dyn JobBoard>,
     pub(crate) endpoint: String,
     stop: CancellationToken,
-    drain: crate::daemon::DrainHandle,
+    drain: crate::drain::DrainHandle,
     _dir: tempfile::TempDir,
 }
 
@@ -38,10 +38,10 @@ pub(crate) async fn serve() -> Server {
     let board: Arc<dyn JobBoard> =
         Arc::new(EmbeddedBoard::open(&dir.path().join("board.sqlite3"), BoardConfig::new("api-test")).unwrap());
     let stop = CancellationToken::new();
-    let drain = crate::daemon::DrainHandle::new();
+    let drain = crate::drain::DrainHandle::new();
     let state = ApiState::new(board.clone(), Arc::new(crate::demo_flows::registry()))
         .with_shutdown(stop.clone())
-        .with_local_drain("api-test", drain.clone());
+        .with_local(crate::local::LocalStatus::new("api-test", drain.clone()));
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let endpoint = format!("http://{}", listener.local_addr().unwrap());
     let (router, _health) = router(state).await;
@@ -257,4 +257,47 @@ async fn oversize_store_names_the_limit_and_writes_nothing() {
     assert_eq!(c, Code::InvalidArgument);
     assert!(message.contains("1048576"), "{message}");
     assert_eq!(job_count(&server.board).await, 0);
+}
+
+#[tokio::test]
+async fn without_a_board_calls_are_unavailable_at_once_naming_the_cause_and_status_still_answers() {
+    let stop = CancellationToken::new();
+    let drain = crate::drain::DrainHandle::new();
+    let local = crate::local::LocalStatus::new("lonely", drain);
+    let slot = super::BoardSlot::empty("cannot reach etcd at http://127.0.0.1:9: connection refused");
+    let state = ApiState::over(slot.clone(), Arc::new(crate::demo_flows::registry()))
+        .with_shutdown(stop.clone())
+        .with_local(local.clone());
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    let (router, _health) = router(state).await;
+    tokio::spawn(router.serve_with_incoming_shutdown(TcpListenerStream::new(listener), stop.clone().cancelled_owned()));
+    let client = Client::connect(endpoint).await.unwrap();
+
+    let answered =
+        tokio::time::timeout(Duration::from_secs(5), client.post_job(post("chain", r#"{"steps": 1, "step_ms": 0}"#)));
+    let (c, message) = code(answered.await.expect("answered at once, not after a request timeout").unwrap_err());
+    assert_eq!(c, Code::Unavailable);
+    assert!(message.contains("connection refused") && message.contains("127.0.0.1:9"), "{message}");
+    let (c, _) = code(client.list_jobs(pb::ListJobsRequest::default()).await.unwrap_err());
+    assert_eq!(c, Code::Unavailable);
+
+    local.session_started();
+    local.session_lost();
+    let status = client.get_status().await.unwrap();
+    assert_eq!(status.name, "lonely");
+    assert_eq!(status.board(), pb::BoardStatus::Unavailable);
+    assert!(status.board_cause.contains("connection refused"), "{}", status.board_cause);
+    assert_eq!((status.sessions_started, status.sessions_lost), (1, 1));
+    assert!(status.running.is_empty());
+    stop.cancel();
+}
+
+#[tokio::test]
+async fn status_lists_what_this_conductor_runs() {
+    let server = serve().await;
+    let status = server.client.get_status().await.unwrap();
+    assert_eq!(status.board(), pb::BoardStatus::Available);
+    assert!(status.board_cause.is_empty());
+    assert!(status.running.is_empty());
 }

@@ -26,7 +26,7 @@ const RESYNC_EVERY: Duration = Duration::from_secs(5);
 /// Subscribes to the job's changes (before the first read, so none is missed)
 /// and returns the stream of snapshots. `NOT_FOUND` at once for an unknown job.
 pub async fn watch_job(state: ApiState, id: JobId) -> Result<impl Stream<Item = Result<pb::Job, Status>>, Status> {
-    let wakeups = state.board.watch_job(id).await.map_err(|e| from_board(&e))?;
+    let wakeups = state.board()?.watch_job(id).await.map_err(|e| from_board(&e))?;
     let mut outline = None;
     let first = BatonService::snapshot(&state, id, &mut outline).await?;
     let (tx, rx) = mpsc::channel(16);

@@ -3,9 +3,13 @@
 //! Parses the configuration (flags > `BATON_*` env > YAML file > defaults),
 //! installs the tracing subscriber (human or JSON, filtered by `RUST_LOG`),
 //! binds the gRPC listener and runs `conductor::daemon::run` until SIGTERM or
-//! SIGINT (a second signal exits at once). Exit codes: 0 after a graceful stop,
-//! 1 when the daemon failed or lost its board session, 2 for bad configuration,
+//! SIGINT (a second signal exits at once). An unreachable etcd is waited for,
+//! never a reason to exit. Exit codes: 0 after a graceful stop, 1 when the
+//! daemon failed (a local resource, the gRPC server), 2 for bad configuration,
 //! 130 when forced by a second signal.
+//!
+//! Errors are one line for people; the chain of causes is printed only with
+//! `RUST_LOG=debug`.
 
 use std::future::Future;
 use std::io::IsTerminal;
@@ -21,8 +25,21 @@ fn main() -> ExitCode {
     match run() {
         Ok(code) => code,
         Err(error) => {
-            eprintln!("conductor: {error:#}");
-            ExitCode::FAILURE
+            report(&error);
+            match error.downcast_ref::<conductor::Error>() {
+                Some(error) if error.is_config() => ExitCode::from(2),
+                _ => ExitCode::FAILURE,
+            }
+        }
+    }
+}
+
+/// One line on stderr; the causes below it only when debugging is on.
+fn report(error: &anyhow::Error) {
+    eprintln!("conductor: {error}");
+    if tracing::enabled!(tracing::Level::DEBUG) || std::env::var("RUST_LOG").is_ok_and(|v| v.contains("debug")) {
+        for cause in error.chain().skip(1) {
+            eprintln!("  caused by: {cause}");
         }
     }
 }
@@ -32,7 +49,7 @@ fn run() -> anyhow::Result<ExitCode> {
     let config = match Config::load(flags, &|key| std::env::var(key).ok()) {
         Ok(config) => config,
         Err(error) => {
-            eprintln!("conductor: {error:#}");
+            report(&anyhow::Error::new(error));
             return Ok(ExitCode::from(2));
         }
     };

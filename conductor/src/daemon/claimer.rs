@@ -21,9 +21,9 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::drain::DrainHandle;
 use super::job_runner::JobRunner;
 use super::registration::Registration;
+use crate::drain::DrainHandle;
 
 /// First delay after a failed claim.
 const BACKOFF_START: Duration = Duration::from_millis(100);

@@ -22,6 +22,8 @@ use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use crate::local::{LocalStatus, RunningJob};
+
 /// The tokens that stop running jobs; both are children of the daemon's.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Stops {
@@ -38,6 +40,8 @@ pub(crate) struct JobRunner {
     /// Tasks of one job run at once.
     pub(crate) concurrency: usize,
     pub(crate) stops: Stops,
+    /// Where the jobs this conductor runs are listed (`GetStatus`).
+    pub(crate) local: Arc<LocalStatus>,
 }
 
 /// How the engine part of a job ended.
@@ -55,7 +59,10 @@ impl JobRunner {
     pub(crate) async fn run(self: Arc<Self>, claim: Claim, permit: OwnedSemaphorePermit) {
         let job = claim.job();
         let span = tracing::info_span!("job", job_id = %job.id, flow = %job.flow, claims = job.claims);
+        let running = RunningJob { flow: job.flow.clone(), token: claim.token(), claimed_ms: flows::now_millis() };
+        let listed = self.local.running(job.id, running);
         self.run_job(claim).instrument(span).await;
+        drop(listed);
         drop(permit);
     }
 

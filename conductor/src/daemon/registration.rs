@@ -13,7 +13,7 @@ use jobboard::{ConductorInfo, JobBoard};
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
-use super::drain::DrainHandle;
+use crate::drain::DrainHandle;
 
 /// Keeps the registration and the drain flag in step with the board.
 #[derive(Debug)]

@@ -152,11 +152,35 @@ pub(crate) fn etcd_error(err: etcd_client::Error, doing: &str) -> Error {
         ),
         _ => false,
     };
-    let message = format!("etcd failed while {doing}: {err}");
+    let message = format!("etcd failed while {doing}: {}", cause_in_words(&err));
     if retryable {
         Error::Unavailable { message, source: Some(Box::new(err)) }
     } else {
         Error::Backend { message, source: Some(Box::new(err)) }
+    }
+}
+
+/// What went wrong, in words: the OS error under a transport failure
+/// ("Connection refused (os error 111)"), or the status message etcd sent,
+/// rather than the nested debug dump of tonic and hyper errors. The whole
+/// chain stays available as the error's `source`.
+pub(crate) fn cause_in_words(err: &etcd_client::Error) -> String {
+    use etcd_client::Error as E;
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(error) = source {
+        if let Some(io) = error.downcast_ref::<std::io::Error>() {
+            return io.to_string();
+        }
+        source = error.source();
+    }
+    match err {
+        // tonic keeps only the summary of a failed connect ("tcp connect error").
+        E::GRpcStatus(status) if matches!(status.message(), "transport error" | "tcp connect error") => {
+            "cannot connect".to_owned()
+        }
+        E::GRpcStatus(status) if !status.message().is_empty() => status.message().to_owned(),
+        E::TransportError(_) => "cannot connect".to_owned(),
+        other => other.to_string(),
     }
 }
 

@@ -1,15 +1,25 @@
-//! The session lease: granted at connect, renewed by our own loop every TTL/3.
+//! The session lease: granted at connect, renewed by our own loop every
+//! [`renew_interval`] (TTL/10, at most 1 s).
 //!
 //! etcd-client's `LeaseKeeper` only sends when asked, so this loop asks. A
 //! reply with TTL 0 means etcd no longer knows the lease: the session is lost.
 //! A stream error is "unknown": the loop re-opens the keep-alive stream on the
-//! same client (it reconnects by itself). Independently, a local deadline of
-//! *last renewal sent + TTL - TTL/6* fences the session off if renewals stop
-//! getting through, because while etcd is unreachable it cannot tell us the
-//! lease expired, yet another conductor may already hold our jobs. Once
-//! fenced, the claims' writes are refused locally (etcd may still hold the
-//! lease: it survives an etcd restart with its TTL started afresh), and the
-//! loop revokes the lease as soon as etcd answers, so the jobs go back at once.
+//! same client (it reconnects by itself) every 250 ms. Independently, a local
+//! deadline of *last renewal sent + TTL - [`fence_margin`]* fences the session
+//! off if renewals stop getting through, because while etcd is unreachable it
+//! cannot tell us the lease expired, yet another conductor may already hold
+//! our jobs. Counting from when the renewal was *sent* keeps the deadline
+//! before etcd's own expiry, which counts from when it was received.
+//!
+//! So an outage survives when it ends before that deadline: an outage of `D`
+//! that begins at most one interval after the last renewal loses nothing if
+//! `D < TTL - margin - interval - reconnect` (10 s TTL: about 7.5 s). etcd
+//! keeps leases across a restart and a leader election, and its new leader
+//! restarts every lease's TTL, so a renewal after the outage finds the lease.
+//!
+//! Once fenced, the claims' writes are refused locally (etcd may still hold
+//! the lease), and the loop revokes the lease as soon as etcd answers, so the
+//! jobs go back at once. While renewals fail, [`Availability`] says so.
 
 use std::time::Duration;
 
@@ -18,8 +28,22 @@ use tokio::time::{sleep, sleep_until, timeout, Instant};
 use tokio_util::sync::CancellationToken;
 
 use super::bounded;
-use super::codec::etcd_error;
+use super::codec::{cause_in_words, etcd_error};
+use crate::board::Availability;
 use crate::error::Error;
+
+/// How often the lease is renewed: TTL/10, at most 1 s, so a short outage
+/// costs little of the TTL before the first renewal after it.
+pub(crate) fn renew_interval(ttl: Duration) -> Duration {
+    (ttl / 10).min(Duration::from_secs(1))
+}
+
+/// How long before the lease would expire in etcd (counted from the last
+/// renewal sent) the session fences itself: time for running engines to stop
+/// before another conductor can claim their jobs.
+pub(crate) fn fence_margin(ttl: Duration) -> Duration {
+    (ttl / 10).max(Duration::from_millis(200))
+}
 
 /// One lease, and the tokens that say it is over.
 #[derive(Debug)]
@@ -29,6 +53,8 @@ pub(crate) struct Session {
     pub lost: CancellationToken,
     /// Cancelled to stop the keep-alive loop (close).
     stop: CancellationToken,
+    /// Whether renewals are getting through.
+    availability: tokio::sync::watch::Sender<Availability>,
 }
 
 impl Session {
@@ -36,10 +62,28 @@ impl Session {
     pub(crate) async fn start(client: &Client, ttl: Duration) -> Result<Session, Error> {
         let ttl_secs = ttl.as_secs().max(2) as i64;
         let granted = bounded(client.lease_client().grant(ttl_secs, None), "granting the session lease").await?;
-        let session = Session { lease: granted.id(), lost: CancellationToken::new(), stop: CancellationToken::new() };
+        let session = Session {
+            lease: granted.id(),
+            lost: CancellationToken::new(),
+            stop: CancellationToken::new(),
+            availability: tokio::sync::watch::channel(Availability::Available).0,
+        };
         let ttl = Duration::from_secs(granted.ttl().max(2) as u64);
-        tokio::spawn(keep_alive(client.clone(), session.lease, ttl, session.lost.clone(), session.stop.clone()));
+        let keeper = KeepAlive {
+            client: client.clone(),
+            lease: session.lease,
+            ttl,
+            lost: session.lost.clone(),
+            stop: session.stop.clone(),
+            availability: session.availability.clone(),
+        };
+        tokio::spawn(keeper.run());
         Ok(session)
+    }
+
+    /// Follows whether renewals are getting through.
+    pub(crate) fn availability(&self) -> tokio::sync::watch::Receiver<Availability> {
+        self.availability.subscribe()
     }
 
     /// Stops renewing without revoking: to etcd this session now looks frozen.
@@ -63,57 +107,125 @@ impl Session {
     }
 }
 
-async fn keep_alive(client: Client, lease: i64, ttl: Duration, lost: CancellationToken, stop: CancellationToken) {
-    let interval = ttl / 3;
-    let margin = ttl / 6;
-    let mut deadline = Instant::now() + ttl - margin;
-    let mut lease_client = client.lease_client();
-    'reopen: loop {
-        let opened = tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = sleep_until(deadline) => break 'reopen,
-            opened = lease_client.keep_alive(lease) => opened,
-        };
-        let (mut keeper, mut stream) = match opened {
-            Ok(pair) => pair,
-            Err(e) => {
-                tracing::debug!(lease, error = %e, "cannot open lease keep-alive stream; retrying");
-                tokio::select! {
-                    _ = stop.cancelled() => return,
-                    _ = sleep_until(deadline) => break 'reopen,
-                    _ = sleep(Duration::from_millis(250)) => continue 'reopen,
-                }
+/// The renewal loop of one lease.
+struct KeepAlive {
+    client: Client,
+    lease: i64,
+    ttl: Duration,
+    lost: CancellationToken,
+    stop: CancellationToken,
+    availability: tokio::sync::watch::Sender<Availability>,
+}
+
+/// Why the renewal loop stopped renewing.
+enum Ended {
+    /// Closed or suspended: not a loss.
+    Stopped,
+    /// etcd said the lease is gone, or the local deadline passed.
+    Lost,
+}
+
+impl KeepAlive {
+    async fn run(self) {
+        if let Ended::Stopped = self.renew_until_lost().await {
+            return;
+        }
+        tracing::warn!(
+            lease = self.lease,
+            "session lease lost or not renewed in time; fencing off this session's claims"
+        );
+        self.set_unavailable("the session lease was lost");
+        self.lost.cancel();
+        revoke_after_fencing(&self.client, self.lease, self.ttl, &self.stop).await;
+    }
+
+    fn set_unavailable(&self, cause: &str) {
+        self.availability.send_if_modified(|now| {
+            let changed = *now == Availability::Available;
+            if changed {
+                tracing::warn!(lease = self.lease, cause, "etcd unreachable: lease renewals are failing");
+                *now = Availability::Unavailable(format!("etcd unreachable: {cause}"));
             }
-        };
-        loop {
-            let sent_at = Instant::now();
-            if keeper.keep_alive().await.is_err() {
-                continue 'reopen;
+            changed
+        });
+    }
+
+    fn set_available(&self) {
+        self.availability.send_if_modified(|now| {
+            let changed = *now != Availability::Available;
+            if changed {
+                tracing::info!(lease = self.lease, "etcd reachable again: lease renewed");
+                *now = Availability::Available;
             }
-            let reply = tokio::select! {
-                _ = stop.cancelled() => return,
-                _ = sleep_until(deadline) => break 'reopen,
-                reply = timeout(interval, stream.message()) => reply,
+            changed
+        });
+    }
+
+    async fn renew_until_lost(&self) -> Ended {
+        let interval = renew_interval(self.ttl);
+        let margin = fence_margin(self.ttl);
+        // A reply slower than this counts as a failed renewal (the stream is re-opened).
+        let reply_wait = (self.ttl / 3).max(interval);
+        let mut deadline = Instant::now() + self.ttl - margin;
+        let mut lease_client = self.client.lease_client();
+        'reopen: loop {
+            let opened = tokio::select! {
+                _ = self.stop.cancelled() => return Ended::Stopped,
+                _ = sleep_until(deadline) => return Ended::Lost,
+                opened = lease_client.keep_alive(self.lease) => opened,
             };
-            match reply {
-                Ok(Ok(Some(resp))) if resp.ttl() <= 0 => {
-                    tracing::warn!(lease, "etcd says the session lease is gone");
-                    break 'reopen;
+            let (mut keeper, mut stream) = match opened {
+                Ok(pair) => pair,
+                Err(e) => {
+                    tracing::debug!(lease = self.lease, error = %e, "cannot open lease keep-alive stream; retrying");
+                    self.set_unavailable(&cause_in_words(&e));
+                    tokio::select! {
+                        _ = self.stop.cancelled() => return Ended::Stopped,
+                        _ = sleep_until(deadline) => return Ended::Lost,
+                        _ = sleep(Duration::from_millis(250)) => continue 'reopen,
+                    }
                 }
-                Ok(Ok(Some(resp))) => {
-                    deadline = sent_at + Duration::from_secs(resp.ttl() as u64) - margin;
+            };
+            loop {
+                let sent_at = Instant::now();
+                if let Err(e) = keeper.keep_alive().await {
+                    self.set_unavailable(&cause_in_words(&e));
+                    continue 'reopen;
                 }
-                Ok(Ok(None)) | Ok(Err(_)) | Err(_) => continue 'reopen,
-            }
-            tokio::select! {
-                _ = stop.cancelled() => return,
-                _ = sleep(interval.saturating_sub(sent_at.elapsed())) => {}
+                let reply = tokio::select! {
+                    _ = self.stop.cancelled() => return Ended::Stopped,
+                    _ = sleep_until(deadline) => return Ended::Lost,
+                    reply = timeout(reply_wait, stream.message()) => reply,
+                };
+                match reply {
+                    Ok(Ok(Some(resp))) if resp.ttl() <= 0 => {
+                        tracing::warn!(lease = self.lease, "etcd says the session lease is gone");
+                        return Ended::Lost;
+                    }
+                    Ok(Ok(Some(resp))) => {
+                        deadline = sent_at + Duration::from_secs(resp.ttl() as u64) - margin;
+                        self.set_available();
+                    }
+                    Ok(Ok(None)) => {
+                        self.set_unavailable("the keep-alive stream was closed");
+                        continue 'reopen;
+                    }
+                    Ok(Err(e)) => {
+                        self.set_unavailable(&cause_in_words(&e));
+                        continue 'reopen;
+                    }
+                    Err(_) => {
+                        self.set_unavailable(&format!("no lease renewal answer within {reply_wait:?}"));
+                        continue 'reopen;
+                    }
+                }
+                tokio::select! {
+                    _ = self.stop.cancelled() => return Ended::Stopped,
+                    _ = sleep(interval.saturating_sub(sent_at.elapsed())) => {}
+                }
             }
         }
     }
-    tracing::warn!(lease, "session lease lost or not renewed in time; fencing off this session's claims");
-    lost.cancel();
-    revoke_after_fencing(&client, lease, ttl, &stop).await;
 }
 
 /// After self-fencing, etcd may still hold the lease (we were cut off, or etcd
