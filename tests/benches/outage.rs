@@ -8,8 +8,9 @@
 //! takeover of its job. Each row counts sessions lost, conductor process exits and tasks run
 //! more than once (from `baton get`'s execution counts), and how many jobs completed.
 //!
-//! Run: `cargo build -p conductor --bins && cargo bench -p tests --bench outage` (about 3 to 5
-//! minutes; jobs that stay stuck are given up on after `STUCK_AFTER`).
+//! Run: `cargo build --release -p conductor --bins && cargo bench -p tests --bench outage`
+//! (or both with `--profile dev`: timings here are seconds, not microseconds). About 3 to 5
+//! minutes; jobs that stay stuck are given up on after `STUCK_AFTER`.
 
 #[path = "outage/fleet.rs"]
 mod fleet;

@@ -1,13 +1,14 @@
 //! Three real conductors on a three-member cluster, each given all three
 //! endpoints, run `chain` jobs while the leader is killed (-9) and, once it is
 //! back, another member: every job completes SUCCESS with each task run once,
-//! no conductor exits, and none logs a lost session.
+//! no conductor exits, and none loses its session (by `GetStatus` and by its log).
 
 use std::time::Duration;
 
 use serde_json::Value;
 use tests::conductor::{
-    is_complete, post_job, succeeded_tasks, task_executions, wait_job, ConductorConfig, ConductorProcess, OrFail,
+    is_complete, post_job, succeeded_tasks, task_executions, wait_job, ConductorConfig, ConductorProcess,
+    HarnessResult, OrFail,
 };
 use tests::etcd::cluster::EtcdCluster;
 use tests::etcd::unique_prefix;
@@ -43,6 +44,15 @@ fn session_loss_lines(log: &str) -> Vec<&str> {
             line.contains("session lost") || line.contains("lease lost")
         })
         .collect()
+}
+
+/// The sessions the conductor at `endpoint` says it lost (`GetStatus`).
+fn sessions_lost(endpoint: &str) -> HarnessResult<u32> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    runtime.block_on(async {
+        let client = proto::Client::connect(endpoint.to_owned()).await?;
+        Ok(client.get_status().await?.sessions_lost)
+    })
 }
 
 /// Tasks that ran more than once, as `job/task xN`.
@@ -98,6 +108,11 @@ fn fleet_rides_out_leader_and_member_kills() {
     for conductor in &mut fleet {
         if !conductor.is_running() {
             failures.push(format!("conductor {} exited", conductor.name()));
+        }
+        match sessions_lost(&conductor.endpoint()) {
+            Ok(0) => {}
+            Ok(n) => failures.push(format!("conductor {} reports {n} sessions lost", conductor.name())),
+            Err(e) => failures.push(format!("conductor {} did not answer GetStatus: {e}", conductor.name())),
         }
         for line in session_loss_lines(&conductor.log()) {
             failures.push(format!("conductor {} lost its session: {line}", conductor.name()));

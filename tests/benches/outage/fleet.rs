@@ -3,13 +3,13 @@
 //! The supervisor restarts a conductor that exited (as Kubernetes or systemd
 //! would), so the jobs of a fleet that fences itself off still complete and the
 //! bench can count what that cost: process exits, sessions lost (from
-//! `baton status` when the daemon serves it, else the log lines that say so,
+//! `GetStatus` when the daemon serves it, else the log lines that say so,
 //! of live and exited processes alike) and tasks that ran more than once.
 
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use tests::conductor::{baton, get_job, is_complete, task_executions, ConductorConfig, ConductorProcess};
+use tests::conductor::{get_job, is_complete, task_executions, ConductorConfig, ConductorProcess};
 
 /// How long the supervisor waits before it restarts an exited conductor again.
 const RESTART_BACKOFF: Duration = Duration::from_secs(1);
@@ -90,16 +90,12 @@ impl Fleet {
     }
 
     /// Sessions lost so far, fleet-wide: per live conductor the larger of what
-    /// `baton status` says and what its log says, plus what the logs of exited ones say.
+    /// `GetStatus` says and what its log says, plus what the logs of exited ones say.
     pub fn sessions_lost(&mut self) -> usize {
         let mut lost: usize = self.exited_logs.iter().map(|log| sessions_lost_in(log)).sum();
         for process in self.slots.iter_mut().filter_map(|s| s.process.as_mut()) {
             let from_log = sessions_lost_in(&process.log());
-            let from_status = baton(&process.endpoint(), ["status"])
-                .ok_json()
-                .ok()
-                .and_then(|status| status["sessions_lost"].as_u64().or_else(|| status["sessionsLost"].as_u64()));
-            lost += from_log.max(from_status.unwrap_or(0) as usize);
+            lost += from_log.max(status_sessions_lost(&process.endpoint()).unwrap_or(0));
         }
         lost
     }
@@ -127,6 +123,16 @@ impl Fleet {
         }
         last
     }
+}
+
+/// The sessions lost `GetStatus` reports, if the conductor answers it.
+fn status_sessions_lost(endpoint: &str) -> Option<usize> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+    runtime.block_on(async {
+        let ask = async { proto::Client::connect(endpoint.to_owned()).await.ok()?.get_status().await.ok() };
+        let status = tokio::time::timeout(Duration::from_secs(5), ask).await.ok()??;
+        Some(status.sessions_lost as usize)
+    })
 }
 
 /// The sessions a log says were lost: the daemon logs "board session lost", the
