@@ -1,14 +1,14 @@
 //! Three real conductors on a three-member cluster, each given all three
-//! endpoints, run `chain` jobs while the leader is killed (-9) and, once it is
+//! endpoints, run `chain` jobs (10 steps of 300 ms) while the leader is killed (-9) and, once it is
 //! back, another member: every job completes SUCCESS with each task run once,
 //! no conductor exits, and none loses its session (by `GetStatus` and by its log).
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use tests::conductor::{
-    is_complete, post_job, succeeded_tasks, task_executions, wait_job, ConductorConfig, ConductorProcess,
-    HarnessResult, OrFail,
+    baton, is_complete, succeeded_tasks, task_executions, wait_job, ConductorConfig, ConductorProcess, HarnessResult,
+    OrFail,
 };
 use tests::etcd::cluster::EtcdCluster;
 use tests::etcd::unique_prefix;
@@ -19,12 +19,32 @@ use super::one_at_a_time;
 const LEASE_TTL: Duration = Duration::from_secs(10);
 /// Bound on anything that should take seconds; only there so a broken build cannot hang.
 const PATIENCE: Duration = Duration::from_secs(120);
-/// A job spans a fault: 10 steps of 300 ms.
-const CHAIN: [(&str, &str); 2] = [("steps", "10"), ("step_ms", "300")];
 
-/// Posts `n` chain jobs through the CLI; returns their ids.
+/// Posts `n` chain jobs through the CLI; returns their ids. Right after a fault the
+/// conductor may answer UNAVAILABLE until its session has renewed through a survivor:
+/// a post is retried (bounded) under its own idempotency key, so it makes one job.
 fn post_wave(api: &str, n: usize) -> Vec<String> {
-    (0..n).map(|_| post_job(api, "chain", &CHAIN).or_fail()).collect()
+    (0..n).map(|_| post_retried(api)).collect()
+}
+
+fn post_retried(api: &str) -> String {
+    let key = uuid::Uuid::new_v4().to_string();
+    let args = ["post", "chain", "--store", "steps=10", "--store", "step_ms=300", "--idempotency-key", &key];
+    let deadline = Instant::now() + PATIENCE;
+    let mut refusals = Vec::new();
+    loop {
+        let out = baton(api, args);
+        if out.success() {
+            if !refusals.is_empty() {
+                eprintln!("a post was refused {} times before it went through: {:?}", refusals.len(), refusals.last());
+            }
+            let posted = out.ok_json().or_fail();
+            return posted["id"].as_str().unwrap_or_else(|| panic!("`baton post` printed no id: {posted}")).to_owned();
+        }
+        refusals.push(out.stderr().trim().to_owned());
+        assert!(Instant::now() < deadline, "posts never went through again: {refusals:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 /// Waits until every job in `ids` is running (claimed, a step done) or complete.
