@@ -1,6 +1,6 @@
 //! A board holding claims on a three-member cluster rides out kill -9 of the
 //! leader: the session is kept, writes through the claims land once a new
-//! leader is elected, and posts and claims go on through the survivors. Then
+//! leader is elected, and reads, posts and claims go on through the survivors. Then
 //! the killed member returns, catches up, and the new leader is killed too.
 
 use std::time::Duration;
@@ -18,6 +18,9 @@ use super::one_at_a_time;
 
 /// The default TTL: an election (about a second on loopback) is far shorter.
 const LEASE_TTL: Duration = Duration::from_secs(10);
+/// Reads per board after an election: enough that a client picking among three
+/// members at random reaches each (all 20 miss one with chance (2/3)^20 < 0.1%).
+const READS: usize = 20;
 
 async fn connect(endpoints: Vec<String>, prefix: &str, owner: &str) -> EtcdBoard {
     let mut config = EtcdConfig::new(endpoints, BoardConfig::new(owner));
@@ -67,6 +70,18 @@ async fn post_and_hold(client: &EtcdBoard, owner: &EtcdBoard, n: i64) -> Held {
     Held { claim, book, flow, written: Vec::new() }
 }
 
+/// Reads enough to reach every member a client might pick: each must go through
+/// (a client that still sends to the dead member fails some of them).
+async fn reads_go_through(boards: &[&EtcdBoard], id: jobboard::JobId, after: &str) {
+    for attempt in 0..READS {
+        for board in boards {
+            if let Err(e) = within("a read", board.get(id)).await {
+                panic!("read {attempt} after {after} failed: {e}");
+            }
+        }
+    }
+}
+
 fn assert_kept(boards: &[&EtcdBoard], held: &[Held], after: &str) {
     for board in boards {
         assert!(!board.session_lost().is_cancelled(), "a session was lost after {after}");
@@ -107,11 +122,13 @@ fn board_rides_out_leader_kills() {
             }
             let new_leader = tokio::task::block_in_place(|| cluster.wait_leader());
             assert_ne!(new_leader, leader, "a killed member still leads");
+            let after = format!("leader kill {round}");
+            reads_go_through(&[&owner, &client], held[0].claim.id(), &after).await;
             held.push(post_and_hold(&client, &owner, 10 + round).await);
             for h in &mut held {
                 h.write_step(&format!("after-election-{round}")).await;
             }
-            assert_kept(&[&owner, &client], &held, &format!("leader kill {round}"));
+            assert_kept(&[&owner, &client], &held, &after);
             tokio::task::block_in_place(|| cluster.restart(leader));
         }
 
