@@ -9,11 +9,14 @@
 //! spawned the child exits, and test threads come and go.
 //!
 //! [`EtcdProcess::shared`] gives one etcd per test binary; give each test its
-//! own key space with [`unique_prefix`]. [`proxy::TcpProxy`] cuts one client
+//! own key space with [`unique_prefix`]. [`cluster::EtcdCluster`] runs several
+//! members the same way (one [`Member`] each), to kill a leader.
+//! [`proxy::TcpProxy`] cuts one client
 //! off etcd while etcd keeps running. [`metrics::kv_requests`] counts the
 //! requests etcd served. `save_snapshot`/`restore_snapshot` back it up and
 //! restore it as an operator would.
 
+pub mod cluster;
 pub mod metrics;
 pub mod proxy;
 mod snapshot;
@@ -31,13 +34,11 @@ use tempfile::TempDir;
 
 const INSTALL_HINT: &str = "etcd not found: install Debian's etcd-server (apt-get install etcd-server)";
 
-/// A running (or stopped) etcd child process.
+/// A running (or stopped) single-member etcd.
 #[derive(Debug)]
 pub struct EtcdProcess {
-    child: Option<Child>,
-    client_port: u16,
-    peer_port: u16,
-    data_dir: TempDir,
+    member: Member,
+    cluster: ClusterFlags,
 }
 
 impl EtcdProcess {
@@ -45,19 +46,13 @@ impl EtcdProcess {
     /// install hint) if no etcd binary is installed.
     pub fn start() -> EtcdProcess {
         let binary = etcd_binary();
-        let parent = if Path::new("/dev/shm").is_dir() { PathBuf::from("/dev/shm") } else { std::env::temp_dir() };
-        sweep_stale_data_dirs(&parent);
         let mut last_error = String::new();
         for _attempt in 0..5 {
-            let data_dir = tempfile::Builder::new()
-                .prefix("baton-etcd-")
-                .tempdir_in(&parent)
-                .unwrap_or_else(|e| panic!("cannot create an etcd data dir in {}: {e}", parent.display()));
-            let (client_port, peer_port) = (free_port(), free_port());
-            let mut etcd = EtcdProcess { child: None, client_port, peer_port, data_dir };
-            etcd.spawn(&binary);
-            match etcd.wait_healthy(Duration::from_secs(20)) {
-                Ok(()) => return etcd,
+            let mut member = Member::fresh("baton-test");
+            let cluster = ClusterFlags::new(std::slice::from_ref(&member));
+            member.spawn(&binary, &cluster);
+            match member.wait_healthy(Duration::from_secs(20)) {
+                Ok(()) => return EtcdProcess { member, cluster },
                 // Most likely a port was taken between probing and binding: try new ones.
                 Err(e) => last_error = e,
             }
@@ -73,16 +68,98 @@ impl EtcdProcess {
 
     /// The client URL, e.g. `http://127.0.0.1:41234`.
     pub fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.client_port)
+        self.member.client_url()
     }
 
     /// The child's pid, while it runs.
     pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().map(Child::id)
+        self.member.pid()
     }
 
     /// Stops etcd gracefully (SIGTERM) and waits for it to exit.
     pub fn stop(&mut self) {
+        self.member.stop();
+    }
+
+    /// Kills etcd at once (SIGKILL), as a crash would.
+    pub fn kill(&mut self) {
+        self.member.kill();
+    }
+
+    /// Starts etcd again on the same ports and data dir (stopping it first if it runs).
+    pub fn restart(&mut self) {
+        self.member.stop();
+        self.member.restart(&etcd_binary(), &self.cluster);
+    }
+}
+
+/// One etcd member: its name, ports and data dir, and its process while it runs.
+/// A lone [`EtcdProcess`] and each member of a [`cluster::EtcdCluster`] are one.
+#[derive(Debug)]
+struct Member {
+    name: String,
+    client_port: u16,
+    peer_port: u16,
+    data_dir: TempDir,
+    child: Option<Child>,
+}
+
+/// The flags every member of one cluster shares.
+#[derive(Debug)]
+struct ClusterFlags {
+    /// `name=peer-url,...`, as `--initial-cluster` takes it.
+    initial_cluster: String,
+    /// Unique per cluster, so members of two test clusters can never join each other.
+    token: String,
+}
+
+impl ClusterFlags {
+    fn new(members: &[Member]) -> ClusterFlags {
+        let initial_cluster =
+            members.iter().map(|m| format!("{}={}", m.name, m.peer_url())).collect::<Vec<_>>().join(",");
+        let token = format!("baton-test-{}-{}", std::process::id(), uuid::Uuid::new_v4().simple());
+        ClusterFlags { initial_cluster, token }
+    }
+}
+
+impl Member {
+    /// A member named `name` with two free loopback ports and an empty data dir (not started).
+    fn fresh(name: &str) -> Member {
+        let parent = if Path::new("/dev/shm").is_dir() { PathBuf::from("/dev/shm") } else { std::env::temp_dir() };
+        sweep_stale_data_dirs(&parent);
+        let data_dir = tempfile::Builder::new()
+            .prefix("baton-etcd-")
+            .tempdir_in(&parent)
+            .unwrap_or_else(|e| panic!("cannot create an etcd data dir in {}: {e}", parent.display()));
+        Member { name: name.to_owned(), client_port: free_port(), peer_port: free_port(), data_dir, child: None }
+    }
+
+    fn client_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.client_port)
+    }
+
+    fn peer_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.peer_port)
+    }
+
+    fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Whether the process runs (reaping it if it has exited).
+    fn is_running(&mut self) -> bool {
+        match self.child.as_mut().map(Child::try_wait) {
+            Some(Ok(None)) => true,
+            Some(_) => {
+                self.child = None;
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// Stops the member gracefully (SIGTERM) and waits for it to exit.
+    fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
             let deadline = Instant::now() + Duration::from_secs(10);
@@ -97,37 +174,36 @@ impl EtcdProcess {
         }
     }
 
-    /// Kills etcd at once (SIGKILL), as a crash would.
-    pub fn kill(&mut self) {
+    /// Kills the member at once (SIGKILL), as a crash would.
+    fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
         }
     }
 
-    /// Starts etcd again on the same ports and data dir (stopping it first if it runs).
-    pub fn restart(&mut self) {
-        self.stop();
-        let binary = etcd_binary();
+    /// Starts the (stopped) member again on its ports and data dir and waits until it is healthy.
+    fn restart(&mut self, binary: &Path, cluster: &ClusterFlags) {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            self.spawn(&binary);
+            self.spawn(binary, cluster);
             match self.wait_healthy(Duration::from_secs(10)) {
                 Ok(()) => return,
                 // The old process's ports may linger for a moment.
                 Err(e) if Instant::now() < deadline => {
-                    eprintln!("etcd restart: {e}; retrying");
+                    eprintln!("etcd restart of {}: {e}; retrying", self.name);
                     self.kill();
                     std::thread::sleep(Duration::from_millis(200));
                 }
-                Err(e) => panic!("etcd did not come back after a restart: {e}"),
+                Err(e) => panic!("etcd member {} did not come back after a restart: {e}", self.name),
             }
         }
     }
 
-    fn spawn(&mut self, binary: &Path) {
-        let client = self.endpoint();
-        let peer = format!("http://127.0.0.1:{}", self.peer_port);
+    /// Starts the process. With data already in its dir, etcd ignores the
+    /// `--initial-cluster*` flags and rejoins as the member it was.
+    fn spawn(&mut self, binary: &Path, cluster: &ClusterFlags) {
+        let (client, peer) = (self.client_url(), self.peer_url());
         let mut command = if Path::new("/usr/bin/setpriv").exists() {
             let mut c = Command::new("/usr/bin/setpriv");
             c.arg("--pdeathsig").arg("KILL").arg("--").arg(binary);
@@ -137,7 +213,7 @@ impl EtcdProcess {
         };
         command
             .arg("--name")
-            .arg("baton-test")
+            .arg(&self.name)
             .arg("--data-dir")
             .arg(self.data_dir.path())
             .arg("--listen-client-urls")
@@ -149,7 +225,9 @@ impl EtcdProcess {
             .arg("--initial-advertise-peer-urls")
             .arg(&peer)
             .arg("--initial-cluster")
-            .arg(format!("baton-test={peer}"))
+            .arg(&cluster.initial_cluster)
+            .arg("--initial-cluster-token")
+            .arg(&cluster.token)
             .arg("--initial-cluster-state")
             .arg("new")
             .arg("--auto-compaction-mode=revision")
@@ -162,13 +240,15 @@ impl EtcdProcess {
         self.child = Some(spawn_from_long_lived_thread(command));
     }
 
+    /// Waits until `/health` says yes (for a cluster member: there is a leader
+    /// and a quorum read went through); kills the member if it never does.
     fn wait_healthy(&mut self, within: Duration) -> Result<(), String> {
         let deadline = Instant::now() + within;
         while Instant::now() < deadline {
             if let Some(child) = self.child.as_mut() {
                 if let Ok(Some(status)) = child.try_wait() {
                     self.child = None;
-                    return Err(format!("etcd exited early with {status}"));
+                    return Err(format!("etcd {} exited early with {status}", self.name));
                 }
             }
             if health_ok(self.client_port) {
@@ -177,11 +257,11 @@ impl EtcdProcess {
             std::thread::sleep(Duration::from_millis(50));
         }
         self.kill();
-        Err(format!("etcd on port {} not healthy within {within:?}", self.client_port))
+        Err(format!("etcd {} on port {} not healthy within {within:?}", self.name, self.client_port))
     }
 }
 
-impl Drop for EtcdProcess {
+impl Drop for Member {
     fn drop(&mut self) {
         self.kill();
     }

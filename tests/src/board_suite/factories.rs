@@ -1,4 +1,5 @@
-//! The backends the suite runs on: embedded (SQLite in a temp dir) and etcd (the shared test etcd).
+//! The backends the suite runs on: embedded (SQLite in a temp dir) and etcd (the shared
+//! test etcd, or any endpoints given, such as every member of a cluster).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -52,10 +53,10 @@ impl BoardFactory for EmbeddedFactory {
     }
 }
 
-/// Sessions on the shared test etcd, under a key prefix of this test's own.
+/// Sessions on etcd, under a key prefix of this test's own.
 #[derive(Debug)]
 pub struct EtcdFactory {
-    endpoint: String,
+    endpoints: Vec<String>,
     prefix: String,
     sessions: Mutex<HashMap<String, EtcdBoard>>,
 }
@@ -69,14 +70,20 @@ impl EtcdFactory {
         let endpoint = tokio::task::spawn_blocking(|| EtcdProcess::shared().endpoint())
             .await
             .unwrap_or_else(|e| panic!("starting the test etcd failed: {e}"));
-        EtcdFactory { endpoint, prefix: unique_prefix(name), sessions: Mutex::default() }
+        EtcdFactory::on(vec![endpoint], name)
+    }
+
+    /// A fresh namespace for the test `name` on the etcd at `endpoints` (each
+    /// session is given them all, as a conductor is given a cluster's members).
+    pub fn on(endpoints: Vec<String>, name: &str) -> EtcdFactory {
+        EtcdFactory { endpoints, prefix: unique_prefix(name), sessions: Mutex::default() }
     }
 }
 
 impl BoardFactory for EtcdFactory {
     async fn session(&self, owner: &str) -> Arc<dyn JobBoard> {
         let config = EtcdConfig {
-            endpoints: vec![self.endpoint.clone()],
+            endpoints: self.endpoints.clone(),
             prefix: self.prefix.clone(),
             lease_ttl: LEASE_TTL,
             board: suite_config(owner),
