@@ -24,12 +24,11 @@ impl EtcdProcess {
     }
 
     /// Kills etcd, replaces its data with `snapshot` (`etcdctl snapshot restore`, same
-    /// member name and peer URL) and starts it again on the same ports.
+    /// member name, peer URL and cluster token) and starts it again on the same ports.
     pub fn restore_snapshot(&mut self, snapshot: &Path) {
-        self.kill();
-        let data_dir = self.data_dir.path().to_path_buf();
+        self.member.kill();
+        let data_dir = self.member.data_dir.path().to_path_buf();
         std::fs::remove_dir_all(&data_dir).unwrap_or_else(|e| panic!("cannot clear {}: {e}", data_dir.display()));
-        let peer = format!("http://127.0.0.1:{}", self.peer_port);
         let out = etcdctl()
             .arg("snapshot")
             .arg("restore")
@@ -37,19 +36,17 @@ impl EtcdProcess {
             .arg("--data-dir")
             .arg(&data_dir)
             .arg("--name")
-            .arg("baton-test")
+            .arg(&self.member.name)
             .arg("--initial-cluster")
-            .arg(format!("baton-test={peer}"))
+            .arg(&self.cluster.initial_cluster)
+            .arg("--initial-cluster-token")
+            .arg(&self.cluster.token)
             .arg("--initial-advertise-peer-urls")
-            .arg(&peer)
+            .arg(self.member.peer_url())
             .output()
             .unwrap_or_else(|e| panic!("{ETCDCTL_HINT} ({e})"));
         assert!(out.status.success(), "etcdctl snapshot restore failed: {}", String::from_utf8_lossy(&out.stderr));
-        let binary = etcd_binary();
-        self.spawn(&binary);
-        if let Err(e) = self.wait_healthy(std::time::Duration::from_secs(20)) {
-            panic!("etcd did not come back from the restored snapshot: {e}");
-        }
+        self.member.restart(&etcd_binary(), &self.cluster);
     }
 }
 
