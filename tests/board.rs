@@ -40,6 +40,8 @@ board_test!(filtered_claims_keep_order);
 board_test!(abandon_then_reclaim);
 board_test!(consume_and_trash);
 board_test!(quarantine_after_n_claims);
+board_test!(quarantine_reason_is_the_rules);
+board_test!(api_follows_the_lifecycle_table);
 board_test!(lost_session_returns_job);
 board_test!(close_releases_claims);
 board_test!(old_owner_is_fenced);

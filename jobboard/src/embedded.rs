@@ -98,7 +98,7 @@ impl EmbeddedBoard {
         let db = Db::open(path)?;
         let released = db.write_blocking(|tx| {
             conductors::remove_all(tx)?;
-            jobs::release_all(tx)
+            jobs::release_all(tx, now_millis())
         })?;
         if released > 0 {
             tracing::info!(jobs = released, file = %path.display(), "returned jobs claimed by a previous run to the board");
@@ -306,7 +306,7 @@ impl JobBoard for EmbeddedBoard {
             .db
             .write(move |tx| {
                 conductors::remove_owner(tx, &owner)?;
-                jobs::release_owner(tx, &owner)
+                jobs::release_owner(tx, &owner, now_millis())
             })
             .await;
         // The session is over whether or not the release was written: its

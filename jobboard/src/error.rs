@@ -3,6 +3,7 @@
 use flows::StorageError;
 
 use crate::job::{JobId, JobState};
+use crate::lifecycle::IllegalTransition;
 
 /// A boxed backend error, kept only as a `source`; no dependency type leaks out.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -43,6 +44,16 @@ pub enum Error {
         job: JobId,
         /// Its state.
         state: JobState,
+    },
+    /// The job lifecycle does not allow this change from the job's state (see
+    /// `lifecycle`); nothing was written. A refused claim is `AlreadyClaimed`
+    /// or `NotClaimable` instead.
+    #[error("job {job}: {refused}")]
+    IllegalTransition {
+        /// The job.
+        job: JobId,
+        /// The refused event and the state it was refused in.
+        refused: IllegalTransition,
     },
     /// The caller's claim is no longer current (its lease expired, or the job
     /// was released); the write was refused and changed nothing.

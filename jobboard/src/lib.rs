@@ -5,6 +5,7 @@
 //! - [`board`]: the `JobBoard` trait every backend implements, and `Wakeups`.
 //! - [`claim`]: `Claim`, ownership of a job and the only way to write to it (fencing);
 //!   `patient` makes its writes ride out transient board errors while the claim lives.
+//! - [`lifecycle`]: the table of job transitions (and the quarantine rule) every backend goes through.
 //! - [`error`]: `Error`, one enum for the crate.
 //!
 //! Backends: `etcd` (`EtcdBoard`, for a fleet) and `embedded` (`EmbeddedBoard`,
@@ -18,6 +19,7 @@ pub mod embedded;
 pub mod error;
 pub mod etcd;
 pub mod job;
+pub mod lifecycle;
 mod patient;
 
 pub use board::{Availability, JobBoard, Wakeups};

@@ -12,6 +12,7 @@
 //! - `factories`: `EmbeddedFactory` (SQLite in a temp dir) and `EtcdFactory` (the shared test etcd).
 //! - `claiming`: racing claimers, order, filters, abandon, consume, trash, quarantine.
 //! - `failover`: lost sessions, fencing of the old owner, wake-ups, cancellation.
+//! - `lifecycle`: the API follows `jobboard::lifecycle`'s table and quarantine rule.
 //! - `posting`: idempotency, bad inputs, listing, conductors.
 //! - `listing`: every state and flow filter agrees with the filtered full listing.
 //! - `logbooks`: logbook storage through a claim, and resume by another owner.
@@ -21,6 +22,7 @@ mod batches;
 mod claiming;
 mod factories;
 mod failover;
+mod lifecycle;
 mod listing;
 mod logbooks;
 mod posting;
@@ -44,6 +46,7 @@ pub use factories::{EmbeddedFactory, EtcdFactory};
 pub use failover::{
     cancel_unclaimed_and_claimed, close_releases_claims, lost_session_returns_job, old_owner_is_fenced, wakeups_fire,
 };
+pub use lifecycle::{api_follows_the_lifecycle_table, quarantine_reason_is_the_rules};
 pub use listing::{
     assert_filtered_listings_agree, assert_filtered_listings_agree_at, list_by_state_matches_filtered_full_list,
 };

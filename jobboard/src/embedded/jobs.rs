@@ -3,6 +3,8 @@
 //! Every function here runs inside one transaction its caller opened (see
 //! `Db::write`), so each operation is atomic: a fenced write checks the claim
 //! and acts in the same transaction, and a claim picks and takes its job in one.
+//! Every state change is the lifecycle table's (`lifecycle`): a job is read,
+//! the table gives its new status, and [`transition`] writes it.
 
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{params, params_from_iter, OptionalExtension, Transaction};
@@ -11,7 +13,8 @@ use super::db::sql_error;
 use super::rows::{raw_job, to_i64, to_text, to_u64, JOB_COLUMNS};
 use crate::claim::FenceToken;
 use crate::error::Error;
-use crate::job::{FlowFilter, Job, JobId, JobPage, JobState, ListQuery, NewJob, Outcome};
+use crate::job::{FlowFilter, Job, JobId, JobPage, JobState, ListQuery, NewJob};
+use crate::lifecycle::{self, Change, Event, QuarantineRule, Status};
 
 /// The page size of a `list` that asks for 0.
 const DEFAULT_PAGE: usize = 100;
@@ -44,8 +47,16 @@ pub(crate) fn post(tx: &Transaction<'_>, new: &NewJob, store_json: &str, now: u6
     let id = JobId::new_v4();
     tx.execute(
         "INSERT INTO jobs (id, flow, store, priority, idempotency_key, created_at, state) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'UNCLAIMED')",
-        params![id.to_string(), new.flow, store_json, new.priority, new.idempotency_key, to_i64(now)],
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![
+            id.to_string(),
+            new.flow,
+            store_json,
+            new.priority,
+            new.idempotency_key,
+            to_i64(now),
+            lifecycle::POSTED.as_str()
+        ],
     )
     .map_err(sql_error)?;
     if let Some(key) = &new.idempotency_key {
@@ -113,7 +124,7 @@ pub(crate) fn claim_next(
     quarantine_after: u32,
     now: u64,
 ) -> Result<ClaimResult, Error> {
-    let mut sql = String::from("SELECT id, claims FROM jobs WHERE state = 'UNCLAIMED'");
+    let mut sql = String::from("SELECT id FROM jobs WHERE state = 'UNCLAIMED'");
     let args: Vec<SqlValue> = filter.0.iter().map(|f| SqlValue::Text(f.clone())).collect();
     if !args.is_empty() {
         let marks: Vec<String> = (1..=args.len()).map(|i| format!("?{i}")).collect();
@@ -123,18 +134,16 @@ pub(crate) fn claim_next(
     sql.push_str(" ORDER BY priority DESC, created_at, seq LIMIT 1");
     let mut result = ClaimResult::default();
     loop {
-        let best: Option<(String, i64)> = tx
-            .query_row(&sql, params_from_iter(args.iter()), |row| Ok((row.get(0)?, row.get(1)?)))
-            .optional()
-            .map_err(sql_error)?;
-        let Some((id, claims)) = best else { return Ok(result) };
-        let id = super::rows::parse_uuid(&id)?;
-        if is_poison(claims, quarantine_after) {
-            quarantine(tx, id, claims, now)?;
-            result.quarantined.push(id);
+        let best: Option<String> =
+            tx.query_row(&sql, params_from_iter(args.iter()), |row| row.get(0)).optional().map_err(sql_error)?;
+        let Some(id) = best else { return Ok(result) };
+        let job = get_existing(tx, super::rows::parse_uuid(&id)?)?;
+        let (job, event) = claim_attempt(tx, job, owner, quarantine_after, now)?;
+        if event == Event::Quarantine {
+            result.quarantined.push(job.id);
             continue;
         }
-        result.claimed = Some(take(tx, id, owner)?);
+        result.claimed = Some(job);
         return Ok(result);
     }
 }
@@ -148,45 +157,69 @@ pub(crate) fn claim_one(
     quarantine_after: u32,
     now: u64,
 ) -> Result<ClaimResult, Error> {
-    let job = get_existing(tx, id)?;
-    match job.state {
-        JobState::Unclaimed => {}
-        JobState::Claimed => {
-            return Err(Error::AlreadyClaimed { job: id, owner: job.owner.unwrap_or_default() });
+    let (job, event) = claim_attempt(tx, get_existing(tx, id)?, owner, quarantine_after, now)?;
+    match event {
+        Event::Quarantine => Ok(ClaimResult { claimed: None, quarantined: vec![id] }),
+        _ => Ok(ClaimResult { claimed: Some(job), quarantined: Vec::new() }),
+    }
+}
+
+/// One claim attempt of `job` by `owner`: a claim (the new claim count is the
+/// claim's fencing token), or a quarantine of a poison job. Refused, as
+/// `AlreadyClaimed` or `NotClaimable`, unless the job is unclaimed.
+fn claim_attempt(
+    tx: &Transaction<'_>,
+    job: Job,
+    owner: &str,
+    quarantine_after: u32,
+    now: u64,
+) -> Result<(Job, Event), Error> {
+    let rule = QuarantineRule::new(quarantine_after);
+    match rule.claim_event(job.claims) {
+        Event::Quarantine => {
+            let job = transition(tx, &job, &Change::Quarantine(rule), None, now)?;
+            tracing::warn!(job = %job.id, claims = job.claims, "quarantining job");
+            Ok((job, Event::Quarantine))
         }
-        state => return Err(Error::NotClaimable { job: id, state }),
+        event => Ok((transition(tx, &job, &Change::Claim, Some(owner), now)?, event)),
     }
-    if is_poison(i64::from(job.claims), quarantine_after) {
-        quarantine(tx, id, i64::from(job.claims), now)?;
-        return Ok(ClaimResult { claimed: None, quarantined: vec![id] });
+}
+
+/// Applies `change` at `now` to `job` (as just read in this transaction)
+/// through the lifecycle table, and writes the new status: a refusal is an
+/// error and writes nothing. The owner is `claimer` after a claim, kept while
+/// the job stays CLAIMED, and cleared otherwise.
+fn transition(tx: &Transaction<'_>, job: &Job, change: &Change, claimer: Option<&str>, now: u64) -> Result<Job, Error> {
+    let next =
+        Status::of(job).apply(change, now).map_err(|refused| refused.into_error(job.id, job.owner.as_deref()))?;
+    let owner = match next.state {
+        JobState::Claimed => claimer.or(job.owner.as_deref()),
+        _ => None,
+    };
+    let failure = next.failure.as_ref().map(super::rows::to_json).transpose()?;
+    let changed = tx
+        .execute(
+            "UPDATE jobs SET state = ?3, owner = ?4, claims = ?5, outcome = ?6, failure = ?7, trash_reason = ?8, \
+             cancel_requested = ?9, finished_at = ?10 WHERE id = ?1 AND state = ?2",
+            params![
+                job.id.to_string(),
+                job.state.as_str(),
+                next.state.as_str(),
+                owner,
+                next.claims,
+                next.outcome.as_ref().map(to_text),
+                failure,
+                next.trash_reason,
+                next.cancel_requested,
+                next.finished_at.map(to_i64),
+            ],
+        )
+        .map_err(sql_error)?;
+    if changed != 1 {
+        // Read in this same transaction: only a bug gets here.
+        return Err(Error::Backend { message: format!("job {} changed while changing it", job.id), source: None });
     }
-    Ok(ClaimResult { claimed: Some(take(tx, id, owner)?), quarantined: Vec::new() })
-}
-
-/// A job claimed `quarantine_after` times without finishing is poison; 0 disables quarantine.
-fn is_poison(claims: i64, quarantine_after: u32) -> bool {
-    quarantine_after > 0 && claims >= i64::from(quarantine_after)
-}
-
-fn quarantine(tx: &Transaction<'_>, id: JobId, claims: i64, now: u64) -> Result<(), Error> {
-    let reason = format!("quarantined: claimed {claims} times without finishing");
-    tracing::warn!(job = %id, claims, "quarantining job");
-    tx.execute(
-        "UPDATE jobs SET state = 'TRASHED', owner = NULL, trash_reason = ?2, finished_at = ?3 WHERE id = ?1",
-        params![id.to_string(), reason, to_i64(now)],
-    )
-    .map_err(sql_error)?;
-    Ok(())
-}
-
-/// Takes an unclaimed job: the new claim count is the claim's fencing token.
-fn take(tx: &Transaction<'_>, id: JobId, owner: &str) -> Result<Job, Error> {
-    tx.execute(
-        "UPDATE jobs SET state = 'CLAIMED', owner = ?2, claims = claims + 1 WHERE id = ?1 AND state = 'UNCLAIMED'",
-        params![id.to_string(), owner],
-    )
-    .map_err(sql_error)?;
-    get_existing(tx, id)
+    get_existing(tx, job.id)
 }
 
 /// Fails with `ClaimLost` unless the job is still CLAIMED by `owner` under `token`.
@@ -205,79 +238,53 @@ pub(crate) fn fence(tx: &Transaction<'_>, id: JobId, owner: &str, token: FenceTo
     }
 }
 
-/// How an owner ends its claim.
-#[derive(Debug)]
-pub(crate) enum Finish {
-    /// COMPLETE with an outcome and the flow's failure (as JSON).
-    Consume(Outcome, Option<String>),
-    /// Back to UNCLAIMED.
-    Abandon,
-    /// TRASHED with a reason.
-    Trash(String),
-}
-
-/// Ends a claim, fenced: nothing changes unless the claim is current.
+/// Ends a claim by `change` (consume, abandon or trash), fenced: nothing
+/// changes unless the claim is current.
 pub(crate) fn finish(
     tx: &Transaction<'_>,
     id: JobId,
     owner: &str,
     token: FenceToken,
-    how: Finish,
+    change: &Change,
     now: u64,
 ) -> Result<Job, Error> {
     fence(tx, id, owner, token)?;
-    let id_text = id.to_string();
-    let changed = match how {
-        Finish::Consume(outcome, failure) => tx.execute(
-            "UPDATE jobs SET state = 'COMPLETE', owner = NULL, outcome = ?2, failure = ?3, finished_at = ?4 \
-             WHERE id = ?1",
-            params![id_text, to_text(&outcome), failure, to_i64(now)],
-        ),
-        Finish::Abandon => tx.execute("UPDATE jobs SET state = 'UNCLAIMED', owner = NULL WHERE id = ?1", [&id_text]),
-        Finish::Trash(reason) => tx.execute(
-            "UPDATE jobs SET state = 'TRASHED', owner = NULL, trash_reason = ?2, finished_at = ?3 WHERE id = ?1",
-            params![id_text, reason, to_i64(now)],
-        ),
-    }
-    .map_err(sql_error)?;
-    debug_assert_eq!(changed, 1, "the fence just saw the row");
-    get_existing(tx, id)
+    transition(tx, &get_existing(tx, id)?, change, None, now)
 }
 
 /// Requests cancellation: an unclaimed job completes as CANCELLED at once, a
-/// claimed one is flagged; a finished one is left as it is.
+/// claimed one is flagged; a finished one (the table refuses) is returned as it is.
 pub(crate) fn request_cancel(tx: &Transaction<'_>, id: JobId, now: u64) -> Result<Job, Error> {
     let job = get_existing(tx, id)?;
-    match job.state {
-        JobState::Unclaimed => {
-            tx.execute(
-                "UPDATE jobs SET state = 'COMPLETE', outcome = ?2, finished_at = ?3 WHERE id = ?1",
-                params![id.to_string(), to_text(&Outcome::Cancelled), to_i64(now)],
-            )
-            .map_err(sql_error)?;
-        }
-        JobState::Claimed => {
-            tx.execute("UPDATE jobs SET cancel_requested = 1 WHERE id = ?1", [id.to_string()]).map_err(sql_error)?;
-        }
-        JobState::Complete | JobState::Trashed => return Ok(job),
+    if lifecycle::next_state(job.state, Event::Cancel).is_err() {
+        return Ok(job);
     }
-    get_existing(tx, id)
+    transition(tx, &job, &Change::Cancel, None, now)
 }
 
 /// Returns every job `owner` holds to UNCLAIMED (its session ended); returns their ids.
-pub(crate) fn release_owner(tx: &Transaction<'_>, owner: &str) -> Result<Vec<JobId>, Error> {
-    let mut stmt = tx
-        .prepare(
-            "UPDATE jobs SET state = 'UNCLAIMED', owner = NULL WHERE state = 'CLAIMED' AND owner = ?1 RETURNING id",
-        )
-        .map_err(sql_error)?;
-    let ids = stmt.query_map([owner], |row| row.get::<_, String>(0)).map_err(sql_error)?;
-    ids.map(|id| super::rows::parse_uuid(&id.map_err(sql_error)?)).collect()
+pub(crate) fn release_owner(tx: &Transaction<'_>, owner: &str, now: u64) -> Result<Vec<JobId>, Error> {
+    release(tx, "SELECT id FROM jobs WHERE state = 'CLAIMED' AND owner = ?1", [owner], now)
 }
 
 /// Returns every claimed job to UNCLAIMED: on open, no claim of a previous run survives.
-pub(crate) fn release_all(tx: &Transaction<'_>) -> Result<usize, Error> {
-    tx.execute("UPDATE jobs SET state = 'UNCLAIMED', owner = NULL WHERE state = 'CLAIMED'", []).map_err(sql_error)
+pub(crate) fn release_all(tx: &Transaction<'_>, now: u64) -> Result<usize, Error> {
+    Ok(release(tx, "SELECT id FROM jobs WHERE state = 'CLAIMED'", [], now)?.len())
+}
+
+/// Releases (the lifecycle's orphan re-queue) every job `select` finds; returns their ids.
+fn release<P: rusqlite::Params>(tx: &Transaction<'_>, select: &str, args: P, now: u64) -> Result<Vec<JobId>, Error> {
+    let ids: Vec<String> = {
+        let mut stmt = tx.prepare(select).map_err(sql_error)?;
+        let rows = stmt.query_map(args, |row| row.get::<_, String>(0)).map_err(sql_error)?;
+        rows.collect::<Result<_, _>>().map_err(sql_error)?
+    };
+    let mut released = Vec::with_capacity(ids.len());
+    for id in ids {
+        let job = get_existing(tx, super::rows::parse_uuid(&id)?)?;
+        released.push(transition(tx, &job, &Change::Release, None, now)?.id);
+    }
+    Ok(released)
 }
 
 /// Deletes complete and trashed jobs finished before `before`, with their

@@ -17,6 +17,7 @@ use super::{jobs, logbook, Shared};
 use crate::claim::{ClaimOps, FenceToken};
 use crate::error::Error;
 use crate::job::{Job, JobId, Outcome};
+use crate::lifecycle::Change;
 
 /// The logbook storage of one claimed job; every write is fenced by the claim.
 /// Get one with `Claim::storage`.
@@ -120,9 +121,9 @@ pub(crate) struct EmbeddedClaimOps {
 }
 
 impl EmbeddedClaimOps {
-    async fn finish(&self, job: JobId, token: FenceToken, how: jobs::Finish) -> Result<Job, Error> {
+    async fn finish(&self, job: JobId, token: FenceToken, change: Change) -> Result<Job, Error> {
         let owner = self.owner.clone();
-        let done = self.shared.db.write(move |tx| jobs::finish(tx, job, &owner, token, how, now_millis())).await?;
+        let done = self.shared.db.write(move |tx| jobs::finish(tx, job, &owner, token, &change, now_millis())).await?;
         self.shared.notify.claim_ended(job, token);
         self.shared.notify.job_changed(job);
         Ok(done)
@@ -142,22 +143,18 @@ impl ClaimOps for EmbeddedClaimOps {
         outcome: Outcome,
         failure: Option<Failure>,
     ) -> Result<Job, Error> {
-        let failure = match failure {
-            Some(f) => {
-                let text = super::rows::to_json(&f)?;
-                let limit = self.shared.max_value_bytes;
-                if text.len() > limit {
-                    return Err(Error::TooLarge { what: "failure".into(), size: text.len(), limit });
-                }
-                Some(text)
+        if let Some(failure) = &failure {
+            let size = super::rows::to_json(failure)?.len();
+            let limit = self.shared.max_value_bytes;
+            if size > limit {
+                return Err(Error::TooLarge { what: "failure".into(), size, limit });
             }
-            None => None,
-        };
-        self.finish(job, token, jobs::Finish::Consume(outcome, failure)).await
+        }
+        self.finish(job, token, Change::Consume(outcome, failure)).await
     }
 
     async fn abandon(&self, job: JobId, token: FenceToken) -> Result<(), Error> {
-        self.finish(job, token, jobs::Finish::Abandon).await?;
+        self.finish(job, token, Change::Abandon).await?;
         self.shared.notify.claimable();
         Ok(())
     }
@@ -167,6 +164,6 @@ impl ClaimOps for EmbeddedClaimOps {
         if reason.len() > limit {
             return Err(Error::TooLarge { what: "trash reason".into(), size: reason.len(), limit });
         }
-        self.finish(job, token, jobs::Finish::Trash(reason)).await.map(drop)
+        self.finish(job, token, Change::Trash(reason)).await.map(drop)
     }
 }

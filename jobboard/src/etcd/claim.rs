@@ -23,7 +23,8 @@ use super::storage::KnownEmpty;
 use super::{Held, Inner};
 use crate::claim::{Claim, ClaimOps, FenceToken};
 use crate::error::Error;
-use crate::job::{FlowFilter, JobId, JobState};
+use crate::job::{FlowFilter, JobId};
+use crate::lifecycle::{self, Change, Event, IllegalTransition, QuarantineRule};
 
 /// Queue entries read per claim attempt: enough to step past a few racing claimers.
 const CANDIDATES: i64 = 16;
@@ -229,14 +230,15 @@ impl Inner {
 
     /// Claims `id` if its state is still the one read at `state_rev` and nobody owns it.
     async fn try_claim(this: &Arc<Inner>, id: JobId, state: StateRecord, state_rev: i64) -> Result<Attempt, Error> {
-        if this.is_poison(state.claims) {
+        if this.quarantine_rule().claim_event(state.claims) == Event::Quarantine {
             this.quarantine(id, state, state_rev).await?;
             return Ok(Attempt::Lost);
         }
         let keys = &this.keys;
-        let mut next = state.clone();
-        next.state = JobState::Claimed;
-        next.claims += 1;
+        // Unowned: the txn below compares that.
+        let next = state
+            .apply(state.current(false), &Change::Claim, flows::logbook::now_millis())
+            .map_err(|refused| refused.into_error(id, None))?;
         let owner = this.config.owner.clone();
         let txn = Txn::new()
             .when([
@@ -295,38 +297,35 @@ impl Inner {
         Ok(Attempt::Won(Box::new(Claim::new(job, token as FenceToken, ops, lost, cancelled))))
     }
 
-    /// Whether a job claimed `claims` times without finishing is poison; 0 disables quarantine.
-    fn is_poison(&self, claims: u32) -> bool {
-        self.config.quarantine_after > 0 && claims >= self.config.quarantine_after
+    fn quarantine_rule(&self) -> QuarantineRule {
+        QuarantineRule::new(self.config.quarantine_after)
     }
 
     /// Moves a job claimed too often to TRASHED, if it is still unowned and unchanged.
     async fn quarantine(&self, id: JobId, state: StateRecord, state_rev: i64) -> Result<bool, Error> {
-        let mut next = state.clone();
-        next.state = JobState::Trashed;
-        next.trash_reason = Some(format!(
-            "quarantined: claimed {} times without finishing (limit {})",
-            state.claims, self.config.quarantine_after
-        ));
+        let quarantine = Change::Quarantine(self.quarantine_rule());
+        let next = state
+            .apply(state.current(false), &quarantine, flows::logbook::now_millis())
+            .map_err(|refused| refused.into_error(id, None))?;
         tracing::warn!(job = %id, claims = state.claims, "quarantining job");
         self.finish_unowned(id, &state, state_rev, next, "quarantining").await
     }
 
     /// Ends a job nobody owns (quarantine, cancel of an unclaimed job) with the
-    /// final record `next` (COMPLETE or TRASHED), if it is still unowned and its
-    /// state unchanged since `state_rev`: one txn that also takes it off the
-    /// queue and lists it for the retention purge. `false` if it changed meanwhile.
+    /// final record `next` (COMPLETE or TRASHED, from the lifecycle table), if
+    /// it is still unowned and its state unchanged since `state_rev`: one txn
+    /// that also takes it off the queue and lists it for the retention purge.
+    /// `false` if it changed meanwhile.
     pub(super) async fn finish_unowned(
         &self,
         id: JobId,
         state: &StateRecord,
         state_rev: i64,
-        mut next: StateRecord,
+        next: StateRecord,
         doing: &str,
     ) -> Result<bool, Error> {
         let keys = &self.keys;
-        let now = flows::logbook::now_millis();
-        next.finished_at = Some(now);
+        let now = next.finished_at.unwrap_or_else(flows::logbook::now_millis);
         let txn = Txn::new()
             .when([
                 Compare::create_revision(keys.owner(id), CompareOp::Equal, 0),
@@ -346,15 +345,13 @@ impl Inner {
         this.check_live()?;
         for _ in 0..16 {
             let (state, state_rev, owner) = this.read_state(id).await?;
-            if let Some(owner) = owner {
-                return Err(Error::AlreadyClaimed { job: id, owner });
-            }
-            if state.is_finished() {
-                return Err(Error::NotClaimable { job: id, state: state.state });
-            }
-            if this.is_poison(state.claims) {
+            let event = this.quarantine_rule().claim_event(state.claims);
+            let to = lifecycle::next_state(state.current(owner.is_some()), event)
+                .map_err(|refused| refused.into_error(id, owner.as_deref()))?;
+            if event == Event::Quarantine {
                 if this.quarantine(id, state, state_rev).await? {
-                    return Err(Error::NotClaimable { job: id, state: JobState::Trashed });
+                    // The claim asked for is refused: the job is now TRASHED.
+                    return Err(IllegalTransition { event: Event::Claim, from: to }.into_error(id, None));
                 }
                 continue;
             }
@@ -382,12 +379,15 @@ impl Inner {
             Err(Error::NotFound(_)) => return Ok(()),
             Err(e) => return Err(e),
         };
-        if owner.is_some() || state.state != JobState::Claimed {
+        if owner.is_some() {
             return Ok(());
         }
+        // The lease expiry was the release; this writes it down, from the record as
+        // its owner left it. Not CLAIMED there: someone already did (or it finished).
+        let Ok(next) = state.apply(state.state, &Change::Release, flows::logbook::now_millis()) else {
+            return Ok(());
+        };
         let keys = &self.keys;
-        let mut next = state.clone();
-        next.state = JobState::Unclaimed;
         let encoded = encode(&next, "job state")?;
         let txn = Txn::new()
             .when([

@@ -9,6 +9,7 @@ use serde_json::{Map, Value};
 
 use crate::error::Error;
 use crate::job::{Job, JobId, JobState, NewJob, Outcome};
+use crate::lifecycle::{self, Change, IllegalTransition, Status};
 
 /// The immutable part of a job, written once by `post` (`P spec/<id>`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -45,7 +46,7 @@ impl StateRecord {
         StateRecord {
             flow: spec.flow.clone(),
             priority: spec.priority,
-            state: JobState::Unclaimed,
+            state: lifecycle::POSTED,
             claims: 0,
             outcome: None,
             failure: None,
@@ -55,19 +56,48 @@ impl StateRecord {
         }
     }
 
-    pub(crate) fn is_finished(&self) -> bool {
-        matches!(self.state, JobState::Complete | JobState::Trashed)
+    /// The job's state as callers see it, given whether an owner key exists:
+    /// a record left CLAIMED by an expired lease is UNCLAIMED (the expiry was
+    /// the release; `requeue_orphan` only writes it down).
+    pub(crate) fn current(&self, owned: bool) -> JobState {
+        match (owned, self.state) {
+            (true, _) => JobState::Claimed,
+            (false, JobState::Claimed) => JobState::Unclaimed,
+            (false, other) => other,
+        }
+    }
+
+    /// The record after `change` at `now`, taken from state `from` (the record's
+    /// own, or [`StateRecord::current`]), if the lifecycle table allows it.
+    pub(crate) fn apply(&self, from: JobState, change: &Change, now: Millis) -> Result<StateRecord, IllegalTransition> {
+        let status = Status {
+            state: from,
+            claims: self.claims,
+            outcome: self.outcome,
+            failure: self.failure.clone(),
+            trash_reason: self.trash_reason.clone(),
+            cancel_requested: self.cancel_requested,
+            finished_at: self.finished_at,
+        };
+        let next = status.apply(change, now)?;
+        Ok(StateRecord {
+            flow: self.flow.clone(),
+            priority: self.priority,
+            state: next.state,
+            claims: next.claims,
+            outcome: next.outcome,
+            failure: next.failure,
+            trash_reason: next.trash_reason,
+            cancel_requested: next.cancel_requested,
+            finished_at: next.finished_at,
+        })
     }
 }
 
 /// Assembles the public `Job` from its records and its owner key's value.
 pub(crate) fn assemble(id: JobId, spec: SpecRecord, state: StateRecord, owner: Option<String>) -> Job {
-    let current = match (&owner, state.state) {
-        (Some(_), _) => JobState::Claimed,
-        // The lease expired: the job is claimable even before it is re-queued.
-        (None, JobState::Claimed) => JobState::Unclaimed,
-        (None, other) => other,
-    };
+    // The lease expired: the job is claimable even before it is re-queued.
+    let current = state.current(owner.is_some());
     Job {
         id,
         flow: spec.flow,

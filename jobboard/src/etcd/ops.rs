@@ -7,7 +7,8 @@ use super::keys::id_at_end;
 use super::owner::{get_kv, owner_name};
 use super::Inner;
 use crate::error::Error;
-use crate::job::{Job, JobId, JobState, NewJob, Outcome};
+use crate::job::{Job, JobId, JobState, NewJob};
+use crate::lifecycle::Change;
 
 /// Jobs removed per purge round: small, so no revision deletes many keys (see etcd-notes §6).
 const PURGE_BATCH: i64 = 32;
@@ -74,20 +75,15 @@ impl Inner {
         let keys = &self.keys;
         for _ in 0..16 {
             let (state, state_rev, owner) = self.read_state(id).await?;
-            if state.is_finished() {
+            let now = flows::logbook::now_millis();
+            // Refused for a finished job: it is returned unchanged.
+            let Ok(next) = state.apply(state.current(owner.is_some()), &Change::Cancel, now) else {
                 return self.get_job(id).await;
-            }
-            let mut next = state.clone();
-            let done = match &owner {
-                None => {
-                    next.state = JobState::Complete;
-                    next.outcome = Some(Outcome::Cancelled);
-                    self.finish_unowned(id, &state, state_rev, next, "cancelling").await?
-                }
-                Some(_) if state.cancel_requested => return self.get_job(id).await,
-                Some(_) => {
-                    // The owner's board sees this state put through its watch and fires the claim's token.
-                    next.cancel_requested = true;
+            };
+            let done = match next.state {
+                JobState::Claimed if state.cancel_requested => return self.get_job(id).await,
+                JobState::Claimed => {
+                    // Flagged; the owner's board sees this state put through its watch and fires the claim's token.
                     let txn = Txn::new()
                         .when([
                             Compare::create_revision(keys.owner(id), CompareOp::NotEqual, 0),
@@ -96,6 +92,7 @@ impl Inner {
                         .and_then([TxnOp::put(keys.state(id), encode(&next, "job state")?, None)]);
                     self.txn(txn, &format!("cancelling job {id}")).await?.succeeded()
                 }
+                _ => self.finish_unowned(id, &state, state_rev, next, "cancelling").await?,
             };
             if done {
                 return self.get_job(id).await;

@@ -7,23 +7,28 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use etcd_client::{Compare, CompareOp, KeyValue, Txn, TxnOp, TxnOpResponse, TxnResponse};
-use flows::{Failure, Storage};
+use flows::{Failure, Millis, Storage};
 
 use super::codec::{assemble, check_size, decode, encode, StateRecord};
 use super::storage::{EtcdStorage, KnownEmpty};
 use super::Inner;
 use crate::claim::{ClaimOps, FenceToken};
 use crate::error::Error;
-use crate::job::{Job, JobId, JobState, Outcome};
+use crate::job::{Job, JobId, Outcome};
+use crate::lifecycle::Change;
 
 impl Inner {
-    /// Runs an owner write: `build` turns the current state into the new one and
-    /// the extra ops; the txn holds only if our owner key and the state are as seen.
+    /// Runs an owner write: the lifecycle table turns the current state into the
+    /// new one by `change` at `now` (a refusal writes nothing), and `extra` gives the
+    /// extra ops from the old and new states; the txn holds only if our owner key
+    /// and the state are as seen.
     async fn fenced_transition(
         &self,
         id: JobId,
         token: FenceToken,
-        build: impl Fn(&StateRecord) -> Result<(StateRecord, Vec<TxnOp>), Error>,
+        change: &Change,
+        now: Millis,
+        extra: impl Fn(&StateRecord, &StateRecord) -> Result<Vec<TxnOp>, Error>,
     ) -> Result<(StateRecord, TxnResponse), Error> {
         let keys = &self.keys;
         let lost = || Error::ClaimLost { job: id, token };
@@ -44,7 +49,9 @@ impl Inner {
             }
         };
         for _ in 0..16 {
-            let (next, mut ops) = build(&state)?;
+            // The record's own state: under our owner key it must say CLAIMED.
+            let next = state.apply(state.state, change, now).map_err(|refused| refused.into_error(id, None))?;
+            let mut ops = extra(&state, &next)?;
             ops.insert(0, TxnOp::put(keys.state(id), encode(&next, "job state")?, None));
             let txn = Txn::new()
                 .when([
@@ -115,20 +122,15 @@ impl Inner {
         }
         let now = flows::logbook::now_millis();
         let keys = &self.keys;
+        let consume = Change::Consume(outcome, failure);
         let (next, resp) = self
-            .fenced_transition(id, token, |state| {
-                let mut next = state.clone();
-                next.state = JobState::Complete;
-                next.outcome = Some(outcome);
-                next.failure.clone_from(&failure);
-                next.finished_at = Some(now);
-                let ops = vec![
+            .fenced_transition(id, token, &consume, now, |_, _| {
+                Ok(vec![
                     TxnOp::delete(keys.owner(id), None),
                     TxnOp::delete(keys.held(id), None),
                     TxnOp::put(keys.done(now, id), "", None),
                     TxnOp::get(keys.spec(id), None),
-                ];
-                Ok((next, ops))
+                ])
             })
             .await?;
         let spec = get_kv(&resp, 4).ok_or(Error::NotFound(id))?;
@@ -166,18 +168,16 @@ impl ClaimOps for Inner {
 
     async fn abandon(&self, job: JobId, token: FenceToken) -> Result<(), Error> {
         let keys = &self.keys;
+        let now = flows::logbook::now_millis();
         let (next, _) = self
-            .fenced_transition(job, token, |state| {
-                let mut next = state.clone();
-                next.state = JobState::Unclaimed;
-                let encoded = encode(&next, "job state")?;
-                let ops = vec![
+            .fenced_transition(job, token, &Change::Abandon, now, |state, next| {
+                let encoded = encode(next, "job state")?;
+                Ok(vec![
                     TxnOp::delete(keys.owner(job), None),
                     TxnOp::delete(keys.held(job), None),
                     TxnOp::put(keys.queue(state.priority, job), encoded.clone(), None),
                     TxnOp::put(keys.flow_queue(&state.flow, state.priority, job), encoded, None),
-                ];
-                Ok((next, ops))
+                ])
             })
             .await?;
         self.with_local(|local| local.queue_put(keys.queue(next.priority, job).as_bytes()));
@@ -188,17 +188,12 @@ impl ClaimOps for Inner {
         check_size("trash reason", &reason, self.config.max_value_bytes)?;
         let now = flows::logbook::now_millis();
         let keys = &self.keys;
-        self.fenced_transition(job, token, |state| {
-            let mut next = state.clone();
-            next.state = JobState::Trashed;
-            next.trash_reason = Some(reason.clone());
-            next.finished_at = Some(now);
-            let ops = vec![
+        self.fenced_transition(job, token, &Change::Trash(reason), now, |_, _| {
+            Ok(vec![
                 TxnOp::delete(keys.owner(job), None),
                 TxnOp::delete(keys.held(job), None),
                 TxnOp::put(keys.done(now, job), "", None),
-            ];
-            Ok((next, ops))
+            ])
         })
         .await?;
         Ok(())
