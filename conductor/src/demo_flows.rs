@@ -1,6 +1,6 @@
 //! Demo flow factories shipped with the stock binary, with simulated work.
 //!
-//! - `provision-cluster` (`nodes`, `step_ms`; optional `flaky`): the blog
+//! - `provision-cluster` (`nodes`; optional `step_ms`, `flaky`): the blog
 //!   seed's flow. An unordered flow of per-node linear subflows
 //!   (create-server, then wait-for-server), each under `Retry::times(5)`, then
 //!   configure-cluster once every node is up. `flaky: N` (a whole number) makes
@@ -11,21 +11,24 @@
 //! - `chain` (`steps`, `step_ms`): `steps` timed steps in a line, for handoff tests.
 //!
 //! Every task sleeps `step_ms` milliseconds as its "work" and has a revert.
-//! Numbers may be given as JSON numbers or as numeric strings (`--store nodes=3`).
+//! The inputs are typed and bounded, so a bad store is refused when posted; the
+//! build closures receive a checked store with defaults filled in.
 
 use std::time::Duration;
 
-use flows::{task_fn, Failure, Flow, FlowFactory, FlowRegistry, Retry, TaskSpec};
+use flows::{task_fn, Failure, Flow, FlowFactory, FlowRegistry, InputSpec, Retry, TaskSpec};
 use serde_json::{json, Map, Value};
 
 /// Attempts per node subflow of `provision-cluster`.
 pub const NODE_ATTEMPTS: usize = 5;
 /// The most nodes `provision-cluster` accepts.
-const MAX_NODES: u64 = 1000;
+const MAX_NODES: f64 = 1000.0;
 /// The most steps `chain` accepts.
-const MAX_STEPS: u64 = 10_000;
+const MAX_STEPS: f64 = 10_000.0;
 /// The longest simulated step: one hour.
-const MAX_STEP_MS: u64 = 3_600_000;
+const MAX_STEP_MS: f64 = 3_600_000.0;
+/// `provision-cluster`'s step when none is given.
+const DEFAULT_STEP_MS: u64 = 100;
 
 /// The registry of every demo flow.
 pub fn registry() -> FlowRegistry {
@@ -37,27 +40,34 @@ pub fn registry() -> FlowRegistry {
 /// `provision-cluster`: per-node create and wait in parallel, then configure.
 pub fn provision_cluster() -> FlowFactory {
     FlowFactory::new("provision-cluster", |store| {
-        let nodes = whole_number(store, "nodes", 1, MAX_NODES)?;
-        let step = step_duration(store)?;
+        let nodes = whole_number(store, "nodes")?;
+        let step = Duration::from_millis(whole_number(store, "step_ms")?);
         let flaky = flakiness(store)?;
         let servers = (0..nodes).map(|node| node_flow(node, step, flaky));
         Ok(Flow::linear("provision-cluster")
             .add(Flow::unordered("servers").add_all(servers))
             .add(configure_cluster(nodes, step)))
     })
-    .requires(["nodes", "step_ms"])
-    .optional(["flaky"])
+    .input("nodes", InputSpec::integer().minimum(1.0).maximum(MAX_NODES).describe("servers to create"))
+    .input("step_ms", step_ms().default(json!(DEFAULT_STEP_MS)))
+    .input(
+        "flaky",
+        InputSpec::number().minimum(0.0).default(json!(0)).describe(
+            "node 0's first N waits fail (a whole number), or every wait fails with probability P (0 < P < 1)",
+        ),
+    )
     .describe("create and wait for N servers in parallel (each retried), then configure the cluster")
 }
 
 /// `chain`: N timed steps, one after the other.
 pub fn chain() -> FlowFactory {
     FlowFactory::new("chain", |store| {
-        let steps = whole_number(store, "steps", 1, MAX_STEPS)?;
-        let step = step_duration(store)?;
+        let steps = whole_number(store, "steps")?;
+        let step = Duration::from_millis(whole_number(store, "step_ms")?);
         Ok(Flow::linear("chain").add_all((1..=steps).map(|n| chain_step(n, step))))
     })
-    .requires(["steps", "step_ms"])
+    .input("steps", InputSpec::integer().minimum(1.0).maximum(MAX_STEPS).describe("steps in the line"))
+    .input("step_ms", step_ms())
     .describe("N timed steps in a line")
 }
 
@@ -136,34 +146,20 @@ fn chain_step(n: u64, step: Duration) -> TaskSpec {
     })
 }
 
-/// A number from the store, as a JSON number or a numeric string.
-fn number(store: &Map<String, Value>, key: &str) -> Result<Option<f64>, String> {
-    match store.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Number(n)) => n.as_f64().map(Some).ok_or_else(|| format!("input {key:?} is not a number")),
-        Some(Value::String(s)) => {
-            s.trim().parse::<f64>().map(Some).map_err(|_| format!("input {key:?} must be a number, got {s:?}"))
-        }
-        Some(other) => Err(format!("input {key:?} must be a number, got {other}")),
-    }
+/// How long each simulated step takes: a required input unless given a default.
+fn step_ms() -> InputSpec {
+    InputSpec::integer().minimum(0.0).maximum(MAX_STEP_MS).describe("milliseconds each step sleeps")
 }
 
-fn whole_number(store: &Map<String, Value>, key: &str, min: u64, max: u64) -> Result<u64, String> {
-    let value = number(store, key)?.ok_or_else(|| format!("input {key:?} is required"))?;
-    if value.fract() != 0.0 || value < min as f64 || value > max as f64 {
-        return Err(format!("input {key:?} must be a whole number from {min} to {max}, got {value}"));
-    }
-    Ok(value as u64)
+/// A whole number from a checked store (the schema has judged type and bounds).
+fn whole_number(store: &Map<String, Value>, key: &str) -> Result<u64, String> {
+    store.get(key).and_then(Value::as_u64).ok_or_else(|| format!("input {key:?} must be a whole number"))
 }
 
-fn step_duration(store: &Map<String, Value>) -> Result<Duration, String> {
-    Ok(Duration::from_millis(whole_number(store, "step_ms", 0, MAX_STEP_MS)?))
-}
-
+/// `flaky` from a checked store: a number >= 0, read as a count or a probability.
 fn flakiness(store: &Map<String, Value>) -> Result<Flaky, String> {
-    match number(store, "flaky")? {
-        None => Ok(Flaky::Off),
-        Some(0.0) => Ok(Flaky::Off),
+    match store.get("flaky").and_then(Value::as_f64) {
+        None | Some(0.0) => Ok(Flaky::Off),
         Some(v) if v > 0.0 && v < 1.0 => Ok(Flaky::Probability(v)),
         Some(v) if v >= 1.0 && v.fract() == 0.0 && v <= f64::from(u32::MAX) => Ok(Flaky::Count(v as u32)),
         Some(v) => Err(format!(

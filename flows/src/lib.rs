@@ -52,6 +52,7 @@
 //! - [`engine`]: `Engine`, the parallel reverting runner, with suspend, cancel and resume.
 //! - [`listener`]: observers of transitions; `LoggingListener`, `TimingListener`.
 //! - [`registry`]: `FlowRegistry`, flows by name built from a store.
+//! - [`inputs`]: `Schema` and `InputSpec`, a flow's typed inputs, checked when a job is posted.
 //! - [`export`]: DOT and Mermaid text of a compiled flow.
 //! - [`error`]: `Error`, why the engine could not run (task failures are values).
 //! - [`failure`]: `Failure`, a task failure as a persisted value.
@@ -67,6 +68,7 @@ pub mod engine;
 pub mod error;
 pub mod export;
 pub mod failure;
+pub mod inputs;
 pub mod listener;
 pub mod logbook;
 pub mod pattern;
@@ -85,6 +87,7 @@ pub use compile::{compile, CompileError, CompileProblem, Compiled};
 pub use engine::{Engine, EngineBuilder, EngineControl, RunOutcome, CANCELLED};
 pub use error::Error;
 pub use failure::Failure;
+pub use inputs::{InputProblem, InputSpec, InputType, Pattern, PatternError, Rule, Schema};
 pub use listener::{AtomEvent, Listener, LoggingListener, TimingListener};
 pub use logbook::{now_millis, AtomDetail, AtomKind, Attempt, FlowDetail, LogBook, Millis};
 pub use pattern::{Decider, Flow, FlowKind, Node};

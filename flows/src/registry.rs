@@ -1,9 +1,10 @@
 //! `FlowRegistry`: flows by name, built from a store by factories.
 //!
-//! A job names a flow and carries a store; the conductor looks the factory
-//! up here, checks the store has what the factory declares, and builds the
-//! flow. Factories are plain closures, so nothing needs importing by path
-//! as TaskFlow's dotted factory names did.
+//! A job names a flow and carries a store; the API checks the store against
+//! the factory's typed inputs (a [`Schema`]) before the job is written, and the
+//! conductor builds the flow from the checked store. Factories are plain
+//! closures, so nothing needs importing by path as TaskFlow's dotted factory
+//! names did.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -11,6 +12,7 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
+use crate::inputs::{join_problems, InputProblem, InputSpec, Schema};
 use crate::pattern::Flow;
 
 type Build = dyn Fn(&Map<String, Value>) -> Result<Flow, String> + Send + Sync;
@@ -20,8 +22,7 @@ type Build = dyn Fn(&Map<String, Value>) -> Result<Flow, String> + Send + Sync;
 pub struct FlowFactory {
     name: String,
     build: Arc<Build>,
-    requires: Vec<String>,
-    optional: Vec<String>,
+    schema: Schema,
     description: String,
 }
 
@@ -31,26 +32,23 @@ impl FlowFactory {
     where
         F: Fn(&Map<String, Value>) -> Result<Flow, String> + Send + Sync + 'static,
     {
-        FlowFactory {
-            name: name.into(),
-            build: Arc::new(build),
-            requires: Vec::new(),
-            optional: Vec::new(),
-            description: String::new(),
-        }
+        FlowFactory { name: name.into(), build: Arc::new(build), schema: Schema::new(), description: String::new() }
     }
 
-    /// Store keys the flow cannot run without.
+    /// Declares the typed input `name` (required unless `spec` has a default).
     #[must_use]
-    pub fn requires<I: IntoIterator<Item = S>, S: Into<String>>(mut self, names: I) -> Self {
-        self.requires.extend(names.into_iter().map(Into::into));
+    pub fn input(mut self, name: impl Into<String>, spec: InputSpec) -> Self {
+        self.schema.insert(name, spec);
         self
     }
 
-    /// Store keys the flow reads if present.
+    /// Declares required inputs of any type (names only): shorthand for
+    /// `.input(name, InputSpec::any())` for each.
     #[must_use]
-    pub fn optional<I: IntoIterator<Item = S>, S: Into<String>>(mut self, names: I) -> Self {
-        self.optional.extend(names.into_iter().map(Into::into));
+    pub fn requires<I: IntoIterator<Item = S>, S: Into<String>>(mut self, names: I) -> Self {
+        for name in names {
+            self.schema.insert(name, InputSpec::any());
+        }
         self
     }
 
@@ -66,14 +64,9 @@ impl FlowFactory {
         &self.name
     }
 
-    /// Required store keys.
-    pub fn required_inputs(&self) -> &[String] {
-        &self.requires
-    }
-
-    /// Optional store keys.
-    pub fn optional_inputs(&self) -> &[String] {
-        &self.optional
+    /// The declared inputs.
+    pub fn schema(&self) -> &Schema {
+        &self.schema
     }
 
     /// The description.
@@ -81,23 +74,23 @@ impl FlowFactory {
         &self.description
     }
 
-    /// Builds the flow from `store` (after checking the required keys).
+    /// `store` checked against the inputs, with defaults filled in.
+    pub fn complete(&self, store: &Map<String, Value>) -> Result<Map<String, Value>, RegistryError> {
+        self.schema.check(store).map_err(|problems| RegistryError::InvalidInputs { flow: self.name.clone(), problems })
+    }
+
+    /// Builds the flow from `store`, checked and completed first (so the build
+    /// closure sees typed values and every default, even for a job written to
+    /// the board without passing the API's check).
     pub fn build(&self, store: &Map<String, Value>) -> Result<Flow, RegistryError> {
-        let missing: Vec<String> = self.requires.iter().filter(|k| !store.contains_key(*k)).cloned().collect();
-        if !missing.is_empty() {
-            return Err(RegistryError::MissingInputs { flow: self.name.clone(), missing });
-        }
-        (self.build)(store).map_err(|message| RegistryError::Build { flow: self.name.clone(), message })
+        let store = self.complete(store)?;
+        (self.build)(&store).map_err(|message| RegistryError::Build { flow: self.name.clone(), message })
     }
 }
 
 impl fmt::Debug for FlowFactory {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("FlowFactory")
-            .field("name", &self.name)
-            .field("requires", &self.requires)
-            .field("optional", &self.optional)
-            .finish_non_exhaustive()
+        f.debug_struct("FlowFactory").field("name", &self.name).field("schema", &self.schema).finish_non_exhaustive()
     }
 }
 
@@ -112,13 +105,13 @@ pub enum RegistryError {
         /// Every registered name.
         known: Vec<String>,
     },
-    /// The store lacks inputs the factory requires.
-    #[error("flow {flow:?} is missing required inputs: {}", .missing.join(", "))]
-    MissingInputs {
+    /// The store breaks the factory's input rules (every problem, in declaration order).
+    #[error("flow {flow:?} refuses its inputs: {}", join_problems(.problems))]
+    InvalidInputs {
         /// The flow.
         flow: String,
-        /// The absent keys.
-        missing: Vec<String>,
+        /// Each field and the rule it breaks.
+        problems: Vec<InputProblem>,
     },
     /// The factory refused the store.
     #[error("flow {flow:?} cannot be built: {message}")]
@@ -158,15 +151,15 @@ impl FlowRegistry {
         self.factories.keys().map(String::as_str).collect()
     }
 
-    /// Checks that `name` is known and `store` has its required inputs.
+    /// Checks that `name` is known and `store` meets its inputs.
     pub fn validate(&self, name: &str, store: &Map<String, Value>) -> Result<(), RegistryError> {
-        let factory = self.lookup(name)?;
-        let missing: Vec<String> = factory.requires.iter().filter(|k| !store.contains_key(*k)).cloned().collect();
-        if missing.is_empty() {
-            Ok(())
-        } else {
-            Err(RegistryError::MissingInputs { flow: name.to_owned(), missing })
-        }
+        self.complete(name, store).map(drop)
+    }
+
+    /// [`FlowRegistry::validate`], returning the store as a job should keep it:
+    /// every absent default filled in.
+    pub fn complete(&self, name: &str, store: &Map<String, Value>) -> Result<Map<String, Value>, RegistryError> {
+        self.lookup(name)?.complete(store)
     }
 
     /// Builds the flow `name` from `store`.

@@ -4,6 +4,7 @@
 
 mod batching;
 mod compile_errors;
+mod inputs;
 mod listeners;
 mod lookup;
 mod props;

@@ -1,6 +1,6 @@
 //! Conversions between the board's types and the `baton.v1` wire messages.
 
-use flows::{AtomDetail, AtomKind, Failure};
+use flows::{AtomDetail, AtomKind, Failure, FlowFactory, InputSpec, InputType, Pattern};
 use jobboard::{ConductorInfo, Job, JobState, Outcome};
 use proto::pb;
 
@@ -98,6 +98,60 @@ pub fn local_status_to_pb(local: &LocalStatus, board: Result<impl Sized, String>
     }
 }
 
+/// The wire form of a flow factory: its inputs with their types and rules.
+pub fn flow_to_pb(factory: &FlowFactory) -> pb::Flow {
+    let schema = factory.schema();
+    let named = |required: bool| {
+        schema.iter().filter(|(_, spec)| spec.is_required() == required).map(|(name, _)| name.to_owned()).collect()
+    };
+    pb::Flow {
+        name: factory.name().to_owned(),
+        required_inputs: named(true),
+        optional_inputs: named(false),
+        description: factory.description().to_owned(),
+        inputs: schema
+            .iter()
+            .map(|(name, spec)| pb::Input { name: name.to_owned(), spec: Some(input_spec_to_pb(spec)) })
+            .collect(),
+    }
+}
+
+/// The wire form of an input's type and rules.
+pub fn input_spec_to_pb(spec: &InputSpec) -> pb::InputSpec {
+    pb::InputSpec {
+        r#type: spec.ty.as_str().to_owned(),
+        default_json: spec.default.as_ref().map(ToString::to_string),
+        enum_json: spec.enum_values.iter().map(ToString::to_string).collect(),
+        minimum: spec.minimum,
+        maximum: spec.maximum,
+        min_items: spec.min_items.map(|n| u64::try_from(n).unwrap_or(u64::MAX)),
+        items: spec.items.as_deref().map(|items| Box::new(input_spec_to_pb(items))),
+        pattern: spec.pattern.as_ref().map(|p| p.as_str().to_owned()),
+        description: spec.description.clone(),
+    }
+}
+
+/// An input spec from its wire form (what a client does with `ListFlows`);
+/// `Err` names the field that does not read.
+pub fn input_spec_from_pb(wire: &pb::InputSpec) -> Result<InputSpec, String> {
+    let ty = InputType::from_name(&wire.r#type)
+        .ok_or_else(|| format!("type: {:?} is not one of {}", wire.r#type, InputType::NAMES.join(", ")))?;
+    let json = |field: &str, text: &str| {
+        serde_json::from_str(text).map_err(|e| format!("{field}: {text:?} is not JSON ({e})"))
+    };
+    Ok(InputSpec {
+        ty,
+        default: wire.default_json.as_deref().map(|text| json("default_json", text)).transpose()?,
+        enum_values: wire.enum_json.iter().map(|text| json("enum_json", text)).collect::<Result<_, _>>()?,
+        minimum: wire.minimum,
+        maximum: wire.maximum,
+        min_items: wire.min_items.map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
+        items: wire.items.as_deref().map(input_spec_from_pb).transpose()?.map(Box::new),
+        pattern: wire.pattern.as_deref().map(Pattern::new).transpose().map_err(|e| format!("pattern: {e}"))?,
+        description: wire.description.clone(),
+    })
+}
+
 /// The wire enum of a job state.
 pub fn state_to_pb(state: JobState) -> pb::JobState {
     match state {
@@ -184,6 +238,24 @@ mod tests {
         assert_eq!((tasks[0].kind.as_str(), tasks[0].state.as_str()), ("task", "SUCCESS"));
         assert_eq!((tasks[0].attempts, tasks[0].executions), (2, 2));
         assert_eq!((tasks[1].kind.as_str(), tasks[1].attempts, tasks[1].executions), ("retry", 3, 3));
+    }
+
+    #[test]
+    fn input_specs_survive_the_wire_form() {
+        let specs = [
+            InputSpec::integer().minimum(1.0).maximum(10.0).default(serde_json::json!(3)).describe("steps"),
+            InputSpec::array(InputSpec::string().pattern(Pattern::new("^n[0-9]+$").unwrap())).min_items(1),
+            InputSpec::string().one_of([serde_json::json!("a"), serde_json::json!("b")]),
+            InputSpec::any(),
+        ];
+        for spec in specs {
+            let wire = input_spec_to_pb(&spec);
+            assert_eq!(input_spec_from_pb(&wire), Ok(spec.clone()), "{wire:?}");
+        }
+        let wire = input_spec_to_pb(&InputSpec::integer().default(serde_json::json!(5)));
+        assert_eq!((wire.r#type.as_str(), wire.default_json.as_deref()), ("integer", Some("5")));
+        let bad = pb::InputSpec { r#type: "int".into(), ..pb::InputSpec::default() };
+        assert!(input_spec_from_pb(&bad).unwrap_err().contains("\"int\""));
     }
 
     #[test]

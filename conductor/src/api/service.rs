@@ -9,7 +9,7 @@ use proto::pb::baton_server::Baton;
 use serde_json::{Map, Value};
 use tonic::{Request, Response, Status};
 
-use super::convert::{conductor_to_pb, job_to_pb, local_status_to_pb, state_from_pb, tasks_to_pb};
+use super::convert::{conductor_to_pb, flow_to_pb, job_to_pb, local_status_to_pb, state_from_pb, tasks_to_pb};
 use super::outline::{merge, OutlineAtom};
 use super::status::{from_board, from_registry, invalid};
 use super::{watch, ApiState};
@@ -81,7 +81,8 @@ impl Baton for BatonService {
         }
         let store = parse_store(&req.store_json)?;
         // Refuse before writing anything: the board never sees a job no conductor could build.
-        self.state.registry.validate(&req.flow, &store).map_err(|e| from_registry(&e))?;
+        // The job keeps the completed store (defaults filled in), so every run sees the same inputs.
+        let store = self.state.registry.complete(&req.flow, &store).map_err(|e| from_registry(&e))?;
         let job = NewJob {
             flow: req.flow,
             store,
@@ -132,17 +133,7 @@ impl Baton for BatonService {
 
     async fn list_flows(&self, _: Request<pb::ListFlowsRequest>) -> Result<Response<pb::ListFlowsResponse>, Status> {
         let registry = &self.state.registry;
-        let flows = registry
-            .names()
-            .into_iter()
-            .filter_map(|name| registry.get(name))
-            .map(|factory| pb::Flow {
-                name: factory.name().to_owned(),
-                required_inputs: factory.required_inputs().to_vec(),
-                optional_inputs: factory.optional_inputs().to_vec(),
-                description: factory.description().to_owned(),
-            })
-            .collect();
+        let flows = registry.names().into_iter().filter_map(|name| registry.get(name)).map(flow_to_pb).collect();
         Ok(Response::new(pb::ListFlowsResponse { flows }))
     }
 

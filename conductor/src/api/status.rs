@@ -30,8 +30,9 @@ pub fn board_unavailable(cause: &str) -> Status {
     Status::unavailable(format!("job board unavailable: {cause}"))
 }
 
-/// The gRPC status for a flow registry refusal (unknown flow, missing inputs):
-/// always INVALID_ARGUMENT, with a message naming the flow and the inputs.
+/// The gRPC status for a flow registry refusal (unknown flow, inputs that break
+/// their rules): always INVALID_ARGUMENT, with a message naming the flow and
+/// every field with the rule it breaks.
 pub fn from_registry(err: &RegistryError) -> Status {
     Status::invalid_argument(err.to_string())
 }
@@ -106,9 +107,24 @@ mod tests {
         let status = from_registry(&unknown);
         assert_eq!(status.code(), Code::InvalidArgument);
         assert!(status.message().contains("nope"));
-        let missing = RegistryError::MissingInputs { flow: "chain".into(), missing: vec!["steps".into()] };
-        let status = from_registry(&missing);
+        let problems = vec![
+            flows::InputProblem {
+                path: "steps".into(),
+                rule: flows::Rule::Minimum,
+                message: "must be an integer >= 1, got -1".into(),
+            },
+            flows::InputProblem {
+                path: "step_ms".into(),
+                rule: flows::Rule::Required,
+                message: "is required (integer >= 0) and was not given".into(),
+            },
+        ];
+        let status = from_registry(&RegistryError::InvalidInputs { flow: "chain".into(), problems });
         assert_eq!(status.code(), Code::InvalidArgument);
-        assert!(status.message().contains("steps"));
+        assert_eq!(
+            status.message(),
+            "flow \"chain\" refuses its inputs: steps: must be an integer >= 1, got -1; \
+             step_ms: is required (integer >= 0) and was not given"
+        );
     }
 }

@@ -16,6 +16,8 @@ use tonic::Code;
 
 use super::{router, ApiState};
 
+mod inputs;
+
 /// An API server on a loopback port over a fresh embedded board; stops when dropped.
 pub(crate) struct Server {
     pub(crate) client: Client,
@@ -50,18 +52,18 @@ pub(crate) async fn serve() -> Server {
     Server { client, board, endpoint, stop, drain, _dir: dir }
 }
 
-fn code(err: ClientError) -> (Code, String) {
+pub(crate) fn code(err: ClientError) -> (Code, String) {
     match err {
         ClientError::Rpc(status) => (status.code(), status.message().to_owned()),
         other => panic!("expected a status, got {other}"),
     }
 }
 
-fn post(flow: &str, store: &str) -> pb::PostJobRequest {
+pub(crate) fn post(flow: &str, store: &str) -> pb::PostJobRequest {
     pb::PostJobRequest { flow: flow.into(), store_json: store.into(), priority: 0, idempotency_key: None }
 }
 
-async fn job_count(board: &Arc<dyn JobBoard>) -> usize {
+pub(crate) async fn job_count(board: &Arc<dyn JobBoard>) -> usize {
     board.list(&ListQuery::default()).await.unwrap().jobs.len()
 }
 
@@ -168,7 +170,7 @@ async fn flows_conductors_and_drain() {
     let chain = flows.iter().find(|f| f.name == "chain").unwrap();
     assert_eq!(chain.required_inputs, ["steps", "step_ms"]);
     let cluster = flows.iter().find(|f| f.name == "provision-cluster").unwrap();
-    assert_eq!(cluster.optional_inputs, ["flaky"]);
+    assert_eq!(cluster.optional_inputs, ["step_ms", "flaky"]);
 
     server
         .board

@@ -3,10 +3,15 @@
 //! JSON shapes (stable): a job is an object with `id`, `flow`, `state`,
 //! `owner`, `outcome`, `claims`, `priority`, `store`, ... and, from `get`,
 //! `tasks` (a list of `{name, kind, state, attempts, executions}`); a
-//! conductor is `{name, address, jobs, since, draining}`.
+//! conductor is `{name, address, jobs, since, draining}`; a flow is `{name,
+//! required, optional, description, inputs}`, each input `{name, type, required}`
+//! plus the rules it has (`default`, `enum`, `minimum`, `maximum`, `min_items`,
+//! `items`, `pattern`, `description`), named as in a flow file.
 
 use proto::pb;
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
+
+use crate::api::convert::input_spec_from_pb;
 
 /// A job state's name without the wire prefix: `COMPLETE`.
 pub fn state_name(job: &pb::Job) -> &'static str {
@@ -104,7 +109,59 @@ pub fn conductor_json(c: &pb::Conductor) -> Value {
 
 /// The JSON form of a flow factory.
 pub fn flow_json(f: &pb::Flow) -> Value {
-    json!({"name": f.name, "required": f.required_inputs, "optional": f.optional_inputs, "description": f.description})
+    let inputs: Vec<Value> = f
+        .inputs
+        .iter()
+        .map(|input| {
+            let mut fields = Map::from_iter([("name".to_owned(), json!(input.name))]);
+            fields.extend(input_spec_json(&input.spec.clone().unwrap_or_default()));
+            Value::Object(fields)
+        })
+        .collect();
+    json!({
+        "name": f.name,
+        "required": f.required_inputs,
+        "optional": f.optional_inputs,
+        "description": f.description,
+        "inputs": inputs,
+    })
+}
+
+/// An input's type and the rules it has, as a flow file writes them.
+fn input_spec_json(spec: &pb::InputSpec) -> Map<String, Value> {
+    let parse = |text: &str| serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_owned()));
+    // A bound of 1.0 reads as 1 in a flow file; show it the same way.
+    let number = |n: f64| if n.fract() == 0.0 && n.abs() < 1e15 { json!(n as i64) } else { json!(n) };
+    let mut out = Map::new();
+    out.insert("type".into(), json!(spec.r#type));
+    out.insert("required".into(), json!(spec.default_json.is_none()));
+    let optional = [
+        ("default", spec.default_json.as_deref().map(parse)),
+        (
+            "enum",
+            Some(spec.enum_json.iter().map(|v| parse(v)).collect::<Vec<_>>())
+                .filter(|v| !v.is_empty())
+                .map(Value::Array),
+        ),
+        ("minimum", spec.minimum.map(number)),
+        ("maximum", spec.maximum.map(number)),
+        ("min_items", spec.min_items.map(|n| json!(n))),
+        ("items", spec.items.as_deref().map(|items| Value::Object(input_spec_json(items)))),
+        ("pattern", spec.pattern.as_ref().map(|p| json!(p))),
+        ("description", Some(json!(spec.description)).filter(|_| !spec.description.is_empty())),
+    ];
+    out.extend(optional.into_iter().filter_map(|(key, value)| Some((key.to_owned(), value?))));
+    out
+}
+
+/// `steps: integer from 1 to 10000`, and `= DEFAULT` for an optional input.
+fn input_cell(input: &pb::Input) -> String {
+    let spec = input.spec.clone().unwrap_or_default();
+    let summary = input_spec_from_pb(&spec).map_or_else(|_| spec.r#type.clone(), |s| s.summary());
+    match &spec.default_json {
+        Some(default) => format!("{}: {summary} = {default}", input.name),
+        None => format!("{}: {summary}", input.name),
+    }
 }
 
 /// A failure and its causes on one line: `TaskError: boom <- Timeout: slow`.
@@ -196,9 +253,11 @@ pub fn conductors_table(conductors: &[pb::Conductor]) -> String {
 
 /// Flows as a table.
 pub fn flows_table(flows: &[pb::Flow]) -> String {
-    let rows = flows.iter().map(|f| {
-        vec![f.name.clone(), f.required_inputs.join(", "), f.optional_inputs.join(", "), f.description.clone()]
-    });
+    let cells = |f: &pb::Flow, required: bool| {
+        let inputs = f.inputs.iter().filter(|i| i.spec.as_ref().is_some_and(|s| s.default_json.is_none()) == required);
+        inputs.map(input_cell).collect::<Vec<_>>().join("; ")
+    };
+    let rows = flows.iter().map(|f| vec![f.name.clone(), cells(f, true), cells(f, false), f.description.clone()]);
     table(&["NAME", "REQUIRES", "OPTIONAL", "DESCRIPTION"], rows)
 }
 
@@ -350,5 +409,21 @@ mod tests {
     fn tables_align_columns() {
         let text = table(&["A", "BB"], vec![vec!["long".into(), "x".into()]]);
         assert_eq!(text, "A     BB\nlong  x\n");
+    }
+
+    #[test]
+    fn flows_show_each_inputs_type_and_rules() {
+        let wire = crate::api::convert::flow_to_pb(&crate::demo_flows::provision_cluster());
+        let text = flows_table(std::slice::from_ref(&wire));
+        assert!(text.contains("nodes: integer from 1 to 1000"), "{text}");
+        assert!(text.contains("step_ms: integer from 0 to 3600000 = 100; flaky: number >= 0 = 0"), "{text}");
+        let shown = flow_json(&wire);
+        assert_eq!(shown["required"], json!(["nodes"]));
+        assert_eq!(
+            shown["inputs"][0],
+            json!({"name": "nodes", "type": "integer", "required": true, "minimum": 1, "maximum": 1000,
+                   "description": "servers to create"})
+        );
+        assert_eq!((&shown["inputs"][1]["default"], &shown["inputs"][1]["required"]), (&json!(100), &json!(false)));
     }
 }

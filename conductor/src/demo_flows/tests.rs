@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use flows::{Engine, FlowState, MemoryStorage, RegistryError, Storage};
+use flows::{Engine, FlowState, InputType, MemoryStorage, RegistryError, Rule, Storage};
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
@@ -31,45 +31,77 @@ async fn run(flow_name: &str, store: Map<String, Value>, atom: &str) -> (FlowSta
 }
 
 #[test]
-fn registry_declares_the_inputs() {
+fn registry_declares_typed_inputs() {
     let registry = registry();
     assert_eq!(registry.names(), ["chain", "provision-cluster"]);
-    let cluster = registry.get("provision-cluster").unwrap();
-    assert_eq!(cluster.required_inputs(), ["nodes", "step_ms"]);
-    assert_eq!(cluster.optional_inputs(), ["flaky"]);
-    assert_eq!(registry.get("chain").unwrap().required_inputs(), ["steps", "step_ms"]);
+    let typed = |flow: &str| -> Vec<(String, InputType, bool)> {
+        let schema = registry.get(flow).unwrap().schema();
+        schema.iter().map(|(name, spec)| (name.to_owned(), spec.ty, spec.is_required())).collect()
+    };
+    assert_eq!(
+        typed("chain"),
+        [("steps".into(), InputType::Integer, true), ("step_ms".into(), InputType::Integer, true)]
+    );
+    assert_eq!(
+        typed("provision-cluster"),
+        [
+            ("nodes".into(), InputType::Integer, true),
+            ("step_ms".into(), InputType::Integer, false),
+            ("flaky".into(), InputType::Number, false)
+        ]
+    );
+    for flow in registry.names() {
+        assert_eq!(registry.get(flow).unwrap().schema().lint(), [], "{flow}'s declarations are sound");
+    }
 }
 
 #[test]
 fn missing_inputs_are_named() {
-    let err = registry().build("chain", &store(json!({"steps": 3}))).unwrap_err();
-    assert_eq!(err, RegistryError::MissingInputs { flow: "chain".into(), missing: vec!["step_ms".into()] });
+    match registry().build("chain", &store(json!({"steps": 3}))).unwrap_err() {
+        RegistryError::InvalidInputs { flow, problems } => {
+            assert_eq!(flow, "chain");
+            assert_eq!(problems.len(), 1, "{problems:?}");
+            assert_eq!((problems[0].path.as_str(), problems[0].rule), ("step_ms", Rule::Required));
+        }
+        other => panic!("expected invalid inputs, got {other:?}"),
+    }
 }
 
 #[test]
-fn bad_inputs_are_refused_naming_the_input() {
+fn bad_inputs_are_refused_naming_the_input_and_the_rule() {
     let cases = [
-        ("provision-cluster", json!({"nodes": 0, "step_ms": 1}), "nodes"),
-        ("provision-cluster", json!({"nodes": "three", "step_ms": 1}), "nodes"),
-        ("provision-cluster", json!({"nodes": 2, "step_ms": -5}), "step_ms"),
-        ("provision-cluster", json!({"nodes": 2, "step_ms": 1, "flaky": 2.5}), "flaky"),
-        ("provision-cluster", json!({"nodes": 2, "step_ms": 1, "flaky": [1]}), "flaky"),
-        ("chain", json!({"steps": 1.5, "step_ms": 1}), "steps"),
-        ("chain", json!({"steps": 3, "step_ms": {"ms": 1}}), "step_ms"),
+        ("provision-cluster", json!({"nodes": 0}), "nodes", Rule::Minimum),
+        ("provision-cluster", json!({"nodes": 1001}), "nodes", Rule::Maximum),
+        ("provision-cluster", json!({"nodes": "three"}), "nodes", Rule::Type),
+        ("provision-cluster", json!({"nodes": "3"}), "nodes", Rule::Type),
+        ("provision-cluster", json!({"nodes": 2, "step_ms": -5}), "step_ms", Rule::Minimum),
+        ("provision-cluster", json!({"nodes": 2, "flaky": [1]}), "flaky", Rule::Type),
+        ("provision-cluster", json!({"nodes": 2, "flaky": -1}), "flaky", Rule::Minimum),
+        ("chain", json!({"steps": -1, "step_ms": 1}), "steps", Rule::Minimum),
+        ("chain", json!({"steps": 1.5, "step_ms": 1}), "steps", Rule::Type),
+        ("chain", json!({"steps": 3, "step_ms": {"ms": 1}}), "step_ms", Rule::Type),
     ];
-    for (flow, input, culprit) in cases {
-        match registry().build(flow, &store(input.clone())) {
-            Err(RegistryError::Build { message, .. }) => {
-                assert!(message.contains(&format!("{culprit:?}")), "{flow} {input}: {message}")
+    for (flow, input, culprit, rule) in cases {
+        match registry().validate(flow, &store(input.clone())) {
+            Err(RegistryError::InvalidInputs { problems, .. }) => {
+                let found: Vec<_> = problems.iter().map(|p| (p.path.as_str(), p.rule)).collect();
+                assert_eq!(found, [(culprit, rule)], "{flow} {input}");
             }
-            other => panic!("{flow} {input}: expected a build error, got {other:?}"),
+            other => panic!("{flow} {input}: expected invalid inputs, got {other:?}"),
         }
     }
 }
 
 #[test]
-fn numeric_strings_are_accepted() {
-    assert!(registry().build("chain", &store(json!({"steps": "4", "step_ms": "0"}))).is_ok());
+fn flaky_must_be_a_count_or_a_probability() {
+    let err = registry().build("provision-cluster", &store(json!({"nodes": 2, "flaky": 2.5}))).unwrap_err();
+    assert!(matches!(&err, RegistryError::Build { message, .. } if message.contains("\"flaky\"")), "{err}");
+}
+
+#[test]
+fn defaults_are_filled_in() {
+    let done = registry().complete("provision-cluster", &store(json!({"nodes": 2}))).unwrap();
+    assert_eq!(Value::Object(done), json!({"nodes": 2, "step_ms": 100, "flaky": 0}));
 }
 
 #[tokio::test]

@@ -81,14 +81,23 @@ fn registry_names_unknown_flows_and_missing_inputs() {
     use crate::{FlowFactory, FlowRegistry, RegistryError};
     let mut registry = FlowRegistry::new();
     registry.register(
-        FlowFactory::new("chain", |_| Ok(Flow::linear("chain"))).requires(["steps", "step_ms"]).optional(["flaky"]),
+        FlowFactory::new("chain", |_| Ok(Flow::linear("chain")))
+            .requires(["steps", "step_ms"])
+            .input("flaky", crate::InputSpec::number().default(serde_json::json!(0))),
     );
     registry.register(FlowFactory::new("noop", |_| Ok(Flow::linear("noop"))));
     assert_eq!(registry.names(), ["chain", "noop"]);
     let store = serde_json::json!({ "steps": 3 }).as_object().cloned().unwrap_or_default();
     assert_eq!(
         registry.validate("chain", &store),
-        Err(RegistryError::MissingInputs { flow: "chain".into(), missing: vec!["step_ms".into()] })
+        Err(RegistryError::InvalidInputs {
+            flow: "chain".into(),
+            problems: vec![crate::InputProblem {
+                path: "step_ms".into(),
+                rule: crate::Rule::Required,
+                message: "is required (any) and was not given".into()
+            }]
+        })
     );
     let err = registry.validate("nope", &store).expect_err("unknown");
     assert_eq!(err.to_string(), "unknown flow \"nope\"; known flows: chain, noop");
