@@ -70,12 +70,17 @@ impl JobRunner {
     async fn run_job(&self, claim: Claim) {
         let job = claim.job().clone();
         tracing::info!(resumed = job.claims > 1, "job claimed");
-        let flow = match self.registry.build(&job.flow, &job.store) {
+        // The store with its declared defaults: what the flow is built from and what its tasks see.
+        let store = match self.registry.complete(&job.flow, &job.store) {
+            Ok(store) => store,
+            Err(error) => return trash(claim, format!("cannot build flow: {error}")).await,
+        };
+        let flow = match self.registry.build(&job.flow, &store) {
             Ok(flow) => flow,
             Err(error) => return trash(claim, format!("cannot build flow: {error}")).await,
         };
         let engine = Engine::builder(flow)
-            .store(job.store.clone())
+            .store(store)
             .storage(claim.storage(), job.id, job.id)
             .max_concurrency(self.concurrency)
             .listener(Arc::new(LoggingListener))
