@@ -75,7 +75,8 @@ impl<'a> Builder<'a> {
                 }
                 Element::Pattern(c) if c.each.is_some() => self.each(c, scope, p.order)?,
                 Element::Pattern(c) => {
-                    let child_name = format!("{}{}", c.name.clone().unwrap_or_else(|| format!("{base}.{i}")), scope.suffix);
+                    let child_name =
+                        format!("{}{}", c.name.clone().unwrap_or_else(|| format!("{base}.{i}")), scope.suffix);
                     let f = self.pattern(c, child_name.clone(), scope)?;
                     Built { nodes: vec![Node::Flow(f)], names: vec![(child_name, false)] }
                 }
@@ -89,7 +90,8 @@ impl<'a> Builder<'a> {
             }
             flow = flow.retry(retry);
         }
-        let ids: HashMap<&str, usize> = p.children.iter().enumerate().filter_map(|(i, c)| c.id().map(|id| (id, i))).collect();
+        let ids: HashMap<&str, usize> =
+            p.children.iter().enumerate().filter_map(|(i, c)| c.id().map(|id| (id, i))).collect();
         let mut links = Vec::new();
         for (i, child) in p.children.iter().enumerate() {
             for link in child.after() {
@@ -191,14 +193,22 @@ impl<'a> Builder<'a> {
 
     fn kind(&self, name: &str) -> Result<Arc<dyn crate::kinds::Kind>, String> {
         self.kinds.get(name).cloned().ok_or_else(|| {
-            format!("flow {:?} uses task kind {name:?}, which is not allowed here (allowed: {})", self.def.name, self.kinds.names().join(", "))
+            format!(
+                "flow {:?} uses task kind {name:?}, which is not allowed here (allowed: {})",
+                self.def.name,
+                self.kinds.names().join(", ")
+            )
         })
     }
 
     /// The copies of an `each` pattern and their fan-in, placed for the enclosing `order`.
     fn each(&mut self, p: &PatternDef, scope: &Scope, order: Order) -> Result<Built, String> {
         let each = p.each.as_ref().ok_or("each expected")?;
-        let given = self.store.get(&each.input).cloned().or_else(|| self.def.inputs.get(&each.input).and_then(|s| s.default.clone()));
+        let given = self
+            .store
+            .get(&each.input)
+            .cloned()
+            .or_else(|| self.def.inputs.get(&each.input).and_then(|s| s.default.clone()));
         let items = inputs::items_of(&each.input, given.as_ref())?;
         let base = p.name.clone().unwrap_or_else(|| each.item.clone());
         let mut provided = BTreeSet::new();

@@ -102,7 +102,8 @@ impl FlowFile {
     /// A factory building the flow per job store; inputs without a default are required.
     pub fn factory(&self, kinds: Arc<Kinds>) -> FlowFactory {
         let file = self.clone();
-        let (required, optional): (Vec<_>, Vec<_>) = self.def.inputs.iter().partition(|(_, spec)| spec.default.is_none());
+        let (required, optional): (Vec<_>, Vec<_>) =
+            self.def.inputs.iter().partition(|(_, spec)| spec.default.is_none());
         FlowFactory::new(self.def.name.clone(), move |store| file.build(store, &kinds))
             .requires(required.into_iter().map(|(n, _)| n.clone()))
             .optional(optional.into_iter().map(|(n, _)| n.clone()))

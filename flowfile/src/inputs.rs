@@ -107,7 +107,11 @@ fn spec(node: &Node, path: &str, sink: &mut Sink) -> Option<InputSpec> {
         other => {
             let t = other.unwrap_or_default();
             let hint = crate::problems::did_you_mean(t, TYPES.iter().copied());
-            sink.at(type_node.pos, &f.path_of("type"), format!("unknown type {t:?}{hint}; one of {}", TYPES.join(", ")));
+            sink.at(
+                type_node.pos,
+                &f.path_of("type"),
+                format!("unknown type {t:?}{hint}; one of {}", TYPES.join(", ")),
+            );
             return None;
         }
     };
@@ -152,7 +156,9 @@ fn typed(node: &Node, spec: &InputSpec, path: &str, sink: &mut Sink) -> Option<V
     match spec.kind {
         InputType::String => reader::text(node, path, sink).map(Value::String),
         InputType::Integer => match &node.value {
-            Yaml::Scalar { text, plain: true } if text.parse::<i64>().is_ok() => text.parse::<i64>().ok().map(Value::from),
+            Yaml::Scalar { text, plain: true } if text.parse::<i64>().is_ok() => {
+                text.parse::<i64>().ok().map(Value::from)
+            }
             _ => {
                 sink.at(node.pos, path, format!("expected a whole number, found {}", reader::describe(node)));
                 None

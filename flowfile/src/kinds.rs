@@ -122,10 +122,7 @@ impl Kinds {
 
     /// A conductor's default: every built-in kind except those in [`OFF_BY_DEFAULT`].
     pub fn default_allowed() -> Self {
-        builtin()
-            .into_iter()
-            .filter(|k| !OFF_BY_DEFAULT.contains(&k.name()))
-            .fold(Self::empty(), Kinds::with_shared)
+        builtin().into_iter().filter(|k| !OFF_BY_DEFAULT.contains(&k.name())).fold(Self::empty(), Kinds::with_shared)
     }
 
     /// Exactly the named built-in kinds (`--task-kinds noop,shell`).

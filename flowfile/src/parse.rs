@@ -39,12 +39,14 @@ pub(crate) fn file(root: &Node, kinds: &Kinds) -> (Option<FlowDef>, Sink) {
     cx.inputs = f.get("inputs").map(|n| inputs::read(n, "inputs", &mut cx.sink)).unwrap_or_default();
     let flow = f.required("flow", &mut cx.sink).and_then(|n| pattern(n, "flow", None, &mut cx));
     if let Some(each) = flow.as_ref().and_then(|p| p.each.as_ref()) {
-        cx.sink.at(each.at.pos, &each.at.path, "the top pattern has no siblings to copy into; put `each` on a pattern inside it");
+        cx.sink.at(
+            each.at.pos,
+            &each.at.path,
+            "the top pattern has no siblings to copy into; put `each` on a pattern inside it",
+        );
     }
     let def = match (name, flow) {
-        (Some(name), Some(flow)) => {
-            Some(FlowDef { name, description, inputs: std::mem::take(&mut cx.inputs), flow })
-        }
+        (Some(name), Some(flow)) => Some(FlowDef { name, description, inputs: std::mem::take(&mut cx.inputs), flow }),
         _ => None,
     };
     (def, cx.sink)
@@ -52,7 +54,8 @@ pub(crate) fn file(root: &Node, kinds: &Kinds) -> (Option<FlowDef>, Sink) {
 
 fn flow_name(node: &Node, sink: &mut Sink) -> Option<String> {
     let t = reader::text(node, "name", sink)?;
-    let ok = !t.is_empty() && t.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-'));
+    let ok = !t.is_empty()
+        && t.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-'));
     if ok {
         Some(t)
     } else {
@@ -64,7 +67,11 @@ fn flow_name(node: &Node, sink: &mut Sink) -> Option<String> {
 /// Reads a child of a pattern: a task (it has `task:`) or a pattern.
 fn element(node: &Node, path: &str, parent: Order, cx: &mut Cx<'_>) -> Option<Element> {
     let Yaml::Map(pairs) = &node.value else {
-        cx.sink.at(node.pos, path, format!("expected a task (task: NAME) or a pattern (linear, unordered or graph), found {}", node.shape()));
+        cx.sink.at(
+            node.pos,
+            path,
+            format!("expected a task (task: NAME) or a pattern (linear, unordered or graph), found {}", node.shape()),
+        );
         return None;
     };
     if pairs.iter().any(|(k, _)| k.text() == Some("task")) {
@@ -84,12 +91,20 @@ fn pattern(node: &Node, path: &str, parent: Option<Order>, cx: &mut Cx<'_>) -> O
     let order = match present.as_slice() {
         [one] => *one,
         [] => {
-            cx.sink.at(node.pos, path, "a pattern needs one of linear, unordered or graph (or, for a task, `task: NAME`)");
+            cx.sink.at(
+                node.pos,
+                path,
+                "a pattern needs one of linear, unordered or graph (or, for a task, `task: NAME`)",
+            );
             return None;
         }
         _ => {
             let extra = present[1].key();
-            cx.sink.at(f.key_pos(extra).unwrap_or(node.pos), &f.path_of(extra), "a pattern has exactly one of linear, unordered or graph");
+            cx.sink.at(
+                f.key_pos(extra).unwrap_or(node.pos),
+                &f.path_of(extra),
+                "a pattern has exactly one of linear, unordered or graph",
+            );
             return None;
         }
     };
@@ -115,7 +130,11 @@ fn check_siblings(children: &[Element], order: Order, sink: &mut Sink) {
     for c in children {
         if let (Element::Pattern(_), Some(id)) = (c, c.id()) {
             if let Some(first) = seen.get(id) {
-                sink.at(c.at().pos, &c.at().path, format!("{id:?} is already the name of a sibling (line {}, column {})", first.line, first.column));
+                sink.at(
+                    c.at().pos,
+                    &c.at().path,
+                    format!("{id:?} is already the name of a sibling (line {}, column {})", first.line, first.column),
+                );
             }
         }
         if let Some(id) = c.id() {
@@ -132,7 +151,11 @@ fn check_siblings(children: &[Element], order: Order, sink: &mut Sink) {
                 sink.at(link.at.pos, &link.at.path, "a task cannot run after itself");
             } else if !ids.contains(&link.id.as_str()) {
                 let hint = crate::problems::did_you_mean(&link.id, ids.iter().copied());
-                sink.at(link.at.pos, &link.at.path, format!("{:?} is not a task or named pattern of this graph{hint}", link.id));
+                sink.at(
+                    link.at.pos,
+                    &link.at.path,
+                    format!("{:?} is not a task or named pattern of this graph{hint}", link.id),
+                );
             }
         }
     }

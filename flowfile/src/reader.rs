@@ -35,11 +35,7 @@ impl<'a> Fields<'a> {
                 continue;
             }
             if !allowed.contains(&key) {
-                sink.at(
-                    k.pos,
-                    &child,
-                    format!("unknown key {key:?}{}", did_you_mean(key, allowed.iter().copied())),
-                );
+                sink.at(k.pos, &child, format!("unknown key {key:?}{}", did_you_mean(key, allowed.iter().copied())));
                 continue;
             }
             entries.push((key, k, v));

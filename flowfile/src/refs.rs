@@ -55,13 +55,17 @@ pub(crate) fn parse(s: &str) -> Result<Vec<Piece>, String> {
             text.push_str("${");
             rest = tail;
         } else if let Some(tail) = after.strip_prefix("${") {
-            let end = tail.find('}').ok_or_else(|| format!("unterminated reference in {s:?} (write $${{ for a literal ${{)"))?;
+            let end = tail
+                .find('}')
+                .ok_or_else(|| format!("unterminated reference in {s:?} (write $${{ for a literal ${{)"))?;
             let inner = tail[..end].trim();
             let mut parts = inner.split('.');
             let root = parts.next().unwrap_or_default().to_owned();
             let fields: Vec<String> = parts.map(str::to_owned).collect();
             if !part_ok(&root) || !fields.iter().all(|f| part_ok(f)) {
-                return Err(format!("\"${{{inner}}}\" is not a reference: use ${{name}} or ${{name.field}} (no expressions)"));
+                return Err(format!(
+                    "\"${{{inner}}}\" is not a reference: use ${{name}} or ${{name.field}} (no expressions)"
+                ));
             }
             if root == "secret" && fields.len() != 1 {
                 return Err(format!("\"${{{inner}}}\": a secret is referenced as ${{secret.NAME}}"));

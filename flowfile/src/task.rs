@@ -66,13 +66,14 @@ fn settle(
         let root = names
             .get(&r.root)
             .ok_or_else(|| Failure::new(Failure::NOT_FOUND, format!("{}: {:?} has no value", r.written(), r.root)))?;
-        refs::field(root, &r.fields)
-            .cloned()
-            .ok_or_else(|| Failure::new(Failure::NOT_FOUND, format!("{}: the value of {:?} has no such field", r.written(), r.root)))
+        refs::field(root, &r.fields).cloned().ok_or_else(|| {
+            Failure::new(Failure::NOT_FOUND, format!("{}: the value of {:?} has no such field", r.written(), r.root))
+        })
     };
     let mut out = Map::new();
     for (key, value) in with {
-        let settled = if kind.verbatim().contains(&key.as_str()) { value.clone() } else { refs::resolve(value, &mut lookup)? };
+        let settled =
+            if kind.verbatim().contains(&key.as_str()) { value.clone() } else { refs::resolve(value, &mut lookup)? };
         out.insert(key.clone(), settled);
     }
     Ok(out)
@@ -80,7 +81,12 @@ fn settle(
 
 /// Runs a kind with a cancellation token that fires if this future is dropped
 /// (the engine's timeout drops it), and redacts the secrets read for it.
-async fn call_kind(kind: &dyn Kind, with: Map<String, Value>, mut call: Call, used: &[String]) -> Result<Value, Failure> {
+async fn call_kind(
+    kind: &dyn Kind,
+    with: Map<String, Value>,
+    mut call: Call,
+    used: &[String],
+) -> Result<Value, Failure> {
     let cancel = CancellationToken::new();
     let _fires_on_drop = cancel.clone().drop_guard();
     call.cancel = cancel;
@@ -129,7 +135,8 @@ impl FileTask {
             }
         }
         let failure = ctx.failure().or_else(|| ctx.flow_failures().values().next());
-        let failure = failure.map_or(json!({"kind": null, "message": null}), |f| json!({"kind": f.kind, "message": f.message}));
+        let failure =
+            failure.map_or(json!({"kind": null, "message": null}), |f| json!({"kind": f.kind, "message": f.message}));
         names.insert("failure".to_owned(), failure);
         names
     }
@@ -140,7 +147,13 @@ impl Task for FileTask {
     async fn execute(&self, ctx: &ExecuteContext) -> Result<Value, Failure> {
         let mut used = Vec::new();
         let with = settle(self.kind.as_ref(), &self.with, ctx.inputs().as_map(), self.secrets.as_ref(), &mut used)?;
-        let call = Call { atom: ctx.atom_name().to_owned(), attempt: ctx.attempt(), timeout: self.timeout, cancel: CancellationToken::new(), reverting: false };
+        let call = Call {
+            atom: ctx.atom_name().to_owned(),
+            attempt: ctx.attempt(),
+            timeout: self.timeout,
+            cancel: CancellationToken::new(),
+            reverting: false,
+        };
         let result = call_kind(self.kind.as_ref(), with, call, &used).await?;
         self.project(result)
     }
@@ -150,11 +163,20 @@ impl Task for FileTask {
         let mut used = Vec::new();
         let names = self.revert_names(ctx);
         let with = settle(plan.kind.as_ref(), &plan.with, &names, self.secrets.as_ref(), &mut used)?;
-        let call = Call { atom: ctx.atom_name().to_owned(), attempt: 1, timeout: plan.timeout, cancel: CancellationToken::new(), reverting: true };
+        let call = Call {
+            atom: ctx.atom_name().to_owned(),
+            attempt: 1,
+            timeout: plan.timeout,
+            cancel: CancellationToken::new(),
+            reverting: true,
+        };
         let run = call_kind(plan.kind.as_ref(), with, call, &used);
         let outcome = match plan.timeout {
             Some(limit) => tokio::time::timeout(limit, run).await.unwrap_or_else(|_| {
-                Err(Failure::new(Failure::TIMEOUT, format!("revert of {} exceeded its timeout of {} ms", ctx.atom_name(), limit.as_millis())))
+                Err(Failure::new(
+                    Failure::TIMEOUT,
+                    format!("revert of {} exceeded its timeout of {} ms", ctx.atom_name(), limit.as_millis()),
+                ))
             }),
             None => run.await,
         };

@@ -42,7 +42,8 @@ impl Kind for Record {
         Vec::new()
     }
     async fn run(&self, mut with: Map<String, Value>, call: &Call) -> Result<Value, Failure> {
-        let label = with.get("label").map(|l| l.as_str().map_or_else(|| l.to_string(), str::to_owned)).unwrap_or_default();
+        let label =
+            with.get("label").map(|l| l.as_str().map_or_else(|| l.to_string(), str::to_owned)).unwrap_or_default();
         let prefix = if call.reverting { "revert " } else { "" };
         self.0 .0.lock().expect("calls lock").push(format!("{prefix}{} {label}", call.atom).trim_end().to_owned());
         Ok(with.remove("result").unwrap_or(Value::Object(with)))

@@ -65,8 +65,7 @@ pub(crate) fn load(text: &str) -> Result<Node, (Pos, String)> {
     let mut stack: Vec<(Pos, usize, bool, Vec<Node>)> = Vec::new();
     let mut documents: Vec<Node> = Vec::new();
     let mut last = Pos { line: 1, column: 1 };
-    loop {
-        let Some(next) = parser.next_event() else { break };
+    while let Some(next) = parser.next_event() {
         let (event, span) = next.map_err(|e| {
             (Pos { line: e.marker().line(), column: e.marker().col() + 1 }, format!("YAML syntax: {}", e.info()))
         })?;

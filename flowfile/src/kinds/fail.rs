@@ -32,7 +32,8 @@ impl Kind for Fail {
     }
     async fn run(&self, with: Map<String, Value>, call: &Call) -> Result<Value, Failure> {
         if let Some(until) = with.get("until_attempt") {
-            let until = until.as_u64().ok_or_else(|| Failure::task(format!("until_attempt is not a whole number: {until}")))?;
+            let until =
+                until.as_u64().ok_or_else(|| Failure::task(format!("until_attempt is not a whole number: {until}")))?;
             if u64::from(call.attempt) >= until {
                 return Ok(Value::Null);
             }

@@ -15,8 +15,11 @@ pub struct Sleep;
 /// `duration` as text (`1s`) or a whole number of milliseconds.
 fn duration(value: &Value) -> Result<Duration, String> {
     match value {
-        Value::Number(n) => n.as_u64().map(Duration::from_millis).ok_or_else(|| format!("{n} is not a whole number of milliseconds")),
-        Value::String(s) => humantime::parse_duration(s.trim()).map_err(|e| format!("{s:?} is not a duration such as 500ms or 2s ({e})")),
+        Value::Number(n) => {
+            n.as_u64().map(Duration::from_millis).ok_or_else(|| format!("{n} is not a whole number of milliseconds"))
+        }
+        Value::String(s) => humantime::parse_duration(s.trim())
+            .map_err(|e| format!("{s:?} is not a duration such as 500ms or 2s ({e})")),
         other => Err(format!("expected a duration such as 500ms or 2s, found {other}")),
     }
 }

@@ -35,7 +35,11 @@ pub(super) fn retry(node: &Node, path: &str, sink: &mut Sink) -> Option<RetryDef
             return None;
         }
         [_, second, ..] => {
-            sink.at(f.key_pos(second).unwrap_or(node.pos), &f.path_of(second), format!("a retry has only one of {}", STRATEGIES.join(", ")));
+            sink.at(
+                f.key_pos(second).unwrap_or(node.pos),
+                &f.path_of(second),
+                format!("a retry has only one of {}", STRATEGIES.join(", ")),
+            );
             return None;
         }
     };
@@ -120,7 +124,11 @@ pub(super) fn after_of(f: &Fields<'_>, parent: Option<Order>, sink: &mut Sink) -
     let Some(node) = f.get("after") else { return Vec::new() };
     let path = f.path_of("after");
     if parent != Some(Order::Graph) {
-        sink.at(f.key_pos("after").unwrap_or(node.pos), &path, "only tasks and patterns inside a graph take `after` links");
+        sink.at(
+            f.key_pos("after").unwrap_or(node.pos),
+            &path,
+            "only tasks and patterns inside a graph take `after` links",
+        );
         return Vec::new();
     }
     let mut out = Vec::new();
@@ -129,7 +137,9 @@ pub(super) fn after_of(f: &Fields<'_>, parent: Option<Order>, sink: &mut Sink) -
         let at = At { pos: item.pos, path: item_path.clone() };
         if let Yaml::Map(_) = item.value {
             let Some(link) = Fields::read(item, &item_path, &["id", "when"], sink) else { continue };
-            let Some(id) = link.required("id", sink).and_then(|n| reader::name(n, &link.path_of("id"), sink)) else { continue };
+            let Some(id) = link.required("id", sink).and_then(|n| reader::name(n, &link.path_of("id"), sink)) else {
+                continue;
+            };
             let when = link.get("when").and_then(|n| Condition::read(n, &link.path_of("when"), sink));
             if link.has("when") && when.is_none() {
                 continue;

@@ -47,7 +47,8 @@ pub(super) fn read(node: &Node, path: &str, parent: Order, cx: &mut Cx<'_>) -> O
     let rebind = f.get("rebind").map(|n| rebind(n, &f.path_of("rebind"), &mut cx.sink)).unwrap_or_default();
     let timeout = f.get("timeout").and_then(|n| reader::duration(n, &f.path_of("timeout"), &mut cx.sink));
     let retry = f.get("retry").and_then(|n| extra::retry(n, &f.path_of("retry"), &mut cx.sink));
-    let own: Vec<String> = provides.as_ref().map(|p| p.names().into_iter().map(str::to_owned).collect()).unwrap_or_default();
+    let own: Vec<String> =
+        provides.as_ref().map(|p| p.names().into_iter().map(str::to_owned).collect()).unwrap_or_default();
     let mut revert_refs = Vec::new();
     let revert = match f.get("revert") {
         Some(n) => revert(n, &f.path_of("revert"), &mut revert_refs, cx)?,
@@ -55,7 +56,8 @@ pub(super) fn read(node: &Node, path: &str, parent: Order, cx: &mut Cx<'_>) -> O
     };
     let after = extra::after_of(&f, Some(parent), &mut cx.sink);
     let mut needs: Vec<String> = requires.clone();
-    let revert_needs = revert_refs.iter().filter(|r| !REVERT_NAMES.contains(&r.root.as_str()) && !own.contains(&r.root));
+    let revert_needs =
+        revert_refs.iter().filter(|r| !REVERT_NAMES.contains(&r.root.as_str()) && !own.contains(&r.root));
     for r in refs.iter().chain(revert_needs).filter(|r| r.secret().is_none()) {
         if !needs.contains(&r.root) {
             needs.push(r.root.clone());
@@ -102,7 +104,13 @@ fn as_object(node: &Node, path: &str, sink: &mut Sink) -> Map<String, Value> {
 }
 
 /// `with:` checked against the kind: known keys, the kind's own checks, reference syntax.
-fn settings(node: &Node, path: &str, kind: &dyn Kind, refs: &mut Vec<Ref>, sink: &mut Sink) -> Option<Map<String, Value>> {
+fn settings(
+    node: &Node,
+    path: &str,
+    kind: &dyn Kind,
+    refs: &mut Vec<Ref>,
+    sink: &mut Sink,
+) -> Option<Map<String, Value>> {
     let Yaml::Map(pairs) = &node.value else {
         sink.at(node.pos, path, format!("expected a mapping of settings, found {}", node.shape()));
         return None;
@@ -112,7 +120,11 @@ fn settings(node: &Node, path: &str, kind: &dyn Kind, refs: &mut Vec<Ref>, sink:
     for key in with.keys().filter(|k| !kind.settings().contains(&k.as_str())) {
         let hint = did_you_mean(key, kind.settings().iter().copied());
         let known = kind.settings().join(", ");
-        sink.at(key_pos(key), &yaml::join(path, key), format!("{} takes no setting {key:?}{hint}; it takes: {known}", kind.name()));
+        sink.at(
+            key_pos(key),
+            &yaml::join(path, key),
+            format!("{} takes no setting {key:?}{hint}; it takes: {known}", kind.name()),
+        );
     }
     kind_checks(kind, &with, path, &key_pos, sink);
     let (found, problems) = refs::in_settings(&with, kind.verbatim());
@@ -131,7 +143,13 @@ fn settings_absent(kind: &dyn Kind, f: &Fields<'_>, sink: &mut Sink) -> Option<M
     Some(with)
 }
 
-fn kind_checks(kind: &dyn Kind, with: &Map<String, Value>, path: &str, key_pos: &dyn Fn(&str) -> crate::problems::Pos, sink: &mut Sink) {
+fn kind_checks(
+    kind: &dyn Kind,
+    with: &Map<String, Value>,
+    path: &str,
+    key_pos: &dyn Fn(&str) -> crate::problems::Pos,
+    sink: &mut Sink,
+) {
     for problem in kind.check(with) {
         match problem.split_once(": ").filter(|(k, _)| with.contains_key(*k)) {
             Some((key, rest)) => sink.at(key_pos(key), &yaml::join(path, key), rest),
@@ -193,7 +211,9 @@ fn rebind(node: &Node, path: &str, sink: &mut Sink) -> BTreeMap<String, String> 
         return out;
     };
     for (k, v) in pairs {
-        if let (Some(arg), Some(source)) = (reader::name(k, path, sink), reader::name(v, &yaml::join(path, &k.text().unwrap_or_default()), sink)) {
+        if let (Some(arg), Some(source)) =
+            (reader::name(k, path, sink), reader::name(v, &yaml::join(path, k.text().unwrap_or_default()), sink))
+        {
             out.insert(arg, source);
         }
     }

@@ -9,7 +9,10 @@ fn golden(text: &str, expected: &[&str]) {
 
 #[test]
 fn yaml_syntax_error_has_a_position() {
-    golden("name: x\nflow: {linear: [\n", &["f.yaml:3:1: YAML syntax: while parsing a node, did not find expected node content"]);
+    golden(
+        "name: x\nflow: {linear: [\n",
+        &["f.yaml:3:1: YAML syntax: while parsing a node, did not find expected node content"],
+    );
 }
 
 #[test]
@@ -103,7 +106,9 @@ fn graph_links_and_conditions() {
 fn engine_compile_problems_are_named_by_task() {
     golden(
         "name: x\nflow:\n  linear:\n    - task: a\n      kind: noop\n      with: {result: \"${missing}\"}\n",
-        &[r#"f.yaml:4:7: flow.linear[0]: input "missing" required by "a" is neither provided by a predecessor nor in the store"#],
+        &[
+            r#"f.yaml:4:7: flow.linear[0]: input "missing" required by "a" is neither provided by a predecessor nor in the store"#,
+        ],
     );
     golden(
         "name: x\nflow:\n  graph:\n    - task: a\n      kind: noop\n      provides: p\n      requires: q\n    - task: c\n      kind: noop\n      provides: q\n    - task: b\n      kind: noop\n      provides: q\n",
@@ -122,7 +127,15 @@ fn yaml_1_1_booleans_stay_text_where_text_is_expected() {
     let file = super::parse(text, &kinds);
     let mode = &file.inputs()["mode"];
     assert_eq!(mode.default, Some(serde_json::json!("on")));
-    assert_eq!(mode.one_of, Some(vec![serde_json::json!("on"), serde_json::json!("off"), serde_json::json!("yes"), serde_json::json!("no")]));
+    assert_eq!(
+        mode.one_of,
+        Some(vec![
+            serde_json::json!("on"),
+            serde_json::json!("off"),
+            serde_json::json!("yes"),
+            serde_json::json!("no")
+        ])
+    );
     assert!(file.canonical().contains(r#""message":"yes""#), "{}", file.canonical());
     assert!(file.canonical().contains(r#""name":"no""#), "{}", file.canonical());
 }
