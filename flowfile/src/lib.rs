@@ -6,10 +6,10 @@
 //! [`FlowFile::parse`] checks the whole file and reports every problem as
 //! `FILE:LINE:COLUMN: path.to.field: what is wrong`; [`FlowFile::factory`]
 //! turns it into a [`flows::FlowFactory`] that builds the job's flow from its
-//! store. See `flowfile/README.md` for the file format.
+//! store. The file format is described in this crate's `README.md`.
 //!
 //! ## Layout
-//! - [`yaml`](crate::yaml) (private): YAML text to a tree with positions (saphyr-parser).
+//! - `yaml`: YAML text to a tree with positions (saphyr-parser).
 //! - `reader`, `parse`: the tree to the model (`model`), collecting problems ([`problems`]).
 //! - [`inputs`]: typed input declarations (to be mapped onto `flows::inputs`).
 //! - `refs`: `${name}` references; [`secrets`]: `${secret.NAME}` and redaction.

@@ -1,7 +1,7 @@
 //! Problems found in a flow file, each saying where: `FILE:LINE:COLUMN: path: what`.
 //!
 //! A file with any problem is refused whole, with every problem listed, so the
-//! checks collect into a [`Sink`] instead of stopping at the first.
+//! checks collect into a `Sink` instead of stopping at the first.
 
 use std::fmt;
 
