@@ -1,0 +1,291 @@
+//! The model to a `flows::Flow` for one job's store.
+//!
+//! `each` is expanded here, when the store is known: one copy of the pattern
+//! per item, named `NAME[i]` (NAME: the pattern's `name`, else its `as`), with
+//! the copy's tasks named `TASK[i]` and every name provided inside the copy
+//! published as `NAME[i]` too and rebound for the copy's own consumers, so it
+//! stays local. The item itself is injected into every task of the copy that
+//! needs it. After the copies a fan-in task `NAME[*]` publishes each of those
+//! names as the list of the copies' values in item order. Copies are siblings
+//! in the enclosing pattern; in an unordered one, where siblings see nothing of
+//! each other, copies and fan-in go into `linear NAME [unordered NAME[all], NAME[*]]`.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
+use flows::{task_fn, Failure, Flow, Node, TaskSpec};
+use serde_json::{Map, Value};
+
+use crate::inputs;
+use crate::kinds::Kinds;
+use crate::model::{At, Element, FlowDef, Order, PatternDef, ProvidesDef, TaskDef};
+use crate::task::{FileTask, Plan, RevertPlan};
+
+/// Names in force inside one copy of an `each` (empty at the top).
+#[derive(Debug, Clone, Default)]
+struct Scope {
+    /// Appended to task and pattern names: `[i]`, `[i][j]` when nested.
+    suffix: String,
+    /// Names provided inside the copy, and what they are published as.
+    locals: HashMap<String, String>,
+    /// `each` items by their `as` name.
+    items: HashMap<String, Value>,
+}
+
+/// Builds flows from one file for one store.
+pub(crate) struct Builder<'a> {
+    def: &'a FlowDef,
+    store: &'a Map<String, Value>,
+    kinds: &'a Kinds,
+    /// Where each built task, retry wrapper and pattern came from (for compile errors).
+    pub(crate) origins: HashMap<String, At>,
+}
+
+/// A built child and the names `after:` links reach it by.
+struct Built {
+    nodes: Vec<Node>,
+    /// Built names of the children, and whether each is a task wrapped in a retry flow.
+    names: Vec<(String, bool)>,
+}
+
+impl<'a> Builder<'a> {
+    pub(crate) fn new(def: &'a FlowDef, store: &'a Map<String, Value>, kinds: &'a Kinds) -> Self {
+        Builder { def, store, kinds, origins: HashMap::new() }
+    }
+
+    /// The job's flow.
+    pub(crate) fn flow(&mut self) -> Result<Flow, String> {
+        self.pattern(&self.def.flow, self.def.name.clone(), &Scope::default())
+    }
+
+    fn pattern(&mut self, p: &PatternDef, name: String, scope: &Scope) -> Result<Flow, String> {
+        self.origins.insert(name.clone(), p.at.clone());
+        let base = p.name.clone().unwrap_or_else(|| name.trim_end_matches(&scope.suffix).to_owned());
+        let mut flow = match p.order {
+            Order::Linear => Flow::linear(name),
+            Order::Unordered => Flow::unordered(name),
+            Order::Graph => Flow::graph(name),
+        };
+        let mut built: Vec<Built> = Vec::with_capacity(p.children.len());
+        for (i, child) in p.children.iter().enumerate() {
+            let b = match child {
+                Element::Task(t) => {
+                    let (node, wrapped) = self.task(t, scope)?;
+                    Built { names: vec![(node.name().to_owned(), wrapped)], nodes: vec![node] }
+                }
+                Element::Pattern(c) if c.each.is_some() => self.each(c, scope, p.order)?,
+                Element::Pattern(c) => {
+                    let child_name =
+                        format!("{}{}", c.name.clone().unwrap_or_else(|| format!("{base}.{i}")), scope.suffix);
+                    let f = self.pattern(c, child_name.clone(), scope)?;
+                    Built { nodes: vec![Node::Flow(f)], names: vec![(child_name, false)] }
+                }
+            };
+            built.push(b);
+        }
+        if let Some(r) = &p.retry {
+            let mut retry = r.to_retry();
+            if let Some(provided) = &r.provides {
+                retry = retry.provides(published(scope, provided));
+            }
+            flow = flow.retry(retry);
+        }
+        let ids: HashMap<&str, usize> =
+            p.children.iter().enumerate().filter_map(|(i, c)| c.id().map(|id| (id, i))).collect();
+        let mut links = Vec::new();
+        for (i, child) in p.children.iter().enumerate() {
+            for link in child.after() {
+                let Some(&from) = ids.get(link.id.as_str()) else { continue };
+                for (from_name, wrapped) in &built[from].names {
+                    for (to_name, _) in &built[i].names {
+                        links.push((from_name.clone(), *wrapped, to_name.clone(), link.when.clone()));
+                    }
+                }
+            }
+        }
+        for b in built {
+            flow = flow.add_all(b.nodes);
+        }
+        for (from, wrapped, to, when) in links {
+            flow = match when {
+                None => flow.link(from, to),
+                Some(cond) => {
+                    // A task under a retry is a subflow whose "result" is {task: result}.
+                    let key = wrapped.then(|| from.clone());
+                    flow.link_if(from, to, move |v: &Value| {
+                        let v = key.as_ref().map_or(v, |k| v.get(k).unwrap_or(&Value::Null));
+                        cond.holds(v)
+                    })
+                }
+            };
+        }
+        Ok(flow)
+    }
+
+    /// One file task as an engine task (inside a retry flow of the same name if it has a retry).
+    fn task(&mut self, t: &TaskDef, scope: &Scope) -> Result<(Node, bool), String> {
+        let atom = format!("{}{}", t.name, scope.suffix);
+        self.origins.insert(atom.clone(), t.at.clone());
+        let kind = self.kind(&t.kind)?;
+        let revert = match &t.revert {
+            Some(r) => Some(RevertPlan { kind: self.kind(&r.kind)?, with: r.with.clone(), timeout: r.timeout }),
+            None => None,
+        };
+        let plan = match &t.provides {
+            ProvidesDef::Nothing | ProvidesDef::Whole(_) => Plan::Whole,
+            ProvidesDef::Fields(fs) => {
+                Plan::Fields(fs.iter().map(|(n, p)| (n.clone(), published(scope, n), p.clone())).collect())
+            }
+        };
+        let whole = match &t.provides {
+            ProvidesDef::Whole(n) => Some(n.clone()),
+            _ => None,
+        };
+        let task = FileTask {
+            kind,
+            with: t.with.clone(),
+            plan,
+            whole,
+            timeout: t.timeout,
+            secrets: self.kinds.secret_store().clone(),
+            revert,
+        };
+        let mut spec = TaskSpec::new(atom.clone(), Arc::new(task)).requires(t.needs.iter().cloned());
+        for arg in &t.needs {
+            let source = t.rebind.get(arg).unwrap_or(arg);
+            if let Some(item) = scope.items.get(source) {
+                spec = spec.inject(arg.clone(), item.clone());
+            } else if let Some(local) = scope.locals.get(source) {
+                spec = spec.rebind(arg.clone(), local.clone());
+            } else if let Some(default) = self.default_of(source) {
+                spec = spec.inject(arg.clone(), default);
+            } else if source != arg {
+                spec = spec.rebind(arg.clone(), source.clone());
+            }
+        }
+        spec = match &t.provides {
+            ProvidesDef::Nothing => spec,
+            ProvidesDef::Whole(n) => spec.provides(published(scope, n)),
+            ProvidesDef::Fields(fs) => spec.provides_fields(fs.iter().map(|(n, _)| published(scope, n))),
+        };
+        if let Some(limit) = t.timeout {
+            spec = spec.timeout(limit);
+        }
+        match &t.retry {
+            None => Ok((Node::Task(spec), false)),
+            Some(r) => {
+                let mut retry = r.to_retry();
+                if let Some(provided) = &r.provides {
+                    retry = retry.provides(published(scope, provided));
+                }
+                Ok((Node::Flow(Flow::linear(atom).add(spec).retry(retry)), true))
+            }
+        }
+    }
+
+    /// A declared input's default, when the store lacks the input.
+    fn default_of(&self, name: &str) -> Option<Value> {
+        if self.store.contains_key(name) {
+            return None;
+        }
+        self.def.inputs.get(name).and_then(|spec| spec.default.clone())
+    }
+
+    fn kind(&self, name: &str) -> Result<Arc<dyn crate::kinds::Kind>, String> {
+        self.kinds.get(name).cloned().ok_or_else(|| {
+            format!(
+                "flow {:?} uses task kind {name:?}, which is not allowed here (allowed: {})",
+                self.def.name,
+                self.kinds.names().join(", ")
+            )
+        })
+    }
+
+    /// The copies of an `each` pattern and their fan-in, placed for the enclosing `order`.
+    fn each(&mut self, p: &PatternDef, scope: &Scope, order: Order) -> Result<Built, String> {
+        let each = p.each.as_ref().ok_or("each expected")?;
+        let given = self
+            .store
+            .get(&each.input)
+            .cloned()
+            .or_else(|| self.def.inputs.get(&each.input).and_then(|s| s.default.clone()));
+        let items = inputs::items_of(&each.input, given.as_ref())?;
+        let base = p.name.clone().unwrap_or_else(|| each.item.clone());
+        let mut provided = BTreeSet::new();
+        provided_names(p, &mut provided);
+        let mut nodes = Vec::new();
+        let mut names = Vec::new();
+        let mut copies = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            let suffix = format!("{}[{i}]", scope.suffix);
+            let mut inner = scope.clone();
+            inner.items.insert(each.item.clone(), item.clone());
+            for name in &provided {
+                inner.locals.insert(name.clone(), format!("{name}{suffix}"));
+            }
+            inner.suffix = suffix.clone();
+            let copy = self.pattern(p, format!("{base}{suffix}"), &inner)?;
+            copies.push((format!("{base}{suffix}"), suffix));
+            names.push((copy.name().to_owned(), false));
+            nodes.push(Node::Flow(copy));
+        }
+        if provided.is_empty() {
+            return Ok(Built { nodes, names });
+        }
+        let fan_in_name = format!("{base}{}[*]", scope.suffix);
+        self.origins.insert(fan_in_name.clone(), p.at.clone());
+        let fields: Vec<(String, Vec<String>)> = provided
+            .iter()
+            .map(|n| (published(scope, n), copies.iter().map(|(_, suffix)| format!("{n}{suffix}")).collect()))
+            .collect();
+        let fan_in = fan_in_task(&fan_in_name, fields);
+        if order == Order::Unordered {
+            let all = Flow::unordered(format!("{base}{}[all]", scope.suffix)).add_all(nodes);
+            let wrapper_name = format!("{base}{}", scope.suffix);
+            let wrapper = Flow::linear(wrapper_name.clone()).add(all).add(fan_in);
+            return Ok(Built { nodes: vec![Node::Flow(wrapper)], names: vec![(wrapper_name, false)] });
+        }
+        nodes.push(Node::Task(fan_in));
+        names.push((fan_in_name, false));
+        Ok(Built { nodes, names })
+    }
+}
+
+/// What `name` is published as in `scope` (renamed inside an `each` copy).
+fn published(scope: &Scope, name: &str) -> String {
+    scope.locals.get(name).cloned().unwrap_or_else(|| name.to_owned())
+}
+
+/// Every name provided by tasks and retries inside `p`, at any depth.
+fn provided_names(p: &PatternDef, out: &mut BTreeSet<String>) {
+    out.extend(p.retry.iter().filter_map(|r| r.provides.clone()));
+    for c in &p.children {
+        match c {
+            Element::Task(t) => {
+                out.extend(t.provides.names().into_iter().map(str::to_owned));
+                out.extend(t.retry.iter().filter_map(|r| r.provides.clone()));
+            }
+            Element::Pattern(inner) => provided_names(inner, out),
+        }
+    }
+}
+
+/// The fan-in task: each output name gets the list of its copies' values, in item order.
+fn fan_in_task(name: &str, fields: Vec<(String, Vec<String>)>) -> TaskSpec {
+    let needs: Vec<String> = fields.iter().flat_map(|(_, copies)| copies.clone()).collect();
+    let outputs: Vec<String> = fields.iter().map(|(n, _)| n.clone()).collect();
+    let fields = Arc::new(fields);
+    task_fn(name, move |ctx| {
+        let fields = fields.clone();
+        async move {
+            let mut out = Map::new();
+            for (output, copies) in fields.iter() {
+                let values = copies.iter().map(|c| ctx.require(c).cloned()).collect::<Result<Vec<Value>, Failure>>()?;
+                out.insert(output.clone(), Value::Array(values));
+            }
+            Ok(Value::Object(out))
+        }
+    })
+    .requires(needs)
+    .provides_fields(outputs)
+}

@@ -1,0 +1,199 @@
+//! Task kinds: what a flow file's `kind:` names, and the set a conductor allows.
+//!
+//! A [`Kind`] is the code behind a file task: it declares the `with` settings it
+//! accepts (for unknown-key errors with "did you mean"), checks them statically,
+//! and runs with the references already resolved. [`Kinds`] is the set a
+//! conductor allows (`--task-kinds`), plus the secrets references resolve from.
+//!
+//! ## Where kinds plug in
+//! Built-in kinds live in `kinds/<name>.rs` and are listed in [`builtin`]:
+//! - `noop`, `sleep`, `fail` (here);
+//! - `shell` and `http`: `kinds/shell.rs` and `kinds/http.rs` (their own
+//!   modules; add `pub mod shell; pub mod http;` below and their values to
+//!   [`builtin`]); `shell` is off in [`Kinds::default_allowed`] because it runs
+//!   code on the conductor's host;
+//! - `remote` and `await` (next issues): same pattern, on by default.
+
+mod fail;
+mod noop;
+mod sleep;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use flows::Failure;
+use serde_json::{Map, Value};
+use tokio_util::sync::CancellationToken;
+
+use crate::secrets::{NoSecrets, Secrets};
+
+pub use fail::Fail;
+pub use noop::Noop;
+pub use sleep::Sleep;
+
+/// The code behind one `kind:` of flow-file task.
+#[async_trait]
+pub trait Kind: Send + Sync + 'static {
+    /// The name files use in `kind:`.
+    fn name(&self) -> &'static str;
+
+    /// Every key `with` accepts (others are errors, with "did you mean").
+    fn settings(&self) -> &'static [&'static str];
+
+    /// Keys whose values are passed as written: references are neither substituted
+    /// nor required there (a shell task's `run` and `script`, where `${X}` is the
+    /// shell's own syntax and values may only come in through `env` or `stdin`).
+    fn verbatim(&self) -> &'static [&'static str] {
+        &[]
+    }
+
+    /// Static problems with `with` (its values may still hold `${...}` references,
+    /// which are text until run time). A message starting with `KEY: ` is reported
+    /// at that key's position.
+    fn check(&self, with: &Map<String, Value>) -> Vec<String>;
+
+    /// Does the work with references resolved; the value is the task's result.
+    async fn run(&self, with: Map<String, Value>, call: &Call) -> Result<Value, Failure>;
+}
+
+/// What a kind is told about the call it serves.
+#[derive(Debug, Clone)]
+pub struct Call {
+    /// The atom's name in the running flow (copies of `each` included, as `task[0]`).
+    pub atom: String,
+    /// Executions of this atom so far, this one included.
+    pub attempt: u32,
+    /// The task's `timeout`, if any (the engine enforces it by dropping the call;
+    /// `cancel` fires then too, so a kind can clean up, e.g. kill its processes).
+    pub timeout: Option<Duration>,
+    /// Fires when the call is abandoned (timeout, cancel, the engine going away).
+    pub cancel: CancellationToken,
+    /// True when this call is a task's `revert`.
+    pub reverting: bool,
+}
+
+impl Call {
+    /// A call for tests and adapters, with a fresh cancellation token.
+    pub fn new(atom: impl Into<String>, attempt: u32) -> Self {
+        Call { atom: atom.into(), attempt, timeout: None, cancel: CancellationToken::new(), reverting: false }
+    }
+}
+
+/// Every kind this crate ships. Registration point for new built-in kinds.
+pub fn builtin() -> Vec<Arc<dyn Kind>> {
+    vec![Arc::new(Noop), Arc::new(Sleep), Arc::new(Fail)]
+}
+
+/// Built-in kinds that run code on the conductor's host: off unless named.
+pub const OFF_BY_DEFAULT: &[&str] = &["shell"];
+
+/// The kinds a conductor allows, and the secrets their references resolve from.
+#[derive(Clone)]
+pub struct Kinds {
+    kinds: BTreeMap<&'static str, Arc<dyn Kind>>,
+    secrets: Arc<dyn Secrets>,
+}
+
+/// `--task-kinds` named a kind nobody ships.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown task kind {name:?}{hint}; known kinds: {}", .known.join(", "))]
+pub struct UnknownKind {
+    /// The name given.
+    pub name: String,
+    /// "; did you mean ..." or nothing.
+    pub hint: String,
+    /// Every built-in kind.
+    pub known: Vec<String>,
+}
+
+impl Kinds {
+    /// No kinds, no secrets.
+    pub fn empty() -> Self {
+        Kinds { kinds: BTreeMap::new(), secrets: Arc::new(NoSecrets) }
+    }
+
+    /// Every built-in kind (what files are checked against offline).
+    pub fn all() -> Self {
+        builtin().into_iter().fold(Self::empty(), Kinds::with_shared)
+    }
+
+    /// A conductor's default: every built-in kind except those in [`OFF_BY_DEFAULT`].
+    pub fn default_allowed() -> Self {
+        builtin().into_iter().filter(|k| !OFF_BY_DEFAULT.contains(&k.name())).fold(Self::empty(), Kinds::with_shared)
+    }
+
+    /// Exactly the named built-in kinds (`--task-kinds noop,shell`).
+    pub fn allowing<S: AsRef<str>>(names: &[S]) -> Result<Self, UnknownKind> {
+        let all = Self::all();
+        let mut out = Self::empty();
+        for name in names {
+            let name = name.as_ref().trim();
+            let kind = all.get(name).ok_or_else(|| UnknownKind {
+                name: name.to_owned(),
+                hint: crate::problems::did_you_mean(name, all.names()),
+                known: all.names().into_iter().map(str::to_owned).collect(),
+            })?;
+            out = out.with_shared(kind.clone());
+        }
+        Ok(out)
+    }
+
+    /// Adds (or replaces) a kind.
+    #[must_use]
+    pub fn with(self, kind: impl Kind) -> Self {
+        self.with_shared(Arc::new(kind))
+    }
+
+    /// Adds (or replaces) a shared kind.
+    #[must_use]
+    pub fn with_shared(mut self, kind: Arc<dyn Kind>) -> Self {
+        self.kinds.insert(kind.name(), kind);
+        self
+    }
+
+    /// Where `${secret.NAME}` resolves from (default: nowhere, every secret is missing).
+    #[must_use]
+    pub fn secrets(mut self, secrets: Arc<dyn Secrets>) -> Self {
+        self.secrets = secrets;
+        self
+    }
+
+    /// The secrets store.
+    pub fn secret_store(&self) -> &Arc<dyn Secrets> {
+        &self.secrets
+    }
+
+    /// The kind named `name`.
+    pub fn get(&self, name: &str) -> Option<&Arc<dyn Kind>> {
+        self.kinds.get(name)
+    }
+
+    /// The names, sorted.
+    pub fn names(&self) -> Vec<&str> {
+        self.kinds.keys().copied().collect()
+    }
+
+    /// The kinds among `used` this set lacks (empty: a conductor may claim the flow).
+    pub fn missing<'a>(&self, used: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+        used.into_iter().filter(|k| !self.kinds.contains_key(k)).map(str::to_owned).collect()
+    }
+}
+
+impl fmt::Debug for Kinds {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Kinds").field("kinds", &self.names()).finish_non_exhaustive()
+    }
+}
+
+/// Keys of `with` that are not among `settings`, as problems (used by the kinds' checks).
+pub(crate) fn require_keys(with: &Map<String, Value>, required: &[&str]) -> Vec<String> {
+    required.iter().filter(|k| !with.contains_key(**k)).map(|k| format!("missing required setting {k:?}")).collect()
+}
+
+/// True if a value is (or contains) a reference, so its type is known only at run time.
+pub(crate) fn is_deferred(value: &Value) -> bool {
+    value.as_str().is_some_and(|s| s.contains("${"))
+}

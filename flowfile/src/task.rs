@@ -1,0 +1,185 @@
+//! `FileTask`: the `flows::Task` that runs one file task through its kind.
+//!
+//! References in `with` are resolved from the task's inputs when it executes
+//! (secrets too, so none is ever in a store or the logbook), the kind runs,
+//! secrets read for the call are redacted from its result or failure, and
+//! `provides` fields are picked out of the result. The revert is a task of
+//! its own: it sees the inputs, the names the task provided, `${result}`
+//! (null for the task that failed) and `${failure.kind}`/`${failure.message}`
+//! (the task's own failure, or else the one that made the flow revert).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use flows::{ExecuteContext, Failure, RevertContext, Task};
+use serde_json::{json, Map, Value};
+use tokio_util::sync::CancellationToken;
+
+use crate::condition::JsonPath;
+use crate::kinds::{Call, Kind};
+use crate::refs::{self, Ref};
+use crate::secrets::{redact_failure, redact_value, Secrets};
+
+/// What a task's result is published as: (name in the file, published name, where in the result).
+#[derive(Debug, Clone)]
+pub(crate) enum Plan {
+    /// The whole result (also for no `provides`).
+    Whole,
+    /// Picked fields, recorded as an object of published names.
+    Fields(Vec<(String, String, JsonPath)>),
+}
+
+/// A revert's own kind and settings.
+pub(crate) struct RevertPlan {
+    pub(crate) kind: Arc<dyn Kind>,
+    pub(crate) with: Map<String, Value>,
+    pub(crate) timeout: Option<Duration>,
+}
+
+/// A flow-file task as the engine sees it.
+pub(crate) struct FileTask {
+    pub(crate) kind: Arc<dyn Kind>,
+    pub(crate) with: Map<String, Value>,
+    pub(crate) plan: Plan,
+    /// The whole-result name the task publishes (for its revert's `${NAME}`), if any.
+    pub(crate) whole: Option<String>,
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) secrets: Arc<dyn Secrets>,
+    pub(crate) revert: Option<RevertPlan>,
+}
+
+/// Resolves `with` from `names` (and secrets), noting every secret value read in `used`.
+fn settle(
+    kind: &dyn Kind,
+    with: &Map<String, Value>,
+    names: &Map<String, Value>,
+    secrets: &dyn Secrets,
+    used: &mut Vec<String>,
+) -> Result<Map<String, Value>, Failure> {
+    let mut lookup = |r: &Ref| -> Result<Value, Failure> {
+        if let Some(name) = r.secret() {
+            let value = secrets.get(name).map_err(|e| Failure::new("SecretError", e.to_string()))?;
+            used.push(value.clone());
+            return Ok(Value::String(value));
+        }
+        let root = names
+            .get(&r.root)
+            .ok_or_else(|| Failure::new(Failure::NOT_FOUND, format!("{}: {:?} has no value", r.written(), r.root)))?;
+        refs::field(root, &r.fields).cloned().ok_or_else(|| {
+            Failure::new(Failure::NOT_FOUND, format!("{}: the value of {:?} has no such field", r.written(), r.root))
+        })
+    };
+    let mut out = Map::new();
+    for (key, value) in with {
+        let settled =
+            if kind.verbatim().contains(&key.as_str()) { value.clone() } else { refs::resolve(value, &mut lookup)? };
+        out.insert(key.clone(), settled);
+    }
+    Ok(out)
+}
+
+/// Runs a kind with a cancellation token that fires if this future is dropped
+/// (the engine's timeout drops it), and redacts the secrets read for it.
+async fn call_kind(
+    kind: &dyn Kind,
+    with: Map<String, Value>,
+    mut call: Call,
+    used: &[String],
+) -> Result<Value, Failure> {
+    let cancel = CancellationToken::new();
+    let _fires_on_drop = cancel.clone().drop_guard();
+    call.cancel = cancel;
+    match kind.run(with, &call).await {
+        Ok(v) => Ok(redact_value(v, used)),
+        Err(f) => Err(redact_failure(f, used)),
+    }
+}
+
+impl FileTask {
+    fn project(&self, result: Value) -> Result<Value, Failure> {
+        match &self.plan {
+            Plan::Whole => Ok(result),
+            Plan::Fields(fields) => {
+                let mut out = Map::new();
+                for (declared, published, path) in fields {
+                    let value = path.get(&result).ok_or_else(|| {
+                        Failure::task(format!("the result has nothing at {path} for provides {declared:?}"))
+                    })?;
+                    out.insert(published.clone(), value.clone());
+                }
+                Ok(Value::Object(out))
+            }
+        }
+    }
+
+    /// The names a revert sees beyond the task's inputs.
+    fn revert_names(&self, ctx: &RevertContext) -> Map<String, Value> {
+        let mut names = ctx.inputs().as_map().clone();
+        let result = ctx.result();
+        match &self.plan {
+            Plan::Whole => {
+                if let Some(name) = &self.whole {
+                    names.insert(name.clone(), result.cloned().unwrap_or(Value::Null));
+                }
+                names.insert("result".to_owned(), result.cloned().unwrap_or(Value::Null));
+            }
+            Plan::Fields(fields) => {
+                let mut shown = Map::new();
+                for (declared, published, _) in fields {
+                    let v = result.and_then(|r| r.get(published)).cloned().unwrap_or(Value::Null);
+                    names.insert(declared.clone(), v.clone());
+                    shown.insert(declared.clone(), v);
+                }
+                names.insert("result".to_owned(), if result.is_some() { Value::Object(shown) } else { Value::Null });
+            }
+        }
+        let failure = ctx.failure().or_else(|| ctx.flow_failures().values().next());
+        let failure =
+            failure.map_or(json!({"kind": null, "message": null}), |f| json!({"kind": f.kind, "message": f.message}));
+        names.insert("failure".to_owned(), failure);
+        names
+    }
+}
+
+#[async_trait]
+impl Task for FileTask {
+    async fn execute(&self, ctx: &ExecuteContext) -> Result<Value, Failure> {
+        let mut used = Vec::new();
+        let with = settle(self.kind.as_ref(), &self.with, ctx.inputs().as_map(), self.secrets.as_ref(), &mut used)?;
+        let call = Call {
+            atom: ctx.atom_name().to_owned(),
+            attempt: ctx.attempt(),
+            timeout: self.timeout,
+            cancel: CancellationToken::new(),
+            reverting: false,
+        };
+        let result = call_kind(self.kind.as_ref(), with, call, &used).await?;
+        self.project(result)
+    }
+
+    async fn revert(&self, ctx: &RevertContext) -> Result<(), Failure> {
+        let Some(plan) = &self.revert else { return Ok(()) };
+        let mut used = Vec::new();
+        let names = self.revert_names(ctx);
+        let with = settle(plan.kind.as_ref(), &plan.with, &names, self.secrets.as_ref(), &mut used)?;
+        let call = Call {
+            atom: ctx.atom_name().to_owned(),
+            attempt: 1,
+            timeout: plan.timeout,
+            cancel: CancellationToken::new(),
+            reverting: true,
+        };
+        let run = call_kind(plan.kind.as_ref(), with, call, &used);
+        let outcome = match plan.timeout {
+            Some(limit) => tokio::time::timeout(limit, run).await.unwrap_or_else(|_| {
+                Err(Failure::new(
+                    Failure::TIMEOUT,
+                    format!("revert of {} exceeded its timeout of {} ms", ctx.atom_name(), limit.as_millis()),
+                ))
+            }),
+            None => run.await,
+        };
+        outcome.map(|_| ())
+    }
+}
