@@ -1,0 +1,3 @@
+//! Flow files: flows declared in YAML and the built-in task kinds they use.
+
+pub mod kinds;
