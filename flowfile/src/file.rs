@@ -99,15 +99,13 @@ impl FlowFile {
         Builder::new(&self.def, store, kinds).flow()
     }
 
-    /// A factory building the flow per job store; inputs without a default are required.
+    /// A factory building the flow per job store, with the file's typed inputs
+    /// (checked at post; inputs without a default are required).
     pub fn factory(&self, kinds: Arc<Kinds>) -> FlowFactory {
         let file = self.clone();
-        let (required, optional): (Vec<_>, Vec<_>) =
-            self.def.inputs.iter().partition(|(_, spec)| spec.default.is_none());
-        FlowFactory::new(self.def.name.clone(), move |store| file.build(store, &kinds))
-            .requires(required.into_iter().map(|(n, _)| n.clone()))
-            .optional(optional.into_iter().map(|(n, _)| n.clone()))
-            .describe(self.def.description.clone())
+        let factory = FlowFactory::new(self.def.name.clone(), move |store| file.build(store, &kinds))
+            .describe(self.def.description.clone());
+        crate::inputs::schema(&self.def.inputs).iter().fold(factory, |f, (name, spec)| f.input(name, spec.clone()))
     }
 }
 

@@ -1,11 +1,10 @@
 //! A flow file's `inputs:`: typed declarations, read with positions.
 //!
-//! Kept in this one file on purpose: the typed-inputs work in `flows`
-//! (`flows::inputs`) defines the schema a job's store is checked against at
-//! post; once it lands, [`InputSpec`] maps onto it here and nowhere else. Until
-//! then this crate uses the declarations for what building a flow needs:
-//! which names exist, their defaults, and the whole number or list an `each`
-//! iterates over (coerced from text, as `--store nodes=3` gives it).
+//! `flows::inputs` defines the schema a job's store is checked against at post
+//! (for Rust and file flows alike); [`schema`] maps a file's declarations onto
+//! it, here and nowhere else. This crate itself uses them for what building a
+//! flow needs: which names exist, their defaults, and the whole number or list
+//! an `each` iterates over (coerced from text, as `--store nodes=3` gives it).
 
 use std::collections::BTreeMap;
 
@@ -132,7 +131,16 @@ fn spec(node: &Node, path: &str, sink: &mut Sink) -> Option<InputSpec> {
         maximum: f.get("maximum").and_then(|n| reader::number(n, &f.path_of("maximum"), sink)),
         min_items: f.get("min_items").and_then(|n| reader::whole(n, &f.path_of("min_items"), sink)),
         items,
-        pattern: f.get("pattern").and_then(|n| reader::text(n, &f.path_of("pattern"), sink)),
+        pattern: f.get("pattern").and_then(|n| {
+            let text = reader::text(n, &f.path_of("pattern"), sink)?;
+            match flows::Pattern::new(&text) {
+                Ok(_) => Some(text),
+                Err(error) => {
+                    sink.at(n.pos, &f.path_of("pattern"), format!("not a regular expression: {}", error.message));
+                    None
+                }
+            }
+        }),
     };
     if let Some(n) = f.get("enum") {
         if let Some(list) = reader::list(n, &f.path_of("enum"), sink) {
@@ -148,6 +156,38 @@ fn spec(node: &Node, path: &str, sink: &mut Sink) -> Option<InputSpec> {
         spec.default = typed(n, &spec, &f.path_of("default"), sink);
     }
     Some(spec)
+}
+
+/// The declarations as `flows` checks a job's store against them.
+pub fn schema(inputs: &Inputs) -> flows::Schema {
+    let mut schema = flows::Schema::new();
+    for (name, spec) in inputs {
+        schema.insert(name.clone(), to_flows(spec));
+    }
+    schema
+}
+
+fn to_flows(spec: &InputSpec) -> flows::InputSpec {
+    let ty = match spec.kind {
+        InputType::String => flows::InputType::String,
+        InputType::Integer => flows::InputType::Integer,
+        InputType::Number => flows::InputType::Number,
+        InputType::Boolean => flows::InputType::Boolean,
+        InputType::Object => flows::InputType::Object,
+        InputType::Array => flows::InputType::Array,
+    };
+    flows::InputSpec {
+        ty,
+        default: spec.default.clone(),
+        enum_values: spec.one_of.clone().unwrap_or_default(),
+        minimum: spec.minimum,
+        maximum: spec.maximum,
+        min_items: spec.min_items.and_then(|n| usize::try_from(n).ok()),
+        items: spec.items.as_deref().map(|items| Box::new(to_flows(items))),
+        // Checked when the file was read: a pattern that does not compile is a problem there.
+        pattern: spec.pattern.as_deref().and_then(|text| flows::Pattern::new(text).ok()),
+        description: spec.description.clone().unwrap_or_default(),
+    }
 }
 
 /// A value written in the file for an input of this spec (a default, an enum

@@ -7,16 +7,21 @@
 //!
 //! ## Where kinds plug in
 //! Built-in kinds live in `kinds/<name>.rs` and are listed in [`builtin`]:
-//! - `noop`, `sleep`, `fail` (here);
-//! - `shell` and `http`: `kinds/shell.rs` and `kinds/http.rs` (their own
-//!   modules; add `pub mod shell; pub mod http;` below and their values to
-//!   [`builtin`]); `shell` is off in [`Kinds::default_allowed`] because it runs
-//!   code on the conductor's host;
+//! - `noop`, `sleep`, `fail`;
+//! - `shell` (a process group with a clean environment, stopped with SIGTERM,
+//!   a grace, then SIGKILL) and `http` (rustls, no redirects followed);
+//!   `shell` is off in [`Kinds::default_allowed`] because it runs code on the
+//!   conductor's host;
 //! - `remote` and `await` (next issues): same pattern, on by default.
+//!
+//! `with.rs` reads a kind's settings, for both `check` and `run`.
 
 mod fail;
+pub mod http;
 mod noop;
+pub mod shell;
 mod sleep;
+mod with;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -84,7 +89,7 @@ impl Call {
 
 /// Every kind this crate ships. Registration point for new built-in kinds.
 pub fn builtin() -> Vec<Arc<dyn Kind>> {
-    vec![Arc::new(Noop), Arc::new(Sleep), Arc::new(Fail)]
+    vec![Arc::new(Noop), Arc::new(Sleep), Arc::new(Fail), Arc::new(shell::Shell::new()), Arc::new(http::Http::new())]
 }
 
 /// Built-in kinds that run code on the conductor's host: off unless named.

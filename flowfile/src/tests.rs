@@ -79,7 +79,10 @@ pub(crate) struct Ran {
 /// Builds the file's flow through its factory for `store` and runs it to the end.
 pub(crate) async fn run(file: &FlowFile, store: Value, kinds: Kinds) -> Ran {
     let store: Map<String, Value> = store.as_object().cloned().unwrap_or_default();
-    let flow = file.factory(Arc::new(kinds)).build(&store).unwrap_or_else(|e| panic!("builds: {e}"));
+    // As a conductor does: the store completed with the declared defaults feeds both.
+    let factory = file.factory(Arc::new(kinds));
+    let store = factory.complete(&store).unwrap_or_else(|e| panic!("inputs: {e}"));
+    let flow = factory.build(&store).unwrap_or_else(|e| panic!("builds: {e}"));
     let storage = Arc::new(MemoryStorage::new());
     let (book, flow_id) = (Uuid::new_v4(), Uuid::new_v4());
     storage.save_book(&LogBook::new(book, "test")).await.expect("book saved");

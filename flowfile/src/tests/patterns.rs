@@ -1,5 +1,7 @@
 //! Patterns built from files and run: nesting, graph links and conditions, `each` with fan-in, retries.
 
+use std::sync::Arc;
+
 use flows::{AtomState, FlowState};
 use serde_json::json;
 
@@ -105,7 +107,7 @@ async fn each_makes_one_copy_per_item_and_fans_in_in_item_order() {
 }
 
 #[tokio::test]
-async fn each_over_a_whole_number_given_as_text_counts_from_zero() {
+async fn each_over_a_whole_number_counts_from_zero() {
     let (kinds, _) = kinds();
     let file = parse(
         r#"
@@ -121,7 +123,12 @@ flow:
 "#,
         &kinds,
     );
-    let ran = run(&file, json!({"n": "3"}), kinds).await;
+    // Typed inputs are checked before the flow is built: text for an integer is refused
+    // there (the CLI coerces `--store n=3` by the declared type).
+    let refused =
+        file.factory(Arc::new(kinds.clone())).build(&json!({"n": "3"}).as_object().cloned().unwrap_or_default());
+    assert!(refused.is_err_and(|e| e.to_string().contains("must be an integer")));
+    let ran = run(&file, json!({"n": 3}), kinds).await;
     assert_state(&ran, FlowState::Success);
     assert_eq!(ran.outcome.results["out"], json!([0, 1, 2]));
 }
