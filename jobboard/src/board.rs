@@ -15,7 +15,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::claim::Claim;
 use crate::error::Error;
-use crate::job::{ConductorInfo, FlowFilter, Job, JobId, JobPage, ListQuery, NewJob};
+use crate::flow_defs::{Applied, ApplyRule, FlowVersion, NewFlowVersion};
+use crate::job::{ConductorInfo, FlowFilter, Job, JobId, JobPage, JobState, ListQuery, NewJob};
 
 /// A job board backend.
 #[async_trait]
@@ -68,6 +69,24 @@ pub trait JobBoard: Send + Sync + std::fmt::Debug {
     /// retention. Returns how many were removed.
     async fn purge_expired(&self) -> Result<usize, Error>;
 
+    /// Stores a flow definition: unchanged content is a no-op; otherwise a new
+    /// immutable version becomes current, in one conditional write (concurrent
+    /// applies each get their own version; none is lost). See [`flow_defs`](crate::flow_defs).
+    async fn apply_flow(&self, def: NewFlowVersion, rule: ApplyRule) -> Result<Applied, Error>;
+
+    /// One version of a flow definition; `None` asks for the current one. `UnknownFlow` if absent.
+    async fn flow_version(&self, name: &str, version: Option<u32>) -> Result<FlowVersion, Error>;
+
+    /// Every version of a flow definition, oldest first. `UnknownFlow` if it has none.
+    async fn flow_history(&self, name: &str) -> Result<Vec<FlowVersion>, Error>;
+
+    /// The current version of every flow definition, by name.
+    async fn current_flows(&self) -> Result<Vec<FlowVersion>, Error>;
+
+    /// Removes a flow definition with all its versions. `FlowInUse` while a job
+    /// of that flow is unfinished (UNCLAIMED or CLAIMED); `UnknownFlow` if absent.
+    async fn delete_flow(&self, name: &str) -> Result<(), Error>;
+
     /// Cancelled when this session is over: its lease was lost, or it was closed.
     /// Every claim made through it is lost at the same moment.
     fn session_lost(&self) -> CancellationToken;
@@ -84,6 +103,17 @@ pub trait JobBoard: Send + Sync + std::fmt::Debug {
     /// Ends the session: releases its lease (so its claims return to the board
     /// at once) and stops background work.
     async fn close(&self) -> Result<(), Error>;
+}
+
+/// An unfinished job of `flow`, if any: what keeps its definition from being deleted.
+pub(crate) async fn unfinished_job_of(board: &dyn JobBoard, flow: &str) -> Result<Option<JobId>, Error> {
+    for state in [JobState::Claimed, JobState::Unclaimed] {
+        let query = ListQuery { state: Some(state), flow: Some(flow.to_owned()), limit: 1, ..ListQuery::default() };
+        if let Some(job) = board.list(&query).await?.jobs.first() {
+            return Ok(Some(job.id));
+        }
+    }
+    Ok(None)
 }
 
 /// Whether a board session can reach its backend now.

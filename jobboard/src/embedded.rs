@@ -22,6 +22,7 @@
 
 mod conductors;
 mod db;
+mod flow_defs;
 mod jobs;
 mod logbook;
 mod notify;
@@ -47,6 +48,7 @@ pub use self::storage::EmbeddedStorage;
 use crate::board::{JobBoard, Wakeups};
 use crate::claim::{Claim, FenceToken};
 use crate::error::Error;
+use crate::flow_defs::{Applied, ApplyRule, FlowVersion, NewFlowVersion};
 use crate::job::{BoardConfig, ConductorInfo, FlowFilter, Job, JobId, JobPage, JobState, ListQuery, NewJob};
 
 /// What every session of one board file shares.
@@ -290,6 +292,36 @@ impl JobBoard for EmbeddedBoard {
         let retention = u64::try_from(self.shared.retention.as_millis()).unwrap_or(u64::MAX);
         let before = now_millis().saturating_sub(retention);
         self.shared.db.write(move |tx| jobs::purge(tx, before)).await
+    }
+
+    async fn apply_flow(&self, def: NewFlowVersion, rule: ApplyRule) -> Result<Applied, Error> {
+        self.check_open()?;
+        crate::flow_defs::check_name(&def.name)?;
+        let now = now_millis();
+        self.shared.db.write(move |tx| flow_defs::apply(tx, &def, rule, now)).await
+    }
+
+    async fn flow_version(&self, name: &str, version: Option<u32>) -> Result<FlowVersion, Error> {
+        self.check_open()?;
+        let name = name.to_owned();
+        self.shared.db.read(move |tx| flow_defs::version(tx, &name, version)).await
+    }
+
+    async fn flow_history(&self, name: &str) -> Result<Vec<FlowVersion>, Error> {
+        self.check_open()?;
+        let name = name.to_owned();
+        self.shared.db.read(move |tx| flow_defs::history(tx, &name)).await
+    }
+
+    async fn current_flows(&self) -> Result<Vec<FlowVersion>, Error> {
+        self.check_open()?;
+        self.shared.db.read(flow_defs::current).await
+    }
+
+    async fn delete_flow(&self, name: &str) -> Result<(), Error> {
+        self.check_open()?;
+        let name = name.to_owned();
+        self.shared.db.write(move |tx| flow_defs::delete(tx, &name)).await
     }
 
     fn session_lost(&self) -> CancellationToken {

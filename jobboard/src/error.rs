@@ -73,6 +73,22 @@ pub enum Error {
         #[source]
         source: Option<BoxError>,
     },
+    /// No flow definition has this name (or this version).
+    #[error("flow definition {name:?}{} not found", .version.map(|v| format!(" version {v}")).unwrap_or_default())]
+    UnknownFlow {
+        /// The flow's name.
+        name: String,
+        /// The version asked for; `None` for the current one.
+        version: Option<u32>,
+    },
+    /// The flow definition is used by a job that has not finished.
+    #[error("flow definition {name:?} is used by unfinished job {job}; cancel it or let it finish first")]
+    FlowInUse {
+        /// The flow's name.
+        name: String,
+        /// One unfinished job that uses it.
+        job: JobId,
+    },
     /// The board was closed (or its session ended); open a new one.
     #[error("job board session is closed")]
     Closed,

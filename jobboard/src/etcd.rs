@@ -12,6 +12,7 @@ mod claim;
 mod codec;
 mod conductors;
 mod epoch;
+mod flow_defs;
 pub(crate) mod keys;
 mod list;
 mod local;
@@ -38,6 +39,7 @@ use self::session::Session;
 use crate::board::{JobBoard, Wakeups};
 use crate::claim::Claim;
 use crate::error::Error;
+use crate::flow_defs::{Applied, ApplyRule, FlowVersion, NewFlowVersion};
 use crate::job::{BoardConfig, ConductorInfo, FlowFilter, Job, JobId, JobPage, ListQuery, NewJob};
 
 /// How long one etcd request may take before it counts as `Unavailable`: a
@@ -380,6 +382,30 @@ impl JobBoard for EtcdBoard {
 
     async fn purge_expired(&self) -> Result<usize, Error> {
         self.inner.purge_expired().await
+    }
+
+    async fn apply_flow(&self, def: NewFlowVersion, rule: ApplyRule) -> Result<Applied, Error> {
+        self.inner.apply_flow(&def, rule).await
+    }
+
+    async fn flow_version(&self, name: &str, version: Option<u32>) -> Result<FlowVersion, Error> {
+        self.inner.flow_version(name, version).await
+    }
+
+    async fn flow_history(&self, name: &str) -> Result<Vec<FlowVersion>, Error> {
+        self.inner.flow_history(name).await
+    }
+
+    async fn current_flows(&self) -> Result<Vec<FlowVersion>, Error> {
+        self.inner.current_flows().await
+    }
+
+    async fn delete_flow(&self, name: &str) -> Result<(), Error> {
+        crate::flow_defs::check_name(name)?;
+        if let Some(job) = crate::board::unfinished_job_of(self, name).await? {
+            return Err(Error::FlowInUse { name: name.to_owned(), job });
+        }
+        self.inner.delete_flow_versions(name).await
     }
 
     fn session_lost(&self) -> CancellationToken {

@@ -6,6 +6,7 @@
 //! - [`claim`]: `Claim`, ownership of a job and the only way to write to it (fencing);
 //!   `patient` makes its writes ride out transient board errors while the claim lives.
 //! - [`lifecycle`]: the table of job transitions (and the quarantine rule) every backend goes through.
+//! - [`flow_defs`]: flow definitions on the board: versions, the apply rule.
 //! - [`error`]: `Error`, one enum for the crate.
 //!
 //! Backends: `etcd` (`EtcdBoard`, for a fleet) and `embedded` (`EmbeddedBoard`,
@@ -18,6 +19,7 @@ pub mod claim;
 pub mod embedded;
 pub mod error;
 pub mod etcd;
+pub mod flow_defs;
 pub mod job;
 pub mod lifecycle;
 mod patient;
@@ -25,6 +27,7 @@ mod patient;
 pub use board::{Availability, JobBoard, Wakeups};
 pub use claim::{Claim, FenceToken};
 pub use error::Error;
+pub use flow_defs::{Applied, ApplyRule, FlowVersion, NewFlowVersion};
 pub use job::{
     BoardConfig, ConductorInfo, FlowFilter, Job, JobId, JobPage, JobState, ListQuery, NewJob, Outcome, MAX_NAME_BYTES,
 };

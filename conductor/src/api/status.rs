@@ -12,12 +12,12 @@ use tonic::{Code, Status};
 pub fn from_board(err: &jobboard::Error) -> Status {
     use jobboard::Error as E;
     let code = match err {
-        E::NotFound(_) => Code::NotFound,
+        E::NotFound(_) | E::UnknownFlow { .. } => Code::NotFound,
         E::InvalidInput(_) => Code::InvalidArgument,
         // The message names the limit; the request cannot succeed as it is.
         E::TooLarge { .. } => Code::InvalidArgument,
         E::AlreadyClaimed { .. } => Code::Aborted,
-        E::NotClaimable { .. } | E::ClaimLost { .. } => Code::FailedPrecondition,
+        E::NotClaimable { .. } | E::ClaimLost { .. } | E::FlowInUse { .. } => Code::FailedPrecondition,
         E::Unavailable { .. } | E::Closed => Code::Unavailable,
         _ => Code::Internal,
     };

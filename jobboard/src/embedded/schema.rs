@@ -11,7 +11,7 @@ use super::db::sql_error;
 use crate::error::Error;
 
 /// The schema version this code writes and understands (`PRAGMA user_version`).
-pub(crate) const SCHEMA_VERSION: i64 = 1;
+pub(crate) const SCHEMA_VERSION: i64 = 2;
 
 /// Version 1: jobs, idempotency keys, logbooks, conductors.
 const V1: &str = r#"
@@ -97,6 +97,25 @@ CREATE TABLE conductors (
 );
 "#;
 
+/// Version 2: flow definitions (see `flow_defs`).
+const V2: &str = r#"
+-- Every version of every flow definition; immutable once written.
+CREATE TABLE flow_versions (
+    name       TEXT    NOT NULL,
+    version    INTEGER NOT NULL,                    -- 1, 2, ... per name
+    hash       TEXT    NOT NULL,                    -- of the canonical definition
+    source     TEXT    NOT NULL,                    -- the definition as applied
+    applied_at INTEGER NOT NULL,                    -- ms since the Unix epoch
+    PRIMARY KEY (name, version)
+);
+
+-- The current version of each flow definition.
+CREATE TABLE flow_current (
+    name    TEXT PRIMARY KEY,
+    version INTEGER NOT NULL
+);
+"#;
+
 /// Brings a database to [`SCHEMA_VERSION`]: creates the tables in a new file,
 /// accepts a current one, and refuses a file written by a newer version.
 pub(crate) fn migrate(conn: &mut Connection) -> Result<(), Error> {
@@ -105,6 +124,11 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<(), Error> {
     match version {
         0 => {
             tx.execute_batch(V1).map_err(sql_error)?;
+            tx.execute_batch(V2).map_err(sql_error)?;
+            tx.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(sql_error)?;
+        }
+        1 => {
+            tx.execute_batch(V2).map_err(sql_error)?;
             tx.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(sql_error)?;
         }
         SCHEMA_VERSION => {}

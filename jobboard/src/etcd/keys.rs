@@ -18,6 +18,8 @@
 //! | `P m/queue/<inv-prio:010>/<id>` | copy of the state JSON (same revision as `m/state`): claimable index over all flows | - | post, abandon, re-queue |
 //! | `P m/fqueue/<flow-hex>/<inv-prio:010>/<id>` | same as `queue`: claimable index per flow | - | same txns as `queue` |
 //! | `P m/conductor/<name>` | `ConductorInfo` JSON | session lease | register_conductor |
+//! | `P defs/v/<name>/<version:010>` | flow definition version JSON: name, version, hash, source, applied | - | apply (immutable) |
+//! | `P defs/current/<name>` | the current version's number | - | apply, in the same txn as the version |
 //! | `P m/epoch` | the board epoch, a number; compared by every claim and owner write (see `epoch`) | - | first session; bumped on an etcd restore |
 //!
 //! `inv-prio` is `i32::MAX - priority` zero-padded, so ascending key order is
@@ -135,6 +137,22 @@ impl Keys {
 
     pub(crate) fn conductor(&self, name: &str) -> String {
         format!("{}m/conductor/{name}", self.prefix)
+    }
+
+    pub(crate) fn flow_versions_prefix(&self, name: &str) -> String {
+        format!("{}defs/v/{name}/", self.prefix)
+    }
+
+    pub(crate) fn flow_version(&self, name: &str, version: u32) -> String {
+        format!("{}defs/v/{name}/{version:010}", self.prefix)
+    }
+
+    pub(crate) fn flow_current_prefix(&self) -> String {
+        format!("{}defs/current/", self.prefix)
+    }
+
+    pub(crate) fn flow_current(&self, name: &str) -> String {
+        format!("{}defs/current/{name}", self.prefix)
     }
 
     pub(crate) fn epoch(&self) -> String {
