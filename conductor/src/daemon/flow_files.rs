@@ -13,6 +13,13 @@
 //! - A flow that uses a kind outside `--task-kinds` anywhere (reverts included)
 //!   is left out with one warning naming the file, the flow and the kinds missing.
 //!
+//! Scope, until flows are stored on the board (`baton flows apply`, issue 9 section 3):
+//! each conductor loads its own directory, so a fleet must be given the same files. A
+//! post of a flow through a conductor that did not load it is refused as an unknown
+//! flow, even when another conductor of the fleet runs it (the issue's "accepted with a
+//! warning" needs the board to know every flow). A job is built, when claimed, from the
+//! claiming conductor's copy of the file.
+//!
 //! Hidden entries are skipped and symbolic links followed, so a Kubernetes
 //! ConfigMap mounted as the directory (`flow.yaml -> ..data/flow.yaml`) loads
 //! each file once. Files are read in name order.
@@ -94,6 +101,9 @@ pub fn registry(config: &Config, rust: &FlowRegistry) -> Result<FlowRegistry, Er
 pub fn load(dir: &Path, kinds: &Arc<Kinds>, rust: &FlowRegistry) -> Result<Loaded, Error> {
     let mut problems: Vec<String> = Vec::new();
     let mut parsed: Vec<(PathBuf, FlowFile)> = Vec::new();
+    // Checked against every built-in kind: a kind this conductor leaves out
+    // makes the flow not runnable here, not the file wrong.
+    let every_kind = Kinds::all();
     for file in flow_file_paths(dir)? {
         let shown = file.display().to_string();
         let text = match std::fs::read_to_string(&file) {
@@ -103,9 +113,7 @@ pub fn load(dir: &Path, kinds: &Arc<Kinds>, rust: &FlowRegistry) -> Result<Loade
                 continue;
             }
         };
-        // Checked against every built-in kind: a kind this conductor leaves out
-        // makes the flow not runnable here, not the file wrong.
-        match FlowFile::parse_with(&shown, &text, &Kinds::all()) {
+        match FlowFile::parse_with(&shown, &text, &every_kind) {
             Ok(flow) => parsed.push((file, flow)),
             Err(found) => problems.extend(found.lines()),
         }
