@@ -26,7 +26,19 @@ Every flag can also be set in the environment as BATON_<FLAG> (--max-jobs: BATON
 --etcd: BATON_ETCD=http://a:2379,http://b:2379; an empty value counts as unset), or in the
 YAML file given by --config (or BATON_CONFIG) as a snake_case key (max_jobs: 8). Precedence:
 flags, then environment, then the file, then the defaults shown. Durations take a unit:
-500ms, 10s, 2m, 1h, 7d. Logs go to stderr; RUST_LOG filters them (default info).";
+500ms, 10s, 2m, 1h, 7d. Logs go to stderr; RUST_LOG filters them (default info).
+
+Flow files: every *.yaml / *.yml file in --flows-dir declares one flow, registered at start
+beside the binary's own (Rust) flows. A file with any error, or a flow name taken twice,
+stops the conductor at start (exit 2) with every problem as FILE:LINE:COLUMN: path: what.
+A flow using a task kind outside --task-kinds (reverts included) is not loaded, with a
+warning: this conductor neither claims its jobs nor accepts posts of it. The kinds are
+noop, sleep, fail, http and shell; all but shell are on by default (shell runs commands on
+this host: name it to turn it on, e.g. --task-kinds noop,sleep,fail,http,shell). Each
+conductor loads its own directory (flows are not stored on the board yet): give every
+conductor of a fleet the same files, and post through one that loaded them.
+${secret.NAME} in a task resolves from the file NAME in --secrets-dir, at run time only;
+secret values never reach the job's logbook, results, failures, the API or the logs.";
 
 /// The `conductor` command line.
 #[derive(Debug, Clone, Default, Parser)]
@@ -47,7 +59,7 @@ pub struct Flags {
 pub struct Settings {
     /// etcd endpoints, comma-separated. Absent: the embedded board in --data-dir.
     #[arg(long, value_name = "URLS", value_delimiter = ',')]
-    #[serde(default, deserialize_with = "endpoints")]
+    #[serde(default, deserialize_with = "comma_list")]
     pub etcd: Option<Vec<String>>,
     /// Directory of the embedded board (used without --etcd) [default: ./baton-data].
     #[arg(long, value_name = "DIR")]
@@ -99,6 +111,16 @@ pub struct Settings {
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     #[serde(default, deserialize_with = "duration::deserialize_opt")]
     pub drain_check_interval: Option<Duration>,
+    /// Directory of flow files (*.yaml, *.yml) to run beside the built-in flows.
+    #[arg(long, value_name = "DIR")]
+    pub flows_dir: Option<PathBuf>,
+    /// Task kinds flow files may use on this conductor, comma-separated [default: every built-in kind but shell].
+    #[arg(long, value_name = "KIND,...", value_delimiter = ',')]
+    #[serde(default, deserialize_with = "comma_list")]
+    pub task_kinds: Option<Vec<String>>,
+    /// Directory with one file per secret, for ${secret.NAME} in flow files.
+    #[arg(long, value_name = "DIR")]
+    pub secrets_dir: Option<PathBuf>,
 }
 
 /// How logs are written.
@@ -173,6 +195,12 @@ pub struct Config {
     pub purge_interval: Duration,
     /// How often the board's drain flag is re-read.
     pub drain_check_interval: Duration,
+    /// Flow files to load at start; `None`: none.
+    pub flows_dir: Option<PathBuf>,
+    /// The task kinds flow files may use (checked against the built-in kinds by [`Config::validate`]).
+    pub task_kinds: Vec<String>,
+    /// Where `${secret.NAME}` resolves from; `None`: every secret is missing.
+    pub secrets_dir: Option<PathBuf>,
 }
 
 /// The file the embedded board keeps in its data dir.
@@ -217,6 +245,12 @@ impl Config {
             retention: s.retention.unwrap_or(defaults.retention),
             purge_interval: s.purge_interval.unwrap_or(defaults.purge_interval),
             drain_check_interval: s.drain_check_interval.unwrap_or(defaults.drain_check_interval),
+            flows_dir: s.flows_dir,
+            task_kinds: match s.task_kinds {
+                Some(kinds) => kinds.iter().map(|k| k.trim().to_owned()).filter(|k| !k.is_empty()).collect(),
+                None => defaults.task_kinds,
+            },
+            secrets_dir: s.secrets_dir,
         };
         config.validate()?;
         Ok(config)
@@ -246,6 +280,9 @@ impl Config {
             retention: Duration::from_secs(7 * 86_400),
             purge_interval: Duration::from_secs(3600),
             drain_check_interval: Duration::from_secs(5),
+            flows_dir: None,
+            task_kinds: flowfile::Kinds::default_allowed().names().into_iter().map(str::to_owned).collect(),
+            secrets_dir: None,
         }
     }
 
@@ -266,6 +303,12 @@ impl Config {
         }
         if self.purge_interval.is_zero() || self.drain_check_interval.is_zero() {
             return bad("--purge-interval and --drain-check-interval must be above zero".into());
+        }
+        if self.task_kinds.is_empty() {
+            return bad("--task-kinds names no kind".into());
+        }
+        if let Err(unknown) = flowfile::Kinds::allowing(&self.task_kinds) {
+            return bad(format!("--task-kinds: {unknown}"));
         }
         if let BoardSettings::Etcd { endpoints, prefix } = &self.board {
             if endpoints.is_empty() {
@@ -312,6 +355,9 @@ impl Settings {
             retention: self.retention.or(lower.retention),
             purge_interval: self.purge_interval.or(lower.purge_interval),
             drain_check_interval: self.drain_check_interval.or(lower.drain_check_interval),
+            flows_dir: self.flows_dir.or(lower.flows_dir),
+            task_kinds: self.task_kinds.or(lower.task_kinds),
+            secrets_dir: self.secrets_dir.or(lower.secrets_dir),
         }
     }
 }
@@ -376,8 +422,8 @@ fn default_name(env: &dyn Fn(&str) -> Option<String>) -> String {
     format!("{host}-{}", std::process::id())
 }
 
-/// YAML `etcd:` as a list of URLs or one comma-separated string.
-fn endpoints<'de, D: Deserializer<'de>>(de: D) -> Result<Option<Vec<String>>, D::Error> {
+/// YAML `etcd:` or `task_kinds:` as a list or one comma-separated string.
+fn comma_list<'de, D: Deserializer<'de>>(de: D) -> Result<Option<Vec<String>>, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum OneOrMany {

@@ -23,6 +23,8 @@
 //!
 //! ## Layout
 //! - [`backend`]: opens the etcd or embedded board the config names, waiting for it.
+//! - [`flow_files`]: `--flows-dir`, `--task-kinds`, `--secrets-dir`: file flows joining
+//!   the registry at start (a bad file stops the start).
 //! - `session`: one board session: registration, claim loops, retention, jobs.
 //! - `claimer`: the claim loops (semaphore of `--max-jobs`, board wake-ups, backoff).
 //! - `job_runner`: one job: build the flow, run the engine on its logbook, consume/abandon/trash.
@@ -31,6 +33,7 @@
 
 pub mod backend;
 mod claimer;
+pub mod flow_files;
 mod job_runner;
 mod registration;
 mod retention;
@@ -81,7 +84,8 @@ impl Daemon {
         Daemon { config, registry: Arc::new(crate::demo_flows::registry()), board: None, drain: DrainHandle::new() }
     }
 
-    /// Runs these flow factories instead of the demo flows; the conductor claims only their jobs.
+    /// Runs these flow factories instead of the demo flows; the conductor claims only their
+    /// jobs (and those of the flow files of `--flows-dir`, which join them at start).
     #[must_use]
     pub fn registry(mut self, registry: Arc<FlowRegistry>) -> Self {
         self.registry = registry;
@@ -105,7 +109,9 @@ impl Daemon {
 
     /// Runs until `shutdown` resolves (`Ok`), starting a new board session
     /// whenever one is lost. The last session is closed on the way out.
-    pub async fn run(self, listener: TcpListener, shutdown: impl Future) -> Result<(), Error> {
+    /// Bad flow files (see [`flow_files`]) are an `Error::Config` before anything starts.
+    pub async fn run(mut self, listener: TcpListener, shutdown: impl Future) -> Result<(), Error> {
+        self.registry = Arc::new(flow_files::registry(&self.config, &self.registry)?);
         let local_addr =
             listener.local_addr().map_err(|source| Error::Io { what: "reading listen address".into(), source })?;
         let address = self.config.advertise.clone().unwrap_or_else(|| local_addr.to_string());

@@ -4,6 +4,7 @@
 //! - `board_suite`: the conformance suite every `JobBoard` backend must pass.
 //! - `conductor`: `ConductorProcess`, a real `conductor` binary under test control.
 //! - `cpu`: a process's CPU time from `/proc`, for the benchmarks.
+//! - `flow_files`: a board of either kind per test, flows dirs, board dumps, a recording HTTP server.
 //! - `chaos`: the self-recording flow of the chaos suite and its `chaos_conductor` binary.
 
 pub mod board_suite;
@@ -11,3 +12,4 @@ pub mod chaos;
 pub mod conductor;
 pub mod cpu;
 pub mod etcd;
+pub mod flow_files;

@@ -4,7 +4,7 @@
 //! installs the tracing subscriber (human or JSON, filtered by `RUST_LOG`),
 //! binds the gRPC listener and runs `conductor::daemon::run` until SIGTERM or
 //! SIGINT (a second signal exits at once). An unreachable etcd is waited for,
-//! never a reason to exit. Exit codes: 0 after a graceful stop, 1 when the
+//! never a reason to exit; a bad flow file in `--flows-dir` is bad configuration. Exit codes: 0 after a graceful stop, 1 when the
 //! daemon failed (a local resource, the gRPC server), 2 for bad configuration,
 //! 130 when forced by a second signal.
 //!

@@ -149,3 +149,38 @@ fn a_config_file_that_is_not_a_map_or_has_a_bad_value_is_named() {
     let err = load(&["--config", file.path().to_str().unwrap()], &[]).unwrap_err().to_string();
     assert!(err.contains("invalid YAML"), "{err}");
 }
+
+#[test]
+fn task_kinds_default_to_all_but_shell_and_layer_like_the_rest() {
+    let config = load(&[], &[]).unwrap();
+    assert_eq!(config.task_kinds, ["fail", "http", "noop", "sleep"]);
+    assert_eq!((config.flows_dir, config.secrets_dir), (None, None));
+    let config = load(&["--task-kinds", "noop, shell"], &[("BATON_TASK_KINDS", "http")]).unwrap();
+    assert_eq!(config.task_kinds, ["noop", "shell"]);
+    let env = [("BATON_TASK_KINDS", "http,shell"), ("BATON_FLOWS_DIR", "/etc/baton/flows")];
+    let config = load(&[], &env).unwrap();
+    assert_eq!(config.task_kinds, ["http", "shell"]);
+    assert_eq!(config.flows_dir, Some(PathBuf::from("/etc/baton/flows")));
+    let file = config_file("task_kinds: [noop, shell]\nflows_dir: /f\nsecrets_dir: /s\n");
+    let config = load(&["--config", file.path().to_str().unwrap()], &[]).unwrap();
+    assert_eq!(config.task_kinds, ["noop", "shell"]);
+    assert_eq!(config.flows_dir, Some(PathBuf::from("/f")));
+    assert_eq!(config.secrets_dir, Some(PathBuf::from("/s")));
+    let file = config_file("task_kinds: noop,sleep\n");
+    let config = load(&["--config", file.path().to_str().unwrap()], &[("BATON_SECRETS_DIR", "/run/s")]).unwrap();
+    assert_eq!(config.task_kinds, ["noop", "sleep"]);
+    assert_eq!(config.secrets_dir, Some(PathBuf::from("/run/s")));
+}
+
+#[test]
+fn an_unknown_task_kind_is_refused_with_a_suggestion() {
+    let err = load(&["--task-kinds", "noop,shel"], &[]).unwrap_err();
+    assert!(err.is_config());
+    let err = err.to_string();
+    assert!(err.contains("--task-kinds") && err.contains("\"shel\""), "{err}");
+    assert!(err.contains("did you mean \"shell\"?"), "{err}");
+    let err = load(&[], &[("BATON_TASK_KINDS", "htp")]).unwrap_err().to_string();
+    assert!(err.contains("did you mean \"http\"?"), "{err}");
+    let err = load(&["--task-kinds", ","], &[]).unwrap_err().to_string();
+    assert!(err.contains("--task-kinds names no kind"), "{err}");
+}
