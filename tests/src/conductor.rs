@@ -71,6 +71,8 @@ pub struct ConductorConfig {
     pub max_jobs: Option<usize>,
     /// Further flags, passed as they are.
     pub extra_args: Vec<String>,
+    /// The daemon binary (`conductor`, or one built on the library, e.g. `rust-conductor`).
+    pub binary: &'static str,
 }
 
 impl ConductorConfig {
@@ -82,6 +84,7 @@ impl ConductorConfig {
             lease_ttl,
             max_jobs: None,
             extra_args: Vec::new(),
+            binary: "conductor",
         }
     }
 
@@ -93,6 +96,7 @@ impl ConductorConfig {
             lease_ttl: Duration::from_secs(10),
             max_jobs: None,
             extra_args: Vec::new(),
+            binary: "conductor",
         }
     }
 
@@ -144,7 +148,7 @@ impl ConductorProcess {
         let log_dir = tempfile::Builder::new().prefix("baton-conductor-log-").tempdir()?;
         let log_path = log_dir.path().join(format!("{}.log", config.name));
         let log = File::create(&log_path)?;
-        let mut command = conductor_command();
+        let mut command = conductor_command(config.binary);
         command
             .arg("--listen")
             .arg(listen.to_string())
@@ -338,8 +342,8 @@ impl Drop for ConductorProcess {
 /// `conductor` started so that it dies with the thread that started it (`setpriv
 /// --pdeathsig KILL`, when util-linux has it): a test binary that aborts leaves no daemon
 /// claiming jobs behind. Tests start and drop their conductors on one thread.
-fn conductor_command() -> Command {
-    let conductor = bin_path("conductor");
+fn conductor_command(binary: &str) -> Command {
+    let conductor = bin_path(binary);
     if Path::new(SETPRIV).is_file() {
         let mut command = Command::new(SETPRIV);
         command.arg("--pdeathsig").arg("KILL").arg(conductor);

@@ -1,0 +1,28 @@
+//! The library path for Rust users: `examples/rust-conductor`, a conductor built on the
+//! library with its own Rust flow, runs a job of that flow through the real CLI.
+
+use std::time::Duration;
+
+use tests::conductor::{baton, post_job, succeeded_tasks, wait_job, ConductorConfig, ConductorProcess, OrFail};
+
+#[test]
+fn a_conductor_built_on_the_library_runs_its_own_rust_flow() {
+    let dir = tempfile::tempdir().or_fail();
+    let mut config = ConductorConfig::embedded(dir.path(), "rust-conductor");
+    config.binary = "rust-conductor";
+    let conductor = ConductorProcess::start(&config).or_fail();
+    let api = conductor.endpoint();
+
+    let flows = baton(&api, ["flows"]).ok_json().or_fail();
+    let names: Vec<&str> = flows.as_array().into_iter().flatten().filter_map(|f| f["name"].as_str()).collect();
+    assert_eq!(names, ["word-count"], "only its own flows: {flows}");
+
+    let id = post_job(&api, "word-count", &[("text", "to be or not to be")]).or_fail();
+    let job = wait_job(&api, &id, Duration::from_secs(60), "completion", |job| job["state"] == "COMPLETE").or_fail();
+    assert_eq!(job["outcome"], "SUCCESS", "{job}");
+    assert_eq!(succeeded_tasks(&job), ["split", "count", "report"]);
+
+    let refused = baton(&api, ["post", "word-count", "--store", "words=3"]);
+    assert!(!refused.success(), "its typed inputs are checked at post");
+    assert!(refused.stderr().contains("text"), "{}", refused.stderr());
+}
