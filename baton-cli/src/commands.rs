@@ -20,7 +20,7 @@ pub async fn dispatch(fleet: &Fleet, command: Command, out: Output) -> anyhow::R
             // Read and check the store file before anything else: a bad file posts
             // nothing, and says so even when no conductor is running.
             let mut store = store::read_optional(args.store_file.as_deref())?;
-            store.extend(pairs(fleet, &args).await?);
+            store.extend(pairs(fleet, &args).await);
             post(fleet, args, store, out).await
         }
         Command::Get { id } => {
@@ -84,15 +84,24 @@ pub async fn dispatch(fleet: &Fleet, command: Command, out: Output) -> anyhow::R
 }
 
 /// The `--store` pairs, each read as the type the flow declares for it (from `ListFlows`).
-async fn pairs(fleet: &Fleet, args: &PostArgs) -> anyhow::Result<Map<String, Value>> {
+///
+/// The look-up is best effort and leaves the post alone: it runs on a fleet of its own (so
+/// the post still starts at the first endpoint, as it always has), and when no conductor
+/// lists the flows the pairs are read as undeclared inputs and the post goes ahead (its
+/// own failure, if any, is the one to report).
+async fn pairs(fleet: &Fleet, args: &PostArgs) -> Map<String, Value> {
     if args.store.is_empty() {
-        return Ok(Map::new());
+        return Map::new();
     }
-    let flows = fleet.call(|c| async move { c.list_flows().await }).await;
-    let flows = flows.with_context(|| format!("cannot post a {} job", args.flow))?;
-    // An unknown flow gets no schema here; the conductor refuses it, naming it.
-    let schema = flows.iter().find(|f| f.name == args.flow).map(inputs::schema_of).unwrap_or_default();
-    Ok(inputs::coerce_pairs(&schema, &args.store))
+    let schema = match fleet.fresh().call(|c| async move { c.list_flows().await }).await {
+        // An unknown flow gets no schema here; the conductor refuses it, naming it.
+        Ok(flows) => flows.iter().find(|f| f.name == args.flow).map(inputs::schema_of).unwrap_or_default(),
+        Err(error) => {
+            tracing::debug!(%error, "cannot list flows; --store values are read as undeclared inputs");
+            flows::Schema::new()
+        }
+    };
+    inputs::coerce_pairs(&schema, &args.store)
 }
 
 async fn post(fleet: &Fleet, args: PostArgs, store: Map<String, Value>, out: Output) -> anyhow::Result<ExitCode> {

@@ -132,11 +132,13 @@ async fn wait_until_serving(fleet: &Fleet, child: &mut Child, log: &Path) -> any
     }
 }
 
-/// Why the conductor is gone, with the last line it logged.
+/// Why the conductor is gone, with the last error line it logged (else its last line).
 fn exited(what: &str, status: std::io::Result<ExitStatus>, log: &Path) -> anyhow::Error {
     let status = status.map_or_else(|e| e.to_string(), |s| s.to_string());
     let text = std::fs::read_to_string(log).unwrap_or_default();
-    match text.lines().rev().find(|line| !line.trim().is_empty()) {
+    let lines = || text.lines().rev().filter(|line| !line.trim().is_empty());
+    let error_line = lines().find(|line| line.to_lowercase().contains("error"));
+    match error_line.or_else(|| lines().next()) {
         Some(last) => anyhow!("the demo conductor {what} ({status}): {last}"),
         None => anyhow!("the demo conductor {what} ({status})"),
     }

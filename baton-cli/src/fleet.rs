@@ -132,6 +132,13 @@ impl Fleet {
         Ok(Fleet { endpoints, timeouts, clients, current: AtomicUsize::new(0) })
     }
 
+    /// The same endpoints and timeouts with no connection and no memory of who answered:
+    /// for a side request that must not change where the next call starts.
+    pub fn fresh(&self) -> Fleet {
+        let clients = Mutex::new(vec![None; self.endpoints.len()]);
+        Fleet { endpoints: self.endpoints.clone(), timeouts: self.timeouts, clients, current: AtomicUsize::new(0) }
+    }
+
     /// The endpoints, in the order given.
     #[cfg(test)]
     pub fn endpoints(&self) -> &[String] {

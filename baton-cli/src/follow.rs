@@ -45,7 +45,7 @@ impl Progress {
     /// Progress on stderr; `quiet` prints nothing.
     pub fn new(quiet: bool) -> Self {
         let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
-            let style = ProgressStyle::with_template("{spinner} [{bar:24}] {pos}/{len} {wide_msg}")
+            let style = ProgressStyle::with_template("{spinner} [{bar:24}] {wide_msg}")
                 .unwrap_or_else(|_| ProgressStyle::default_bar())
                 .progress_chars("=> ");
             let bar = ProgressBar::new(0).with_style(style);

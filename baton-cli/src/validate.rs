@@ -19,7 +19,10 @@ use crate::report::io_words;
 /// What checking one file found.
 enum Checked {
     /// The flow's name and the hash of its canonical form.
-    Sound { flow: String, hash: String },
+    Sound {
+        flow: String,
+        hash: String,
+    },
     Refused(Problems),
 }
 
