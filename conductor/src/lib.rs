@@ -1,7 +1,7 @@
-//! # conductor: the Baton daemon and the `baton` CLI
+//! # conductor: the Baton daemon
 //!
-//! The only crate that knows gRPC status codes, command-line flags,
-//! environment variables and YAML.
+//! The daemon's side of gRPC status codes, command-line flags, environment variables
+//! and YAML (the `baton` CLI is the `baton-cli` crate).
 //!
 //! ## Layout
 //! - [`config`]: daemon settings; flags > `BATON_*` env > YAML file > defaults.
@@ -9,13 +9,11 @@
 //! - [`api`]: the `baton.v1` gRPC service over a `JobBoard`; `api::status` maps errors to codes.
 //! - [`drain`]: `DrainHandle`, a conductor's local drain switch.
 //! - [`local`]: `LocalStatus`, what this conductor knows of itself (sessions, running jobs).
-//! - [`cli`]: the `baton` command-line client.
 //! - [`error`]: `Error`, why the daemon could not start or had to stop.
 //! - [`demo_flows`]: the flow factories the stock binary ships (`provision-cluster`, `chain`).
 //! - [`yaml`]: the one place YAML is parsed (`serde_yaml` is deprecated upstream).
 
 pub mod api;
-pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod demo_flows;

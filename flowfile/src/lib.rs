@@ -9,7 +9,8 @@
 //! store. The file format is described in this crate's `README.md`.
 //!
 //! ## Layout
-//! - `yaml`: YAML text to a tree with positions (saphyr-parser).
+//! - `yaml`: YAML text to a tree with positions (saphyr-parser); [`document_to_json`]
+//!   reads other YAML (a job's store file) the same way.
 //! - `reader`, `parse`: the tree to the model (`model`), collecting problems ([`problems`]).
 //! - [`inputs`]: typed input declarations (to be mapped onto `flows::inputs`).
 //! - `refs`: `${name}` references; [`secrets`]: `${secret.NAME}` and redaction.
@@ -40,3 +41,4 @@ pub use file::FlowFile;
 pub use kinds::{Call, Kind, Kinds};
 pub use problems::{Pos, Problem, Problems};
 pub use secrets::{DirSecrets, NoSecrets, SecretError, Secrets};
+pub use yaml::document_to_json;

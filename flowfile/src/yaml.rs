@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use saphyr_parser::{Event, Parser, ScalarStyle, Span};
 use serde_json::{Map, Number, Value};
 
-use crate::problems::{Pos, Sink};
+use crate::problems::{Pos, Problems, Sink};
 
 /// A YAML node and its position.
 #[derive(Debug, Clone)]
@@ -59,6 +59,42 @@ fn pos(span: &Span) -> Pos {
 
 /// Parses one YAML document. A syntax error is returned with its position.
 pub(crate) fn load(text: &str) -> Result<Node, (Pos, String)> {
+    let (mut documents, last) = load_all(text)?;
+    match documents.len() {
+        0 => Err((last, "the file is empty".to_owned())),
+        1 => Ok(documents.remove(0)),
+        _ => Err((documents[1].pos, "a flow file holds one YAML document".to_owned())),
+    }
+}
+
+/// A YAML (or JSON) text that is not a flow file, such as a job's store file, as JSON
+/// (the YAML 1.2 core schema: `on`, `yes` stay text); `Ok(None)` when it holds no document.
+/// `file` names the text in the problems (syntax, several documents, duplicate keys).
+pub fn document_to_json(file: &str, text: &str) -> Result<Option<Value>, Problems> {
+    let mut sink = Sink::default();
+    let value = match load_all(text) {
+        Err((pos, message)) => {
+            sink.at(pos, "", message);
+            None
+        }
+        Ok((documents, _)) => match documents.as_slice() {
+            [] => None,
+            [root] => Some(to_json(root, "", &mut sink)),
+            [_, second, ..] => {
+                sink.at(second.pos, "", "the file holds more than one YAML document");
+                None
+            }
+        },
+    };
+    if sink.is_empty() {
+        Ok(value)
+    } else {
+        Err(sink.into_problems(file))
+    }
+}
+
+/// Every document of `text`, and the position of its last event.
+fn load_all(text: &str) -> Result<(Vec<Node>, Pos), (Pos, String)> {
     let mut parser = Parser::new_from_str(text);
     let mut anchors: HashMap<usize, Node> = HashMap::new();
     // Open collections: (position, anchor, items; mappings collect keys and values alternately).
@@ -117,11 +153,7 @@ pub(crate) fn load(text: &str) -> Result<Node, (Pos, String)> {
             }
         }
     }
-    match documents.len() {
-        0 => Err((last, "the file is empty".to_owned())),
-        1 => Ok(documents.remove(0)),
-        _ => Err((documents[1].pos, "a flow file holds one YAML document".to_owned())),
-    }
+    Ok((documents, last))
 }
 
 /// A plain scalar typed by the YAML 1.2 core schema (`yes`/`on` stay strings).
@@ -192,6 +224,18 @@ pub(crate) fn join(path: &str, key: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn documents_read_as_json_or_name_the_problem() {
+        let value = document_to_json("s.yaml", "version: 1.10\nname: on\nlist: [1, \"2\"]\n").unwrap();
+        assert_eq!(value, Some(serde_json::json!({"version": 1.1, "name": "on", "list": [1, "2"]})));
+        assert_eq!(document_to_json("s.yaml", "# nothing\n").unwrap(), None);
+        let problems = document_to_json("s.yaml", "a: [1, 2\n").unwrap_err();
+        assert!(problems.lines()[0].starts_with("s.yaml:"), "{problems}");
+        let problems = document_to_json("s.yaml", "a: 1\na: 2\n").unwrap_err();
+        assert_eq!(problems.lines(), ["s.yaml:2:1: a: duplicate key"]);
+        assert!(document_to_json("s.yaml", "a: 1\n---\nb: 2\n").is_err());
+    }
 
     #[test]
     fn core_schema_keeps_yaml_1_1_booleans_as_text() {

@@ -1,8 +1,9 @@
 //! Following a job to its end with live progress on stderr (`post --wait`, `watch`, `demo`).
 //!
-//! Each snapshot from `WatchJob` prints the tasks whose state changed and a
-//! status line (`3/7 tasks done`). On a terminal the status line is redrawn
-//! in place; otherwise it is printed only when it changes, so logs stay short.
+//! Each snapshot from `WatchJob` prints the tasks whose state changed and a status line
+//! (`job 4b7c… chain: CLAIMED by c1, 3/7 tasks done`). On a terminal the status line is
+//! a live progress bar (indicatif) under the task lines; otherwise it is printed as a
+//! plain line only when it changes, so logs stay short.
 //!
 //! An open stream has no `--timeout` (a job may run for hours). A stream that breaks
 //! (UNAVAILABLE, a lost connection, an unanswered keep-alive, or an end before the job's)
@@ -14,10 +15,11 @@ use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context};
+use indicatif::{ProgressBar, ProgressStyle};
 use proto::{pb, ClientError};
 
-use super::fleet::{passing_failure, CallError, Fleet};
-use super::output::{failure_line, is_finished, outcome_name, progress, state_name};
+use crate::fleet::{passing_failure, CallError, Fleet};
+use crate::output::{failure_line, is_finished, outcome_name, progress, state_name};
 
 /// How long a broken watch is re-opened, round after round, before giving up.
 pub const REWATCH_GIVE_UP: Duration = Duration::from_secs(60);
@@ -26,10 +28,14 @@ const REWATCH_PAUSE: Duration = Duration::from_millis(200);
 /// The longest pause between two re-openings.
 const REWATCH_PAUSE_MAX: Duration = Duration::from_secs(2);
 
+/// How often the bar's spinner moves while nothing changes.
+const TICK: Duration = Duration::from_millis(120);
+
 /// Prints progress to stderr.
 #[derive(Debug)]
 pub struct Progress {
-    tty: bool,
+    /// The live bar, on a terminal only.
+    bar: Option<ProgressBar>,
     quiet: bool,
     task_states: HashMap<String, String>,
     last_status: String,
@@ -38,36 +44,51 @@ pub struct Progress {
 impl Progress {
     /// Progress on stderr; `quiet` prints nothing.
     pub fn new(quiet: bool) -> Self {
-        Progress {
-            tty: std::io::stderr().is_terminal(),
-            quiet,
-            task_states: HashMap::new(),
-            last_status: String::new(),
-        }
+        let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
+            let style = ProgressStyle::with_template("{spinner} [{bar:24}] {wide_msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> ");
+            let bar = ProgressBar::new(0).with_style(style);
+            bar.enable_steady_tick(TICK);
+            bar
+        });
+        Progress { bar, quiet, task_states: HashMap::new(), last_status: String::new() }
     }
 
     /// Shows one snapshot: changed tasks, then the status line.
     pub fn show(&mut self, job: &pb::Job) {
         let events = self.task_events(job);
         let status = status_line(job);
-        if self.quiet || (events.is_empty() && status == self.last_status) {
+        if self.quiet {
             self.last_status = status;
             return;
         }
-        let mut err = std::io::stderr().lock();
-        // Errors writing progress to stderr are not worth failing the command for.
-        if self.tty {
-            let _ = write!(err, "\r\x1b[2K");
+        match &self.bar {
+            Some(bar) => {
+                for event in events {
+                    bar.println(event);
+                }
+                let (done, total) = progress(job);
+                bar.set_length(u64::try_from(total).unwrap_or(u64::MAX));
+                bar.set_position(u64::try_from(done).unwrap_or(u64::MAX));
+                bar.set_message(status.clone());
+                if is_finished(job) {
+                    bar.finish_and_clear();
+                    eprintln!("{status}");
+                }
+            }
+            None => {
+                let mut err = std::io::stderr().lock();
+                // Errors writing progress to stderr are not worth failing the command for.
+                for event in events {
+                    let _ = writeln!(err, "{event}");
+                }
+                if status != self.last_status {
+                    let _ = writeln!(err, "{status}");
+                }
+                let _ = err.flush();
+            }
         }
-        for event in events {
-            let _ = writeln!(err, "{event}");
-        }
-        if self.tty && !is_finished(job) {
-            let _ = write!(err, "{status}");
-        } else if self.tty || status != self.last_status {
-            let _ = writeln!(err, "{status}");
-        }
-        let _ = err.flush();
         self.last_status = status;
     }
 
@@ -148,7 +169,10 @@ pub async fn follow(fleet: &Fleet, id: &str, progress: &mut Progress) -> anyhow:
         };
         let since = *broken_since.get_or_insert_with(Instant::now);
         if since.elapsed() >= REWATCH_GIVE_UP {
-            let waited = crate::config::format_duration(REWATCH_GIVE_UP);
+            if let Some(bar) = &progress.bar {
+                bar.abandon();
+            }
+            let waited = crate::duration::format_duration(REWATCH_GIVE_UP);
             return Err(anyhow!("{why}")).with_context(|| format!("lost the watch on job {id} for {waited}"));
         }
         tracing::debug!(job = id, %why, "watch broken; re-opening");

@@ -1,38 +1,16 @@
-//! The `baton` command-line client: argument definitions and dispatch.
-//!
-//! - [`commands`]: one function per subcommand.
-//! - [`fleet`]: the endpoints of `--endpoint`, timeouts and failover.
-//! - [`store`]: `--store KEY=VALUE` and `--store-file`.
-//! - [`output`]: JSON shapes and tables; [`status`]: those of `baton status`.
-//! - [`follow`]: `--wait` / `watch` progress.
-//! - [`report`]: errors as one line for people.
-//! - [`demo`]: `baton demo`, a conductor in-process.
+//! `baton`'s command line: the flags, subcommands and their arguments (clap).
 //!
 //! Exit status: 0 on success; 1 on an error (printed on stderr); 2 on bad
 //! usage; 3 when a followed job ended without SUCCESS.
 
-pub mod commands;
-pub mod demo;
-pub mod fleet;
-pub mod follow;
-pub mod output;
-pub mod report;
-pub mod status;
-pub mod store;
-
-#[cfg(test)]
-mod end_to_end;
-
 use std::path::PathBuf;
-use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use jobboard::JobState;
-use serde_json::Value;
+use proto::pb;
 
-use crate::config::parse_duration;
-use fleet::{Fleet, Timeouts};
+use crate::duration::parse_duration;
+use crate::fleet::Timeouts;
 
 /// The endpoint used when neither `--endpoint` nor `BATON_ENDPOINT` is set.
 pub const DEFAULT_ENDPOINT: &str = "http://127.0.0.1:50051";
@@ -104,8 +82,9 @@ pub enum Command {
         /// The job id.
         id: String,
     },
-    /// List the flows the conductors can run, with their inputs.
-    Flows,
+    /// List the flows the conductors can run, with their inputs; `flows validate` checks
+    /// flow files offline.
+    Flows(FlowsArgs),
     /// List the live conductors.
     Conductors,
     /// Show one conductor's own view: its board, sessions, drain and the jobs it runs
@@ -119,7 +98,8 @@ pub enum Command {
         #[arg(long)]
         undo: bool,
     },
-    /// Start a conductor in-process on a local board, run a demo job, follow it to the end.
+    /// Start a `conductor` (found beside `baton`, else on PATH) on a local board with the
+    /// demo flow files, run a demo job, follow it to the end, stop the conductor.
     Demo(DemoArgs),
 }
 
@@ -128,9 +108,11 @@ pub enum Command {
 pub struct PostArgs {
     /// The flow to run (see `baton flows`).
     pub flow: String,
-    /// One input; VALUE is JSON if it parses (3, true, [1,2]), else a string. Repeatable.
-    #[arg(long = "store", short = 's', value_name = "KEY=VALUE", value_parser = store::parse_pair)]
-    pub store: Vec<(String, Value)>,
+    /// One input, read as the type the flow declares for KEY (a string input keeps `1.10`
+    /// as text; arrays and objects in JSON); an undeclared KEY is JSON if it parses
+    /// (3, true, [1,2]), else a string. Repeatable.
+    #[arg(long = "store", short = 's', value_name = "KEY=VALUE", value_parser = crate::store::parse_pair)]
+    pub store: Vec<(String, String)>,
     /// Inputs from a YAML or JSON map; `--store` pairs override it.
     #[arg(long, value_name = "FILE")]
     pub store_file: Option<PathBuf>,
@@ -149,14 +131,34 @@ pub struct PostArgs {
 #[derive(Debug, clap::Args)]
 pub struct ListArgs {
     /// Only jobs in this state: UNCLAIMED, CLAIMED, COMPLETE or TRASHED.
-    #[arg(long)]
-    pub state: Option<JobState>,
+    #[arg(long, value_parser = parse_state)]
+    pub state: Option<pb::JobState>,
     /// Only jobs of this flow.
     #[arg(long)]
     pub flow: Option<String>,
     /// At most this many jobs (default: all).
     #[arg(long)]
     pub limit: Option<usize>,
+}
+
+/// `baton flows`: the list, or a subcommand.
+#[derive(Debug, clap::Args)]
+pub struct FlowsArgs {
+    /// Without one, list the flows.
+    #[command(subcommand)]
+    pub command: Option<FlowsCommand>,
+}
+
+/// `baton flows ...`.
+#[derive(Debug, Subcommand)]
+pub enum FlowsCommand {
+    /// Check flow files offline, without any server, against every built-in task kind:
+    /// each problem as FILE:LINE:COLUMN; exit 1 if any file has one.
+    Validate {
+        /// The flow files (repeatable: `-f a.yaml -f b.yaml`, or `-f a.yaml b.yaml`).
+        #[arg(long = "file", short = 'f', value_name = "FILE", required = true, num_args = 1..)]
+        files: Vec<PathBuf>,
+    },
 }
 
 /// `baton demo`.
@@ -173,7 +175,7 @@ pub struct DemoArgs {
 /// The demo jobs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum DemoFlow {
-    /// Three servers created in parallel, one flaky (retried), then the cluster configured.
+    /// Three servers created in parallel, each failing once and retried, then the cluster configured.
     ProvisionCluster,
     /// Five timed steps in a line.
     Chain,
@@ -187,6 +189,14 @@ pub fn parse_timeout(text: &str) -> Result<Duration, String> {
     }
 }
 
+/// A `--state`: a job state's name, in any case.
+pub fn parse_state(text: &str) -> Result<pb::JobState, String> {
+    [pb::JobState::Unclaimed, pb::JobState::Claimed, pb::JobState::Complete, pb::JobState::Trashed]
+        .into_iter()
+        .find(|state| crate::output::state_text(*state).eq_ignore_ascii_case(text))
+        .ok_or_else(|| format!("unknown job state {text:?}; expected UNCLAIMED, CLAIMED, COMPLETE or TRASHED"))
+}
+
 impl Cli {
     /// The timeouts of `--connect-timeout` and `--timeout`.
     pub fn timeouts(&self) -> Timeouts {
@@ -194,19 +204,9 @@ impl Cli {
     }
 }
 
-/// Runs the parsed command line.
-pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let (out, timeouts) = (cli.output, cli.timeouts());
-    match cli.command {
-        Command::Demo(args) => demo::run(args, out, timeouts).await,
-        command => commands::dispatch(&Fleet::new(&cli.endpoint, timeouts)?, command, out).await,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use clap::CommandFactory;
-    use serde_json::json;
 
     use super::*;
 
@@ -242,7 +242,7 @@ mod tests {
         assert_eq!(cli.output, Output::Json);
         let Command::Post(post) = cli.command else { panic!("expected post, got {:?}", cli.command) };
         assert_eq!(post.flow, "chain");
-        assert_eq!(post.store, vec![("steps".to_owned(), json!(3)), ("name".to_owned(), json!("web"))]);
+        assert_eq!(post.store, vec![("steps".to_owned(), "3".to_owned()), ("name".to_owned(), "web".to_owned())]);
         assert_eq!(post.store_file, Some(PathBuf::from("s.yaml")));
         assert_eq!(post.priority, -2);
         assert_eq!(post.idempotency_key.as_deref(), Some("k1"));
@@ -259,7 +259,7 @@ mod tests {
     fn list_filters_parse_states_case_insensitively() {
         let cli = parse(&["list", "--state", "complete", "--flow", "chain"]).unwrap();
         let Command::List(list) = cli.command else { panic!("expected list") };
-        assert_eq!(list.state, Some(JobState::Complete));
+        assert_eq!(list.state, Some(pb::JobState::Complete));
         assert_eq!(list.flow.as_deref(), Some("chain"));
         assert!(parse(&["list", "--state", "done"]).is_err());
     }
@@ -288,6 +288,19 @@ mod tests {
         let cli = parse(&["--verbose", "--timeout", "1.5s", "status"]).unwrap();
         assert_eq!(cli.timeout, Duration::from_millis(1500));
         assert!(matches!(cli.command, Command::Status));
+    }
+
+    #[test]
+    fn flows_lists_or_validates_files() {
+        let cli = parse(&["flows"]).unwrap();
+        assert!(matches!(cli.command, Command::Flows(FlowsArgs { command: None })));
+        let cli = parse(&["flows", "validate", "-f", "a.yaml", "b.yaml", "--file", "c.yaml"]).unwrap();
+        let Command::Flows(FlowsArgs { command: Some(FlowsCommand::Validate { files }) }) = cli.command else {
+            panic!("expected flows validate")
+        };
+        assert_eq!(files, [PathBuf::from("a.yaml"), PathBuf::from("b.yaml"), PathBuf::from("c.yaml")]);
+        let err = parse(&["flows", "validate"]).unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::MissingRequiredArgument);
     }
 
     #[test]

@@ -7,20 +7,20 @@ use anyhow::{anyhow, Context};
 use proto::pb;
 use serde_json::{Map, Value};
 
-use super::fleet::Fleet;
-use super::follow::{follow, Progress};
-use super::output::{self, job_json};
-use super::store::build_store;
-use super::{status, Command, ListArgs, Output, PostArgs, EXIT_JOB_FAILED};
-use crate::api::convert::state_to_pb;
+use crate::args::{Command, ListArgs, Output, PostArgs, EXIT_JOB_FAILED};
+use crate::fleet::Fleet;
+use crate::follow::{follow, Progress};
+use crate::output::{self, job_json};
+use crate::{inputs, status, store};
 
 /// Runs every subcommand but `demo` against the fleet.
 pub async fn dispatch(fleet: &Fleet, command: Command, out: Output) -> anyhow::Result<ExitCode> {
     match command {
         Command::Post(args) => {
-            // Read and check the store before anything else: a bad file posts nothing,
-            // and says so even when no conductor is running.
-            let store = build_store(args.store_file.as_deref(), &args.store)?;
+            // Read and check the store file before anything else: a bad file posts
+            // nothing, and says so even when no conductor is running.
+            let mut store = store::read_optional(args.store_file.as_deref())?;
+            store.extend(pairs(fleet, &args).await);
             post(fleet, args, store, out).await
         }
         Command::Get { id } => {
@@ -37,7 +37,7 @@ pub async fn dispatch(fleet: &Fleet, command: Command, out: Output) -> anyhow::R
             print_job(&job.with_context(|| format!("cannot cancel job {id}"))?, out, true)?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Flows => {
+        Command::Flows(_) => {
             let flows = fleet.call(|c| async move { c.list_flows().await }).await.context("cannot list flows")?;
             match out {
                 Output::Json => print_json(&flows.iter().map(output::flow_json).collect())?,
@@ -83,6 +83,27 @@ pub async fn dispatch(fleet: &Fleet, command: Command, out: Output) -> anyhow::R
     }
 }
 
+/// The `--store` pairs, each read as the type the flow declares for it (from `ListFlows`).
+///
+/// The look-up is best effort and leaves the post alone: it runs on a fleet of its own (so
+/// the post still starts at the first endpoint, as it always has), and when no conductor
+/// lists the flows the pairs are read as undeclared inputs and the post goes ahead (its
+/// own failure, if any, is the one to report).
+async fn pairs(fleet: &Fleet, args: &PostArgs) -> Map<String, Value> {
+    if args.store.is_empty() {
+        return Map::new();
+    }
+    let schema = match fleet.fresh().call(|c| async move { c.list_flows().await }).await {
+        // An unknown flow gets no schema here; the conductor refuses it, naming it.
+        Ok(flows) => flows.iter().find(|f| f.name == args.flow).map(inputs::schema_of).unwrap_or_default(),
+        Err(error) => {
+            tracing::debug!(%error, "cannot list flows; --store values are read as undeclared inputs");
+            flows::Schema::new()
+        }
+    };
+    inputs::coerce_pairs(&schema, &args.store)
+}
+
 async fn post(fleet: &Fleet, args: PostArgs, store: Map<String, Value>, out: Output) -> anyhow::Result<ExitCode> {
     // A key of our own when none is given: a post re-sent to the next endpoint after a
     // timeout (the first may have written it) returns the job instead of making another.
@@ -125,7 +146,7 @@ pub fn job_exit_code(job: &pb::Job) -> ExitCode {
 
 async fn list(fleet: &Fleet, args: ListArgs, out: Output) -> anyhow::Result<ExitCode> {
     let mut request = pb::ListJobsRequest {
-        state: args.state.map_or(pb::JobState::Unspecified, state_to_pb) as i32,
+        state: args.state.unwrap_or(pb::JobState::Unspecified) as i32,
         flow: args.flow.unwrap_or_default(),
         page_size: args.limit.map_or(0, |n| u32::try_from(n).unwrap_or(u32::MAX)),
         page_token: String::new(),

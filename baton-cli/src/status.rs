@@ -24,7 +24,7 @@
 use proto::pb;
 use serde_json::{json, Value};
 
-use super::output::{format_time, table};
+use crate::output::{format_time, table};
 
 /// `AVAILABLE`, `UNAVAILABLE` or `UNKNOWN`.
 fn board_name(status: &pb::ConductorStatus) -> &'static str {

@@ -11,11 +11,20 @@
 use proto::pb;
 use serde_json::{json, Map, Value};
 
-use crate::api::convert::input_spec_from_pb;
+use comfy_table::{ContentArrangement, Table};
+
+use crate::inputs::input_spec_from_pb;
+
+pub use crate::duration::format_time;
 
 /// A job state's name without the wire prefix: `COMPLETE`.
 pub fn state_name(job: &pb::Job) -> &'static str {
-    match job.state() {
+    state_text(job.state())
+}
+
+/// A wire job state's name: `COMPLETE`.
+pub fn state_text(state: pb::JobState) -> &'static str {
+    match state {
         pb::JobState::Unspecified => "UNKNOWN",
         pb::JobState::Unclaimed => "UNCLAIMED",
         pb::JobState::Claimed => "CLAIMED",
@@ -261,50 +270,19 @@ pub fn flows_table(flows: &[pb::Flow]) -> String {
     table(&["NAME", "REQUIRES", "OPTIONAL", "DESCRIPTION"], rows)
 }
 
-/// Left-aligned columns separated by two spaces; the last column is not padded.
+/// Left-aligned columns two spaces apart, fitted to the terminal's width when stdout is
+/// one (long cells wrap within their column); piped, lines are as long as their cells.
 pub fn table(headers: &[&str], rows: impl IntoIterator<Item = Vec<String>>) -> String {
-    let rows: Vec<Vec<String>> =
-        std::iter::once(headers.iter().map(|h| (*h).to_owned()).collect()).chain(rows).collect();
-    let mut widths = vec![0; headers.len()];
-    for row in &rows {
-        for (width, cell) in widths.iter_mut().zip(row) {
-            *width = (*width).max(cell.chars().count());
-        }
+    let mut table = Table::new();
+    table
+        .load_style(comfy_table::presets::NOTHING)
+        .set_content_arrangement(ContentArrangement::Dynamic)
+        .set_header(headers.iter().copied())
+        .add_rows(rows);
+    for column in table.column_iter_mut() {
+        column.set_padding((0, 2));
     }
-    let mut out = String::new();
-    for row in &rows {
-        let last = row.len().saturating_sub(1);
-        let line: Vec<String> = row
-            .iter()
-            .enumerate()
-            .map(|(i, cell)| if i == last { cell.clone() } else { format!("{cell:<width$}", width = widths[i]) })
-            .collect();
-        out.push_str(line.join("  ").trim_end());
-        out.push('\n');
-    }
-    out
-}
-
-/// Milliseconds since the epoch as `YYYY-MM-DD HH:MM:SSZ` (UTC).
-pub fn format_time(millis: u64) -> String {
-    let secs = millis / 1000;
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    let (year, month, day) = civil_from_days(days);
-    format!("{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
-}
-
-/// Days since 1970-01-01 to a (year, month, day) date (Howard Hinnant's algorithm).
-fn civil_from_days(days: u64) -> (u64, u64, u64) {
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z % 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + u64::from(month <= 2);
-    (year, month, day)
+    table.lines().map(|line| format!("{}\n", line.trim_end())).collect()
 }
 
 #[cfg(test)]
@@ -399,21 +377,44 @@ mod tests {
     }
 
     #[test]
-    fn times_are_utc_dates() {
-        assert_eq!(format_time(0), "1970-01-01 00:00:00Z");
-        assert_eq!(format_time(951_782_400_000), "2000-02-29 00:00:00Z");
-        assert_eq!(format_time(1_795_000_000_123), "2026-11-18 11:06:40Z");
-    }
-
-    #[test]
     fn tables_align_columns() {
         let text = table(&["A", "BB"], vec![vec!["long".into(), "x".into()]]);
         assert_eq!(text, "A     BB\nlong  x\n");
     }
 
+    /// `provision-cluster` as `ListFlows` describes it.
+    fn provision_cluster() -> pb::Flow {
+        let integer = |minimum, maximum| pb::InputSpec {
+            r#type: "integer".into(),
+            minimum: Some(minimum),
+            maximum: Some(maximum),
+            ..pb::InputSpec::default()
+        };
+        let input = |name: &str, spec| pb::Input { name: name.into(), spec: Some(spec) };
+        pb::Flow {
+            name: "provision-cluster".into(),
+            required_inputs: vec!["nodes".into()],
+            optional_inputs: vec!["step_ms".into(), "flaky".into()],
+            description: "create servers, then configure the cluster".into(),
+            inputs: vec![
+                input("nodes", pb::InputSpec { description: "servers to create".into(), ..integer(1.0, 1000.0) }),
+                input("step_ms", pb::InputSpec { default_json: Some("100".into()), ..integer(0.0, 3_600_000.0) }),
+                input(
+                    "flaky",
+                    pb::InputSpec {
+                        r#type: "number".into(),
+                        minimum: Some(0.0),
+                        default_json: Some("0".into()),
+                        ..pb::InputSpec::default()
+                    },
+                ),
+            ],
+        }
+    }
+
     #[test]
     fn flows_show_each_inputs_type_and_rules() {
-        let wire = crate::api::convert::flow_to_pb(&crate::demo_flows::provision_cluster());
+        let wire = provision_cluster();
         let text = flows_table(std::slice::from_ref(&wire));
         assert!(text.contains("nodes: integer from 1 to 1000"), "{text}");
         assert!(text.contains("step_ms: integer from 0 to 3600000 = 100; flaky: number >= 0 = 0"), "{text}");

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use proto::{Client, ClientError};
 
-use super::report::{chain_line, io_words};
+use crate::report::{chain_line, io_words};
 
 /// How often an open call pings its connection, and how long a ping may go unanswered.
 const KEEP_ALIVE: Duration = Duration::from_secs(10);
@@ -78,16 +78,6 @@ pub enum CallError {
     Unreachable(Vec<Attempt>),
 }
 
-impl CallError {
-    /// The gRPC code of a conductor's answer; UNAVAILABLE when none answered.
-    pub fn code(&self) -> tonic::Code {
-        match self {
-            CallError::Answer(error) => error.code(),
-            CallError::Unreachable(_) => tonic::Code::Unavailable,
-        }
-    }
-}
-
 /// `no conductor answered (E1: why; E2: why); <what to do>`.
 fn unreachable_line(attempts: &[Attempt]) -> String {
     let tried: Vec<String> = attempts.iter().map(|a| format!("{}: {}", a.endpoint, a.failure)).collect();
@@ -102,7 +92,7 @@ fn unreachable_line(attempts: &[Attempt]) -> String {
 
 /// A duration as the flags take it (`2s`, `500ms`).
 fn show(duration: Duration) -> String {
-    crate::config::format_duration(duration)
+    crate::duration::format_duration(duration)
 }
 
 /// The endpoints of `--endpoint`, with a connection kept to each one used.
@@ -142,7 +132,15 @@ impl Fleet {
         Ok(Fleet { endpoints, timeouts, clients, current: AtomicUsize::new(0) })
     }
 
+    /// The same endpoints and timeouts with no connection and no memory of who answered:
+    /// for a side request that must not change where the next call starts.
+    pub fn fresh(&self) -> Fleet {
+        let clients = Mutex::new(vec![None; self.endpoints.len()]);
+        Fleet { endpoints: self.endpoints.clone(), timeouts: self.timeouts, clients, current: AtomicUsize::new(0) }
+    }
+
     /// The endpoints, in the order given.
+    #[cfg(test)]
     pub fn endpoints(&self) -> &[String] {
         &self.endpoints
     }
