@@ -336,7 +336,8 @@ fn a_bad_flow_file_stops_the_start_with_positioned_problems(kind: BoardKind) {
     let flows = flows_dir(&[("bad.yaml", bad), ("clash.yml", clash), ("hello.yaml", HELLO_FLOW)]).or_fail();
     let board = TestBoard::new(kind, "ff-bad").or_fail();
     let config = board.conductor("ff-bad", flows.path(), &[]);
-    let mut command = Command::new(bin_path("conductor"));
+    // The demo flows' binary, so that a file taking a Rust flow's name (`chain`) is refused.
+    let mut command = Command::new(bin_path("demo_conductor"));
     command.arg("--listen").arg(free_local_addr().or_fail().to_string()).args(&config.extra_args);
     match &config.board {
         tests::conductor::Board::Etcd { endpoint, prefix } => command.args(["--etcd", endpoint, "--prefix", prefix]),

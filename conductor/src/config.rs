@@ -396,10 +396,13 @@ fn settings_from_file(path: &Path) -> Result<Settings, Error> {
     if text.trim().is_empty() {
         return Ok(Settings::default());
     }
-    let map = match crate::yaml::to_json(&text).map_err(|e| bad(e.to_string()))? {
-        serde_json::Value::Object(map) => map,
-        serde_json::Value::Null => return Ok(Settings::default()),
-        other => return Err(bad(format!("expected a map of settings, found {other}"))),
+    // The one YAML reader of the project (flow files, store files, this file): YAML 1.2, positioned errors.
+    let parsed = flowfile::document_to_json(&path.display().to_string(), &text)
+        .map_err(|problems| Error::Config(format!("invalid YAML in the config file:\n{problems}")))?;
+    let map = match parsed {
+        Some(serde_json::Value::Object(map)) => map,
+        None | Some(serde_json::Value::Null) => return Ok(Settings::default()),
+        Some(other) => return Err(bad(format!("expected a map of settings, found {other}"))),
     };
     // Key by key first, so that an error names the key (serde alone names only the value).
     for (key, value) in &map {

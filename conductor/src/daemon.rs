@@ -64,7 +64,7 @@ use crate::local::LocalStatus;
 /// How long the gRPC server gets to finish in-flight calls once told to stop.
 const SERVER_STOP_WAIT: Duration = Duration::from_secs(2);
 
-/// Runs a conductor with the stock demo flows until `shutdown` resolves.
+/// Runs a conductor with only the flow files of `--flows-dir` until `shutdown` resolves.
 pub async fn run(config: Config, listener: TcpListener, shutdown: impl Future) -> Result<(), Error> {
     Daemon::new(config).run(listener, shutdown).await
 }

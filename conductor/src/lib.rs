@@ -10,8 +10,9 @@
 //! - [`drain`]: `DrainHandle`, a conductor's local drain switch.
 //! - [`local`]: `LocalStatus`, what this conductor knows of itself (sessions, running jobs).
 //! - [`error`]: `Error`, why the daemon could not start or had to stop.
-//! - [`demo_flows`]: the flow factories the stock binary ships (`provision-cluster`, `chain`).
-//! - [`yaml`]: the one place YAML is parsed (`serde_yaml` is deprecated upstream).
+//! - [`process`]: a conductor process's `main`, for the stock binary and binaries built on the library.
+//! - [`demo_flows`]: Rust demo flows (`provision-cluster`, `chain`) for tests and binaries built on
+//!   the library; the stock binary carries none (its flows come from `--flows-dir`).
 
 pub mod api;
 pub mod config;
@@ -20,6 +21,6 @@ pub mod demo_flows;
 pub mod drain;
 pub mod error;
 pub mod local;
-pub mod yaml;
+pub mod process;
 
 pub use error::Error;

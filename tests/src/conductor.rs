@@ -71,7 +71,8 @@ pub struct ConductorConfig {
     pub max_jobs: Option<usize>,
     /// Further flags, passed as they are.
     pub extra_args: Vec<String>,
-    /// The daemon binary (`conductor`, or one built on the library, e.g. `rust-conductor`).
+    /// The daemon binary: `demo_conductor` (the library with the Rust demo flows) unless set,
+    /// `conductor` (the stock binary, flow files only), or another built on the library.
     pub binary: &'static str,
 }
 
@@ -84,7 +85,7 @@ impl ConductorConfig {
             lease_ttl,
             max_jobs: None,
             extra_args: Vec::new(),
-            binary: "conductor",
+            binary: "demo_conductor",
         }
     }
 
@@ -96,7 +97,7 @@ impl ConductorConfig {
             lease_ttl: Duration::from_secs(10),
             max_jobs: None,
             extra_args: Vec::new(),
-            binary: "conductor",
+            binary: "demo_conductor",
         }
     }
 

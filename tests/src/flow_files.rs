@@ -51,6 +51,8 @@ impl TestBoard {
             Board::Embedded { data_dir } => ConductorConfig::embedded(data_dir, name),
             Board::Etcd { endpoint, prefix } => ConductorConfig::etcd(endpoint, prefix, name, LEASE_TTL),
         };
+        // The stock binary: flow files are what it runs.
+        config.binary = "conductor";
         config.extra_args.push("--flows-dir".into());
         config.extra_args.push(flows.display().to_string());
         config.extra_args.extend(args.iter().map(|a| a.to_string()));

@@ -99,6 +99,18 @@ fn unknown_yaml_key_is_named() {
 }
 
 #[test]
+fn the_config_file_is_yaml_1_2_with_positioned_errors() {
+    // YAML 1.1 would make `no` a boolean; the conductor's name stays the text it reads as.
+    let file = config_file("name: no\nmax_jobs: 3\n");
+    let config = load(&["--config", file.path().to_str().unwrap()], &[]).unwrap();
+    assert_eq!((config.name.as_str(), config.max_jobs), ("no", 3));
+
+    let file = config_file("max_jobs: 2\nname: [unclosed\n");
+    let err = load(&["--config", file.path().to_str().unwrap()], &[]).unwrap_err().to_string();
+    assert!(err.contains(&format!("{}:", file.path().display())) && err.contains(":3:"), "names file and line: {err}");
+}
+
+#[test]
 fn bad_durations_are_named_in_file_env_and_flags() {
     let file = config_file("grace: 10 parsecs\n");
     let err = load(&["--config", file.path().to_str().unwrap()], &[]).unwrap_err().to_string();

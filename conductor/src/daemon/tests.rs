@@ -44,7 +44,7 @@ async fn start(board: EmbeddedBoard, tweak: impl FnOnce(&mut Config)) -> Running
     tweak(&mut config);
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind a free port");
     let endpoint = format!("http://{}", listener.local_addr().expect("bound address"));
-    let daemon = Daemon::new(config).board(Arc::new(board));
+    let daemon = Daemon::new(config).registry(Arc::new(crate::demo_flows::registry())).board(Arc::new(board));
     let drain = daemon.drain_handle();
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(daemon.run(listener, async move {
