@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use tests::conductor::{baton, post_job, succeeded_tasks, wait_job, ConductorConfig, ConductorProcess, OrFail};
+use tests::conductor::{
+    baton, bin_path, post_job, succeeded_tasks, wait_job, ConductorConfig, ConductorProcess, OrFail,
+};
 
 #[test]
 fn a_conductor_built_on_the_library_runs_its_own_rust_flow() {
@@ -21,6 +23,15 @@ fn a_conductor_built_on_the_library_runs_its_own_rust_flow() {
     let job = wait_job(&api, &id, Duration::from_secs(60), "completion", |job| job["state"] == "COMPLETE").or_fail();
     assert_eq!(job["outcome"], "SUCCESS", "{job}");
     assert_eq!(succeeded_tasks(&job), ["split", "count", "report"]);
+    // Each task's result, as recorded in the logbook, is part of the job.
+    let result = |name: &str| {
+        job["tasks"].as_array().into_iter().flatten().find(|t| t["name"] == name).map(|t| t["result"].clone())
+    };
+    assert_eq!(result("split"), Some(serde_json::json!(["to", "be", "or", "not", "to", "be"])));
+    assert_eq!(result("report"), Some(serde_json::json!({"top": "be", "times": 2})));
+    let table = std::process::Command::new(bin_path("baton")).args(["--endpoint", &api, "get", &id]).output().or_fail();
+    let table = String::from_utf8_lossy(&table.stdout);
+    assert!(table.contains("RESULT") && table.contains(r#"{"times":2,"top":"be"}"#), "{table}");
 
     let refused = baton(&api, ["post", "word-count", "--store", "words=3"]);
     assert!(!refused.success(), "its typed inputs are checked at post");

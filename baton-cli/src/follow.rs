@@ -217,6 +217,7 @@ mod tests {
                     attempts: 1,
                     executions: 1,
                     failure: None,
+                    result_json: None,
                 })
                 .collect(),
             ..pb::Job::default()

@@ -2,7 +2,7 @@
 //!
 //! JSON shapes (stable): a job is an object with `id`, `flow`, `state`,
 //! `owner`, `outcome`, `claims`, `priority`, `store`, ... and, from `get`,
-//! `tasks` (a list of `{name, kind, state, attempts, executions}`); a
+//! `tasks` (a list of `{name, kind, state, attempts, executions, failure, result}`); a
 //! conductor is `{name, address, jobs, since, draining}`; a flow is `{name,
 //! required, optional, description, inputs}`, each input `{name, type, required}`
 //! plus the rules it has (`default`, `enum`, `minimum`, `maximum`, `min_items`,
@@ -96,7 +96,22 @@ fn task_json(task: &pb::Task) -> Value {
         "attempts": task.attempts,
         "executions": task.executions,
         "failure": task.failure.as_ref().map(failure_json),
+        "result": task.result_json.as_deref().map(result_json),
     })
+}
+
+/// A task's recorded result: the JSON it is, or its text if it does not parse.
+fn result_json(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_owned()))
+}
+
+/// A result for a table cell: compact JSON, cut to a readable length.
+fn result_cell(text: &str) -> String {
+    const WIDTH: usize = 40;
+    match text.char_indices().nth(WIDTH) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_owned(),
+    }
 }
 
 fn failure_json(failure: &pb::Failure) -> Value {
@@ -222,10 +237,11 @@ pub fn job_detail(job: &pb::Job) -> String {
                 t.state.clone(),
                 t.attempts.to_string(),
                 t.executions.to_string(),
+                t.result_json.as_deref().map(result_cell).unwrap_or_default(),
                 t.failure.as_ref().map(failure_line).unwrap_or_default(),
             ]
         });
-        out.push_str(&table(&["  TASK", "KIND", "STATE", "ATTEMPTS", "EXECUTIONS", "FAILURE"], rows));
+        out.push_str(&table(&["  TASK", "KIND", "STATE", "ATTEMPTS", "EXECUTIONS", "RESULT", "FAILURE"], rows));
     }
     out
 }
@@ -306,6 +322,7 @@ mod tests {
                     attempts: 1,
                     executions: 1,
                     failure: None,
+                    result_json: None,
                 },
                 pb::Task {
                     name: "r".into(),
@@ -314,6 +331,7 @@ mod tests {
                     attempts: 2,
                     executions: 2,
                     failure: None,
+                    result_json: None,
                 },
                 pb::Task {
                     name: "step-2".into(),
@@ -322,6 +340,7 @@ mod tests {
                     attempts: 1,
                     executions: 1,
                     failure: None,
+                    result_json: None,
                 },
             ],
             ..pb::Job::default()

@@ -45,6 +45,7 @@ fn task_to_pb(atom: &AtomDetail) -> pb::Task {
         attempts,
         executions: atom.executions,
         failure: atom.failure.as_ref().map(failure_to_pb),
+        result_json: atom.result.as_ref().map(|result| result.to_string()),
     }
 }
 

@@ -254,20 +254,34 @@ impl Inner {
                 TxnOp::delete(keys.flow_queue(&state.flow, state.priority, id), None),
                 TxnOp::get(keys.spec(id), None),
             ]);
-        let resp = this.txn(txn, &format!("claiming job {id}")).await?;
-        if !resp.succeeded() {
-            // Owned or changed since the queue was read: almost always another board's claim.
-            this.with_local(LocalClaims::lost_race);
-            return Ok(Attempt::Lost);
-        }
-        let token = revision(&resp).ok_or_else(|| Error::Backend {
-            // Never seen: etcd always sends a header. Token 0 would match an absent owner key.
-            message: format!("etcd answered the claim of job {id} without a revision"),
-            source: None,
-        })?;
-        let spec: SpecRecord = match get_kv(&resp, 5) {
-            Some(kv) => decode(kv.value(), "job spec")?,
-            None => return Err(Error::Backend { message: format!("job {id} has a state but no spec"), source: None }),
+        let (token, spec) = match this.txn(txn, &format!("claiming job {id}")).await {
+            Ok(resp) if !resp.succeeded() => {
+                // Owned or changed since the queue was read: almost always another board's claim.
+                this.with_local(LocalClaims::lost_race);
+                return Ok(Attempt::Lost);
+            }
+            Ok(resp) => {
+                let token = revision(&resp).ok_or_else(|| Error::Backend {
+                    // Never seen: etcd always sends a header. Token 0 would match an absent owner key.
+                    message: format!("etcd answered the claim of job {id} without a revision"),
+                    source: None,
+                })?;
+                let spec: SpecRecord = match get_kv(&resp, 5) {
+                    Some(kv) => decode(kv.value(), "job spec")?,
+                    None => {
+                        return Err(Error::Backend {
+                            message: format!("job {id} has a state but no spec"),
+                            source: None,
+                        })
+                    }
+                };
+                (token, spec)
+            }
+            Err(error) if error.is_retryable() => match Inner::settle_doubtful_claim(this, id, error).await? {
+                Some(won) => won,
+                None => return Ok(Attempt::Lost),
+            },
+            Err(error) => return Err(error),
         };
         let lost = this.session.lost.child_token();
         let cancelled = CancellationToken::new();
@@ -295,6 +309,38 @@ impl Inner {
         let job = assemble(id, spec, next, Some(owner));
         let ops: Arc<dyn ClaimOps> = this.clone();
         Ok(Attempt::Won(Box::new(Claim::new(job, token as FenceToken, ops, lost, cancelled))))
+    }
+
+    /// A claim txn whose reply was lost (etcd restarting, a cut link) may have
+    /// landed: then the job is CLAIMED on our lease and nobody runs it, for as
+    /// long as this session lives. So find out, re-reading until etcd answers
+    /// (or the session ends): if the owner key is ours, the claim is ours (its
+    /// token and spec are returned); if not, it did not land.
+    async fn settle_doubtful_claim(
+        this: &Arc<Inner>,
+        id: JobId,
+        error: Error,
+    ) -> Result<Option<(i64, SpecRecord)>, Error> {
+        tracing::debug!(job = %id, %error, "claim txn outcome unknown; reading the owner key to settle it");
+        let lost = this.session.lost.clone();
+        let read = || async {
+            let owner = this.get(this.keys.owner(id), None, &format!("settling the claim of job {id}")).await?;
+            let spec = this.get(this.keys.spec(id), None, &format!("reading the spec of job {id}")).await?;
+            Ok::<_, Error>((owner, spec))
+        };
+        let (owner, spec) =
+            crate::patient::retry(&lost, "settling a claim", Error::is_retryable, || Error::Closed, read).await?;
+        let ours =
+            owner.kvs().first().filter(|kv| kv.lease() == this.session.lease && owner_name(kv) == this.config.owner);
+        let Some(owner_kv) = ours else {
+            return Ok(None);
+        };
+        let spec = match spec.kvs().first() {
+            Some(kv) => decode(kv.value(), "job spec")?,
+            None => return Err(Error::Backend { message: format!("job {id} has a state but no spec"), source: None }),
+        };
+        tracing::info!(job = %id, "a claim whose reply was lost had landed: it is ours");
+        Ok(Some((owner_kv.mod_revision(), spec)))
     }
 
     fn quarantine_rule(&self) -> QuarantineRule {
