@@ -15,24 +15,10 @@ use crate::problems::Sink;
 use crate::reader::{self, Fields};
 use crate::yaml::{self, Node, Yaml};
 
-/// The JSON type an input declares.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum InputType {
-    /// Text.
-    String,
-    /// A whole number.
-    Integer,
-    /// Any number.
-    Number,
-    /// `true` or `false`.
-    Boolean,
-    /// A JSON object.
-    Object,
-    /// A list.
-    Array,
-}
+/// The JSON type an input declares: `flows`'s own, so a file's inputs are checked like a Rust flow's.
+pub use flows::InputType;
 
+/// The types a file may declare (`any` is for Rust factories that declare only a name).
 const TYPES: &[&str] = &["string", "integer", "number", "boolean", "object", "array"];
 const KEYS: &[&str] =
     &["type", "description", "default", "enum", "minimum", "maximum", "min_items", "items", "pattern"];
@@ -96,15 +82,10 @@ pub(crate) fn read(node: &Node, path: &str, sink: &mut Sink) -> Inputs {
 fn spec(node: &Node, path: &str, sink: &mut Sink) -> Option<InputSpec> {
     let f = Fields::read(node, path, KEYS, sink)?;
     let type_node = f.required("type", sink)?;
-    let kind = match type_node.text() {
-        Some("string") => InputType::String,
-        Some("integer") => InputType::Integer,
-        Some("number") => InputType::Number,
-        Some("boolean") => InputType::Boolean,
-        Some("object") => InputType::Object,
-        Some("array") => InputType::Array,
-        other => {
-            let t = other.unwrap_or_default();
+    let kind = match type_node.text().filter(|t| TYPES.contains(t)).and_then(InputType::from_name) {
+        Some(kind) => kind,
+        None => {
+            let t = type_node.text().unwrap_or_default();
             let hint = crate::problems::did_you_mean(t, TYPES.iter().copied());
             sink.at(
                 type_node.pos,
@@ -168,16 +149,8 @@ pub fn schema(inputs: &Inputs) -> flows::Schema {
 }
 
 fn to_flows(spec: &InputSpec) -> flows::InputSpec {
-    let ty = match spec.kind {
-        InputType::String => flows::InputType::String,
-        InputType::Integer => flows::InputType::Integer,
-        InputType::Number => flows::InputType::Number,
-        InputType::Boolean => flows::InputType::Boolean,
-        InputType::Object => flows::InputType::Object,
-        InputType::Array => flows::InputType::Array,
-    };
     flows::InputSpec {
-        ty,
+        ty: spec.kind,
         default: spec.default.clone(),
         enum_values: spec.one_of.clone().unwrap_or_default(),
         minimum: spec.minimum,
@@ -206,6 +179,8 @@ fn typed(node: &Node, spec: &InputSpec, path: &str, sink: &mut Sink) -> Option<V
         },
         InputType::Number => reader::number(node, path, sink).and_then(serde_json::Number::from_f64).map(Value::Number),
         InputType::Boolean => reader::boolean(node, path, sink).map(Value::Bool),
+        // Not declarable in a file (see `TYPES`); it would take any value.
+        InputType::Any => Some(yaml::to_json(node, path, sink)),
         InputType::Object | InputType::Array => {
             let value = yaml::to_json(node, path, sink);
             let ok = if spec.kind == InputType::Object { value.is_object() } else { value.is_array() };

@@ -28,8 +28,9 @@ mod spec;
 
 pub use spec::InputSpec;
 
-/// The JSON type an input must have.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// The JSON type an input must have (serialized as its name: `integer`, `array`, ...).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum InputType {
     /// Any JSON value, `null` included (an undeclared type).
     Any,
