@@ -42,6 +42,7 @@ on_both_boards!(
     a_retry_succeeds_on_the_third_try,
     an_http_500_reverts_with_a_delete,
     each_runs_one_copy_per_node_and_fans_in_in_order,
+    a_for_each_from_retry_in_a_copy_tries_the_copys_item,
     a_conductor_runs_only_the_kinds_it_allows,
     a_secret_reaches_the_task_and_nothing_else,
     a_bad_flow_file_stops_the_start_with_positioned_problems,
@@ -212,6 +213,38 @@ fn each_runs_one_copy_per_node_and_fans_in_in_order(kind: BoardKind) {
     assert_eq!(executions.get("create[3]"), None, "one copy per node: {executions:?}");
     let gathered: Value = serde_json::from_str(&read(&work.path().join("gathered"))).or_fail();
     assert_eq!(gathered, serde_json::json!(["id-web", "id-db", "id-cache"]), "fan-in in item order");
+}
+
+const DIAL_FLOW: &str = r#"
+name: dial-offices
+inputs:
+  offices: {type: array, items: {type: array}}
+  numbers: {type: array, default: [from-the-store]}
+  dir: {type: string}
+flow:
+  linear:
+    - each: {in: offices, as: numbers}
+      linear:
+        - task: call
+          kind: shell
+          with:
+            script: 'echo "$NUMBER" >> "$DIR/tried"; case "$NUMBER" in *-up) ;; *) exit 1 ;; esac'
+            env: {NUMBER: "${number}", DIR: "${dir}"}
+          requires: [number]
+          retry: {for_each_from: numbers, provides: number}
+"#;
+
+fn a_for_each_from_retry_in_a_copy_tries_the_copys_item(kind: BoardKind) {
+    let board = TestBoard::new(kind, "ff-dial").or_fail();
+    let flows = flows_dir(&[("dial.yaml", DIAL_FLOW)]).or_fail();
+    let work = tempfile::tempdir().or_fail();
+    let conductor = ConductorProcess::start(&board.conductor("ff-dial", flows.path(), WITH_SHELL)).or_fail();
+    let store = [("offices", r#"[["a-down","a-up"],["b-up"]]"#), ("dir", &path_text(work.path()))];
+    let id = post_job(&conductor.endpoint(), "dial-offices", &store).or_fail();
+    let job = finished(&conductor.endpoint(), &id);
+    assert_outcome(&job, "SUCCESS");
+    // Each copy walks its own item's list, never the store's `numbers`.
+    assert_eq!(read(&work.path().join("tried")).lines().collect::<Vec<_>>(), ["a-down", "a-up", "b-up"], "{job}");
 }
 
 const TOUCH_FLOW: &str = r#"

@@ -18,7 +18,7 @@ use serde_json::{Map, Value};
 
 use crate::inputs;
 use crate::kinds::Kinds;
-use crate::model::{At, Element, FlowDef, Order, PatternDef, ProvidesDef, TaskDef};
+use crate::model::{At, Element, FlowDef, Order, PatternDef, ProvidesDef, RetryDef, TaskDef};
 use crate::task::{FileTask, Plan, RevertPlan};
 
 /// Names in force inside one copy of an `each` (empty at the top).
@@ -30,6 +30,14 @@ struct Scope {
     locals: HashMap<String, String>,
     /// `each` items by their `as` name.
     items: HashMap<String, Value>,
+}
+
+/// What a name resolves to when the flow is built.
+enum Resolved {
+    /// A value known now: an `each` item or an input's default.
+    Value(Value),
+    /// A name looked up at run time (published as this name).
+    Name(String),
 }
 
 /// Builds flows from one file for one store.
@@ -84,11 +92,7 @@ impl<'a> Builder<'a> {
             built.push(b);
         }
         if let Some(r) = &p.retry {
-            let mut retry = r.to_retry();
-            if let Some(provided) = &r.provides {
-                retry = retry.provides(published(scope, provided));
-            }
-            flow = flow.retry(retry);
+            flow = flow.retry(self.retry(r, scope));
         }
         let ids: HashMap<&str, usize> =
             p.children.iter().enumerate().filter_map(|(i, c)| c.id().map(|id| (id, i))).collect();
@@ -152,16 +156,11 @@ impl<'a> Builder<'a> {
         };
         let mut spec = TaskSpec::new(atom.clone(), Arc::new(task)).requires(t.needs.iter().cloned());
         for arg in &t.needs {
-            let source = t.rebind.get(arg).unwrap_or(arg);
-            if let Some(item) = scope.items.get(source) {
-                spec = spec.inject(arg.clone(), item.clone());
-            } else if let Some(local) = scope.locals.get(source) {
-                spec = spec.rebind(arg.clone(), local.clone());
-            } else if let Some(default) = self.default_of(source) {
-                spec = spec.inject(arg.clone(), default);
-            } else if source != arg {
-                spec = spec.rebind(arg.clone(), source.clone());
-            }
+            spec = match self.resolve(t.rebind.get(arg).unwrap_or(arg), scope) {
+                Resolved::Value(v) => spec.inject(arg.clone(), v),
+                Resolved::Name(name) if name != *arg => spec.rebind(arg.clone(), name),
+                Resolved::Name(_) => spec,
+            };
         }
         spec = match &t.provides {
             ProvidesDef::Nothing => spec,
@@ -173,14 +172,35 @@ impl<'a> Builder<'a> {
         }
         match &t.retry {
             None => Ok((Node::Task(spec), false)),
-            Some(r) => {
-                let mut retry = r.to_retry();
-                if let Some(provided) = &r.provides {
-                    retry = retry.provides(published(scope, provided));
-                }
-                Ok((Node::Flow(Flow::linear(atom).add(spec).retry(retry)), true))
-            }
+            Some(r) => Ok((Node::Flow(Flow::linear(atom).add(spec).retry(self.retry(r, scope))), true)),
         }
+    }
+
+    /// What a name read in `scope` stands for: inside an `each` copy the copy's
+    /// item or a name provided in the copy, else the store, else the input's default.
+    fn resolve(&self, name: &str, scope: &Scope) -> Resolved {
+        if let Some(item) = scope.items.get(name) {
+            Resolved::Value(item.clone())
+        } else if let Some(local) = scope.locals.get(name) {
+            Resolved::Name(local.clone())
+        } else if let Some(default) = self.default_of(name) {
+            Resolved::Value(default)
+        } else {
+            Resolved::Name(name.to_owned())
+        }
+    }
+
+    /// The engine retry of `r`, its names (`for_each_from`, `provides`) read and published in `scope`.
+    fn retry(&self, r: &RetryDef, scope: &Scope) -> flows::Retry {
+        let mut retry = r.to_retry(|key| match self.resolve(key, scope) {
+            // As `parameterized_for_each` does with its input, a value that is not a list is no values.
+            Resolved::Value(v) => flows::Retry::for_each(v.as_array().cloned().unwrap_or_default()),
+            Resolved::Name(name) => flows::Retry::parameterized_for_each(name),
+        });
+        if let Some(provided) = &r.provides {
+            retry = retry.provides(published(scope, provided));
+        }
+        retry
     }
 
     /// A declared input's default, when the store lacks the input.

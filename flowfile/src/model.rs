@@ -207,12 +207,13 @@ pub(crate) struct RetryDef {
 }
 
 impl RetryDef {
-    /// The engine's retry controller.
-    pub(crate) fn to_retry(&self) -> flows::Retry {
+    /// The engine's retry controller; `for_each_from` builds the controller of a
+    /// `for_each_from` name, which the caller resolves in its scope.
+    pub(crate) fn to_retry(&self, for_each_from: impl FnOnce(&str) -> flows::Retry) -> flows::Retry {
         let mut retry = match &self.strategy {
             Strategy::Times(n) => flows::Retry::times(usize::try_from(*n).unwrap_or(usize::MAX)),
             Strategy::ForEach(values) => flows::Retry::for_each(values.clone()),
-            Strategy::ForEachFrom(key) => flows::Retry::parameterized_for_each(key.clone()),
+            Strategy::ForEachFrom(key) => for_each_from(key),
             Strategy::AlwaysRevert => flows::Retry::always_revert(),
             Strategy::AlwaysRevertAll => flows::Retry::always_revert_all(),
         };
