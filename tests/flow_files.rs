@@ -65,6 +65,23 @@ fn assert_outcome(job: &Value, outcome: &str) {
     assert_eq!(job["outcome"].as_str(), Some(outcome), "{job}");
 }
 
+/// Runs one job of `flow` (the file `text`, shell allowed) with `input` and `dir`, a fresh
+/// work directory, to its end: the finished job and that directory.
+fn run_shell_flow(
+    kind: BoardKind,
+    name: &str,
+    text: &str,
+    flow: &str,
+    input: (&str, &str),
+) -> (Value, tempfile::TempDir) {
+    let board = TestBoard::new(kind, name).or_fail();
+    let flows = flows_dir(&[("flow.yaml", text)]).or_fail();
+    let work = tempfile::tempdir().or_fail();
+    let conductor = ConductorProcess::start(&board.conductor(name, flows.path(), WITH_SHELL)).or_fail();
+    let id = post_job(&conductor.endpoint(), flow, &[input, ("dir", &path_text(work.path()))]).or_fail();
+    (finished(&conductor.endpoint(), &id), work)
+}
+
 const FILES_FLOW: &str = r#"
 name: files-then-fail
 description: three files made, then a late failure; the reverts delete them
@@ -195,13 +212,7 @@ flow:
 "#;
 
 fn each_runs_one_copy_per_node_and_fans_in_in_order(kind: BoardKind) {
-    let board = TestBoard::new(kind, "ff-each").or_fail();
-    let flows = flows_dir(&[("each.yaml", EACH_FLOW)]).or_fail();
-    let work = tempfile::tempdir().or_fail();
-    let conductor = ConductorProcess::start(&board.conductor("ff-each", flows.path(), WITH_SHELL)).or_fail();
-    let store = [("nodes", r#"["web","db","cache"]"#), ("dir", &path_text(work.path()))];
-    let id = post_job(&conductor.endpoint(), "each-node", &store).or_fail();
-    let job = finished(&conductor.endpoint(), &id);
+    let (job, work) = run_shell_flow(kind, "ff-each", EACH_FLOW, "each-node", ("nodes", r#"["web","db","cache"]"#));
     assert_outcome(&job, "SUCCESS");
     for node in ["web", "db", "cache"] {
         assert_eq!(read(&work.path().join(format!("server-{node}"))).trim(), node);
@@ -235,13 +246,8 @@ flow:
 "#;
 
 fn a_for_each_from_retry_in_a_copy_tries_the_copys_item(kind: BoardKind) {
-    let board = TestBoard::new(kind, "ff-dial").or_fail();
-    let flows = flows_dir(&[("dial.yaml", DIAL_FLOW)]).or_fail();
-    let work = tempfile::tempdir().or_fail();
-    let conductor = ConductorProcess::start(&board.conductor("ff-dial", flows.path(), WITH_SHELL)).or_fail();
-    let store = [("offices", r#"[["a-down","a-up"],["b-up"]]"#), ("dir", &path_text(work.path()))];
-    let id = post_job(&conductor.endpoint(), "dial-offices", &store).or_fail();
-    let job = finished(&conductor.endpoint(), &id);
+    let offices = ("offices", r#"[["a-down","a-up"],["b-up"]]"#);
+    let (job, work) = run_shell_flow(kind, "ff-dial", DIAL_FLOW, "dial-offices", offices);
     assert_outcome(&job, "SUCCESS");
     // Each copy walks its own item's list, never the store's `numbers`.
     assert_eq!(read(&work.path().join("tried")).lines().collect::<Vec<_>>(), ["a-down", "a-up", "b-up"], "{job}");

@@ -9,8 +9,8 @@ use std::time::Duration;
 use clap::{Parser, Subcommand, ValueEnum};
 use proto::pb;
 
-use crate::duration::parse_duration;
 use crate::fleet::Timeouts;
+use flowfile::duration::parse_duration;
 
 /// The endpoint used when neither `--endpoint` nor `BATON_ENDPOINT` is set.
 pub const DEFAULT_ENDPOINT: &str = "http://127.0.0.1:50051";
@@ -183,7 +183,7 @@ pub enum DemoFlow {
 
 /// A `--connect-timeout` or `--timeout`: a duration above zero.
 pub fn parse_timeout(text: &str) -> Result<Duration, String> {
-    match parse_duration(text)? {
+    match parse_duration(text).map_err(|e| e.to_string())? {
         Duration::ZERO => Err(format!("{text:?} would give up at once; use a duration above zero, e.g. 2s")),
         duration => Ok(duration),
     }

@@ -126,7 +126,7 @@ async fn wait_until_serving(fleet: &Fleet, child: &mut Child, log: &Path) -> any
             return Ok(());
         }
         if start.elapsed() >= START_WAIT {
-            bail!("the demo conductor did not serve within {}", crate::duration::format_duration(START_WAIT));
+            bail!("the demo conductor did not serve within {}", flowfile::duration::format_duration(START_WAIT));
         }
         tokio::time::sleep(POLL).await;
     }

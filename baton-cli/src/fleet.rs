@@ -92,7 +92,7 @@ fn unreachable_line(attempts: &[Attempt]) -> String {
 
 /// A duration as the flags take it (`2s`, `500ms`).
 fn show(duration: Duration) -> String {
-    crate::duration::format_duration(duration)
+    flowfile::duration::format_duration(duration)
 }
 
 /// The endpoints of `--endpoint`, with a connection kept to each one used.

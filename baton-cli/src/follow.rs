@@ -172,7 +172,7 @@ pub async fn follow(fleet: &Fleet, id: &str, progress: &mut Progress) -> anyhow:
             if let Some(bar) = &progress.bar {
                 bar.abandon();
             }
-            let waited = crate::duration::format_duration(REWATCH_GIVE_UP);
+            let waited = flowfile::duration::format_duration(REWATCH_GIVE_UP);
             return Err(anyhow!("{why}")).with_context(|| format!("lost the watch on job {id} for {waited}"));
         }
         tracing::debug!(job = id, %why, "watch broken; re-opening");

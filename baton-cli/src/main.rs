@@ -9,7 +9,7 @@
 //! - [`store`]: `--store KEY=VALUE` (read as the flow's declared types, see [`inputs`])
 //!   and `--store-file`.
 //! - [`output`]: JSON shapes and tables; [`status`]: those of `baton status`;
-//!   [`duration`]: durations and times as people write them.
+//!   [`time`]: instants as people read them (durations: `flowfile::duration`).
 //! - [`follow`]: `--wait` / `watch` progress.
 //! - [`report`]: errors as one line for people.
 //! - [`validate`]: `baton flows validate`; [`demo`]: `baton demo`.
@@ -17,7 +17,6 @@
 mod args;
 mod commands;
 mod demo;
-mod duration;
 mod fleet;
 mod follow;
 mod inputs;
@@ -25,6 +24,7 @@ mod output;
 mod report;
 mod status;
 mod store;
+mod time;
 mod validate;
 
 use std::process::ExitCode;

@@ -15,7 +15,7 @@ use comfy_table::{ContentArrangement, Table};
 
 use crate::inputs::input_spec_from_pb;
 
-pub use crate::duration::format_time;
+pub use crate::time::format_time;
 
 /// A job state's name without the wire prefix: `COMPLETE`.
 pub fn state_name(job: &pb::Job) -> &'static str {

@@ -6,7 +6,6 @@
 //! layers them; it takes the environment as a function so tests need not touch
 //! the process's own.
 
-mod duration;
 #[cfg(test)]
 mod tests;
 
@@ -17,8 +16,8 @@ use std::time::Duration;
 use clap::{CommandFactory, Parser};
 use serde::{Deserialize, Deserializer};
 
-pub use self::duration::{format_duration, parse_duration};
 use crate::error::Error;
+pub use flowfile::duration::{format_duration, parse_duration};
 
 /// What `conductor --help` prints after the flags.
 const AFTER_HELP: &str = "\
@@ -84,7 +83,7 @@ pub struct Settings {
     pub worker_threads: Option<usize>,
     /// TTL of the etcd lease that holds this conductor's claims (minimum 2s) [default: 10s].
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
-    #[serde(default, deserialize_with = "duration::deserialize_opt")]
+    #[serde(default, deserialize_with = "flowfile::duration::deserialize_opt")]
     pub lease_ttl: Option<Duration>,
     /// Prefix of every etcd key of the board [default: /baton/].
     #[arg(long)]
@@ -94,22 +93,22 @@ pub struct Settings {
     pub log_format: Option<LogFormat>,
     /// On SIGTERM/SIGINT, how long running flows get to suspend before they are stopped [default: 10s].
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
-    #[serde(default, deserialize_with = "duration::deserialize_opt")]
+    #[serde(default, deserialize_with = "flowfile::duration::deserialize_opt")]
     pub grace: Option<Duration>,
     /// Trash a job claimed this many times without finishing (0: never) [default: 5].
     #[arg(long, value_name = "N")]
     pub quarantine_after: Option<u32>,
     /// How long finished jobs and their logbooks are kept [default: 7d].
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
-    #[serde(default, deserialize_with = "duration::deserialize_opt")]
+    #[serde(default, deserialize_with = "flowfile::duration::deserialize_opt")]
     pub retention: Option<Duration>,
     /// How often expired jobs are purged [default: 1h].
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
-    #[serde(default, deserialize_with = "duration::deserialize_opt")]
+    #[serde(default, deserialize_with = "flowfile::duration::deserialize_opt")]
     pub purge_interval: Option<Duration>,
     /// How often the board's drain flag for this conductor is re-read [default: 5s].
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
-    #[serde(default, deserialize_with = "duration::deserialize_opt")]
+    #[serde(default, deserialize_with = "flowfile::duration::deserialize_opt")]
     pub drain_check_interval: Option<Duration>,
     /// Directory of flow files (*.yaml, *.yml) to run beside the built-in flows.
     #[arg(long, value_name = "DIR")]

@@ -15,6 +15,7 @@
 //! - [`inputs`]: typed input declarations (to be mapped onto `flows::inputs`).
 //! - `refs`: `${name}` references; [`secrets`]: `${secret.NAME}` and redaction.
 //! - `condition`: conditions on graph links and `$.path`s into results.
+//! - [`duration`]: the workspace's one duration parser (flow files, conductor, CLI).
 //! - [`kinds`]: the `Kind` trait, `Kinds` (what a conductor allows), built-in kinds.
 //! - `build`: the model to a `flows::Flow` for one store (`each` copies, fan-in);
 //!   `task`: the `flows::Task` that runs a file task through its kind.
@@ -22,6 +23,7 @@
 
 mod build;
 mod condition;
+pub mod duration;
 mod file;
 pub mod inputs;
 pub mod kinds;

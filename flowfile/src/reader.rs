@@ -137,10 +137,10 @@ pub(crate) fn boolean(node: &Node, path: &str, sink: &mut Sink) -> Option<bool> 
 /// A duration such as `500ms`, `2s`, `1m 30s` (humantime's syntax).
 pub(crate) fn duration(node: &Node, path: &str, sink: &mut Sink) -> Option<Duration> {
     let t = text(node, path, sink)?;
-    match humantime::parse_duration(t.trim()) {
+    match crate::duration::parse_duration(&t) {
         Ok(d) => Some(d),
         Err(e) => {
-            sink.at(node.pos, path, format!("{t:?} is not a duration such as 500ms, 2s or 1m ({e})"));
+            sink.at(node.pos, path, format!("{t:?} is not a duration such as 500ms, 2s or 1m ({})", e.reason));
             None
         }
     }

@@ -1,9 +1,9 @@
 //! Tests of flow files: golden errors with positions, and flows built from
 //! files run in-process on `flows::Engine` with a `MemoryStorage` logbook.
 
-mod each_retry;
 mod errors;
 mod examples;
+mod for_each_from;
 mod patterns;
 mod revert;
 mod values;

@@ -38,9 +38,9 @@ impl Options {
             };
             let mut value = || inline.clone().or_else(|| args.next()).ok_or_else(|| format!("{name} needs a value"));
             match name.as_str() {
-                "--duration" => options.duration = parse_duration(&value()?)?,
+                "--duration" => options.duration = duration(&value()?)?,
                 "--seed" => options.seed = value()?.parse().map_err(|e| format!("--seed: {e}"))?,
-                "--ttl" => options.ttl = parse_duration(&value()?)?,
+                "--ttl" => options.ttl = duration(&value()?)?,
                 "--evidence" => options.evidence = Some(PathBuf::from(value()?)),
                 other => return Err(format!("unknown argument {other:?}")),
             }
@@ -52,16 +52,7 @@ impl Options {
     }
 }
 
-/// `90`, `90s`, `2m`, `1h`.
-fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let (number, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len()));
-    let n: u64 = number.parse().map_err(|_| format!("not a duration: {text:?}"))?;
-    let seconds = match unit {
-        "" | "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        _ => return Err(format!("not a duration: {text:?} (use s, m or h)")),
-    };
-    Ok(Duration::from_secs(seconds))
+/// `100s`, `20m`: the workspace's one duration syntax (a unit is required).
+fn duration(text: &str) -> Result<Duration, String> {
+    conductor::config::parse_duration(text).map_err(|e| e.to_string())
 }

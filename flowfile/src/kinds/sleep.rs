@@ -18,8 +18,8 @@ fn duration(value: &Value) -> Result<Duration, String> {
         Value::Number(n) => {
             n.as_u64().map(Duration::from_millis).ok_or_else(|| format!("{n} is not a whole number of milliseconds"))
         }
-        Value::String(s) => humantime::parse_duration(s.trim())
-            .map_err(|e| format!("{s:?} is not a duration such as 500ms or 2s ({e})")),
+        Value::String(s) => crate::duration::parse_duration(s)
+            .map_err(|e| format!("{s:?} is not a duration such as 500ms or 2s ({})", e.reason)),
         other => Err(format!("expected a duration such as 500ms or 2s, found {other}")),
     }
 }

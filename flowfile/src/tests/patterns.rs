@@ -1,4 +1,4 @@
-//! Patterns built from files and run: nesting, graph links and conditions, `each` with fan-in, retries.
+//! Patterns built from files and run: nesting, graph links and conditions, `each` with fan-in, retries (`for_each_from`: see `for_each_from`).
 
 use std::sync::Arc;
 
@@ -159,28 +159,4 @@ flow:
     assert_eq!(ran.outcome.failure.as_ref().map(|f| f.message.as_str()), Some("not yet"));
     let detail = ran.book.flows.values().next().expect("one flow");
     assert_eq!(detail.atoms["flaky"].state, AtomState::Reverted);
-}
-
-#[tokio::test]
-async fn for_each_retry_provides_the_value_it_tries() {
-    let (kinds, _) = kinds();
-    let file = parse(
-        r#"
-name: phones
-inputs:
-  phone_directory: {type: array, default: [111, 222, 333]}
-flow:
-  linear:
-    - task: call
-      kind: fail
-      with: {message: "no answer at ${number}", until_attempt: 2}
-      requires: [number]
-    - {task: note, kind: record, with: {result: "${number}"}, provides: reached}
-  retry: {for_each_from: phone_directory, provides: number}
-"#,
-        &kinds,
-    );
-    let ran = run(&file, json!({"phone_directory": [111, 222, 333]}), kinds).await;
-    assert_state(&ran, FlowState::Success);
-    assert_eq!(ran.outcome.results["reached"], json!(222));
 }
