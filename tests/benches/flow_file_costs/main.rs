@@ -1,0 +1,133 @@
+//! Flow files benchmark of issue 9 (not a test): what a flow costs when it comes from a
+//! file instead of Rust.
+//!
+//! Prints one table:
+//! - per-task cost of a 1,000-task no-op line built from a file vs the same line built in
+//!   Rust (engine in-process on a `MemoryStorage` logbook, build + run, median of rounds);
+//! - `shell` tasks/s for `/bin/true` in a line, beside the fork/exec floor (the same
+//!   program spawned and awaited directly in a loop);
+//! - post-to-complete p50/p99 of a 3-task no-op file flow through the stock
+//!   `conductor --flows-dir` on a real etcd, beside the Rust `chain` (3 no-op steps) of
+//!   `demo_conductor` measured in the same run;
+//! - etcd requests (all KV requests, and Txns) per job to post and run each.
+//!
+//! Not measured yet: etcd requests per `baton flows apply` of a file (the command is being
+//! built); `fleet::requests_during` takes the apply as an action and counts it the same way.
+//!
+//! Run: `cargo build --release -p conductor -p tests --bins && cargo bench -p tests --bench flow_file_costs`.
+//! `BENCH_TASKS` (1000), `BENCH_ROUNDS` (5), `BENCH_SHELL_TASKS` (200) and
+//! `BENCH_JOBS` (200) shrink a run.
+
+mod fleet;
+mod in_process;
+#[path = "../e2e/probes.rs"]
+mod probes;
+
+use std::time::Duration;
+
+use tests::conductor::{ConductorProcess, HarnessResult};
+use tests::etcd::{metrics, unique_prefix, EtcdProcess};
+
+use fleet::Subject;
+
+/// Three no-op tasks in a line: the file twin of `chain steps=3 step_ms=0`.
+const NOOP3: &str = "name: noop3\nflow:\n  linear:\n    - {task: one, kind: noop}\n    - {task: two, kind: noop}\n    - {task: three, kind: noop}\n";
+
+fn main() -> HarnessResult<()> {
+    let tasks = env_usize("BENCH_TASKS", 1000);
+    let rounds = env_usize("BENCH_ROUNDS", 5);
+    let shell_tasks = env_usize("BENCH_SHELL_TASKS", 200);
+    let jobs = env_usize("BENCH_JOBS", 200);
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+
+    eprintln!("in-process: {tasks}-task no-op line from a file and in Rust, {rounds} rounds ...");
+    let per_task = rt.block_on(in_process::per_task(tasks, rounds))?;
+    eprintln!("in-process: {shell_tasks} shell tasks of /bin/true, and the fork/exec floor, {rounds} rounds ...");
+    let shell = rt.block_on(in_process::shell_rate(shell_tasks, rounds))?;
+
+    let etcd = EtcdProcess::start();
+    let endpoint = etcd.endpoint();
+    let flows = tests::flow_files::flows_dir(&[("noop3.yaml", NOOP3)])?;
+    let file_prefix = unique_prefix("bench-ff-file");
+    let rust_prefix = unique_prefix("bench-ff-rust");
+    let subjects = [
+        (Subject::file(&endpoint, &file_prefix, flows.path(), "noop3"), file_prefix.as_str()),
+        (Subject::rust_chain(&endpoint, &rust_prefix), rust_prefix.as_str()),
+    ];
+    let mut measured = Vec::new();
+    for (subject, prefix) in &subjects {
+        eprintln!("{} on `{}`: post-to-complete, then requests per job ...", subject.flow, subject.config.binary);
+        // One conductor at a time, so neither's background requests count for the other.
+        let conductor = ConductorProcess::start(&subject.config)?;
+        let figures = rt.block_on(async {
+            let client = proto::Client::connect(conductor.endpoint()).await?;
+            let latency = fleet::post_to_complete(&client, subject, jobs).await?;
+            let requests = fleet::requests_per_job(&endpoint, prefix, &client, subject, jobs).await?;
+            Ok::<_, tests::conductor::HarnessError>((latency, requests))
+        })?;
+        drop(conductor);
+        measured.push(figures);
+    }
+    let [(file_latency, file_requests), (rust_latency, rust_requests)] = measured[..] else {
+        return Err("two subjects measured".into());
+    };
+
+    println!(
+        "\nBaton flow files: {tasks}-task lines in-process; {jobs} jobs of a 3-task no-op flow per conductor; etcd {}",
+        metrics::version(&endpoint)
+    );
+    println!("| metric | from a file | in Rust | target | met |");
+    println!("|---|---|---|---|---|");
+    let (file, rust) = (per_task.file, per_task.rust);
+    let ratio = file.total.as_secs_f64() / rust.total.as_secs_f64().max(f64::MIN_POSITIVE);
+    row(
+        &format!("per-task cost, {tasks} no-op tasks, build + run"),
+        format!("{} ({ratio:.2}x)", us(file.total)),
+        us(rust.total),
+        "file within 10%",
+        Some(ratio <= 1.10),
+    );
+    row("  of which building the flow", us(file.build), us(rust.build), "-", None);
+    row(&format!("parsing and checking the {tasks}-task file, once"), ms(per_task.parse), "-".into(), "-", None);
+    row(
+        "shell tasks/s, /bin/true in a line (Rust column: fork/exec floor)",
+        format!("{:.0}", shell.tasks_per_s),
+        format!("{:.0}", shell.floor_per_s),
+        "-",
+        None,
+    );
+    row(
+        "post-to-complete p50, 3 no-op tasks (file: conductor --flows-dir; Rust: chain)",
+        ms(file_latency.0),
+        ms(rust_latency.0),
+        "< 20 ms",
+        Some(file_latency.0 < Duration::from_millis(20)),
+    );
+    row("post-to-complete p99", ms(file_latency.1), ms(rust_latency.1), "-", None);
+    for ((metric, file), (_, rust)) in file_requests.rows().into_iter().zip(rust_requests.rows()) {
+        row(metric, format!("{file:.1}"), format!("{rust:.1}"), "-", None);
+    }
+    row("etcd requests per `baton flows apply` of a file", "not measured yet".into(), "-".into(), "-", None);
+    Ok(())
+}
+
+fn row(metric: &str, file: String, rust: String, target: &str, met: Option<bool>) {
+    let met = match met {
+        None => "",
+        Some(true) => "yes",
+        Some(false) => "NO",
+    };
+    println!("| {metric} | {file} | {rust} | {target} | {met} |");
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
+}
+
+fn us(d: Duration) -> String {
+    format!("{:.1} µs", d.as_secs_f64() * 1e6)
+}
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
