@@ -82,7 +82,17 @@ impl Claimer {
                 }
                 continue;
             }
-            match self.board.claim_next(&self.catalog.filter()).await {
+            let filter = self.catalog.filter();
+            if filter.0.is_empty() {
+                // No flow runs here (yet): an empty filter would mean "any flow" to the board.
+                drop(permit);
+                tokio::select! {
+                    _ = self.stop.cancelled() => break,
+                    _ = flows.changed() => {}
+                }
+                continue;
+            }
+            match self.board.claim_next(&filter).await {
                 Ok(Some(claim)) => {
                     backoff = BACKOFF_START;
                     if self.stop.is_cancelled() {
