@@ -46,7 +46,12 @@ pub async fn run(fleet: &Fleet, command: FlowsCommand, out: Output) -> anyhow::R
                 Output::Table => {
                     let rows = versions.iter().map(|v| {
                         let current = if v.current { "current" } else { "" };
-                        vec![v.version.to_string(), format_time(v.applied_ms), v.hash[..12.min(v.hash.len())].to_owned(), current.to_owned()]
+                        vec![
+                            v.version.to_string(),
+                            format_time(v.applied_ms),
+                            v.hash[..12.min(v.hash.len())].to_owned(),
+                            current.to_owned(),
+                        ]
                     });
                     emit(&table(&["VERSION", "APPLIED", "HASH", ""], rows))?;
                 }

@@ -313,9 +313,8 @@ pub fn flows_table(flows: &[pb::Flow]) -> String {
         ("file", false) => format!("file v{} (not here)", f.version),
         _ => "rust".to_owned(),
     };
-    let rows = flows
-        .iter()
-        .map(|f| vec![f.name.clone(), kind(f), cells(f, true), cells(f, false), f.description.clone()]);
+    let rows =
+        flows.iter().map(|f| vec![f.name.clone(), kind(f), cells(f, true), cells(f, false), f.description.clone()]);
     table(&["NAME", "KIND", "REQUIRES", "OPTIONAL", "DESCRIPTION"], rows)
 }
 

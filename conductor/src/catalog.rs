@@ -301,16 +301,23 @@ impl Catalog {
                 other => CatalogError::Board(other.to_string()),
             })?,
         };
-        let parsed = self
-            .parse(&stored)
-            .map_err(|reason| CatalogError::Unbuildable { name: name.to_owned(), version: stored.version, reason })?;
+        let parsed = self.parse(&stored).map_err(|reason| CatalogError::Unbuildable {
+            name: name.to_owned(),
+            version: stored.version,
+            reason,
+        })?;
         let pin = FlowPin { version: stored.version, hash: stored.hash };
         Ok(Resolved { factory: Resolving::File(parsed), pin: Some(pin) })
     }
 
     /// The factory of a job's flow: its Rust flow, or its pinned version (read from the
     /// board only the first time this conductor meets that hash).
-    pub async fn for_job(&self, board: &dyn JobBoard, flow: &str, pin: Option<&FlowPin>) -> Result<Resolving, CatalogError> {
+    pub async fn for_job(
+        &self,
+        board: &dyn JobBoard,
+        flow: &str,
+        pin: Option<&FlowPin>,
+    ) -> Result<Resolving, CatalogError> {
         let Some(pin) = pin else {
             return match self.rust.get(flow) {
                 Some(_) => Ok(Resolving::Rust(self.rust.clone(), flow.to_owned())),

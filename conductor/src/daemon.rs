@@ -173,13 +173,7 @@ impl Daemon {
             }
             local.session_started();
             slot.fill(board.clone());
-            let cx = SessionContext {
-                config: &self.config,
-                catalog,
-                local,
-                address,
-                health: &server.health,
-            };
+            let cx = SessionContext { config: &self.config, catalog, local, address, health: &server.health };
             let ended = session::run(cx, board.clone(), shutdown.as_mut(), server_failed.as_mut()).await;
             slot.empty_for(match &ended {
                 Ended::Lost => "the board session was lost; starting a new one",
@@ -217,8 +211,7 @@ impl Server {
         local: &Arc<LocalStatus>,
     ) -> Server {
         let stop = CancellationToken::new();
-        let state =
-            ApiState::over(slot.clone(), catalog.clone()).with_shutdown(stop.clone()).with_local(local.clone());
+        let state = ApiState::over(slot.clone(), catalog.clone()).with_shutdown(stop.clone()).with_local(local.clone());
         let (router, health) = api::router(state).await;
         let task = tokio::spawn(router.serve_with_incoming_shutdown(
             // Without TCP_NODELAY, small stream messages (WatchJob) wait on Nagle's algorithm.

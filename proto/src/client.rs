@@ -170,7 +170,11 @@ impl Client {
     }
 
     /// One stored version of a flow file (the current one without `version`).
-    pub async fn get_flow(&self, name: impl Into<String>, version: Option<u32>) -> Result<pb::FlowDefinition, ClientError> {
+    pub async fn get_flow(
+        &self,
+        name: impl Into<String>,
+        version: Option<u32>,
+    ) -> Result<pb::FlowDefinition, ClientError> {
         Ok(self.inner.clone().get_flow(pb::GetFlowRequest { name: name.into(), version }).await?.into_inner())
     }
 

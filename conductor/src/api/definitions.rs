@@ -78,7 +78,8 @@ pub async fn apply(state: &ApiState, req: pb::ApplyFlowsRequest) -> Result<pb::A
     }
     let mut applied = Vec::new();
     for (file, flow) in parsed {
-        let def = NewFlowVersion { name: flow.name().to_owned(), hash: flow.hash().to_owned(), source: file.text.clone() };
+        let def =
+            NewFlowVersion { name: flow.name().to_owned(), hash: flow.hash().to_owned(), source: file.text.clone() };
         let done = board.apply_flow(def, ApplyRule::NewUnlessCurrent).await.map_err(|e| from_board(&e))?;
         tracing::info!(flow = flow.name(), version = done.version, created = done.created, "flow file applied");
         applied.push(pb::AppliedFlow {
@@ -132,7 +133,8 @@ pub async fn delete(state: &ApiState, name: &str) -> Result<(), Status> {
 /// `FlowGraph`: the flow built from the given inputs over its defaults, exported.
 pub async fn graph(state: &ApiState, req: pb::FlowGraphRequest) -> Result<pb::FlowGraphResponse, Status> {
     let board = state.board()?;
-    let resolved = state.catalog.for_post(board.as_ref(), &req.name, req.version).await.map_err(|e| from_catalog(&e))?;
+    let resolved =
+        state.catalog.for_post(board.as_ref(), &req.name, req.version).await.map_err(|e| from_catalog(&e))?;
     let factory = resolved.factory.factory();
     let store = parse_store(&req.store_json)?;
     let store = factory.complete(&store).map_err(|e| {

@@ -201,7 +201,10 @@ impl Baton for BatonService {
         Ok(Response::new(local_status_to_pb(local, self.state.board.get())))
     }
 
-    async fn apply_flows(&self, request: Request<pb::ApplyFlowsRequest>) -> Result<Response<pb::ApplyFlowsResponse>, Status> {
+    async fn apply_flows(
+        &self,
+        request: Request<pb::ApplyFlowsRequest>,
+    ) -> Result<Response<pb::ApplyFlowsResponse>, Status> {
         Ok(Response::new(definitions::apply(&self.state, request.into_inner()).await?))
     }
 
@@ -216,12 +219,18 @@ impl Baton for BatonService {
         Ok(Response::new(definitions::history(&self.state, &request.into_inner().name).await?))
     }
 
-    async fn delete_flow(&self, request: Request<pb::DeleteFlowRequest>) -> Result<Response<pb::DeleteFlowResponse>, Status> {
+    async fn delete_flow(
+        &self,
+        request: Request<pb::DeleteFlowRequest>,
+    ) -> Result<Response<pb::DeleteFlowResponse>, Status> {
         definitions::delete(&self.state, &request.into_inner().name).await?;
         Ok(Response::new(pb::DeleteFlowResponse {}))
     }
 
-    async fn flow_graph(&self, request: Request<pb::FlowGraphRequest>) -> Result<Response<pb::FlowGraphResponse>, Status> {
+    async fn flow_graph(
+        &self,
+        request: Request<pb::FlowGraphRequest>,
+    ) -> Result<Response<pb::FlowGraphResponse>, Status> {
         Ok(Response::new(definitions::graph(&self.state, request.into_inner()).await?))
     }
 }

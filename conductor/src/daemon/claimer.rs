@@ -23,8 +23,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::job_runner::JobRunner;
-use crate::catalog::Catalog;
 use super::registration::Registration;
+use crate::catalog::Catalog;
 use crate::drain::DrainHandle;
 
 /// First delay after a failed claim.

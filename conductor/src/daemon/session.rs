@@ -27,11 +27,11 @@ use tokio_util::task::TaskTracker;
 
 use super::claimer::{self, Claimer};
 use super::flow_files::{self, LoadedFile};
-use crate::catalog::Catalog;
 use super::job_runner::{JobRunner, Stops};
 use super::registration::Registration;
 use super::retention;
 use crate::api::Health;
+use crate::catalog::Catalog;
 use crate::config::{format_duration, Config};
 use crate::local::LocalStatus;
 

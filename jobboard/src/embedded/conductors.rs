@@ -35,9 +35,9 @@ pub(crate) fn register(tx: &Transaction<'_>, info: &ConductorInfo, owner: &str) 
 
 /// Lists the live conductors with the number of jobs their sessions hold.
 pub(crate) fn list(tx: &Transaction<'_>) -> Result<Vec<ConductorInfo>, Error> {
-    let mut stmt =
-        tx.prepare("SELECT name, address, since, draining, owner, kinds, rust_flows FROM conductors ORDER BY name")
-            .map_err(sql_error)?;
+    let mut stmt = tx
+        .prepare("SELECT name, address, since, draining, owner, kinds, rust_flows FROM conductors ORDER BY name")
+        .map_err(sql_error)?;
     let rows = stmt
         .query_map([], |row| {
             Ok((

@@ -48,7 +48,12 @@ struct LiveClaim {
 impl Notifier {
     /// A notifier nobody listens to yet.
     pub(crate) fn new() -> Self {
-        Notifier { claimable: watch::Sender::new(0), flow_changes: watch::Sender::new(0), jobs: Mutex::default(), claims: Mutex::default() }
+        Notifier {
+            claimable: watch::Sender::new(0),
+            flow_changes: watch::Sender::new(0),
+            jobs: Mutex::default(),
+            claims: Mutex::default(),
+        }
     }
 
     /// A subscription to "a job may have become claimable".
