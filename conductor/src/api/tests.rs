@@ -17,6 +17,7 @@ use tonic::Code;
 use super::{router, ApiState};
 
 mod inputs;
+mod requests;
 
 /// An API server on a loopback port over a fresh embedded board; stops when dropped.
 pub(crate) struct Server {
