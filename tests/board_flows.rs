@@ -275,3 +275,23 @@ fn a_flow_file_may_not_take_a_rust_flows_name(kind: BoardKind) {
     let done = finished(&rusty.endpoint(), posted["id"].as_str().unwrap_or_default());
     assert_eq!(done["outcome"].as_str(), Some("SUCCESS"), "{done}");
 }
+
+/// On etcd, a flow applied through one conductor reaches the others through the board's
+/// watch: a conductor that never saw the file claims the new flow's job (its claimer is
+/// woken by the new flow), while the conductor it was applied and posted through is drained.
+#[test]
+fn a_flow_applied_through_one_conductor_is_run_by_another() {
+    let board = TestBoard::new(BoardKind::Etcd, "bf-watch").or_fail();
+    let empty = flows_dir(&[]).or_fail();
+    let front = ConductorProcess::start(&board.conductor("bf-front", empty.path(), &[])).or_fail();
+    let back = ConductorProcess::start(&board.conductor("bf-back", empty.path(), &[])).or_fail();
+    ok(&front.endpoint(), &["drain", "bf-front"]);
+    let files = tempfile::tempdir().or_fail();
+    let flow = write(files.path(), "pinned.yaml", &pinned_flow("7", "1ms"));
+    apply(&front.endpoint(), &[&flow]);
+    let posted = ok(&front.endpoint(), &["post", "pinned"]);
+    let id = posted["id"].as_str().unwrap_or_default().to_owned();
+    let done = finished(&front.endpoint(), &id);
+    assert_eq!(done["outputs"]["version"].as_u64(), Some(7), "{done}");
+    assert!(back.log().contains(&id), "bf-back ran it: {}", back.log());
+}

@@ -148,3 +148,36 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<(), Error> {
     }
     tx.commit().map_err(sql_error)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::job::BoardConfig;
+    use crate::JobBoard;
+
+    /// A board file written before jobs were pinned (version 2) opens, and its jobs read
+    /// with no pin and its conductors with nothing registered of what they run.
+    #[tokio::test]
+    async fn a_version_2_file_is_migrated_and_its_jobs_read_unpinned() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("board.sqlite3");
+        let id = uuid::Uuid::new_v4();
+        {
+            let conn = Connection::open(&path).expect("open");
+            conn.execute_batch(V1).expect("v1");
+            conn.execute_batch(V2).expect("v2");
+            conn.pragma_update(None, "user_version", 2).expect("user_version");
+            conn.execute(
+                "INSERT INTO jobs (id, flow, store, priority, created_at, state) VALUES (?1, 'old', '{}', 0, 1, 'UNCLAIMED')",
+                [id.to_string()],
+            )
+            .expect("an old job");
+        }
+        let board = crate::embedded::EmbeddedBoard::open(&path, BoardConfig::new("new")).expect("migrates");
+        let job = board.get(id).await.expect("the old job reads");
+        assert_eq!((job.flow.as_str(), job.pin), ("old", None));
+        let conn = Connection::open(&path).expect("reopen");
+        let version: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0)).expect("user_version");
+        assert_eq!(version, SCHEMA_VERSION);
+    }
+}
