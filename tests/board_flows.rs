@@ -258,6 +258,16 @@ fn a_flow_file_may_not_take_a_rust_flows_name(kind: BoardKind) {
         assert!(refused.stderr().contains(needle), "names {needle}: {}", refused.stderr());
     }
     assert!(!baton(&rusty.endpoint(), ["flows", "get", "chain"]).success(), "nothing was applied");
+    if kind == BoardKind::Etcd {
+        // A conductor started beside it with the file in --flows-dir does not apply it either.
+        let dir =
+            flows_dir(&[("chain.yaml", "name: chain\nflow:\n  linear:\n    - task: a\n      kind: noop\n")]).or_fail();
+        let stock = ConductorProcess::start(&board.conductor("bf-beside", dir.path(), &[])).or_fail();
+        let log = stock.log();
+        let line = log.lines().find(|l| l.contains("flow file not applied")).unwrap_or_else(|| panic!("{log}"));
+        assert!(line.contains("bf-rusty") && line.contains("chain"), "names both: {line}");
+        assert!(!baton(&rusty.endpoint(), ["flows", "get", "chain"]).success(), "nothing was applied");
+    }
     rusty.terminate().or_fail();
 
     // With no Rust conductor live, the file flow is accepted; a Rust conductor then refuses it.

@@ -69,8 +69,18 @@ pub fn files(config: &Config, rust: &FlowRegistry) -> Result<Vec<LoadedFile>, Er
 
 /// Applies `files` to the board (`NeverBack`), logging what each did. Stops at the
 /// first board error (the caller retries; applies already made are no-ops then).
+/// A file named like a live conductor's Rust flow is not applied (one name, one flow),
+/// with an error naming both.
 pub async fn apply_all(board: &dyn JobBoard, files: &[LoadedFile]) -> Result<(), jobboard::Error> {
+    let conductors = if files.is_empty() { Vec::new() } else { board.conductors().await? };
     for LoadedFile { path, text, flow: file } in files {
+        if let Some(owner) = conductors.iter().find(|c| c.rust_flows.iter().any(|f| f == file.name())) {
+            tracing::error!(
+                file = %path.display(), flow = file.name(), conductor = %owner.name,
+                "flow file not applied: its name is a Rust flow built into a live conductor; rename the file's flow"
+            );
+            continue;
+        }
         let def = NewFlowVersion { name: file.name().to_owned(), hash: file.hash().to_owned(), source: text.clone() };
         let applied = board.apply_flow(def, ApplyRule::NeverBack).await?;
         if applied.created {
