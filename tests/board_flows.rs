@@ -267,6 +267,11 @@ fn a_flow_file_may_not_take_a_rust_flows_name(kind: BoardKind) {
         let line = log.lines().find(|l| l.contains("flow file not applied")).unwrap_or_else(|| panic!("{log}"));
         assert!(line.contains("bf-rusty") && line.contains("chain"), "names both: {line}");
         assert!(!baton(&rusty.endpoint(), ["flows", "get", "chain"]).success(), "nothing was applied");
+        // A post of the Rust flow through the conductor without it is accepted, saying who has it.
+        let posted = baton(&stock.endpoint(), ["post", "chain", "--store", "steps=1", "--store", "step_ms=1"]);
+        assert!(posted.success() && posted.stderr().contains("bf-rusty"), "{}", posted.stderr());
+        let id = posted.json().or_fail()["id"].as_str().unwrap_or_default().to_owned();
+        assert_eq!(finished(&stock.endpoint(), &id)["outcome"].as_str(), Some("SUCCESS"));
     }
     rusty.terminate().or_fail();
 

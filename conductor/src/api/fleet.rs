@@ -3,7 +3,8 @@
 //!
 //! Conductors register what they can run (`ConductorInfo::task_kinds`,
 //! `rust_flows`). A post is never refused for lack of a conductor (one may start
-//! later); the reply carries a warning instead. The set is read at most once per
+//! later); the reply carries a warning instead. A Rust flow this conductor lacks but
+//! another live one has is accepted too ([`Fleet::rust_owners`]). The set is read at most once per
 //! [`FRESH_FOR`], shared by concurrent posts, so posting costs no board request
 //! beyond the post itself while the cache is fresh.
 
@@ -73,6 +74,20 @@ impl Fleet {
                     "no live conductor allows every task kind flow {flow:?} uses ({}; see --task-kinds); {wait}",
                     kinds.join(", ")
                 )]
+            }
+        }
+    }
+
+    /// The live conductors that have `flow` built in (Rust flows), by name; empty if
+    /// none, or if the conductor set cannot be read now.
+    pub async fn rust_owners(&self, board: &dyn JobBoard, flow: &str) -> Vec<String> {
+        match self.conductors(board).await {
+            Ok(list) => {
+                list.iter().filter(|c| c.rust_flows.iter().any(|f| f == flow)).map(|c| c.name.clone()).collect()
+            }
+            Err(error) => {
+                tracing::debug!(%error, "cannot read the conductor set");
+                Vec::new()
             }
         }
     }
