@@ -46,6 +46,7 @@ board_test!(flow_versions_follow_the_apply_rule);
 board_test!(unknown_flows_and_bad_names_are_refused);
 board_test!(concurrent_applies_each_get_a_version);
 board_test!(a_flow_in_use_is_not_deleted);
+board_test!(pins_persist_and_flow_changes_wake);
 board_test!(lost_session_returns_job);
 board_test!(close_releases_claims);
 board_test!(old_owner_is_fenced);

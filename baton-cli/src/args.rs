@@ -106,7 +106,8 @@ pub enum Command {
 /// `baton post`.
 #[derive(Debug, clap::Args)]
 pub struct PostArgs {
-    /// The flow to run (see `baton flows`).
+    /// The flow to run (see `baton flows`); `NAME@VERSION` runs that stored version of a
+    /// flow file instead of the current one.
     pub flow: String,
     /// One input, read as the type the flow declares for KEY (a string input keeps `1.10`
     /// as text; arrays and objects in JSON); an undeclared KEY is JSON if it parses
@@ -159,6 +160,72 @@ pub enum FlowsCommand {
         #[arg(long = "file", short = 'f', value_name = "FILE", required = true, num_args = 1..)]
         files: Vec<PathBuf>,
     },
+    /// Store flow files on the board, for every conductor: each changed file becomes its
+    /// flow's new current version; an unchanged one changes nothing. A file with problems
+    /// refuses them all (nothing applied).
+    Apply {
+        /// The flow files (repeatable: `-f a.yaml -f b.yaml`, or `-f a.yaml b.yaml`).
+        #[arg(long = "file", short = 'f', value_name = "FILE", required = true, num_args = 1..)]
+        files: Vec<PathBuf>,
+    },
+    /// Print a stored flow file (the current version unless `--version`).
+    Get {
+        /// The flow.
+        name: String,
+        /// A stored version's number (see `baton flows history`).
+        #[arg(long)]
+        version: Option<u32>,
+    },
+    /// List a flow file's stored versions, oldest first.
+    History {
+        /// The flow.
+        name: String,
+    },
+    /// Remove a flow file and every version (refused while an unfinished job uses it).
+    Delete {
+        /// The flow.
+        name: String,
+    },
+    /// Print a flow's execution graph (DOT for Graphviz, or Mermaid).
+    Graph {
+        /// The flow.
+        name: String,
+        /// A flow file's stored version (default: the current one).
+        #[arg(long)]
+        version: Option<u32>,
+        /// `dot` or `mermaid`.
+        #[arg(long, value_enum, default_value_t = GraphFormat::Dot)]
+        format: GraphFormat,
+        /// Inputs the flow's shape depends on (an `each` over a list), over its defaults;
+        /// read like `baton post --store`. Repeatable.
+        #[arg(long = "store", short = 's', value_name = "KEY=VALUE", value_parser = crate::store::parse_pair)]
+        store: Vec<(String, String)>,
+        /// Inputs from a YAML or JSON map; `--store` pairs override it.
+        #[arg(long, value_name = "FILE")]
+        store_file: Option<PathBuf>,
+    },
+}
+
+/// `baton flows graph --format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum GraphFormat {
+    /// Graphviz DOT.
+    Dot,
+    /// A Mermaid flowchart.
+    Mermaid,
+}
+
+impl PostArgs {
+    /// The flow's name and, for `NAME@VERSION`, the version.
+    pub fn flow_and_version(&self) -> Result<(&str, Option<u32>), String> {
+        match self.flow.rsplit_once('@') {
+            None => Ok((&self.flow, None)),
+            Some((name, version)) => match version.parse::<u32>() {
+                Ok(v) if v > 0 && !name.is_empty() => Ok((name, Some(v))),
+                _ => Err(format!("{:?}: expected NAME or NAME@VERSION with VERSION a number from 1", self.flow)),
+            },
+        }
+    }
 }
 
 /// `baton demo`.

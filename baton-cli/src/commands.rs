@@ -37,6 +37,9 @@ pub async fn dispatch(fleet: &Fleet, command: Command, out: Output) -> anyhow::R
             print_job(&job.with_context(|| format!("cannot cancel job {id}"))?, out, true)?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Flows(crate::args::FlowsArgs { command: Some(command) }) => {
+            crate::definitions::run(fleet, command, out).await
+        }
         Command::Flows(_) => {
             let flows = fleet.call(|c| async move { c.list_flows().await }).await.context("cannot list flows")?;
             match out {
@@ -95,7 +98,10 @@ async fn pairs(fleet: &Fleet, args: &PostArgs) -> Map<String, Value> {
     }
     let schema = match fleet.fresh().call(|c| async move { c.list_flows().await }).await {
         // An unknown flow gets no schema here; the conductor refuses it, naming it.
-        Ok(flows) => flows.iter().find(|f| f.name == args.flow).map(inputs::schema_of).unwrap_or_default(),
+        Ok(flows) => {
+            let name = args.flow_and_version().map_or(args.flow.as_str(), |(name, _)| name);
+            flows.iter().find(|f| f.name == name).map(inputs::schema_of).unwrap_or_default()
+        }
         Err(error) => {
             tracing::debug!(%error, "cannot list flows; --store values are read as undeclared inputs");
             flows::Schema::new()
@@ -107,15 +113,21 @@ async fn pairs(fleet: &Fleet, args: &PostArgs) -> Map<String, Value> {
 async fn post(fleet: &Fleet, args: PostArgs, store: Map<String, Value>, out: Output) -> anyhow::Result<ExitCode> {
     // A key of our own when none is given: a post re-sent to the next endpoint after a
     // timeout (the first may have written it) returns the job instead of making another.
-    let key = args.idempotency_key.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let (flow, version) = args.flow_and_version().map_err(|e| anyhow!(e))?;
+    let key = args.idempotency_key.clone().unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let request = &pb::PostJobRequest {
-        flow: args.flow.clone(),
+        flow: flow.to_owned(),
         store_json: Value::Object(store).to_string(),
         priority: args.priority,
         idempotency_key: Some(key),
+        version,
     };
     let job = fleet.call(|c| async move { c.post_job(request.clone()).await }).await;
     let job = job.with_context(|| format!("cannot post a {} job", args.flow))?;
+    // Accepted, but it may wait: said on stderr, so stdout stays the job (id or JSON).
+    for warning in &job.warnings {
+        eprintln!("warning: {warning}");
+    }
     if !args.wait {
         match out {
             Output::Json => print_json(&job_json(&job, false))?,
@@ -182,7 +194,7 @@ pub fn print_job(job: &pb::Job, out: Output, with_tasks: bool) -> io::Result<()>
     }
 }
 
-fn print_json(value: &Value) -> io::Result<()> {
+pub fn print_json(value: &Value) -> io::Result<()> {
     // Serializing a `Value` cannot fail; fall back to compact text if it ever does.
     let text = serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string());
     emit(&format!("{text}\n"))
@@ -190,7 +202,7 @@ fn print_json(value: &Value) -> io::Result<()> {
 
 /// Writes to stdout, returning the error (`println!` would panic on a closed
 /// pipe, e.g. `baton list | head`); `main` treats a broken pipe as success.
-fn emit(text: &str) -> io::Result<()> {
+pub fn emit(text: &str) -> io::Result<()> {
     let mut stdout = io::stdout().lock();
     stdout.write_all(text.as_bytes())?;
     stdout.flush()

@@ -12,10 +12,12 @@
 //!   [`time`]: instants as people read them (durations: `flowfile::duration`).
 //! - [`follow`]: `--wait` / `watch` progress.
 //! - [`report`]: errors as one line for people.
-//! - [`validate`]: `baton flows validate`; [`demo`]: `baton demo`.
+//! - [`validate`]: `baton flows validate`; [`definitions`]: `baton flows apply|get|history|delete|graph`;
+//!   [`demo`]: `baton demo`.
 
 mod args;
 mod commands;
+mod definitions;
 mod demo;
 mod fleet;
 mod follow;

@@ -84,6 +84,16 @@ pub fn job_json(job: &pb::Job, with_tasks: bool) -> Value {
     });
     if with_tasks {
         value["tasks"] = job.tasks.iter().map(task_json).collect();
+        value["outputs"] = serde_json::from_str(&job.outputs_json).unwrap_or_else(|_| json!({}));
+    }
+    // Fields added with flow files: present only where they say something, so the
+    // shapes scripts already read are unchanged for Rust flows.
+    if let Some(version) = job.flow_version {
+        value["flow_version"] = json!(version);
+        value["flow_hash"] = json!(job.flow_hash);
+    }
+    if !job.warnings.is_empty() {
+        value["warnings"] = json!(job.warnings);
     }
     value
 }
@@ -128,7 +138,10 @@ fn failure_json(failure: &pb::Failure) -> Value {
 
 /// The JSON form of a conductor.
 pub fn conductor_json(c: &pb::Conductor) -> Value {
-    json!({"name": c.name, "address": c.address, "jobs": c.jobs, "since": c.since_ms, "draining": c.draining})
+    json!({
+        "name": c.name, "address": c.address, "jobs": c.jobs, "since": c.since_ms, "draining": c.draining,
+        "task_kinds": c.task_kinds, "rust_flows": c.rust_flows,
+    })
 }
 
 /// The JSON form of a flow factory.
@@ -148,6 +161,9 @@ pub fn flow_json(f: &pb::Flow) -> Value {
         "optional": f.optional_inputs,
         "description": f.description,
         "inputs": inputs,
+        "kind": f.kind,
+        "version": (f.kind == "file").then_some(f.version),
+        "runs_here": f.runs_here,
     })
 }
 
@@ -204,7 +220,10 @@ pub fn job_detail(job: &pb::Job) -> String {
     let mut out = String::new();
     let mut field = |name: &str, value: &str| out.push_str(&format!("{:<10}{value}\n", format!("{name}:")));
     field("id", &job.id);
-    field("flow", &job.flow);
+    match job.flow_version {
+        Some(version) => field("flow", &format!("{} (file, version {version})", job.flow)),
+        None => field("flow", &job.flow),
+    }
     let state = match outcome_name(job) {
         Some(outcome) => format!("{} ({outcome})", state_name(job)),
         None => state_name(job).to_owned(),
@@ -226,6 +245,13 @@ pub fn job_detail(job: &pb::Job) -> String {
     }
     if job.cancel_requested {
         field("cancel", "requested");
+    }
+    let outputs: Map<String, Value> = serde_json::from_str(&job.outputs_json).unwrap_or_default();
+    if !outputs.is_empty() {
+        out.push_str("outputs:\n");
+        for (name, value) in &outputs {
+            out.push_str(&format!("  {name} = {}\n", result_cell(&value.to_string())));
+        }
     }
     if !job.tasks.is_empty() {
         let (done, total) = progress(job);
@@ -282,8 +308,14 @@ pub fn flows_table(flows: &[pb::Flow]) -> String {
         let inputs = f.inputs.iter().filter(|i| i.spec.as_ref().is_some_and(|s| s.default_json.is_none()) == required);
         inputs.map(input_cell).collect::<Vec<_>>().join("; ")
     };
-    let rows = flows.iter().map(|f| vec![f.name.clone(), cells(f, true), cells(f, false), f.description.clone()]);
-    table(&["NAME", "REQUIRES", "OPTIONAL", "DESCRIPTION"], rows)
+    let kind = |f: &pb::Flow| match (f.kind.as_str(), f.runs_here) {
+        ("file", true) => format!("file v{}", f.version),
+        ("file", false) => format!("file v{} (not here)", f.version),
+        _ => "rust".to_owned(),
+    };
+    let rows =
+        flows.iter().map(|f| vec![f.name.clone(), kind(f), cells(f, true), cells(f, false), f.description.clone()]);
+    table(&["NAME", "KIND", "REQUIRES", "OPTIONAL", "DESCRIPTION"], rows)
 }
 
 /// Left-aligned columns two spaces apart, fitted to the terminal's width when stdout is
@@ -373,11 +405,19 @@ mod tests {
 
     #[test]
     fn conductor_shape_has_the_documented_keys() {
-        let c =
-            pb::Conductor { name: "c1".into(), address: "127.0.0.1:1".into(), jobs: 2, since_ms: 5, draining: true };
+        let c = pb::Conductor {
+            name: "c1".into(),
+            address: "127.0.0.1:1".into(),
+            jobs: 2,
+            since_ms: 5,
+            draining: true,
+            task_kinds: vec!["noop".into()],
+            rust_flows: vec![],
+        };
         assert_eq!(
             conductor_json(&c),
-            json!({"name": "c1", "address": "127.0.0.1:1", "jobs": 2, "since": 5, "draining": true})
+            json!({"name": "c1", "address": "127.0.0.1:1", "jobs": 2, "since": 5, "draining": true,
+                   "task_kinds": ["noop"], "rust_flows": []})
         );
     }
 
@@ -428,6 +468,9 @@ mod tests {
                     },
                 ),
             ],
+            kind: "rust".into(),
+            version: 0,
+            runs_here: true,
         }
     }
 

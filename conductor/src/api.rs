@@ -7,12 +7,16 @@
 //! - [`service`]: the handlers.
 //! - [`watch`]: the `WatchJob` stream.
 //! - [`convert`]: board types to wire messages.
+//! - [`definitions`]: flow files on the board: apply, get, history, delete, graph.
+//! - [`fleet`]: the cached conductor set, for the post warning "no live conductor runs this".
 //! - [`outline`]: a job's atoms in flow order, merged with its logbook.
 //! - [`status`]: errors to gRPC codes, in one place.
 //! - [`board_slot`]: the board the handlers use, which comes and goes with sessions.
 
 pub mod board_slot;
 pub mod convert;
+pub mod definitions;
+pub mod fleet;
 pub mod outline;
 pub mod service;
 pub mod status;
@@ -24,6 +28,8 @@ pub(crate) mod tests;
 use std::sync::Arc;
 
 use flows::FlowRegistry;
+
+use crate::catalog::Catalog;
 use jobboard::JobBoard;
 use proto::pb::baton_server::BatonServer;
 use tokio_util::sync::CancellationToken;
@@ -42,8 +48,10 @@ pub use service::BatonService;
 pub struct ApiState {
     /// The board jobs are posted to and read from, while there is one.
     pub board: BoardSlot,
-    /// The flows this conductor can build; posts are checked against it.
-    pub registry: Arc<FlowRegistry>,
+    /// The flows this conductor knows (Rust and the board's files); posts are checked against it.
+    pub catalog: Arc<Catalog>,
+    /// The live conductors, cached for post warnings.
+    pub fleet: Arc<fleet::Fleet>,
     /// Cancelled when the server shuts down: open `WatchJob` streams end with
     /// UNAVAILABLE rather than holding a graceful shutdown open.
     pub shutdown: CancellationToken,
@@ -54,14 +62,16 @@ pub struct ApiState {
 }
 
 impl ApiState {
-    /// State over a board that is always there and a registry, with a shutdown token of its own.
+    /// State over a board that is always there and Rust flows (file flows run with the
+    /// default kinds), with a shutdown token of its own.
     pub fn new(board: Arc<dyn JobBoard>, registry: Arc<FlowRegistry>) -> Self {
-        ApiState::over(BoardSlot::fixed(board), registry)
+        let kinds = Arc::new(flowfile::Kinds::default_allowed());
+        ApiState::over(BoardSlot::fixed(board), Arc::new(Catalog::new(registry, kinds)))
     }
 
     /// State over a board slot the daemon fills while it has a session.
-    pub fn over(board: BoardSlot, registry: Arc<FlowRegistry>) -> Self {
-        ApiState { board, registry, shutdown: CancellationToken::new(), local: None }
+    pub fn over(board: BoardSlot, catalog: Arc<Catalog>) -> Self {
+        ApiState { board, catalog, fleet: Arc::default(), shutdown: CancellationToken::new(), local: None }
     }
 
     /// Ends watch streams when `shutdown` is cancelled.

@@ -27,15 +27,16 @@ YAML file given by --config (or BATON_CONFIG) as a snake_case key (max_jobs: 8).
 flags, then environment, then the file, then the defaults shown. Durations take a unit:
 500ms, 10s, 2m, 1h, 7d. Logs go to stderr; RUST_LOG filters them (default info).
 
-Flow files: every *.yaml / *.yml file in --flows-dir declares one flow, registered at start
-beside the binary's own (Rust) flows. A file with any error, or a flow name taken twice,
-stops the conductor at start (exit 2) with every problem as FILE:LINE:COLUMN: path: what.
-A flow using a task kind outside --task-kinds (reverts included) is not loaded, with a
-warning: this conductor neither claims its jobs nor accepts posts of it. The kinds are
-noop, sleep, fail, http and shell; all but shell are on by default (shell runs commands on
-this host: name it to turn it on, e.g. --task-kinds noop,sleep,fail,http,shell). Each
-conductor loads its own directory (flows are not stored on the board yet): give every
-conductor of a fleet the same files, and post through one that loaded them.
+Flow files: every *.yaml / *.yml file in --flows-dir declares one flow. They are checked at
+start (a file with any error, or a flow name taken twice or by a Rust flow of the binary,
+stops the conductor: exit 2, every problem as FILE:LINE:COLUMN: path: what), then applied
+to the board once it answers: unchanged content is a no-op and an older file never moves a
+flow's current version back, so a fleet may start with the same directory and a rolling
+update is safe. Every conductor runs the board's flows (`baton flows apply` adds more), a job
+pinned to the version it was posted against. A flow using a task kind outside --task-kinds
+(reverts included) is not claimed here, with a warning. The kinds are noop, sleep, fail,
+http and shell; all but shell are on by default (shell runs commands on this host: name it
+to turn it on, e.g. --task-kinds noop,sleep,fail,http,shell).
 ${secret.NAME} in a task resolves from the file NAME in --secrets-dir, at run time only;
 secret values never reach the job's logbook, results, failures, the API or the logs.";
 
@@ -110,7 +111,7 @@ pub struct Settings {
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     #[serde(default, deserialize_with = "flowfile::duration::deserialize_opt")]
     pub drain_check_interval: Option<Duration>,
-    /// Directory of flow files (*.yaml, *.yml) to run beside the built-in flows.
+    /// Directory of flow files (*.yaml, *.yml) to apply to the board at start (never moving a flow back).
     #[arg(long, value_name = "DIR")]
     pub flows_dir: Option<PathBuf>,
     /// Task kinds flow files may use on this conductor, comma-separated [default: every built-in kind but shell].
@@ -194,7 +195,7 @@ pub struct Config {
     pub purge_interval: Duration,
     /// How often the board's drain flag is re-read.
     pub drain_check_interval: Duration,
-    /// Flow files to load at start; `None`: none.
+    /// Flow files to apply to the board at start; `None`: none.
     pub flows_dir: Option<PathBuf>,
     /// The task kinds flow files may use (checked against the built-in kinds by [`Config::validate`]).
     pub task_kinds: Vec<String>,

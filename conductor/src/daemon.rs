@@ -23,8 +23,8 @@
 //!
 //! ## Layout
 //! - [`backend`]: opens the etcd or embedded board the config names, waiting for it.
-//! - [`flow_files`]: `--flows-dir`, `--task-kinds`, `--secrets-dir`: file flows joining
-//!   the registry at start (a bad file stops the start).
+//! - [`flow_files`]: `--flows-dir`, `--task-kinds`, `--secrets-dir`: files checked at start
+//!   (a bad file stops the start) and applied to the board once it answers.
 //! - `session`: one board session: registration, claim loops, retention, jobs.
 //! - `claimer`: the claim loops (semaphore of `--max-jobs`, board wake-ups, backoff).
 //! - `job_runner`: one job: build the flow, run the engine on its logbook, consume/abandon/trash.
@@ -56,6 +56,7 @@ use tonic::transport::server::TcpIncoming;
 pub use self::backend::open_board;
 use self::session::{Ended, SessionContext};
 use crate::api::{self, ApiState, BoardSlot, Health};
+use crate::catalog::Catalog;
 use crate::config::Config;
 pub use crate::drain::DrainHandle;
 use crate::error::Error;
@@ -110,19 +111,21 @@ impl Daemon {
     /// Runs until `shutdown` resolves (`Ok`), starting a new board session
     /// whenever one is lost. The last session is closed on the way out.
     /// Bad flow files (see [`flow_files`]) are an `Error::Config` before anything starts.
-    pub async fn run(mut self, listener: TcpListener, shutdown: impl Future) -> Result<(), Error> {
-        self.registry = Arc::new(flow_files::registry(&self.config, &self.registry)?);
+    pub async fn run(self, listener: TcpListener, shutdown: impl Future) -> Result<(), Error> {
+        let files = flow_files::files(&self.config, &self.registry)?;
+        let catalog = Arc::new(Catalog::new(self.registry.clone(), Arc::new(flow_files::kinds(&self.config)?)));
         let local_addr =
             listener.local_addr().map_err(|source| Error::Io { what: "reading listen address".into(), source })?;
         let address = self.config.advertise.clone().unwrap_or_else(|| local_addr.to_string());
         let local = LocalStatus::new(self.config.name.clone(), self.drain.clone());
         let slot = BoardSlot::empty(format!("connecting to {}", self.config.board));
-        let server = Server::start(listener, &slot, &self.registry, &local).await;
+        let server = Server::start(listener, &slot, &catalog, &local).await;
         tracing::info!(
-            name = %self.config.name, %address, board = %self.config.board, flows = ?self.registry.names(),
+            name = %self.config.name, %address, board = %self.config.board, rust_flows = ?self.registry.names(),
+            flow_files = files.len(),
             max_jobs = self.config.max_jobs, concurrency = self.config.concurrency, "conductor started"
         );
-        let result = self.sessions(&server, &slot, &local, &address, shutdown).await;
+        let result = self.sessions(&server, &slot, &local, &address, (&catalog, &files), shutdown).await;
         server.stop().await;
         match &result {
             Ok(()) => tracing::info!("conductor stopped"),
@@ -138,6 +141,7 @@ impl Daemon {
         slot: &BoardSlot,
         local: &Arc<LocalStatus>,
         address: &str,
+        (catalog, files): (&Arc<Catalog>, &[flow_files::LoadedFile]),
         shutdown: impl Future,
     ) -> Result<(), Error> {
         let injected = self.board.is_some();
@@ -153,15 +157,23 @@ impl Daemon {
                     None => return Ok(()),
                 },
             };
+            let session_lost = board.session_lost();
+            tokio::select! {
+                _ = shutdown.as_mut() => {
+                    if let Err(error) = board.close().await {
+                        tracing::debug!(%error, "closing the board session");
+                    }
+                    return Ok(());
+                }
+                _ = session_lost.cancelled() => {
+                    tracing::warn!("board session lost before it served; starting a new one");
+                    continue;
+                }
+                () = session::prepare(board.as_ref(), files, catalog) => {}
+            }
             local.session_started();
             slot.fill(board.clone());
-            let cx = SessionContext {
-                config: &self.config,
-                registry: &self.registry,
-                local,
-                address,
-                health: &server.health,
-            };
+            let cx = SessionContext { config: &self.config, catalog, local, address, health: &server.health };
             let ended = session::run(cx, board.clone(), shutdown.as_mut(), server_failed.as_mut()).await;
             slot.empty_for(match &ended {
                 Ended::Lost => "the board session was lost; starting a new one",
@@ -195,12 +207,11 @@ impl Server {
     async fn start(
         listener: TcpListener,
         slot: &BoardSlot,
-        registry: &Arc<FlowRegistry>,
+        catalog: &Arc<Catalog>,
         local: &Arc<LocalStatus>,
     ) -> Server {
         let stop = CancellationToken::new();
-        let state =
-            ApiState::over(slot.clone(), registry.clone()).with_shutdown(stop.clone()).with_local(local.clone());
+        let state = ApiState::over(slot.clone(), catalog.clone()).with_shutdown(stop.clone()).with_local(local.clone());
         let (router, health) = api::router(state).await;
         let task = tokio::spawn(router.serve_with_incoming_shutdown(
             // Without TCP_NODELAY, small stream messages (WatchJob) wait on Nagle's algorithm.

@@ -5,6 +5,7 @@
 //!
 //! ## Layout
 //! - [`config`]: daemon settings; flags > `BATON_*` env > YAML file > defaults.
+//! - [`catalog`]: every flow a conductor knows (Rust flows and the board's flow files), pinned versions by hash.
 //! - [`daemon`]: `run(config, listener, shutdown)`: board sessions, registration, claim loop, job runner.
 //! - [`api`]: the `baton.v1` gRPC service over a `JobBoard`; `api::status` maps errors to codes.
 //! - [`drain`]: `DrainHandle`, a conductor's local drain switch.
@@ -15,6 +16,7 @@
 //!   the library; the stock binary carries none (its flows come from `--flows-dir`).
 
 pub mod api;
+pub mod catalog;
 pub mod config;
 pub mod daemon;
 pub mod demo_flows;

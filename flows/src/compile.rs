@@ -200,6 +200,22 @@ impl Compiled {
     pub fn is_empty(&self) -> bool {
         self.atom_count == 0
     }
+
+    /// Every name the atoms provided, with its value (TaskFlow's `fetch_all`), given the
+    /// result of each atom that succeeded (`result_of`; `None` for the others). Later
+    /// atoms in depth-first order win, as in the engine.
+    pub fn outputs<'v>(&self, result_of: impl Fn(&str) -> Option<&'v Value>) -> serde_json::Map<String, Value> {
+        let mut out = serde_json::Map::new();
+        for node in self.nodes.iter().filter(|n| !n.is_join()) {
+            let Some(result) = result_of(&node.name) else { continue };
+            for name in node.provides.names() {
+                if let Some(value) = node.provides.extract(name, result) {
+                    out.insert(name.to_owned(), value.clone());
+                }
+            }
+        }
+        out
+    }
 }
 
 /// A child of a flow during compilation.

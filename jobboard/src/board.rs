@@ -50,6 +50,12 @@ pub trait JobBoard: Send + Sync + std::fmt::Debug {
     /// looking for work so that no wake-up is missed.
     fn claimable(&self) -> Wakeups;
 
+    /// Fires whenever a stored flow definition may have changed (a version applied,
+    /// a flow deleted), in this process or, on etcd, anywhere in the fleet; also
+    /// once after a lost watch is re-established. Subscribers re-read what they
+    /// keep (`current_flows`); subscribe before that read so no change is missed.
+    fn flow_changes(&self) -> Wakeups;
+
     /// Fires whenever the job or its logbook changes. `NotFound` for an unknown id.
     async fn watch_job(&self, id: JobId) -> Result<Wakeups, Error>;
 

@@ -242,6 +242,10 @@ impl JobBoard for EmbeddedBoard {
         self.shared.notify.subscribe_claimable()
     }
 
+    fn flow_changes(&self) -> Wakeups {
+        self.shared.notify.subscribe_flow_changes()
+    }
+
     async fn watch_job(&self, id: JobId) -> Result<Wakeups, Error> {
         self.check_open()?;
         // Subscribe first: a change between the check and the subscription is not lost.
@@ -298,7 +302,11 @@ impl JobBoard for EmbeddedBoard {
         self.check_open()?;
         crate::flow_defs::check_name(&def.name)?;
         let now = now_millis();
-        self.shared.db.write(move |tx| flow_defs::apply(tx, &def, rule, now)).await
+        let applied = self.shared.db.write(move |tx| flow_defs::apply(tx, &def, rule, now)).await?;
+        if applied.created {
+            self.shared.notify.flow_changed();
+        }
+        Ok(applied)
     }
 
     async fn flow_version(&self, name: &str, version: Option<u32>) -> Result<FlowVersion, Error> {
@@ -321,7 +329,9 @@ impl JobBoard for EmbeddedBoard {
     async fn delete_flow(&self, name: &str) -> Result<(), Error> {
         self.check_open()?;
         let name = name.to_owned();
-        self.shared.db.write(move |tx| flow_defs::delete(tx, &name)).await
+        self.shared.db.write(move |tx| flow_defs::delete(tx, &name)).await?;
+        self.shared.notify.flow_changed();
+        Ok(())
     }
 
     fn session_lost(&self) -> CancellationToken {

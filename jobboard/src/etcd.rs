@@ -11,6 +11,7 @@
 mod claim;
 mod codec;
 mod conductors;
+mod defs_watch;
 mod epoch;
 mod flow_defs;
 pub(crate) mod keys;
@@ -180,6 +181,8 @@ pub(crate) struct Inner {
     local: Mutex<local::LocalClaims>,
     queue_view: Mutex<queue_view::QueueView>,
     claimable: tokio_watch::Sender<u64>,
+    /// Bumped when a flow definition may have changed (`defs_watch`).
+    flow_changes: tokio_watch::Sender<u64>,
     /// Stops the background tasks (close).
     stop: CancellationToken,
 }
@@ -235,6 +238,7 @@ impl EtcdBoard {
             local: Mutex::default(),
             queue_view: Mutex::default(),
             claimable: tokio_watch::channel(0).0,
+            flow_changes: tokio_watch::channel(0).0,
             stop: CancellationToken::new(),
         });
         if let Err(e) = watch::start_board_watch(&inner).await {
@@ -244,6 +248,7 @@ impl EtcdBoard {
             }
             return Err(e);
         }
+        tokio::spawn(defs_watch::defs_watch(Arc::downgrade(&inner)));
         Ok(EtcdBoard { inner })
     }
 
@@ -285,6 +290,10 @@ impl Inner {
 
     fn wake_claimers(&self) {
         self.claimable.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    fn wake_flow_watchers(&self) {
+        self.flow_changes.send_modify(|n| *n = n.wrapping_add(1));
     }
 
     /// Refuses session-bound work once the session is over.
@@ -358,6 +367,10 @@ impl JobBoard for EtcdBoard {
 
     fn claimable(&self) -> Wakeups {
         Wakeups::new(self.inner.claimable.subscribe())
+    }
+
+    fn flow_changes(&self) -> Wakeups {
+        Wakeups::new(self.inner.flow_changes.subscribe())
     }
 
     async fn watch_job(&self, id: JobId) -> Result<Wakeups, Error> {

@@ -53,6 +53,20 @@ pub struct NewJob {
     pub priority: i32,
     /// Posting twice with the same key returns the first job.
     pub idempotency_key: Option<String>,
+    /// The stored flow definition the job runs (flow files); `None` for a flow built into
+    /// the conductor binary (Rust). Absent in records written before pinning existed.
+    #[serde(default)]
+    pub pin: Option<FlowPin>,
+}
+
+/// The version of a stored flow definition a job was posted against: it runs that version,
+/// whatever is current when it is claimed or resumed.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct FlowPin {
+    /// The definition's version number (see [`crate::FlowVersion`]).
+    pub version: u32,
+    /// The hash of that version's canonical form.
+    pub hash: String,
 }
 
 /// The longest flow name or idempotency key a board accepts, in bytes. Both
@@ -63,7 +77,7 @@ pub const MAX_NAME_BYTES: usize = 1024;
 impl NewJob {
     /// A job of priority 0 without an idempotency key.
     pub fn new(flow: impl Into<String>, store: Map<String, Value>) -> Self {
-        NewJob { flow: flow.into(), store, priority: 0, idempotency_key: None }
+        NewJob { flow: flow.into(), store, priority: 0, idempotency_key: None, pin: None }
     }
 
     /// Refuses, the same way on every backend, a blank or overlong flow name or
@@ -114,6 +128,9 @@ pub struct Job {
     pub cancel_requested: bool,
     /// When it became COMPLETE or TRASHED.
     pub finished_at: Option<Millis>,
+    /// The stored flow definition it runs; `None` for a Rust flow (see [`NewJob::pin`]).
+    #[serde(default)]
+    pub pin: Option<FlowPin>,
 }
 
 /// Which flows a claimer can run; empty means any.
@@ -168,6 +185,12 @@ pub struct ConductorInfo {
     /// How many jobs it holds now (computed when listing; ignored on register).
     #[serde(default)]
     pub jobs: u32,
+    /// The task kinds it allows for flow files (`--task-kinds`); empty from older conductors.
+    #[serde(default)]
+    pub task_kinds: Vec<String>,
+    /// The flows built into its binary (Rust flows); empty from older conductors.
+    #[serde(default)]
+    pub rust_flows: Vec<String>,
 }
 
 /// Settings every backend shares.

@@ -29,5 +29,6 @@ pub use claim::{Claim, FenceToken};
 pub use error::Error;
 pub use flow_defs::{Applied, ApplyRule, FlowVersion, NewFlowVersion};
 pub use job::{
-    BoardConfig, ConductorInfo, FlowFilter, Job, JobId, JobPage, JobState, ListQuery, NewJob, Outcome, MAX_NAME_BYTES,
+    BoardConfig, ConductorInfo, FlowFilter, FlowPin, Job, JobId, JobPage, JobState, ListQuery, NewJob, Outcome,
+    MAX_NAME_BYTES,
 };

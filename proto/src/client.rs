@@ -164,6 +164,36 @@ impl Client {
         Ok(self.inner.clone().drain(pb::DrainRequest { name: name.into(), draining }).await?.into_inner())
     }
 
+    /// Applies flow files to the board.
+    pub async fn apply_flows(&self, files: Vec<pb::FlowFileText>) -> Result<Vec<pb::AppliedFlow>, ClientError> {
+        Ok(self.inner.clone().apply_flows(pb::ApplyFlowsRequest { files }).await?.into_inner().flows)
+    }
+
+    /// One stored version of a flow file (the current one without `version`).
+    pub async fn get_flow(
+        &self,
+        name: impl Into<String>,
+        version: Option<u32>,
+    ) -> Result<pb::FlowDefinition, ClientError> {
+        Ok(self.inner.clone().get_flow(pb::GetFlowRequest { name: name.into(), version }).await?.into_inner())
+    }
+
+    /// Every stored version of a flow file, oldest first.
+    pub async fn flow_history(&self, name: impl Into<String>) -> Result<Vec<pb::FlowDefinition>, ClientError> {
+        Ok(self.inner.clone().flow_history(pb::FlowHistoryRequest { name: name.into() }).await?.into_inner().versions)
+    }
+
+    /// Removes a flow file with every version.
+    pub async fn delete_flow(&self, name: impl Into<String>) -> Result<(), ClientError> {
+        self.inner.clone().delete_flow(pb::DeleteFlowRequest { name: name.into() }).await?;
+        Ok(())
+    }
+
+    /// A flow's execution graph as text.
+    pub async fn flow_graph(&self, request: pb::FlowGraphRequest) -> Result<String, ClientError> {
+        Ok(self.inner.clone().flow_graph(request).await?.into_inner().text)
+    }
+
     /// This conductor's own status: its board, its sessions, the jobs it runs now.
     pub async fn get_status(&self) -> Result<pb::ConductorStatus, ClientError> {
         Ok(self.inner.clone().get_status(pb::GetStatusRequest {}).await?.into_inner())

@@ -50,7 +50,7 @@ pub use failover::{
 };
 pub use flow_defs::{
     a_flow_in_use_is_not_deleted, concurrent_applies_each_get_a_version, flow_versions_follow_the_apply_rule,
-    unknown_flows_and_bad_names_are_refused,
+    pins_persist_and_flow_changes_wake, unknown_flows_and_bad_names_are_refused,
 };
 pub use lifecycle::{api_follows_the_lifecycle_table, quarantine_reason_is_the_rules};
 pub use listing::{

@@ -24,6 +24,10 @@ pub fn job_to_pb(job: &Job, tasks: Vec<pb::Task>) -> pb::Job {
         created_at_ms: job.created_at,
         finished_at_ms: job.finished_at,
         tasks,
+        flow_version: job.pin.as_ref().map(|p| p.version),
+        flow_hash: job.pin.as_ref().map(|p| p.hash.clone()),
+        warnings: Vec::new(),
+        outputs_json: String::new(),
     }
 }
 
@@ -67,6 +71,8 @@ pub fn conductor_to_pb(info: &ConductorInfo) -> pb::Conductor {
         jobs: info.jobs,
         since_ms: info.since,
         draining: info.draining,
+        task_kinds: info.task_kinds.clone(),
+        rust_flows: info.rust_flows.clone(),
     }
 }
 
@@ -114,6 +120,21 @@ pub fn flow_to_pb(factory: &FlowFactory) -> pb::Flow {
             .iter()
             .map(|(name, spec)| pb::Input { name: name.to_owned(), spec: Some(input_spec_to_pb(spec)) })
             .collect(),
+        kind: "rust".to_owned(),
+        version: 0,
+        runs_here: true,
+    }
+}
+
+/// The wire form of a stored flow version; `with_source` includes its text.
+pub fn definition_to_pb(def: &jobboard::FlowVersion, current: bool, with_source: bool) -> pb::FlowDefinition {
+    pb::FlowDefinition {
+        name: def.name.clone(),
+        version: def.version,
+        hash: def.hash.clone(),
+        source: if with_source { def.source.clone() } else { String::new() },
+        applied_ms: def.applied_ms,
+        current,
     }
 }
 
@@ -187,6 +208,7 @@ mod tests {
             trash_reason: None,
             cancel_requested: false,
             finished_at: Some(2000),
+            pin: Some(jobboard::FlowPin { version: 3, hash: "abc".into() }),
         }
     }
 
@@ -203,6 +225,7 @@ mod tests {
         assert_eq!(failure.message, "boom");
         assert_eq!(failure.cause.unwrap().kind, "Timeout");
         assert_eq!(wire.finished_at_ms, Some(2000));
+        assert_eq!((wire.flow_version, wire.flow_hash.as_deref()), (Some(3), Some("abc")), "the pin is shown");
         assert!(wire.tasks.is_empty());
     }
 

@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use flows::{AtomDetail, AtomKind, Flow, FlowRegistry, LogBook, Node};
+use flows::{AtomDetail, AtomKind, Compiled, Flow, FlowFactory, LogBook, Node};
 use jobboard::Job;
 
 /// One atom of a job's flow: its name and whether it is a task or a retry.
@@ -20,24 +20,44 @@ pub struct OutlineAtom {
     pub kind: AtomKind,
 }
 
-/// The job's atoms in flow order; `None` if the flow cannot be built here
-/// (unknown to this conductor, or its factory refuses the store).
-pub fn outline(registry: &FlowRegistry, job: &Job) -> Option<Vec<OutlineAtom>> {
-    let flow = registry.build(&job.flow, &job.store).ok()?;
+/// A job's flow as built for it: its atoms in flow order, and the compiled flow
+/// (which knows what each atom provides, for the job's outputs).
+#[derive(Debug, Clone)]
+pub struct Shape {
+    /// The atoms in flow order.
+    pub atoms: Vec<OutlineAtom>,
+    /// The compiled flow.
+    pub compiled: Compiled,
+}
+
+/// The shape of the job's flow built by `factory` (its Rust flow or pinned version);
+/// `None` if the factory refuses the job's store.
+pub fn outline(factory: &FlowFactory, job: &Job) -> Option<Shape> {
+    let flow = factory.build(&job.store).ok()?;
     let compiled = flows::compile(&flow, job.store.keys().cloned()).ok()?;
     let mut tasks = HashSet::new();
     collect_tasks(&flow, &mut tasks);
-    Some(
-        compiled
-            .atom_names()
-            .into_iter()
-            .map(|name| OutlineAtom {
-                name: name.to_owned(),
-                // Compilation adds the flows' retry controllers; every other atom is a task.
-                kind: if tasks.contains(name) { AtomKind::Task } else { AtomKind::Retry },
-            })
-            .collect(),
-    )
+    let atoms = compiled
+        .atom_names()
+        .into_iter()
+        .map(|name| OutlineAtom {
+            name: name.to_owned(),
+            // Compilation adds the flows' retry controllers; every other atom is a task.
+            kind: if tasks.contains(name) { AtomKind::Task } else { AtomKind::Retry },
+        })
+        .collect();
+    Some(Shape { atoms, compiled })
+}
+
+/// Every name the job's finished atoms provided, with its value (`fetch_all`).
+pub fn outputs(shape: Option<&Shape>, atoms: &[AtomDetail]) -> serde_json::Map<String, serde_json::Value> {
+    let Some(shape) = shape else { return serde_json::Map::new() };
+    let done: BTreeMap<&str, &serde_json::Value> = atoms
+        .iter()
+        .filter(|a| a.state == flows::AtomState::Success)
+        .filter_map(|a| a.result.as_ref().map(|r| (a.name.as_str(), r)))
+        .collect();
+    shape.compiled.outputs(|name| done.get(name).copied())
 }
 
 fn collect_tasks<'a>(flow: &'a Flow, tasks: &mut HashSet<&'a str>) {
@@ -104,13 +124,15 @@ mod tests {
             trash_reason: None,
             cancel_requested: false,
             finished_at: None,
+            pin: None,
         }
     }
 
     #[test]
     fn outline_lists_every_atom_in_flow_order() {
         let registry = crate::demo_flows::registry();
-        let atoms = outline(&registry, &chain_job(3)).unwrap();
+        let chain = registry.get("chain").unwrap();
+        let atoms = outline(chain, &chain_job(3)).unwrap().atoms;
         assert_eq!(atoms.len(), 3, "{atoms:?}");
         assert!(atoms.iter().all(|a| a.kind == AtomKind::Task));
         let job = Job {
@@ -118,23 +140,17 @@ mod tests {
             store: json!({"nodes": 2, "step_ms": 1}).as_object().cloned().unwrap_or_default(),
             ..chain_job(1)
         };
-        let atoms = outline(&registry, &job).unwrap();
+        let atoms = outline(registry.get("provision-cluster").unwrap(), &job).unwrap().atoms;
         let retries = atoms.iter().filter(|a| a.kind == AtomKind::Retry).count();
         let tasks = atoms.iter().filter(|a| a.kind == AtomKind::Task).count();
         assert_eq!((retries, tasks), (2, 5), "{atoms:?}");
     }
 
     #[test]
-    fn unknown_flow_has_no_outline() {
-        let job = Job { flow: "nope".into(), ..chain_job(1) };
-        assert_eq!(outline(&crate::demo_flows::registry(), &job), None);
-    }
-
-    #[test]
     fn merge_fills_unrecorded_atoms_as_pending() {
         let registry = crate::demo_flows::registry();
         let job = chain_job(3);
-        let outline = outline(&registry, &job).unwrap();
+        let outline = outline(registry.get("chain").unwrap(), &job).unwrap().atoms;
         let mut book = LogBook::new(job.id, "chain");
         let mut flow = FlowDetail::new(Uuid::new_v4(), "chain");
         let mut first = AtomDetail::new(outline[0].name.clone(), AtomKind::Task);

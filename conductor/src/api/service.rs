@@ -10,9 +10,9 @@ use serde_json::{Map, Value};
 use tonic::{Request, Response, Status};
 
 use super::convert::{conductor_to_pb, flow_to_pb, job_to_pb, local_status_to_pb, state_from_pb, tasks_to_pb};
-use super::outline::{merge, OutlineAtom};
-use super::status::{from_board, from_registry, invalid};
-use super::{watch, ApiState};
+use super::outline::{merge, Shape};
+use super::status::{from_board, from_catalog, from_registry, invalid};
+use super::{definitions, watch, ApiState};
 
 /// The gRPC service; cheap to clone (it holds `Arc`s).
 #[derive(Debug, Clone)]
@@ -56,19 +56,30 @@ fn json_kind(value: &Value) -> &'static str {
 }
 
 impl BatonService {
-    /// A job with its tasks, read now. `outline` is the job's atoms in flow
-    /// order, computed on first use and kept (a job's flow does not change).
+    /// A job with its tasks and outputs, read now. `shape` is the job's flow as built
+    /// for it (its Rust flow or pinned version), computed on first use and kept (a
+    /// job's flow does not change).
     pub(super) async fn snapshot(
         state: &ApiState,
         id: JobId,
-        outline: &mut Option<Option<Vec<OutlineAtom>>>,
+        shape: &mut Option<Option<Shape>>,
     ) -> Result<pb::Job, Status> {
         let board = state.board()?;
         let job = board.get(id).await.map_err(|e| from_board(&e))?;
         let logbook = board.logbook(id).await.map_err(|e| from_board(&e))?;
-        let outline = outline.get_or_insert_with(|| super::outline::outline(&state.registry, &job));
-        let atoms = merge(logbook.as_ref(), outline.as_deref());
-        Ok(job_to_pb(&job, tasks_to_pb(&atoms)))
+        if shape.is_none() {
+            let built = match state.catalog.for_job(board.as_ref(), &job.flow, job.pin.as_ref()).await {
+                Ok(resolving) => super::outline::outline(resolving.factory(), &job),
+                // Shown without an outline (atoms as recorded); the runner says why it cannot build.
+                Err(_) => None,
+            };
+            *shape = Some(built);
+        }
+        let shape = shape.as_ref().and_then(Option::as_ref);
+        let atoms = merge(logbook.as_ref(), shape.map(|s| s.atoms.as_slice()));
+        let mut reply = job_to_pb(&job, tasks_to_pb(&atoms));
+        reply.outputs_json = serde_json::Value::Object(super::outline::outputs(shape, &atoms)).to_string();
+        Ok(reply)
     }
 }
 
@@ -80,18 +91,43 @@ impl Baton for BatonService {
             return Err(invalid("flow", "must not be empty"));
         }
         let store = parse_store(&req.store_json)?;
-        // Refuse before writing anything: the board never sees a job no conductor could build.
-        // The job keeps the completed store (defaults filled in), so every run sees the same inputs.
-        let store = self.state.registry.complete(&req.flow, &store).map_err(|e| from_registry(&e))?;
+        let board = self.state.board()?;
+        // A Rust flow, or a flow file pinned to its current version (from memory) or the one asked for.
+        let (store, pin, warnings) = match self.state.catalog.for_post(board.as_ref(), &req.flow, req.version).await {
+            Ok(resolved) => {
+                // Refuse before writing anything: the board never sees a job no conductor could build.
+                // The job keeps the completed store (defaults filled in), so every run sees the same inputs.
+                let store = resolved.factory.factory().complete(&store).map_err(|e| from_registry(&e))?;
+                let warnings = self.state.fleet.warnings(board.as_ref(), &req.flow, &resolved.factory).await;
+                (store, resolved.pin, warnings)
+            }
+            // Built into other live conductors only: accepted; they check its inputs when they build it.
+            Err(unknown @ crate::catalog::CatalogError::UnknownFlow { .. }) if req.version.is_none() => {
+                let owners = self.state.fleet.rust_owners(board.as_ref(), &req.flow).await;
+                if owners.is_empty() {
+                    return Err(from_catalog(&unknown));
+                }
+                let warning = format!(
+                    "flow {:?} is built into conductor(s) {} but not into this one: its inputs are checked                      (and defaults filled) when it runs, not now",
+                    req.flow,
+                    owners.join(", ")
+                );
+                (store, None, vec![warning])
+            }
+            Err(other) => return Err(from_catalog(&other)),
+        };
         let job = NewJob {
             flow: req.flow,
             store,
             priority: req.priority,
             idempotency_key: req.idempotency_key.filter(|k| !k.is_empty()),
+            pin,
         };
-        let job = self.state.board()?.post(job).await.map_err(|e| from_board(&e))?;
-        tracing::debug!(job = %job.id, flow = %job.flow, "job posted");
-        Ok(Response::new(job_to_pb(&job, Vec::new())))
+        let job = board.post(job).await.map_err(|e| from_board(&e))?;
+        tracing::debug!(job = %job.id, flow = %job.flow, version = ?job.pin.as_ref().map(|p| p.version), "job posted");
+        let mut reply = job_to_pb(&job, Vec::new());
+        reply.warnings = warnings;
+        Ok(Response::new(reply))
     }
 
     async fn get_job(&self, request: Request<pb::GetJobRequest>) -> Result<Response<pb::Job>, Status> {
@@ -132,8 +168,11 @@ impl Baton for BatonService {
     }
 
     async fn list_flows(&self, _: Request<pb::ListFlowsRequest>) -> Result<Response<pb::ListFlowsResponse>, Status> {
-        let registry = &self.state.registry;
-        let flows = registry.names().into_iter().filter_map(|name| registry.get(name)).map(flow_to_pb).collect();
+        let registry = self.state.catalog.rust();
+        let mut flows: Vec<pb::Flow> =
+            registry.names().into_iter().filter_map(|name| registry.get(name)).map(flow_to_pb).collect();
+        flows.extend(definitions::file_flows(&self.state.catalog));
+        flows.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(Response::new(pb::ListFlowsResponse { flows }))
     }
 
@@ -177,5 +216,38 @@ impl Baton for BatonService {
             Status::unimplemented("GetStatus is answered by conductors; this server runs no conductor")
         })?;
         Ok(Response::new(local_status_to_pb(local, self.state.board.get())))
+    }
+
+    async fn apply_flows(
+        &self,
+        request: Request<pb::ApplyFlowsRequest>,
+    ) -> Result<Response<pb::ApplyFlowsResponse>, Status> {
+        Ok(Response::new(definitions::apply(&self.state, request.into_inner()).await?))
+    }
+
+    async fn get_flow(&self, request: Request<pb::GetFlowRequest>) -> Result<Response<pb::FlowDefinition>, Status> {
+        Ok(Response::new(definitions::get(&self.state, request.into_inner()).await?))
+    }
+
+    async fn flow_history(
+        &self,
+        request: Request<pb::FlowHistoryRequest>,
+    ) -> Result<Response<pb::FlowHistoryResponse>, Status> {
+        Ok(Response::new(definitions::history(&self.state, &request.into_inner().name).await?))
+    }
+
+    async fn delete_flow(
+        &self,
+        request: Request<pb::DeleteFlowRequest>,
+    ) -> Result<Response<pb::DeleteFlowResponse>, Status> {
+        definitions::delete(&self.state, &request.into_inner().name).await?;
+        Ok(Response::new(pb::DeleteFlowResponse {}))
+    }
+
+    async fn flow_graph(
+        &self,
+        request: Request<pb::FlowGraphRequest>,
+    ) -> Result<Response<pb::FlowGraphResponse>, Status> {
+        Ok(Response::new(definitions::graph(&self.state, request.into_inner()).await?))
     }
 }

@@ -37,6 +37,18 @@ pub fn from_registry(err: &RegistryError) -> Status {
     Status::invalid_argument(err.to_string())
 }
 
+/// The gRPC status for a catalog refusal: a post or graph of a flow it cannot resolve.
+pub fn from_catalog(err: &crate::catalog::CatalogError) -> Status {
+    use crate::catalog::CatalogError as E;
+    match err {
+        E::UnknownFlow { .. } | E::UnknownVersion { .. } | E::NotVersioned { .. } => {
+            Status::invalid_argument(err.to_string())
+        }
+        E::Unbuildable { .. } => Status::failed_precondition(err.to_string()),
+        E::Board(_) => Status::unavailable(err.to_string()),
+    }
+}
+
 /// INVALID_ARGUMENT naming the bad field.
 pub fn invalid(field: &str, message: impl std::fmt::Display) -> Status {
     Status::invalid_argument(format!("{field}: {message}"))

@@ -17,6 +17,7 @@ use tonic::Code;
 use super::{router, ApiState};
 
 mod inputs;
+mod requests;
 
 /// An API server on a loopback port over a fresh embedded board; stops when dropped.
 pub(crate) struct Server {
@@ -60,7 +61,13 @@ pub(crate) fn code(err: ClientError) -> (Code, String) {
 }
 
 pub(crate) fn post(flow: &str, store: &str) -> pb::PostJobRequest {
-    pb::PostJobRequest { flow: flow.into(), store_json: store.into(), priority: 0, idempotency_key: None }
+    pb::PostJobRequest {
+        flow: flow.into(),
+        store_json: store.into(),
+        priority: 0,
+        idempotency_key: None,
+        version: None,
+    }
 }
 
 pub(crate) async fn job_count(board: &Arc<dyn JobBoard>) -> usize {
@@ -180,12 +187,18 @@ async fn flows_conductors_and_drain() {
             since: 7,
             draining: false,
             jobs: 0,
+            task_kinds: vec!["noop".into()],
+            rust_flows: vec!["chain".into()],
         })
         .await
         .unwrap();
     let conductors = server.client.list_conductors().await.unwrap();
     assert_eq!(conductors.len(), 1);
     assert!(!conductors[0].draining);
+    assert_eq!(
+        (&conductors[0].task_kinds, &conductors[0].rust_flows),
+        (&vec!["noop".to_owned()], &vec!["chain".to_owned()])
+    );
     assert!(server.client.drain("api-test", true).await.unwrap().draining);
     assert!(server.client.list_conductors().await.unwrap()[0].draining);
     assert!(server.drain.is_draining(), "this process's claimer is told at once");
@@ -267,9 +280,15 @@ async fn without_a_board_calls_are_unavailable_at_once_naming_the_cause_and_stat
     let drain = crate::drain::DrainHandle::new();
     let local = crate::local::LocalStatus::new("lonely", drain);
     let slot = super::BoardSlot::empty("cannot reach etcd at http://127.0.0.1:9: connection refused");
-    let state = ApiState::over(slot.clone(), Arc::new(crate::demo_flows::registry()))
-        .with_shutdown(stop.clone())
-        .with_local(local.clone());
+    let state = ApiState::over(
+        slot.clone(),
+        Arc::new(crate::catalog::Catalog::new(
+            Arc::new(crate::demo_flows::registry()),
+            Arc::new(flowfile::Kinds::default_allowed()),
+        )),
+    )
+    .with_shutdown(stop.clone())
+    .with_local(local.clone());
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let endpoint = format!("http://{}", listener.local_addr().unwrap());
     let (router, _health) = router(state).await;

@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
 
-use super::outline::OutlineAtom;
+use super::outline::Shape;
 use super::service::BatonService;
 use super::status::from_board;
 use super::ApiState;
@@ -43,7 +43,7 @@ async fn follow(
     id: JobId,
     mut wakeups: jobboard::Wakeups,
     first: pb::Job,
-    mut outline: Option<Option<Vec<OutlineAtom>>>,
+    mut outline: Option<Option<Shape>>,
     tx: mpsc::Sender<Result<pb::Job, Status>>,
 ) {
     let mut last = first;

@@ -17,13 +17,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use jobboard::{Availability, FlowFilter, JobBoard};
+use jobboard::{Availability, JobBoard};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::job_runner::JobRunner;
 use super::registration::Registration;
+use crate::catalog::Catalog;
 use crate::drain::DrainHandle;
 
 /// First delay after a failed claim.
@@ -39,8 +40,8 @@ pub(crate) const CLAIM_LOOPS: usize = 4;
 #[derive(Debug)]
 pub(crate) struct Claimer {
     pub(crate) board: Arc<dyn JobBoard>,
-    /// The flows this conductor has factories for.
-    pub(crate) filter: FlowFilter,
+    /// The flows this conductor runs: what it claims, and a wake-up when they change.
+    pub(crate) catalog: Arc<Catalog>,
     /// One permit per job that may run at once.
     pub(crate) slots: Arc<Semaphore>,
     pub(crate) drain: DrainHandle,
@@ -64,6 +65,8 @@ impl Claimer {
     async fn claim_loop(self: Arc<Self>) {
         let mut wakeups = self.board.claimable();
         let mut drain = self.drain.subscribe();
+        // A new flow's jobs may be waiting already: a change of the flows is a wake-up.
+        let mut flows = self.catalog.changes();
         let mut backoff = BACKOFF_START;
         loop {
             let permit = tokio::select! {
@@ -79,7 +82,17 @@ impl Claimer {
                 }
                 continue;
             }
-            match self.board.claim_next(&self.filter).await {
+            let filter = self.catalog.filter();
+            if filter.0.is_empty() {
+                // No flow runs here (yet): an empty filter would mean "any flow" to the board.
+                drop(permit);
+                tokio::select! {
+                    _ = self.stop.cancelled() => break,
+                    _ = flows.changed() => {}
+                }
+                continue;
+            }
+            match self.board.claim_next(&filter).await {
                 Ok(Some(claim)) => {
                     backoff = BACKOFF_START;
                     if self.stop.is_cancelled() {
@@ -103,6 +116,7 @@ impl Claimer {
                             self.registration.refresh_if_stale(DRAIN_FRESHNESS).await;
                         }
                         _ = drain.changed() => {}
+                        _ = flows.changed() => {}
                     }
                 }
                 Err(jobboard::Error::Closed) => {

@@ -2,23 +2,19 @@
 //!
 //! At start, every `*.yaml` / `*.yml` file in the flows directory is parsed and
 //! checked (against every built-in kind, so a file is judged the same on every
-//! conductor) and its flow registered beside the binary's Rust flows. The
-//! registry's names are the claim filter and what the API accepts posts of, so
-//! a flow that is not registered here is one this conductor neither claims nor
-//! accepts.
+//! conductor). Once the board answers, each is applied to it with
+//! `ApplyRule::NeverBack` ([`apply_all`]): unchanged content writes nothing, so a
+//! fleet started with the same directory stores each flow once, and a conductor
+//! started with an older file during a rolling update never moves a flow's current
+//! version back. The conductor then runs what the board holds, through its
+//! [`catalog`](crate::catalog), like every other conductor of the fleet.
 //!
-//! - A file with problems, or a flow name taken twice (by a Rust flow or by
-//!   another file), is bad configuration: the conductor refuses to start, listing
-//!   every problem of every file (`FILE:LINE:COLUMN: path: what`).
-//! - A flow that uses a kind outside `--task-kinds` anywhere (reverts included)
-//!   is left out with one warning naming the file, the flow and the kinds missing.
-//!
-//! Scope, until flows are stored on the board (`baton flows apply`, issue 9 section 3):
-//! each conductor loads its own directory, so a fleet must be given the same files. A
-//! post of a flow through a conductor that did not load it is refused as an unknown
-//! flow, even when another conductor of the fleet runs it (the issue's "accepted with a
-//! warning" needs the board to know every flow). A job is built, when claimed, from the
-//! claiming conductor's copy of the file.
+//! - A file with problems, or a flow name taken twice (by a Rust flow of the binary
+//!   or by another file), is bad configuration: the conductor refuses to start (exit
+//!   2), listing every problem of every file (`FILE:LINE:COLUMN: path: what`).
+//! - A flow that uses a kind outside `--task-kinds` is still applied (other
+//!   conductors may run it); this conductor does not claim its jobs (the catalog logs
+//!   one warning naming the flow and the missing kinds).
 //!
 //! Hidden entries are skipped and symbolic links followed, so a Kubernetes
 //! ConfigMap mounted as the directory (`flow.yaml -> ..data/flow.yaml`) loads
@@ -33,31 +29,10 @@ use std::sync::Arc;
 
 use flowfile::{DirSecrets, FlowFile, Kinds};
 use flows::FlowRegistry;
+use jobboard::{ApplyRule, JobBoard, NewFlowVersion};
 
 use crate::config::Config;
 use crate::error::Error;
-
-/// A flow file left out because this conductor does not allow all its kinds.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Skipped {
-    /// The file.
-    pub file: PathBuf,
-    /// Its flow.
-    pub flow: String,
-    /// The kinds it uses that `--task-kinds` does not name.
-    pub missing: Vec<String>,
-}
-
-/// What loading a flows directory did.
-#[derive(Debug, Clone, Default)]
-pub struct Loaded {
-    /// The Rust flows plus every file flow this conductor can run.
-    pub registry: FlowRegistry,
-    /// `(file, flow)` of each file flow registered.
-    pub registered: Vec<(PathBuf, String)>,
-    /// File flows left out for their kinds.
-    pub skipped: Vec<Skipped>,
-}
 
 /// The kinds `config` allows, with `${secret.NAME}` resolving from `--secrets-dir`.
 pub fn kinds(config: &Config) -> Result<Kinds, Error> {
@@ -69,38 +44,64 @@ pub fn kinds(config: &Config) -> Result<Kinds, Error> {
     }
 }
 
-/// The registry a conductor runs: `rust` plus the flows of `--flows-dir` it can run.
-/// Logs what was loaded and warns about each flow left out.
-pub fn registry(config: &Config, rust: &FlowRegistry) -> Result<FlowRegistry, Error> {
-    let kinds = Arc::new(kinds(config)?);
-    let Some(dir) = &config.flows_dir else {
-        return Ok(rust.clone());
-    };
-    let loaded = load(dir, &kinds, rust)?;
-    for (file, flow) in &loaded.registered {
-        tracing::info!(file = %file.display(), flow, "flow file loaded");
-    }
-    for skip in &loaded.skipped {
-        tracing::warn!(
-            file = %skip.file.display(),
-            flow = %skip.flow,
-            missing = %skip.missing.join(","),
-            allowed = %kinds.names().join(","),
-            "flow file not loaded: its flow uses task kinds this conductor does not allow (--task-kinds); \
-             this conductor will not claim its jobs nor accept posts of it"
-        );
-    }
-    if loaded.registered.is_empty() && loaded.skipped.is_empty() {
-        tracing::warn!(dir = %dir.display(), "--flows-dir holds no *.yaml or *.yml file");
-    }
-    Ok(loaded.registry)
+/// One checked file of `--flows-dir`.
+#[derive(Debug, Clone)]
+pub struct LoadedFile {
+    /// Where it was read.
+    pub path: PathBuf,
+    /// Its text, as stored on the board (`baton flows get` prints it back).
+    pub text: String,
+    /// The parsed flow.
+    pub flow: FlowFile,
 }
 
-/// Parses every flow file in `dir` and registers, over `rust`, those `kinds` can run.
-/// Any problem in any file is an `Error::Config` listing them all.
-pub fn load(dir: &Path, kinds: &Arc<Kinds>, rust: &FlowRegistry) -> Result<Loaded, Error> {
+/// The checked files of `--flows-dir` (none without one), to apply once the board answers.
+pub fn files(config: &Config, rust: &FlowRegistry) -> Result<Vec<LoadedFile>, Error> {
+    let Some(dir) = &config.flows_dir else {
+        return Ok(Vec::new());
+    };
+    let files = load(dir, rust)?;
+    if files.is_empty() {
+        tracing::warn!(dir = %dir.display(), "--flows-dir holds no *.yaml or *.yml file");
+    }
+    Ok(files)
+}
+
+/// Applies `files` to the board (`NeverBack`), logging what each did. Stops at the
+/// first board error (the caller retries; applies already made are no-ops then).
+/// A file named like a live conductor's Rust flow is not applied (one name, one flow),
+/// with an error naming both.
+pub async fn apply_all(board: &dyn JobBoard, files: &[LoadedFile]) -> Result<(), jobboard::Error> {
+    let conductors = if files.is_empty() { Vec::new() } else { board.conductors().await? };
+    for LoadedFile { path, text, flow: file } in files {
+        if let Some(owner) = conductors.iter().find(|c| c.rust_flows.iter().any(|f| f == file.name())) {
+            tracing::error!(
+                file = %path.display(), flow = file.name(), conductor = %owner.name,
+                "flow file not applied: its name is a Rust flow built into a live conductor; rename the file's flow"
+            );
+            continue;
+        }
+        let def = NewFlowVersion { name: file.name().to_owned(), hash: file.hash().to_owned(), source: text.clone() };
+        let applied = board.apply_flow(def, ApplyRule::NeverBack).await?;
+        if applied.created {
+            tracing::info!(file = %path.display(), flow = file.name(), version = applied.version, "flow file applied");
+        } else if applied.version == applied.current {
+            tracing::info!(file = %path.display(), flow = file.name(), version = applied.version, "flow file unchanged");
+        } else {
+            tracing::warn!(
+                file = %path.display(), flow = file.name(), version = applied.version, current = applied.current,
+                "flow file is an older version than the board's current one; current stays (never moved back)"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Parses every flow file in `dir`. Any problem in any file, or a name taken by a Rust
+/// flow of `rust` or by another file, is an `Error::Config` listing them all.
+pub fn load(dir: &Path, rust: &FlowRegistry) -> Result<Vec<LoadedFile>, Error> {
     let mut problems: Vec<String> = Vec::new();
-    let mut parsed: Vec<(PathBuf, FlowFile)> = Vec::new();
+    let mut parsed: Vec<LoadedFile> = Vec::new();
     // Checked against every built-in kind: a kind this conductor leaves out
     // makes the flow not runnable here, not the file wrong.
     let every_kind = Kinds::all();
@@ -114,12 +115,12 @@ pub fn load(dir: &Path, kinds: &Arc<Kinds>, rust: &FlowRegistry) -> Result<Loade
             }
         };
         match FlowFile::parse_with(&shown, &text, &every_kind) {
-            Ok(flow) => parsed.push((file, flow)),
+            Ok(flow) => parsed.push(LoadedFile { path: file, text, flow }),
             Err(found) => problems.extend(found.lines()),
         }
     }
     let mut owners: BTreeMap<&str, &Path> = BTreeMap::new();
-    for (file, flow) in &parsed {
+    for LoadedFile { path: file, flow, .. } in &parsed {
         let name = flow.name();
         if rust.get(name).is_some() {
             problems.push(format!(
@@ -141,18 +142,7 @@ pub fn load(dir: &Path, kinds: &Arc<Kinds>, rust: &FlowRegistry) -> Result<Loade
             problems.join("\n")
         )));
     }
-    let mut loaded = Loaded { registry: rust.clone(), ..Loaded::default() };
-    for (file, flow) in parsed {
-        let used = flow.kinds_used();
-        let missing = kinds.missing(used.iter().map(String::as_str));
-        if missing.is_empty() {
-            loaded.registry.register(flow.factory(kinds.clone()));
-            loaded.registered.push((file, flow.name().to_owned()));
-        } else {
-            loaded.skipped.push(Skipped { file, flow: flow.name().to_owned(), missing });
-        }
-    }
-    Ok(loaded)
+    Ok(parsed)
 }
 
 /// The flow files of `dir`, in name order: visible `*.yaml` / `*.yml` entries that are

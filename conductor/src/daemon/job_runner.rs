@@ -1,6 +1,7 @@
 //! The job runner: one claimed job, from its flow factory to consume or abandon.
 //!
-//! The flow is built from the registry and run by the flows engine on the
+//! The flow is built from the catalog (a Rust flow, or the flow file version the
+//! job is pinned to, whatever is current now) and run by the flows engine on the
 //! job's logbook (`Claim::storage`, book id = flow id = job id), so a job
 //! abandoned or lost part-way resumes from what was recorded. How it ends:
 //!
@@ -14,15 +15,18 @@
 //! | claim lost (lease expired, session fenced) | engine dropped at once; nothing written (it would be fenced anyway) |
 //! | logbook storage failed for good | abandon (retried elsewhere; quarantine stops a loop) |
 //! | flow cannot be built or compiled, engine bug | trash with the reason (retrying cannot help) |
+//! | pinned version uses a kind this conductor does not allow | trash naming flow, version and kinds |
+//! | pinned version cannot be read (board error) | abandon (retried) |
 
 use std::sync::Arc;
 
-use flows::{Engine, FlowRegistry, FlowState, LoggingListener, RunOutcome, StorageError, CANCELLED};
-use jobboard::{Claim, Outcome};
+use flows::{Engine, FlowState, LoggingListener, RunOutcome, StorageError, CANCELLED};
+use jobboard::{Claim, JobBoard, Outcome};
 use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use crate::catalog::Catalog;
 use crate::local::{LocalStatus, RunningJob};
 
 /// The tokens that stop running jobs; both are children of the daemon's.
@@ -37,7 +41,10 @@ pub(crate) struct Stops {
 /// What every job shares.
 #[derive(Debug)]
 pub(crate) struct JobRunner {
-    pub(crate) registry: Arc<FlowRegistry>,
+    /// Builds each job's flow: a Rust flow, or the file flow version it is pinned to.
+    pub(crate) catalog: Arc<Catalog>,
+    /// Where a pinned version not met before is read.
+    pub(crate) board: Arc<dyn JobBoard>,
     /// Tasks of one job run at once.
     pub(crate) concurrency: usize,
     pub(crate) stops: Stops,
@@ -71,11 +78,21 @@ impl JobRunner {
         let job = claim.job().clone();
         tracing::info!(resumed = job.claims > 1, "job claimed");
         // The store with its declared defaults: what the flow is built from and what its tasks see.
-        let store = match self.registry.complete(&job.flow, &job.store) {
+        let factory = match self.catalog.for_job(self.board.as_ref(), &job.flow, job.pin.as_ref()).await {
+            Ok(factory) => factory,
+            Err(crate::catalog::CatalogError::Board(error)) => {
+                tracing::warn!(%error, "cannot read the job's flow definition; abandoning the job");
+                return abandon(claim).await;
+            }
+            // Not silently lost: TRASHED, with the reason naming the flow, version and what is missing.
+            Err(error) => return trash(claim, format!("cannot build flow: {error}")).await,
+        };
+        let factory = factory.factory();
+        let store = match factory.complete(&job.store) {
             Ok(store) => store,
             Err(error) => return trash(claim, format!("cannot build flow: {error}")).await,
         };
-        let flow = match self.registry.build(&job.flow, &store) {
+        let flow = match factory.build(&store) {
             Ok(flow) => flow,
             Err(error) => return trash(claim, format!("cannot build flow: {error}")).await,
         };

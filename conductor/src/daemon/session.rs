@@ -20,17 +20,18 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use flows::FlowRegistry;
-use jobboard::{ConductorInfo, FlowFilter, JobBoard};
+use jobboard::{ConductorInfo, JobBoard};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::claimer::{self, Claimer};
+use super::flow_files::{self, LoadedFile};
 use super::job_runner::{JobRunner, Stops};
 use super::registration::Registration;
 use super::retention;
 use crate::api::Health;
+use crate::catalog::Catalog;
 use crate::config::{format_duration, Config};
 use crate::local::LocalStatus;
 
@@ -53,7 +54,7 @@ pub(crate) enum Ended {
 /// What a session needs from the daemon.
 pub(crate) struct SessionContext<'a> {
     pub(crate) config: &'a Config,
-    pub(crate) registry: &'a Arc<FlowRegistry>,
+    pub(crate) catalog: &'a Arc<Catalog>,
     pub(crate) local: &'a Arc<LocalStatus>,
     pub(crate) address: &'a str,
     pub(crate) health: &'a Health,
@@ -74,6 +75,8 @@ pub(crate) async fn run<S: Future + ?Sized, F: Future<Output = String> + ?Sized>
         since: flows::now_millis(),
         draining: cx.local.drain.is_draining(),
         jobs: 0,
+        task_kinds: cx.catalog.kinds().names().into_iter().map(str::to_owned).collect(),
+        rust_flows: cx.catalog.rust().names().into_iter().map(str::to_owned).collect(),
     };
     let registration = Arc::new(Registration::new(board.clone(), info, cx.local.drain.clone()));
     tokio::select! {
@@ -88,18 +91,19 @@ pub(crate) async fn run<S: Future + ?Sized, F: Future<Output = String> + ?Sized>
     let stops = Stops::default();
     let tracker = TaskTracker::new();
     let slots = Arc::new(Semaphore::new(config.max_jobs));
-    let filter = FlowFilter(cx.registry.names().into_iter().map(str::to_owned).collect());
     let runner = Arc::new(JobRunner {
-        registry: cx.registry.clone(),
+        catalog: cx.catalog.clone(),
+        board: board.clone(),
         concurrency: config.concurrency,
         stops: stops.clone(),
         local: cx.local.clone(),
     });
     tracker.spawn(registration.clone().maintain(config.drain_check_interval, stop_claiming.clone()));
+    tracker.spawn(cx.catalog.clone().follow(board.clone(), stop_claiming.clone()));
     tracker.spawn(retention::purge_loop(board.clone(), config.purge_interval, stop_claiming.clone()));
     let claimer = Claimer {
         board: board.clone(),
-        filter,
+        catalog: cx.catalog.clone(),
         slots: slots.clone(),
         drain: cx.local.drain.clone(),
         registration,
@@ -147,6 +151,28 @@ async fn register(registration: &Registration) {
             Ok(()) => return,
             Err(error) => {
                 tracing::warn!(%error, retry_in = ?backoff, "cannot register on the board; retrying");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(REGISTER_BACKOFF_CAP);
+            }
+        }
+    }
+}
+
+/// Before a session serves: applies `--flows-dir` to the board and reads its flow
+/// definitions into the catalog, retrying while the board fails (the caller gives up
+/// when the session is lost or the conductor stops). Applies are idempotent. Done
+/// before the API is ready, so a post right after readiness finds the files' flows.
+pub(crate) async fn prepare(board: &dyn JobBoard, files: &[LoadedFile], catalog: &Catalog) {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let done = match flow_files::apply_all(board, files).await {
+            Ok(()) => catalog.refresh(board).await,
+            Err(error) => Err(error),
+        };
+        match done {
+            Ok(()) => return,
+            Err(error) => {
+                tracing::warn!(%error, retry_in = ?backoff, "cannot apply --flows-dir or read the flows; retrying");
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(REGISTER_BACKOFF_CAP);
             }

@@ -266,6 +266,13 @@ async fn health_turns_not_serving_as_soon_as_shutdown_begins() {
     let channel = tonic::transport::Endpoint::from_shared(daemon.endpoint.clone()).unwrap().connect().await.unwrap();
     let mut health = HealthClient::new(channel);
     let status = |service: &str| HealthCheckRequest { service: service.into() };
+    // Ready once the session has read the board's flow definitions: a moment after start.
+    let ready = async {
+        while health.check(status(proto::SERVICE_NAME)).await.unwrap().into_inner().status() != ServingStatus::Serving {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    tokio::time::timeout(PATIENCE, ready).await.expect("ready in time");
     for service in ["", proto::SERVICE_NAME] {
         let answer = health.check(status(service)).await.unwrap().into_inner();
         assert_eq!(answer.status(), ServingStatus::Serving, "{service:?} while running");

@@ -8,16 +8,26 @@ use rusqlite::{params, Transaction};
 
 use super::db::sql_error;
 use super::jobs::held_by;
-use super::rows::{to_i64, to_u64};
+use super::rows::{from_json, to_i64, to_json, to_u64};
 use crate::error::Error;
 use crate::job::ConductorInfo;
 
 /// Registers (or re-registers) a conductor for the session `owner`.
 pub(crate) fn register(tx: &Transaction<'_>, info: &ConductorInfo, owner: &str) -> Result<(), Error> {
     tx.execute(
-        "INSERT INTO conductors (name, address, since, draining, owner) VALUES (?1, ?2, ?3, ?4, ?5) \
-         ON CONFLICT (name) DO UPDATE SET address = ?2, since = ?3, draining = ?4, owner = ?5",
-        params![info.name, info.address, to_i64(info.since), info.draining, owner],
+        "INSERT INTO conductors (name, address, since, draining, owner, kinds, rust_flows) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
+         ON CONFLICT (name) DO UPDATE SET address = ?2, since = ?3, draining = ?4, owner = ?5, kinds = ?6, \
+         rust_flows = ?7",
+        params![
+            info.name,
+            info.address,
+            to_i64(info.since),
+            info.draining,
+            owner,
+            to_json(&info.task_kinds)?,
+            to_json(&info.rust_flows)?
+        ],
     )
     .map_err(sql_error)?;
     Ok(())
@@ -25,8 +35,9 @@ pub(crate) fn register(tx: &Transaction<'_>, info: &ConductorInfo, owner: &str) 
 
 /// Lists the live conductors with the number of jobs their sessions hold.
 pub(crate) fn list(tx: &Transaction<'_>) -> Result<Vec<ConductorInfo>, Error> {
-    let mut stmt =
-        tx.prepare("SELECT name, address, since, draining, owner FROM conductors ORDER BY name").map_err(sql_error)?;
+    let mut stmt = tx
+        .prepare("SELECT name, address, since, draining, owner, kinds, rust_flows FROM conductors ORDER BY name")
+        .map_err(sql_error)?;
     let rows = stmt
         .query_map([], |row| {
             Ok((
@@ -36,15 +47,20 @@ pub(crate) fn list(tx: &Transaction<'_>) -> Result<Vec<ConductorInfo>, Error> {
                     since: to_u64(row.get(2)?),
                     draining: row.get(3)?,
                     jobs: 0,
+                    task_kinds: Vec::new(),
+                    rust_flows: Vec::new(),
                 },
                 row.get::<_, String>(4)?,
+                (row.get::<_, String>(5)?, row.get::<_, String>(6)?),
             ))
         })
         .map_err(sql_error)?;
     let mut out = Vec::new();
     for row in rows {
-        let (mut info, owner) = row.map_err(sql_error)?;
+        let (mut info, owner, (kinds, rust_flows)) = row.map_err(sql_error)?;
         info.jobs = held_by(tx, &owner)?;
+        info.task_kinds = from_json(&kinds, "conductor kinds")?;
+        info.rust_flows = from_json(&rust_flows, "conductor rust flows")?;
         out.push(info);
     }
     Ok(out)

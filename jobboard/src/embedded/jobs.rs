@@ -46,8 +46,8 @@ pub(crate) fn post(tx: &Transaction<'_>, new: &NewJob, store_json: &str, now: u6
     }
     let id = JobId::new_v4();
     tx.execute(
-        "INSERT INTO jobs (id, flow, store, priority, idempotency_key, created_at, state) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        "INSERT INTO jobs (id, flow, store, priority, idempotency_key, created_at, state, pin) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         params![
             id.to_string(),
             new.flow,
@@ -55,7 +55,8 @@ pub(crate) fn post(tx: &Transaction<'_>, new: &NewJob, store_json: &str, now: u6
             new.priority,
             new.idempotency_key,
             to_i64(now),
-            lifecycle::POSTED.as_str()
+            lifecycle::POSTED.as_str(),
+            new.pin.as_ref().map(super::rows::to_json).transpose()?
         ],
     )
     .map_err(sql_error)?;
@@ -89,7 +90,7 @@ pub(crate) fn list(tx: &Transaction<'_>, query: &ListQuery) -> Result<JobPage, E
 
     let mut stmt = tx.prepare(&sql).map_err(sql_error)?;
     let rows =
-        stmt.query_map(params_from_iter(args), |row| Ok((raw_job(row)?, row.get::<_, i64>(14)?))).map_err(sql_error)?;
+        stmt.query_map(params_from_iter(args), |row| Ok((raw_job(row)?, row.get::<_, i64>(15)?))).map_err(sql_error)?;
     let mut jobs = Vec::new();
     let mut last_seq = None;
     let mut more = false;

@@ -19,6 +19,8 @@ use crate::job::JobId;
 pub(crate) struct Notifier {
     /// Bumped when a job may have become claimable.
     claimable: watch::Sender<u64>,
+    /// Bumped after a flow definition is applied or deleted.
+    flow_changes: watch::Sender<u64>,
     /// One channel per watched job; dropped once nobody listens.
     // std Mutex: every critical section is a map lookup, never across `.await`.
     jobs: Mutex<HashMap<JobId, watch::Sender<u64>>>,
@@ -46,7 +48,12 @@ struct LiveClaim {
 impl Notifier {
     /// A notifier nobody listens to yet.
     pub(crate) fn new() -> Self {
-        Notifier { claimable: watch::Sender::new(0), jobs: Mutex::default(), claims: Mutex::default() }
+        Notifier {
+            claimable: watch::Sender::new(0),
+            flow_changes: watch::Sender::new(0),
+            jobs: Mutex::default(),
+            claims: Mutex::default(),
+        }
     }
 
     /// A subscription to "a job may have become claimable".
@@ -57,6 +64,16 @@ impl Notifier {
     /// Wakes every waiting claimer.
     pub(crate) fn claimable(&self) {
         self.claimable.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// A subscription to "a flow definition may have changed".
+    pub(crate) fn subscribe_flow_changes(&self) -> Wakeups {
+        Wakeups::new(self.flow_changes.subscribe())
+    }
+
+    /// Wakes every `flow_changes` subscriber.
+    pub(crate) fn flow_changed(&self) {
+        self.flow_changes.send_modify(|n| *n = n.wrapping_add(1));
     }
 
     /// A subscription to changes of one job (state or logbook).

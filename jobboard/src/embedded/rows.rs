@@ -11,7 +11,7 @@ use crate::job::{Job, JobState, Outcome};
 
 /// The job columns, in the order [`job_from_row`] reads them.
 pub(crate) const JOB_COLUMNS: &str = "id, flow, store, priority, idempotency_key, created_at, state, owner, claims, \
-     outcome, failure, trash_reason, cancel_requested, finished_at";
+     outcome, failure, trash_reason, cancel_requested, finished_at, pin";
 
 /// A job row as stored, before its text columns are decoded.
 pub(crate) struct RawJob {
@@ -29,6 +29,7 @@ pub(crate) struct RawJob {
     trash_reason: Option<String>,
     cancel_requested: bool,
     finished_at: Option<i64>,
+    pin: Option<String>,
 }
 
 /// Reads a row selected with [`JOB_COLUMNS`]; decode it with [`RawJob::decode`].
@@ -48,6 +49,7 @@ pub(crate) fn raw_job(row: &Row<'_>) -> rusqlite::Result<RawJob> {
         trash_reason: row.get(11)?,
         cancel_requested: row.get(12)?,
         finished_at: row.get(13)?,
+        pin: row.get(14)?,
     })
 }
 
@@ -69,6 +71,7 @@ impl RawJob {
             trash_reason: self.trash_reason,
             cancel_requested: self.cancel_requested,
             finished_at: self.finished_at.map(to_u64),
+            pin: self.pin.as_deref().map(|p| from_json(p, "job pin")).transpose()?,
         })
     }
 }

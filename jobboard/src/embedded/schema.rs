@@ -11,7 +11,7 @@ use super::db::sql_error;
 use crate::error::Error;
 
 /// The schema version this code writes and understands (`PRAGMA user_version`).
-pub(crate) const SCHEMA_VERSION: i64 = 2;
+pub(crate) const SCHEMA_VERSION: i64 = 3;
 
 /// Version 1: jobs, idempotency keys, logbooks, conductors.
 const V1: &str = r#"
@@ -116,19 +116,24 @@ CREATE TABLE flow_current (
 );
 "#;
 
+/// Version 3: a job's pinned flow definition; what a conductor can run.
+const V3: &str = r#"
+ALTER TABLE jobs ADD COLUMN pin TEXT;                -- JSON FlowPin, for flow-file jobs
+ALTER TABLE conductors ADD COLUMN kinds TEXT NOT NULL DEFAULT '[]';      -- JSON array: --task-kinds
+ALTER TABLE conductors ADD COLUMN rust_flows TEXT NOT NULL DEFAULT '[]'; -- JSON array: built-in flows
+"#;
+
 /// Brings a database to [`SCHEMA_VERSION`]: creates the tables in a new file,
 /// accepts a current one, and refuses a file written by a newer version.
 pub(crate) fn migrate(conn: &mut Connection) -> Result<(), Error> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(sql_error)?;
     let version: i64 = tx.pragma_query_value(None, "user_version", |row| row.get(0)).map_err(sql_error)?;
     match version {
-        0 => {
-            tx.execute_batch(V1).map_err(sql_error)?;
-            tx.execute_batch(V2).map_err(sql_error)?;
-            tx.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(sql_error)?;
-        }
-        1 => {
-            tx.execute_batch(V2).map_err(sql_error)?;
+        old @ 0..=2 => {
+            let steps = [V1, V2, V3];
+            for step in &steps[usize::try_from(old).unwrap_or(0)..] {
+                tx.execute_batch(step).map_err(sql_error)?;
+            }
             tx.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(sql_error)?;
         }
         SCHEMA_VERSION => {}
@@ -142,4 +147,37 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<(), Error> {
         }
     }
     tx.commit().map_err(sql_error)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::job::BoardConfig;
+    use crate::JobBoard;
+
+    /// A board file written before jobs were pinned (version 2) opens, and its jobs read
+    /// with no pin and its conductors with nothing registered of what they run.
+    #[tokio::test]
+    async fn a_version_2_file_is_migrated_and_its_jobs_read_unpinned() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("board.sqlite3");
+        let id = uuid::Uuid::new_v4();
+        {
+            let conn = Connection::open(&path).expect("open");
+            conn.execute_batch(V1).expect("v1");
+            conn.execute_batch(V2).expect("v2");
+            conn.pragma_update(None, "user_version", 2).expect("user_version");
+            conn.execute(
+                "INSERT INTO jobs (id, flow, store, priority, created_at, state) VALUES (?1, 'old', '{}', 0, 1, 'UNCLAIMED')",
+                [id.to_string()],
+            )
+            .expect("an old job");
+        }
+        let board = crate::embedded::EmbeddedBoard::open(&path, BoardConfig::new("new")).expect("migrates");
+        let job = board.get(id).await.expect("the old job reads");
+        assert_eq!((job.flow.as_str(), job.pin), ("old", None));
+        let conn = Connection::open(&path).expect("reopen");
+        let version: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0)).expect("user_version");
+        assert_eq!(version, SCHEMA_VERSION);
+    }
 }

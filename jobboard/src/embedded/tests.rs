@@ -93,8 +93,17 @@ async fn reopen_releases_claims_and_forgets_conductors() {
     let path = dir.path().join("board.db");
     let id = {
         let board = EmbeddedBoard::open(&path, BoardConfig::new("first")).expect("open");
-        let info = ConductorInfo { name: "c1".into(), address: "a:1".into(), since: 1, draining: false, jobs: 0 };
+        let info = ConductorInfo {
+            name: "c1".into(),
+            address: "a:1".into(),
+            since: 1,
+            draining: false,
+            jobs: 0,
+            task_kinds: vec!["noop".into()],
+            rust_flows: vec!["chain".into()],
+        };
         board.register_conductor(&info).await.expect("register");
+        assert_eq!(board.conductors().await.expect("conductors"), vec![info]);
         let id = board.post(new_job(None)).await.expect("post").id;
         let _held = board.claim(id).await.expect("claim");
         id

@@ -8,7 +8,7 @@ use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::error::Error;
-use crate::job::{Job, JobId, JobState, NewJob, Outcome};
+use crate::job::{FlowPin, Job, JobId, JobState, NewJob, Outcome};
 use crate::lifecycle::{self, Change, IllegalTransition, Status};
 
 /// The immutable part of a job, written once by `post` (`P spec/<id>`).
@@ -19,6 +19,9 @@ pub(crate) struct SpecRecord {
     pub priority: i32,
     pub idempotency_key: Option<String>,
     pub created_at: Millis,
+    /// Absent in specs written before pinning existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pin: Option<FlowPin>,
 }
 
 /// The small mutable part of a job (`P m/state/<id>`); every transition rewrites it.
@@ -113,6 +116,7 @@ pub(crate) fn assemble(id: JobId, spec: SpecRecord, state: StateRecord, owner: O
         trash_reason: state.trash_reason,
         cancel_requested: state.cancel_requested,
         finished_at: state.finished_at,
+        pin: spec.pin,
     }
 }
 

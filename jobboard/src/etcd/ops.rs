@@ -23,6 +23,7 @@ impl Inner {
             priority: job.priority,
             idempotency_key: job.idempotency_key,
             created_at,
+            pin: job.pin,
         };
         let state = StateRecord::new(&spec);
         let keys = &self.keys;

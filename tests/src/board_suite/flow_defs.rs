@@ -96,3 +96,22 @@ pub async fn a_flow_in_use_is_not_deleted(f: &impl BoardFactory) {
     let fresh = apply(&board, "cake", "v9", ApplyRule::NeverBack).await;
     assert_eq!(fresh.version, 1, "a deleted flow starts again from version 1");
 }
+
+/// A job keeps the definition version it was posted against, and another session
+/// hears of an apply or a delete through `flow_changes`.
+pub async fn pins_persist_and_flow_changes_wake(f: &impl BoardFactory) {
+    let ops = f.session("ops").await;
+    let other = f.session("other").await;
+    let mut changes = other.flow_changes();
+    let applied = apply(&ops, "cake", "v1", ApplyRule::NeverBack).await;
+    super::within("flow_changes after an apply", changes.changed()).await.expect("flow_changes closed");
+    let pin = jobboard::FlowPin { version: applied.version, hash: "hash-of-v1".into() };
+    let posted = post(&ops, jobboard::NewJob { pin: Some(pin.clone()), ..job("cake", 1) }).await;
+    assert_eq!(posted.pin.as_ref(), Some(&pin));
+    assert_eq!(other.get(posted.id).await.expect("get").pin, Some(pin), "another session reads the pin");
+    assert_eq!(post(&ops, job("rusty", 2)).await.pin, None, "a job posted without a pin has none");
+    let claim = other.claim(posted.id).await.expect("claim");
+    claim.consume(Outcome::Success, None).await.expect("consume");
+    ops.delete_flow("cake").await.expect("delete");
+    super::within("flow_changes after a delete", changes.changed()).await.expect("flow_changes closed");
+}

@@ -123,6 +123,8 @@ pub async fn conductors_register_and_drain(f: &impl BoardFactory) {
         since: now_millis(),
         draining: false,
         jobs: 0,
+        task_kinds: vec!["noop".into(), "sleep".into()],
+        rust_flows: vec!["chain".into()],
     };
     worker.register_conductor(&info).await.expect("register_conductor failed");
     let posted = post(&admin, job("work", 1)).await;
@@ -135,6 +137,8 @@ pub async fn conductors_register_and_drain(f: &impl BoardFactory) {
     admin.set_draining("worker", true).await.expect("set_draining failed");
     let listed = admin.conductors().await.expect("conductors failed");
     assert!(listed.iter().any(|c| c.name == "worker" && c.draining), "draining was not recorded");
+    let found = listed.iter().find(|c| c.name == "worker").expect("the registered conductor is not listed");
+    assert_eq!((&found.task_kinds, &found.rust_flows), (&info.task_kinds, &info.rust_flows), "what it can run is kept");
     assert!(matches!(admin.set_draining("nobody", true).await, Err(Error::InvalidInput(_))));
 
     worker.close().await.expect("close failed");

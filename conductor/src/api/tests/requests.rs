@@ -1,0 +1,171 @@
+//! What a post costs in board requests: a flow file's job no more than a Rust flow's,
+//! and a pinned version read from the board at most once per hash per conductor.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use flows::LogBook;
+use jobboard::embedded::EmbeddedBoard;
+use jobboard::flow_defs::{Applied, ApplyRule, FlowVersion, NewFlowVersion};
+use jobboard::{
+    BoardConfig, Claim, ConductorInfo, Error, FlowFilter, Job, JobBoard, JobId, JobPage, ListQuery, NewJob, Wakeups,
+};
+use proto::pb;
+use proto::pb::baton_server::Baton;
+use tokio_util::sync::CancellationToken;
+
+use crate::api::{ApiState, BatonService};
+use crate::catalog::Catalog;
+
+/// An embedded board that counts every request made through it, by method.
+#[derive(Debug)]
+struct Counting {
+    inner: EmbeddedBoard,
+    calls: Mutex<BTreeMap<&'static str, usize>>,
+}
+
+impl Counting {
+    fn count(&self, what: &'static str) {
+        *self.calls.lock().unwrap().entry(what).or_default() += 1;
+    }
+
+    fn total(&self) -> usize {
+        self.calls.lock().unwrap().values().sum()
+    }
+
+    fn of(&self, what: &'static str) -> usize {
+        self.calls.lock().unwrap().get(what).copied().unwrap_or_default()
+    }
+}
+
+#[async_trait]
+impl JobBoard for Counting {
+    async fn post(&self, job: NewJob) -> Result<Job, Error> {
+        self.count("post");
+        self.inner.post(job).await
+    }
+    async fn get(&self, id: JobId) -> Result<Job, Error> {
+        self.count("get");
+        self.inner.get(id).await
+    }
+    async fn list(&self, query: &ListQuery) -> Result<JobPage, Error> {
+        self.count("list");
+        self.inner.list(query).await
+    }
+    async fn claim_next(&self, flows: &FlowFilter) -> Result<Option<Claim>, Error> {
+        self.count("claim_next");
+        self.inner.claim_next(flows).await
+    }
+    async fn claim(&self, id: JobId) -> Result<Claim, Error> {
+        self.count("claim");
+        self.inner.claim(id).await
+    }
+    async fn request_cancel(&self, id: JobId) -> Result<Job, Error> {
+        self.count("request_cancel");
+        self.inner.request_cancel(id).await
+    }
+    fn claimable(&self) -> Wakeups {
+        self.inner.claimable()
+    }
+    fn flow_changes(&self) -> Wakeups {
+        self.inner.flow_changes()
+    }
+    async fn watch_job(&self, id: JobId) -> Result<Wakeups, Error> {
+        self.count("watch_job");
+        self.inner.watch_job(id).await
+    }
+    async fn logbook(&self, id: JobId) -> Result<Option<LogBook>, Error> {
+        self.count("logbook");
+        self.inner.logbook(id).await
+    }
+    async fn register_conductor(&self, info: &ConductorInfo) -> Result<(), Error> {
+        self.count("register_conductor");
+        self.inner.register_conductor(info).await
+    }
+    async fn conductors(&self) -> Result<Vec<ConductorInfo>, Error> {
+        self.count("conductors");
+        self.inner.conductors().await
+    }
+    async fn set_draining(&self, name: &str, draining: bool) -> Result<(), Error> {
+        self.count("set_draining");
+        self.inner.set_draining(name, draining).await
+    }
+    async fn purge_expired(&self) -> Result<usize, Error> {
+        self.count("purge_expired");
+        self.inner.purge_expired().await
+    }
+    async fn apply_flow(&self, def: NewFlowVersion, rule: ApplyRule) -> Result<Applied, Error> {
+        self.count("apply_flow");
+        self.inner.apply_flow(def, rule).await
+    }
+    async fn flow_version(&self, name: &str, version: Option<u32>) -> Result<FlowVersion, Error> {
+        self.count("flow_version");
+        self.inner.flow_version(name, version).await
+    }
+    async fn flow_history(&self, name: &str) -> Result<Vec<FlowVersion>, Error> {
+        self.count("flow_history");
+        self.inner.flow_history(name).await
+    }
+    async fn current_flows(&self) -> Result<Vec<FlowVersion>, Error> {
+        self.count("current_flows");
+        self.inner.current_flows().await
+    }
+    async fn delete_flow(&self, name: &str) -> Result<(), Error> {
+        self.count("delete_flow");
+        self.inner.delete_flow(name).await
+    }
+    fn session_lost(&self) -> CancellationToken {
+        self.inner.session_lost()
+    }
+    async fn close(&self) -> Result<(), Error> {
+        self.inner.close().await
+    }
+}
+
+const HELLO: &str =
+    "name: hello\ninputs:\n  who: {type: string, default: world}\nflow:\n  linear:\n    - task: hi\n      kind: noop\n";
+
+fn post(flow: &str) -> tonic::Request<pb::PostJobRequest> {
+    let store = if flow == "chain" { r#"{"steps": 1, "step_ms": 1}"# } else { "" };
+    tonic::Request::new(pb::PostJobRequest {
+        flow: flow.into(),
+        store_json: store.into(),
+        priority: 0,
+        idempotency_key: None,
+        version: None,
+    })
+}
+
+#[tokio::test]
+async fn a_file_flow_post_costs_what_a_rust_flow_post_costs_and_versions_are_read_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let inner = EmbeddedBoard::open(&dir.path().join("board.sqlite3"), BoardConfig::new("counting")).unwrap();
+    let board = Arc::new(Counting { inner, calls: Mutex::default() });
+    let file = flowfile::FlowFile::parse("hello.yaml", HELLO).unwrap();
+    let def = NewFlowVersion { name: "hello".into(), hash: file.hash().into(), source: HELLO.into() };
+    board.apply_flow(def, ApplyRule::NeverBack).await.unwrap();
+    let kinds = Arc::new(flowfile::Kinds::default_allowed());
+    let catalog = Arc::new(Catalog::new(Arc::new(crate::demo_flows::registry()), kinds));
+    catalog.refresh(board.as_ref()).await.unwrap();
+    let service = BatonService::new(ApiState::over(crate::api::BoardSlot::fixed(board.clone()), catalog.clone()));
+
+    // The first post reads the conductor set (post warnings); later ones use the cache.
+    service.post_job(post("chain")).await.unwrap();
+    let before = board.total();
+    service.post_job(post("chain")).await.unwrap();
+    let rust = board.total() - before;
+    let before = board.total();
+    let job = service.post_job(post("hello")).await.unwrap().into_inner();
+    let file_flow = board.total() - before;
+    assert_eq!(job.flow_version, Some(1));
+    assert_eq!((rust, file_flow), (1, 1), "one request each (the post): {:?}", board.calls.lock().unwrap());
+
+    // A claim of a pinned version met for the first time reads it once; never again.
+    let fresh = Catalog::new(catalog.rust().clone(), catalog.kinds().clone());
+    let pin = jobboard::FlowPin { version: 1, hash: file.hash().into() };
+    for _ in 0..3 {
+        fresh.for_job(board.as_ref(), "hello", Some(&pin)).await.unwrap();
+    }
+    assert_eq!(board.of("flow_version"), 1, "{:?}", board.calls.lock().unwrap());
+}
