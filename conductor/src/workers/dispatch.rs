@@ -55,6 +55,12 @@ fn assign_of(call: &RemoteCall, dispatch: &str) -> pb::Assign {
 impl WorkerHub {
     /// Runs one remote call to its outcome.
     pub async fn run_call(&self, call: RemoteCall) -> Result<Value, Failure> {
+        if let Some(Err(failure)) = &call.revert {
+            if failure.kind == SCHEDULE_TO_START {
+                // No worker ever ran it: there is nothing to undo.
+                return Ok(Value::Null);
+            }
+        }
         let dispatch = Uuid::new_v4().to_string();
         let mut assign = assign_of(&call, &dispatch);
         let wait = call.schedule_to_start.unwrap_or(self.settings().schedule_to_start);
