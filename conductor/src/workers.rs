@@ -23,9 +23,15 @@
 //! - `stream.rs`: one worker's stream: hello, reader, heartbeats, its end.
 //! - `dispatch.rs`: `Dispatch` for the hub: wait for a slot, assign, await the outcome.
 //! - `service.rs`: the tonic service (`Attach`, `ListWorkers`).
+//! - `board.rs`: this conductor's workers on the board (under its lease), the fleet's by watch.
+//! - `relay.rs`: assignments for workers attached elsewhere, over one `Relay` stream per
+//!   conductor; `relay_serve.rs`: the other end, forwarding to local workers.
 //! - `wire.rs`: failures and results between the wire and `flows`.
 
+mod board;
 mod dispatch;
+mod relay;
+mod relay_serve;
 mod service;
 mod state;
 mod stream;
@@ -39,6 +45,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+pub use relay_serve::RelayService;
 pub use service::WorkersService;
 
 use state::State;
@@ -57,6 +64,8 @@ pub const RESULT_TOO_LARGE: &str = "ResultTooLarge";
 pub struct HubSettings {
     /// This conductor's name (in `Welcome` and `ListWorkers`).
     pub conductor: String,
+    /// This conductor's advertised address (recorded with its workers, for relays).
+    pub address: String,
     /// A worker silent this long is lost; heartbeats are sent every third of it.
     pub heartbeat_timeout: Duration,
     /// How long a call waits for a worker with a free slot, unless the task says.
@@ -70,6 +79,7 @@ impl HubSettings {
     pub fn new(conductor: impl Into<String>) -> Self {
         HubSettings {
             conductor: conductor.into(),
+            address: String::new(),
             heartbeat_timeout: Duration::from_secs(5),
             schedule_to_start: Duration::from_secs(60),
             max_result_bytes: 1 << 20,
@@ -95,6 +105,12 @@ struct Inner {
     capacity: Notify,
     /// Ends every worker stream (the conductor is stopping).
     stop: CancellationToken,
+    /// Bumped when a worker joins or leaves (the board follower publishes the change).
+    local_changed: tokio::sync::watch::Sender<u64>,
+    /// The fleet's worker set, while a board session follows it.
+    fleet: Mutex<Option<tokio::sync::watch::Receiver<jobboard::WorkerSet>>>,
+    /// Relay links to other conductors (`relay.rs`).
+    links: relay::Links,
 }
 
 impl std::fmt::Debug for WorkerHub {
@@ -112,6 +128,9 @@ impl WorkerHub {
                 state: Mutex::new(State::default()),
                 capacity: Notify::new(),
                 stop: CancellationToken::new(),
+                local_changed: tokio::sync::watch::channel(0).0,
+                fleet: Mutex::new(None),
+                links: relay::Links::default(),
             }),
         }
     }
@@ -125,6 +144,11 @@ impl WorkerHub {
     /// and each call fails with `Cancelled`; reverts go on.
     pub fn cancel_job(&self, job: Uuid) {
         self.lock().cancel_job(job);
+        tokio::spawn(self.clone().cancel_relayed_owned(job.to_string()));
+    }
+
+    async fn cancel_relayed_owned(self, job: String) {
+        self.cancel_relayed(job).await;
     }
 
     /// Closes every worker stream (the conductor is stopping); their calls fail as lost.
@@ -135,6 +159,11 @@ impl WorkerHub {
     /// The workers connected here, as `ListWorkers` shows them.
     pub fn local_workers(&self) -> Vec<proto::pb::WorkerInfo> {
         self.lock().list(&self.inner.settings.conductor)
+    }
+
+    /// A worker joined or left: the board follower publishes it.
+    fn local_changed(&self) {
+        self.inner.local_changed.send_modify(|n| *n += 1);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
