@@ -77,12 +77,20 @@ pub struct Daemon {
     registry: Arc<FlowRegistry>,
     board: Option<Arc<dyn JobBoard>>,
     drain: DrainHandle,
+    workers: WorkerHub,
 }
 
 impl Daemon {
     /// A conductor with the demo flows, opening the board `config` names.
     pub fn new(config: Config) -> Self {
-        Daemon { config, registry: Arc::new(crate::demo_flows::registry()), board: None, drain: DrainHandle::new() }
+        let workers = WorkerHub::new(hub_settings(&config));
+        Daemon {
+            config,
+            registry: Arc::new(crate::demo_flows::registry()),
+            board: None,
+            drain: DrainHandle::new(),
+            workers,
+        }
     }
 
     /// Runs these flow factories instead of the demo flows; the conductor claims only their
@@ -103,6 +111,12 @@ impl Daemon {
         self
     }
 
+    /// The conductor's worker hub: what a Rust flow's [`flowfile::remote::RemoteTask`]
+    /// sends its calls to (flow files' `remote` tasks use it by themselves).
+    pub fn workers(&self) -> WorkerHub {
+        self.workers.clone()
+    }
+
     /// The conductor's local drain switch (see [`crate::drain`]).
     pub fn drain_handle(&self) -> DrainHandle {
         self.drain.clone()
@@ -115,7 +129,8 @@ impl Daemon {
         let local_addr =
             listener.local_addr().map_err(|source| Error::Io { what: "reading listen address".into(), source })?;
         let address = self.config.advertise.clone().unwrap_or_else(|| local_addr.to_string());
-        let hub = WorkerHub::new(hub_settings(&self.config, &address));
+        let hub = self.workers.clone();
+        hub.set_address(address.clone());
         self.registry = Arc::new(flow_files::registry(&self.config, &self.registry, Arc::new(hub.clone()))?);
         let local = LocalStatus::new(self.config.name.clone(), self.drain.clone());
         let slot = BoardSlot::empty(format!("connecting to {}", self.config.board));
@@ -254,9 +269,8 @@ impl Server {
 }
 
 /// The worker hub's settings from the daemon's.
-fn hub_settings(config: &Config, address: &str) -> HubSettings {
+fn hub_settings(config: &Config) -> HubSettings {
     let mut settings = HubSettings::new(config.name.clone());
-    settings.address = address.to_owned();
     settings.heartbeat_timeout = config.worker_heartbeat_timeout;
     settings.schedule_to_start = config.schedule_to_start;
     settings

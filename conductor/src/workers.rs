@@ -64,8 +64,6 @@ pub const RESULT_TOO_LARGE: &str = "ResultTooLarge";
 pub struct HubSettings {
     /// This conductor's name (in `Welcome` and `ListWorkers`).
     pub conductor: String,
-    /// This conductor's advertised address (recorded with its workers, for relays).
-    pub address: String,
     /// A worker silent this long is lost; heartbeats are sent every third of it.
     pub heartbeat_timeout: Duration,
     /// How long a call waits for a worker with a free slot, unless the task says.
@@ -79,7 +77,6 @@ impl HubSettings {
     pub fn new(conductor: impl Into<String>) -> Self {
         HubSettings {
             conductor: conductor.into(),
-            address: String::new(),
             heartbeat_timeout: Duration::from_secs(5),
             schedule_to_start: Duration::from_secs(60),
             max_result_bytes: 1 << 20,
@@ -111,6 +108,9 @@ struct Inner {
     fleet: Mutex<Option<tokio::sync::watch::Receiver<jobboard::WorkerSet>>>,
     /// Relay links to other conductors (`relay.rs`).
     links: relay::Links,
+    /// This conductor's advertised address (recorded with its workers, for relays),
+    /// known once it listens.
+    address: std::sync::OnceLock<String>,
 }
 
 impl std::fmt::Debug for WorkerHub {
@@ -131,6 +131,7 @@ impl WorkerHub {
                 local_changed: tokio::sync::watch::channel(0).0,
                 fleet: Mutex::new(None),
                 links: relay::Links::default(),
+                address: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -138,6 +139,16 @@ impl WorkerHub {
     /// The settings.
     pub fn settings(&self) -> &HubSettings {
         &self.inner.settings
+    }
+
+    /// Sets the address other conductors relay to (once; later calls are ignored).
+    pub fn set_address(&self, address: impl Into<String>) {
+        let _ = self.inner.address.set(address.into());
+    }
+
+    /// The address other conductors relay to (empty until set).
+    pub fn address(&self) -> &str {
+        self.inner.address.get().map_or("", String::as_str)
     }
 
     /// Cancels the running executes of `job` (a job cancel): each worker gets `Cancel`

@@ -32,7 +32,7 @@ impl WorkerHub {
         };
         *self.inner.fleet.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(fleet.clone());
         let mut local = self.inner.local_changed.subscribe();
-        let (conductor, address) = (self.settings().conductor.clone(), self.settings().address.clone());
+        let (conductor, address) = (self.settings().conductor.clone(), self.address().to_owned());
         // Worker id -> the stream session whose record is on the board.
         let mut published: BTreeMap<String, u64> = BTreeMap::new();
         loop {
