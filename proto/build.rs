@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use prost::Message;
 
-const PROTOS: &[&str] = &["baton/v1/baton.proto"];
+const PROTOS: &[&str] = &["baton/v1/baton.proto", "baton/v1/worker.proto"];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     for proto in PROTOS {

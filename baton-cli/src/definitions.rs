@@ -16,10 +16,10 @@ use serde_json::{json, Value};
 
 use crate::args::{FlowsCommand, GraphFormat, Output};
 use crate::commands::{emit, print_json};
-use crate::duration::format_time;
 use crate::fleet::Fleet;
 use crate::output::table;
 use crate::report::io_words;
+use crate::time::format_time;
 use crate::{inputs, store};
 
 /// Runs one `baton flows` subcommand but `validate` (which needs no server).

@@ -28,6 +28,7 @@ mod status;
 mod store;
 mod time;
 mod validate;
+mod workers;
 
 use std::process::ExitCode;
 

@@ -61,6 +61,7 @@ use crate::config::Config;
 pub use crate::drain::DrainHandle;
 use crate::error::Error;
 use crate::local::LocalStatus;
+use crate::workers::{HubSettings, RelayService, WorkerHub, WorkersService};
 
 /// How long the gRPC server gets to finish in-flight calls once told to stop.
 const SERVER_STOP_WAIT: Duration = Duration::from_secs(2);
@@ -77,12 +78,20 @@ pub struct Daemon {
     registry: Arc<FlowRegistry>,
     board: Option<Arc<dyn JobBoard>>,
     drain: DrainHandle,
+    workers: WorkerHub,
 }
 
 impl Daemon {
     /// A conductor with the demo flows, opening the board `config` names.
     pub fn new(config: Config) -> Self {
-        Daemon { config, registry: Arc::new(crate::demo_flows::registry()), board: None, drain: DrainHandle::new() }
+        let workers = WorkerHub::new(hub_settings(&config));
+        Daemon {
+            config,
+            registry: Arc::new(crate::demo_flows::registry()),
+            board: None,
+            drain: DrainHandle::new(),
+            workers,
+        }
     }
 
     /// Runs these flow factories instead of the demo flows; the conductor claims only their
@@ -103,6 +112,12 @@ impl Daemon {
         self
     }
 
+    /// The conductor's worker hub: what a Rust flow's [`flowfile::remote::RemoteTask`]
+    /// sends its calls to (flow files' `remote` tasks use it by themselves).
+    pub fn workers(&self) -> WorkerHub {
+        self.workers.clone()
+    }
+
     /// The conductor's local drain switch (see [`crate::drain`]).
     pub fn drain_handle(&self) -> DrainHandle {
         self.drain.clone()
@@ -113,13 +128,16 @@ impl Daemon {
     /// Bad flow files (see [`flow_files`]) are an `Error::Config` before anything starts.
     pub async fn run(self, listener: TcpListener, shutdown: impl Future) -> Result<(), Error> {
         let files = flow_files::files(&self.config, &self.registry)?;
-        let catalog = Arc::new(Catalog::new(self.registry.clone(), Arc::new(flow_files::kinds(&self.config)?)));
+        let hub = self.workers.clone();
+        let kinds = flow_files::kinds(&self.config, Arc::new(hub.clone()))?;
+        let catalog = Arc::new(Catalog::new(self.registry.clone(), Arc::new(kinds)));
         let local_addr =
             listener.local_addr().map_err(|source| Error::Io { what: "reading listen address".into(), source })?;
         let address = self.config.advertise.clone().unwrap_or_else(|| local_addr.to_string());
+        hub.set_address(address.clone());
         let local = LocalStatus::new(self.config.name.clone(), self.drain.clone());
         let slot = BoardSlot::empty(format!("connecting to {}", self.config.board));
-        let server = Server::start(listener, &slot, &catalog, &local).await;
+        let server = Server::start(listener, &slot, &catalog, &local, &hub).await;
         tracing::info!(
             name = %self.config.name, %address, board = %self.config.board, rust_flows = ?self.registry.names(),
             flow_files = files.len(),
@@ -173,7 +191,14 @@ impl Daemon {
             }
             local.session_started();
             slot.fill(board.clone());
-            let cx = SessionContext { config: &self.config, catalog, local, address, health: &server.health };
+            let cx = SessionContext {
+                config: &self.config,
+                catalog,
+                local,
+                address,
+                health: &server.health,
+                workers: &server.workers,
+            };
             let ended = session::run(cx, board.clone(), shutdown.as_mut(), server_failed.as_mut()).await;
             slot.empty_for(match &ended {
                 Ended::Lost => "the board session was lost; starting a new one",
@@ -197,6 +222,7 @@ impl Daemon {
 /// The gRPC server and what follows it: the health switch kept in step with the board.
 struct Server {
     health: Health,
+    workers: WorkerHub,
     /// Ends the server and its watch streams.
     stop: CancellationToken,
     task: tokio::sync::Mutex<JoinHandle<Result<(), tonic::transport::Error>>>,
@@ -209,17 +235,21 @@ impl Server {
         slot: &BoardSlot,
         catalog: &Arc<Catalog>,
         local: &Arc<LocalStatus>,
+        workers: &WorkerHub,
     ) -> Server {
         let stop = CancellationToken::new();
         let state = ApiState::over(slot.clone(), catalog.clone()).with_shutdown(stop.clone()).with_local(local.clone());
         let (router, health) = api::router(state).await;
+        let router = router
+            .add_service(WorkersService::new(workers.clone()).server())
+            .add_service(RelayService::new(workers.clone()).server());
         let task = tokio::spawn(router.serve_with_incoming_shutdown(
             // Without TCP_NODELAY, small stream messages (WatchJob) wait on Nagle's algorithm.
             TcpIncoming::from(listener).with_nodelay(Some(true)),
             stop.clone().cancelled_owned(),
         ));
         let readiness = tokio::spawn(follow_readiness(slot.clone(), health.clone()));
-        Server { health, stop, task: tokio::sync::Mutex::new(task), readiness }
+        Server { health, workers: workers.clone(), stop, task: tokio::sync::Mutex::new(task), readiness }
     }
 
     /// Resolves, with the reason, if the server ends by itself.
@@ -238,6 +268,7 @@ impl Server {
     async fn stop(self) {
         self.readiness.abort();
         self.health.set_not_serving().await;
+        self.workers.stop();
         self.stop.cancel();
         let mut task = self.task.lock().await;
         if task.is_finished() {
@@ -253,6 +284,14 @@ impl Server {
             }
         }
     }
+}
+
+/// The worker hub's settings from the daemon's.
+fn hub_settings(config: &Config) -> HubSettings {
+    let mut settings = HubSettings::new(config.name.clone());
+    settings.heartbeat_timeout = config.worker_heartbeat_timeout;
+    settings.schedule_to_start = config.schedule_to_start;
+    settings
 }
 
 /// Keeps `baton.v1.Baton`'s health (readiness) in step with the board.

@@ -23,6 +23,7 @@ mod queue_view;
 mod session;
 pub mod storage;
 mod watch;
+mod workers;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -183,6 +184,8 @@ pub(crate) struct Inner {
     claimable: tokio_watch::Sender<u64>,
     /// Bumped when a flow definition may have changed (`defs_watch`).
     flow_changes: tokio_watch::Sender<u64>,
+    /// The worker set's watch, started on first use (`workers.rs`).
+    worker_set: tokio::sync::OnceCell<tokio_watch::Receiver<crate::workers::WorkerSet>>,
     /// Stops the background tasks (close).
     stop: CancellationToken,
 }
@@ -239,6 +242,7 @@ impl EtcdBoard {
             queue_view: Mutex::default(),
             claimable: tokio_watch::channel(0).0,
             flow_changes: tokio_watch::channel(0).0,
+            worker_set: tokio::sync::OnceCell::new(),
             stop: CancellationToken::new(),
         });
         if let Err(e) = watch::start_board_watch(&inner).await {
@@ -391,6 +395,19 @@ impl JobBoard for EtcdBoard {
 
     async fn set_draining(&self, name: &str, draining: bool) -> Result<(), Error> {
         self.inner.set_draining(name, draining).await
+    }
+
+    async fn put_worker(&self, worker: &crate::workers::WorkerRecord) -> Result<(), Error> {
+        self.inner.put_worker(worker).await
+    }
+
+    async fn remove_worker(&self, conductor: &str, id: &str) -> Result<(), Error> {
+        self.inner.remove_worker(conductor, id).await
+    }
+
+    async fn worker_set(&self) -> Result<tokio_watch::Receiver<crate::workers::WorkerSet>, Error> {
+        let inner = &self.inner;
+        inner.worker_set.get_or_try_init(|| workers::start(inner)).await.cloned()
     }
 
     async fn purge_expired(&self) -> Result<usize, Error> {

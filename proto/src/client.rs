@@ -6,6 +6,7 @@ use tonic::transport::{Channel, Endpoint};
 
 use crate::pb;
 use crate::pb::baton_client::BatonClient;
+use crate::pb::workers_client::WorkersClient;
 
 /// Why a call through [`Client`] failed.
 #[derive(Debug, thiserror::Error)]
@@ -70,6 +71,7 @@ impl ClientError {
 #[derive(Debug, Clone)]
 pub struct Client {
     inner: BatonClient<Channel>,
+    workers: WorkersClient<Channel>,
     endpoint: String,
 }
 
@@ -103,7 +105,7 @@ impl Client {
     async fn connect_to(endpoint: String, target: Endpoint) -> Result<Self, ClientError> {
         let channel =
             target.connect().await.map_err(|source| ClientError::Connect { endpoint: endpoint.clone(), source })?;
-        Ok(Client { inner: BatonClient::new(channel), endpoint })
+        Ok(Client { inner: BatonClient::new(channel.clone()), workers: WorkersClient::new(channel), endpoint })
     }
 
     /// The endpoint this client is connected to.
@@ -197,5 +199,16 @@ impl Client {
     /// This conductor's own status: its board, its sessions, the jobs it runs now.
     pub async fn get_status(&self) -> Result<pb::ConductorStatus, ClientError> {
         Ok(self.inner.clone().get_status(pb::GetStatusRequest {}).await?.into_inner())
+    }
+
+    /// The workers connected to the fleet (`local_only`: those of this conductor only).
+    pub async fn list_workers(&self, local_only: bool) -> Result<Vec<pb::WorkerInfo>, ClientError> {
+        let request = pb::ListWorkersRequest { local_only };
+        Ok(self.workers.clone().list_workers(request).await?.into_inner().workers)
+    }
+
+    /// The `baton.v1.Workers` client on the same connection (a worker's `Attach` stream).
+    pub fn workers(&self) -> WorkersClient<Channel> {
+        self.workers.clone()
     }
 }

@@ -27,6 +27,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use flowfile::remote::Dispatch;
 use flowfile::{DirSecrets, FlowFile, Kinds};
 use flows::FlowRegistry;
 use jobboard::{ApplyRule, JobBoard, NewFlowVersion};
@@ -34,9 +35,12 @@ use jobboard::{ApplyRule, JobBoard, NewFlowVersion};
 use crate::config::Config;
 use crate::error::Error;
 
-/// The kinds `config` allows, with `${secret.NAME}` resolving from `--secrets-dir`.
-pub fn kinds(config: &Config) -> Result<Kinds, Error> {
-    let kinds = Kinds::allowing(&config.task_kinds).map_err(|e| Error::Config(format!("--task-kinds: {e}")))?;
+/// The kinds `config` allows, with `${secret.NAME}` resolving from `--secrets-dir` and
+/// `remote` tasks sent to `workers` (the conductor's worker hub).
+pub fn kinds(config: &Config, workers: Arc<dyn Dispatch>) -> Result<Kinds, Error> {
+    let kinds = Kinds::allowing(&config.task_kinds)
+        .map_err(|e| Error::Config(format!("--task-kinds: {e}")))?
+        .remote_dispatch(workers);
     match &config.secrets_dir {
         None => Ok(kinds),
         Some(dir) if dir.is_dir() => Ok(kinds.secrets(Arc::new(DirSecrets::new(dir)))),

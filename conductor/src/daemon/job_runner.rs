@@ -28,6 +28,7 @@ use tracing::Instrument;
 
 use crate::catalog::Catalog;
 use crate::local::{LocalStatus, RunningJob};
+use crate::workers::WorkerHub;
 
 /// The tokens that stop running jobs; both are children of the daemon's.
 #[derive(Debug, Clone, Default)]
@@ -45,6 +46,8 @@ pub(crate) struct JobRunner {
     pub(crate) catalog: Arc<Catalog>,
     /// Where a pinned version not met before is read.
     pub(crate) board: Arc<dyn JobBoard>,
+    /// Remote workers: a job cancel cancels the job's running remote tasks.
+    pub(crate) workers: WorkerHub,
     /// Tasks of one job run at once.
     pub(crate) concurrency: usize,
     pub(crate) stops: Stops,
@@ -126,6 +129,7 @@ impl JobRunner {
                         tracing::info!("cancellation requested: reverting");
                         cancelling = true;
                         control.cancel();
+                        self.workers.cancel_job(job.id);
                     }
                     _ = self.stops.suspend.cancelled(), if !suspending => {
                         tracing::info!("shutting down: suspending the flow");

@@ -34,6 +34,7 @@ use crate::api::Health;
 use crate::catalog::Catalog;
 use crate::config::{format_duration, Config};
 use crate::local::LocalStatus;
+use crate::workers::WorkerHub;
 
 /// After the grace period, how long dropped engines get to abandon their claims.
 const ABORT_WAIT: Duration = Duration::from_secs(5);
@@ -53,6 +54,8 @@ pub(crate) enum Ended {
 
 /// What a session needs from the daemon.
 pub(crate) struct SessionContext<'a> {
+    /// Remote workers connected here (a job cancel reaches their running tasks).
+    pub(crate) workers: &'a WorkerHub,
     pub(crate) config: &'a Config,
     pub(crate) catalog: &'a Arc<Catalog>,
     pub(crate) local: &'a Arc<LocalStatus>,
@@ -94,6 +97,7 @@ pub(crate) async fn run<S: Future + ?Sized, F: Future<Output = String> + ?Sized>
     let runner = Arc::new(JobRunner {
         catalog: cx.catalog.clone(),
         board: board.clone(),
+        workers: cx.workers.clone(),
         concurrency: config.concurrency,
         stops: stops.clone(),
         local: cx.local.clone(),
@@ -101,6 +105,7 @@ pub(crate) async fn run<S: Future + ?Sized, F: Future<Output = String> + ?Sized>
     tracker.spawn(registration.clone().maintain(config.drain_check_interval, stop_claiming.clone()));
     tracker.spawn(cx.catalog.clone().follow(board.clone(), stop_claiming.clone()));
     tracker.spawn(retention::purge_loop(board.clone(), config.purge_interval, stop_claiming.clone()));
+    tracker.spawn(cx.workers.clone().follow_board(board.clone(), stop_claiming.clone()));
     let claimer = Claimer {
         board: board.clone(),
         catalog: cx.catalog.clone(),

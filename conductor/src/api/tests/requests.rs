@@ -10,6 +10,7 @@ use jobboard::embedded::EmbeddedBoard;
 use jobboard::flow_defs::{Applied, ApplyRule, FlowVersion, NewFlowVersion};
 use jobboard::{
     BoardConfig, Claim, ConductorInfo, Error, FlowFilter, Job, JobBoard, JobId, JobPage, ListQuery, NewJob, Wakeups,
+    WorkerRecord, WorkerSet,
 };
 use proto::pb;
 use proto::pb::baton_server::Baton;
@@ -86,6 +87,18 @@ impl JobBoard for Counting {
     async fn conductors(&self) -> Result<Vec<ConductorInfo>, Error> {
         self.count("conductors");
         self.inner.conductors().await
+    }
+    async fn put_worker(&self, worker: &WorkerRecord) -> Result<(), Error> {
+        self.count("put_worker");
+        self.inner.put_worker(worker).await
+    }
+    async fn remove_worker(&self, conductor: &str, id: &str) -> Result<(), Error> {
+        self.count("remove_worker");
+        self.inner.remove_worker(conductor, id).await
+    }
+    async fn worker_set(&self) -> Result<tokio::sync::watch::Receiver<WorkerSet>, Error> {
+        self.count("worker_set");
+        self.inner.worker_set().await
     }
     async fn set_draining(&self, name: &str, draining: bool) -> Result<(), Error> {
         self.count("set_draining");

@@ -12,7 +12,6 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use serde_json::{json, Map, Value};
 use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
 
 use super::*;
 
@@ -114,7 +113,7 @@ fn settings(value: Value) -> Map<String, Value> {
 }
 
 fn call(timeout: Option<Duration>) -> Call {
-    Call { atom: "test-task".to_owned(), attempt: 1, timeout, cancel: CancellationToken::new(), reverting: false }
+    Call { timeout, ..Call::new("test-task", 1) }
 }
 
 async fn run(with: Value) -> Result<Value, Failure> {
