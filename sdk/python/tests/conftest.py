@@ -33,3 +33,49 @@ async def serving(worker: baton.Worker) -> AsyncIterator["asyncio.Task[None]"]:
             worker.shutdown()
             worker.shutdown()
             await asyncio.wait_for(asyncio.shield(task), 20)
+
+
+# ---------------------------------------------------------------- real processes
+
+import pytest  # noqa: E402
+
+import harness  # noqa: E402
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, f"rep_{report.when}", report)
+
+
+@pytest.fixture
+def procs(request):
+    """Starts real processes for a test (`procs.etcd()`, `procs.conductor(...)`,
+    `procs.worker(...)`) and SIGKILLs them all afterwards, printing their logs when the
+    test failed."""
+
+    class Procs:
+        def __init__(self) -> None:
+            self.started: list = []
+
+        def etcd(self) -> harness.Etcd:
+            return self._keep(harness.Etcd())
+
+        def conductor(self, *args, **kwargs) -> harness.Conductor:
+            return self._keep(harness.Conductor(*args, **kwargs))
+
+        def worker(self, *args, **kwargs) -> harness.WorkerProcess:
+            return self._keep(harness.WorkerProcess(*args, **kwargs))
+
+        def _keep(self, process):
+            self.started.append(process)
+            return process
+
+    procs = Procs()
+    yield procs
+    failed = getattr(request.node, "rep_call", None) is not None and request.node.rep_call.failed
+    for process in reversed(procs.started):
+        process.kill()
+        if failed:
+            print(f"\n----- log of {process.name} (pid {process.pid}) -----\n{process.log_tail()}")
