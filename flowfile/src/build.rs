@@ -129,6 +129,9 @@ impl<'a> Builder<'a> {
         let kind = self.kind(&t.kind)?;
         let revert = match &t.revert {
             Some(r) => Some(RevertPlan { kind: self.kind(&r.kind)?, with: r.with.clone(), timeout: r.timeout }),
+            None if kind.reverts_itself() && !t.no_revert => {
+                Some(RevertPlan { kind: kind.clone(), with: t.with.clone(), timeout: t.timeout })
+            }
             None => None,
         };
         let plan = match &t.provides {
@@ -149,6 +152,7 @@ impl<'a> Builder<'a> {
             timeout: t.timeout,
             secrets: self.kinds.secret_store().clone(),
             revert,
+            args: t.requires.iter().chain(t.rebind.keys()).cloned().collect(),
         };
         let mut spec = TaskSpec::new(atom.clone(), Arc::new(task)).requires(t.needs.iter().cloned());
         for arg in &t.needs {

@@ -12,13 +12,16 @@
 //!   a grace, then SIGKILL) and `http` (rustls, no redirects followed);
 //!   `shell` is off in [`Kinds::default_allowed`] because it runs code on the
 //!   conductor's host;
-//! - `remote` and `await` (next issues): same pattern, on by default.
+//! - `remote`: runs the task on a remote worker through a [`remote::Dispatch`] the
+//!   conductor injects ([`Kinds::remote_dispatch`]), as it injects secrets; on by default;
+//! - `await` (next issue): same pattern, on by default.
 //!
 //! `with.rs` reads a kind's settings, for both `check` and `run`.
 
 mod fail;
 pub mod http;
 mod noop;
+pub mod remote;
 pub mod shell;
 mod sleep;
 mod with;
@@ -32,6 +35,7 @@ use async_trait::async_trait;
 use flows::Failure;
 use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
 
 use crate::secrets::{NoSecrets, Secrets};
 
@@ -53,6 +57,18 @@ pub trait Kind: Send + Sync + 'static {
     /// shell's own syntax and values may only come in through `env` or `stdin`).
     fn verbatim(&self) -> &'static [&'static str] {
         &[]
+    }
+
+    /// Whether `with` may hold keys beyond [`settings`](Kind::settings) (a remote task
+    /// passes them on to its worker); the listed settings stay reserved.
+    fn open_settings(&self) -> bool {
+        false
+    }
+
+    /// Whether a task of this kind with no `revert:` of its own is reverted by the kind
+    /// itself: `run` is called again with [`Call::reverting`] and [`Call::outcome`] set.
+    fn reverts_itself(&self) -> bool {
+        false
     }
 
     /// Static problems with `with` (its values may still hold `${...}` references,
@@ -78,18 +94,40 @@ pub struct Call {
     pub cancel: CancellationToken,
     /// True when this call is a task's `revert`.
     pub reverting: bool,
+    /// The job (the engine's logbook id); nil outside a conductor.
+    pub job: Uuid,
+    /// The task's inputs as the engine bound them (requires, rebinds).
+    pub inputs: Map<String, Value>,
+    /// For a revert: what the execute being undone produced.
+    pub outcome: Option<Result<Value, Failure>>,
 }
 
 impl Call {
     /// A call for tests and adapters, with a fresh cancellation token.
     pub fn new(atom: impl Into<String>, attempt: u32) -> Self {
-        Call { atom: atom.into(), attempt, timeout: None, cancel: CancellationToken::new(), reverting: false }
+        Call {
+            atom: atom.into(),
+            attempt,
+            timeout: None,
+            cancel: CancellationToken::new(),
+            reverting: false,
+            job: Uuid::nil(),
+            inputs: Map::new(),
+            outcome: None,
+        }
     }
 }
 
 /// Every kind this crate ships. Registration point for new built-in kinds.
 pub fn builtin() -> Vec<Arc<dyn Kind>> {
-    vec![Arc::new(Noop), Arc::new(Sleep), Arc::new(Fail), Arc::new(shell::Shell::new()), Arc::new(http::Http::new())]
+    vec![
+        Arc::new(Noop),
+        Arc::new(Sleep),
+        Arc::new(Fail),
+        Arc::new(shell::Shell::new()),
+        Arc::new(http::Http::new()),
+        Arc::new(remote::Remote::unconnected()),
+    ]
 }
 
 /// Built-in kinds that run code on the conductor's host: off unless named.
@@ -164,6 +202,17 @@ impl Kinds {
     pub fn secrets(mut self, secrets: Arc<dyn Secrets>) -> Self {
         self.secrets = secrets;
         self
+    }
+
+    /// Where `remote` tasks are sent (a conductor's worker hub). Without it they fail
+    /// with "no worker hub". No effect if `remote` is not allowed.
+    #[must_use]
+    pub fn remote_dispatch(self, dispatch: Arc<dyn remote::Dispatch>) -> Self {
+        if self.kinds.contains_key("remote") {
+            self.with(remote::Remote::new(dispatch))
+        } else {
+            self
+        }
     }
 
     /// The secrets store.

@@ -163,6 +163,9 @@ pub(crate) struct TaskDef {
     pub(crate) retry: Option<RetryDef>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) revert: Option<RevertDef>,
+    /// `revert: none` was written (a kind that reverts itself then does not).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub(crate) no_revert: bool,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub(crate) after: Vec<AfterDef>,
     /// Names the task needs: `requires` plus every reference in `with` and in its revert.

@@ -47,6 +47,14 @@ pub(crate) struct FileTask {
     pub(crate) timeout: Option<Duration>,
     pub(crate) secrets: Arc<dyn Secrets>,
     pub(crate) revert: Option<RevertPlan>,
+    /// The inputs a kind sees as arguments ([`Call::inputs`]): `requires` and rebinds,
+    /// not names only referenced in `with` (those arrive resolved inside `with`).
+    pub(crate) args: Vec<String>,
+}
+
+/// The inputs named in `args`.
+fn arguments(inputs: &Map<String, Value>, args: &[String]) -> Map<String, Value> {
+    inputs.iter().filter(|(k, _)| args.contains(k)).map(|(k, v)| (k.clone(), v.clone())).collect()
 }
 
 /// Resolves `with` from `names` (and secrets), noting every secret value read in `used`.
@@ -153,6 +161,9 @@ impl Task for FileTask {
             timeout: self.timeout,
             cancel: CancellationToken::new(),
             reverting: false,
+            job: ctx.book(),
+            inputs: arguments(ctx.inputs().as_map(), &self.args),
+            outcome: None,
         };
         let result = call_kind(self.kind.as_ref(), with, call, &used).await?;
         self.project(result)
@@ -165,10 +176,13 @@ impl Task for FileTask {
         let with = settle(plan.kind.as_ref(), &plan.with, &names, self.secrets.as_ref(), &mut used)?;
         let call = Call {
             atom: ctx.atom_name().to_owned(),
-            attempt: 1,
+            attempt: ctx.attempt().max(1),
             timeout: plan.timeout,
             cancel: CancellationToken::new(),
             reverting: true,
+            job: ctx.book(),
+            inputs: arguments(ctx.inputs().as_map(), &self.args),
+            outcome: Some(ctx.outcome().map(Clone::clone).map_err(Clone::clone)),
         };
         let run = call_kind(plan.kind.as_ref(), with, call, &used);
         let outcome = match plan.timeout {

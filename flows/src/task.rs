@@ -12,6 +12,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use futures::future::BoxFuture;
 use serde_json::{Map, Value};
+use uuid::Uuid;
 
 use crate::failure::Failure;
 
@@ -66,12 +67,26 @@ pub struct ExecuteContext {
     pub(crate) inputs: Inputs,
     pub(crate) atom: Arc<str>,
     pub(crate) attempt: u32,
+    pub(crate) book: Uuid,
 }
 
 impl ExecuteContext {
     /// A context, for calling a task directly (tests, adapters).
     pub fn new(atom: impl Into<Arc<str>>, inputs: Inputs, attempt: u32) -> Self {
-        ExecuteContext { inputs, atom: atom.into(), attempt }
+        ExecuteContext { inputs, atom: atom.into(), attempt, book: Uuid::nil() }
+    }
+
+    /// The same context in the logbook `book` (the engine sets it).
+    #[must_use]
+    pub fn in_book(mut self, book: Uuid) -> Self {
+        self.book = book;
+        self
+    }
+
+    /// The id of the logbook the engine records this run in (a conductor's job id);
+    /// nil when the engine keeps its logbook in memory without one.
+    pub fn book(&self) -> Uuid {
+        self.book
     }
 
     /// The task's arguments.
@@ -108,6 +123,8 @@ pub struct RevertContext {
     pub(crate) atom: Arc<str>,
     pub(crate) outcome: Result<Value, Failure>,
     pub(crate) flow_failures: BTreeMap<String, Failure>,
+    pub(crate) attempt: u32,
+    pub(crate) book: Uuid,
 }
 
 impl RevertContext {
@@ -118,7 +135,26 @@ impl RevertContext {
         outcome: Result<Value, Failure>,
         flow_failures: BTreeMap<String, Failure>,
     ) -> Self {
-        RevertContext { inputs, atom: atom.into(), outcome, flow_failures }
+        RevertContext { inputs, atom: atom.into(), outcome, flow_failures, attempt: 0, book: Uuid::nil() }
+    }
+
+    /// The same context in the logbook `book`, undoing execute call number `attempt`
+    /// (the engine sets both).
+    #[must_use]
+    pub fn in_book(mut self, book: Uuid, attempt: u32) -> Self {
+        self.book = book;
+        self.attempt = attempt;
+        self
+    }
+
+    /// The id of the logbook the engine records this run in (a conductor's job id).
+    pub fn book(&self) -> Uuid {
+        self.book
+    }
+
+    /// The number of the execute call being undone (0 if unknown).
+    pub fn attempt(&self) -> u32 {
+        self.attempt
     }
 
     /// The same arguments `execute` was given.

@@ -54,6 +54,7 @@ pub(super) fn read(node: &Node, path: &str, parent: Order, cx: &mut Cx<'_>) -> O
         Some(n) => revert(n, &f.path_of("revert"), &mut revert_refs, cx)?,
         None => None,
     };
+    let no_revert = f.get("revert").is_some() && revert.is_none();
     let after = extra::after_of(&f, Some(parent), &mut cx.sink);
     let mut needs: Vec<String> = requires.clone();
     let revert_needs =
@@ -74,6 +75,7 @@ pub(super) fn read(node: &Node, path: &str, parent: Order, cx: &mut Cx<'_>) -> O
         timeout,
         retry,
         revert,
+        no_revert,
         after,
         needs,
     })
@@ -117,7 +119,8 @@ fn settings(
     };
     let key_pos = |key: &str| pairs.iter().find(|(k, _)| k.text() == Some(key)).map_or(node.pos, |(k, _)| k.pos);
     let with = as_object(node, path, sink);
-    for key in with.keys().filter(|k| !kind.settings().contains(&k.as_str())) {
+    let open = kind.open_settings();
+    for key in with.keys().filter(|k| !open && !kind.settings().contains(&k.as_str())) {
         let hint = did_you_mean(key, kind.settings().iter().copied());
         let known = kind.settings().join(", ");
         sink.at(

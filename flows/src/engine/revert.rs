@@ -153,7 +153,8 @@ impl Run<'_> {
                     (None, Some(v)) => Ok(v.clone()),
                     (None, None) => Ok(Value::Null),
                 };
-                let context = RevertContext::new(node.shared_name.clone(), inputs, outcome, self.flow_failures.clone());
+                let context = RevertContext::new(node.shared_name.clone(), inputs, outcome, self.flow_failures.clone())
+                    .in_book(self.shared.book, detail.executions);
                 Some(Action::Revert(context))
             }
             NodeKind::Retry { .. } => {

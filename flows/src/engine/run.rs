@@ -258,7 +258,9 @@ impl Run<'_> {
                     return None;
                 }
                 let attempt = self.details[n].executions;
-                let context = inputs.map(|inputs| ExecuteContext::new(node.shared_name.clone(), inputs, attempt));
+                let book = self.shared.book;
+                let context =
+                    inputs.map(|inputs| ExecuteContext::new(node.shared_name.clone(), inputs, attempt).in_book(book));
                 Some(Action::Execute(context))
             }
             NodeKind::Retry { retry, .. } => {

@@ -14,7 +14,7 @@ fn settings(value: Value) -> Map<String, Value> {
 }
 
 fn call(timeout: Option<Duration>) -> Call {
-    Call { atom: "test-task".to_owned(), attempt: 1, timeout, cancel: CancellationToken::new(), reverting: false }
+    Call { timeout, ..Call::new("test-task", 1) }
 }
 
 async fn run(with: Value) -> Result<Value, Failure> {
