@@ -1,0 +1,46 @@
+"""The Python worker of the end-to-end tests: `e2e.py NAME ENDPOINT...`.
+
+Tasks: "py.append" adds "<tag>@<NAME>" to a list (results flow between workers);
+"py.hang" waits until cancelled, printing "cancelled <job>" when it is; "py.sleep"
+sleeps `seconds` and says where it ran. Slots: $SLOTS or 4."""
+
+import asyncio
+import os
+import sys
+
+import baton
+
+NAME = sys.argv[1]
+worker = baton.Worker(sys.argv[2:], slots=int(os.environ.get("SLOTS", "4")), worker_id=NAME)
+
+
+@worker.task("py.append")
+async def append(ctx, trail: list, tag: str) -> list:
+    return [*trail, f"{tag}@{NAME}"]
+
+
+@append.revert
+async def unappend(ctx, trail: list, tag: str, result, failure) -> None:
+    print(f"reverted {ctx.atom} of {ctx.job_id} on {NAME}", flush=True)
+
+
+@worker.task("py.hang")
+async def hang(ctx) -> None:
+    print(f"hanging {ctx.job_id}", flush=True)
+    try:
+        await asyncio.sleep(3600)
+    except asyncio.CancelledError:
+        print(f"cancelled {ctx.job_id}", flush=True)
+        raise
+
+
+@worker.task("py.sleep")
+async def sleep(ctx, seconds: float) -> dict:
+    print(f"sleeping {ctx.idempotency_key} on {NAME}", flush=True)
+    ctx.heartbeat()
+    await asyncio.sleep(seconds)
+    return {"ran_on": NAME, "attempt": ctx.attempt, "key": ctx.idempotency_key}
+
+
+if __name__ == "__main__":
+    worker.run()
