@@ -31,7 +31,7 @@ fn rust_files() -> Vec<PathBuf> {
         }
     }
     let mut files = Vec::new();
-    for krate in ["flows", "flowfile", "jobboard", "proto", "conductor", "baton-cli", "tests", "examples"] {
+    for krate in ["flows", "flowfile", "jobboard", "proto", "conductor", "baton-cli", "worker", "tests", "examples"] {
         walk(&root().join(krate), &mut files);
     }
     assert!(files.len() > 10, "tidy found only {} .rs files; is the walk broken?", files.len());
@@ -117,8 +117,10 @@ fn crate_dependencies() -> BTreeMap<String, Vec<String>> {
 fn crate_edges_point_one_way() {
     let deps = crate_dependencies();
     // flows <- jobboard <- conductor -> proto; flows <- flowfile <- conductor; baton-cli -> proto,
-    // flows, flowfile (never a board or the daemon); `tests` may use everything.
-    let ours = ["flows", "flowfile", "jobboard", "proto", "conductor", "baton-cli", "tests", "rust-conductor"];
+    // flows, flowfile (never a board or the daemon); worker -> proto only (the Rust worker SDK
+    // speaks the wire protocol, nothing else of ours); `tests` may use everything.
+    let ours =
+        ["flows", "flowfile", "jobboard", "proto", "conductor", "baton-cli", "worker", "tests", "rust-conductor"];
     let allowed: &[(&str, &[&str])] = &[
         ("flows", &[]),
         ("flowfile", &["flows"]),
@@ -126,7 +128,8 @@ fn crate_edges_point_one_way() {
         ("proto", &[]),
         ("conductor", &["flows", "flowfile", "jobboard", "proto"]),
         ("baton-cli", &["proto", "flows", "flowfile"]),
-        ("tests", &["flows", "flowfile", "jobboard", "proto", "conductor"]),
+        ("worker", &["proto"]),
+        ("tests", &["flows", "flowfile", "jobboard", "proto", "conductor", "worker"]),
         // The library path for Rust users: flows and the daemon's builder, nothing else of ours.
         ("rust-conductor", &["flows", "conductor"]),
     ];
@@ -146,6 +149,8 @@ fn crate_edges_point_one_way() {
         ("proto", &["clap", "anyhow", "etcd-client"]),
         // The CLI talks gRPC to conductors and checks flow files offline; it opens no board.
         ("baton-cli", &["etcd-client", "rusqlite", "serde_yaml"]),
+        // A worker process runs task code: no board, no daemon, no flow engine.
+        ("worker", &["etcd-client", "rusqlite", "serde_yaml", "clap"]),
     ];
     for (krate, banned) in forbidden {
         for dep in &deps[*krate] {

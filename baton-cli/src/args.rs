@@ -87,6 +87,9 @@ pub enum Command {
     Flows(FlowsArgs),
     /// List the live conductors.
     Conductors,
+    /// List the connected remote workers: id, conductor, task names, slots in use / total,
+    /// connected since.
+    Workers,
     /// Show one conductor's own view: its board, sessions, drain and the jobs it runs
     /// (the first endpoint that answers; give one `--endpoint` to pick a conductor).
     Status,

@@ -11,7 +11,7 @@ use crate::args::{Command, ListArgs, Output, PostArgs, EXIT_JOB_FAILED};
 use crate::fleet::Fleet;
 use crate::follow::{follow, Progress};
 use crate::output::{self, job_json};
-use crate::{inputs, status, store};
+use crate::{inputs, status, store, workers};
 
 /// Runs every subcommand but `demo` against the fleet.
 pub async fn dispatch(fleet: &Fleet, command: Command, out: Output) -> anyhow::Result<ExitCode> {
@@ -51,6 +51,15 @@ pub async fn dispatch(fleet: &Fleet, command: Command, out: Output) -> anyhow::R
             match out {
                 Output::Json => print_json(&conductors.iter().map(output::conductor_json).collect())?,
                 Output::Table => emit(&output::conductors_table(&conductors))?,
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Workers => {
+            let workers =
+                fleet.call(|c| async move { c.list_workers(false).await }).await.context("cannot list workers")?;
+            match out {
+                Output::Json => print_json(&workers.iter().map(workers::worker_json).collect())?,
+                Output::Table => emit(&workers::workers_table(&workers))?,
             }
             Ok(ExitCode::SUCCESS)
         }

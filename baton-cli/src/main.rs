@@ -26,6 +26,7 @@ mod report;
 mod status;
 mod store;
 mod validate;
+mod workers;
 
 use std::process::ExitCode;
 

@@ -111,6 +111,14 @@ pub struct Settings {
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     #[serde(default, deserialize_with = "duration::deserialize_opt")]
     pub drain_check_interval: Option<Duration>,
+    /// A remote worker silent this long is lost: its running tasks fail as WorkerLost [default: 5s].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    #[serde(default, deserialize_with = "duration::deserialize_opt")]
+    pub worker_heartbeat_timeout: Option<Duration>,
+    /// How long a remote task waits for a worker offering it with a free slot [default: 60s].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    #[serde(default, deserialize_with = "duration::deserialize_opt")]
+    pub schedule_to_start: Option<Duration>,
     /// Directory of flow files (*.yaml, *.yml) to run beside the built-in flows.
     #[arg(long, value_name = "DIR")]
     pub flows_dir: Option<PathBuf>,
@@ -195,6 +203,10 @@ pub struct Config {
     pub purge_interval: Duration,
     /// How often the board's drain flag is re-read.
     pub drain_check_interval: Duration,
+    /// A remote worker silent this long is lost (heartbeats are sent every third of it).
+    pub worker_heartbeat_timeout: Duration,
+    /// The default schedule-to-start timeout of remote tasks.
+    pub schedule_to_start: Duration,
     /// Flow files to load at start; `None`: none.
     pub flows_dir: Option<PathBuf>,
     /// The task kinds flow files may use (checked against the built-in kinds by [`Config::validate`]).
@@ -245,6 +257,8 @@ impl Config {
             retention: s.retention.unwrap_or(defaults.retention),
             purge_interval: s.purge_interval.unwrap_or(defaults.purge_interval),
             drain_check_interval: s.drain_check_interval.unwrap_or(defaults.drain_check_interval),
+            worker_heartbeat_timeout: s.worker_heartbeat_timeout.unwrap_or(defaults.worker_heartbeat_timeout),
+            schedule_to_start: s.schedule_to_start.unwrap_or(defaults.schedule_to_start),
             flows_dir: s.flows_dir,
             task_kinds: match s.task_kinds {
                 Some(kinds) => kinds.iter().map(|k| k.trim().to_owned()).filter(|k| !k.is_empty()).collect(),
@@ -280,6 +294,8 @@ impl Config {
             retention: Duration::from_secs(7 * 86_400),
             purge_interval: Duration::from_secs(3600),
             drain_check_interval: Duration::from_secs(5),
+            worker_heartbeat_timeout: Duration::from_secs(5),
+            schedule_to_start: Duration::from_secs(60),
             flows_dir: None,
             task_kinds: flowfile::Kinds::default_allowed().names().into_iter().map(str::to_owned).collect(),
             secrets_dir: None,
@@ -303,6 +319,9 @@ impl Config {
         }
         if self.purge_interval.is_zero() || self.drain_check_interval.is_zero() {
             return bad("--purge-interval and --drain-check-interval must be above zero".into());
+        }
+        if self.worker_heartbeat_timeout < Duration::from_millis(300) {
+            return bad("--worker-heartbeat-timeout must be at least 300ms".into());
         }
         if self.task_kinds.is_empty() {
             return bad("--task-kinds names no kind".into());
@@ -355,6 +374,8 @@ impl Settings {
             retention: self.retention.or(lower.retention),
             purge_interval: self.purge_interval.or(lower.purge_interval),
             drain_check_interval: self.drain_check_interval.or(lower.drain_check_interval),
+            worker_heartbeat_timeout: self.worker_heartbeat_timeout.or(lower.worker_heartbeat_timeout),
+            schedule_to_start: self.schedule_to_start.or(lower.schedule_to_start),
             flows_dir: self.flows_dir.or(lower.flows_dir),
             task_kinds: self.task_kinds.or(lower.task_kinds),
             secrets_dir: self.secrets_dir.or(lower.secrets_dir),

@@ -60,6 +60,7 @@ use crate::config::Config;
 pub use crate::drain::DrainHandle;
 use crate::error::Error;
 use crate::local::LocalStatus;
+use crate::workers::{HubSettings, WorkerHub, WorkersService};
 
 /// How long the gRPC server gets to finish in-flight calls once told to stop.
 const SERVER_STOP_WAIT: Duration = Duration::from_secs(2);
@@ -111,13 +112,14 @@ impl Daemon {
     /// whenever one is lost. The last session is closed on the way out.
     /// Bad flow files (see [`flow_files`]) are an `Error::Config` before anything starts.
     pub async fn run(mut self, listener: TcpListener, shutdown: impl Future) -> Result<(), Error> {
-        self.registry = Arc::new(flow_files::registry(&self.config, &self.registry)?);
+        let hub = WorkerHub::new(hub_settings(&self.config));
+        self.registry = Arc::new(flow_files::registry(&self.config, &self.registry, Arc::new(hub.clone()))?);
         let local_addr =
             listener.local_addr().map_err(|source| Error::Io { what: "reading listen address".into(), source })?;
         let address = self.config.advertise.clone().unwrap_or_else(|| local_addr.to_string());
         let local = LocalStatus::new(self.config.name.clone(), self.drain.clone());
         let slot = BoardSlot::empty(format!("connecting to {}", self.config.board));
-        let server = Server::start(listener, &slot, &self.registry, &local).await;
+        let server = Server::start(listener, &slot, &self.registry, &local, &hub).await;
         tracing::info!(
             name = %self.config.name, %address, board = %self.config.board, flows = ?self.registry.names(),
             max_jobs = self.config.max_jobs, concurrency = self.config.concurrency, "conductor started"
@@ -161,6 +163,7 @@ impl Daemon {
                 local,
                 address,
                 health: &server.health,
+                workers: &server.workers,
             };
             let ended = session::run(cx, board.clone(), shutdown.as_mut(), server_failed.as_mut()).await;
             slot.empty_for(match &ended {
@@ -185,6 +188,7 @@ impl Daemon {
 /// The gRPC server and what follows it: the health switch kept in step with the board.
 struct Server {
     health: Health,
+    workers: WorkerHub,
     /// Ends the server and its watch streams.
     stop: CancellationToken,
     task: tokio::sync::Mutex<JoinHandle<Result<(), tonic::transport::Error>>>,
@@ -197,18 +201,20 @@ impl Server {
         slot: &BoardSlot,
         registry: &Arc<FlowRegistry>,
         local: &Arc<LocalStatus>,
+        workers: &WorkerHub,
     ) -> Server {
         let stop = CancellationToken::new();
         let state =
             ApiState::over(slot.clone(), registry.clone()).with_shutdown(stop.clone()).with_local(local.clone());
         let (router, health) = api::router(state).await;
+        let router = router.add_service(WorkersService::new(workers.clone()).server());
         let task = tokio::spawn(router.serve_with_incoming_shutdown(
             // Without TCP_NODELAY, small stream messages (WatchJob) wait on Nagle's algorithm.
             TcpIncoming::from(listener).with_nodelay(Some(true)),
             stop.clone().cancelled_owned(),
         ));
         let readiness = tokio::spawn(follow_readiness(slot.clone(), health.clone()));
-        Server { health, stop, task: tokio::sync::Mutex::new(task), readiness }
+        Server { health, workers: workers.clone(), stop, task: tokio::sync::Mutex::new(task), readiness }
     }
 
     /// Resolves, with the reason, if the server ends by itself.
@@ -227,6 +233,7 @@ impl Server {
     async fn stop(self) {
         self.readiness.abort();
         self.health.set_not_serving().await;
+        self.workers.stop();
         self.stop.cancel();
         let mut task = self.task.lock().await;
         if task.is_finished() {
@@ -242,6 +249,14 @@ impl Server {
             }
         }
     }
+}
+
+/// The worker hub's settings from the daemon's.
+fn hub_settings(config: &Config) -> HubSettings {
+    let mut settings = HubSettings::new(config.name.clone());
+    settings.heartbeat_timeout = config.worker_heartbeat_timeout;
+    settings.schedule_to_start = config.schedule_to_start;
+    settings
 }
 
 /// Keeps `baton.v1.Baton`'s health (readiness) in step with the board.

@@ -9,6 +9,7 @@
 //! - [`api`]: the `baton.v1` gRPC service over a `JobBoard`; `api::status` maps errors to codes.
 //! - [`drain`]: `DrainHandle`, a conductor's local drain switch.
 //! - [`local`]: `LocalStatus`, what this conductor knows of itself (sessions, running jobs).
+//! - [`workers`]: remote workers: `WorkerHub` (the `Attach` streams, credits, heartbeats, dispatch) and its service.
 //! - [`error`]: `Error`, why the daemon could not start or had to stop.
 //! - [`process`]: a conductor process's `main`, for the stock binary and binaries built on the library.
 //! - [`demo_flows`]: Rust demo flows (`provision-cluster`, `chain`) for tests and binaries built on
@@ -22,5 +23,6 @@ pub mod drain;
 pub mod error;
 pub mod local;
 pub mod process;
+pub mod workers;
 
 pub use error::Error;

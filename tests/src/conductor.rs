@@ -371,7 +371,8 @@ pub fn free_local_addr() -> HarnessResult<SocketAddr> {
     Ok(listener.local_addr()?)
 }
 
-fn send_signal(pid: u32, signal: libc::c_int) -> HarnessResult<()> {
+/// Sends `signal` to `pid` with the kill command.
+pub fn send_signal(pid: u32, signal: libc::c_int) -> HarnessResult<()> {
     // `unsafe` is forbidden in this workspace, so `libc::kill` is out: use the kill command.
     let status = Command::new("kill").arg(format!("-{signal}")).arg(pid.to_string()).status()?;
     if status.success() {

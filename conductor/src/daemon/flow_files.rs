@@ -31,6 +31,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use flowfile::remote::Dispatch;
 use flowfile::{DirSecrets, FlowFile, Kinds};
 use flows::FlowRegistry;
 
@@ -59,9 +60,12 @@ pub struct Loaded {
     pub skipped: Vec<Skipped>,
 }
 
-/// The kinds `config` allows, with `${secret.NAME}` resolving from `--secrets-dir`.
-pub fn kinds(config: &Config) -> Result<Kinds, Error> {
-    let kinds = Kinds::allowing(&config.task_kinds).map_err(|e| Error::Config(format!("--task-kinds: {e}")))?;
+/// The kinds `config` allows, with `${secret.NAME}` resolving from `--secrets-dir` and
+/// `remote` tasks sent to `workers` (the conductor's worker hub).
+pub fn kinds(config: &Config, workers: Arc<dyn Dispatch>) -> Result<Kinds, Error> {
+    let kinds = Kinds::allowing(&config.task_kinds)
+        .map_err(|e| Error::Config(format!("--task-kinds: {e}")))?
+        .remote_dispatch(workers);
     match &config.secrets_dir {
         None => Ok(kinds),
         Some(dir) if dir.is_dir() => Ok(kinds.secrets(Arc::new(DirSecrets::new(dir)))),
@@ -71,8 +75,8 @@ pub fn kinds(config: &Config) -> Result<Kinds, Error> {
 
 /// The registry a conductor runs: `rust` plus the flows of `--flows-dir` it can run.
 /// Logs what was loaded and warns about each flow left out.
-pub fn registry(config: &Config, rust: &FlowRegistry) -> Result<FlowRegistry, Error> {
-    let kinds = Arc::new(kinds(config)?);
+pub fn registry(config: &Config, rust: &FlowRegistry, workers: Arc<dyn Dispatch>) -> Result<FlowRegistry, Error> {
+    let kinds = Arc::new(kinds(config, workers)?);
     let Some(dir) = &config.flows_dir else {
         return Ok(rust.clone());
     };

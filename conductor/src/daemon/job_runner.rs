@@ -24,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::local::{LocalStatus, RunningJob};
+use crate::workers::WorkerHub;
 
 /// The tokens that stop running jobs; both are children of the daemon's.
 #[derive(Debug, Clone, Default)]
@@ -38,6 +39,8 @@ pub(crate) struct Stops {
 #[derive(Debug)]
 pub(crate) struct JobRunner {
     pub(crate) registry: Arc<FlowRegistry>,
+    /// Remote workers: a job cancel cancels the job's running remote tasks.
+    pub(crate) workers: WorkerHub,
     /// Tasks of one job run at once.
     pub(crate) concurrency: usize,
     pub(crate) stops: Stops,
@@ -109,6 +112,7 @@ impl JobRunner {
                         tracing::info!("cancellation requested: reverting");
                         cancelling = true;
                         control.cancel();
+                        self.workers.cancel_job(job.id);
                     }
                     _ = self.stops.suspend.cancelled(), if !suspending => {
                         tracing::info!("shutting down: suspending the flow");

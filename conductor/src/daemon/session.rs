@@ -33,6 +33,7 @@ use super::retention;
 use crate::api::Health;
 use crate::config::{format_duration, Config};
 use crate::local::LocalStatus;
+use crate::workers::WorkerHub;
 
 /// After the grace period, how long dropped engines get to abandon their claims.
 const ABORT_WAIT: Duration = Duration::from_secs(5);
@@ -52,6 +53,8 @@ pub(crate) enum Ended {
 
 /// What a session needs from the daemon.
 pub(crate) struct SessionContext<'a> {
+    /// Remote workers connected here (a job cancel reaches their running tasks).
+    pub(crate) workers: &'a WorkerHub,
     pub(crate) config: &'a Config,
     pub(crate) registry: &'a Arc<FlowRegistry>,
     pub(crate) local: &'a Arc<LocalStatus>,
@@ -90,6 +93,7 @@ pub(crate) async fn run<S: Future + ?Sized, F: Future<Output = String> + ?Sized>
     let slots = Arc::new(Semaphore::new(config.max_jobs));
     let filter = FlowFilter(cx.registry.names().into_iter().map(str::to_owned).collect());
     let runner = Arc::new(JobRunner {
+        workers: cx.workers.clone(),
         registry: cx.registry.clone(),
         concurrency: config.concurrency,
         stops: stops.clone(),
