@@ -1,0 +1,130 @@
+"""Python workers driven by real conductors (the `conductor` binary, flow files with
+`kind: remote`): a worker written from worker.proto alone, results flowing between
+workers, cancel reaching task code, a killed worker's attempt retried elsewhere, a
+graceful SIGTERM mid-task, no worker for a task, and the example checkout flow."""
+
+from __future__ import annotations
+
+import pathlib
+import signal
+import subprocess
+import sys
+
+import harness
+
+TESTS = pathlib.Path(__file__).parent
+FLOWS = TESTS / "flows" / "e2e"
+E2E_WORKER = TESTS / "workers" / "e2e.py"
+REPO = harness.REPO
+JOB_WAIT_S = 60
+
+
+def connected(client, *names: str) -> bool:
+    present = {w.worker_id for w in client.workers()}
+    return all(name in present for name in names)
+
+
+def test_a_worker_written_from_the_proto_alone_runs_a_task(procs, tmp_path):
+    stubs = tmp_path / "stubs"
+    stubs.mkdir()
+    # Stubs straight from the .proto (flat modules: nothing of the SDK's `baton` package).
+    generated = subprocess.run(
+        [sys.executable, "-m", "grpc_tools.protoc", f"-I{REPO / 'proto' / 'baton' / 'v1'}",
+         f"--python_out={stubs}", f"--grpc_python_out={stubs}", "worker.proto"],
+        capture_output=True, text=True,
+    )
+    assert generated.returncode == 0, generated.stderr
+    conductor = procs.conductor("py-proto-only", FLOWS)
+    worker = procs.worker("proto-only", TESTS / "workers" / "proto_only.py", str(stubs), conductor.endpoint)
+    with harness.client(conductor) as client:
+        harness.wait_for("the proto-only worker", lambda: any(w.sdk == "proto-only/test" for w in client.workers()))
+        job = client.post("shout", {"text": "hello"})
+        done = client.wait(job.id, timeout=JOB_WAIT_S)
+        assert done.succeeded, done
+        assert done.results["shout"] == {"shout": "HELLO!", "key": f"{job.id}/shout/1"}
+    worker.signal(signal.SIGTERM)
+    assert worker.popen.wait(timeout=30) == 0, worker.log_tail()
+    assert "stream ended" in worker.log_tail()
+
+
+def test_results_flow_between_two_python_workers(procs):
+    conductor = procs.conductor("py-race", FLOWS)
+    procs.worker("py-a", E2E_WORKER, "py-a", conductor.endpoint)
+    procs.worker("py-b", E2E_WORKER, "py-b", conductor.endpoint)
+    with harness.client(conductor) as client:
+        harness.wait_for("both workers", lambda: connected(client, "py-a", "py-b"))
+        done = client.wait(client.post("relay-race", {"start": ["go"]}).id, timeout=JOB_WAIT_S)
+        assert done.succeeded, done
+        trail = done.results["leg3"]
+        assert [step.split("@")[0] for step in trail] == ["go", "one", "two", "three"]
+        assert {step.split("@")[1] for step in trail[1:]} <= {"py-a", "py-b"}
+
+
+def test_cancel_reaches_the_task_code(procs):
+    conductor = procs.conductor("py-cancel", FLOWS)
+    worker = procs.worker("py-c", E2E_WORKER, "py-c", conductor.endpoint)
+    with harness.client(conductor) as client:
+        harness.wait_for("the worker", lambda: connected(client, "py-c"))
+        job = client.post("hang", {})
+        harness.wait_for("the task to start", lambda: f"hanging {job.id}" in worker.log_tail())
+        client.cancel(job.id)
+        final = client.wait(job.id, timeout=JOB_WAIT_S)
+        assert final.outcome == "CANCELLED", final
+        harness.wait_for("the cancellation in the task", lambda: f"cancelled {job.id}" in worker.log_tail())
+
+
+def test_a_killed_worker_s_attempt_is_retried_on_another(procs):
+    conductor = procs.conductor("py-kill", FLOWS)
+    first = procs.worker("py-first", E2E_WORKER, "py-first", conductor.endpoint)
+    with harness.client(conductor) as client:
+        harness.wait_for("the first worker", lambda: connected(client, "py-first"))
+        job = client.post("sleepy", {"seconds": 2})
+        harness.wait_for("the first attempt", lambda: f"sleeping {job.id}/nap/1 on py-first" in first.log_tail())
+        procs.worker("py-second", E2E_WORKER, "py-second", conductor.endpoint)
+        harness.wait_for("the second worker", lambda: connected(client, "py-second"))
+        first.kill()  # SIGKILL mid-task
+        done = client.wait(job.id, timeout=JOB_WAIT_S)
+        assert done.succeeded, done
+        assert done.results["nap"]["ran_on"] == "py-second"
+        assert done.results["nap"]["attempt"] == 2
+        assert done.tasks["nap"].executions == 2
+
+
+def test_sigterm_mid_task_finishes_it_then_exits(procs):
+    conductor = procs.conductor("py-term", FLOWS)
+    worker = procs.worker("py-t", E2E_WORKER, "py-t", conductor.endpoint)
+    with harness.client(conductor) as client:
+        harness.wait_for("the worker", lambda: connected(client, "py-t"))
+        job = client.post("sleepy", {"seconds": 1.5})
+        harness.wait_for("the task to start", lambda: f"sleeping {job.id}/nap/1" in worker.log_tail())
+        worker.signal(signal.SIGTERM)
+        done = client.wait(job.id, timeout=JOB_WAIT_S)
+        assert done.succeeded and done.tasks["nap"].executions == 1, done
+        assert worker.popen.wait(timeout=30) == 0, worker.log_tail()
+        harness.wait_for("the worker to leave", lambda: not connected(client, "py-t"))
+
+
+def test_no_worker_offers_the_task(procs):
+    conductor = procs.conductor("py-nobody", FLOWS)
+    with harness.client(conductor) as client:
+        done = client.wait(client.post("nobody", {}).id, timeout=JOB_WAIT_S)
+        assert done.outcome != "SUCCESS", done
+        failure = done.tasks["orphan"].failure
+        assert failure is not None and "nobody.offers.this" in failure.message, done
+
+
+def test_the_example_checkout_flow(procs):
+    example = REPO / "examples" / "python-worker"
+    conductor = procs.conductor("py-example", example / "flows")
+    worker = procs.worker("example", example / "worker.py", conductor.endpoint)
+    with harness.client(conductor) as client:
+        harness.wait_for("the example worker", lambda: any(w.labels.get("example") == "checkout" for w in client.workers()))
+        ok = client.wait(client.post("checkout", {"customer": "ada", "sku": "book", "quantity": 2, "amount": 30}).id,
+                         timeout=JOB_WAIT_S)
+        assert ok.succeeded, ok
+        assert ok.results["receipt"] == f"receipt for {ok.results['charge']['charge_id']} sent to ada"
+        bad = client.wait(client.post("checkout", {"customer": "bo", "sku": "pen", "quantity": 1, "amount": 0}).id,
+                          timeout=JOB_WAIT_S)
+        assert bad.outcome == "REVERTED", bad
+        assert bad.tasks["charge"].failure.kind == "BadAmount"
+        harness.wait_for("the reservation's release", lambda: f"({bad.id})" in worker.log_tail())
