@@ -52,7 +52,7 @@ def pytest_runtest_makereport(item, call):
 @pytest.fixture
 def procs(request):
     """Starts real processes for a test (`procs.etcd()`, `procs.conductor(...)`,
-    `procs.worker(...)`) and SIGKILLs them all afterwards, printing their logs when the
+    `procs.worker(...)`, `procs.process(name, command)`) and SIGKILLs them all afterwards, printing their logs when the
     test failed."""
 
     class Procs:
@@ -67,6 +67,9 @@ def procs(request):
 
         def worker(self, *args, **kwargs) -> harness.WorkerProcess:
             return self._keep(harness.WorkerProcess(*args, **kwargs))
+
+        def process(self, name: str, command) -> harness.Process:
+            return self._keep(harness.Process(name, command))
 
         def _keep(self, process):
             self.started.append(process)

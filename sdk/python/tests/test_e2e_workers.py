@@ -1,6 +1,6 @@
 """Python workers driven by real conductors (the `conductor` binary, flow files with
-`kind: remote`): a worker written from worker.proto alone, results flowing between
-workers, cancel reaching task code, a killed worker's attempt retried elsewhere, a
+`kind: remote`): a worker written from worker.proto alone, a flow across two Python
+workers and a Rust one (the `test_worker` binary), results flowing between workers, cancel reaching task code, a killed worker's attempt retried elsewhere, a
 graceful SIGTERM mid-task, no worker for a task, and the example checkout flow."""
 
 from __future__ import annotations
@@ -128,3 +128,23 @@ def test_the_example_checkout_flow(procs):
         assert bad.outcome == "REVERTED", bad
         assert bad.tasks["charge"].failure.kind == "BadAmount"
         harness.wait_for("the reservation's release", lambda: f"({bad.id})" in worker.log_tail())
+
+
+def test_a_flow_on_two_python_workers_and_a_rust_worker(procs):
+    conductor = procs.conductor("py-mixed", FLOWS)
+    procs.worker("py-a", E2E_WORKER, "py-a", conductor.endpoint)
+    procs.worker("py-b", E2E_WORKER, "py-b", conductor.endpoint)
+    # The Rust worker: tests/src/bin/test_worker.rs on the `worker` crate ("add", "echo").
+    procs.process(
+        "rust-w",
+        [str(harness.binary("test_worker")), "--endpoints", f"http://{conductor.endpoint}", "--id", "rust-w", "--slots", "2"],
+    )
+    with harness.client(conductor) as client:
+        harness.wait_for("all three workers", lambda: connected(client, "py-a", "py-b", "rust-w"))
+        done = client.wait(client.post("mixed", {}).id, timeout=JOB_WAIT_S)
+        assert done.succeeded, done
+        assert done.results["py-first"] == ["go", "one@py-a"]
+        assert done.results["rust"] == 42
+        assert done.results["rust-echo"]["worker"] == "rust-w"
+        assert done.results["rust-echo"]["args"]["sum"] == 42
+        assert done.results["py-last"] == ["go", "one@py-a", "rust-w@py-b"]

@@ -1,6 +1,7 @@
 """The Python worker of the end-to-end tests: `e2e.py NAME ENDPOINT...`.
 
-Tasks: "py.append" adds "<tag>@<NAME>" to a list (results flow between workers);
+Tasks: "py.append" adds "<tag>@<NAME>" to a list (results flow between workers), also
+offered as "py.NAME.append" (only this worker runs that one);
 "py.hang" waits until cancelled, printing "cancelled <job>" when it is; "py.sleep"
 sleeps `seconds` and says where it ran. Slots: $SLOTS or 4."""
 
@@ -17,6 +18,9 @@ worker = baton.Worker(sys.argv[2:], slots=int(os.environ.get("SLOTS", "4")), wor
 @worker.task("py.append")
 async def append(ctx, trail: list, tag: str) -> list:
     return [*trail, f"{tag}@{NAME}"]
+
+
+worker.task(f"py.{NAME}.append")(append.fn)
 
 
 @append.revert
