@@ -148,3 +148,27 @@ def test_a_flow_on_two_python_workers_and_a_rust_worker(procs):
         assert done.results["rust-echo"]["worker"] == "rust-w"
         assert done.results["rust-echo"]["args"]["sum"] == 42
         assert done.results["py-last"] == ["go", "one@py-a", "rust-w@py-b"]
+
+
+def test_a_stopped_worker_is_lost_and_its_late_result_changes_nothing(procs):
+    conductor = procs.conductor("py-stop", FLOWS, extra=["--worker-heartbeat-timeout", "1s"])
+    stopped = procs.worker("py-stopped", E2E_WORKER, "py-stopped", conductor.endpoint)
+    with harness.client(conductor) as client:
+        harness.wait_for("the first worker", lambda: connected(client, "py-stopped"))
+        # Attempt 1 is still running when the worker is let go on again; the retry is quick.
+        job = client.post("late", {})
+        harness.wait_for("the first attempt", lambda: f"sleeping {job.id}/nap/1 on py-stopped" in stopped.log_tail())
+        procs.worker("py-live", E2E_WORKER, "py-live", conductor.endpoint)
+        harness.wait_for("the second worker", lambda: connected(client, "py-live"))
+        stopped.signal(signal.SIGSTOP)  # the TCP connection stays open; nothing answers
+        done = client.wait(job.id, timeout=JOB_WAIT_S)
+        assert done.succeeded, done
+        assert (done.results["nap"]["ran_on"], done.results["nap"]["attempt"]) == ("py-live", 2)
+        stopped.signal(signal.SIGCONT)  # its attempt 1 finishes now, long after reassignment
+        harness.wait_for("the stopped worker to come back", lambda: connected(client, "py-stopped"))
+        # It reconnects listing attempt 1 as running; nobody waits for it: the conductor
+        # cancels it, and its late Result is sent and dropped.
+        harness.wait_for("the late attempt to end", lambda: f"cancelled {job.id}/nap/1" in stopped.log_tail())
+        after = client.get(job.id)
+        assert after.results == done.results and after.tasks["nap"].executions == 2, after
+        assert f"sleep cancelled {job.id}/nap/1 (orphan" in stopped.log_tail()

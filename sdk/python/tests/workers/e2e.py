@@ -3,7 +3,8 @@
 Tasks: "py.append" adds "<tag>@<NAME>" to a list (results flow between workers), also
 offered as "py.NAME.append" (only this worker runs that one);
 "py.hang" waits until cancelled, printing "cancelled <job>" when it is; "py.sleep"
-sleeps `seconds` and says where it ran. Slots: $SLOTS or 4."""
+sleeps `seconds` (`retry_seconds` after the first attempt, if given) and says where it ran (printing "sleeping KEY", then "slept KEY" or
+"sleep cancelled KEY (reason)"). Slots: $SLOTS or 4."""
 
 import asyncio
 import os
@@ -39,10 +40,15 @@ async def hang(ctx) -> None:
 
 
 @worker.task("py.sleep")
-async def sleep(ctx, seconds: float) -> dict:
+async def sleep(ctx, seconds: float, retry_seconds: float = -1) -> dict:
     print(f"sleeping {ctx.idempotency_key} on {NAME}", flush=True)
     ctx.heartbeat()
-    await asyncio.sleep(seconds)
+    try:
+        await asyncio.sleep(seconds if ctx.attempt == 1 or retry_seconds < 0 else retry_seconds)
+    except asyncio.CancelledError:
+        print(f"sleep cancelled {ctx.idempotency_key} ({ctx.cancel_reason})", flush=True)
+        raise
+    print(f"slept {ctx.idempotency_key}", flush=True)
     return {"ran_on": NAME, "attempt": ctx.attempt, "key": ctx.idempotency_key}
 
 
