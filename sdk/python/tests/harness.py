@@ -175,8 +175,8 @@ class Conductor(Process):
 class WorkerProcess(Process):
     """A Python worker script run with the test's interpreter."""
 
-    def __init__(self, name: str, script: pathlib.Path, *args: str) -> None:
-        env = dict(os.environ)
+    def __init__(self, name: str, script: pathlib.Path, *args: str, env: Optional[Dict[str, str]] = None) -> None:
+        env = {**os.environ, **(env or {})}
         env["PYTHONUNBUFFERED"] = "1"
         super().__init__(name, [sys.executable, str(script), *args], env=env)
 

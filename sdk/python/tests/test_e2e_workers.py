@@ -172,3 +172,14 @@ def test_a_stopped_worker_is_lost_and_its_late_result_changes_nothing(procs):
         after = client.get(job.id)
         assert after.results == done.results and after.tasks["nap"].executions == 2, after
         assert f"sleep cancelled {job.id}/nap/1 (orphan" in stopped.log_tail()
+
+
+def test_a_worker_of_n_slots_given_3n_tasks_runs_exactly_n_at_once(procs):
+    conductor = procs.conductor("py-slots", FLOWS, extra=["--concurrency", "32"])
+    procs.worker("py-3", E2E_WORKER, "py-3", conductor.endpoint, env={"SLOTS": "3"})
+    with harness.client(conductor) as client:
+        harness.wait_for("the worker", lambda: connected(client, "py-3"))
+        done = client.wait(client.post("peak", {"count": 9, "ms": 400}).id, timeout=JOB_WAIT_S)
+        assert done.succeeded, done
+        peaks = [result["peak"] for result in done.results.values()]
+        assert len(peaks) == 9 and max(peaks) == 3, peaks

@@ -14,13 +14,13 @@ import secrets
 import signal
 import socket
 import threading
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Union
 
 from baton import __version__
 from baton._assignment import run_assignment
 from baton._context import Context
 from baton._duration import to_millis
-from baton._session import Session, WorkerRejected
+from baton._session import Session
 from baton._task import TaskDef
 from baton.v1 import worker_pb2
 

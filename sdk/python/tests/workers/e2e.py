@@ -4,7 +4,8 @@ Tasks: "py.append" adds "<tag>@<NAME>" to a list (results flow between workers),
 offered as "py.NAME.append" (only this worker runs that one);
 "py.hang" waits until cancelled, printing "cancelled <job>" when it is; "py.sleep"
 sleeps `seconds` (`retry_seconds` after the first attempt, if given) and says where it ran (printing "sleeping KEY", then "slept KEY" or
-"sleep cancelled KEY (reason)"). Slots: $SLOTS or 4."""
+"sleep cancelled KEY (reason)"); "py.hold" holds its slot `ms` milliseconds and returns
+the most tasks this process has run at once. Slots: $SLOTS or 4."""
 
 import asyncio
 import os
@@ -50,6 +51,20 @@ async def sleep(ctx, seconds: float, retry_seconds: float = -1) -> dict:
         raise
     print(f"slept {ctx.idempotency_key}", flush=True)
     return {"ran_on": NAME, "attempt": ctx.attempt, "key": ctx.idempotency_key}
+
+
+RUNNING = {"now": 0, "peak": 0}
+
+
+@worker.task("py.hold")
+async def hold(ctx, ms: int) -> dict:
+    RUNNING["now"] += 1
+    RUNNING["peak"] = max(RUNNING["peak"], RUNNING["now"])
+    try:
+        await asyncio.sleep(ms / 1000)
+    finally:
+        RUNNING["now"] -= 1
+    return {"peak": RUNNING["peak"], "worker": NAME}
 
 
 if __name__ == "__main__":
