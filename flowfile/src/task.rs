@@ -182,7 +182,7 @@ impl Task for FileTask {
             reverting: true,
             job: ctx.book(),
             inputs: arguments(ctx.inputs().as_map(), &self.args),
-            outcome: Some(ctx.outcome().map(Clone::clone).map_err(Clone::clone)),
+            outcome: Some(ctx.outcome().cloned().map_err(Clone::clone)),
         };
         let run = call_kind(plan.kind.as_ref(), with, call, &used);
         let outcome = match plan.timeout {

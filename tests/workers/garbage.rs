@@ -5,9 +5,9 @@
 use std::time::Duration;
 
 use proto::pb::{self, conductor_message::Msg as Down, worker_message::Msg as Up, WorkerMessage};
+use tests::conductor::{post_job, OrFail};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
-use tests::conductor::{post_job, OrFail};
 
 use super::{task, Fleet};
 
@@ -27,7 +27,9 @@ flow:
 
 fn hello(id: &str, tasks: &[&str]) -> WorkerMessage {
     let tasks = tasks.iter().map(|t| pb::TaskOffer { name: (*t).to_owned(), ..Default::default() }).collect();
-    WorkerMessage { msg: Some(Up::Hello(pb::Hello { worker_id: id.to_owned(), tasks, slots: 1, ..Default::default() })) }
+    WorkerMessage {
+        msg: Some(Up::Hello(pb::Hello { worker_id: id.to_owned(), tasks, slots: 1, ..Default::default() })),
+    }
 }
 
 fn result(assign: &pb::Assign, json: String) -> WorkerMessage {
@@ -121,7 +123,10 @@ fn a_worker_sending_garbage_gets_clear_errors_and_disturbs_nothing() {
         let first_job = post_job(&endpoint, "remote-raw", &[]).or_fail();
         let Down::Assign(assign) = raw.next().await else { panic!("expected an assignment") };
         assert_eq!(assign.job_id, first_job);
-        assert_eq!(serde_json::from_str::<serde_json::Value>(&assign.inputs_json).or_fail(), serde_json::json!({"x": 1}));
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&assign.inputs_json).or_fail(),
+            serde_json::json!({"x": 1})
+        );
         raw.send(result(&assign, r#"{"n": 1}"#.to_owned())).await;
         raw.send(result(&assign, r#"{"n": 2}"#.to_owned())).await;
         assert_eq!(code_of(&raw.next().await).0, pb::protocol_error::Code::StaleResult);

@@ -37,7 +37,9 @@ impl Fleet {
         let mut all_args = vec!["--worker-heartbeat-timeout", "1s", "--concurrency", "32"];
         all_args.extend_from_slice(args);
         let conductors = (0..conductors)
-            .map(|i| ConductorProcess::start(&board.conductor(&format!("{test}-c{i}"), flows.path(), &all_args)).or_fail())
+            .map(|i| {
+                ConductorProcess::start(&board.conductor(&format!("{test}-c{i}"), flows.path(), &all_args)).or_fail()
+            })
             .collect();
         Fleet { _board: board, _flows: flows, work, conductors, workers: Vec::new() }
     }
@@ -65,7 +67,11 @@ impl Fleet {
     }
 
     /// Waits until the task log has a line matching `wanted`; returns it.
-    pub(crate) fn wait_log(&self, what: &str, wanted: impl Fn(&(String, String, String, u32)) -> bool) -> (String, String, String, u32) {
+    pub(crate) fn wait_log(
+        &self,
+        what: &str,
+        wanted: impl Fn(&(String, String, String, u32)) -> bool,
+    ) -> (String, String, String, u32) {
         let deadline = Instant::now() + PATIENCE;
         loop {
             if let Some(line) = self.log().into_iter().find(|l| wanted(l)) {

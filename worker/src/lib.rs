@@ -23,7 +23,7 @@
 //!   goes, to the next (`run.rs`); on reconnect it says what it still runs.
 //! - Task code sees a [`Context`]: the job, atom, attempt, idempotency key,
 //!   `heartbeat` (progress for long tasks) and cancellation (`cancelled`, and the
-//!   task's future is dropped when a cancel arrives).
+//!   task's future is dropped if it has not ended 1 s after a cancel arrives).
 //! - `run` ends when its shutdown future resolves: no new work is taken, running
 //!   tasks get the grace period to finish, then are cancelled and handed back.
 //!

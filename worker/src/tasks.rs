@@ -14,6 +14,9 @@ use crate::builder::Worker;
 use crate::context::{Context, TaskError, Undo};
 use crate::run::Event;
 
+/// How long task code has to end by itself after a cancel before its future is dropped.
+const CANCEL_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Why a running assignment was stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Stop {
@@ -51,10 +54,20 @@ impl Worker {
         tokio::spawn(async move {
             let assign = ctx.assign.clone();
             let run = AssertUnwindSafe(call(&handlers, ctx.clone())).catch_unwind();
-            let outcome = tokio::select! {
-                ran = run => ran.unwrap_or_else(|panic| Err(TaskError::new("Panic", panic_text(&panic)))),
-                () = ctx.cancel.cancelled() => Err(match stop_reason.lock().ok().and_then(|s| *s) {
-                    Some(Stop::HandedBack) => TaskError::new("WorkerLost", "the worker shut down before the task ended; handed back"),
+            tokio::pin!(run);
+            let ran = tokio::select! {
+                ran = &mut run => Some(ran),
+                () = ctx.cancel.cancelled() => {
+                    // Task code watching `ctx.cancelled()` gets a moment to end by itself.
+                    tokio::time::timeout(CANCEL_GRACE, &mut run).await.ok()
+                }
+            };
+            let outcome = match ran {
+                Some(ran) => ran.unwrap_or_else(|panic| Err(TaskError::new("Panic", panic_text(&panic)))),
+                None => Err(match stop_reason.lock().ok().and_then(|s| *s) {
+                    Some(Stop::HandedBack) => {
+                        TaskError::new("WorkerLost", "the worker shut down before the task ended; handed back")
+                    }
                     _ => TaskError::new("Cancelled", "cancelled by the conductor"),
                 }),
             };

@@ -1,6 +1,7 @@
 //! Loading a flows directory: registered, left out for kinds, refused with every problem.
 
 use super::*;
+use crate::workers::{HubSettings, WorkerHub};
 
 const NOOP_FLOW: &str = "name: hello\nflow:\n  linear:\n    - task: hi\n      kind: noop\n";
 const SHELL_FLOW: &str = "name: shelly\nflow:\n  linear:\n    - task: a\n      kind: noop\n      \
@@ -84,7 +85,7 @@ fn a_missing_flows_dir_or_secrets_dir_is_bad_configuration() {
     assert!(message.contains("--flows-dir") && message.contains("gone"), "{message}");
     let mut config = Config::embedded("unused");
     config.secrets_dir = Some(gone);
-    match kinds(&config) {
+    match kinds(&config, Arc::new(WorkerHub::new(HubSettings::new("test")))) {
         Err(Error::Config(message)) => assert!(message.contains("--secrets-dir"), "{message}"),
         other => panic!("expected a config error, got {other:?}"),
     }

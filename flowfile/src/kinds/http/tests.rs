@@ -12,7 +12,6 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use serde_json::{json, Map, Value};
 use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
 
 use super::*;
 

@@ -5,7 +5,6 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde_json::{json, Map, Value};
-use tokio_util::sync::CancellationToken;
 
 use super::*;
 
