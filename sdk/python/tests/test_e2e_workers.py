@@ -183,3 +183,15 @@ def test_a_worker_of_n_slots_given_3n_tasks_runs_exactly_n_at_once(procs):
         assert done.succeeded, done
         peaks = [result["peak"] for result in done.results.values()]
         assert len(peaks) == 9 and max(peaks) == 3, peaks
+
+
+def test_the_worker_s_default_timeout_applies_unless_the_flow_sets_one(procs):
+    conductor = procs.conductor("py-timeout", FLOWS)
+    worker = procs.worker("py-to", E2E_WORKER, "py-to", conductor.endpoint)
+    with harness.client(conductor) as client:
+        harness.wait_for("the worker", lambda: connected(client, "py-to"))
+        job = client.wait(client.post("bounded", {"seconds": 2}).id, timeout=JOB_WAIT_S)
+        assert job.outcome != "SUCCESS", job
+        assert job.tasks["default"].failure.kind == "Timeout", job
+        assert job.results["overridden"] == "in time", job
+        harness.wait_for("the cancel in the task", lambda: f"bounded cancelled {job.id}" in worker.log_tail())

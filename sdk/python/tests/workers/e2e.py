@@ -4,7 +4,8 @@ Tasks: "py.append" adds "<tag>@<NAME>" to a list (results flow between workers),
 offered as "py.NAME.append" (only this worker runs that one);
 "py.hang" waits until cancelled, printing "cancelled <job>" when it is; "py.sleep"
 sleeps `seconds` (`retry_seconds` after the first attempt, if given) and says where it ran (printing "sleeping KEY", then "slept KEY" or
-"sleep cancelled KEY (reason)"); "py.hold" holds its slot `ms` milliseconds and returns
+"sleep cancelled KEY (reason)"); "py.bounded" sleeps `seconds` under
+a default timeout of 1 s; "py.hold" holds its slot `ms` milliseconds and returns
 the most tasks this process has run at once. Slots: $SLOTS or 4."""
 
 import asyncio
@@ -51,6 +52,16 @@ async def sleep(ctx, seconds: float, retry_seconds: float = -1) -> dict:
         raise
     print(f"slept {ctx.idempotency_key}", flush=True)
     return {"ran_on": NAME, "attempt": ctx.attempt, "key": ctx.idempotency_key}
+
+
+@worker.task("py.bounded", timeout="1s")
+async def bounded(ctx, seconds: float) -> str:
+    try:
+        await asyncio.sleep(seconds)
+    except asyncio.CancelledError:
+        print(f"bounded cancelled {ctx.job_id} ({ctx.cancel_reason})", flush=True)
+        raise
+    return "in time"
 
 
 RUNNING = {"now": 0, "peak": 0}
