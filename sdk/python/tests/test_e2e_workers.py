@@ -195,3 +195,13 @@ def test_the_worker_s_default_timeout_applies_unless_the_flow_sets_one(procs):
         assert job.tasks["default"].failure.kind == "Timeout", job
         assert job.results["overridden"] == "in time", job
         harness.wait_for("the cancel in the task", lambda: f"bounded cancelled {job.id}" in worker.log_tail())
+
+
+def test_ctx_heartbeat_keeps_a_task_alive_under_a_heartbeat_timeout(procs):
+    conductor = procs.conductor("py-beat", FLOWS)
+    procs.worker("py-hb", E2E_WORKER, "py-hb", conductor.endpoint)
+    with harness.client(conductor) as client:
+        harness.wait_for("the worker", lambda: connected(client, "py-hb"))
+        job = client.wait(client.post("beats", {}).id, timeout=JOB_WAIT_S)
+        assert job.results.get("beating", 0) > 0, job
+        assert job.tasks["silent"].failure.kind == "HeartbeatTimeout", job

@@ -5,7 +5,8 @@ offered as "py.NAME.append" (only this worker runs that one);
 "py.hang" waits until cancelled, printing "cancelled <job>" when it is; "py.sleep"
 sleeps `seconds` (`retry_seconds` after the first attempt, if given) and says where it ran (printing "sleeping KEY", then "slept KEY" or
 "sleep cancelled KEY (reason)"); "py.bounded" sleeps `seconds` under
-a default timeout of 1 s; "py.hold" holds its slot `ms` milliseconds and returns
+a default timeout of 1 s; "py.beat" runs
+`seconds`, calling ctx.heartbeat every `every` seconds (0: never); "py.hold" holds its slot `ms` milliseconds and returns
 the most tasks this process has run at once. Slots: $SLOTS or 4."""
 
 import asyncio
@@ -62,6 +63,19 @@ async def bounded(ctx, seconds: float) -> str:
         print(f"bounded cancelled {ctx.job_id} ({ctx.cancel_reason})", flush=True)
         raise
     return "in time"
+
+
+@worker.task("py.beat")
+async def beat(ctx, seconds: float, every: float) -> int:
+    beats = 0
+    loop = asyncio.get_running_loop()
+    end = loop.time() + seconds
+    while loop.time() < end:
+        if every > 0:
+            ctx.heartbeat({"beats": beats})
+            beats += 1
+        await asyncio.sleep(every if every > 0 else seconds)
+    return beats
 
 
 RUNNING = {"now": 0, "peak": 0}
