@@ -178,4 +178,8 @@ class Session:
                 error.details(),
             )
             return
-        log.warning("stream to %s ended: %s %s", self.endpoint, code.name, error.details())
+        if self.connected:
+            log.warning("stream to conductor %s ended: %s %s", self.conductor, code.name, error.details())
+        else:
+            # One endpoint of several not answering is routine; the worker warns when none does.
+            log.info("conductor at %s did not answer: %s %s", self.endpoint, code.name, error.details())
