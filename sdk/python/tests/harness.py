@@ -127,8 +127,8 @@ class Etcd(Process):
 
 
 class Conductor(Process):
-    """A `conductor` process on a free port. `board`: an Etcd (with a prefix of the
-    test's own) or None for the embedded board in a temp dir."""
+    """A `conductor` process on `port` (a free one if None). `etcd`: the board, under
+    `prefix`; None for the embedded board in a temp dir."""
 
     def __init__(
         self,
@@ -139,9 +139,10 @@ class Conductor(Process):
         prefix: str = "/baton-py/",
         extra: Sequence[str] = (),
         program: str = "conductor",
+        port: Optional[int] = None,
     ) -> None:
         self.data = tempfile.TemporaryDirectory(prefix=f"baton-py-board-{name}-")
-        self.port = free_port()
+        self.port = port or free_port()
         self.endpoint = f"127.0.0.1:{self.port}"
         board = ["--etcd", etcd.client_url, "--prefix", prefix] if etcd else ["--data-dir", self.data.name]
         env = {k: v for k, v in os.environ.items() if not k.startswith("BATON_")}
