@@ -1,5 +1,5 @@
 """`Client`: post, get, watch, wait for and cancel jobs over `baton.v1.Baton`, failing
-over through a list of conductor endpoints; list connected workers."""
+over through a list of conductor endpoints; drain a conductor; list connected workers."""
 
 from __future__ import annotations
 
@@ -165,6 +165,12 @@ class Client:
                 self._preferred += 1
             if limit is not None and time.monotonic() >= limit:
                 raise JobTimeout(f"job {job_id} did not finish within {timeout}")
+
+    def drain(self, conductor: str, draining: bool = True) -> baton_pb2.Conductor:
+        """Tells conductor `conductor` to stop (or, with False, resume) claiming new jobs;
+        it finishes what it holds and keeps serving its workers."""
+        request = baton_pb2.DrainRequest(name=conductor, draining=draining)
+        return self._unary(lambda stub: stub.Drain(request, timeout=self.timeout))
 
     def workers(self) -> List[worker_pb2.WorkerInfo]:
         """The workers connected to the fleet (as `baton workers` lists them)."""
