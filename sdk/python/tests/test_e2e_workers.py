@@ -5,11 +5,15 @@ graceful SIGTERM mid-task, no worker for a task, and the example checkout flow."
 
 from __future__ import annotations
 
+import asyncio
 import pathlib
 import signal
 import subprocess
 import sys
 
+import pytest
+
+import baton
 import harness
 
 TESTS = pathlib.Path(__file__).parent
@@ -205,3 +209,14 @@ def test_ctx_heartbeat_keeps_a_task_alive_under_a_heartbeat_timeout(procs):
         job = client.wait(client.post("beats", {}).id, timeout=JOB_WAIT_S)
         assert job.results.get("beating", 0) > 0, job
         assert job.tasks["silent"].failure.kind == "HeartbeatTimeout", job
+
+
+def test_a_hello_the_conductor_refuses_stops_the_worker_with_its_reason(procs):
+    conductor = procs.conductor("py-refuse", FLOWS)
+    worker = baton.Worker([conductor.endpoint], worker_id="w" * 300)
+
+    @worker.task("py.anything")
+    async def anything(ctx) -> None: ...
+
+    with pytest.raises(baton.WorkerRejected, match="worker_id must be 1 to 256 characters"):
+        asyncio.run(asyncio.wait_for(worker.serve(), 30))
