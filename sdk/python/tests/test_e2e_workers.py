@@ -1,7 +1,9 @@
 """Python workers driven by real conductors (the `conductor` binary, flow files with
-`kind: remote`): a worker written from worker.proto alone, a flow across two Python
-workers and a Rust one (the `test_worker` binary), results flowing between workers, cancel reaching task code, a killed worker's attempt retried elsewhere, a
-graceful SIGTERM mid-task, no worker for a task, and the example checkout flow."""
+`kind: remote`): a worker written from worker.proto alone; a flow across two Python
+workers and a Rust one (the `test_worker` binary), results flowing between them; cancel
+reaching task code; kill -9 and SIGSTOP of a worker (retried elsewhere, the late result
+changing nothing); SIGTERM mid-task; N slots; default and heartbeat timeouts; no worker
+for a task; a refused Hello; and the example checkout flow."""
 
 from __future__ import annotations
 
