@@ -64,6 +64,7 @@ board_test!(atoms_only_batch_needs_its_flow);
 board_test!(oversize_atom_refuses_whole_batch);
 board_test!(fenced_batch_writes_nothing);
 board_test!(batch_updates_flow_and_leaves_other_atoms);
+board_test!(workers_are_seen_by_every_session_and_leave_with_theirs);
 
 /// Embedded only: the board file survives the process. A job claimed when the
 /// process "died" (the board was dropped without closing) is UNCLAIMED after

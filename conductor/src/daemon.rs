@@ -60,7 +60,7 @@ use crate::config::Config;
 pub use crate::drain::DrainHandle;
 use crate::error::Error;
 use crate::local::LocalStatus;
-use crate::workers::{HubSettings, WorkerHub, WorkersService};
+use crate::workers::{HubSettings, RelayService, WorkerHub, WorkersService};
 
 /// How long the gRPC server gets to finish in-flight calls once told to stop.
 const SERVER_STOP_WAIT: Duration = Duration::from_secs(2);
@@ -77,12 +77,20 @@ pub struct Daemon {
     registry: Arc<FlowRegistry>,
     board: Option<Arc<dyn JobBoard>>,
     drain: DrainHandle,
+    workers: WorkerHub,
 }
 
 impl Daemon {
     /// A conductor with the demo flows, opening the board `config` names.
     pub fn new(config: Config) -> Self {
-        Daemon { config, registry: Arc::new(crate::demo_flows::registry()), board: None, drain: DrainHandle::new() }
+        let workers = WorkerHub::new(hub_settings(&config));
+        Daemon {
+            config,
+            registry: Arc::new(crate::demo_flows::registry()),
+            board: None,
+            drain: DrainHandle::new(),
+            workers,
+        }
     }
 
     /// Runs these flow factories instead of the demo flows; the conductor claims only their
@@ -103,6 +111,12 @@ impl Daemon {
         self
     }
 
+    /// The conductor's worker hub: what a Rust flow's [`flowfile::remote::RemoteTask`]
+    /// sends its calls to (flow files' `remote` tasks use it by themselves).
+    pub fn workers(&self) -> WorkerHub {
+        self.workers.clone()
+    }
+
     /// The conductor's local drain switch (see [`crate::drain`]).
     pub fn drain_handle(&self) -> DrainHandle {
         self.drain.clone()
@@ -112,11 +126,12 @@ impl Daemon {
     /// whenever one is lost. The last session is closed on the way out.
     /// Bad flow files (see [`flow_files`]) are an `Error::Config` before anything starts.
     pub async fn run(mut self, listener: TcpListener, shutdown: impl Future) -> Result<(), Error> {
-        let hub = WorkerHub::new(hub_settings(&self.config));
-        self.registry = Arc::new(flow_files::registry(&self.config, &self.registry, Arc::new(hub.clone()))?);
         let local_addr =
             listener.local_addr().map_err(|source| Error::Io { what: "reading listen address".into(), source })?;
         let address = self.config.advertise.clone().unwrap_or_else(|| local_addr.to_string());
+        let hub = self.workers.clone();
+        hub.set_address(address.clone());
+        self.registry = Arc::new(flow_files::registry(&self.config, &self.registry, Arc::new(hub.clone()))?);
         let local = LocalStatus::new(self.config.name.clone(), self.drain.clone());
         let slot = BoardSlot::empty(format!("connecting to {}", self.config.board));
         let server = Server::start(listener, &slot, &self.registry, &local, &hub).await;
@@ -207,7 +222,9 @@ impl Server {
         let state =
             ApiState::over(slot.clone(), registry.clone()).with_shutdown(stop.clone()).with_local(local.clone());
         let (router, health) = api::router(state).await;
-        let router = router.add_service(WorkersService::new(workers.clone()).server());
+        let router = router
+            .add_service(WorkersService::new(workers.clone()).server())
+            .add_service(RelayService::new(workers.clone()).server());
         let task = tokio::spawn(router.serve_with_incoming_shutdown(
             // Without TCP_NODELAY, small stream messages (WatchJob) wait on Nagle's algorithm.
             TcpIncoming::from(listener).with_nodelay(Some(true)),

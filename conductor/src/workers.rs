@@ -23,9 +23,15 @@
 //! - `stream.rs`: one worker's stream: hello, reader, heartbeats, its end.
 //! - `dispatch.rs`: `Dispatch` for the hub: wait for a slot, assign, await the outcome.
 //! - `service.rs`: the tonic service (`Attach`, `ListWorkers`).
+//! - `board.rs`: this conductor's workers on the board (under its lease), the fleet's by watch.
+//! - `relay.rs`: assignments for workers attached elsewhere, over one `Relay` stream per
+//!   conductor; `relay_serve.rs`: the other end, forwarding to local workers.
 //! - `wire.rs`: failures and results between the wire and `flows`.
 
+mod board;
 mod dispatch;
+mod relay;
+mod relay_serve;
 mod service;
 mod state;
 mod stream;
@@ -39,6 +45,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+pub use relay_serve::RelayService;
 pub use service::WorkersService;
 
 use state::State;
@@ -95,6 +102,15 @@ struct Inner {
     capacity: Notify,
     /// Ends every worker stream (the conductor is stopping).
     stop: CancellationToken,
+    /// Bumped when a worker joins or leaves (the board follower publishes the change).
+    local_changed: tokio::sync::watch::Sender<u64>,
+    /// The fleet's worker set, while a board session follows it.
+    fleet: Mutex<Option<tokio::sync::watch::Receiver<jobboard::WorkerSet>>>,
+    /// Relay links to other conductors (`relay.rs`).
+    links: relay::Links,
+    /// This conductor's advertised address (recorded with its workers, for relays),
+    /// known once it listens.
+    address: std::sync::OnceLock<String>,
 }
 
 impl std::fmt::Debug for WorkerHub {
@@ -112,6 +128,10 @@ impl WorkerHub {
                 state: Mutex::new(State::default()),
                 capacity: Notify::new(),
                 stop: CancellationToken::new(),
+                local_changed: tokio::sync::watch::channel(0).0,
+                fleet: Mutex::new(None),
+                links: relay::Links::default(),
+                address: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -121,10 +141,25 @@ impl WorkerHub {
         &self.inner.settings
     }
 
+    /// Sets the address other conductors relay to (once; later calls are ignored).
+    pub fn set_address(&self, address: impl Into<String>) {
+        let _ = self.inner.address.set(address.into());
+    }
+
+    /// The address other conductors relay to (empty until set).
+    pub fn address(&self) -> &str {
+        self.inner.address.get().map_or("", String::as_str)
+    }
+
     /// Cancels the running executes of `job` (a job cancel): each worker gets `Cancel`
     /// and each call fails with `Cancelled`; reverts go on.
     pub fn cancel_job(&self, job: Uuid) {
         self.lock().cancel_job(job);
+        tokio::spawn(self.clone().cancel_relayed_owned(job.to_string()));
+    }
+
+    async fn cancel_relayed_owned(self, job: String) {
+        self.cancel_relayed(job).await;
     }
 
     /// Closes every worker stream (the conductor is stopping); their calls fail as lost.
@@ -135,6 +170,11 @@ impl WorkerHub {
     /// The workers connected here, as `ListWorkers` shows them.
     pub fn local_workers(&self) -> Vec<proto::pb::WorkerInfo> {
         self.lock().list(&self.inner.settings.conductor)
+    }
+
+    /// A worker joined or left: the board follower publishes it.
+    fn local_changed(&self) {
+        self.inner.local_changed.send_modify(|n| *n += 1);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {

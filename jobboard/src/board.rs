@@ -17,6 +17,7 @@ use crate::claim::Claim;
 use crate::error::Error;
 use crate::flow_defs::{Applied, ApplyRule, FlowVersion, NewFlowVersion};
 use crate::job::{ConductorInfo, FlowFilter, Job, JobId, JobPage, JobState, ListQuery, NewJob};
+use crate::workers::{WorkerRecord, WorkerSet};
 
 /// A job board backend.
 #[async_trait]
@@ -61,6 +62,16 @@ pub trait JobBoard: Send + Sync + std::fmt::Debug {
 
     /// Lists live conductors, with the number of jobs each holds.
     async fn conductors(&self) -> Result<Vec<ConductorInfo>, Error>;
+
+    /// Records a remote worker attached to this session's conductor, under this session
+    /// (etcd: its lease). Re-putting replaces it.
+    async fn put_worker(&self, worker: &WorkerRecord) -> Result<(), Error>;
+
+    /// Removes this session's record of worker `id` (its stream ended).
+    async fn remove_worker(&self, conductor: &str, id: &str) -> Result<(), Error>;
+
+    /// The fleet's workers, kept current by a watch: read it, never poll the board.
+    async fn worker_set(&self) -> Result<watch::Receiver<WorkerSet>, Error>;
 
     /// Marks a conductor as draining (or not). `InvalidInput` if no such conductor is live.
     async fn set_draining(&self, name: &str, draining: bool) -> Result<(), Error>;

@@ -62,6 +62,9 @@ struct Shared {
     max_value_bytes: usize,
     /// How long finished jobs are kept.
     retention: std::time::Duration,
+    /// Remote workers of this process's conductors, with the session that recorded each
+    /// (an embedded board serves one machine, so the set lives in memory).
+    workers: tokio::sync::watch::Sender<crate::workers::WorkerSet>,
 }
 
 /// One owner's session on the board.
@@ -111,6 +114,7 @@ impl EmbeddedBoard {
             quarantine_after: config.quarantine_after,
             max_value_bytes: config.max_value_bytes,
             retention: config.retention,
+            workers: tokio::sync::watch::channel(crate::workers::WorkerSet::default()).0,
         });
         shared.notify.claimable();
         Ok(EmbeddedBoard { shared, session: Session::new(config.owner) })
@@ -328,11 +332,42 @@ impl JobBoard for EmbeddedBoard {
         self.session.lost.clone()
     }
 
+    async fn put_worker(&self, worker: &crate::workers::WorkerRecord) -> Result<(), Error> {
+        self.check_open()?;
+        crate::workers::check(worker)?;
+        if worker.conductor != self.session.owner {
+            return Err(Error::InvalidInput(format!(
+                "worker {} names conductor {:?}, not this session's {:?}",
+                worker.id, worker.conductor, self.session.owner
+            )));
+        }
+        let record = worker.clone();
+        self.shared.workers.send_modify(|set| {
+            std::sync::Arc::make_mut(set).insert(record.key(), record);
+        });
+        Ok(())
+    }
+
+    async fn remove_worker(&self, conductor: &str, id: &str) -> Result<(), Error> {
+        let key = (conductor.to_owned(), id.to_owned());
+        self.shared.workers.send_if_modified(|set| std::sync::Arc::make_mut(set).remove(&key).is_some());
+        Ok(())
+    }
+
+    async fn worker_set(&self) -> Result<tokio::sync::watch::Receiver<crate::workers::WorkerSet>, Error> {
+        Ok(self.shared.workers.subscribe())
+    }
+
     async fn close(&self) -> Result<(), Error> {
         if self.session.closed.swap(true, Ordering::SeqCst) {
             return Ok(());
         }
         let owner = self.session.owner.clone();
+        self.shared.workers.send_if_modified(|set| {
+            let before = set.len();
+            std::sync::Arc::make_mut(set).retain(|(conductor, _), _| conductor != &owner);
+            set.len() != before
+        });
         let released = self
             .shared
             .db

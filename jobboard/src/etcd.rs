@@ -22,6 +22,7 @@ mod queue_view;
 mod session;
 pub mod storage;
 mod watch;
+mod workers;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -180,6 +181,8 @@ pub(crate) struct Inner {
     local: Mutex<local::LocalClaims>,
     queue_view: Mutex<queue_view::QueueView>,
     claimable: tokio_watch::Sender<u64>,
+    /// The worker set's watch, started on first use (`workers.rs`).
+    worker_set: tokio::sync::OnceCell<tokio_watch::Receiver<crate::workers::WorkerSet>>,
     /// Stops the background tasks (close).
     stop: CancellationToken,
 }
@@ -235,6 +238,7 @@ impl EtcdBoard {
             local: Mutex::default(),
             queue_view: Mutex::default(),
             claimable: tokio_watch::channel(0).0,
+            worker_set: tokio::sync::OnceCell::new(),
             stop: CancellationToken::new(),
         });
         if let Err(e) = watch::start_board_watch(&inner).await {
@@ -378,6 +382,19 @@ impl JobBoard for EtcdBoard {
 
     async fn set_draining(&self, name: &str, draining: bool) -> Result<(), Error> {
         self.inner.set_draining(name, draining).await
+    }
+
+    async fn put_worker(&self, worker: &crate::workers::WorkerRecord) -> Result<(), Error> {
+        self.inner.put_worker(worker).await
+    }
+
+    async fn remove_worker(&self, conductor: &str, id: &str) -> Result<(), Error> {
+        self.inner.remove_worker(conductor, id).await
+    }
+
+    async fn worker_set(&self) -> Result<tokio_watch::Receiver<crate::workers::WorkerSet>, Error> {
+        let inner = &self.inner;
+        inner.worker_set.get_or_try_init(|| workers::start(inner)).await.cloned()
     }
 
     async fn purge_expired(&self) -> Result<usize, Error> {

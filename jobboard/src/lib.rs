@@ -23,6 +23,7 @@ pub mod flow_defs;
 pub mod job;
 pub mod lifecycle;
 mod patient;
+pub mod workers;
 
 pub use board::{Availability, JobBoard, Wakeups};
 pub use claim::{Claim, FenceToken};
@@ -31,3 +32,4 @@ pub use flow_defs::{Applied, ApplyRule, FlowVersion, NewFlowVersion};
 pub use job::{
     BoardConfig, ConductorInfo, FlowFilter, Job, JobId, JobPage, JobState, ListQuery, NewJob, Outcome, MAX_NAME_BYTES,
 };
+pub use workers::{WorkerRecord, WorkerSet, WorkerTask};

@@ -17,6 +17,7 @@
 //! - `posting`: idempotency, bad inputs, listing, conductors.
 //! - `listing`: every state and flow filter agrees with the filtered full listing.
 //! - `logbooks`: logbook storage through a claim, and resume by another owner.
+//! - `workers`: remote workers recorded by one session, seen by every session's watch.
 //! - `batches`: `save_changes` batches: whole, chunked, refused, fenced.
 
 mod batches;
@@ -28,6 +29,7 @@ mod lifecycle;
 mod listing;
 mod logbooks;
 mod posting;
+mod workers;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -58,6 +60,7 @@ pub use listing::{
 };
 pub use logbooks::{first_claim_book_is_empty_until_written, logbook_round_trip_and_resume};
 pub use posting::{bad_inputs_write_nothing, conductors_register_and_drain, idempotent_post, list_filters_and_pages};
+pub use workers::workers_are_seen_by_every_session_and_leave_with_theirs;
 
 /// Makes sessions on one board namespace, fresh for each test.
 pub trait BoardFactory: Send + Sync {

@@ -6,6 +6,7 @@
 
 mod basics;
 mod failures;
+mod fleet;
 mod garbage;
 
 use std::path::PathBuf;

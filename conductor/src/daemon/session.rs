@@ -101,6 +101,7 @@ pub(crate) async fn run<S: Future + ?Sized, F: Future<Output = String> + ?Sized>
     });
     tracker.spawn(registration.clone().maintain(config.drain_check_interval, stop_claiming.clone()));
     tracker.spawn(retention::purge_loop(board.clone(), config.purge_interval, stop_claiming.clone()));
+    tracker.spawn(cx.workers.clone().follow_board(board.clone(), stop_claiming.clone()));
     let claimer = Claimer {
         board: board.clone(),
         filter,

@@ -101,7 +101,13 @@ impl State {
     }
 
     /// Places one assignment on the freest capable worker, reserving its slot.
-    pub(crate) fn place(&mut self, assign: &pb::Assign, pending: impl FnOnce(String, u64) -> Pending) -> Placed {
+    /// `prefer` (a relayed assignment names its worker) wins when it can take it.
+    pub(crate) fn place(
+        &mut self,
+        assign: &pb::Assign,
+        prefer: Option<&str>,
+        pending: impl FnOnce(String, u64) -> Pending,
+    ) -> Placed {
         let revert = assign.action == pb::Action::Revert as i32;
         let offering: Vec<&Worker> = self.workers.values().filter(|w| w.offer(&assign.task).is_some()).collect();
         if offering.is_empty() {
@@ -118,7 +124,8 @@ impl State {
         }
         let ties: Vec<&str> = capable.iter().filter(|w| w.free() == best).map(|w| w.hello.worker_id.as_str()).collect();
         self.turn = self.turn.wrapping_add(1);
-        let chosen = ties[self.turn % ties.len()].to_owned();
+        let preferred = prefer.filter(|p| capable.iter().any(|w| w.hello.worker_id == *p && w.free() > 0));
+        let chosen = preferred.unwrap_or(ties[self.turn % ties.len()]).to_owned();
         let Some(worker) = self.workers.get_mut(&chosen) else { return Placed::Wait { offered: true } };
         let default_timeout_ms = worker.offer(&assign.task).map_or(0, |o| o.default_timeout_ms);
         if !worker.send(Down::Assign(assign.clone())) {
@@ -230,6 +237,41 @@ impl State {
         if let Some(worker) = self.workers.get_mut(id).filter(|w| w.session == session) {
             worker.slots = slots;
         }
+    }
+
+    /// Free slots of every worker (what relays tell the conductors that relay to us).
+    pub(crate) fn free_slots(&self) -> Vec<(String, u32)> {
+        self.workers.values().map(|w| (w.hello.worker_id.clone(), w.free())).collect()
+    }
+
+    /// The workers as the board records them.
+    pub(crate) fn records(&self, conductor: &str, address: &str) -> Vec<(u64, jobboard::WorkerRecord)> {
+        self.workers
+            .values()
+            .map(|w| {
+                let tasks = w
+                    .hello
+                    .tasks
+                    .iter()
+                    .map(|t| jobboard::WorkerTask {
+                        name: t.name.clone(),
+                        can_revert: t.can_revert,
+                        default_timeout_ms: t.default_timeout_ms,
+                    })
+                    .collect();
+                let record = jobboard::WorkerRecord {
+                    id: w.hello.worker_id.clone(),
+                    conductor: conductor.to_owned(),
+                    address: address.to_owned(),
+                    tasks,
+                    slots: w.hello.slots,
+                    labels: w.hello.labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+                    sdk: w.hello.sdk.clone(),
+                    since: w.since_ms,
+                };
+                (w.session, record)
+            })
+            .collect()
     }
 
     /// The workers as `ListWorkers` shows them.

@@ -76,12 +76,14 @@ impl WorkerHub {
         let session = self.lock().join(hello, outbox.clone()).map_err(Status::already_exists)?;
         tracing::info!(worker = %id, ?tasks, slots, orphans = orphans.len(), "worker connected");
         self.inner.capacity.notify_waiters();
+        self.local_changed();
         let hub = self.clone();
         tokio::spawn(async move {
             let why = hub.read(&id, session, inbound, &outbox).await;
             if hub.lock().lose(&id, session, &why) {
                 tracing::warn!(worker = %id, reason = %why, "worker gone");
             }
+            hub.local_changed();
         });
         Ok(ReceiverStream::new(rx))
     }

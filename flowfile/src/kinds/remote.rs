@@ -6,6 +6,7 @@
 //! `schedule_to_start` and `heartbeat_timeout` are reserved; every other `with` value
 //! joins the task's inputs, and the whole object is what the worker function receives
 //! as keyword arguments. A remote task's revert is the worker's revert handler.
+//! [`RemoteTask`] is the same for Rust flows.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -159,6 +160,10 @@ impl Kind for Remote {
         self.dispatch.dispatch(remote).await
     }
 }
+
+mod task;
+
+pub use task::RemoteTask;
 
 #[cfg(test)]
 mod tests;

@@ -131,6 +131,14 @@ impl Keys {
         format!("{}{}/{id}", self.flow_queue_prefix(flow), inverted(priority))
     }
 
+    pub(crate) fn worker_prefix(&self) -> String {
+        format!("{}w/", self.prefix)
+    }
+
+    pub(crate) fn worker(&self, conductor: &str, id: &str) -> String {
+        format!("{}w/{conductor}/{id}", self.prefix)
+    }
+
     pub(crate) fn conductor_prefix(&self) -> String {
         format!("{}m/conductor/", self.prefix)
     }

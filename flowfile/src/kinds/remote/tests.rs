@@ -133,3 +133,19 @@ fn remote_needs_a_task_name_and_valid_durations() {
 fn remote_is_on_by_default() {
     assert!(Kinds::default_allowed().get("remote").is_some());
 }
+
+#[tokio::test]
+async fn a_rust_flow_remote_task_dispatches_with_its_args_and_reverts_on_the_worker() {
+    use flows::{Engine, Flow, TaskSpec};
+    let recorder = Arc::new(Recorder { fail_task: Some("billing.charge"), ..Recorder::default() });
+    let task = super::RemoteTask::new(recorder.clone(), "billing.charge").arg("amount", json!(7));
+    let flow = Flow::linear("pay").add(TaskSpec::new("charge", Arc::new(task)).requires(["customer"]));
+    let store = json!({"customer": "ada"}).as_object().cloned().unwrap_or_default();
+    let mut engine = Engine::builder(flow).store(store).build().await.expect("engine builds");
+    let outcome = engine.run().await.expect("engine runs");
+    assert_eq!(outcome.state, FlowState::Reverted);
+    let calls = recorder.calls.lock().expect("calls lock");
+    assert_eq!(calls.len(), 2, "execute, then the worker's revert");
+    assert_eq!(Value::Object(calls[0].inputs.clone()), json!({"customer": "ada", "amount": 7}));
+    assert_eq!(calls[1].revert.as_ref().map(|r| r.is_err()), Some(true), "the revert carries the failure");
+}

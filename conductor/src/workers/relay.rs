@@ -1,0 +1,212 @@
+//! The relaying side: assignments for workers attached to another conductor travel
+//! over one `Relay` stream per conductor (opened on first use to the address its
+//! workers are recorded with). The other end answers results, progress, failures and
+//! its workers' free slots. A broken or silent link fails every call it carried with
+//! `WorkerLost` (the other end cancels what it relayed).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use flows::Failure;
+use proto::pb::{self, relay_down::Msg as Back, relay_up::Msg as Out, RelayUp};
+use serde_json::Value;
+use tokio::sync::{mpsc, oneshot, Notify};
+use tokio::time::Instant;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
+
+use super::{wire, WorkerHub, WORKER_LOST};
+
+/// How long opening a link may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// A relayed call waiting for its outcome.
+struct Waiting {
+    reply: oneshot::Sender<Result<Value, Failure>>,
+    progress: Arc<Notify>,
+    job: String,
+    revert: bool,
+}
+
+/// One link to another conductor.
+#[derive(Clone)]
+pub(crate) struct Link {
+    up: mpsc::Sender<RelayUp>,
+    waiting: Arc<Mutex<HashMap<String, Waiting>>>,
+    /// Free slots of that conductor's workers, as it last said (absent: unknown).
+    free: Arc<Mutex<HashMap<String, u32>>>,
+    closed: CancellationToken,
+}
+
+/// The links of a hub, by conductor name.
+#[derive(Default)]
+pub(crate) struct Links {
+    links: tokio::sync::Mutex<HashMap<String, Link>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Link {
+    /// The free slots of `worker` as this link knows them, or `slots` if unknown.
+    pub(crate) fn free(&self, worker: &str, slots: u32) -> u32 {
+        lock(&self.free).get(worker).copied().unwrap_or(slots)
+    }
+
+    /// Sends `assign` for `worker`; the outcome arrives on `reply`.
+    pub(crate) fn send(
+        &self,
+        worker: &str,
+        assign: pb::Assign,
+        reply: oneshot::Sender<Result<Value, Failure>>,
+        progress: Arc<Notify>,
+    ) -> bool {
+        let dispatch = assign.dispatch_id.clone();
+        let (job, revert) = (assign.job_id.clone(), assign.action == pb::Action::Revert as i32);
+        lock(&self.waiting).insert(dispatch.clone(), Waiting { reply, progress, job, revert });
+        if let Some(free) = lock(&self.free).get_mut(worker) {
+            *free = free.saturating_sub(1);
+        }
+        let message =
+            RelayUp { msg: Some(Out::Assign(pb::RelayAssign { worker_id: worker.to_owned(), assign: Some(assign) })) };
+        if self.up.try_send(message).is_err() {
+            lock(&self.waiting).remove(&dispatch);
+            return false;
+        }
+        true
+    }
+
+    /// Stops waiting for `dispatch` and tells the other end.
+    pub(crate) fn abandon(&self, dispatch: &str, reason: &str) {
+        if lock(&self.waiting).remove(dispatch).is_some() {
+            let cancel = pb::Cancel { dispatch_id: dispatch.to_owned(), reason: reason.to_owned() };
+            let _ = self.up.try_send(RelayUp { msg: Some(Out::Cancel(cancel)) });
+        }
+    }
+
+    /// Fails the relayed executes of `job` as cancelled and tells the other end.
+    fn cancel_job(&self, job: &str) {
+        let ids: Vec<String> =
+            lock(&self.waiting).iter().filter(|(_, w)| w.job == job && !w.revert).map(|(id, _)| id.clone()).collect();
+        for id in ids {
+            if let Some(waiting) = lock(&self.waiting).remove(&id) {
+                let cancel = pb::Cancel { dispatch_id: id, reason: "job cancelled".to_owned() };
+                let _ = self.up.try_send(RelayUp { msg: Some(Out::Cancel(cancel)) });
+                let _ = waiting.reply.send(Err(Failure::new(flows::CANCELLED, format!("job {job} was cancelled"))));
+            }
+        }
+    }
+
+    fn fail_all(&self, why: &str) {
+        self.closed.cancel();
+        for (_, waiting) in lock(&self.waiting).drain() {
+            let _ = waiting.reply.send(Err(Failure::new(WORKER_LOST, why.to_owned())));
+        }
+    }
+}
+
+impl WorkerHub {
+    /// Cancels the relayed executes of `job` on every link.
+    pub(crate) async fn cancel_relayed(&self, job: String) {
+        let links: Vec<Link> = self.inner.links.links.lock().await.values().cloned().collect();
+        for link in links {
+            link.cancel_job(&job);
+        }
+    }
+
+    /// The link to `conductor` at `address`, opened if needed.
+    pub(crate) async fn link(&self, conductor: &str, address: &str) -> Option<Link> {
+        let mut links = self.inner.links.links.lock().await;
+        if let Some(link) = links.get(conductor).filter(|l| !l.closed.is_cancelled()) {
+            return Some(link.clone());
+        }
+        let endpoint = if address.contains("://") { address.to_owned() } else { format!("http://{address}") };
+        let keep_alive = self.settings().heartbeat_interval();
+        let opened = async {
+            let channel = tonic::transport::Endpoint::from_shared(endpoint.clone())
+                .ok()?
+                .connect_timeout(CONNECT_TIMEOUT)
+                .http2_keep_alive_interval(keep_alive)
+                .keep_alive_timeout(self.settings().heartbeat_timeout)
+                .tcp_nodelay(true)
+                .connect()
+                .await
+                .ok()?;
+            let (up, rx) = mpsc::channel(4096);
+            let hello = pb::RelayHello { conductor: self.settings().conductor.clone() };
+            up.try_send(RelayUp { msg: Some(Out::Hello(hello)) }).ok()?;
+            let mut client = pb::relay_client::RelayClient::new(channel).max_decoding_message_size(64 << 20);
+            let down = client.relay(ReceiverStream::new(rx)).await.ok()?.into_inner();
+            Some((up, down))
+        };
+        let Ok(Some((up, down))) = tokio::time::timeout(CONNECT_TIMEOUT * 2, opened).await else {
+            tracing::warn!(%conductor, %endpoint, "cannot open a relay link");
+            return None;
+        };
+        let link = Link { up, waiting: Arc::default(), free: Arc::default(), closed: CancellationToken::new() };
+        tokio::spawn(self.clone().follow_link(conductor.to_owned(), link.clone(), down));
+        links.insert(conductor.to_owned(), link.clone());
+        tracing::info!(%conductor, %endpoint, "relay link opened");
+        Some(link)
+    }
+
+    /// Reads one link until it breaks or goes silent, then fails what it carried.
+    async fn follow_link(self, conductor: String, link: Link, mut down: tonic::Streaming<pb::RelayDown>) {
+        let timeout = self.settings().heartbeat_timeout;
+        let mut beat = tokio::time::interval(self.settings().heartbeat_interval());
+        let mut last_heard = Instant::now();
+        let max = self.settings().max_result_bytes;
+        let why = loop {
+            tokio::select! {
+                message = down.message() => {
+                    let back = match message {
+                        Ok(Some(pb::RelayDown { msg: Some(back) })) => back,
+                        Ok(Some(_)) => continue,
+                        Ok(None) => break format!("the relay link to {conductor} closed"),
+                        Err(status) => break format!("the relay link to {conductor} broke: {}", status.message()),
+                    };
+                    last_heard = Instant::now();
+                    match back {
+                        Back::Result(result) => {
+                            if let Some(waiting) = lock(&link.waiting).remove(&result.dispatch_id) {
+                                let _ = waiting.reply.send(wire::outcome(&result, max).0);
+                            }
+                        }
+                        Back::Failed(failed) => {
+                            if let Some(waiting) = lock(&link.waiting).remove(&failed.dispatch_id) {
+                                let failure = failed.failure.as_ref().map_or_else(|| Failure::new(WORKER_LOST, "relay failed"), wire::from_wire);
+                                let _ = waiting.reply.send(Err(failure));
+                            }
+                        }
+                        Back::Progress(progress) => {
+                            if let Some(waiting) = lock(&link.waiting).get(&progress.dispatch_id) {
+                                waiting.progress.notify_one();
+                            }
+                        }
+                        Back::Slots(slots) => {
+                            lock(&link.free).insert(slots.worker_id, slots.free);
+                            self.inner.capacity.notify_waiters();
+                        }
+                        Back::Heartbeat(_) => {}
+                    }
+                }
+                _ = beat.tick() => {
+                    if last_heard.elapsed() > timeout {
+                        break format!("the relay link to {conductor} was silent for {} ms", last_heard.elapsed().as_millis());
+                    }
+                    let _ = link.up.try_send(RelayUp { msg: Some(Out::Heartbeat(pb::Heartbeat::default())) });
+                }
+                () = self.inner.stop.cancelled() => break "the conductor is stopping".to_owned(),
+            }
+        };
+        tracing::warn!(%conductor, reason = %why, "relay link ended");
+        link.fail_all(&format!("worker lost: {why}"));
+        self.inner.capacity.notify_waiters();
+        let mut links = self.inner.links.links.lock().await;
+        if links.get(&conductor).is_some_and(|l| l.closed.is_cancelled()) {
+            links.remove(&conductor);
+        }
+    }
+}
