@@ -89,6 +89,13 @@ class Process:
             self.popen.kill()
         self.popen.wait(timeout=30)
 
+    def log(self) -> str:
+        """Everything the process has printed so far."""
+        try:
+            return self.log_path.read_text("utf-8", "replace")
+        except OSError as error:
+            return f"(no log: {error})"
+
     def log_tail(self) -> str:
         try:
             data = self.log_path.read_bytes()
