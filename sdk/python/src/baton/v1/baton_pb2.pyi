@@ -1,0 +1,278 @@
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from typing import ClassVar as _ClassVar, Iterable as _Iterable, Mapping as _Mapping, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class JobState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    JOB_STATE_UNSPECIFIED: _ClassVar[JobState]
+    JOB_STATE_UNCLAIMED: _ClassVar[JobState]
+    JOB_STATE_CLAIMED: _ClassVar[JobState]
+    JOB_STATE_COMPLETE: _ClassVar[JobState]
+    JOB_STATE_TRASHED: _ClassVar[JobState]
+
+class Outcome(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    OUTCOME_UNSPECIFIED: _ClassVar[Outcome]
+    OUTCOME_SUCCESS: _ClassVar[Outcome]
+    OUTCOME_REVERTED: _ClassVar[Outcome]
+    OUTCOME_FAILURE: _ClassVar[Outcome]
+    OUTCOME_CANCELLED: _ClassVar[Outcome]
+
+class BoardStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    BOARD_STATUS_UNSPECIFIED: _ClassVar[BoardStatus]
+    BOARD_STATUS_AVAILABLE: _ClassVar[BoardStatus]
+    BOARD_STATUS_UNAVAILABLE: _ClassVar[BoardStatus]
+JOB_STATE_UNSPECIFIED: JobState
+JOB_STATE_UNCLAIMED: JobState
+JOB_STATE_CLAIMED: JobState
+JOB_STATE_COMPLETE: JobState
+JOB_STATE_TRASHED: JobState
+OUTCOME_UNSPECIFIED: Outcome
+OUTCOME_SUCCESS: Outcome
+OUTCOME_REVERTED: Outcome
+OUTCOME_FAILURE: Outcome
+OUTCOME_CANCELLED: Outcome
+BOARD_STATUS_UNSPECIFIED: BoardStatus
+BOARD_STATUS_AVAILABLE: BoardStatus
+BOARD_STATUS_UNAVAILABLE: BoardStatus
+
+class Failure(_message.Message):
+    __slots__ = ("kind", "message", "details_json", "cause")
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    DETAILS_JSON_FIELD_NUMBER: _ClassVar[int]
+    CAUSE_FIELD_NUMBER: _ClassVar[int]
+    kind: str
+    message: str
+    details_json: str
+    cause: Failure
+    def __init__(self, kind: _Optional[str] = ..., message: _Optional[str] = ..., details_json: _Optional[str] = ..., cause: _Optional[_Union[Failure, _Mapping]] = ...) -> None: ...
+
+class Task(_message.Message):
+    __slots__ = ("name", "kind", "state", "attempts", "executions", "failure", "result_json")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    EXECUTIONS_FIELD_NUMBER: _ClassVar[int]
+    FAILURE_FIELD_NUMBER: _ClassVar[int]
+    RESULT_JSON_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    kind: str
+    state: str
+    attempts: int
+    executions: int
+    failure: Failure
+    result_json: str
+    def __init__(self, name: _Optional[str] = ..., kind: _Optional[str] = ..., state: _Optional[str] = ..., attempts: _Optional[int] = ..., executions: _Optional[int] = ..., failure: _Optional[_Union[Failure, _Mapping]] = ..., result_json: _Optional[str] = ...) -> None: ...
+
+class Job(_message.Message):
+    __slots__ = ("id", "flow", "store_json", "priority", "idempotency_key", "state", "owner", "claims", "outcome", "failure", "trash_reason", "cancel_requested", "created_at_ms", "finished_at_ms", "tasks")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    FLOW_FIELD_NUMBER: _ClassVar[int]
+    STORE_JSON_FIELD_NUMBER: _ClassVar[int]
+    PRIORITY_FIELD_NUMBER: _ClassVar[int]
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    OWNER_FIELD_NUMBER: _ClassVar[int]
+    CLAIMS_FIELD_NUMBER: _ClassVar[int]
+    OUTCOME_FIELD_NUMBER: _ClassVar[int]
+    FAILURE_FIELD_NUMBER: _ClassVar[int]
+    TRASH_REASON_FIELD_NUMBER: _ClassVar[int]
+    CANCEL_REQUESTED_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    FINISHED_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    TASKS_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    flow: str
+    store_json: str
+    priority: int
+    idempotency_key: str
+    state: JobState
+    owner: str
+    claims: int
+    outcome: Outcome
+    failure: Failure
+    trash_reason: str
+    cancel_requested: bool
+    created_at_ms: int
+    finished_at_ms: int
+    tasks: _containers.RepeatedCompositeFieldContainer[Task]
+    def __init__(self, id: _Optional[str] = ..., flow: _Optional[str] = ..., store_json: _Optional[str] = ..., priority: _Optional[int] = ..., idempotency_key: _Optional[str] = ..., state: _Optional[_Union[JobState, str]] = ..., owner: _Optional[str] = ..., claims: _Optional[int] = ..., outcome: _Optional[_Union[Outcome, str]] = ..., failure: _Optional[_Union[Failure, _Mapping]] = ..., trash_reason: _Optional[str] = ..., cancel_requested: bool = ..., created_at_ms: _Optional[int] = ..., finished_at_ms: _Optional[int] = ..., tasks: _Optional[_Iterable[_Union[Task, _Mapping]]] = ...) -> None: ...
+
+class PostJobRequest(_message.Message):
+    __slots__ = ("flow", "store_json", "priority", "idempotency_key")
+    FLOW_FIELD_NUMBER: _ClassVar[int]
+    STORE_JSON_FIELD_NUMBER: _ClassVar[int]
+    PRIORITY_FIELD_NUMBER: _ClassVar[int]
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    flow: str
+    store_json: str
+    priority: int
+    idempotency_key: str
+    def __init__(self, flow: _Optional[str] = ..., store_json: _Optional[str] = ..., priority: _Optional[int] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
+
+class GetJobRequest(_message.Message):
+    __slots__ = ("id",)
+    ID_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    def __init__(self, id: _Optional[str] = ...) -> None: ...
+
+class ListJobsRequest(_message.Message):
+    __slots__ = ("state", "flow", "page_size", "page_token")
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    FLOW_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    state: JobState
+    flow: str
+    page_size: int
+    page_token: str
+    def __init__(self, state: _Optional[_Union[JobState, str]] = ..., flow: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListJobsResponse(_message.Message):
+    __slots__ = ("jobs", "next_page_token")
+    JOBS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    jobs: _containers.RepeatedCompositeFieldContainer[Job]
+    next_page_token: str
+    def __init__(self, jobs: _Optional[_Iterable[_Union[Job, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class WatchJobRequest(_message.Message):
+    __slots__ = ("id",)
+    ID_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    def __init__(self, id: _Optional[str] = ...) -> None: ...
+
+class CancelJobRequest(_message.Message):
+    __slots__ = ("id",)
+    ID_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    def __init__(self, id: _Optional[str] = ...) -> None: ...
+
+class ListFlowsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class Flow(_message.Message):
+    __slots__ = ("name", "required_inputs", "optional_inputs", "description", "inputs")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    REQUIRED_INPUTS_FIELD_NUMBER: _ClassVar[int]
+    OPTIONAL_INPUTS_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    INPUTS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    required_inputs: _containers.RepeatedScalarFieldContainer[str]
+    optional_inputs: _containers.RepeatedScalarFieldContainer[str]
+    description: str
+    inputs: _containers.RepeatedCompositeFieldContainer[Input]
+    def __init__(self, name: _Optional[str] = ..., required_inputs: _Optional[_Iterable[str]] = ..., optional_inputs: _Optional[_Iterable[str]] = ..., description: _Optional[str] = ..., inputs: _Optional[_Iterable[_Union[Input, _Mapping]]] = ...) -> None: ...
+
+class Input(_message.Message):
+    __slots__ = ("name", "spec")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    SPEC_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    spec: InputSpec
+    def __init__(self, name: _Optional[str] = ..., spec: _Optional[_Union[InputSpec, _Mapping]] = ...) -> None: ...
+
+class InputSpec(_message.Message):
+    __slots__ = ("type", "default_json", "enum_json", "minimum", "maximum", "min_items", "items", "pattern", "description")
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    DEFAULT_JSON_FIELD_NUMBER: _ClassVar[int]
+    ENUM_JSON_FIELD_NUMBER: _ClassVar[int]
+    MINIMUM_FIELD_NUMBER: _ClassVar[int]
+    MAXIMUM_FIELD_NUMBER: _ClassVar[int]
+    MIN_ITEMS_FIELD_NUMBER: _ClassVar[int]
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    PATTERN_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    type: str
+    default_json: str
+    enum_json: _containers.RepeatedScalarFieldContainer[str]
+    minimum: float
+    maximum: float
+    min_items: int
+    items: InputSpec
+    pattern: str
+    description: str
+    def __init__(self, type: _Optional[str] = ..., default_json: _Optional[str] = ..., enum_json: _Optional[_Iterable[str]] = ..., minimum: _Optional[float] = ..., maximum: _Optional[float] = ..., min_items: _Optional[int] = ..., items: _Optional[_Union[InputSpec, _Mapping]] = ..., pattern: _Optional[str] = ..., description: _Optional[str] = ...) -> None: ...
+
+class ListFlowsResponse(_message.Message):
+    __slots__ = ("flows",)
+    FLOWS_FIELD_NUMBER: _ClassVar[int]
+    flows: _containers.RepeatedCompositeFieldContainer[Flow]
+    def __init__(self, flows: _Optional[_Iterable[_Union[Flow, _Mapping]]] = ...) -> None: ...
+
+class ListConductorsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class Conductor(_message.Message):
+    __slots__ = ("name", "address", "jobs", "since_ms", "draining")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    JOBS_FIELD_NUMBER: _ClassVar[int]
+    SINCE_MS_FIELD_NUMBER: _ClassVar[int]
+    DRAINING_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    address: str
+    jobs: int
+    since_ms: int
+    draining: bool
+    def __init__(self, name: _Optional[str] = ..., address: _Optional[str] = ..., jobs: _Optional[int] = ..., since_ms: _Optional[int] = ..., draining: bool = ...) -> None: ...
+
+class ListConductorsResponse(_message.Message):
+    __slots__ = ("conductors",)
+    CONDUCTORS_FIELD_NUMBER: _ClassVar[int]
+    conductors: _containers.RepeatedCompositeFieldContainer[Conductor]
+    def __init__(self, conductors: _Optional[_Iterable[_Union[Conductor, _Mapping]]] = ...) -> None: ...
+
+class DrainRequest(_message.Message):
+    __slots__ = ("name", "draining")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    DRAINING_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    draining: bool
+    def __init__(self, name: _Optional[str] = ..., draining: bool = ...) -> None: ...
+
+class GetStatusRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class RunningJob(_message.Message):
+    __slots__ = ("id", "flow", "claim_token", "claimed_ms")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    FLOW_FIELD_NUMBER: _ClassVar[int]
+    CLAIM_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    CLAIMED_MS_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    flow: str
+    claim_token: int
+    claimed_ms: int
+    def __init__(self, id: _Optional[str] = ..., flow: _Optional[str] = ..., claim_token: _Optional[int] = ..., claimed_ms: _Optional[int] = ...) -> None: ...
+
+class ConductorStatus(_message.Message):
+    __slots__ = ("name", "board", "board_cause", "sessions_started", "sessions_lost", "draining", "running", "started_ms")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    BOARD_FIELD_NUMBER: _ClassVar[int]
+    BOARD_CAUSE_FIELD_NUMBER: _ClassVar[int]
+    SESSIONS_STARTED_FIELD_NUMBER: _ClassVar[int]
+    SESSIONS_LOST_FIELD_NUMBER: _ClassVar[int]
+    DRAINING_FIELD_NUMBER: _ClassVar[int]
+    RUNNING_FIELD_NUMBER: _ClassVar[int]
+    STARTED_MS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    board: BoardStatus
+    board_cause: str
+    sessions_started: int
+    sessions_lost: int
+    draining: bool
+    running: _containers.RepeatedCompositeFieldContainer[RunningJob]
+    started_ms: int
+    def __init__(self, name: _Optional[str] = ..., board: _Optional[_Union[BoardStatus, str]] = ..., board_cause: _Optional[str] = ..., sessions_started: _Optional[int] = ..., sessions_lost: _Optional[int] = ..., draining: bool = ..., running: _Optional[_Iterable[_Union[RunningJob, _Mapping]]] = ..., started_ms: _Optional[int] = ...) -> None: ...
