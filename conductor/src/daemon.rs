@@ -56,10 +56,12 @@ use tonic::transport::server::TcpIncoming;
 pub use self::backend::open_board;
 use self::session::{Ended, SessionContext};
 use crate::api::{self, ApiState, BoardSlot, Health};
+use crate::auth::{AuthLayer, Authenticator};
 use crate::config::Config;
 pub use crate::drain::DrainHandle;
 use crate::error::Error;
 use crate::local::LocalStatus;
+use crate::tls::ServerTls;
 
 /// How long the gRPC server gets to finish in-flight calls once told to stop.
 const SERVER_STOP_WAIT: Duration = Duration::from_secs(2);
@@ -117,7 +119,8 @@ impl Daemon {
         let address = self.config.advertise.clone().unwrap_or_else(|| local_addr.to_string());
         let local = LocalStatus::new(self.config.name.clone(), self.drain.clone());
         let slot = BoardSlot::empty(format!("connecting to {}", self.config.board));
-        let server = Server::start(listener, &slot, &self.registry, &local).await;
+        let protection = Protection::from_config(&self.config)?;
+        let server = Server::start(listener, &slot, &self.registry, &local, &protection).await;
         tracing::info!(
             name = %self.config.name, %address, board = %self.config.board, flows = ?self.registry.names(),
             max_jobs = self.config.max_jobs, concurrency = self.config.concurrency, "conductor started"
@@ -182,6 +185,28 @@ impl Daemon {
     }
 }
 
+/// The TLS and the auth file of the conductor's listeners, loaded once at start (and
+/// each re-read when its files change).
+#[derive(Debug, Clone, Default)]
+pub struct Protection {
+    /// Server TLS; `None`: plaintext.
+    pub tls: Option<Arc<ServerTls>>,
+    /// The auth file; `None`: callers are not authenticated.
+    pub auth: Option<Arc<Authenticator>>,
+}
+
+impl Protection {
+    /// Loads `--tls-*` and `--auth-file`; a missing or invalid file is a configuration error.
+    pub fn from_config(config: &Config) -> Result<Protection, Error> {
+        let auth = config.security.auth_file.as_deref().map(Authenticator::open).transpose().map_err(Error::Config)?;
+        let tls = match &config.security.tls {
+            Some(files) => Some(ServerTls::open(files, auth.is_some()).map_err(Error::Config)?),
+            None => None,
+        };
+        Ok(Protection { tls, auth })
+    }
+}
+
 /// The gRPC server and what follows it: the health switch kept in step with the board.
 struct Server {
     health: Health,
@@ -197,16 +222,25 @@ impl Server {
         slot: &BoardSlot,
         registry: &Arc<FlowRegistry>,
         local: &Arc<LocalStatus>,
+        protection: &Protection,
     ) -> Server {
         let stop = CancellationToken::new();
-        let state =
-            ApiState::over(slot.clone(), registry.clone()).with_shutdown(stop.clone()).with_local(local.clone());
+        let state = ApiState::over(slot.clone(), registry.clone())
+            .with_shutdown(stop.clone())
+            .with_local(local.clone())
+            .with_auth(AuthLayer::new(protection.auth.clone()));
         let (router, health) = api::router(state).await;
-        let task = tokio::spawn(router.serve_with_incoming_shutdown(
+        let task = match &protection.tls {
             // Without TCP_NODELAY, small stream messages (WatchJob) wait on Nagle's algorithm.
-            TcpIncoming::from(listener).with_nodelay(Some(true)),
-            stop.clone().cancelled_owned(),
-        ));
+            None => tokio::spawn(router.serve_with_incoming_shutdown(
+                TcpIncoming::from(listener).with_nodelay(Some(true)),
+                stop.clone().cancelled_owned(),
+            )),
+            Some(tls) => tokio::spawn(router.serve_with_incoming_shutdown(
+                crate::tls::incoming(listener, tls.clone(), stop.clone()),
+                stop.clone().cancelled_owned(),
+            )),
+        };
         let readiness = tokio::spawn(follow_readiness(slot.clone(), health.clone()));
         Server { health, stop, task: tokio::sync::Mutex::new(task), readiness }
     }

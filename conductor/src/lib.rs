@@ -9,12 +9,15 @@
 //! - [`api`]: the `baton.v1` gRPC service over a `JobBoard`; `api::status` maps errors to codes.
 //! - [`drain`]: `DrainHandle`, a conductor's local drain switch.
 //! - [`local`]: `LocalStatus`, what this conductor knows of itself (sessions, running jobs).
+//! - [`auth`]: who may call what: the auth file, roles, the tower layer and audit lines.
+//! - [`tls`]: server TLS from PEM files, re-read when they change.
 //! - [`error`]: `Error`, why the daemon could not start or had to stop.
 //! - [`process`]: a conductor process's `main`, for the stock binary and binaries built on the library.
 //! - [`demo_flows`]: Rust demo flows (`provision-cluster`, `chain`) for tests and binaries built on
 //!   the library; the stock binary carries none (its flows come from `--flows-dir`).
 
 pub mod api;
+pub mod auth;
 pub mod config;
 pub mod daemon;
 pub mod demo_flows;
@@ -22,5 +25,6 @@ pub mod drain;
 pub mod error;
 pub mod local;
 pub mod process;
+pub mod tls;
 
 pub use error::Error;

@@ -6,7 +6,8 @@
 //! ## Layout
 //! - [`pb`]: the generated messages, `baton_client` and `baton_server`.
 //! - [`FILE_DESCRIPTOR_SET`]: the encoded descriptors, for server reflection.
-//! - [`Client`]: a typed client over a connected channel; [`ClientError`].
+//! - [`Client`]: a typed client over a connected channel; [`ClientError`];
+//!   [`ClientOptions`]: token, CA and client certificate for a secured conductor.
 //!
 //! This crate imports nothing else of Baton's: converting to and from the
 //! board's types is the conductor's business.
@@ -14,8 +15,9 @@
 #![warn(missing_docs)]
 
 mod client;
+mod client_options;
 
-pub use client::{Client, ClientError};
+pub use client::{Bearer, Client, ClientError, ClientOptions, OptionsError};
 
 /// The generated code, kept private so that lint allowances stay here.
 #[allow(missing_docs, clippy::all, clippy::pedantic, rust_2018_idioms, unreachable_pub)]

@@ -5,6 +5,7 @@
 //! - `conductor`: `ConductorProcess`, a real `conductor` binary under test control.
 //! - `cpu`: a process's CPU time from `/proc`, for the benchmarks.
 //! - `flow_files`: a board of either kind per test, flows dirs, board dumps, a recording HTTP server.
+//! - `pki`: a throwaway CA and certificates (rcgen) for the TLS tests.
 //! - `chaos`: the self-recording flow of the chaos suite and its `chaos_conductor` binary.
 
 pub mod board_suite;
@@ -13,3 +14,4 @@ pub mod conductor;
 pub mod cpu;
 pub mod etcd;
 pub mod flow_files;
+pub mod pki;

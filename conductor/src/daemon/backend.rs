@@ -78,6 +78,7 @@ pub async fn open_board(config: &Config) -> Result<Arc<dyn JobBoard>, Error> {
                 prefix: prefix.clone(),
                 lease_ttl: config.lease_ttl,
                 board: config.board_config(),
+                security: config.etcd_security.load()?,
             };
             Ok(Arc::new(EtcdBoard::connect(etcd).await?))
         }
