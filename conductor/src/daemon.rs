@@ -61,6 +61,7 @@ use crate::config::Config;
 pub use crate::drain::DrainHandle;
 use crate::error::Error;
 use crate::local::LocalStatus;
+use crate::metrics::board::MeteredBoard;
 use crate::tls::ServerTls;
 
 /// How long the gRPC server gets to finish in-flight calls once told to stop.
@@ -121,6 +122,14 @@ impl Daemon {
         let slot = BoardSlot::empty(format!("connecting to {}", self.config.board));
         let protection = Protection::from_config(&self.config)?;
         let server = Server::start(listener, &slot, &self.registry, &local, &protection).await;
+        if let Some(addr) = self.config.http_listen {
+            let http = TcpListener::bind(addr)
+                .await
+                .map_err(|source| Error::Io { what: format!("cannot listen on --http-listen {addr}"), source })?;
+            tracing::info!(addr = %addr, "http listener: /metrics, /healthz");
+            let routes = crate::http::standard::routes(local.clone(), slot.clone(), protection.auth.clone());
+            crate::http::serve(http, routes, protection.tls.clone(), server.stop.clone());
+        }
         tracing::info!(
             name = %self.config.name, %address, board = %self.config.board, flows = ?self.registry.names(),
             max_jobs = self.config.max_jobs, concurrency = self.config.concurrency, "conductor started"
@@ -157,6 +166,7 @@ impl Daemon {
                 },
             };
             local.session_started();
+            let board = MeteredBoard::wrap(board, local.metrics.clone());
             slot.fill(board.clone());
             let cx = SessionContext {
                 config: &self.config,
