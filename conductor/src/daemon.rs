@@ -62,6 +62,7 @@ pub use crate::drain::DrainHandle;
 use crate::error::Error;
 use crate::local::LocalStatus;
 use crate::metrics::board::MeteredBoard;
+use crate::notify::Notifier;
 use crate::tls::ServerTls;
 
 /// How long the gRPC server gets to finish in-flight calls once told to stop.
@@ -134,6 +135,14 @@ impl Daemon {
             name = %self.config.name, %address, board = %self.config.board, flows = ?self.registry.names(),
             max_jobs = self.config.max_jobs, concurrency = self.config.concurrency, "conductor started"
         );
+        let notifier = Notifier::from_env();
+        notifier.start_watchdog();
+        notifier.follow_board(slot.clone(), local.clone());
+        let stopping = notifier.clone();
+        let shutdown = async move {
+            shutdown.await;
+            stopping.notify("STOPPING=1\nSTATUS=stopping: suspending running flows");
+        };
         let result = self.sessions(&server, &slot, &local, &address, shutdown).await;
         server.stop().await;
         match &result {

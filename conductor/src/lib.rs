@@ -12,6 +12,7 @@
 //! - [`auth`]: who may call what: the auth file, roles, the tower layer and audit lines.
 //! - [`tls`]: server TLS from PEM files, re-read when they change.
 //! - [`metrics`]: counters and histograms in Prometheus text; [`http`]: the HTTP listener serving them.
+//! - [`notify`]: systemd's notify protocol: READY, STATUS, WATCHDOG, STOPPING.
 //! - [`error`]: `Error`, why the daemon could not start or had to stop.
 //! - [`process`]: a conductor process's `main`, for the stock binary and binaries built on the library.
 //! - [`demo_flows`]: Rust demo flows (`provision-cluster`, `chain`) for tests and binaries built on
@@ -27,6 +28,7 @@ pub mod error;
 pub mod http;
 pub mod local;
 pub mod metrics;
+pub mod notify;
 pub mod process;
 pub mod tls;
 
