@@ -49,6 +49,7 @@ fn completed_jobs_and_durations_count_exactly_the_jobs_run() {
     wait_http(http);
     let (status, body) = get(http, "/healthz", None);
     assert_eq!((status, body.as_str()), (200, "ok\n"));
+    assert_eq!(get(http, "/livez", None).0, 200);
     assert_eq!(get(http, "/nothing", None).0, 404);
 
     let completed = "baton_jobs_completed_total{flow=\"chain\",outcome=\"SUCCESS\"}";

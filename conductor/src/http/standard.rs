@@ -1,7 +1,8 @@
-//! The listener's own routes: `GET /metrics` and `GET /healthz`.
+//! The listener's own routes: `GET /metrics`, `GET /healthz` and `GET /livez`.
 //!
-//! `/healthz` is open (load balancers): 200 while the board answers, 503 with the cause
-//! otherwise. `/metrics` follows the auth file when there is one: the caller needs the
+//! `/healthz` is open (load balancers, readiness probes): 200 while the board answers,
+//! 503 with the cause otherwise. `/livez` is open too (liveness probes): 200 while the
+//! process serves, through any etcd outage, so an outage never restarts pods. `/metrics` follows the auth file when there is one: the caller needs the
 //! `metrics` role (a bearer token or a client certificate, as on the gRPC API).
 
 use std::sync::Arc;
@@ -13,7 +14,7 @@ use crate::api::BoardSlot;
 use crate::auth::{Authenticator, Denied, Role};
 use crate::local::LocalStatus;
 
-/// `/metrics` and `/healthz`.
+/// `/metrics`, `/healthz` and `/livez`.
 pub fn routes(local: Arc<LocalStatus>, slot: BoardSlot, auth: Option<Arc<Authenticator>>) -> Routes {
     let metrics: Handler = Arc::new(move |request: HttpRequest| {
         let (local, auth) = (local.clone(), auth.clone());
