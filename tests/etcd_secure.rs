@@ -156,3 +156,44 @@ async fn the_baton_user_is_confined_to_the_board_prefix() {
     };
     assert!(anonymous, "a session without the user must not write the board");
 }
+
+#[test]
+fn a_client_certificate_etcd_does_not_trust_stops_the_start_naming_what_failed() {
+    let secure = SecureEtcd::shared();
+    let stranger = tests::pki::Pki::new("stranger");
+    let foreign = stranger.client("baton-conductor");
+    let dir = tempfile::tempdir().or_fail();
+    let mut flags = etcd_flags(secure, &secure.password_file);
+    flags[3] = foreign.cert.display().to_string();
+    flags[5] = foreign.key.display().to_string();
+    let mut child = Command::new(bin_path("conductor"))
+        .args(["--listen", "127.0.0.1:0", "--etcd", &secure.endpoint(), "--prefix", BOARD_PREFIX])
+        .args(flags)
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .or_fail();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().or_fail() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            let mut stderr = String::new();
+            if let Some(mut pipe) = child.stderr.take() {
+                std::io::Read::read_to_string(&mut pipe, &mut stderr).or_fail();
+            }
+            panic!("a conductor with an untrusted etcd client certificate kept running:\n{stderr}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    if let Some(mut pipe) = child.stderr.take() {
+        std::io::Read::read_to_string(&mut pipe, &mut stderr).or_fail();
+    }
+    assert_eq!(status.code(), Some(2), "a certificate etcd refuses is configuration: {stderr}");
+    assert!(stderr.contains("certificate"), "says what failed: {stderr}");
+}

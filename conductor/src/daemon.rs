@@ -33,6 +33,7 @@
 
 pub mod backend;
 mod claimer;
+mod etcd_probe;
 pub mod flow_files;
 mod job_runner;
 mod registration;
@@ -169,7 +170,9 @@ impl Daemon {
             let board = match self.board.take() {
                 Some(board) => board,
                 None if injected => return Err(Error::SessionLost),
-                None => match backend::open_patiently(&self.config, slot, shutdown.as_mut()).await? {
+                None => match backend::open_patiently(&self.config, slot, shutdown.as_mut(), local.sessions().0 == 0)
+                    .await?
+                {
                     Some(board) => board,
                     None => return Ok(()),
                 },

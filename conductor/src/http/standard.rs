@@ -46,9 +46,9 @@ pub fn routes(local: Arc<LocalStatus>, slot: BoardSlot, auth: Option<Arc<Authent
             }
         })
     });
-    Routes::default().route(Method::GET, PathMatch::Exact("/metrics"), metrics).route(
-        Method::GET,
-        PathMatch::Exact("/healthz"),
-        healthz,
-    )
+    let livez: Handler = Arc::new(|_request: HttpRequest| Box::pin(async { text(StatusCode::OK, "ok\n") }));
+    Routes::default()
+        .route(Method::GET, PathMatch::Exact("/metrics"), metrics)
+        .route(Method::GET, PathMatch::Exact("/healthz"), healthz)
+        .route(Method::GET, PathMatch::Exact("/livez"), livez)
 }
