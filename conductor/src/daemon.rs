@@ -225,6 +225,12 @@ impl Protection {
             Some(files) => Some(ServerTls::open(files, auth.is_some()).map_err(Error::Config)?),
             None => None,
         };
+        if tls.is_none() && auth.is_some() && !config.listen.ip().is_loopback() {
+            tracing::warn!(
+                listen = %config.listen,
+                "an auth file without TLS beyond loopback: tokens cross the network in plaintext; give --tls-cert and --tls-key"
+            );
+        }
         Ok(Protection { tls, auth })
     }
 }
