@@ -40,6 +40,21 @@ pub struct Cli {
     /// `watch` or `--wait` has no such bound: it follows the job as long as it runs.
     #[arg(long, global = true, env = "BATON_TIMEOUT", default_value = "30s", value_name = "DURATION", value_parser = parse_timeout)]
     pub timeout: Duration,
+    /// Bearer token sent with every call (a conductor with --auth-file wants one, or a client certificate).
+    #[arg(long, global = true, env = "BATON_TOKEN", hide_env_values = true, value_name = "TOKEN")]
+    pub token: Option<String>,
+    /// Read the token from this file's first line (keeps it out of `ps` and the shell history).
+    #[arg(long, global = true, env = "BATON_TOKEN_FILE", value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+    /// CA certificate (PEM) that signed the conductor's; implies TLS. `https://` endpoints without it use the system's CAs.
+    #[arg(long, global = true, env = "BATON_CA", value_name = "FILE")]
+    pub ca: Option<PathBuf>,
+    /// Client certificate (PEM) for mutual TLS, with --key.
+    #[arg(long, global = true, env = "BATON_CERT", value_name = "FILE", requires = "key")]
+    pub cert: Option<PathBuf>,
+    /// The private key (PEM) of --cert.
+    #[arg(long, global = true, env = "BATON_KEY", value_name = "FILE", requires = "cert")]
+    pub key: Option<PathBuf>,
     /// On an error, print every cause, not just the first and the last; log each endpoint tried.
     #[arg(long, short, global = true)]
     pub verbose: bool,
@@ -268,6 +283,17 @@ pub fn parse_state(text: &str) -> Result<pb::JobState, String> {
 }
 
 impl Cli {
+    /// The token, CA and client certificate of `--token`/`--token-file`, `--ca`, `--cert`, `--key`.
+    pub fn client_options(&self) -> Result<proto::ClientOptions, proto::OptionsError> {
+        proto::ClientOptions::from_files(
+            self.token.clone(),
+            self.token_file.as_deref(),
+            self.ca.as_deref(),
+            self.cert.as_deref(),
+            self.key.as_deref(),
+        )
+    }
+
     /// The timeouts of `--connect-timeout` and `--timeout`.
     pub fn timeouts(&self) -> Timeouts {
         Timeouts { connect: self.connect_timeout, request: self.timeout }

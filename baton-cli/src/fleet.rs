@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use proto::{Client, ClientError};
+use proto::{Client, ClientError, ClientOptions};
 
 use crate::report::{chain_line, io_words};
 
@@ -104,6 +104,8 @@ pub struct Fleet {
     clients: Mutex<Vec<Option<Client>>>,
     /// The endpoint that answered last: calls start there.
     current: AtomicUsize,
+    /// Token and TLS of every connection (`--token`, `--ca`, `--cert`, `--key`).
+    options: ClientOptions,
 }
 
 /// `--endpoint` held no endpoint, or one that is not a URL.
@@ -129,14 +131,27 @@ impl Fleet {
             return Err(EndpointError::Invalid(bad.clone()));
         }
         let clients = Mutex::new(vec![None; endpoints.len()]);
-        Ok(Fleet { endpoints, timeouts, clients, current: AtomicUsize::new(0) })
+        Ok(Fleet { endpoints, timeouts, clients, current: AtomicUsize::new(0), options: ClientOptions::default() })
+    }
+
+    /// Connects with this token and TLS.
+    #[must_use]
+    pub fn with_options(mut self, options: ClientOptions) -> Fleet {
+        self.options = options;
+        self
     }
 
     /// The same endpoints and timeouts with no connection and no memory of who answered:
     /// for a side request that must not change where the next call starts.
     pub fn fresh(&self) -> Fleet {
         let clients = Mutex::new(vec![None; self.endpoints.len()]);
-        Fleet { endpoints: self.endpoints.clone(), timeouts: self.timeouts, clients, current: AtomicUsize::new(0) }
+        Fleet {
+            endpoints: self.endpoints.clone(),
+            timeouts: self.timeouts,
+            clients,
+            current: AtomicUsize::new(0),
+            options: self.options.clone(),
+        }
     }
 
     /// The endpoints, in the order given.
@@ -197,7 +212,9 @@ impl Fleet {
         let endpoint = self.endpoints[index].clone();
         let limit = self.timeouts.connect;
         // tonic's own connect timeout covers the TCP connect; this one covers all of it.
-        let connected = tokio::time::timeout(limit, Client::connect_with(endpoint.clone(), limit, KEEP_ALIVE)).await;
+        let options =
+            ClientOptions { connect_timeout: Some(limit), keep_alive: Some(KEEP_ALIVE), ..self.options.clone() };
+        let connected = tokio::time::timeout(limit, Client::connect_with_options(endpoint.clone(), &options)).await;
         match connected {
             Err(_) => Err(Failure::ConnectTimeout(limit)),
             Ok(Err(error)) => {

@@ -64,12 +64,13 @@ async fn main() -> ExitCode {
 /// Runs the parsed command line.
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let (out, timeouts) = (cli.output, cli.timeouts());
+    let options = cli.client_options()?;
     match cli.command {
         Command::Demo(args) => demo::run(args, out, timeouts).await,
         Command::Flows(args::FlowsArgs { command: Some(args::FlowsCommand::Validate { files }) }) => {
             validate::run(&files, out)
         }
-        command => commands::dispatch(&Fleet::new(&cli.endpoint, timeouts)?, command, out).await,
+        command => commands::dispatch(&Fleet::new(&cli.endpoint, timeouts)?.with_options(options), command, out).await,
     }
 }
 

@@ -37,7 +37,9 @@ use tonic::transport::server::Router;
 use tonic::transport::Server;
 use tonic_health::server::HealthReporter;
 use tonic_health::ServingStatus;
+use tower::layer::util::{Identity, Stack};
 
+use crate::auth::AuthLayer;
 use crate::local::LocalStatus;
 
 pub use board_slot::BoardSlot;
@@ -59,6 +61,8 @@ pub struct ApiState {
     /// `GetStatus` reads it, and a drain of this conductor takes effect in its
     /// claimer at once instead of at its next read of the board.
     pub local: Option<Arc<LocalStatus>>,
+    /// In front of every service: who may call what (see [`crate::auth`]); by default nobody is asked.
+    pub auth: AuthLayer,
 }
 
 impl ApiState {
@@ -71,7 +75,14 @@ impl ApiState {
 
     /// State over a board slot the daemon fills while it has a session.
     pub fn over(board: BoardSlot, catalog: Arc<Catalog>) -> Self {
-        ApiState { board, catalog, fleet: Arc::default(), shutdown: CancellationToken::new(), local: None }
+        ApiState {
+            board,
+            catalog,
+            fleet: Arc::default(),
+            shutdown: CancellationToken::new(),
+            local: None,
+            auth: AuthLayer::default(),
+        }
     }
 
     /// Ends watch streams when `shutdown` is cancelled.
@@ -86,6 +97,13 @@ impl ApiState {
     #[must_use]
     pub fn with_local(mut self, local: Arc<LocalStatus>) -> Self {
         self.local = Some(local);
+        self
+    }
+
+    /// Callers are checked by `auth` (an auth file) before any handler runs.
+    #[must_use]
+    pub fn with_auth(mut self, auth: AuthLayer) -> Self {
+        self.auth = auth;
         self
     }
 
@@ -140,9 +158,12 @@ impl Health {
     }
 }
 
-/// The Baton service with health and reflection, ready for
+/// The router [`router`] builds: every service behind the auth layer.
+pub type ApiRouter = Router<Stack<AuthLayer, Identity>>;
+
+/// The Baton service with health and reflection behind the auth layer, ready for
 /// `serve_with_incoming_shutdown`, and the health switch.
-pub async fn router(state: ApiState) -> (Router, Health) {
+pub async fn router(state: ApiState) -> (ApiRouter, Health) {
     let (reporter, health_service) = tonic_health::server::health_reporter();
     let health = Health { reporter, stopping: Arc::default() };
     health.set_ready(state.board.get().is_ok()).await;
@@ -158,6 +179,7 @@ pub async fn router(state: ApiState) -> (Router, Health) {
         .build_v1alpha()
         .expect("compiled-in descriptor sets are valid (checked by proto's tests)");
     let router = Server::builder()
+        .layer(state.auth.clone())
         .add_service(baton_service(state))
         .add_service(health_service)
         .add_service(reflection_v1)

@@ -6,6 +6,7 @@
 //! layers them; it takes the environment as a function so tests need not touch
 //! the process's own.
 
+mod security;
 #[cfg(test)]
 mod tests;
 
@@ -16,7 +17,9 @@ use std::time::Duration;
 use clap::{CommandFactory, Parser};
 use serde::{Deserialize, Deserializer};
 
+pub use self::security::{EtcdSecuritySettings, Secret, Security};
 use crate::error::Error;
+pub use crate::tls::TlsFiles;
 pub use flowfile::duration::{format_duration, parse_duration};
 
 /// What `conductor --help` prints after the flags.
@@ -38,7 +41,11 @@ pinned to the version it was posted against. A flow using a task kind outside --
 http and shell; all but shell are on by default (shell runs commands on this host: name it
 to turn it on, e.g. --task-kinds noop,sleep,fail,http,shell).
 ${secret.NAME} in a task resolves from the file NAME in --secrets-dir, at run time only;
-secret values never reach the job's logbook, results, failures, the API or the logs.";
+secret values never reach the job's logbook, results, failures, the API or the logs.
+
+Security: beyond loopback, the conductor wants TLS (--tls-cert, --tls-key, --tls-client-ca)
+or an auth file (--auth-file), or --insecure to serve without them; it never rebinds quietly.
+The etcd password comes from --etcd-password-file or BATON_ETCD_PASSWORD only.";
 
 /// The `conductor` command line.
 #[derive(Debug, Clone, Default, Parser)]
@@ -129,6 +136,39 @@ pub struct Settings {
     /// Directory with one file per secret, for ${secret.NAME} in flow files.
     #[arg(long, value_name = "DIR")]
     pub secrets_dir: Option<PathBuf>,
+    /// TLS certificate chain (PEM) of the gRPC API and the HTTP listener; re-read when it changes.
+    #[arg(long, value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
+    /// CA (PEM) that signs client certificates: mutual TLS (required without --auth-file).
+    #[arg(long, value_name = "FILE")]
+    pub tls_client_ca: Option<PathBuf>,
+    /// Identities and roles of callers (`NAME ROLE[,ROLE...] sha256:HEX|cert:NAME` per line); re-read when it changes.
+    #[arg(long, value_name = "FILE")]
+    pub auth_file: Option<PathBuf>,
+    /// Serve beyond loopback without TLS and without an auth file (anyone who reaches the port may do anything).
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub insecure: Option<bool>,
+    /// Address of the HTTP listener: /metrics (Prometheus) and /healthz [default: off].
+    #[arg(long, value_name = "ADDR")]
+    pub http_listen: Option<SocketAddr>,
+    /// CA (PEM) that signed etcd's certificate; the --etcd endpoints are then https://.
+    #[arg(long, value_name = "FILE")]
+    pub etcd_ca: Option<PathBuf>,
+    /// Client certificate (PEM) for etcd's --client-cert-auth.
+    #[arg(long, value_name = "FILE")]
+    pub etcd_cert: Option<PathBuf>,
+    /// The private key (PEM) of --etcd-cert.
+    #[arg(long, value_name = "FILE")]
+    pub etcd_key: Option<PathBuf>,
+    /// etcd user; its password comes from --etcd-password-file or BATON_ETCD_PASSWORD, never a flag.
+    #[arg(long, value_name = "NAME")]
+    pub etcd_user: Option<String>,
+    /// File holding the --etcd-user's password (first line).
+    #[arg(long, value_name = "FILE")]
+    pub etcd_password_file: Option<PathBuf>,
 }
 
 /// How logs are written.
@@ -213,6 +253,12 @@ pub struct Config {
     pub task_kinds: Vec<String>,
     /// Where `${secret.NAME}` resolves from; `None`: every secret is missing.
     pub secrets_dir: Option<PathBuf>,
+    /// TLS and authentication of the gRPC API and the HTTP listener.
+    pub security: Security,
+    /// The HTTP listener (`/metrics`, `/healthz`); `None`: off.
+    pub http_listen: Option<SocketAddr>,
+    /// TLS and user towards etcd.
+    pub etcd_security: EtcdSecuritySettings,
 }
 
 /// The file the embedded board keeps in its data dir.
@@ -265,6 +311,28 @@ impl Config {
                 None => defaults.task_kinds,
             },
             secrets_dir: s.secrets_dir,
+            security: Security {
+                tls: match (s.tls_cert, s.tls_key) {
+                    (Some(cert), Some(key)) => Some(TlsFiles { cert, key, client_ca: s.tls_client_ca }),
+                    (None, None) if s.tls_client_ca.is_none() => None,
+                    _ => {
+                        return Err(Error::Config(
+                            "--tls-cert and --tls-key go together (and --tls-client-ca needs both)".into(),
+                        ))
+                    }
+                },
+                auth_file: s.auth_file,
+                insecure: s.insecure.unwrap_or(false),
+            },
+            http_listen: s.http_listen,
+            etcd_security: EtcdSecuritySettings::resolve(
+                s.etcd_ca,
+                s.etcd_cert,
+                s.etcd_key,
+                s.etcd_user,
+                s.etcd_password_file,
+                env("BATON_ETCD_PASSWORD"),
+            )?,
         };
         config.validate()?;
         Ok(config)
@@ -299,6 +367,9 @@ impl Config {
             flows_dir: None,
             task_kinds: flowfile::Kinds::default_allowed().names().into_iter().map(str::to_owned).collect(),
             secrets_dir: None,
+            security: Security::default(),
+            http_listen: None,
+            etcd_security: EtcdSecuritySettings::default(),
         }
     }
 
@@ -340,6 +411,11 @@ impl Config {
                 let ttl = format_duration(self.lease_ttl);
                 return bad(format!("--lease-ttl {ttl} is under etcd's minimum of 2s"));
             }
+            self.etcd_security.check_endpoints(endpoints)?;
+        }
+        self.security.check_exposure(self.listen, "--listen")?;
+        if let Some(http) = self.http_listen {
+            self.security.check_exposure(http, "--http-listen")?;
         }
         Ok(())
     }
@@ -379,6 +455,17 @@ impl Settings {
             flows_dir: self.flows_dir.or(lower.flows_dir),
             task_kinds: self.task_kinds.or(lower.task_kinds),
             secrets_dir: self.secrets_dir.or(lower.secrets_dir),
+            tls_cert: self.tls_cert.or(lower.tls_cert),
+            tls_key: self.tls_key.or(lower.tls_key),
+            tls_client_ca: self.tls_client_ca.or(lower.tls_client_ca),
+            auth_file: self.auth_file.or(lower.auth_file),
+            insecure: self.insecure.or(lower.insecure),
+            http_listen: self.http_listen.or(lower.http_listen),
+            etcd_ca: self.etcd_ca.or(lower.etcd_ca),
+            etcd_cert: self.etcd_cert.or(lower.etcd_cert),
+            etcd_key: self.etcd_key.or(lower.etcd_key),
+            etcd_user: self.etcd_user.or(lower.etcd_user),
+            etcd_password_file: self.etcd_password_file.or(lower.etcd_password_file),
         }
     }
 }

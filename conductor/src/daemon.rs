@@ -33,6 +33,7 @@
 
 pub mod backend;
 mod claimer;
+mod etcd_probe;
 pub mod flow_files;
 mod job_runner;
 mod registration;
@@ -56,11 +57,15 @@ use tonic::transport::server::TcpIncoming;
 pub use self::backend::open_board;
 use self::session::{Ended, SessionContext};
 use crate::api::{self, ApiState, BoardSlot, Health};
+use crate::auth::{AuthLayer, Authenticator};
 use crate::catalog::Catalog;
 use crate::config::Config;
 pub use crate::drain::DrainHandle;
 use crate::error::Error;
 use crate::local::LocalStatus;
+use crate::metrics::board::MeteredBoard;
+use crate::notify::Notifier;
+use crate::tls::ServerTls;
 use crate::workers::{HubSettings, RelayService, WorkerHub, WorkersService};
 
 /// How long the gRPC server gets to finish in-flight calls once told to stop.
@@ -137,12 +142,29 @@ impl Daemon {
         hub.set_address(address.clone());
         let local = LocalStatus::new(self.config.name.clone(), self.drain.clone());
         let slot = BoardSlot::empty(format!("connecting to {}", self.config.board));
-        let server = Server::start(listener, &slot, &catalog, &local, &hub).await;
+        let protection = Protection::from_config(&self.config)?;
+        let server = Server::start(listener, &slot, &catalog, &local, &hub, &protection).await;
+        if let Some(addr) = self.config.http_listen {
+            let http = TcpListener::bind(addr)
+                .await
+                .map_err(|source| Error::Io { what: format!("cannot listen on --http-listen {addr}"), source })?;
+            tracing::info!(addr = %addr, "http listener: /metrics, /healthz");
+            let routes = crate::http::standard::routes(local.clone(), slot.clone(), protection.auth.clone());
+            crate::http::serve(http, routes, protection.tls.clone(), server.stop.clone());
+        }
         tracing::info!(
             name = %self.config.name, %address, board = %self.config.board, rust_flows = ?self.registry.names(),
             flow_files = files.len(),
             max_jobs = self.config.max_jobs, concurrency = self.config.concurrency, "conductor started"
         );
+        let notifier = Notifier::from_env();
+        notifier.start_watchdog();
+        notifier.follow_board(slot.clone(), local.clone());
+        let stopping = notifier.clone();
+        let shutdown = async move {
+            shutdown.await;
+            stopping.notify("STOPPING=1\nSTATUS=stopping: suspending running flows");
+        };
         let result = self.sessions(&server, &slot, &local, &address, (&catalog, &files), shutdown).await;
         server.stop().await;
         match &result {
@@ -170,7 +192,9 @@ impl Daemon {
             let board = match self.board.take() {
                 Some(board) => board,
                 None if injected => return Err(Error::SessionLost),
-                None => match backend::open_patiently(&self.config, slot, shutdown.as_mut()).await? {
+                None => match backend::open_patiently(&self.config, slot, shutdown.as_mut(), local.sessions().0 == 0)
+                    .await?
+                {
                     Some(board) => board,
                     None => return Ok(()),
                 },
@@ -190,6 +214,7 @@ impl Daemon {
                 () = session::prepare(board.as_ref(), files, catalog) => {}
             }
             local.session_started();
+            let board = MeteredBoard::wrap(board, local.metrics.clone());
             slot.fill(board.clone());
             let cx = SessionContext {
                 config: &self.config,
@@ -219,6 +244,34 @@ impl Daemon {
     }
 }
 
+/// The TLS and the auth file of the conductor's listeners, loaded once at start (and
+/// each re-read when its files change).
+#[derive(Debug, Clone, Default)]
+pub struct Protection {
+    /// Server TLS; `None`: plaintext.
+    pub tls: Option<Arc<ServerTls>>,
+    /// The auth file; `None`: callers are not authenticated.
+    pub auth: Option<Arc<Authenticator>>,
+}
+
+impl Protection {
+    /// Loads `--tls-*` and `--auth-file`; a missing or invalid file is a configuration error.
+    pub fn from_config(config: &Config) -> Result<Protection, Error> {
+        let auth = config.security.auth_file.as_deref().map(Authenticator::open).transpose().map_err(Error::Config)?;
+        let tls = match &config.security.tls {
+            Some(files) => Some(ServerTls::open(files, auth.is_some()).map_err(Error::Config)?),
+            None => None,
+        };
+        if tls.is_none() && auth.is_some() && !config.listen.ip().is_loopback() {
+            tracing::warn!(
+                listen = %config.listen,
+                "an auth file without TLS beyond loopback: tokens cross the network in plaintext; give --tls-cert and --tls-key"
+            );
+        }
+        Ok(Protection { tls, auth })
+    }
+}
+
 /// The gRPC server and what follows it: the health switch kept in step with the board.
 struct Server {
     health: Health,
@@ -236,18 +289,28 @@ impl Server {
         catalog: &Arc<Catalog>,
         local: &Arc<LocalStatus>,
         workers: &WorkerHub,
+        protection: &Protection,
     ) -> Server {
         let stop = CancellationToken::new();
-        let state = ApiState::over(slot.clone(), catalog.clone()).with_shutdown(stop.clone()).with_local(local.clone());
+        let state = ApiState::over(slot.clone(), catalog.clone())
+            .with_shutdown(stop.clone())
+            .with_local(local.clone())
+            .with_auth(AuthLayer::new(protection.auth.clone()));
         let (router, health) = api::router(state).await;
         let router = router
             .add_service(WorkersService::new(workers.clone()).server())
             .add_service(RelayService::new(workers.clone()).server());
-        let task = tokio::spawn(router.serve_with_incoming_shutdown(
+        let task = match &protection.tls {
             // Without TCP_NODELAY, small stream messages (WatchJob) wait on Nagle's algorithm.
-            TcpIncoming::from(listener).with_nodelay(Some(true)),
-            stop.clone().cancelled_owned(),
-        ));
+            None => tokio::spawn(router.serve_with_incoming_shutdown(
+                TcpIncoming::from(listener).with_nodelay(Some(true)),
+                stop.clone().cancelled_owned(),
+            )),
+            Some(tls) => tokio::spawn(router.serve_with_incoming_shutdown(
+                crate::tls::incoming(listener, tls.clone(), stop.clone()),
+                stop.clone().cancelled_owned(),
+            )),
+        };
         let readiness = tokio::spawn(follow_readiness(slot.clone(), health.clone()));
         Server { health, workers: workers.clone(), stop, task: tokio::sync::Mutex::new(task), readiness }
     }

@@ -11,20 +11,29 @@
 //! - [`drain`]: `DrainHandle`, a conductor's local drain switch.
 //! - [`local`]: `LocalStatus`, what this conductor knows of itself (sessions, running jobs).
 //! - [`workers`]: remote workers: `WorkerHub` (the `Attach` streams, credits, heartbeats, dispatch) and its service.
+//! - [`auth`]: who may call what: the auth file, roles, the tower layer and audit lines.
+//! - [`tls`]: server TLS from PEM files, re-read when they change.
+//! - [`metrics`]: counters and histograms in Prometheus text; [`http`]: the HTTP listener serving them.
+//! - [`notify`]: systemd's notify protocol: READY, STATUS, WATCHDOG, STOPPING.
 //! - [`error`]: `Error`, why the daemon could not start or had to stop.
 //! - [`process`]: a conductor process's `main`, for the stock binary and binaries built on the library.
 //! - [`demo_flows`]: Rust demo flows (`provision-cluster`, `chain`) for tests and binaries built on
 //!   the library; the stock binary carries none (its flows come from `--flows-dir`).
 
 pub mod api;
+pub mod auth;
 pub mod catalog;
 pub mod config;
 pub mod daemon;
 pub mod demo_flows;
 pub mod drain;
 pub mod error;
+pub mod http;
 pub mod local;
+pub mod metrics;
+pub mod notify;
 pub mod process;
+pub mod tls;
 pub mod workers;
 
 pub use error::Error;

@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use jobboard::{FenceToken, JobId};
 
 use crate::drain::DrainHandle;
+use crate::metrics::Metrics;
 
 /// A job this conductor runs now.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,6 +34,8 @@ pub struct LocalStatus {
     pub started_ms: u64,
     /// Its drain switch.
     pub drain: DrainHandle,
+    /// What `/metrics` serves (see [`crate::metrics`]).
+    pub metrics: Arc<Metrics>,
     sessions_started: AtomicU32,
     sessions_lost: AtomicU32,
     running: Mutex<BTreeMap<JobId, RunningJob>>,
@@ -45,6 +48,7 @@ impl LocalStatus {
             name: name.into(),
             started_ms: flows::now_millis(),
             drain,
+            metrics: Arc::default(),
             sessions_started: AtomicU32::new(0),
             sessions_lost: AtomicU32::new(0),
             running: Mutex::default(),

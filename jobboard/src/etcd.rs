@@ -20,6 +20,7 @@ mod local;
 mod ops;
 mod owner;
 mod queue_view;
+mod security;
 mod session;
 pub mod storage;
 mod watch;
@@ -37,6 +38,7 @@ use tokio_util::sync::CancellationToken;
 
 use self::codec::{etcd_error, StateRecord};
 use self::keys::Keys;
+pub use self::security::EtcdSecurity;
 use self::session::Session;
 use crate::board::{JobBoard, Wakeups};
 use crate::claim::Claim;
@@ -124,12 +126,20 @@ pub struct EtcdConfig {
     pub lease_ttl: Duration,
     /// Settings every backend shares.
     pub board: BoardConfig,
+    /// TLS and user towards etcd (default: plaintext, no user).
+    pub security: EtcdSecurity,
 }
 
 impl EtcdConfig {
     /// Defaults: prefix `/baton/`, a 10 s lease.
     pub fn new(endpoints: Vec<String>, board: BoardConfig) -> Self {
-        EtcdConfig { endpoints, prefix: "/baton/".into(), lease_ttl: Duration::from_secs(10), board }
+        EtcdConfig {
+            endpoints,
+            prefix: "/baton/".into(),
+            lease_ttl: Duration::from_secs(10),
+            board,
+            security: EtcdSecurity::default(),
+        }
     }
 }
 
@@ -222,6 +232,7 @@ impl EtcdBoard {
             .with_connect_timeout(Duration::from_secs(2))
             .with_keep_alive(Duration::from_secs(2), Duration::from_secs(2))
             .with_keep_alive_while_idle(true);
+        let options = config.security.apply(options);
         let client = Client::connect(&config.endpoints, Some(options))
             .await
             .map_err(|e| etcd_error(e, &format!("connecting to {}", config.endpoints.join(","))))?;

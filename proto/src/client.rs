@@ -1,9 +1,15 @@
 //! `Client`: the typed `baton.v1` client, one method per call.
+//!
+//! [`ClientOptions`] carries what a secured conductor asks of callers (a bearer
+//! token, the CA that signed its certificate, a client certificate for mutual TLS):
+//! the same options `baton` takes as `--token`, `--ca`, `--cert` and `--key`.
 
 use std::time::Duration;
 
-use tonic::transport::{Channel, Endpoint};
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
 
+pub use crate::client_options::{Bearer, ClientOptions, OptionsError};
 use crate::pb;
 use crate::pb::baton_client::BatonClient;
 use crate::pb::workers_client::WorkersClient;
@@ -29,6 +35,9 @@ pub enum ClientError {
         #[source]
         source: tonic::transport::Error,
     },
+    /// TLS settings that cannot be used (an unreadable or invalid PEM file).
+    #[error(transparent)]
+    Options(#[from] OptionsError),
     /// The server answered with an error status. Not a `source`: its message
     /// is already in this error's, and error chains would print it twice.
     #[error("{} ({:?})", .0.message(), .0.code())]
@@ -47,7 +56,7 @@ impl ClientError {
         match self {
             ClientError::Rpc(status) => status.code(),
             ClientError::Connect { .. } => tonic::Code::Unavailable,
-            ClientError::InvalidEndpoint { .. } => tonic::Code::InvalidArgument,
+            ClientError::InvalidEndpoint { .. } | ClientError::Options(_) => tonic::Code::InvalidArgument,
         }
     }
 
@@ -57,7 +66,7 @@ impl ClientError {
     pub fn is_transport(&self) -> bool {
         match self {
             ClientError::Connect { .. } => true,
-            ClientError::InvalidEndpoint { .. } => false,
+            ClientError::InvalidEndpoint { .. } | ClientError::Options(_) => false,
             // tonic makes UNKNOWN statuses with a source from local transport errors; a
             // status the server sent arrives in headers and has none.
             ClientError::Rpc(status) => {
@@ -70,18 +79,15 @@ impl ClientError {
 /// A connected `baton.v1.Baton` client. Cheap to clone; clones share the connection.
 #[derive(Debug, Clone)]
 pub struct Client {
-    inner: BatonClient<Channel>,
-    workers: WorkersClient<Channel>,
+    inner: BatonClient<InterceptedService<Channel, Bearer>>,
+    workers: WorkersClient<InterceptedService<Channel, Bearer>>,
     endpoint: String,
 }
 
 impl Client {
     /// Connects to `endpoint` (e.g. `http://127.0.0.1:50051`), failing at once if nothing answers.
     pub async fn connect(endpoint: impl Into<String>) -> Result<Self, ClientError> {
-        let endpoint = endpoint.into();
-        let target = Endpoint::from_shared(endpoint.clone())
-            .map_err(|source| ClientError::InvalidEndpoint { endpoint: endpoint.clone(), source })?;
-        Self::connect_to(endpoint, target).await
+        Self::connect_with_options(endpoint, &ClientOptions::default()).await
     }
 
     /// Connects to `endpoint`, giving up on the TCP connection after `connect_timeout`.
@@ -93,19 +99,27 @@ impl Client {
         connect_timeout: Duration,
         keep_alive: Duration,
     ) -> Result<Self, ClientError> {
-        let endpoint = endpoint.into();
-        let target = Endpoint::from_shared(endpoint.clone())
-            .map_err(|source| ClientError::InvalidEndpoint { endpoint: endpoint.clone(), source })?
-            .connect_timeout(connect_timeout)
-            .http2_keep_alive_interval(keep_alive)
-            .keep_alive_timeout(keep_alive);
-        Self::connect_to(endpoint, target).await
+        let options = ClientOptions {
+            connect_timeout: Some(connect_timeout),
+            keep_alive: Some(keep_alive),
+            ..Default::default()
+        };
+        Self::connect_with_options(endpoint, &options).await
     }
 
-    async fn connect_to(endpoint: String, target: Endpoint) -> Result<Self, ClientError> {
+    /// Connects to `endpoint` (`http://` or `https://`) with `options`: timeouts,
+    /// TLS (a CA, a client certificate) and a bearer token sent with every call.
+    pub async fn connect_with_options(
+        endpoint: impl Into<String>,
+        options: &ClientOptions,
+    ) -> Result<Self, ClientError> {
+        let endpoint = endpoint.into();
+        let target = options.endpoint(&endpoint)?;
         let channel =
             target.connect().await.map_err(|source| ClientError::Connect { endpoint: endpoint.clone(), source })?;
-        Ok(Client { inner: BatonClient::new(channel.clone()), workers: WorkersClient::new(channel), endpoint })
+        let inner = BatonClient::with_interceptor(channel.clone(), options.bearer());
+        let workers = WorkersClient::with_interceptor(channel, options.bearer());
+        Ok(Client { inner, workers, endpoint })
     }
 
     /// The endpoint this client is connected to.
@@ -208,7 +222,7 @@ impl Client {
     }
 
     /// The `baton.v1.Workers` client on the same connection (a worker's `Attach` stream).
-    pub fn workers(&self) -> WorkersClient<Channel> {
+    pub fn workers(&self) -> WorkersClient<InterceptedService<Channel, Bearer>> {
         self.workers.clone()
     }
 }

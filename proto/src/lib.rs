@@ -8,7 +8,8 @@
 //!   worker protocol (`worker.proto`): `workers_client`/`workers_server` and the
 //!   conductor-to-conductor `relay_client`/`relay_server`.
 //! - [`FILE_DESCRIPTOR_SET`]: the encoded descriptors, for server reflection.
-//! - [`Client`]: a typed client over a connected channel; [`ClientError`].
+//! - [`Client`]: a typed client over a connected channel; [`ClientError`];
+//!   [`ClientOptions`]: token, CA and client certificate for a secured conductor.
 //!
 //! This crate imports nothing else of Baton's: converting to and from the
 //! board's types is the conductor's business.
@@ -16,8 +17,9 @@
 #![warn(missing_docs)]
 
 mod client;
+mod client_options;
 
-pub use client::{Client, ClientError};
+pub use client::{Bearer, Client, ClientError, ClientOptions, OptionsError};
 
 /// The generated code, kept private so that lint allowances stay here.
 #[allow(missing_docs, clippy::all, clippy::pedantic, rust_2018_idioms, unreachable_pub)]

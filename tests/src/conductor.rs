@@ -71,6 +71,8 @@ pub struct ConductorConfig {
     pub max_jobs: Option<usize>,
     /// Further flags, passed as they are.
     pub extra_args: Vec<String>,
+    /// Environment variables set for the process (`NOTIFY_SOCKET`, ...).
+    pub env: Vec<(String, String)>,
     /// The daemon binary: `demo_conductor` (the library with the Rust demo flows) unless set,
     /// `conductor` (the stock binary, flow files only), or another built on the library.
     pub binary: &'static str,
@@ -85,6 +87,7 @@ impl ConductorConfig {
             lease_ttl,
             max_jobs: None,
             extra_args: Vec::new(),
+            env: Vec::new(),
             binary: "demo_conductor",
         }
     }
@@ -97,6 +100,7 @@ impl ConductorConfig {
             lease_ttl: Duration::from_secs(10),
             max_jobs: None,
             extra_args: Vec::new(),
+            env: Vec::new(),
             binary: "demo_conductor",
         }
     }
@@ -176,6 +180,7 @@ impl ConductorProcess {
             }
         }
         command.env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info".to_string()));
+        command.envs(config.env.iter().map(|(k, v)| (k, v)));
         let child = command.stdin(Stdio::null()).stdout(log.try_clone()?).stderr(log).spawn()?;
         let mut process = Self { config: config.clone(), child, listen, log_path, _log_dir: log_dir, exited: None };
         process.wait_ready(registered)?;

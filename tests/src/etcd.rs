@@ -14,11 +14,13 @@
 //! [`proxy::TcpProxy`] cuts one client
 //! off etcd while etcd keeps running. [`metrics::kv_requests`] counts the
 //! requests etcd served. `save_snapshot`/`restore_snapshot` back it up and
-//! restore it as an operator would.
+//! restore it as an operator would. [`secure::SecureEtcd`] is one with TLS client
+//! certificates and users, its `baton` role restricted to one prefix.
 
 pub mod cluster;
 pub mod metrics;
 pub mod proxy;
+pub mod secure;
 mod snapshot;
 
 use std::io::{Read, Write};
@@ -45,10 +47,21 @@ impl EtcdProcess {
     /// Starts a fresh etcd and waits until it is healthy. Panics (with the
     /// install hint) if no etcd binary is installed.
     pub fn start() -> EtcdProcess {
+        EtcdProcess::start_with(None)
+    }
+
+    /// Starts a fresh etcd whose client port wants TLS with a client certificate signed by
+    /// `tls.client_ca` (`--client-cert-auth --trusted-ca-file`); its endpoint is `https://`.
+    pub fn start_tls(tls: EtcdTls) -> EtcdProcess {
+        EtcdProcess::start_with(Some(tls))
+    }
+
+    fn start_with(tls: Option<EtcdTls>) -> EtcdProcess {
         let binary = etcd_binary();
         let mut last_error = String::new();
         for _attempt in 0..5 {
             let mut member = Member::fresh("baton-test");
+            member.tls = tls.clone();
             let cluster = ClusterFlags::new(std::slice::from_ref(&member));
             member.spawn(&binary, &cluster);
             match member.wait_healthy(Duration::from_secs(20)) {
@@ -93,6 +106,17 @@ impl EtcdProcess {
     }
 }
 
+/// The TLS files of an etcd's client port.
+#[derive(Debug, Clone)]
+pub struct EtcdTls {
+    /// The server certificate (for 127.0.0.1).
+    pub cert: PathBuf,
+    /// Its key.
+    pub key: PathBuf,
+    /// The CA client certificates must be signed by.
+    pub client_ca: PathBuf,
+}
+
 /// One etcd member: its name, ports and data dir, and its process while it runs.
 /// A lone [`EtcdProcess`] and each member of a [`cluster::EtcdCluster`] are one.
 #[derive(Debug)]
@@ -102,6 +126,9 @@ struct Member {
     peer_port: u16,
     data_dir: TempDir,
     child: Option<Child>,
+    /// TLS on the client port; `/health` is then asked on a plaintext metrics port.
+    tls: Option<EtcdTls>,
+    metrics_port: u16,
 }
 
 /// The flags every member of one cluster shares.
@@ -131,11 +158,20 @@ impl Member {
             .prefix("baton-etcd-")
             .tempdir_in(&parent)
             .unwrap_or_else(|e| panic!("cannot create an etcd data dir in {}: {e}", parent.display()));
-        Member { name: name.to_owned(), client_port: free_port(), peer_port: free_port(), data_dir, child: None }
+        Member {
+            name: name.to_owned(),
+            client_port: free_port(),
+            peer_port: free_port(),
+            data_dir,
+            child: None,
+            tls: None,
+            metrics_port: free_port(),
+        }
     }
 
     fn client_url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.client_port)
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}", self.client_port)
     }
 
     fn peer_url(&self) -> String {
@@ -234,10 +270,23 @@ impl Member {
             .arg("--auto-compaction-retention=1000")
             .arg("--logger=zap")
             .arg("--log-level=error")
+            .args(self.tls_args())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
         self.child = Some(spawn_from_long_lived_thread(command));
+    }
+
+    /// The flags of a TLS client port: client certificates required, `/health` in plaintext.
+    fn tls_args(&self) -> Vec<String> {
+        let Some(tls) = &self.tls else { return Vec::new() };
+        vec![
+            format!("--cert-file={}", tls.cert.display()),
+            format!("--key-file={}", tls.key.display()),
+            "--client-cert-auth".to_owned(),
+            format!("--trusted-ca-file={}", tls.client_ca.display()),
+            format!("--listen-metrics-urls=http://127.0.0.1:{}", self.metrics_port),
+        ]
     }
 
     /// Waits until `/health` says yes (for a cluster member: there is a leader
@@ -251,7 +300,7 @@ impl Member {
                     return Err(format!("etcd {} exited early with {status}", self.name));
                 }
             }
-            if health_ok(self.client_port) {
+            if health_ok(if self.tls.is_some() { self.metrics_port } else { self.client_port }) {
                 return Ok(());
             }
             std::thread::sleep(Duration::from_millis(50));

@@ -6,6 +6,7 @@
 //! - `cpu`: a process's CPU time from `/proc`, for the benchmarks.
 //! - `flow_files`: a board of either kind per test, flows dirs, board dumps, a recording HTTP server.
 //! - `workers`: `WorkerProcess`, a real `test_worker` (the Rust worker SDK) under test control.
+//! - `pki`: a throwaway CA and certificates (rcgen) for the TLS tests.
 //! - `chaos`: the self-recording flow of the chaos suite and its `chaos_conductor` binary.
 
 pub mod board_suite;
@@ -14,4 +15,5 @@ pub mod conductor;
 pub mod cpu;
 pub mod etcd;
 pub mod flow_files;
+pub mod pki;
 pub mod workers;

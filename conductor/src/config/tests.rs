@@ -196,3 +196,35 @@ fn an_unknown_task_kind_is_refused_with_a_suggestion() {
     let err = load(&["--task-kinds", ","], &[]).unwrap_err().to_string();
     assert!(err.contains("--task-kinds names no kind"), "{err}");
 }
+
+#[test]
+fn beyond_loopback_needs_tls_an_auth_file_or_insecure() {
+    let refused = load(&["--listen", "0.0.0.0:50051"], &[]).unwrap_err().to_string();
+    for flag in ["--insecure", "--tls-cert", "--auth-file"] {
+        assert!(refused.contains(flag), "{flag} not named: {refused}");
+    }
+    assert!(load(&["--listen", "0.0.0.0:50051", "--insecure"], &[]).is_ok());
+    assert!(load(&["--listen", "0.0.0.0:50051"], &[("BATON_INSECURE", "true")]).is_ok());
+    assert!(load(&["--listen", "0.0.0.0:50051", "--auth-file", "/etc/baton/auth"], &[]).is_ok());
+    assert!(load(&["--listen", "127.0.0.2:50051"], &[]).is_ok(), "all of 127/8 is loopback");
+    assert!(load(&["--http-listen", "[::]:9090"], &[]).unwrap_err().to_string().contains("--http-listen"));
+    let half = load(&["--tls-cert", "/c.pem"], &[]).unwrap_err().to_string();
+    assert!(half.contains("--tls-key"), "{half}");
+}
+
+#[test]
+fn the_etcd_password_comes_from_a_file_or_the_environment_only() {
+    let file = config_file("s3cret\n");
+    let path = file.path().to_str().expect("utf-8 path");
+    let config = load(&["--etcd", "http://e:2379", "--etcd-user", "baton", "--etcd-password-file", path], &[]).unwrap();
+    let (user, password) = config.etcd_security.user.clone().expect("a user");
+    assert_eq!((user.as_str(), password.expose()), ("baton", "s3cret"));
+    assert!(!format!("{config:?}").contains("s3cret"), "the password must not be printed");
+    let config =
+        load(&["--etcd", "http://e:2379", "--etcd-user", "baton"], &[("BATON_ETCD_PASSWORD", "from-env")]).unwrap();
+    assert_eq!(config.etcd_security.user.map(|(_, p)| p.expose().to_owned()).as_deref(), Some("from-env"));
+    let missing = load(&["--etcd", "http://e:2379", "--etcd-user", "baton"], &[]).unwrap_err().to_string();
+    assert!(missing.contains("--etcd-password-file") && missing.contains("BATON_ETCD_PASSWORD"), "{missing}");
+    let plain = load(&["--etcd", "http://e:2379", "--etcd-ca", path], &[]).unwrap_err().to_string();
+    assert!(plain.contains("https://"), "{plain}");
+}

@@ -25,11 +25,17 @@ const LOG_EVERY: Duration = Duration::from_secs(10);
 /// (`Unavailable`), with `slot` saying why meanwhile. `Ok(None)` if `shutdown`
 /// resolves first; any other error (bad configuration, a locked embedded
 /// file) at once.
+///
+/// `starting`: no session has been opened yet. Then an etcd over TLS that cannot be
+/// reached is probed once for a certificate problem ([`super::etcd_probe`]), which is
+/// bad configuration rather than something to wait for.
 pub(crate) async fn open_patiently<S: Future + ?Sized>(
     config: &Config,
     slot: &BoardSlot,
     mut shutdown: Pin<&mut S>,
+    starting: bool,
 ) -> Result<Option<Arc<dyn JobBoard>>, Error> {
+    let mut probed = !starting || !config.etcd_security.uses_tls();
     let mut delay = RETRY_START;
     let mut last_log: Option<(Instant, String)> = None;
     loop {
@@ -47,6 +53,14 @@ pub(crate) async fn open_patiently<S: Future + ?Sized>(
             Err(Error::Board(error)) if error.is_retryable() => error,
             Err(error) => return Err(error),
         };
+        if let (false, BoardSettings::Etcd { endpoints, .. }) = (probed, &config.board) {
+            probed = true;
+            if let Some(endpoint) = endpoints.first() {
+                if let Some(problem) = super::etcd_probe::certificate_problem(endpoint, &config.etcd_security).await {
+                    return Err(Error::Config(problem));
+                }
+            }
+        }
         let cause = match &error {
             jobboard::Error::Unavailable { message, .. } => message.clone(),
             other => other.to_string(),
@@ -78,6 +92,7 @@ pub async fn open_board(config: &Config) -> Result<Arc<dyn JobBoard>, Error> {
                 prefix: prefix.clone(),
                 lease_ttl: config.lease_ttl,
                 board: config.board_config(),
+                security: config.etcd_security.load()?,
             };
             Ok(Arc::new(EtcdBoard::connect(etcd).await?))
         }

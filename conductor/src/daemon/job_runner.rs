@@ -19,6 +19,7 @@
 //! | pinned version cannot be read (board error) | abandon (retried) |
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use flows::{Engine, FlowState, LoggingListener, RunOutcome, StorageError, CANCELLED};
 use jobboard::{Claim, JobBoard, Outcome};
@@ -78,6 +79,7 @@ impl JobRunner {
     }
 
     async fn run_job(&self, claim: Claim) {
+        let started = Instant::now();
         let job = claim.job().clone();
         tracing::info!(resumed = job.claims > 1, "job claimed");
         // The store with its declared defaults: what the flow is built from and what its tasks see.
@@ -85,19 +87,19 @@ impl JobRunner {
             Ok(factory) => factory,
             Err(crate::catalog::CatalogError::Board(error)) => {
                 tracing::warn!(%error, "cannot read the job's flow definition; abandoning the job");
-                return abandon(claim).await;
+                return abandon(&self.local, claim).await;
             }
             // Not silently lost: TRASHED, with the reason naming the flow, version and what is missing.
-            Err(error) => return trash(claim, format!("cannot build flow: {error}")).await,
+            Err(error) => return trash(&self.local, claim, format!("cannot build flow: {error}")).await,
         };
         let factory = factory.factory();
         let store = match factory.complete(&job.store) {
             Ok(store) => store,
-            Err(error) => return trash(claim, format!("cannot build flow: {error}")).await,
+            Err(error) => return trash(&self.local, claim, format!("cannot build flow: {error}")).await,
         };
         let flow = match factory.build(&store) {
             Ok(flow) => flow,
-            Err(error) => return trash(claim, format!("cannot build flow: {error}")).await,
+            Err(error) => return trash(&self.local, claim, format!("cannot build flow: {error}")).await,
         };
         let engine = Engine::builder(flow)
             .store(store)
@@ -147,9 +149,9 @@ impl JobRunner {
                 tracing::warn!(
                     "grace period over: flow stopped mid-task; abandoning (its running tasks will run again)"
                 );
-                abandon(claim).await;
+                abandon(&self.local, claim).await;
             }
-            Ended::Ran(Ok(outcome)) => finish(claim, outcome, cancelling).await,
+            Ended::Ran(Ok(outcome)) => finish(claim, outcome, cancelling, &self.local, started).await,
             Ended::Ran(Err(error)) => self.engine_failed(claim, error).await,
         }
     }
@@ -162,19 +164,19 @@ impl JobRunner {
             }
             flows::Error::Storage(storage) if storage.is_retryable() => {
                 tracing::warn!(error = %format_args!("{error}: {storage}"), "logbook unavailable; abandoning the job");
-                abandon(claim).await;
+                abandon(&self.local, claim).await;
             }
             flows::Error::Storage(storage) => {
                 tracing::error!(error = %format_args!("{error}: {storage}"), "logbook storage failed; abandoning the job");
-                abandon(claim).await;
+                abandon(&self.local, claim).await;
             }
-            _ => trash(claim, format!("engine error: {error}")).await,
+            _ => trash(&self.local, claim, format!("engine error: {error}")).await,
         }
     }
 }
 
 /// Records how the flow ended.
-async fn finish(claim: Claim, outcome: RunOutcome, cancelling: bool) {
+async fn finish(claim: Claim, outcome: RunOutcome, cancelling: bool, local: &LocalStatus, started: Instant) {
     let cancelled = outcome.failure.as_ref().is_some_and(|f| f.kind == CANCELLED);
     let result = match outcome.state {
         FlowState::Success => Outcome::Success,
@@ -183,33 +185,39 @@ async fn finish(claim: Claim, outcome: RunOutcome, cancelling: bool) {
         FlowState::Failure => Outcome::Failure,
         FlowState::Suspended => {
             tracing::info!("flow suspended; abandoning so another conductor resumes it");
-            return abandon(claim).await;
+            return abandon(local, claim).await;
         }
         other => {
             tracing::error!(state = %other, "engine returned a non-final flow state; abandoning");
-            return abandon(claim).await;
+            return abandon(local, claim).await;
         }
     };
+    let flow = claim.job().flow.clone();
     match claim.consume(result, outcome.failure.clone()).await {
-        Ok(_) => match &outcome.failure {
-            Some(failure) => tracing::info!(outcome = %result, %failure, "job complete"),
-            None => tracing::info!(outcome = %result, "job complete"),
-        },
+        Ok(_) => {
+            local.metrics.job_completed(&flow, &result.to_string(), started.elapsed());
+            match &outcome.failure {
+                Some(failure) => tracing::info!(outcome = %result, %failure, "job complete"),
+                None => tracing::info!(outcome = %result, "job complete"),
+            }
+        }
         Err(error) => {
             tracing::warn!(%error, outcome = %result, "cannot record the outcome; the job will be resumed elsewhere")
         }
     }
 }
 
-async fn abandon(claim: Claim) {
+async fn abandon(local: &LocalStatus, claim: Claim) {
+    local.metrics.job_abandoned(&claim.job().flow);
     match claim.abandon().await {
         Ok(()) => tracing::info!("job abandoned; back on the board"),
         Err(error) => tracing::warn!(%error, "abandon failed; the job returns to the board when the lease ends"),
     }
 }
 
-async fn trash(claim: Claim, reason: String) {
+async fn trash(local: &LocalStatus, claim: Claim, reason: String) {
     tracing::error!(%reason, "trashing job");
+    local.metrics.job_trashed(&claim.job().flow);
     if let Err(error) = claim.trash(reason).await {
         tracing::warn!(%error, "trash failed");
     }

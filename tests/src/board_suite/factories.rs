@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use jobboard::embedded::EmbeddedBoard;
-use jobboard::etcd::{EtcdBoard, EtcdConfig};
+use jobboard::etcd::{EtcdBoard, EtcdConfig, EtcdSecurity};
 use jobboard::JobBoard;
 use tempfile::TempDir;
 
@@ -58,6 +58,7 @@ impl BoardFactory for EmbeddedFactory {
 pub struct EtcdFactory {
     endpoints: Vec<String>,
     prefix: String,
+    security: EtcdSecurity,
     sessions: Mutex<HashMap<String, EtcdBoard>>,
 }
 
@@ -76,7 +77,26 @@ impl EtcdFactory {
     /// A fresh namespace for the test `name` on the etcd at `endpoints` (each
     /// session is given them all, as a conductor is given a cluster's members).
     pub fn on(endpoints: Vec<String>, name: &str) -> EtcdFactory {
-        EtcdFactory { endpoints, prefix: unique_prefix(name), sessions: Mutex::default() }
+        EtcdFactory {
+            endpoints,
+            prefix: unique_prefix(name),
+            security: EtcdSecurity::default(),
+            sessions: Mutex::default(),
+        }
+    }
+
+    /// Sessions that reach etcd with this TLS and user (an etcd with client-cert auth or users).
+    #[must_use]
+    pub fn with_security(mut self, security: EtcdSecurity) -> EtcdFactory {
+        self.security = security;
+        self
+    }
+
+    /// Sessions under this key prefix (one an etcd role is restricted to).
+    #[must_use]
+    pub fn with_prefix(mut self, prefix: String) -> EtcdFactory {
+        self.prefix = prefix;
+        self
     }
 }
 
@@ -87,6 +107,7 @@ impl BoardFactory for EtcdFactory {
             prefix: self.prefix.clone(),
             lease_ttl: LEASE_TTL,
             board: suite_config(owner),
+            security: self.security.clone(),
         };
         let board = EtcdBoard::connect(config)
             .await
