@@ -59,8 +59,8 @@ pub async fn build_and_run(factory: &FlowFactory) -> HarnessResult<Timed> {
     Ok(Timed { build, total: started.elapsed() })
 }
 
-/// Per-task cost of a file-built and a Rust-built flow: the median of `rounds` runs of
-/// each, taken in turns so that drift on a shared machine hits both alike.
+/// Per-task cost of a file-built and a Rust-built flow: the median and the best of
+/// `rounds` runs of each, taken in turns so that drift on a shared machine hits both alike.
 pub struct PerTask {
     pub file: Timed,
     pub rust: Timed,
