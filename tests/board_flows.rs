@@ -8,7 +8,8 @@
 //!   a newer one is applied and its conductor is killed (SIGKILL) mid-run; `NAME@1`;
 //! - a job's outputs (every name its tasks provided);
 //! - `--flows-dir` never moving a flow's current version back;
-//! - a flow file refused the name of a Rust flow, and the other way round.
+//! - a flow file refused the name of a Rust flow, and the other way round;
+//! - a job pinned to a version its conductor cannot build, trashed saying why.
 //!
 //! Build the binaries first: `cargo build --workspace --bins`.
 
@@ -43,6 +44,7 @@ on_both_boards!(
     a_job_runs_the_version_it_was_pinned_to,
     flows_dir_never_moves_current_back,
     a_flow_file_may_not_take_a_rust_flows_name,
+    a_job_it_cannot_build_is_trashed_saying_why,
 );
 
 /// A slow first step, then a mark that says which version ran.
@@ -309,4 +311,33 @@ fn a_flow_applied_through_one_conductor_is_run_by_another() {
     let done = finished(&front.endpoint(), &id);
     assert_eq!(done["outputs"]["version"].as_u64(), Some(7), "{done}");
     assert!(back.log().contains(&id), "bf-back ran it: {}", back.log());
+}
+
+/// A job pinned to a version this conductor cannot build is not lost silently: v1 uses
+/// `shell` (not allowed here), so its job waits; v2 drops it, so the conductor now claims
+/// the flow (woken by the new version) and trashes the v1 job saying why.
+fn a_job_it_cannot_build_is_trashed_saying_why(kind: BoardKind) {
+    let board = TestBoard::new(kind, "bf-unbuildable").or_fail();
+    let empty = flows_dir(&[]).or_fail();
+    let conductor = ConductorProcess::start(&board.conductor("bf-unb", empty.path(), &[])).or_fail();
+    let endpoint = conductor.endpoint();
+    let files = tempfile::tempdir().or_fail();
+    let v1 = write(files.path(), "shelly.yaml", SHELL_FLOW);
+    apply(&endpoint, &[&v1]);
+    let posted = baton(&endpoint, ["post", "shelly"]);
+    assert!(posted.success() && posted.stderr().contains("warning:"), "{}", posted.stderr());
+    let id = posted.json().or_fail()["id"].as_str().unwrap_or_default().to_owned();
+    let v2 = write(
+        files.path(),
+        "shelly-v2.yaml",
+        &SHELL_FLOW.replace("kind: shell\n      with: {run: [\"true\"]}", "kind: noop"),
+    );
+    assert_eq!(apply(&endpoint, &[&v2]), vec![("shelly".to_owned(), 2, true)]);
+    let trashed = wait_job(&endpoint, &id, PATIENCE, "the trash", |j| j["state"] == "TRASHED").or_fail();
+    let reason = trashed["trash_reason"].as_str().unwrap_or_default();
+    for needle in ["shelly", "version 1", "shell", "--task-kinds"] {
+        assert!(reason.contains(needle), "the reason names {needle}: {reason}");
+    }
+    let now = ok(&endpoint, &["post", "shelly"]);
+    assert_eq!(finished(&endpoint, now["id"].as_str().unwrap_or_default())["outcome"].as_str(), Some("SUCCESS"));
 }

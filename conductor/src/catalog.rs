@@ -23,6 +23,9 @@
 //! trashes it with a reason naming the flow, the version and what is missing (see
 //! [`CatalogError`]), so `baton get` says why.
 
+#[cfg(test)]
+mod tests;
+
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

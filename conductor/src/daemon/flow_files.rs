@@ -72,7 +72,8 @@ pub fn files(config: &Config, rust: &FlowRegistry) -> Result<Vec<LoadedFile>, Er
 }
 
 /// Applies `files` to the board (`NeverBack`), logging what each did. Stops at the
-/// first board error (the caller retries; applies already made are no-ops then).
+/// first transient board error (the caller retries; applies already made are no-ops
+/// then); a file the board refuses for good is logged as an error and skipped.
 /// A file named like a live conductor's Rust flow is not applied (one name, one flow),
 /// with an error naming both.
 pub async fn apply_all(board: &dyn JobBoard, files: &[LoadedFile]) -> Result<(), jobboard::Error> {
@@ -86,7 +87,15 @@ pub async fn apply_all(board: &dyn JobBoard, files: &[LoadedFile]) -> Result<(),
             continue;
         }
         let def = NewFlowVersion { name: file.name().to_owned(), hash: file.hash().to_owned(), source: text.clone() };
-        let applied = board.apply_flow(def, ApplyRule::NeverBack).await?;
+        let applied = match board.apply_flow(def, ApplyRule::NeverBack).await {
+            Ok(applied) => applied,
+            Err(error) if error.is_retryable() => return Err(error),
+            // Retrying cannot help (too large, say): say so and serve the rest.
+            Err(error) => {
+                tracing::error!(file = %path.display(), flow = file.name(), %error, "flow file not applied");
+                continue;
+            }
+        };
         if applied.created {
             tracing::info!(file = %path.display(), flow = file.name(), version = applied.version, "flow file applied");
         } else if applied.version == applied.current {
