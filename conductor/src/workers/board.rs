@@ -17,7 +17,7 @@ const RETRY: Duration = Duration::from_secs(1);
 impl WorkerHub {
     /// For one board session: publishes this conductor's workers and follows the fleet's,
     /// until `stop` (the session ends; its lease takes the records along).
-    pub(crate) async fn follow_board(self, board: Arc<dyn JobBoard>, stop: CancellationToken) {
+    pub async fn follow_board(self, board: Arc<dyn JobBoard>, stop: CancellationToken) {
         let mut fleet = loop {
             match board.worker_set().await {
                 Ok(set) => break set,

@@ -27,6 +27,8 @@ struct Waiting {
     progress: Arc<Notify>,
     job: String,
     revert: bool,
+    /// The worker it went to (its slot comes back with the answer).
+    worker: String,
 }
 
 /// One link to another conductor.
@@ -65,7 +67,8 @@ impl Link {
     ) -> bool {
         let dispatch = assign.dispatch_id.clone();
         let (job, revert) = (assign.job_id.clone(), assign.action == pb::Action::Revert as i32);
-        lock(&self.waiting).insert(dispatch.clone(), Waiting { reply, progress, job, revert });
+        let waiting = Waiting { reply, progress, job, revert, worker: worker.to_owned() };
+        lock(&self.waiting).insert(dispatch.clone(), waiting);
         if let Some(free) = lock(&self.free).get_mut(worker) {
             *free = free.saturating_sub(1);
         }
@@ -97,6 +100,16 @@ impl Link {
                 let _ = waiting.reply.send(Err(Failure::new(flows::CANCELLED, format!("job {job} was cancelled"))));
             }
         }
+    }
+
+    /// The answer to `dispatch` arrived: stop waiting, and count its worker's slot free
+    /// again until the other end's next count says otherwise.
+    fn answered(&self, dispatch: &str) -> Option<Waiting> {
+        let waiting = lock(&self.waiting).remove(dispatch)?;
+        if let Some(free) = lock(&self.free).get_mut(&waiting.worker) {
+            *free += 1;
+        }
+        Some(waiting)
     }
 
     fn fail_all(&self, why: &str) {
@@ -170,12 +183,13 @@ impl WorkerHub {
                     last_heard = Instant::now();
                     match back {
                         Back::Result(result) => {
-                            if let Some(waiting) = lock(&link.waiting).remove(&result.dispatch_id) {
+                            if let Some(waiting) = link.answered(&result.dispatch_id) {
                                 let _ = waiting.reply.send(wire::outcome(&result, max).0);
+                                self.inner.capacity.notify_waiters();
                             }
                         }
                         Back::Failed(failed) => {
-                            if let Some(waiting) = lock(&link.waiting).remove(&failed.dispatch_id) {
+                            if let Some(waiting) = link.answered(&failed.dispatch_id) {
                                 let failure = failed.failure.as_ref().map_or_else(|| Failure::new(WORKER_LOST, "relay failed"), wire::from_wire);
                                 let _ = waiting.reply.send(Err(failure));
                             }
