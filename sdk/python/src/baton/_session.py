@@ -46,6 +46,11 @@ class Session:
         self._queue: "asyncio.Queue[Union[worker_pb2.WorkerMessage, None]]" = asyncio.Queue()
         self._half_closed = False
         self._last_heard = time.monotonic()
+        self._welcomed_at: Optional[float] = None
+
+    def lasted(self) -> float:
+        """Seconds from the Welcome to now (0 if none came)."""
+        return 0.0 if self._welcomed_at is None else time.monotonic() - self._welcomed_at
 
     def send(self, message: worker_pb2.WorkerMessage) -> None:
         """Queues a message for the conductor (dropped once the stream is half-closed)."""
@@ -90,6 +95,7 @@ class Session:
 
     def _welcome(self, welcome: worker_pb2.Welcome) -> None:
         self.connected = True
+        self._welcomed_at = time.monotonic()
         self.conductor = welcome.conductor
         self.max_result_bytes = welcome.max_result_bytes
         self.interval_s = (welcome.heartbeat_interval_ms or _DEFAULT_HEARTBEAT_INTERVAL_MS) / 1000

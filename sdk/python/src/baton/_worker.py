@@ -29,6 +29,9 @@ log = logging.getLogger("baton.worker")
 # Back-off between rounds over the endpoint list when none of them answers.
 _BACKOFF_MIN_S = 0.1
 _BACKOFF_MAX_S = 5.0
+# A stream that ends sooner than this after its Welcome does not reset the back-off
+# (a conductor that welcomes and drops at once must not make the worker spin).
+_SHORT_SESSION_S = 1.0
 
 
 @dataclasses.dataclass
@@ -78,7 +81,6 @@ class Worker:
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._loop_thread: Optional[int] = None
         self._stopping: Optional[asyncio.Event] = None
-        self._idle: Optional[asyncio.Event] = None
         self._stop_requests = 0
         self._executor: Optional[concurrent.futures.ThreadPoolExecutor] = None
 
@@ -120,8 +122,6 @@ class Worker:
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
         self._stopping = asyncio.Event()
-        self._idle = asyncio.Event()
-        self._idle.set()
         self._executor = concurrent.futures.ThreadPoolExecutor(self.slots, thread_name_prefix="baton-task")
         if handle_signals:
             for signum in (signal.SIGTERM, signal.SIGINT):
@@ -163,10 +163,12 @@ class Worker:
                 if self._session is session:
                     self._session = None
             if session.connected:
-                failed_in_a_row, backoff = 0, _BACKOFF_MIN_S
                 if self._stopping.is_set():
                     return
-                continue  # straight on to the next endpoint
+                if session.lasted() >= _SHORT_SESSION_S:
+                    failed_in_a_row, backoff = 0, _BACKOFF_MIN_S
+                    continue  # straight on to the next endpoint
+                # Welcomed, then dropped at once: back off as if it had not answered.
             failed_in_a_row += 1
             if failed_in_a_row % len(self.endpoints) == 0:
                 log.warning("no conductor of %s answered; trying again in %.1fs", self.endpoints, backoff)
@@ -190,7 +192,6 @@ class Worker:
                 )
                 for t in self.tasks.values()
             ],
-            # A worker reconnecting while draining offers nothing more.
             slots=self.slots,
             labels=self.labels,
             sdk=f"baton-python/{__version__}",
@@ -234,8 +235,6 @@ class Worker:
         )
         task = asyncio.create_task(self._run(assign, ctx, session.max_result_bytes))
         self._running[assign.dispatch_id] = _Running(assign, ctx, task)
-        assert self._idle is not None
-        self._idle.clear()
 
     def _cancelled(self, cancel: worker_pb2.Cancel) -> None:
         running = self._running.get(cancel.dispatch_id)
@@ -264,11 +263,9 @@ class Worker:
             # The stream that carried it is gone (its conductor failed the attempt as
             # WorkerLost); the next Hello lists it as running, or it ended before that.
             self._unsent.append(result)
-        if not self._running:
-            assert self._idle is not None and self._stopping is not None
-            self._idle.set()
-            if self._stopping.is_set() and session is not None:
-                session.half_close()
+        assert self._stopping is not None
+        if not self._running and self._stopping.is_set() and session is not None:
+            session.half_close()
 
     def _progress(self, dispatch_id: str, details_json: str) -> None:
         loop = self._loop
