@@ -208,6 +208,7 @@ async fn board_requests(dispatch: Arc<dyn flowfile::remote::Dispatch>) -> BenchR
         endpoints: vec![endpoint.clone()],
         prefix: tests::etcd::unique_prefix("bench-workers"),
         lease_ttl: Duration::from_secs(10),
+        security: jobboard::etcd::EtcdSecurity::default(),
         board: BoardConfig::new("bench"),
     };
     let board = jobboard::etcd::EtcdBoard::connect(config).await?;
