@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 
 use flows::{AtomDetail, FlowDetail, LogBook, StorageError};
-use rusqlite::{params, OptionalExtension, Row, Transaction};
+use rusqlite::{params, Connection, OptionalExtension, Row};
 use uuid::Uuid;
 
 use super::db::sql_error;
@@ -17,7 +17,7 @@ use crate::error::Error;
 use crate::job::JobId;
 
 /// Creates the book, or updates its name and meta; `updated_at` becomes `now`.
-pub(crate) fn save_book(tx: &Transaction<'_>, job: JobId, book: &LogBook, now: u64) -> Result<(), StorageError> {
+pub(crate) fn save_book(tx: &Connection, job: JobId, book: &LogBook, now: u64) -> Result<(), StorageError> {
     check_book_job(tx, book.id, job)?;
     tx.execute(
         "INSERT INTO logbooks (id, job_id, name, meta, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
@@ -38,7 +38,7 @@ pub(crate) fn save_book(tx: &Transaction<'_>, job: JobId, book: &LogBook, now: u
 /// Creates the flow detail (and its book, named after the flow, if missing),
 /// or updates its name, state, meta and version; atoms are not written.
 pub(crate) fn save_flow(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     job: JobId,
     book: Uuid,
     flow: &FlowDetail,
@@ -79,7 +79,7 @@ pub(crate) fn save_flow(
 
 /// Creates or replaces atom details, in order; the flow must exist in the book.
 pub(crate) fn save_atoms(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     job: JobId,
     book: Uuid,
     flow: Uuid,
@@ -133,7 +133,7 @@ pub(crate) fn save_atoms(
 }
 
 /// Reads a whole book of the job, with its flows and atoms.
-pub(crate) fn load_book(tx: &Transaction<'_>, job: JobId, book: Uuid) -> Result<Option<LogBook>, Error> {
+pub(crate) fn load_book(tx: &Connection, job: JobId, book: Uuid) -> Result<Option<LogBook>, Error> {
     let row = tx
         .query_row(
             "SELECT id, name, meta, created_at, updated_at FROM logbooks WHERE id = ?1 AND job_id = ?2",
@@ -146,7 +146,7 @@ pub(crate) fn load_book(tx: &Transaction<'_>, job: JobId, book: Uuid) -> Result<
 }
 
 /// Reads the job's logbook: the book named by the job's id, else its oldest.
-pub(crate) fn book_of_job(tx: &Transaction<'_>, job: JobId) -> Result<Option<LogBook>, Error> {
+pub(crate) fn book_of_job(tx: &Connection, job: JobId) -> Result<Option<LogBook>, Error> {
     let row = tx
         .query_row(
             "SELECT id, name, meta, created_at, updated_at FROM logbooks WHERE job_id = ?1 \
@@ -160,7 +160,7 @@ pub(crate) fn book_of_job(tx: &Transaction<'_>, job: JobId) -> Result<Option<Log
 }
 
 /// Reads one flow detail of the job's book, with its atoms.
-pub(crate) fn load_flow(tx: &Transaction<'_>, job: JobId, book: Uuid, flow: Uuid) -> Result<Option<FlowDetail>, Error> {
+pub(crate) fn load_flow(tx: &Connection, job: JobId, book: Uuid, flow: Uuid) -> Result<Option<FlowDetail>, Error> {
     let row = tx
         .query_row(
             "SELECT f.id, f.name, f.state, f.meta, f.version FROM flow_details f JOIN logbooks b ON b.id = f.book_id \
@@ -175,7 +175,7 @@ pub(crate) fn load_flow(tx: &Transaction<'_>, job: JobId, book: Uuid, flow: Uuid
 
 /// Fails if the book exists and belongs to another job: one job's claim must
 /// not write another job's logbook.
-fn check_book_job(tx: &Transaction<'_>, book: Uuid, job: JobId) -> Result<(), StorageError> {
+fn check_book_job(tx: &Connection, book: Uuid, job: JobId) -> Result<(), StorageError> {
     let holder: Option<String> = tx
         .query_row("SELECT job_id FROM logbooks WHERE id = ?1", [book.to_string()], |row| row.get(0))
         .optional()
@@ -200,7 +200,7 @@ fn raw_flow(row: &Row<'_>) -> rusqlite::Result<RawFlow> {
     Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?))
 }
 
-fn decode_book(tx: &Transaction<'_>, (id, name, meta, created_at, updated_at): RawBook) -> Result<LogBook, Error> {
+fn decode_book(tx: &Connection, (id, name, meta, created_at, updated_at): RawBook) -> Result<LogBook, Error> {
     let mut stmt =
         tx.prepare("SELECT id, name, state, meta, version FROM flow_details WHERE book_id = ?1").map_err(sql_error)?;
     let raws = stmt.query_map([&id], raw_flow).map_err(sql_error)?.collect::<Result<Vec<_>, _>>().map_err(sql_error)?;
@@ -219,7 +219,7 @@ fn decode_book(tx: &Transaction<'_>, (id, name, meta, created_at, updated_at): R
     })
 }
 
-fn decode_flow(tx: &Transaction<'_>, (id, name, state, meta, version): RawFlow) -> Result<FlowDetail, Error> {
+fn decode_flow(tx: &Connection, (id, name, state, meta, version): RawFlow) -> Result<FlowDetail, Error> {
     let mut stmt = tx
         .prepare(
             "SELECT name, kind, state, intention, result, failure, revert_failure, attempts, executions, started_at, \
