@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use proto::pb;
 use tests::conductor::{baton, ConductorConfig, ConductorProcess, HarnessResult};
+use tests::cpu::{cpu_ticks, ms_per};
 
 const CHAIN_STEPS: usize = 300;
 const POSTS_IN_FLIGHT: usize = 32;
@@ -40,11 +41,13 @@ fn main() -> HarnessResult<()> {
     eprintln!("{rounds} x {CHAIN_STEPS}-step chain through `baton post --wait` ...");
     let mut chain_secs = Vec::new();
     let mut chain_fsyncs = Vec::new();
+    let cpu_before = cpu_ticks(conductor.pid())?;
     for _ in 0..rounds {
         let counter = FsyncCounter::start(conductor.pid())?;
         chain_secs.push(chain_once(&endpoint, CHAIN_STEPS)?);
         chain_fsyncs.push(counter.stop()?);
     }
+    let cpu_ms_per_step = ms_per(cpu_ticks(conductor.pid())? - cpu_before, rounds * CHAIN_STEPS);
     chain_secs.sort_by(f64::total_cmp);
     let chain_median = chain_secs[chain_secs.len() / 2];
     let steps_per_s = CHAIN_STEPS as f64 / chain_median;
@@ -52,8 +55,10 @@ fn main() -> HarnessResult<()> {
 
     eprintln!("{jobs} 3-task jobs, 32 in flight ...");
     let counter = FsyncCounter::start(conductor.pid())?;
+    let cpu_before = cpu_ticks(conductor.pid())?;
     let job_secs = rt.block_on(many_jobs(&endpoint, jobs))?;
     let fsyncs_per_job = counter.stop()?.map(|f| f as f64 / jobs as f64);
+    let cpu_ms_per_job = ms_per(cpu_ticks(conductor.pid())? - cpu_before, jobs);
     let jobs_per_s = jobs as f64 / job_secs;
 
     println!("\nBaton embedded board end to end; board file in {}", board_dir_note(dir.path()));
@@ -67,6 +72,7 @@ fn main() -> HarnessResult<()> {
         steps_per_s >= 2000.0,
     );
     info("  fsync + fdatasync per step (conductor, whole run incl. claim and consume)", per(fsyncs_per_step));
+    info("  conductor CPU per step (its WatchJob snapshots for the CLI included)", format!("{cpu_ms_per_step:.3} ms"));
     row(
         "3-task no-op jobs/s, 32 in flight, first post to last COMPLETE",
         format!("{jobs_per_s:.0} ({jobs} jobs)"),
@@ -75,6 +81,8 @@ fn main() -> HarnessResult<()> {
         jobs_per_s >= 2000.0,
     );
     info("  fsync + fdatasync per job (conductor, post included)", per(fsyncs_per_job));
+    info("  conductor CPU per job", format!("{cpu_ms_per_job:.3} ms"));
+    println!("(machine load average at the end: {})", load_average());
     Ok(())
 }
 
@@ -212,6 +220,14 @@ fn row(metric: &str, baton: String, taskflow: &str, target: &str, met: bool) {
         "NO"
     };
     println!("| {metric} | {baton} | {taskflow} | {target} | {met} |");
+}
+
+/// The 1-minute load average: on a shared machine, what the wall-clock figures competed with.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|text| text.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| "unknown".into())
 }
 
 fn env_usize(name: &str, default: usize) -> usize {

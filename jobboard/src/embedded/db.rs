@@ -30,6 +30,10 @@ use crate::error::Error;
 /// `sqlite3` tool inspecting the file, say) before giving up as `Unavailable`.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Prepared statements kept per connection: every statement of a claim, a
+/// logbook write or a job read, so that none is parsed again.
+const STATEMENT_CACHE: usize = 64;
+
 /// A shared handle on the board file's connections.
 #[derive(Debug, Clone)]
 pub(crate) struct Db {
@@ -64,6 +68,7 @@ impl Db {
         }
         conn.pragma_update(None, "synchronous", "FULL").map_err(sql_error)?;
         conn.pragma_update(None, "foreign_keys", true).map_err(sql_error)?;
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         schema::migrate(&mut conn)?;
         let out = {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sql_error)?;

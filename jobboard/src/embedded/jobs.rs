@@ -10,7 +10,7 @@ use rusqlite::types::Value as SqlValue;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
 
 use super::db::sql_error;
-use super::rows::{raw_job, to_i64, to_text, to_u64, JOB_COLUMNS};
+use super::rows::{cached_exec, cached_row, raw_job, to_i64, to_text, to_u64, JOB_COLUMNS};
 use crate::claim::FenceToken;
 use crate::error::Error;
 use crate::job::{FlowFilter, Job, JobId, JobPage, JobState, ListQuery, NewJob};
@@ -22,7 +22,7 @@ const DEFAULT_PAGE: usize = 100;
 /// Reads one job.
 pub(crate) fn get(tx: &Connection, id: JobId) -> Result<Option<Job>, Error> {
     let sql = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?1");
-    let raw = tx.query_row(&sql, [id.to_string()], raw_job).optional().map_err(sql_error)?;
+    let raw = cached_row(tx, &sql, [id.to_string()], raw_job).optional().map_err(sql_error)?;
     raw.map(|r| r.decode()).transpose()
 }
 
@@ -35,17 +35,18 @@ pub(crate) fn get_existing(tx: &Connection, id: JobId) -> Result<Job, Error> {
 /// idempotency key (then `false`: nothing was written).
 pub(crate) fn post(tx: &Connection, new: &NewJob, store_json: &str, now: u64) -> Result<(Job, bool), Error> {
     if let Some(key) = &new.idempotency_key {
-        let existing: Option<String> = tx
-            .query_row("SELECT job_id FROM idempotency_keys WHERE key = ?1", [key], |row| row.get(0))
-            .optional()
-            .map_err(sql_error)?;
+        let existing: Option<String> =
+            cached_row(tx, "SELECT job_id FROM idempotency_keys WHERE key = ?1", [key], |row| row.get(0))
+                .optional()
+                .map_err(sql_error)?;
         if let Some(id) = existing {
             let id = super::rows::parse_uuid(&id)?;
             return Ok((get_existing(tx, id)?, false));
         }
     }
     let id = JobId::new_v4();
-    tx.execute(
+    cached_exec(
+        tx,
         "INSERT INTO jobs (id, flow, store, priority, idempotency_key, created_at, state) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         params![
@@ -60,7 +61,7 @@ pub(crate) fn post(tx: &Connection, new: &NewJob, store_json: &str, now: u64) ->
     )
     .map_err(sql_error)?;
     if let Some(key) = &new.idempotency_key {
-        tx.execute("INSERT INTO idempotency_keys (key, job_id) VALUES (?1, ?2)", params![key, id.to_string()])
+        cached_exec(tx, "INSERT INTO idempotency_keys (key, job_id) VALUES (?1, ?2)", params![key, id.to_string()])
             .map_err(sql_error)?;
     }
     Ok((get_existing(tx, id)?, true))
@@ -87,7 +88,7 @@ pub(crate) fn list(tx: &Connection, query: &ListQuery) -> Result<JobPage, Error>
     args.push(SqlValue::Integer(i64::try_from(limit).unwrap_or(i64::MAX).saturating_add(1)));
     sql.push_str(&format!(" ORDER BY seq LIMIT ?{}", args.len()));
 
-    let mut stmt = tx.prepare(&sql).map_err(sql_error)?;
+    let mut stmt = tx.prepare_cached(&sql).map_err(sql_error)?;
     let rows =
         stmt.query_map(params_from_iter(args), |row| Ok((raw_job(row)?, row.get::<_, i64>(14)?))).map_err(sql_error)?;
     let mut jobs = Vec::new();
@@ -135,7 +136,7 @@ pub(crate) fn claim_next(
     let mut result = ClaimResult::default();
     loop {
         let best: Option<String> =
-            tx.query_row(&sql, params_from_iter(args.iter()), |row| row.get(0)).optional().map_err(sql_error)?;
+            cached_row(tx, &sql, params_from_iter(args.iter()), |row| row.get(0)).optional().map_err(sql_error)?;
         let Some(id) = best else { return Ok(result) };
         let job = get_existing(tx, super::rows::parse_uuid(&id)?)?;
         let (job, event) = claim_attempt(tx, job, owner, quarantine_after, now)?;
@@ -197,24 +198,24 @@ fn transition(tx: &Connection, job: &Job, change: &Change, claimer: Option<&str>
         _ => None,
     };
     let failure = next.failure.as_ref().map(super::rows::to_json).transpose()?;
-    let changed = tx
-        .execute(
-            "UPDATE jobs SET state = ?3, owner = ?4, claims = ?5, outcome = ?6, failure = ?7, trash_reason = ?8, \
+    let changed = cached_exec(
+        tx,
+        "UPDATE jobs SET state = ?3, owner = ?4, claims = ?5, outcome = ?6, failure = ?7, trash_reason = ?8, \
              cancel_requested = ?9, finished_at = ?10 WHERE id = ?1 AND state = ?2",
-            params![
-                job.id.to_string(),
-                job.state.as_str(),
-                next.state.as_str(),
-                owner,
-                next.claims,
-                next.outcome.as_ref().map(to_text),
-                failure,
-                next.trash_reason,
-                next.cancel_requested,
-                next.finished_at.map(to_i64),
-            ],
-        )
-        .map_err(sql_error)?;
+        params![
+            job.id.to_string(),
+            job.state.as_str(),
+            next.state.as_str(),
+            owner,
+            next.claims,
+            next.outcome.as_ref().map(to_text),
+            failure,
+            next.trash_reason,
+            next.cancel_requested,
+            next.finished_at.map(to_i64),
+        ],
+    )
+    .map_err(sql_error)?;
     if changed != 1 {
         // Read in this same transaction: only a bug gets here.
         return Err(Error::Backend { message: format!("job {} changed while changing it", job.id), source: None });
@@ -224,14 +225,14 @@ fn transition(tx: &Connection, job: &Job, change: &Change, claimer: Option<&str>
 
 /// Fails with `ClaimLost` unless the job is still CLAIMED by `owner` under `token`.
 pub(crate) fn fence(tx: &Connection, id: JobId, owner: &str, token: FenceToken) -> Result<(), Error> {
-    let current: Option<i64> = tx
-        .query_row(
-            "SELECT 1 FROM jobs WHERE id = ?1 AND state = 'CLAIMED' AND owner = ?2 AND claims = ?3",
-            params![id.to_string(), owner, to_i64(token)],
-            |row| row.get(0),
-        )
-        .optional()
-        .map_err(sql_error)?;
+    let current: Option<i64> = cached_row(
+        tx,
+        "SELECT 1 FROM jobs WHERE id = ?1 AND state = 'CLAIMED' AND owner = ?2 AND claims = ?3",
+        params![id.to_string(), owner, to_i64(token)],
+        |row| row.get(0),
+    )
+    .optional()
+    .map_err(sql_error)?;
     match current {
         Some(_) => Ok(()),
         None => Err(Error::ClaimLost { job: id, token }),
@@ -275,7 +276,7 @@ pub(crate) fn release_all(tx: &Connection, now: u64) -> Result<usize, Error> {
 /// Releases (the lifecycle's orphan re-queue) every job `select` finds; returns their ids.
 fn release<P: rusqlite::Params>(tx: &Connection, select: &str, args: P, now: u64) -> Result<Vec<JobId>, Error> {
     let ids: Vec<String> = {
-        let mut stmt = tx.prepare(select).map_err(sql_error)?;
+        let mut stmt = tx.prepare_cached(select).map_err(sql_error)?;
         let rows = stmt.query_map(args, |row| row.get::<_, String>(0)).map_err(sql_error)?;
         rows.collect::<Result<_, _>>().map_err(sql_error)?
     };
@@ -290,14 +291,14 @@ fn release<P: rusqlite::Params>(tx: &Connection, select: &str, args: P, now: u64
 /// Deletes complete and trashed jobs finished before `before`, with their
 /// logbooks and idempotency keys (by cascade).
 pub(crate) fn purge(tx: &Connection, before: u64) -> Result<usize, Error> {
-    tx.execute("DELETE FROM jobs WHERE state IN ('COMPLETE', 'TRASHED') AND finished_at < ?1", [to_i64(before)])
+    cached_exec(tx, "DELETE FROM jobs WHERE state IN ('COMPLETE', 'TRASHED') AND finished_at < ?1", [to_i64(before)])
         .map_err(sql_error)
 }
 
 /// How many jobs `owner` holds now.
 pub(crate) fn held_by(tx: &Connection, owner: &str) -> Result<u32, Error> {
-    let n: i64 = tx
-        .query_row("SELECT COUNT(*) FROM jobs WHERE state = 'CLAIMED' AND owner = ?1", [owner], |row| row.get(0))
-        .map_err(sql_error)?;
+    let n: i64 =
+        cached_row(tx, "SELECT COUNT(*) FROM jobs WHERE state = 'CLAIMED' AND owner = ?1", [owner], |row| row.get(0))
+            .map_err(sql_error)?;
     Ok(u32::try_from(to_u64(n)).unwrap_or(u32::MAX))
 }

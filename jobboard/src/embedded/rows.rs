@@ -1,6 +1,6 @@
 //! Conversions between rows and values: jobs, enums spelled as text, JSON columns.
 
-use rusqlite::Row;
+use rusqlite::{Connection, Params, Row};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
@@ -8,6 +8,22 @@ use uuid::Uuid;
 
 use crate::error::Error;
 use crate::job::{Job, JobState, Outcome};
+
+/// `query_row` through the connection's statement cache: a hot statement is
+/// parsed once per connection, not once per call.
+pub(crate) fn cached_row<T, P: Params>(
+    conn: &Connection,
+    sql: &str,
+    params: P,
+    f: impl FnOnce(&Row<'_>) -> rusqlite::Result<T>,
+) -> rusqlite::Result<T> {
+    conn.prepare_cached(sql)?.query_row(params, f)
+}
+
+/// `execute` through the connection's statement cache.
+pub(crate) fn cached_exec<P: Params>(conn: &Connection, sql: &str, params: P) -> rusqlite::Result<usize> {
+    conn.prepare_cached(sql)?.execute(params)
+}
 
 /// The job columns, in the order [`job_from_row`] reads them.
 pub(crate) const JOB_COLUMNS: &str = "id, flow, store, priority, idempotency_key, created_at, state, owner, claims, \

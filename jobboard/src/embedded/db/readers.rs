@@ -10,7 +10,7 @@ use std::sync::Mutex;
 
 use rusqlite::Connection;
 
-use super::{sql_error, BUSY_TIMEOUT};
+use super::{sql_error, BUSY_TIMEOUT, STATEMENT_CACHE};
 use crate::error::Error;
 
 /// How many idle read connections are kept for reuse.
@@ -40,6 +40,7 @@ impl Readers {
         })?;
         conn.busy_timeout(BUSY_TIMEOUT).map_err(sql_error)?;
         conn.pragma_update(None, "query_only", true).map_err(sql_error)?;
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         Ok(conn)
     }
 

@@ -171,7 +171,7 @@ fn writer_loop(conn: &Connection, ops: &mpsc::Receiver<WriteOp>, counters: &Coun
 /// Runs one batch in one transaction and settles every write in it (counted
 /// first, so that a caller who has its answer sees its commit counted).
 fn run_batch(conn: &Connection, batch: Vec<WriteOp>, counters: &Counters) {
-    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+    if let Err(e) = run(conn, "BEGIN IMMEDIATE") {
         let error = sql_error(e);
         for op in batch {
             op.refuse(commit_error_of(&error));
@@ -191,19 +191,19 @@ fn run_batch(conn: &Connection, batch: Vec<WriteOp>, counters: &Counters) {
     }
     let fate = match broken {
         Some(error) => {
-            let _ = conn.execute_batch("ROLLBACK");
+            let _ = run(conn, "ROLLBACK");
             Some(error)
         }
         // SQLite rolls a transaction back by itself on some errors (disk full, I/O).
         None if conn.is_autocommit() => {
             Some(Error::Backend { message: "sqlite rolled the board transaction back".into(), source: None })
         }
-        None => match conn.execute_batch("COMMIT") {
+        None => match run(conn, "COMMIT") {
             Ok(()) => None,
             Err(e) => {
                 let error = sql_error(e);
                 if !conn.is_autocommit() {
-                    let _ = conn.execute_batch("ROLLBACK");
+                    let _ = run(conn, "ROLLBACK");
                 }
                 Some(error)
             }
@@ -223,7 +223,7 @@ fn in_savepoint<R, E>(conn: &Connection, f: impl FnOnce(&Connection) -> Result<R
 where
     E: From<Error>,
 {
-    if let Err(e) = conn.execute_batch("SAVEPOINT board_write") {
+    if let Err(e) = run(conn, "SAVEPOINT board_write") {
         let error = sql_error(e);
         let copy = commit_error_of(&error);
         return (Err(error.into()), Some(copy));
@@ -232,11 +232,20 @@ where
         Ok(out) => out,
         Err(_) => Err(Error::Backend { message: "a board write panicked".into(), source: None }.into()),
     };
-    let end = if out.is_ok() { "RELEASE board_write" } else { "ROLLBACK TO board_write; RELEASE board_write" };
-    match conn.execute_batch(end) {
+    let end = if out.is_ok() {
+        run(conn, "RELEASE board_write")
+    } else {
+        run(conn, "ROLLBACK TO board_write").and_then(|()| run(conn, "RELEASE board_write"))
+    };
+    match end {
         Ok(()) => (out, None),
         Err(e) => (out, Some(sql_error(e))),
     }
+}
+
+/// Runs one transaction-control statement, parsed once per connection.
+fn run(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([]).map(drop)
 }
 
 /// A copy of a batch-wide error for each write of the batch (errors are not
