@@ -1,7 +1,7 @@
 //! Conversions between rows and values: jobs, enums spelled as text, JSON columns.
 
 use rusqlite::{Connection, Params, Row};
-use serde::de::DeserializeOwned;
+use serde::de::{DeserializeOwned, IntoDeserializer};
 use serde::Serialize;
 use serde_json::Value;
 use uuid::Uuid;
@@ -105,7 +105,9 @@ pub(crate) fn to_text<T: Serialize>(value: &T) -> String {
 
 /// Reads an enum stored with [`to_text`].
 pub(crate) fn from_text<T: DeserializeOwned>(text: &str) -> Result<T, Error> {
-    serde_json::from_value(Value::String(text.to_owned())).map_err(|e| corrupt(format!("bad enum value {text:?}: {e}")))
+    // Straight from the text: no String or JSON value per column (a logbook read decodes three per atom).
+    let text_in: serde::de::value::StrDeserializer<'_, serde::de::value::Error> = text.into_deserializer();
+    T::deserialize(text_in).map_err(|e| corrupt(format!("bad enum value {text:?}: {e}")))
 }
 
 /// A value as a JSON column.
