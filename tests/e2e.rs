@@ -362,3 +362,67 @@ fn a_drained_conductor_claims_nothing_new_but_finishes_what_it_holds() {
     let listed = baton(&api, ["conductors"]).ok_json().or_fail();
     assert_eq!(listed[0]["draining"].as_bool(), Some(true), "{listed}");
 }
+
+#[test]
+fn embedded_writes_acknowledged_before_a_kill_survive_it() {
+    use futures::StreamExt;
+    use proto::{pb, Client};
+
+    const JOBS: usize = 200;
+    let data_dir = tempfile::tempdir().or_fail();
+    let config = ConductorConfig::embedded(data_dir.path(), "embedded-durable");
+    let mut first = ConductorProcess::start(&config).or_fail();
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().or_fail();
+    let post = || pb::PostJobRequest {
+        flow: "chain".into(),
+        store_json: r#"{"steps": 2, "step_ms": 0}"#.into(),
+        ..Default::default()
+    };
+    // Posts 32 at a time share commits (group commit), and the conductor runs jobs meanwhile;
+    // the kill comes right after the last post is answered, with writes still in flight.
+    let (ids, complete_before) = runtime
+        .block_on(async {
+            let client = Client::connect(first.endpoint()).await?;
+            let posted: Vec<_> = futures::stream::iter(0..JOBS)
+                .map(|_| {
+                    let client = client.clone();
+                    async move { client.post_job(post()).await }
+                })
+                .buffer_unordered(32)
+                .collect()
+                .await;
+            let ids = posted.into_iter().map(|job| job.map(|job| job.id)).collect::<Result<Vec<_>, _>>()?;
+            let request =
+                pb::ListJobsRequest { state: pb::JobState::Complete as i32, page_size: 1000, ..Default::default() };
+            let complete: BTreeSet<String> =
+                client.list_all_jobs(request).await?.into_iter().map(|job| job.id).collect();
+            Ok::<_, tests::conductor::HarnessError>((ids, complete))
+        })
+        .or_fail();
+    first.kill().or_fail();
+
+    let second = first.restart().or_fail();
+    let endpoint = second.endpoint();
+    runtime
+        .block_on(async {
+            let client = Client::connect(endpoint).await?;
+            let deadline = std::time::Instant::now() + PATIENCE;
+            for id in &ids {
+                let job = loop {
+                    // Every acknowledged post is on the board after the kill.
+                    let job = client.get_job(id.clone()).await?;
+                    if job.state == pb::JobState::Complete as i32 || std::time::Instant::now() > deadline {
+                        break job;
+                    }
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                };
+                assert_eq!(job.state, pb::JobState::Complete as i32, "job {id} never completed after the restart");
+                assert_eq!(job.outcome, pb::Outcome::Success as i32, "job {id}");
+                if complete_before.contains(id) {
+                    assert_eq!(job.claims, 1, "job {id} was COMPLETE before the kill, yet claimed again after it");
+                }
+            }
+            Ok::<_, tests::conductor::HarnessError>(())
+        })
+        .or_fail();
+}

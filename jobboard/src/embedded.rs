@@ -15,7 +15,7 @@
 //!
 //! ## Layout
 //! - `schema`: the tables and the `user_version` check.
-//! - `db`: the connection, used off the async runtime.
+//! - `db`: the connections, used off the async runtime; group commit of writes.
 //! - `jobs`, `logbook`, `conductors`: the SQL of each area, one transaction per operation.
 //! - `storage`: `EmbeddedStorage` (fenced `flows::Storage`) and the claim operations.
 //! - `notify`: in-process wake-ups.
@@ -42,6 +42,7 @@ use flows::LogBook;
 use tokio_util::sync::CancellationToken;
 
 use self::db::Db;
+pub use self::db::WriteStats;
 use self::notify::Notifier;
 use self::storage::EmbeddedClaimOps;
 pub use self::storage::EmbeddedStorage;
@@ -100,8 +101,7 @@ impl EmbeddedBoard {
         if config.owner.trim().is_empty() {
             return Err(Error::InvalidInput("board owner name is empty".into()));
         }
-        let db = Db::open(path)?;
-        let released = db.write_blocking(|tx| {
+        let (db, released) = Db::open(path, |tx| {
             conductors::remove_all(tx)?;
             jobs::release_all(tx, now_millis())
         })?;
@@ -125,6 +125,12 @@ impl EmbeddedBoard {
     /// sessions: closing a session releases every claim held in its name.
     pub fn session(&self, owner: impl Into<String>) -> EmbeddedBoard {
         EmbeddedBoard { shared: self.shared.clone(), session: Session::new(owner.into()) }
+    }
+
+    /// Writes run and SQLite transactions committed since the file was opened,
+    /// across every session: with group commit, concurrent writers share commits.
+    pub fn write_stats(&self) -> WriteStats {
+        self.shared.db.stats()
     }
 
     /// This session's owner name.

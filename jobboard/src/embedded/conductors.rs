@@ -4,7 +4,7 @@
 //! with it (on `close`), and every row is dropped when the board is opened:
 //! conductors of a previous run are gone.
 
-use rusqlite::{params, Transaction};
+use rusqlite::{params, Connection};
 
 use super::db::sql_error;
 use super::jobs::held_by;
@@ -13,7 +13,7 @@ use crate::error::Error;
 use crate::job::ConductorInfo;
 
 /// Registers (or re-registers) a conductor for the session `owner`.
-pub(crate) fn register(tx: &Transaction<'_>, info: &ConductorInfo, owner: &str) -> Result<(), Error> {
+pub(crate) fn register(tx: &Connection, info: &ConductorInfo, owner: &str) -> Result<(), Error> {
     tx.execute(
         "INSERT INTO conductors (name, address, since, draining, owner, kinds, rust_flows) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
@@ -34,7 +34,7 @@ pub(crate) fn register(tx: &Transaction<'_>, info: &ConductorInfo, owner: &str) 
 }
 
 /// Lists the live conductors with the number of jobs their sessions hold.
-pub(crate) fn list(tx: &Transaction<'_>) -> Result<Vec<ConductorInfo>, Error> {
+pub(crate) fn list(tx: &Connection) -> Result<Vec<ConductorInfo>, Error> {
     let mut stmt = tx
         .prepare("SELECT name, address, since, draining, owner, kinds, rust_flows FROM conductors ORDER BY name")
         .map_err(sql_error)?;
@@ -67,7 +67,7 @@ pub(crate) fn list(tx: &Transaction<'_>) -> Result<Vec<ConductorInfo>, Error> {
 }
 
 /// Sets a live conductor's draining flag; `InvalidInput` if there is none of that name.
-pub(crate) fn set_draining(tx: &Transaction<'_>, name: &str, draining: bool) -> Result<(), Error> {
+pub(crate) fn set_draining(tx: &Connection, name: &str, draining: bool) -> Result<(), Error> {
     let changed = tx
         .execute("UPDATE conductors SET draining = ?2 WHERE name = ?1", params![name, draining])
         .map_err(sql_error)?;
@@ -78,13 +78,13 @@ pub(crate) fn set_draining(tx: &Transaction<'_>, name: &str, draining: bool) -> 
 }
 
 /// Removes the conductors a session registered (it ended).
-pub(crate) fn remove_owner(tx: &Transaction<'_>, owner: &str) -> Result<(), Error> {
+pub(crate) fn remove_owner(tx: &Connection, owner: &str) -> Result<(), Error> {
     tx.execute("DELETE FROM conductors WHERE owner = ?1", [owner]).map_err(sql_error)?;
     Ok(())
 }
 
 /// Removes every conductor (the board was just opened: a previous run's are gone).
-pub(crate) fn remove_all(tx: &Transaction<'_>) -> Result<(), Error> {
+pub(crate) fn remove_all(tx: &Connection) -> Result<(), Error> {
     tx.execute("DELETE FROM conductors", []).map_err(sql_error)?;
     Ok(())
 }

@@ -1,17 +1,28 @@
-//! `Db`: the one SQLite connection of a board file, used off the async runtime.
+//! `Db`: the connections of a board file, used off the async runtime.
 //!
-//! A std `Mutex` guards the connection: every critical section is one short
-//! SQL transaction run inside `spawn_blocking`, never held across an `.await`.
-//! One connection (rather than a pool) also makes every transaction serial,
-//! which is what makes a claim atomic without retry loops.
+//! Writes go to the writer thread (`writer`), which group-commits them: each
+//! write is its own savepoint in a transaction shared with the writes queued
+//! beside it, and its caller hears the result only after that transaction's
+//! commit is on disk. One writer connection makes every write serial, which is
+//! what makes a claim atomic without retry loops. Reads use a pool of read
+//! connections (`readers`), one DEFERRED transaction each so a multi-statement
+//! read sees one snapshot.
+
+mod readers;
+#[cfg(test)]
+mod tests;
+mod writer;
 
 use std::fs::{File, TryLockError};
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use rusqlite::{Connection, ErrorCode, Transaction, TransactionBehavior};
+use rusqlite::{Connection, ErrorCode, TransactionBehavior};
 
+use self::readers::Readers;
+pub use self::writer::WriteStats;
+use self::writer::{Pending, Writer};
 use super::schema;
 use crate::error::Error;
 
@@ -19,28 +30,34 @@ use crate::error::Error;
 /// `sqlite3` tool inspecting the file, say) before giving up as `Unavailable`.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// A shared handle on the board file's connection.
+/// Prepared statements kept per connection: every statement of a claim, a
+/// logbook write or a job read, so that none is parsed again.
+const STATEMENT_CACHE: usize = 64;
+
+/// A shared handle on the board file's connections.
 #[derive(Debug, Clone)]
 pub(crate) struct Db {
-    conn: Arc<Mutex<Connection>>,
-    /// An exclusive lock on `<file>-lock`, held while this board is open: opening
-    /// returns every CLAIMED job to the board, which must never happen under a
-    /// live process's feet. A lock file of its own, because closing any other
-    /// descriptor of the database would drop SQLite's own (POSIX) locks.
-    _owner: Arc<File>,
+    writer: Arc<Writer>,
+    readers: Arc<Readers>,
 }
 
 impl Db {
-    /// Opens (creating if needed) the file, sets WAL mode and checks the schema.
-    pub(crate) fn open(path: &Path) -> Result<Db, Error> {
+    /// Opens (creating if needed) the file, sets WAL mode, checks the schema,
+    /// runs `setup` in the first transaction, and starts the writer thread.
+    pub(crate) fn open<R>(path: &Path, setup: impl FnOnce(&Connection) -> Result<R, Error>) -> Result<(Db, R), Error> {
         let mut conn = Connection::open(path).map_err(|e| Error::Backend {
             message: format!("cannot open board file {}", path.display()),
             source: Some(Box::new(e)),
         })?;
+        // An exclusive lock on `<file>-lock`, held by the writer thread while this board is
+        // open: opening returns every CLAIMED job to the board, which must never happen under
+        // a live process's feet. A lock file of its own, because closing any other descriptor
+        // of the database would drop SQLite's own (POSIX) locks.
         let owner = lock_exclusively(path)?;
         conn.busy_timeout(BUSY_TIMEOUT).map_err(sql_error)?;
-        // WAL lets `sqlite3` read the file while the board writes; FULL sync
-        // makes every committed claim or outcome survive a power loss too.
+        // WAL lets readers (and `sqlite3`) read the file while the board writes; FULL
+        // sync makes every commit (a claim, a logbook write, an outcome) survive a power
+        // loss: the WAL is fsynced before COMMIT returns.
         let mode: String =
             conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0)).map_err(sql_error)?;
         if !mode.eq_ignore_ascii_case("wal") {
@@ -51,70 +68,66 @@ impl Db {
         }
         conn.pragma_update(None, "synchronous", "FULL").map_err(sql_error)?;
         conn.pragma_update(None, "foreign_keys", true).map_err(sql_error)?;
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         schema::migrate(&mut conn)?;
-        Ok(Db { conn: Arc::new(Mutex::new(conn)), _owner: Arc::new(owner) })
+        let out = {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sql_error)?;
+            let out = setup(&tx)?;
+            tx.commit().map_err(sql_error)?;
+            out
+        };
+        let db = Db { writer: Arc::new(Writer::start(conn, owner)?), readers: Arc::new(Readers::new(path)) };
+        Ok((db, out))
     }
 
-    /// Runs `f` in one IMMEDIATE transaction on a blocking thread; commits if it
-    /// returns `Ok`, rolls back (drops the transaction) otherwise.
+    /// Runs `f` as one write of a group commit (see `writer`); `Ok` only once the
+    /// transaction that holds it has committed. A failed `f` changes nothing.
     pub(crate) async fn write<R, E, F>(&self, f: F) -> Result<R, E>
     where
         R: Send + 'static,
         E: From<Error> + Send + 'static,
-        F: FnOnce(&Transaction<'_>) -> Result<R, E> + Send + 'static,
+        F: FnOnce(&Connection) -> Result<R, E> + Send + 'static,
     {
-        self.run(move |conn| {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sql_error)?;
-            let out = f(&tx)?;
-            tx.commit().map_err(sql_error)?;
-            Ok(out)
-        })
-        .await
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let reply = Box::new(move |out: Result<R, E>| {
+            // The caller may have gone (its future dropped): the write stands regardless.
+            let _ = reply.send(out);
+        });
+        self.writer.send(Box::new(Pending { f, reply }))?;
+        answer
+            .await
+            .unwrap_or_else(|_| Err(Error::Backend { message: "the board writer stopped".into(), source: None }.into()))
     }
 
-    /// Runs `f` in one read (DEFERRED) transaction on a blocking thread, so
-    /// that multi-statement reads see one snapshot.
+    /// Writes run and transactions committed since the file was opened.
+    pub(crate) fn stats(&self) -> WriteStats {
+        self.writer.stats()
+    }
+
+    /// Runs `f` in one read (DEFERRED) transaction on a read connection, on a
+    /// blocking thread, so that multi-statement reads see one snapshot.
     pub(crate) async fn read<R, E, F>(&self, f: F) -> Result<R, E>
     where
         R: Send + 'static,
         E: From<Error> + Send + 'static,
-        F: FnOnce(&Transaction<'_>) -> Result<R, E> + Send + 'static,
+        F: FnOnce(&Connection) -> Result<R, E> + Send + 'static,
     {
-        self.run(move |conn| {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Deferred).map_err(sql_error)?;
-            f(&tx)
-        })
-        .await
-    }
-
-    /// The same as [`Db::write`], for synchronous callers (opening the board).
-    pub(crate) fn write_blocking<R>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<R, Error>) -> Result<R, Error> {
-        let mut conn = self.lock();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sql_error)?;
-        let out = f(&tx)?;
-        tx.commit().map_err(sql_error)?;
-        Ok(out)
-    }
-
-    async fn run<R, E, F>(&self, f: F) -> Result<R, E>
-    where
-        R: Send + 'static,
-        E: From<Error> + Send + 'static,
-        F: FnOnce(&mut Connection) -> Result<R, E> + Send + 'static,
-    {
-        let db = self.clone();
-        match tokio::task::spawn_blocking(move || f(&mut db.lock())).await {
+        let readers = self.readers.clone();
+        let task = tokio::task::spawn_blocking(move || {
+            let mut conn = readers.take()?;
+            let out = {
+                let tx = conn.transaction_with_behavior(TransactionBehavior::Deferred).map_err(sql_error)?;
+                f(&tx)
+            };
+            readers.put(conn);
+            out
+        });
+        match task.await {
             Ok(out) => out,
             Err(e) => {
                 Err(Error::Backend { message: "board database task failed".into(), source: Some(Box::new(e)) }.into())
             }
         }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Connection> {
-        // A panic inside a critical section dropped its `Transaction`, which
-        // rolled back: the connection is consistent, so keep serving.
-        self.conn.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 

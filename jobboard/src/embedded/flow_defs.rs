@@ -4,7 +4,7 @@
 //! reading the history and writing the new version cannot interleave with
 //! another apply; what it writes is decided by `flow_defs::decide`.
 
-use rusqlite::{params, OptionalExtension, Transaction};
+use rusqlite::{params, Connection, OptionalExtension};
 
 use super::db::sql_error;
 use super::rows::{to_i64, to_u64};
@@ -12,7 +12,7 @@ use crate::error::Error;
 use crate::flow_defs::{decide, Applied, ApplyRule, Decision, FlowVersion, NewFlowVersion};
 
 /// Applies `def` under `rule` at `now`.
-pub(crate) fn apply(tx: &Transaction<'_>, def: &NewFlowVersion, rule: ApplyRule, now: u64) -> Result<Applied, Error> {
+pub(crate) fn apply(tx: &Connection, def: &NewFlowVersion, rule: ApplyRule, now: u64) -> Result<Applied, Error> {
     let history: Vec<(u32, String)> = {
         let mut stmt = tx
             .prepare("SELECT version, hash FROM flow_versions WHERE name = ?1 ORDER BY version")
@@ -45,7 +45,7 @@ pub(crate) fn apply(tx: &Transaction<'_>, def: &NewFlowVersion, rule: ApplyRule,
 }
 
 /// One version, or the current one.
-pub(crate) fn version(tx: &Transaction<'_>, name: &str, version: Option<u32>) -> Result<FlowVersion, Error> {
+pub(crate) fn version(tx: &Connection, name: &str, version: Option<u32>) -> Result<FlowVersion, Error> {
     let unknown = || Error::UnknownFlow { name: name.to_owned(), version };
     let version = match version {
         Some(v) => v,
@@ -66,7 +66,7 @@ pub(crate) fn version(tx: &Transaction<'_>, name: &str, version: Option<u32>) ->
 }
 
 /// Every version of one flow, oldest first.
-pub(crate) fn history(tx: &Transaction<'_>, name: &str) -> Result<Vec<FlowVersion>, Error> {
+pub(crate) fn history(tx: &Connection, name: &str) -> Result<Vec<FlowVersion>, Error> {
     let mut stmt = tx
         .prepare("SELECT name, version, hash, source, applied_at FROM flow_versions WHERE name = ?1 ORDER BY version")
         .map_err(sql_error)?;
@@ -79,7 +79,7 @@ pub(crate) fn history(tx: &Transaction<'_>, name: &str) -> Result<Vec<FlowVersio
 }
 
 /// The current version of every flow, by name.
-pub(crate) fn current(tx: &Transaction<'_>) -> Result<Vec<FlowVersion>, Error> {
+pub(crate) fn current(tx: &Connection) -> Result<Vec<FlowVersion>, Error> {
     let mut stmt = tx
         .prepare(
             "SELECT v.name, v.version, v.hash, v.source, v.applied_at FROM flow_current c \
@@ -92,7 +92,7 @@ pub(crate) fn current(tx: &Transaction<'_>) -> Result<Vec<FlowVersion>, Error> {
 
 /// Removes every version of `name`, unless an unfinished job uses it (checked
 /// in the same transaction, so no post can slip in between); `UnknownFlow` if it had none.
-pub(crate) fn delete(tx: &Transaction<'_>, name: &str) -> Result<(), Error> {
+pub(crate) fn delete(tx: &Connection, name: &str) -> Result<(), Error> {
     let open: Option<String> = tx
         .query_row(
             "SELECT id FROM jobs WHERE flow = ?1 AND state IN ('UNCLAIMED', 'CLAIMED') LIMIT 1",

@@ -7,10 +7,10 @@
 //! the table gives its new status, and [`transition`] writes it.
 
 use rusqlite::types::Value as SqlValue;
-use rusqlite::{params, params_from_iter, OptionalExtension, Transaction};
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
 
 use super::db::sql_error;
-use super::rows::{raw_job, to_i64, to_text, to_u64, JOB_COLUMNS};
+use super::rows::{cached_exec, cached_row, raw_job, to_i64, to_text, to_u64, JOB_COLUMNS};
 use crate::claim::FenceToken;
 use crate::error::Error;
 use crate::job::{FlowFilter, Job, JobId, JobPage, JobState, ListQuery, NewJob};
@@ -20,32 +20,33 @@ use crate::lifecycle::{self, Change, Event, QuarantineRule, Status};
 const DEFAULT_PAGE: usize = 100;
 
 /// Reads one job.
-pub(crate) fn get(tx: &Transaction<'_>, id: JobId) -> Result<Option<Job>, Error> {
+pub(crate) fn get(tx: &Connection, id: JobId) -> Result<Option<Job>, Error> {
     let sql = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?1");
-    let raw = tx.query_row(&sql, [id.to_string()], raw_job).optional().map_err(sql_error)?;
+    let raw = cached_row(tx, &sql, [id.to_string()], raw_job).optional().map_err(sql_error)?;
     raw.map(|r| r.decode()).transpose()
 }
 
 /// Reads one job that must exist.
-pub(crate) fn get_existing(tx: &Transaction<'_>, id: JobId) -> Result<Job, Error> {
+pub(crate) fn get_existing(tx: &Connection, id: JobId) -> Result<Job, Error> {
     get(tx, id)?.ok_or(Error::NotFound(id))
 }
 
 /// Inserts a validated job, or returns the job already posted with its
 /// idempotency key (then `false`: nothing was written).
-pub(crate) fn post(tx: &Transaction<'_>, new: &NewJob, store_json: &str, now: u64) -> Result<(Job, bool), Error> {
+pub(crate) fn post(tx: &Connection, new: &NewJob, store_json: &str, now: u64) -> Result<(Job, bool), Error> {
     if let Some(key) = &new.idempotency_key {
-        let existing: Option<String> = tx
-            .query_row("SELECT job_id FROM idempotency_keys WHERE key = ?1", [key], |row| row.get(0))
-            .optional()
-            .map_err(sql_error)?;
+        let existing: Option<String> =
+            cached_row(tx, "SELECT job_id FROM idempotency_keys WHERE key = ?1", [key], |row| row.get(0))
+                .optional()
+                .map_err(sql_error)?;
         if let Some(id) = existing {
             let id = super::rows::parse_uuid(&id)?;
             return Ok((get_existing(tx, id)?, false));
         }
     }
     let id = JobId::new_v4();
-    tx.execute(
+    cached_exec(
+        tx,
         "INSERT INTO jobs (id, flow, store, priority, idempotency_key, created_at, state, pin) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         params![
@@ -61,14 +62,14 @@ pub(crate) fn post(tx: &Transaction<'_>, new: &NewJob, store_json: &str, now: u6
     )
     .map_err(sql_error)?;
     if let Some(key) = &new.idempotency_key {
-        tx.execute("INSERT INTO idempotency_keys (key, job_id) VALUES (?1, ?2)", params![key, id.to_string()])
+        cached_exec(tx, "INSERT INTO idempotency_keys (key, job_id) VALUES (?1, ?2)", params![key, id.to_string()])
             .map_err(sql_error)?;
     }
     Ok((get_existing(tx, id)?, true))
 }
 
 /// One page of jobs, oldest first. The page token is the last job's `seq`.
-pub(crate) fn list(tx: &Transaction<'_>, query: &ListQuery) -> Result<JobPage, Error> {
+pub(crate) fn list(tx: &Connection, query: &ListQuery) -> Result<JobPage, Error> {
     let after: i64 = match &query.page_token {
         None => 0,
         Some(token) => token.parse().map_err(|_| Error::InvalidInput(format!("bad page token {token:?}")))?,
@@ -88,7 +89,7 @@ pub(crate) fn list(tx: &Transaction<'_>, query: &ListQuery) -> Result<JobPage, E
     args.push(SqlValue::Integer(i64::try_from(limit).unwrap_or(i64::MAX).saturating_add(1)));
     sql.push_str(&format!(" ORDER BY seq LIMIT ?{}", args.len()));
 
-    let mut stmt = tx.prepare(&sql).map_err(sql_error)?;
+    let mut stmt = tx.prepare_cached(&sql).map_err(sql_error)?;
     let rows =
         stmt.query_map(params_from_iter(args), |row| Ok((raw_job(row)?, row.get::<_, i64>(15)?))).map_err(sql_error)?;
     let mut jobs = Vec::new();
@@ -119,7 +120,7 @@ pub(crate) struct ClaimResult {
 /// Claims the best unclaimed job the filter accepts: priority first, then
 /// oldest. Poison jobs met on the way are quarantined (and skipped).
 pub(crate) fn claim_next(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     owner: &str,
     filter: &FlowFilter,
     quarantine_after: u32,
@@ -136,7 +137,7 @@ pub(crate) fn claim_next(
     let mut result = ClaimResult::default();
     loop {
         let best: Option<String> =
-            tx.query_row(&sql, params_from_iter(args.iter()), |row| row.get(0)).optional().map_err(sql_error)?;
+            cached_row(tx, &sql, params_from_iter(args.iter()), |row| row.get(0)).optional().map_err(sql_error)?;
         let Some(id) = best else { return Ok(result) };
         let job = get_existing(tx, super::rows::parse_uuid(&id)?)?;
         let (job, event) = claim_attempt(tx, job, owner, quarantine_after, now)?;
@@ -152,7 +153,7 @@ pub(crate) fn claim_next(
 /// Claims one given job; a poison job is quarantined instead (`quarantined`
 /// names it, `claimed` is `None`).
 pub(crate) fn claim_one(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     id: JobId,
     owner: &str,
     quarantine_after: u32,
@@ -169,7 +170,7 @@ pub(crate) fn claim_one(
 /// claim's fencing token), or a quarantine of a poison job. Refused, as
 /// `AlreadyClaimed` or `NotClaimable`, unless the job is unclaimed.
 fn claim_attempt(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     job: Job,
     owner: &str,
     quarantine_after: u32,
@@ -190,7 +191,7 @@ fn claim_attempt(
 /// through the lifecycle table, and writes the new status: a refusal is an
 /// error and writes nothing. The owner is `claimer` after a claim, kept while
 /// the job stays CLAIMED, and cleared otherwise.
-fn transition(tx: &Transaction<'_>, job: &Job, change: &Change, claimer: Option<&str>, now: u64) -> Result<Job, Error> {
+fn transition(tx: &Connection, job: &Job, change: &Change, claimer: Option<&str>, now: u64) -> Result<Job, Error> {
     let next =
         Status::of(job).apply(change, now).map_err(|refused| refused.into_error(job.id, job.owner.as_deref()))?;
     let owner = match next.state {
@@ -198,24 +199,24 @@ fn transition(tx: &Transaction<'_>, job: &Job, change: &Change, claimer: Option<
         _ => None,
     };
     let failure = next.failure.as_ref().map(super::rows::to_json).transpose()?;
-    let changed = tx
-        .execute(
-            "UPDATE jobs SET state = ?3, owner = ?4, claims = ?5, outcome = ?6, failure = ?7, trash_reason = ?8, \
+    let changed = cached_exec(
+        tx,
+        "UPDATE jobs SET state = ?3, owner = ?4, claims = ?5, outcome = ?6, failure = ?7, trash_reason = ?8, \
              cancel_requested = ?9, finished_at = ?10 WHERE id = ?1 AND state = ?2",
-            params![
-                job.id.to_string(),
-                job.state.as_str(),
-                next.state.as_str(),
-                owner,
-                next.claims,
-                next.outcome.as_ref().map(to_text),
-                failure,
-                next.trash_reason,
-                next.cancel_requested,
-                next.finished_at.map(to_i64),
-            ],
-        )
-        .map_err(sql_error)?;
+        params![
+            job.id.to_string(),
+            job.state.as_str(),
+            next.state.as_str(),
+            owner,
+            next.claims,
+            next.outcome.as_ref().map(to_text),
+            failure,
+            next.trash_reason,
+            next.cancel_requested,
+            next.finished_at.map(to_i64),
+        ],
+    )
+    .map_err(sql_error)?;
     if changed != 1 {
         // Read in this same transaction: only a bug gets here.
         return Err(Error::Backend { message: format!("job {} changed while changing it", job.id), source: None });
@@ -224,15 +225,15 @@ fn transition(tx: &Transaction<'_>, job: &Job, change: &Change, claimer: Option<
 }
 
 /// Fails with `ClaimLost` unless the job is still CLAIMED by `owner` under `token`.
-pub(crate) fn fence(tx: &Transaction<'_>, id: JobId, owner: &str, token: FenceToken) -> Result<(), Error> {
-    let current: Option<i64> = tx
-        .query_row(
-            "SELECT 1 FROM jobs WHERE id = ?1 AND state = 'CLAIMED' AND owner = ?2 AND claims = ?3",
-            params![id.to_string(), owner, to_i64(token)],
-            |row| row.get(0),
-        )
-        .optional()
-        .map_err(sql_error)?;
+pub(crate) fn fence(tx: &Connection, id: JobId, owner: &str, token: FenceToken) -> Result<(), Error> {
+    let current: Option<i64> = cached_row(
+        tx,
+        "SELECT 1 FROM jobs WHERE id = ?1 AND state = 'CLAIMED' AND owner = ?2 AND claims = ?3",
+        params![id.to_string(), owner, to_i64(token)],
+        |row| row.get(0),
+    )
+    .optional()
+    .map_err(sql_error)?;
     match current {
         Some(_) => Ok(()),
         None => Err(Error::ClaimLost { job: id, token }),
@@ -242,7 +243,7 @@ pub(crate) fn fence(tx: &Transaction<'_>, id: JobId, owner: &str, token: FenceTo
 /// Ends a claim by `change` (consume, abandon or trash), fenced: nothing
 /// changes unless the claim is current.
 pub(crate) fn finish(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     id: JobId,
     owner: &str,
     token: FenceToken,
@@ -255,7 +256,7 @@ pub(crate) fn finish(
 
 /// Requests cancellation: an unclaimed job completes as CANCELLED at once, a
 /// claimed one is flagged; a finished one (the table refuses) is returned as it is.
-pub(crate) fn request_cancel(tx: &Transaction<'_>, id: JobId, now: u64) -> Result<Job, Error> {
+pub(crate) fn request_cancel(tx: &Connection, id: JobId, now: u64) -> Result<Job, Error> {
     let job = get_existing(tx, id)?;
     if lifecycle::next_state(job.state, Event::Cancel).is_err() {
         return Ok(job);
@@ -264,19 +265,19 @@ pub(crate) fn request_cancel(tx: &Transaction<'_>, id: JobId, now: u64) -> Resul
 }
 
 /// Returns every job `owner` holds to UNCLAIMED (its session ended); returns their ids.
-pub(crate) fn release_owner(tx: &Transaction<'_>, owner: &str, now: u64) -> Result<Vec<JobId>, Error> {
+pub(crate) fn release_owner(tx: &Connection, owner: &str, now: u64) -> Result<Vec<JobId>, Error> {
     release(tx, "SELECT id FROM jobs WHERE state = 'CLAIMED' AND owner = ?1", [owner], now)
 }
 
 /// Returns every claimed job to UNCLAIMED: on open, no claim of a previous run survives.
-pub(crate) fn release_all(tx: &Transaction<'_>, now: u64) -> Result<usize, Error> {
+pub(crate) fn release_all(tx: &Connection, now: u64) -> Result<usize, Error> {
     Ok(release(tx, "SELECT id FROM jobs WHERE state = 'CLAIMED'", [], now)?.len())
 }
 
 /// Releases (the lifecycle's orphan re-queue) every job `select` finds; returns their ids.
-fn release<P: rusqlite::Params>(tx: &Transaction<'_>, select: &str, args: P, now: u64) -> Result<Vec<JobId>, Error> {
+fn release<P: rusqlite::Params>(tx: &Connection, select: &str, args: P, now: u64) -> Result<Vec<JobId>, Error> {
     let ids: Vec<String> = {
-        let mut stmt = tx.prepare(select).map_err(sql_error)?;
+        let mut stmt = tx.prepare_cached(select).map_err(sql_error)?;
         let rows = stmt.query_map(args, |row| row.get::<_, String>(0)).map_err(sql_error)?;
         rows.collect::<Result<_, _>>().map_err(sql_error)?
     };
@@ -290,15 +291,15 @@ fn release<P: rusqlite::Params>(tx: &Transaction<'_>, select: &str, args: P, now
 
 /// Deletes complete and trashed jobs finished before `before`, with their
 /// logbooks and idempotency keys (by cascade).
-pub(crate) fn purge(tx: &Transaction<'_>, before: u64) -> Result<usize, Error> {
-    tx.execute("DELETE FROM jobs WHERE state IN ('COMPLETE', 'TRASHED') AND finished_at < ?1", [to_i64(before)])
+pub(crate) fn purge(tx: &Connection, before: u64) -> Result<usize, Error> {
+    cached_exec(tx, "DELETE FROM jobs WHERE state IN ('COMPLETE', 'TRASHED') AND finished_at < ?1", [to_i64(before)])
         .map_err(sql_error)
 }
 
 /// How many jobs `owner` holds now.
-pub(crate) fn held_by(tx: &Transaction<'_>, owner: &str) -> Result<u32, Error> {
-    let n: i64 = tx
-        .query_row("SELECT COUNT(*) FROM jobs WHERE state = 'CLAIMED' AND owner = ?1", [owner], |row| row.get(0))
-        .map_err(sql_error)?;
+pub(crate) fn held_by(tx: &Connection, owner: &str) -> Result<u32, Error> {
+    let n: i64 =
+        cached_row(tx, "SELECT COUNT(*) FROM jobs WHERE state = 'CLAIMED' AND owner = ?1", [owner], |row| row.get(0))
+            .map_err(sql_error)?;
     Ok(u32::try_from(to_u64(n)).unwrap_or(u32::MAX))
 }

@@ -8,18 +8,19 @@
 use std::collections::BTreeMap;
 
 use flows::{AtomDetail, FlowDetail, LogBook, StorageError};
-use rusqlite::{params, OptionalExtension, Row, Transaction};
+use rusqlite::{params, Connection, OptionalExtension, Row};
 use uuid::Uuid;
 
 use super::db::sql_error;
-use super::rows::{from_json, from_text, parse_uuid, to_i64, to_json, to_text, to_u64};
+use super::rows::{cached_exec, cached_row, from_json, from_text, parse_uuid, to_i64, to_json, to_text, to_u64};
 use crate::error::Error;
 use crate::job::JobId;
 
 /// Creates the book, or updates its name and meta; `updated_at` becomes `now`.
-pub(crate) fn save_book(tx: &Transaction<'_>, job: JobId, book: &LogBook, now: u64) -> Result<(), StorageError> {
+pub(crate) fn save_book(tx: &Connection, job: JobId, book: &LogBook, now: u64) -> Result<(), StorageError> {
     check_book_job(tx, book.id, job)?;
-    tx.execute(
+    cached_exec(
+        tx,
         "INSERT INTO logbooks (id, job_id, name, meta, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
          ON CONFLICT (id) DO UPDATE SET name = ?3, meta = ?4, updated_at = ?6",
         params![
@@ -38,30 +39,32 @@ pub(crate) fn save_book(tx: &Transaction<'_>, job: JobId, book: &LogBook, now: u
 /// Creates the flow detail (and its book, named after the flow, if missing),
 /// or updates its name, state, meta and version; atoms are not written.
 pub(crate) fn save_flow(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     job: JobId,
     book: Uuid,
     flow: &FlowDetail,
     now: u64,
 ) -> Result<(), StorageError> {
     check_book_job(tx, book, job)?;
-    tx.execute(
+    cached_exec(
+        tx,
         "INSERT INTO logbooks (id, job_id, name, meta, created_at, updated_at) VALUES (?1, ?2, ?3, '{}', ?4, ?4) \
          ON CONFLICT (id) DO UPDATE SET updated_at = ?4",
         params![book.to_string(), job.to_string(), flow.name, to_i64(now)],
     )
     .map_err(sql_error)?;
-    let owner_book: Option<String> = tx
-        .query_row("SELECT book_id FROM flow_details WHERE id = ?1", [flow.id.to_string()], |row| row.get(0))
-        .optional()
-        .map_err(sql_error)?;
+    let owner_book: Option<String> =
+        cached_row(tx, "SELECT book_id FROM flow_details WHERE id = ?1", [flow.id.to_string()], |row| row.get(0))
+            .optional()
+            .map_err(sql_error)?;
     if owner_book.is_some_and(|b| b != book.to_string()) {
         return Err(StorageError::Rejected {
             what: format!("flow {}", flow.id),
             message: "it belongs to another logbook".into(),
         });
     }
-    tx.execute(
+    cached_exec(
+        tx,
         "INSERT INTO flow_details (id, book_id, name, state, meta, version) VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
          ON CONFLICT (id) DO UPDATE SET name = ?3, state = ?4, meta = ?5, version = ?6",
         params![
@@ -79,21 +82,21 @@ pub(crate) fn save_flow(
 
 /// Creates or replaces atom details, in order; the flow must exist in the book.
 pub(crate) fn save_atoms(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     job: JobId,
     book: Uuid,
     flow: Uuid,
     atoms: &[AtomDetail],
 ) -> Result<(), StorageError> {
-    let known: Option<i64> = tx
-        .query_row(
-            "SELECT 1 FROM flow_details f JOIN logbooks b ON b.id = f.book_id \
+    let known: Option<i64> = cached_row(
+        tx,
+        "SELECT 1 FROM flow_details f JOIN logbooks b ON b.id = f.book_id \
              WHERE f.id = ?1 AND b.id = ?2 AND b.job_id = ?3",
-            params![flow.to_string(), book.to_string(), job.to_string()],
-            |row| row.get(0),
-        )
-        .optional()
-        .map_err(sql_error)?;
+        params![flow.to_string(), book.to_string(), job.to_string()],
+        |row| row.get(0),
+    )
+    .optional()
+    .map_err(sql_error)?;
     if known.is_none() {
         return Err(StorageError::NotFound(format!("flow {flow} in logbook {book}")));
     }
@@ -133,53 +136,53 @@ pub(crate) fn save_atoms(
 }
 
 /// Reads a whole book of the job, with its flows and atoms.
-pub(crate) fn load_book(tx: &Transaction<'_>, job: JobId, book: Uuid) -> Result<Option<LogBook>, Error> {
-    let row = tx
-        .query_row(
-            "SELECT id, name, meta, created_at, updated_at FROM logbooks WHERE id = ?1 AND job_id = ?2",
-            params![book.to_string(), job.to_string()],
-            raw_book,
-        )
-        .optional()
-        .map_err(sql_error)?;
+pub(crate) fn load_book(tx: &Connection, job: JobId, book: Uuid) -> Result<Option<LogBook>, Error> {
+    let row = cached_row(
+        tx,
+        "SELECT id, name, meta, created_at, updated_at FROM logbooks WHERE id = ?1 AND job_id = ?2",
+        params![book.to_string(), job.to_string()],
+        raw_book,
+    )
+    .optional()
+    .map_err(sql_error)?;
     row.map(|raw| decode_book(tx, raw)).transpose()
 }
 
 /// Reads the job's logbook: the book named by the job's id, else its oldest.
-pub(crate) fn book_of_job(tx: &Transaction<'_>, job: JobId) -> Result<Option<LogBook>, Error> {
-    let row = tx
-        .query_row(
-            "SELECT id, name, meta, created_at, updated_at FROM logbooks WHERE job_id = ?1 \
+pub(crate) fn book_of_job(tx: &Connection, job: JobId) -> Result<Option<LogBook>, Error> {
+    let row = cached_row(
+        tx,
+        "SELECT id, name, meta, created_at, updated_at FROM logbooks WHERE job_id = ?1 \
              ORDER BY id = job_id DESC, created_at LIMIT 1",
-            [job.to_string()],
-            raw_book,
-        )
-        .optional()
-        .map_err(sql_error)?;
+        [job.to_string()],
+        raw_book,
+    )
+    .optional()
+    .map_err(sql_error)?;
     row.map(|raw| decode_book(tx, raw)).transpose()
 }
 
 /// Reads one flow detail of the job's book, with its atoms.
-pub(crate) fn load_flow(tx: &Transaction<'_>, job: JobId, book: Uuid, flow: Uuid) -> Result<Option<FlowDetail>, Error> {
-    let row = tx
-        .query_row(
-            "SELECT f.id, f.name, f.state, f.meta, f.version FROM flow_details f JOIN logbooks b ON b.id = f.book_id \
+pub(crate) fn load_flow(tx: &Connection, job: JobId, book: Uuid, flow: Uuid) -> Result<Option<FlowDetail>, Error> {
+    let row = cached_row(
+        tx,
+        "SELECT f.id, f.name, f.state, f.meta, f.version FROM flow_details f JOIN logbooks b ON b.id = f.book_id \
              WHERE f.id = ?1 AND b.id = ?2 AND b.job_id = ?3",
-            params![flow.to_string(), book.to_string(), job.to_string()],
-            raw_flow,
-        )
-        .optional()
-        .map_err(sql_error)?;
+        params![flow.to_string(), book.to_string(), job.to_string()],
+        raw_flow,
+    )
+    .optional()
+    .map_err(sql_error)?;
     row.map(|raw| decode_flow(tx, raw)).transpose()
 }
 
 /// Fails if the book exists and belongs to another job: one job's claim must
 /// not write another job's logbook.
-fn check_book_job(tx: &Transaction<'_>, book: Uuid, job: JobId) -> Result<(), StorageError> {
-    let holder: Option<String> = tx
-        .query_row("SELECT job_id FROM logbooks WHERE id = ?1", [book.to_string()], |row| row.get(0))
-        .optional()
-        .map_err(sql_error)?;
+fn check_book_job(tx: &Connection, book: Uuid, job: JobId) -> Result<(), StorageError> {
+    let holder: Option<String> =
+        cached_row(tx, "SELECT job_id FROM logbooks WHERE id = ?1", [book.to_string()], |row| row.get(0))
+            .optional()
+            .map_err(sql_error)?;
     match holder {
         Some(other) if other != job.to_string() => Err(StorageError::Rejected {
             what: format!("logbook {book}"),
@@ -200,9 +203,10 @@ fn raw_flow(row: &Row<'_>) -> rusqlite::Result<RawFlow> {
     Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?))
 }
 
-fn decode_book(tx: &Transaction<'_>, (id, name, meta, created_at, updated_at): RawBook) -> Result<LogBook, Error> {
-    let mut stmt =
-        tx.prepare("SELECT id, name, state, meta, version FROM flow_details WHERE book_id = ?1").map_err(sql_error)?;
+fn decode_book(tx: &Connection, (id, name, meta, created_at, updated_at): RawBook) -> Result<LogBook, Error> {
+    let mut stmt = tx
+        .prepare_cached("SELECT id, name, state, meta, version FROM flow_details WHERE book_id = ?1")
+        .map_err(sql_error)?;
     let raws = stmt.query_map([&id], raw_flow).map_err(sql_error)?.collect::<Result<Vec<_>, _>>().map_err(sql_error)?;
     let mut flows = BTreeMap::new();
     for raw in raws {
@@ -219,9 +223,9 @@ fn decode_book(tx: &Transaction<'_>, (id, name, meta, created_at, updated_at): R
     })
 }
 
-fn decode_flow(tx: &Transaction<'_>, (id, name, state, meta, version): RawFlow) -> Result<FlowDetail, Error> {
+fn decode_flow(tx: &Connection, (id, name, state, meta, version): RawFlow) -> Result<FlowDetail, Error> {
     let mut stmt = tx
-        .prepare(
+        .prepare_cached(
             "SELECT name, kind, state, intention, result, failure, revert_failure, attempts, executions, started_at, \
              finished_at, version, meta FROM atom_details WHERE flow_id = ?1",
         )

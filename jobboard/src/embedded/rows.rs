@@ -1,13 +1,29 @@
 //! Conversions between rows and values: jobs, enums spelled as text, JSON columns.
 
-use rusqlite::Row;
-use serde::de::DeserializeOwned;
+use rusqlite::{Connection, Params, Row};
+use serde::de::{DeserializeOwned, IntoDeserializer};
 use serde::Serialize;
 use serde_json::Value;
 use uuid::Uuid;
 
 use crate::error::Error;
 use crate::job::{Job, JobState, Outcome};
+
+/// `query_row` through the connection's statement cache: a hot statement is
+/// parsed once per connection, not once per call.
+pub(crate) fn cached_row<T, P: Params>(
+    conn: &Connection,
+    sql: &str,
+    params: P,
+    f: impl FnOnce(&Row<'_>) -> rusqlite::Result<T>,
+) -> rusqlite::Result<T> {
+    conn.prepare_cached(sql)?.query_row(params, f)
+}
+
+/// `execute` through the connection's statement cache.
+pub(crate) fn cached_exec<P: Params>(conn: &Connection, sql: &str, params: P) -> rusqlite::Result<usize> {
+    conn.prepare_cached(sql)?.execute(params)
+}
 
 /// The job columns, in the order [`job_from_row`] reads them.
 pub(crate) const JOB_COLUMNS: &str = "id, flow, store, priority, idempotency_key, created_at, state, owner, claims, \
@@ -92,7 +108,9 @@ pub(crate) fn to_text<T: Serialize>(value: &T) -> String {
 
 /// Reads an enum stored with [`to_text`].
 pub(crate) fn from_text<T: DeserializeOwned>(text: &str) -> Result<T, Error> {
-    serde_json::from_value(Value::String(text.to_owned())).map_err(|e| corrupt(format!("bad enum value {text:?}: {e}")))
+    // Straight from the text: no String or JSON value per column (a logbook read decodes three per atom).
+    let text_in: serde::de::value::StrDeserializer<'_, serde::de::value::Error> = text.into_deserializer();
+    T::deserialize(text_in).map_err(|e| corrupt(format!("bad enum value {text:?}: {e}")))
 }
 
 /// A value as a JSON column.

@@ -33,7 +33,7 @@ impl EmbeddedStorage {
     /// Runs one fenced logbook write, then wakes the job's watchers.
     async fn fenced_write<F>(&self, write: F) -> Result<(), StorageError>
     where
-        F: FnOnce(&rusqlite::Transaction<'_>, JobId, u64) -> Result<(), StorageError> + Send + 'static,
+        F: FnOnce(&rusqlite::Connection, JobId, u64) -> Result<(), StorageError> + Send + 'static,
     {
         let (job, owner, token) = (self.job, self.owner.clone(), self.token);
         self.shared

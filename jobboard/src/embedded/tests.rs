@@ -225,3 +225,25 @@ async fn no_claim_outlives_a_close_it_races_with() {
         board.claim(id).await.expect("claim").consume(Outcome::Success, None).await.expect("consume");
     }
 }
+
+#[tokio::test]
+async fn a_three_task_job_is_seven_writes_each_committed_at_once_when_alone() {
+    let (_dir, board) = temp_board(BoardConfig::new("counter"));
+    let start = board.write_stats();
+    let posted = board.post(new_job(None)).await.expect("post");
+    let claim = board.claim_next(&FlowFilter::any()).await.expect("claim").expect("the posted job");
+    let flow = flows::Flow::linear("three")
+        .add_all((1..=3).map(|n| flows::task_fn(format!("t{n}"), |_ctx| async { Ok(serde_json::json!(null)) })));
+    let mut engine =
+        flows::Engine::builder(flow).storage(claim.storage(), posted.id, posted.id).build().await.expect("engine");
+    let before_run = board.write_stats();
+    engine.run().await.expect("the flow runs");
+    let after_run = board.write_stats();
+    claim.consume(Outcome::Success, None).await.expect("consume");
+    let end = board.write_stats();
+    // The engine's floor: the first RUNNING, two step boundaries (SUCCESS with the next
+    // RUNNING), the last SUCCESS with the flow's.
+    assert_eq!(after_run.writes - before_run.writes, 4, "logbook writes of a 3-task linear flow");
+    assert_eq!(end.writes - start.writes, 7, "post, claim, 4 logbook writes, consume");
+    assert_eq!(end.commits - start.commits, 7, "a lone writer waits for no batch: one commit per write");
+}
