@@ -191,10 +191,16 @@ pub fn parse_timeout(text: &str) -> Result<Duration, String> {
 
 /// A `--state`: a job state's name, in any case.
 pub fn parse_state(text: &str) -> Result<pb::JobState, String> {
-    [pb::JobState::Unclaimed, pb::JobState::Claimed, pb::JobState::Complete, pb::JobState::Trashed]
-        .into_iter()
-        .find(|state| crate::output::state_text(*state).eq_ignore_ascii_case(text))
-        .ok_or_else(|| format!("unknown job state {text:?}; expected UNCLAIMED, CLAIMED, COMPLETE or TRASHED"))
+    [
+        pb::JobState::Unclaimed,
+        pb::JobState::Claimed,
+        pb::JobState::Parked,
+        pb::JobState::Complete,
+        pb::JobState::Trashed,
+    ]
+    .into_iter()
+    .find(|state| crate::output::state_text(*state).eq_ignore_ascii_case(text))
+    .ok_or_else(|| format!("unknown job state {text:?}; expected UNCLAIMED, CLAIMED, PARKED, COMPLETE or TRASHED"))
 }
 
 impl Cli {

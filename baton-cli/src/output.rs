@@ -30,6 +30,7 @@ pub fn state_text(state: pb::JobState) -> &'static str {
         pb::JobState::Claimed => "CLAIMED",
         pb::JobState::Complete => "COMPLETE",
         pb::JobState::Trashed => "TRASHED",
+        pb::JobState::Parked => "PARKED",
     }
 }
 

@@ -18,6 +18,7 @@ mod list;
 mod local;
 mod ops;
 mod owner;
+mod parks;
 mod queue_view;
 mod session;
 pub mod storage;
@@ -177,6 +178,8 @@ pub(crate) struct Inner {
     /// whose watch event then arrives before the claim is in `held`. Only
     /// touched with `held` locked. Bounded; see [`Inner::note_unheld_cancel`].
     unheld_cancels: Mutex<HashMap<JobId, i64>>,
+    /// Per claimed job with parked tasks: bumped when the watch sees one settled (see `parks`).
+    parks: Mutex<HashMap<JobId, tokio_watch::Sender<u64>>>,
     local: Mutex<local::LocalClaims>,
     queue_view: Mutex<queue_view::QueueView>,
     claimable: tokio_watch::Sender<u64>,
@@ -232,6 +235,7 @@ impl EtcdBoard {
             epoch,
             held: Mutex::new(HashMap::new()),
             unheld_cancels: Mutex::default(),
+            parks: Mutex::default(),
             local: Mutex::default(),
             queue_view: Mutex::default(),
             claimable: tokio_watch::channel(0).0,
@@ -358,6 +362,24 @@ impl JobBoard for EtcdBoard {
 
     fn claimable(&self) -> Wakeups {
         Wakeups::new(self.inner.claimable.subscribe())
+    }
+
+    async fn complete(
+        &self,
+        job: JobId,
+        atom: &str,
+        who: crate::parking::Presenter<'_>,
+        outcome: crate::parking::TaskOutcome,
+    ) -> Result<crate::parking::Completed, Error> {
+        self.inner.complete(job, atom, &who, &outcome).await
+    }
+
+    async fn parked_tasks(&self, job: JobId) -> Result<Vec<crate::parking::ParkEntry>, Error> {
+        self.inner.parked_tasks(job).await
+    }
+
+    async fn time_out_due(&self, limit: usize) -> Result<usize, Error> {
+        self.inner.time_out_due(limit).await
     }
 
     async fn watch_job(&self, id: JobId) -> Result<Wakeups, Error> {

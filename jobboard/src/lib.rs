@@ -22,6 +22,7 @@ pub mod etcd;
 pub mod flow_defs;
 pub mod job;
 pub mod lifecycle;
+pub mod parking;
 mod patient;
 
 pub use board::{Availability, JobBoard, Wakeups};
@@ -31,3 +32,4 @@ pub use flow_defs::{Applied, ApplyRule, FlowVersion, NewFlowVersion};
 pub use job::{
     BoardConfig, ConductorInfo, FlowFilter, Job, JobId, JobPage, JobState, ListQuery, NewJob, Outcome, MAX_NAME_BYTES,
 };
+pub use parking::{Completed, ParkEntry, ParkState, Parking, Presenter, TaskOutcome};

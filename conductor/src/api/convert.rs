@@ -139,6 +139,7 @@ pub fn state_to_pb(state: JobState) -> pb::JobState {
         JobState::Claimed => pb::JobState::Claimed,
         JobState::Complete => pb::JobState::Complete,
         JobState::Trashed => pb::JobState::Trashed,
+        JobState::Parked => pb::JobState::Parked,
     }
 }
 
@@ -150,6 +151,7 @@ pub fn state_from_pb(state: pb::JobState) -> Option<JobState> {
         pb::JobState::Claimed => Some(JobState::Claimed),
         pb::JobState::Complete => Some(JobState::Complete),
         pb::JobState::Trashed => Some(JobState::Trashed),
+        pb::JobState::Parked => Some(JobState::Parked),
     }
 }
 
@@ -239,7 +241,7 @@ mod tests {
 
     #[test]
     fn states_round_trip() {
-        for state in [JobState::Unclaimed, JobState::Claimed, JobState::Complete, JobState::Trashed] {
+        for state in [JobState::Unclaimed, JobState::Claimed, JobState::Parked, JobState::Complete, JobState::Trashed] {
             assert_eq!(state_from_pb(state_to_pb(state)), Some(state));
         }
         assert_eq!(state_from_pb(pb::JobState::Unspecified), None);

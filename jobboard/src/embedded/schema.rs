@@ -11,7 +11,7 @@ use super::db::sql_error;
 use crate::error::Error;
 
 /// The schema version this code writes and understands (`PRAGMA user_version`).
-pub(crate) const SCHEMA_VERSION: i64 = 2;
+pub(crate) const SCHEMA_VERSION: i64 = 3;
 
 /// Version 1: jobs, idempotency keys, logbooks, conductors.
 const V1: &str = r#"
@@ -116,6 +116,49 @@ CREATE TABLE flow_current (
 );
 "#;
 
+/// Version 3: parked tasks (see `parks`), and PARKED among the job states.
+const V3: &str = r#"
+-- One row per atom of a job that ever parked: its entry (attempt, token hash,
+-- deadline, state, outcome) as JSON. Only the hash of a token is stored.
+CREATE TABLE parks (
+    job_id   TEXT    NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+    atom     TEXT    NOT NULL,
+    state    TEXT    NOT NULL,                      -- PARKED, COMPLETED, TIMED_OUT, CANCELLED
+    deadline INTEGER NOT NULL,                      -- ms since the Unix epoch
+    entry    TEXT    NOT NULL,                      -- JSON ParkEntry
+    PRIMARY KEY (job_id, atom)
+);
+-- The deadline scan reads only what is due, from this index.
+CREATE INDEX parks_due ON parks (deadline) WHERE state = 'PARKED';
+"#;
+
+/// The `jobs.state` CHECK of version 1, and the one that admits PARKED. SQLite
+/// cannot alter a CHECK; loosening one changes no stored row, which is the case
+/// its documentation allows editing the schema text for (`writable_schema`).
+const V1_STATES: &str = "CHECK (state IN ('UNCLAIMED', 'CLAIMED', 'COMPLETE', 'TRASHED'))";
+const V3_STATES: &str = "CHECK (state IN ('UNCLAIMED', 'CLAIMED', 'PARKED', 'COMPLETE', 'TRASHED'))";
+
+fn to_v3(tx: &rusqlite::Transaction<'_>) -> Result<(), Error> {
+    tx.execute_batch(V3).map_err(sql_error)?;
+    let schema_version: i64 = tx.pragma_query_value(None, "schema_version", |row| row.get(0)).map_err(sql_error)?;
+    tx.pragma_update(None, "writable_schema", true).map_err(sql_error)?;
+    let edited = tx
+        .execute(
+            "UPDATE sqlite_schema SET sql = replace(sql, ?1, ?2) WHERE type = 'table' AND name = 'jobs'",
+            [V1_STATES, V3_STATES],
+        )
+        .map_err(sql_error)?;
+    tx.pragma_update(None, "schema_version", schema_version + 1).map_err(sql_error)?;
+    tx.pragma_update(None, "writable_schema", false).map_err(sql_error)?;
+    if edited != 1 {
+        return Err(Error::Backend {
+            message: "board file: cannot find the jobs table to admit PARKED".into(),
+            source: None,
+        });
+    }
+    Ok(())
+}
+
 /// Brings a database to [`SCHEMA_VERSION`]: creates the tables in a new file,
 /// accepts a current one, and refuses a file written by a newer version.
 pub(crate) fn migrate(conn: &mut Connection) -> Result<(), Error> {
@@ -125,10 +168,16 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<(), Error> {
         0 => {
             tx.execute_batch(V1).map_err(sql_error)?;
             tx.execute_batch(V2).map_err(sql_error)?;
+            to_v3(&tx)?;
             tx.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(sql_error)?;
         }
         1 => {
             tx.execute_batch(V2).map_err(sql_error)?;
+            to_v3(&tx)?;
+            tx.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(sql_error)?;
+        }
+        2 => {
+            to_v3(&tx)?;
             tx.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(sql_error)?;
         }
         SCHEMA_VERSION => {}
