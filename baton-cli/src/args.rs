@@ -77,11 +77,14 @@ pub enum Command {
         /// The job id.
         id: String,
     },
-    /// Cancel a job: an unclaimed one never runs; a running one is reverted.
+    /// Cancel a job: an unclaimed one never runs; a running or parked one is reverted.
     Cancel {
         /// The job id.
         id: String,
     },
+    /// Complete a parked task: with its callback token, or (an operator's override,
+    /// recorded with your name) by `--job` and `--task`.
+    Complete(CompleteArgs),
     /// List the flows the conductors can run, with their inputs; `flows validate` checks
     /// flow files offline.
     Flows(FlowsArgs),
@@ -101,6 +104,33 @@ pub enum Command {
     /// Start a `conductor` (found beside `baton`, else on PATH) on a local board with the
     /// demo flow files, run a demo job, follow it to the end, stop the conductor.
     Demo(DemoArgs),
+}
+
+/// `baton complete`.
+#[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("outcome").required(true).args(["result", "result_file", "fail"])))]
+#[command(group(clap::ArgGroup::new("target").required(true).args(["token", "job"])))]
+pub struct CompleteArgs {
+    /// The callback token the task's notify step handed out.
+    pub token: Option<String>,
+    /// Override: the job whose parked task to complete (with `--task`).
+    #[arg(long, requires = "task", conflicts_with = "token")]
+    pub job: Option<String>,
+    /// Override: the parked task's name.
+    #[arg(long, requires = "job")]
+    pub task: Option<String>,
+    /// The task's result, JSON.
+    #[arg(long, value_name = "JSON")]
+    pub result: Option<String>,
+    /// The task's result, JSON read from a file (`-` for stdin).
+    #[arg(long, value_name = "FILE")]
+    pub result_file: Option<PathBuf>,
+    /// The task failed, with this message (the flow's retries and reverts apply).
+    #[arg(long, value_name = "MESSAGE")]
+    pub fail: Option<String>,
+    /// Who overrides, recorded with the completion (default: $USER).
+    #[arg(long, requires = "job")]
+    pub operator: Option<String>,
 }
 
 /// `baton post`.

@@ -37,6 +37,7 @@ pub async fn dispatch(fleet: &Fleet, command: Command, out: Output) -> anyhow::R
             print_job(&job.with_context(|| format!("cannot cancel job {id}"))?, out, true)?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Complete(args) => crate::complete::run(fleet, &args, out).await,
         Command::Flows(_) => {
             let flows = fleet.call(|c| async move { c.list_flows().await }).await.context("cannot list flows")?;
             match out {

@@ -218,6 +218,7 @@ mod tests {
                     executions: 1,
                     failure: None,
                     result_json: None,
+                    parked_deadline_ms: None,
                 })
                 .collect(),
             ..pb::Job::default()

@@ -16,6 +16,7 @@
 
 mod args;
 mod commands;
+mod complete;
 mod demo;
 mod duration;
 mod fleet;

@@ -98,6 +98,7 @@ fn task_json(task: &pb::Task) -> Value {
         "executions": task.executions,
         "failure": task.failure.as_ref().map(failure_json),
         "result": task.result_json.as_deref().map(result_json),
+        "parked_deadline": task.parked_deadline_ms,
     })
 }
 
@@ -235,7 +236,10 @@ pub fn job_detail(job: &pb::Job) -> String {
             vec![
                 format!("  {}", t.name),
                 t.kind.clone(),
-                t.state.clone(),
+                match t.parked_deadline_ms {
+                    Some(deadline) => format!("{} until {}", t.state, format_time(deadline)),
+                    None => t.state.clone(),
+                },
                 t.attempts.to_string(),
                 t.executions.to_string(),
                 t.result_json.as_deref().map(result_cell).unwrap_or_default(),
@@ -324,6 +328,7 @@ mod tests {
                     executions: 1,
                     failure: None,
                     result_json: None,
+                    parked_deadline_ms: None,
                 },
                 pb::Task {
                     name: "r".into(),
@@ -333,6 +338,7 @@ mod tests {
                     executions: 2,
                     failure: None,
                     result_json: None,
+                    parked_deadline_ms: None,
                 },
                 pb::Task {
                     name: "step-2".into(),
@@ -342,6 +348,7 @@ mod tests {
                     executions: 1,
                     failure: None,
                     result_json: None,
+                    parked_deadline_ms: None,
                 },
             ],
             ..pb::Job::default()

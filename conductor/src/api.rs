@@ -5,6 +5,7 @@
 //! with no `.proto` at hand).
 //!
 //! - [`service`]: the handlers.
+//! - [`complete`]: `CompleteTask`, shared with the HTTP webhook.
 //! - [`watch`]: the `WatchJob` stream.
 //! - [`convert`]: board types to wire messages.
 //! - [`outline`]: a job's atoms in flow order, merged with its logbook.
@@ -12,6 +13,7 @@
 //! - [`board_slot`]: the board the handlers use, which comes and goes with sessions.
 
 pub mod board_slot;
+pub mod complete;
 pub mod convert;
 pub mod outline;
 pub mod service;

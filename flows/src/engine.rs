@@ -239,6 +239,16 @@ impl Engine {
         self.detail.state
     }
 
+    /// The atoms parked as last recorded, with their parked attempts: what a
+    /// PARKED run waits for.
+    pub fn parked(&self) -> Vec<(String, u32)> {
+        self.details
+            .iter()
+            .filter(|d| d.state == crate::state::AtomState::Parked)
+            .filter_map(|d| d.park().map(|r| (d.name.clone(), r.attempt)))
+            .collect()
+    }
+
     /// Runs the flow to SUCCESS, REVERTED, FAILURE or SUSPENDED. `Err` means the
     /// engine itself could not go on (storage failed, a bug was caught); what was
     /// persisted up to then is consistent and a later run can resume from it.

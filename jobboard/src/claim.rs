@@ -43,6 +43,8 @@ pub(crate) trait ClaimOps: Send + Sync + std::fmt::Debug {
     async fn abandon(&self, job: JobId, token: FenceToken) -> Result<(), Error>;
     /// Moves the job to TRASHED with a reason, if the token is current.
     async fn trash(&self, job: JobId, token: FenceToken, reason: String) -> Result<(), Error>;
+    /// The park entries of `job`.
+    async fn parked_tasks(&self, job: JobId) -> Result<Vec<crate::parking::ParkEntry>, Error>;
     /// Wakes when a parked task of `job` is completed or timed out while it is claimed.
     fn deliveries(&self, job: JobId) -> crate::board::Wakeups;
     /// Parks the job (fenced) unless completions or a cancel came meanwhile.
@@ -129,6 +131,14 @@ impl Claim {
     /// settled ones to the engine (it drops what it already has).
     pub fn deliveries(&self) -> crate::board::Wakeups {
         self.ops.deliveries(self.job.id)
+    }
+
+    /// What completions and timeouts the board holds for this job's parked
+    /// tasks, for the engine (which drops what is stale or already folded in).
+    pub async fn settled(&self) -> Result<Vec<flows::Delivery>, Error> {
+        let id = self.job.id;
+        let entries = self.patiently("reading parked tasks", || self.ops.parked_tasks(id)).await?;
+        Ok(entries.iter().filter_map(crate::parking::ParkEntry::delivery).collect())
     }
 
     /// Gives the job back PARKED: every task the engine can run waits, on the

@@ -46,6 +46,7 @@ fn task_to_pb(atom: &AtomDetail) -> pb::Task {
         executions: atom.executions,
         failure: atom.failure.as_ref().map(failure_to_pb),
         result_json: atom.result.as_ref().map(|result| result.to_string()),
+        parked_deadline_ms: atom.park().filter(|_| atom.state == flows::AtomState::Parked).map(|p| p.deadline),
     }
 }
 

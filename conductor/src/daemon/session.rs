@@ -34,6 +34,8 @@ use crate::api::Health;
 use crate::config::{format_duration, Config};
 use crate::local::LocalStatus;
 
+/// How often the deadline index of parked tasks is read (only what is due).
+const DEADLINE_SCAN: Duration = Duration::from_secs(1);
 /// After the grace period, how long dropped engines get to abandon their claims.
 const ABORT_WAIT: Duration = Duration::from_secs(5);
 /// Longest pause between registration attempts while the board is unavailable.
@@ -97,6 +99,7 @@ pub(crate) async fn run<S: Future + ?Sized, F: Future<Output = String> + ?Sized>
     });
     tracker.spawn(registration.clone().maintain(config.drain_check_interval, stop_claiming.clone()));
     tracker.spawn(retention::purge_loop(board.clone(), config.purge_interval, stop_claiming.clone()));
+    tracker.spawn(retention::deadline_loop(board.clone(), DEADLINE_SCAN, stop_claiming.clone()));
     let claimer = Claimer {
         board: board.clone(),
         filter,

@@ -138,6 +138,10 @@ impl ClaimOps for EmbeddedClaimOps {
         Arc::new(EmbeddedStorage { shared: self.shared.clone(), job, owner: self.owner.clone(), token })
     }
 
+    async fn parked_tasks(&self, job: JobId) -> Result<Vec<crate::parking::ParkEntry>, Error> {
+        self.shared.db.read(move |tx| parks::entries(tx, job)).await
+    }
+
     fn deliveries(&self, job: JobId) -> crate::board::Wakeups {
         self.shared.notify.subscribe_parks(job)
     }

@@ -184,6 +184,10 @@ impl ClaimOps for Inner {
         Ok(())
     }
 
+    async fn parked_tasks(&self, job: JobId) -> Result<Vec<crate::parking::ParkEntry>, Error> {
+        Inner::parked_tasks(self, job).await
+    }
+
     fn deliveries(&self, job: JobId) -> crate::board::Wakeups {
         self.subscribe_parks(job)
     }
