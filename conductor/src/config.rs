@@ -121,6 +121,12 @@ pub struct Settings {
     /// Directory with one file per secret, for ${secret.NAME} in flow files.
     #[arg(long, value_name = "DIR")]
     pub secrets_dir: Option<PathBuf>,
+    /// Address to serve HTTP on (the callback webhook POST /v1/callbacks/TOKEN) [default: off].
+    #[arg(long, value_name = "ADDR")]
+    pub http_listen: Option<SocketAddr>,
+    /// Base URL callers reach the HTTP listener at, for ${callback.url} (e.g. https://baton.example:8080).
+    #[arg(long, value_name = "URL")]
+    pub http_advertise: Option<String>,
 }
 
 /// How logs are written.
@@ -201,12 +207,21 @@ pub struct Config {
     pub task_kinds: Vec<String>,
     /// Where `${secret.NAME}` resolves from; `None`: every secret is missing.
     pub secrets_dir: Option<PathBuf>,
+    /// The HTTP listen address (the webhook); `None`: no HTTP listener.
+    pub http_listen: Option<SocketAddr>,
+    /// The base of `${callback.url}`; `None`: `http://<http_listen>` if that is set.
+    pub http_advertise: Option<String>,
 }
 
 /// The file the embedded board keeps in its data dir.
 pub const EMBEDDED_BOARD_FILE: &str = "board.sqlite3";
 
 impl Config {
+    /// The base of `${callback.url}`: `--http-advertise`, else the HTTP listen address.
+    pub fn callback_base(&self) -> Option<String> {
+        self.http_advertise.clone().or_else(|| self.http_listen.map(|a| format!("http://{a}")))
+    }
+
     /// Layers `flags` over the environment (read through `env`) over the
     /// config file over the defaults, and checks the result.
     pub fn load(flags: Flags, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, Error> {
@@ -251,6 +266,8 @@ impl Config {
                 None => defaults.task_kinds,
             },
             secrets_dir: s.secrets_dir,
+            http_listen: s.http_listen,
+            http_advertise: s.http_advertise,
         };
         config.validate()?;
         Ok(config)
@@ -283,6 +300,8 @@ impl Config {
             flows_dir: None,
             task_kinds: flowfile::Kinds::default_allowed().names().into_iter().map(str::to_owned).collect(),
             secrets_dir: None,
+            http_listen: None,
+            http_advertise: None,
         }
     }
 
@@ -358,6 +377,8 @@ impl Settings {
             flows_dir: self.flows_dir.or(lower.flows_dir),
             task_kinds: self.task_kinds.or(lower.task_kinds),
             secrets_dir: self.secrets_dir.or(lower.secrets_dir),
+            http_listen: self.http_listen.or(lower.http_listen),
+            http_advertise: self.http_advertise.or(lower.http_advertise),
         }
     }
 }

@@ -118,6 +118,17 @@ impl Daemon {
         let local = LocalStatus::new(self.config.name.clone(), self.drain.clone());
         let slot = BoardSlot::empty(format!("connecting to {}", self.config.board));
         let server = Server::start(listener, &slot, &self.registry, &local).await;
+        // The HTTP listener (the callback webhook), if asked for. Kept minimal: the
+        // production issue's `/metrics` listener is to mount `callbacks::handle` too.
+        let http_stop = CancellationToken::new();
+        if let Some(addr) = self.config.http_listen {
+            let http = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|source| Error::Io { what: format!("binding the HTTP listener {addr}"), source })?;
+            tracing::info!(%addr, "serving HTTP (POST /v1/callbacks/TOKEN)");
+            tokio::spawn(crate::callbacks::serve(http, slot.clone(), http_stop.clone()));
+        }
+        let _http_stops = http_stop.drop_guard();
         tracing::info!(
             name = %self.config.name, %address, board = %self.config.board, flows = ?self.registry.names(),
             max_jobs = self.config.max_jobs, concurrency = self.config.concurrency, "conductor started"

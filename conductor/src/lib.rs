@@ -15,6 +15,7 @@
 //!   the library; the stock binary carries none (its flows come from `--flows-dir`).
 
 pub mod api;
+pub mod callbacks;
 pub mod config;
 pub mod daemon;
 pub mod demo_flows;

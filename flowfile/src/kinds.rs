@@ -12,10 +12,12 @@
 //!   a grace, then SIGKILL) and `http` (rustls, no redirects followed);
 //!   `shell` is off in [`Kinds::default_allowed`] because it runs code on the
 //!   conductor's host;
-//! - `remote` and `await` (next issues): same pattern, on by default.
+//! - `await` (parks until a completion; its `notify` runs once the park is
+//!   recorded, see `FileTask::parked`); `remote` (next issue): same pattern, on by default.
 //!
 //! `with.rs` reads a kind's settings, for both `check` and `run`.
 
+pub mod await_kind;
 mod fail;
 pub mod http;
 mod noop;
@@ -55,6 +57,12 @@ pub trait Kind: Send + Sync + 'static {
         &[]
     }
 
+    /// Keys resolved only once the task has parked (after its park is recorded),
+    /// where `${callback.token}` and `${callback.url}` are known too; nowhere else.
+    fn deferred(&self) -> &'static [&'static str] {
+        &[]
+    }
+
     /// Static problems with `with` (its values may still hold `${...}` references,
     /// which are text until run time). A message starting with `KEY: ` is reported
     /// at that key's position.
@@ -89,7 +97,14 @@ impl Call {
 
 /// Every kind this crate ships. Registration point for new built-in kinds.
 pub fn builtin() -> Vec<Arc<dyn Kind>> {
-    vec![Arc::new(Noop), Arc::new(Sleep), Arc::new(Fail), Arc::new(shell::Shell::new()), Arc::new(http::Http::new())]
+    vec![
+        Arc::new(Noop),
+        Arc::new(Sleep),
+        Arc::new(Fail),
+        Arc::new(shell::Shell::new()),
+        Arc::new(http::Http::new()),
+        Arc::new(await_kind::Await),
+    ]
 }
 
 /// Built-in kinds that run code on the conductor's host: off unless named.
@@ -100,6 +115,8 @@ pub const OFF_BY_DEFAULT: &[&str] = &["shell"];
 pub struct Kinds {
     kinds: BTreeMap<&'static str, Arc<dyn Kind>>,
     secrets: Arc<dyn Secrets>,
+    /// Where `${callback.url}` points: the conductor's advertised HTTP base.
+    callback_base: Option<Arc<str>>,
 }
 
 /// `--task-kinds` named a kind nobody ships.
@@ -117,7 +134,7 @@ pub struct UnknownKind {
 impl Kinds {
     /// No kinds, no secrets.
     pub fn empty() -> Self {
-        Kinds { kinds: BTreeMap::new(), secrets: Arc::new(NoSecrets) }
+        Kinds { kinds: BTreeMap::new(), secrets: Arc::new(NoSecrets), callback_base: None }
     }
 
     /// Every built-in kind (what files are checked against offline).
@@ -164,6 +181,19 @@ impl Kinds {
     pub fn secrets(mut self, secrets: Arc<dyn Secrets>) -> Self {
         self.secrets = secrets;
         self
+    }
+
+    /// The base of `${callback.url}` (`--http-advertise`, e.g. `https://baton.example:8080`):
+    /// the URL is `<base>/v1/callbacks/<token>`. Without it `${callback.url}` has no value.
+    #[must_use]
+    pub fn callback_base(mut self, base: impl Into<String>) -> Self {
+        self.callback_base = Some(Arc::from(base.into().trim_end_matches('/')));
+        self
+    }
+
+    /// The base of `${callback.url}`, if set.
+    pub fn callback_base_url(&self) -> Option<&Arc<str>> {
+        self.callback_base.as_ref()
     }
 
     /// The secrets store.

@@ -20,6 +20,7 @@ use serde_json::{json, Value};
 
 use crate::failure::Failure;
 use crate::logbook::Millis;
+use crate::task::Inputs;
 
 mod token;
 
@@ -82,6 +83,7 @@ pub struct ParkedContext {
     pub(crate) atom: String,
     pub(crate) token: CallbackToken,
     pub(crate) deadline: Millis,
+    pub(crate) inputs: Inputs,
 }
 
 impl std::fmt::Debug for ParkedContext {
@@ -97,7 +99,19 @@ impl std::fmt::Debug for ParkedContext {
 impl ParkedContext {
     /// A context, for calling a task's hook directly (tests, adapters).
     pub fn new(atom: impl Into<String>, token: CallbackToken, deadline: Millis) -> Self {
-        ParkedContext { atom: atom.into(), token, deadline }
+        ParkedContext { atom: atom.into(), token, deadline, inputs: Inputs::default() }
+    }
+
+    /// The same context with the task's arguments (what `execute` was given).
+    #[must_use]
+    pub fn with_inputs(mut self, inputs: Inputs) -> Self {
+        self.inputs = inputs;
+        self
+    }
+
+    /// The task's arguments, as `execute` had them.
+    pub fn inputs(&self) -> &Inputs {
+        &self.inputs
     }
 
     /// The atom's name in its flow.

@@ -59,9 +59,13 @@ pub struct Loaded {
     pub skipped: Vec<Skipped>,
 }
 
-/// The kinds `config` allows, with `${secret.NAME}` resolving from `--secrets-dir`.
+/// The kinds `config` allows, with `${secret.NAME}` resolving from `--secrets-dir`
+/// and `${callback.url}` based on `--http-advertise` (or `--http-listen`).
 pub fn kinds(config: &Config) -> Result<Kinds, Error> {
-    let kinds = Kinds::allowing(&config.task_kinds).map_err(|e| Error::Config(format!("--task-kinds: {e}")))?;
+    let mut kinds = Kinds::allowing(&config.task_kinds).map_err(|e| Error::Config(format!("--task-kinds: {e}")))?;
+    if let Some(base) = config.callback_base() {
+        kinds = kinds.callback_base(base);
+    }
     match &config.secrets_dir {
         None => Ok(kinds),
         Some(dir) if dir.is_dir() => Ok(kinds.secrets(Arc::new(DirSecrets::new(dir)))),

@@ -13,7 +13,7 @@ use super::{is_deferred, require_keys, Call, Kind};
 pub struct Sleep;
 
 /// `duration` as text (`1s`) or a whole number of milliseconds.
-fn duration(value: &Value) -> Result<Duration, String> {
+pub(crate) fn duration(value: &Value) -> Result<Duration, String> {
     match value {
         Value::Number(n) => {
             n.as_u64().map(Duration::from_millis).ok_or_else(|| format!("{n} is not a whole number of milliseconds"))

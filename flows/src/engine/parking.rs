@@ -42,7 +42,8 @@ impl Run<'_> {
         let deadline = now_millis().saturating_add(timeout_ms);
         detail.set_park(&ParkRecord { attempt, token_hash: token.hash(), deadline, notified: false });
         self.save_detail(n);
-        ParkedContext::new(self.details[n].name.clone(), token, deadline)
+        let inputs = self.inputs(n).unwrap_or_default();
+        ParkedContext::new(self.details[n].name.clone(), token, deadline).with_inputs(inputs)
     }
 
     /// On resume: parked atoms whose hook never finished get a new token and run it again.
