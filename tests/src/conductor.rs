@@ -74,6 +74,8 @@ pub struct ConductorConfig {
     /// The daemon binary: `demo_conductor` (the library with the Rust demo flows) unless set,
     /// `conductor` (the stock binary, flow files only), or another built on the library.
     pub binary: &'static str,
+    /// Environment set for the process after the harness's own (e.g. `RUST_LOG=trace`).
+    pub env: Vec<(String, String)>,
 }
 
 impl ConductorConfig {
@@ -86,6 +88,7 @@ impl ConductorConfig {
             max_jobs: None,
             extra_args: Vec::new(),
             binary: "demo_conductor",
+            env: Vec::new(),
         }
     }
 
@@ -98,6 +101,7 @@ impl ConductorConfig {
             max_jobs: None,
             extra_args: Vec::new(),
             binary: "demo_conductor",
+            env: Vec::new(),
         }
     }
 
@@ -176,6 +180,7 @@ impl ConductorProcess {
             }
         }
         command.env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info".to_string()));
+        command.envs(config.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         let child = command.stdin(Stdio::null()).stdout(log.try_clone()?).stderr(log).spawn()?;
         let mut process = Self { config: config.clone(), child, listen, log_path, _log_dir: log_dir, exited: None };
         process.wait_ready(registered)?;
