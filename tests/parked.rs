@@ -38,6 +38,9 @@ on_both_boards!(
     a_parked_job_resumes_on_another_conductor_with_the_delivered_result,
     the_webhook_completes_and_answers_each_case,
     cancel_while_parked_reverts_and_kills_the_token,
+    a_completion_while_another_branch_runs_continues_without_a_release,
+    a_parked_task_past_its_deadline_times_out_and_reverts,
+    a_thousand_parked_jobs_hold_no_slot,
 );
 
 const APPROVAL: &str = r#"
@@ -194,4 +197,120 @@ fn cancel_while_parked_reverts_and_kills_the_token(kind: BoardKind) {
     let late = baton(&endpoint, ["complete", &token, "--result", "1"]);
     assert!(!late.success() && late.stderr().contains("cancelled"), "{}", late.stderr());
     assert_eq!(post(http, &format!("/v1/callbacks/{token}"), r#"{"result": 1}"#).0, 410);
+}
+
+const BRANCHES: &str = r#"
+name: branches
+inputs:
+  dir: {type: string}
+flow:
+  linear:
+    - unordered:
+        - task: approve
+          kind: await
+          with:
+            timeout: 1h
+            notify:
+              kind: shell
+              with: {script: 'printf %s "$T" > "$DIR/token.tmp" && mv "$DIR/token.tmp" "$DIR/token"', env: {T: "${callback.token}", DIR: "${dir}"}}
+          provides: approval
+        - task: busy
+          kind: shell
+          with: {script: 'while [ ! -f "$DIR/go" ]; do sleep 0.05; done', env: {DIR: "${dir}"}}
+    - task: use
+      kind: shell
+      with: {script: 'printf %s "$A" > "$DIR/used"', env: {A: "${approval}", DIR: "${dir}"}}
+"#;
+
+fn a_completion_while_another_branch_runs_continues_without_a_release(kind: BoardKind) {
+    let board = TestBoard::new(kind, "parked-claimed").or_fail();
+    let flows = flows_dir(&[("branches.yaml", BRANCHES)]).or_fail();
+    let work = tempfile::tempdir().or_fail();
+    let dir = work.path().display().to_string();
+    let (conductor, _) = conductor(&board, "claimed", flows.path());
+    let endpoint = conductor.endpoint();
+    let id = post_job(&endpoint, "branches", &[("dir", &dir)]).or_fail();
+    let token = token(work.path());
+    // `busy` still runs: the job is claimed, not parked.
+    assert_eq!(state(&get_job(&endpoint, &id).or_fail()), "CLAIMED");
+    assert!(baton(&endpoint, ["complete", &token, "--result", "\"go\""]).success());
+    let approved = wait_job(&endpoint, &id, PATIENCE, "approve to succeed", |j| {
+        j["tasks"].as_array().is_some_and(|t| t.iter().any(|t| t["name"] == "approve" && t["state"] == "SUCCESS"))
+    })
+    .or_fail();
+    assert_eq!(state(&approved), "CLAIMED", "the owner folded the completion in: {approved}");
+    std::fs::write(work.path().join("go"), "").or_fail();
+    let job = wait_job(&endpoint, &id, PATIENCE, "completion", is_complete).or_fail();
+    assert_eq!(job["outcome"].as_str(), Some("SUCCESS"), "{job}");
+    assert_eq!(job["claims"].as_u64(), Some(1), "never released: {job}");
+    assert_eq!(std::fs::read_to_string(work.path().join("used")).or_fail(), "go");
+    assert!(!conductor.log().contains("job parked"), "no release happened");
+}
+
+const SHORT: &str = r#"
+name: short
+inputs:
+  dir: {type: string}
+flow:
+  linear:
+    - task: approve
+      kind: await
+      with: {timeout: 1s}
+      revert:
+        kind: shell
+        with: {script: 'echo reverted >> "$DIR/reverted"', env: {DIR: "${dir}"}}
+"#;
+
+fn a_parked_task_past_its_deadline_times_out_and_reverts(kind: BoardKind) {
+    let board = TestBoard::new(kind, "parked-deadline").or_fail();
+    let flows = flows_dir(&[("short.yaml", SHORT)]).or_fail();
+    let work = tempfile::tempdir().or_fail();
+    let dir = work.path().display().to_string();
+    let (conductor, _) = conductor(&board, "deadline", flows.path());
+    let id = post_job(&conductor.endpoint(), "short", &[("dir", &dir)]).or_fail();
+    let job = wait_job(&conductor.endpoint(), &id, PATIENCE, "the timeout", is_complete).or_fail();
+    assert_eq!(job["outcome"].as_str(), Some("REVERTED"), "{job}");
+    assert_eq!(job["failure"]["kind"].as_str(), Some("Timeout"), "{job}");
+    assert_eq!(std::fs::read_to_string(work.path().join("reverted")).or_fail(), "reverted\n");
+}
+
+const WAITS: &str = r#"
+name: waits
+flow:
+  linear:
+    - {task: approve, kind: await, with: {timeout: 1h}}
+"#;
+
+const QUICK: &str = r#"
+name: quick
+flow:
+  linear:
+    - {task: one, kind: noop}
+"#;
+
+fn a_thousand_parked_jobs_hold_no_slot(kind: BoardKind) {
+    let board = TestBoard::new(kind, "parked-slots").or_fail();
+    let flows = flows_dir(&[("waits.yaml", WAITS), ("quick.yaml", QUICK)]).or_fail();
+    let mut config = board.conductor("slots", flows.path(), &["--task-kinds", "await,noop"]).with_max_jobs(4);
+    config.extra_args.extend(["--concurrency".to_owned(), "4".to_owned()]);
+    let conductor = ConductorProcess::start(&config).or_fail();
+    let endpoint = conductor.endpoint();
+    let runtime = tokio::runtime::Runtime::new().or_fail();
+    let ids: Vec<String> = runtime.block_on(async {
+        let client = proto::Client::connect(endpoint.clone()).await.or_fail();
+        let mut ids = Vec::new();
+        for _ in 0..1000 {
+            let request = proto::pb::PostJobRequest { flow: "waits".into(), ..Default::default() };
+            ids.push(client.post_job(request).await.or_fail().id);
+        }
+        ids
+    });
+    let last = ids.last().cloned().unwrap_or_default();
+    wait_job(&endpoint, &last, PATIENCE, "the last to park", |j| state(j) == "PARKED").or_fail();
+    let quick = post_job(&endpoint, "quick", &[]).or_fail();
+    let job = wait_job(&endpoint, &quick, PATIENCE, "a job to run beside 1,000 parked ones", is_complete).or_fail();
+    assert_eq!(job["outcome"].as_str(), Some("SUCCESS"), "{job}");
+    let parked = baton(&endpoint, ["list", "--state", "PARKED"]).ok_json().or_fail();
+    let count = parked.as_array().map_or(0, Vec::len);
+    assert_eq!(count, 1000, "every waiting job is PARKED");
 }

@@ -160,7 +160,7 @@ pub struct PostArgs {
 /// `baton list`.
 #[derive(Debug, clap::Args)]
 pub struct ListArgs {
-    /// Only jobs in this state: UNCLAIMED, CLAIMED, COMPLETE or TRASHED.
+    /// Only jobs in this state: UNCLAIMED, CLAIMED, PARKED, COMPLETE or TRASHED.
     #[arg(long, value_parser = parse_state)]
     pub state: Option<pb::JobState>,
     /// Only jobs of this flow.
