@@ -41,6 +41,7 @@ on_both_boards!(
     a_completion_while_another_branch_runs_continues_without_a_release,
     a_parked_task_past_its_deadline_times_out_and_reverts,
     a_thousand_parked_jobs_hold_no_slot,
+    an_operators_override_is_recorded_in_the_logbook,
 );
 
 const APPROVAL: &str = r#"
@@ -195,6 +196,8 @@ fn cancel_while_parked_reverts_and_kills_the_token(kind: BoardKind) {
     assert_eq!(job["outcome"].as_str(), Some("CANCELLED"), "{job}");
     assert_eq!(std::fs::read_to_string(work.path().join("reverted")).or_fail(), "reverted\n");
     let late = baton(&endpoint, ["complete", &token, "--result", "1"]);
+    let late_override = baton(&endpoint, ["complete", "--job", &id, "--task", "approve", "--result", "1"]);
+    assert!(!late_override.success() && late_override.stderr().contains("cancelled"), "{}", late_override.stderr());
     assert!(!late.success() && late.stderr().contains("cancelled"), "{}", late.stderr());
     assert_eq!(post(http, &format!("/v1/callbacks/{token}"), r#"{"result": 1}"#).0, 410);
 }
@@ -313,4 +316,24 @@ fn a_thousand_parked_jobs_hold_no_slot(kind: BoardKind) {
     let parked = baton(&endpoint, ["list", "--state", "PARKED"]).ok_json().or_fail();
     let count = parked.as_array().map_or(0, Vec::len);
     assert_eq!(count, 1000, "every waiting job is PARKED");
+}
+
+fn an_operators_override_is_recorded_in_the_logbook(kind: BoardKind) {
+    let board = TestBoard::new(kind, "parked-override").or_fail();
+    let flows = flows_dir(&[("approval.yaml", APPROVAL)]).or_fail();
+    let work = tempfile::tempdir().or_fail();
+    let dir = work.path().display().to_string();
+    let (conductor, _) = conductor(&board, "override", flows.path());
+    let endpoint = conductor.endpoint();
+    let id = post_job(&endpoint, "approval", &[("dir", &dir)]).or_fail();
+    token(work.path());
+    let args = ["complete", "--job", &id, "--task", "approve", "--result", "\"by hand\"", "--operator", "alice"];
+    let done = baton(&endpoint, args);
+    assert!(done.success(), "{}", done.stderr());
+    let job = wait_job(&endpoint, &id, PATIENCE, "completion", is_complete).or_fail();
+    assert_eq!(job["outcome"].as_str(), Some("SUCCESS"), "{job}");
+    let approve = &job["tasks"][0];
+    assert_eq!(approve["completed_by"].as_str(), Some("alice"), "{job}");
+    assert!(approve["completed_at"].as_u64().is_some_and(|at| at <= flows::now_millis()), "{job}");
+    assert_eq!(std::fs::read_to_string(work.path().join("used")).or_fail(), "by hand");
 }

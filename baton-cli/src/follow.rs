@@ -219,6 +219,8 @@ mod tests {
                     failure: None,
                     result_json: None,
                     parked_deadline_ms: None,
+                    completed_by: None,
+                    completed_at_ms: None,
                 })
                 .collect(),
             ..pb::Job::default()

@@ -99,6 +99,8 @@ fn task_json(task: &pb::Task) -> Value {
         "failure": task.failure.as_ref().map(failure_json),
         "result": task.result_json.as_deref().map(result_json),
         "parked_deadline": task.parked_deadline_ms,
+        "completed_by": task.completed_by,
+        "completed_at": task.completed_at_ms,
     })
 }
 
@@ -329,6 +331,8 @@ mod tests {
                     failure: None,
                     result_json: None,
                     parked_deadline_ms: None,
+                    completed_by: None,
+                    completed_at_ms: None,
                 },
                 pb::Task {
                     name: "r".into(),
@@ -339,6 +343,8 @@ mod tests {
                     failure: None,
                     result_json: None,
                     parked_deadline_ms: None,
+                    completed_by: None,
+                    completed_at_ms: None,
                 },
                 pb::Task {
                     name: "step-2".into(),
@@ -349,6 +355,8 @@ mod tests {
                     failure: None,
                     result_json: None,
                     parked_deadline_ms: None,
+                    completed_by: None,
+                    completed_at_ms: None,
                 },
             ],
             ..pb::Job::default()

@@ -92,7 +92,7 @@ pub use failure::Failure;
 pub use inputs::{InputProblem, InputSpec, InputType, Pattern, PatternError, Rule, Schema};
 pub use listener::{AtomEvent, Listener, LoggingListener, TimingListener};
 pub use logbook::{now_millis, AtomDetail, AtomKind, Attempt, FlowDetail, LogBook, Millis, PARK_META};
-pub use park::{CallbackToken, Delivery, Park, ParkRecord, ParkedContext, TokenError, TokenName};
+pub use park::{CallbackToken, CompletedBy, Delivery, Park, ParkRecord, ParkedContext, TokenError, TokenName};
 pub use pattern::{Decider, Flow, FlowKind, Node};
 pub use registry::{FlowFactory, FlowRegistry, RegistryError};
 pub use retry::{Backoff, Decision, Retry, RetryController};

@@ -144,6 +144,28 @@ pub struct Delivery {
     pub attempt: u32,
     /// The delivered result, or the failure (a timeout is one).
     pub outcome: Result<Value, Failure>,
+    /// An operator's override: who completed it and when, recorded in the
+    /// atom's meta under [`COMPLETED_BY`]. `None` for a token's completion.
+    pub completed_by: Option<CompletedBy>,
+}
+
+/// The key of an operator's override in an atom's meta.
+pub const COMPLETED_BY: &str = "completed_by";
+
+/// Who completed a parked task by override, and when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CompletedBy {
+    /// The operator's name.
+    pub who: String,
+    /// When, in ms since the epoch.
+    pub at: Millis,
+}
+
+impl Delivery {
+    /// A delivery of `outcome` for `attempt` of `atom` (a token's completion, or a timeout).
+    pub fn new(atom: impl Into<String>, attempt: u32, outcome: Result<Value, Failure>) -> Self {
+        Delivery { atom: atom.into(), attempt, outcome, completed_by: None }
+    }
 }
 
 /// The failure a parked attempt gets when its deadline passes.

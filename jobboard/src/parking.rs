@@ -17,13 +17,16 @@
 //! does not match, or that names no park, [`Error::TokenNotFound`] (NOT_FOUND,
 //! with no hint which part was wrong).
 
-use flows::park::{timed_out, CallbackToken};
+use flows::park::{timed_out, CallbackToken, CompletedBy};
 use flows::{AtomDetail, AtomState, Delivery, Failure, Millis};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::error::Error;
 use crate::job::JobId;
+
+/// What `ParkEntry::by` says for a completion by token.
+const BY_TOKEN: &str = "token";
 
 /// How many earlier attempts' hashes an entry keeps, to tell "superseded" from "wrong".
 const PREVIOUS_KEPT: usize = 16;
@@ -136,7 +139,11 @@ impl ParkEntry {
             (ParkState::TimedOut, _) => Err(timed_out(&self.atom, self.deadline)),
             _ => return None,
         };
-        Some(Delivery { atom: self.atom.clone(), attempt: self.attempt, outcome })
+        let completed_by = match (&self.by, self.settled_at) {
+            (Some(who), Some(at)) if who != BY_TOKEN => Some(CompletedBy { who: who.clone(), at }),
+            _ => None,
+        };
+        Some(Delivery { atom: self.atom.clone(), attempt: self.attempt, outcome, completed_by })
     }
 
     fn settled(&self, state: ParkState, outcome: Option<TaskOutcome>, by: Option<String>, now: Millis) -> ParkEntry {
@@ -201,7 +208,7 @@ pub(crate) fn decide_complete(
         }
     }
     let by = match who {
-        Presenter::Token(_) => "token".to_owned(),
+        Presenter::Token(_) => BY_TOKEN.to_owned(),
         Presenter::Operator(name) => (*name).to_owned(),
     };
     match entry.state {

@@ -47,7 +47,14 @@ fn task_to_pb(atom: &AtomDetail) -> pb::Task {
         failure: atom.failure.as_ref().map(failure_to_pb),
         result_json: atom.result.as_ref().map(|result| result.to_string()),
         parked_deadline_ms: atom.park().filter(|_| atom.state == flows::AtomState::Parked).map(|p| p.deadline),
+        completed_by: completed_by(atom).map(|c| c.who),
+        completed_at_ms: completed_by(atom).map(|c| c.at),
     }
+}
+
+/// An operator's override recorded on the atom, if any.
+fn completed_by(atom: &AtomDetail) -> Option<flows::CompletedBy> {
+    atom.meta.get(flows::park::COMPLETED_BY).and_then(|v| serde_json::from_value(v.clone()).ok())
 }
 
 /// The wire form of a failure and its cause chain.

@@ -58,7 +58,7 @@ async fn an_await_parks_notifies_with_its_token_and_takes_the_delivered_result()
     assert!(!serde_json::to_string(&stored).expect("json").contains(&token.expose()));
 
     let mut second = engine(factory.build(&store).expect("builds")).await.expect("engine");
-    second.control().deliver(Delivery { atom: "approve".into(), attempt: 1, outcome: Ok(json!("yes")) });
+    second.control().deliver(Delivery::new("approve", 1, Ok(json!("yes"))));
     let done = second.run().await.expect("runs");
     assert_eq!(done.state, FlowState::Success);
     assert_eq!(done.results["used"], json!({"got": "yes"}));

@@ -123,6 +123,10 @@ impl Run<'_> {
             if self.details[n].state != AtomState::Parked || !current || self.rt[n].undo {
                 continue;
             }
+            if let Some(by) = &delivery.completed_by {
+                let by = serde_json::to_value(by).unwrap_or_default();
+                self.details[n].meta.insert(crate::park::COMPLETED_BY.into(), by);
+            }
             self.settle(n, delivered(delivery));
         }
     }

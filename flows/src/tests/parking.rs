@@ -115,7 +115,7 @@ impl Fixture {
 }
 
 fn deliver(engine: &Engine, attempt: u32, outcome: Result<Value, Failure>) {
-    engine.control().deliver(Delivery { atom: "approve".into(), attempt, outcome });
+    engine.control().deliver(Delivery::new("approve", attempt, outcome));
 }
 
 #[tokio::test]
@@ -164,7 +164,7 @@ async fn other_branches_run_while_one_is_parked_and_a_delivery_mid_run_continues
         for _ in 0..200 {
             let parked = tokens.lock().expect("lock").first().map(|t| t.name().attempt);
             if let Some(attempt) = parked {
-                control.deliver(Delivery { atom: "approve".into(), attempt, outcome: Ok(json!("mid-run")) });
+                control.deliver(Delivery::new("approve", attempt, Ok(json!("mid-run"))));
                 return true;
             }
             tokio::time::sleep(Duration::from_millis(5)).await;

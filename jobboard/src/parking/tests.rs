@@ -39,7 +39,8 @@ fn a_token_completes_once_then_repeats_are_ok_and_others_conflict() {
     };
     assert_eq!(done.state, ParkState::Completed);
     assert_eq!(done.by.as_deref(), Some("token"));
-    assert_eq!(done.delivery().expect("delivery").outcome, Ok(json!("yes")));
+    let delivery = done.delivery().expect("delivery");
+    assert_eq!((delivery.outcome, delivery.completed_by), (Ok(json!("yes")), None), "a token names nobody");
     let again = decide_complete(job, Some(&done), &Presenter::Token(&t), &yes(), 11).expect("answers");
     assert_eq!(again, Verdict::Answer(Completed::Already));
     let other = decide_complete(job, Some(&done), &Presenter::Token(&t), &TaskOutcome::Result(json!("no")), 11);
@@ -121,7 +122,9 @@ fn an_operator_completes_the_current_attempt_and_is_named() {
         panic!("completes")
     };
     assert_eq!(done.by.as_deref(), Some("alice"));
-    assert_eq!(done.delivery().expect("delivery").outcome, Err(Failure::task("rejected")));
+    let delivery = done.delivery().expect("delivery");
+    assert_eq!(delivery.outcome, Err(Failure::task("rejected")));
+    assert_eq!(delivery.completed_by, Some(flows::CompletedBy { who: "alice".into(), at: 5 }), "for the logbook");
 }
 
 #[test]
