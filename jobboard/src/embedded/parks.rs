@@ -53,7 +53,8 @@ fn put(tx: &Transaction<'_>, job: JobId, entry: &ParkEntry) -> Result<(), Error>
 /// The owner's logbook write: every atom written PARKED and not yet notified
 /// gets its entry in the same transaction.
 pub(crate) fn record_atoms(tx: &Transaction<'_>, job: JobId, atoms: &[AtomDetail]) -> Result<(), Error> {
-    for atom in atoms.iter().filter(|a| a.state == flows::AtomState::Parked) {
+    let fresh = |a: &&AtomDetail| a.state == flows::AtomState::Parked && a.park().is_some_and(|r| !r.notified);
+    for atom in atoms.iter().filter(fresh) {
         let before = entry(tx, job, &atom.name)?;
         if let Some(new) = ParkEntry::for_atom(atom, before.as_ref()) {
             put(tx, job, &new)?;

@@ -275,7 +275,9 @@ pub(crate) async fn entry_puts(
     atoms: &[&flows::AtomDetail],
 ) -> Result<Vec<(String, Vec<u8>)>, Error> {
     let mut puts = Vec::new();
-    for atom in atoms.iter().filter(|a| a.state == flows::AtomState::Parked) {
+    // Only a first park (or a re-issued token) writes an entry: the notified flag's write does not read.
+    let fresh = |a: &&&flows::AtomDetail| a.state == flows::AtomState::Parked && a.park().is_some_and(|r| !r.notified);
+    for atom in atoms.iter().filter(fresh) {
         let before = storage.park_entry(&atom.name).await?;
         if let Some(entry) = ParkEntry::for_atom(atom, before.as_ref()) {
             let keys = storage.keys();
