@@ -21,6 +21,8 @@
 //! | `P defs/v/<name>/<version:010>` | flow definition version JSON: name, version, hash, source, applied | - | apply (immutable) |
 //! | `P defs/current/<name>` | the current version's number | - | apply, in the same txn as the version |
 //! | `P m/epoch` | the board epoch, a number; compared by every claim and owner write (see `epoch`) | - | first session; bumped on an etcd restore |
+//! | `P m/park/<id>/<atom-hex>` | park entry JSON: attempt, token hash, deadline, state, outcome (see `parking`) | - | owner's logbook txn (park); completion, timeout, cancel (conditional) |
+//! | `P due/<deadline-ms:013>/<id>/<atom-hex>` | empty: parked tasks by deadline, read only up to now | - | with the entry; deleted when it is settled |
 //!
 //! `inv-prio` is `i32::MAX - priority` zero-padded, so ascending key order is
 //! priority descending, then id (= age) ascending. Every board watches `P m/`
