@@ -12,7 +12,9 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use tests::conductor::{baton, free_local_addr, get_job, is_complete, post_job, wait_job, ConductorProcess, OrFail};
+use tests::conductor::{
+    baton, free_local_addr, get_job, is_complete, post_job, wait_job, BatonRun, ConductorProcess, OrFail,
+};
 use tests::flow_files::{flows_dir, BoardKind, TestBoard};
 
 /// Bound on anything that should take seconds; only there so a broken build cannot hang.
@@ -167,6 +169,9 @@ fn the_webhook_completes_and_answers_each_case(kind: BoardKind) {
     let (conductor, http) = conductor(&board, "hook", flows.path());
     let id = post_job(&conductor.endpoint(), "approval", &[("dir", &dir)]).or_fail();
     let token = token(work.path());
+    wait_job(&conductor.endpoint(), &id, PATIENCE, "PARKED", |j| state(j) == "PARKED").or_fail();
+    // A watch stream shows the PARKED job and its resume.
+    let watch = BatonRun::spawn(&conductor.endpoint(), &[], ["watch", id.as_str()]);
     let path = format!("/v1/callbacks/{token}");
     assert_eq!(post(http, &path, "{not json").0, 400);
     assert_eq!(post(http, &path, r#"{"result": 1, "failure": "x"}"#).0, 400);
@@ -179,6 +184,11 @@ fn the_webhook_completes_and_answers_each_case(kind: BoardKind) {
     let job = wait_job(&conductor.endpoint(), &id, PATIENCE, "completion", is_complete).or_fail();
     assert_eq!(job["outcome"].as_str(), Some("SUCCESS"), "{job}");
     assert!(!conductor.log().contains(secret_of(&token)), "the access log shows no token");
+    let watched = watch.finish();
+    let progress = watched.stderr();
+    let parked_at = progress.find("PARKED").unwrap_or_else(|| panic!("the watch never showed PARKED: {progress}"));
+    assert!(progress[parked_at..].contains("COMPLETE"), "the watch showed the resume to the end: {progress}");
+    assert!(watched.success(), "{progress}");
 }
 
 fn cancel_while_parked_reverts_and_kills_the_token(kind: BoardKind) {
