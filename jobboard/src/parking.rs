@@ -107,12 +107,18 @@ pub struct ParkEntry {
 impl ParkEntry {
     /// The entry an owner's logbook write creates for `atom` when it is PARKED
     /// and not yet notified (a first park, or a re-issued token), keeping the
-    /// hashes of earlier attempts from `before`. `None` for any other atom write.
+    /// hashes of earlier attempts from `before`. `None` for any other atom write,
+    /// and for a re-issue whose attempt `before` shows settled already.
     pub fn for_atom(atom: &AtomDetail, before: Option<&ParkEntry>) -> Option<ParkEntry> {
         if atom.state != AtomState::Parked {
             return None;
         }
         let record = atom.park().filter(|r| !r.notified)?;
+        // A re-issued token must not undo a completion (or timeout) of the same attempt
+        // that landed first: the entry stays settled, and the owner's park is refused with it.
+        if before.is_some_and(|b| b.attempt == record.attempt && b.state != ParkState::Parked) {
+            return None;
+        }
         let mut previous = before.map(|b| b.previous.clone()).unwrap_or_default();
         if let Some(b) = before.filter(|b| b.attempt != record.attempt) {
             previous.push((b.attempt, b.token_hash.clone()));

@@ -135,4 +135,16 @@ fn only_a_parked_not_yet_notified_atom_makes_an_entry() {
     let record = ParkRecord { attempt: 1, token_hash: "ab".into(), deadline: 5, notified: true };
     atom.meta.insert(flows::PARK_META.into(), serde_json::to_value(&record).expect("json"));
     assert!(ParkEntry::for_atom(&atom, None).is_none(), "the notified flag's write leaves the entry alone");
+
+    // A re-issued token (same attempt, not notified) never overwrites a completion that landed first.
+    let job = JobId::new_v4();
+    let t = token(job, 1);
+    let record = ParkRecord { attempt: 1, token_hash: t.hash(), deadline: 9_000, notified: false };
+    atom.meta.insert(flows::PARK_META.into(), serde_json::to_value(&record).expect("json"));
+    let Ok(Verdict::Complete(done)) = decide_complete(job, Some(&entry(&t, 9_000)), &Presenter::Token(&t), &yes(), 1)
+    else {
+        panic!("completes")
+    };
+    assert!(ParkEntry::for_atom(&atom, Some(&done)).is_none());
+    assert!(ParkEntry::for_atom(&atom, Some(&entry(&t, 9_000))).is_some(), "a parked one is re-issued");
 }
