@@ -33,8 +33,11 @@ beside the binary's own (Rust) flows. A file with any error, or a flow name take
 stops the conductor at start (exit 2) with every problem as FILE:LINE:COLUMN: path: what.
 A flow using a task kind outside --task-kinds (reverts included) is not loaded, with a
 warning: this conductor neither claims its jobs nor accepts posts of it. The kinds are
-noop, sleep, fail, http and shell; all but shell are on by default (shell runs commands on
-this host: name it to turn it on, e.g. --task-kinds noop,sleep,fail,http,shell). Each
+noop, sleep, fail, http, await and shell; all but shell are on by default (shell runs
+commands on this host: name it to turn it on, e.g. --task-kinds noop,sleep,fail,http,shell).
+An await task parks its job until `baton complete TOKEN`, CompleteTask or
+POST /v1/callbacks/TOKEN on --http-listen completes it (${callback.url} is based on
+--http-advertise). Each
 conductor loads its own directory (flows are not stored on the board yet): give every
 conductor of a fleet the same files, and post through one that loaded them.
 ${secret.NAME} in a task resolves from the file NAME in --secrets-dir, at run time only;
