@@ -66,6 +66,11 @@ board_test!(oversize_atom_refuses_whole_batch);
 board_test!(fenced_batch_writes_nothing);
 board_test!(batch_updates_flow_and_leaves_other_atoms);
 board_test!(workers_are_seen_by_every_session_and_leave_with_theirs);
+board_test!(a_parked_job_is_completed_and_resumed_elsewhere);
+board_test!(wrong_tokens_are_not_found);
+board_test!(cancel_while_parked_reverts);
+board_test!(a_completion_while_claimed_reaches_the_owner);
+board_test!(completion_races_the_deadline);
 
 /// Embedded only: the board file survives the process. A job claimed when the
 /// process "died" (the board was dropped without closing) is UNCLAIMED after

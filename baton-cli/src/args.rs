@@ -92,11 +92,14 @@ pub enum Command {
         /// The job id.
         id: String,
     },
-    /// Cancel a job: an unclaimed one never runs; a running one is reverted.
+    /// Cancel a job: an unclaimed one never runs; a running or parked one is reverted.
     Cancel {
         /// The job id.
         id: String,
     },
+    /// Complete a parked task: with its callback token, or (an operator's override,
+    /// recorded with your name) by `--job` and `--task`.
+    Complete(CompleteArgs),
     /// List the flows the conductors can run, with their inputs; `flows validate` checks
     /// flow files offline.
     Flows(FlowsArgs),
@@ -119,6 +122,33 @@ pub enum Command {
     /// Start a `conductor` (found beside `baton`, else on PATH) on a local board with the
     /// demo flow files, run a demo job, follow it to the end, stop the conductor.
     Demo(DemoArgs),
+}
+
+/// `baton complete`.
+#[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("outcome").required(true).args(["result", "result_file", "fail"])))]
+#[command(group(clap::ArgGroup::new("target").required(true).args(["token", "job"])))]
+pub struct CompleteArgs {
+    /// The callback token the task's notify step handed out.
+    pub token: Option<String>,
+    /// Override: the job whose parked task to complete (with `--task`).
+    #[arg(long, requires = "task", conflicts_with = "token")]
+    pub job: Option<String>,
+    /// Override: the parked task's name.
+    #[arg(long, requires = "job")]
+    pub task: Option<String>,
+    /// The task's result, JSON.
+    #[arg(long, value_name = "JSON")]
+    pub result: Option<String>,
+    /// The task's result, JSON read from a file (`-` for stdin).
+    #[arg(long, value_name = "FILE")]
+    pub result_file: Option<PathBuf>,
+    /// The task failed, with this message (the flow's retries and reverts apply).
+    #[arg(long, value_name = "MESSAGE")]
+    pub fail: Option<String>,
+    /// Who overrides, recorded with the completion (default: $USER).
+    #[arg(long, requires = "job")]
+    pub operator: Option<String>,
 }
 
 /// `baton post`.
@@ -149,7 +179,7 @@ pub struct PostArgs {
 /// `baton list`.
 #[derive(Debug, clap::Args)]
 pub struct ListArgs {
-    /// Only jobs in this state: UNCLAIMED, CLAIMED, COMPLETE or TRASHED.
+    /// Only jobs in this state: UNCLAIMED, CLAIMED, PARKED, COMPLETE or TRASHED.
     #[arg(long, value_parser = parse_state)]
     pub state: Option<pb::JobState>,
     /// Only jobs of this flow.
@@ -276,10 +306,16 @@ pub fn parse_timeout(text: &str) -> Result<Duration, String> {
 
 /// A `--state`: a job state's name, in any case.
 pub fn parse_state(text: &str) -> Result<pb::JobState, String> {
-    [pb::JobState::Unclaimed, pb::JobState::Claimed, pb::JobState::Complete, pb::JobState::Trashed]
-        .into_iter()
-        .find(|state| crate::output::state_text(*state).eq_ignore_ascii_case(text))
-        .ok_or_else(|| format!("unknown job state {text:?}; expected UNCLAIMED, CLAIMED, COMPLETE or TRASHED"))
+    [
+        pb::JobState::Unclaimed,
+        pb::JobState::Claimed,
+        pb::JobState::Parked,
+        pb::JobState::Complete,
+        pb::JobState::Trashed,
+    ]
+    .into_iter()
+    .find(|state| crate::output::state_text(*state).eq_ignore_ascii_case(text))
+    .ok_or_else(|| format!("unknown job state {text:?}; expected UNCLAIMED, CLAIMED, PARKED, COMPLETE or TRASHED"))
 }
 
 impl Cli {

@@ -218,6 +218,9 @@ mod tests {
                     executions: 1,
                     failure: None,
                     result_json: None,
+                    parked_deadline_ms: None,
+                    completed_by: None,
+                    completed_at_ms: None,
                 })
                 .collect(),
             ..pb::Job::default()

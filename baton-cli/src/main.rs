@@ -17,6 +17,7 @@
 
 mod args;
 mod commands;
+mod complete;
 mod definitions;
 mod demo;
 mod fleet;

@@ -30,6 +30,7 @@ pub fn state_text(state: pb::JobState) -> &'static str {
         pb::JobState::Claimed => "CLAIMED",
         pb::JobState::Complete => "COMPLETE",
         pb::JobState::Trashed => "TRASHED",
+        pb::JobState::Parked => "PARKED",
     }
 }
 
@@ -107,6 +108,9 @@ fn task_json(task: &pb::Task) -> Value {
         "executions": task.executions,
         "failure": task.failure.as_ref().map(failure_json),
         "result": task.result_json.as_deref().map(result_json),
+        "parked_deadline": task.parked_deadline_ms,
+        "completed_by": task.completed_by,
+        "completed_at": task.completed_at_ms,
     })
 }
 
@@ -260,7 +264,10 @@ pub fn job_detail(job: &pb::Job) -> String {
             vec![
                 format!("  {}", t.name),
                 t.kind.clone(),
-                t.state.clone(),
+                match t.parked_deadline_ms {
+                    Some(deadline) => format!("{} until {}", t.state, format_time(deadline)),
+                    None => t.state.clone(),
+                },
                 t.attempts.to_string(),
                 t.executions.to_string(),
                 t.result_json.as_deref().map(result_cell).unwrap_or_default(),
@@ -355,6 +362,9 @@ mod tests {
                     executions: 1,
                     failure: None,
                     result_json: None,
+                    parked_deadline_ms: None,
+                    completed_by: None,
+                    completed_at_ms: None,
                 },
                 pb::Task {
                     name: "r".into(),
@@ -364,6 +374,9 @@ mod tests {
                     executions: 2,
                     failure: None,
                     result_json: None,
+                    parked_deadline_ms: None,
+                    completed_by: None,
+                    completed_at_ms: None,
                 },
                 pb::Task {
                     name: "step-2".into(),
@@ -373,6 +386,9 @@ mod tests {
                     executions: 1,
                     failure: None,
                     result_json: None,
+                    parked_deadline_ms: None,
+                    completed_by: None,
+                    completed_at_ms: None,
                 },
             ],
             ..pb::Job::default()

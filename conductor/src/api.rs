@@ -5,6 +5,7 @@
 //! with no `.proto` at hand).
 //!
 //! - [`service`]: the handlers.
+//! - [`complete`]: `CompleteTask`, shared with the HTTP webhook.
 //! - [`watch`]: the `WatchJob` stream.
 //! - [`convert`]: board types to wire messages.
 //! - [`definitions`]: flow files on the board: apply, get, history, delete, graph.
@@ -14,6 +15,7 @@
 //! - [`board_slot`]: the board the handlers use, which comes and goes with sessions.
 
 pub mod board_slot;
+pub mod complete;
 pub mod convert;
 pub mod definitions;
 pub mod fleet;

@@ -38,8 +38,10 @@ flow's current version back, so a fleet may start with the same directory and a 
 update is safe. Every conductor runs the board's flows (`baton flows apply` adds more), a job
 pinned to the version it was posted against. A flow using a task kind outside --task-kinds
 (reverts included) is not claimed here, with a warning. The kinds are noop, sleep, fail,
-http and shell; all but shell are on by default (shell runs commands on this host: name it
-to turn it on, e.g. --task-kinds noop,sleep,fail,http,shell).
+http, remote, await and shell; all but shell are on by default (shell runs commands on
+this host: name it to turn it on, e.g. --task-kinds noop,sleep,fail,http,shell). An await
+task parks its job until `baton complete TOKEN`, CompleteTask or POST /v1/callbacks/TOKEN
+on --http-listen completes it (${callback.url} is based on --http-advertise).
 ${secret.NAME} in a task resolves from the file NAME in --secrets-dir, at run time only;
 secret values never reach the job's logbook, results, failures, the API or the logs.
 
@@ -169,6 +171,9 @@ pub struct Settings {
     /// File holding the --etcd-user's password (first line).
     #[arg(long, value_name = "FILE")]
     pub etcd_password_file: Option<PathBuf>,
+    /// Base URL callers reach the HTTP listener at, for ${callback.url} (e.g. https://baton.example:8080).
+    #[arg(long, value_name = "URL")]
+    pub http_advertise: Option<String>,
 }
 
 /// How logs are written.
@@ -259,12 +264,19 @@ pub struct Config {
     pub http_listen: Option<SocketAddr>,
     /// TLS and user towards etcd.
     pub etcd_security: EtcdSecuritySettings,
+    /// The base of `${callback.url}`; `None`: `http://<http_listen>` if that is set.
+    pub http_advertise: Option<String>,
 }
 
 /// The file the embedded board keeps in its data dir.
 pub const EMBEDDED_BOARD_FILE: &str = "board.sqlite3";
 
 impl Config {
+    /// The base of `${callback.url}`: `--http-advertise`, else the HTTP listen address.
+    pub fn callback_base(&self) -> Option<String> {
+        self.http_advertise.clone().or_else(|| self.http_listen.map(|a| format!("http://{a}")))
+    }
+
     /// Layers `flags` over the environment (read through `env`) over the
     /// config file over the defaults, and checks the result.
     pub fn load(flags: Flags, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, Error> {
@@ -333,6 +345,7 @@ impl Config {
                 s.etcd_password_file,
                 env("BATON_ETCD_PASSWORD"),
             )?,
+            http_advertise: s.http_advertise,
         };
         config.validate()?;
         Ok(config)
@@ -370,6 +383,7 @@ impl Config {
             security: Security::default(),
             http_listen: None,
             etcd_security: EtcdSecuritySettings::default(),
+            http_advertise: None,
         }
     }
 
@@ -466,6 +480,7 @@ impl Settings {
             etcd_key: self.etcd_key.or(lower.etcd_key),
             etcd_user: self.etcd_user.or(lower.etcd_user),
             etcd_password_file: self.etcd_password_file.or(lower.etcd_password_file),
+            http_advertise: self.http_advertise.or(lower.http_advertise),
         }
     }
 }

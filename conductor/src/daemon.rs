@@ -148,8 +148,9 @@ impl Daemon {
             let http = TcpListener::bind(addr)
                 .await
                 .map_err(|source| Error::Io { what: format!("cannot listen on --http-listen {addr}"), source })?;
-            tracing::info!(addr = %addr, "http listener: /metrics, /healthz");
+            tracing::info!(addr = %addr, "http listener: /metrics, /healthz, /livez, POST /v1/callbacks/TOKEN");
             let routes = crate::http::standard::routes(local.clone(), slot.clone(), protection.auth.clone());
+            let routes = crate::callbacks::route(routes, slot.clone());
             crate::http::serve(http, routes, protection.tls.clone(), server.stop.clone());
         }
         tracing::info!(

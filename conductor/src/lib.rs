@@ -22,6 +22,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod callbacks;
 pub mod catalog;
 pub mod config;
 pub mod daemon;

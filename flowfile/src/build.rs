@@ -19,7 +19,7 @@ use serde_json::{Map, Value};
 use crate::inputs;
 use crate::kinds::Kinds;
 use crate::model::{At, Element, FlowDef, Order, PatternDef, ProvidesDef, RetryDef, TaskDef};
-use crate::task::{FileTask, Plan, RevertPlan};
+use crate::task::{FileTask, NotifyPlan, Plan, RevertPlan};
 
 /// Names in force inside one copy of an `each` (empty at the top).
 #[derive(Debug, Clone, Default)]
@@ -148,6 +148,14 @@ impl<'a> Builder<'a> {
             ProvidesDef::Whole(n) => Some(n.clone()),
             _ => None,
         };
+        let notify = match crate::kinds::await_kind::notify_of(&t.with) {
+            Ok(Some((name, with))) if !kind.deferred().is_empty() => Some(NotifyPlan {
+                kind: self.kind(&name)?,
+                with,
+                callback_base: self.kinds.callback_base_url().cloned(),
+            }),
+            _ => None,
+        };
         let task = FileTask {
             kind,
             with: t.with.clone(),
@@ -157,6 +165,7 @@ impl<'a> Builder<'a> {
             secrets: self.kinds.secret_store().clone(),
             revert,
             args: t.requires.iter().chain(t.rebind.keys()).cloned().collect(),
+            notify,
         };
         let mut spec = TaskSpec::new(atom.clone(), Arc::new(task)).requires(t.needs.iter().cloned());
         for arg in &t.needs {

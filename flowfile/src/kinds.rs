@@ -14,10 +14,12 @@
 //!   conductor's host;
 //! - `remote`: runs the task on a remote worker through a [`remote::Dispatch`] the
 //!   conductor injects ([`Kinds::remote_dispatch`]), as it injects secrets; on by default;
-//! - `await` (next issue): same pattern, on by default.
+//! - `await`: parks until a completion; its `notify` runs once the park is
+//!   recorded (see `FileTask::parked`); on by default.
 //!
 //! `with.rs` reads a kind's settings, for both `check` and `run`.
 
+pub mod await_kind;
 mod fail;
 pub mod http;
 mod noop;
@@ -69,6 +71,12 @@ pub trait Kind: Send + Sync + 'static {
     /// itself: `run` is called again with [`Call::reverting`] and [`Call::outcome`] set.
     fn reverts_itself(&self) -> bool {
         false
+    }
+
+    /// Keys resolved only once the task has parked (after its park is recorded),
+    /// where `${callback.token}` and `${callback.url}` are known too; nowhere else.
+    fn deferred(&self) -> &'static [&'static str] {
+        &[]
     }
 
     /// Static problems with `with` (its values may still hold `${...}` references,
@@ -127,6 +135,7 @@ pub fn builtin() -> Vec<Arc<dyn Kind>> {
         Arc::new(shell::Shell::new()),
         Arc::new(http::Http::new()),
         Arc::new(remote::Remote::unconnected()),
+        Arc::new(await_kind::Await),
     ]
 }
 
@@ -138,6 +147,8 @@ pub const OFF_BY_DEFAULT: &[&str] = &["shell"];
 pub struct Kinds {
     kinds: BTreeMap<&'static str, Arc<dyn Kind>>,
     secrets: Arc<dyn Secrets>,
+    /// Where `${callback.url}` points: the conductor's advertised HTTP base.
+    callback_base: Option<Arc<str>>,
 }
 
 /// `--task-kinds` named a kind nobody ships.
@@ -155,7 +166,7 @@ pub struct UnknownKind {
 impl Kinds {
     /// No kinds, no secrets.
     pub fn empty() -> Self {
-        Kinds { kinds: BTreeMap::new(), secrets: Arc::new(NoSecrets) }
+        Kinds { kinds: BTreeMap::new(), secrets: Arc::new(NoSecrets), callback_base: None }
     }
 
     /// Every built-in kind (what files are checked against offline).
@@ -213,6 +224,19 @@ impl Kinds {
         } else {
             self
         }
+    }
+
+    /// The base of `${callback.url}` (`--http-advertise`, e.g. `https://baton.example:8080`):
+    /// the URL is `<base>/v1/callbacks/<token>`. Without it `${callback.url}` has no value.
+    #[must_use]
+    pub fn callback_base(mut self, base: impl Into<String>) -> Self {
+        self.callback_base = Some(Arc::from(base.into().trim_end_matches('/')));
+        self
+    }
+
+    /// The base of `${callback.url}`, if set.
+    pub fn callback_base_url(&self) -> Option<&Arc<str>> {
+        self.callback_base.as_ref()
     }
 
     /// The secrets store.

@@ -103,6 +103,9 @@ pub(crate) fn collect(value: &Value, out: &mut Vec<Ref>, problems: &mut Vec<Stri
     }
 }
 
+/// The name `${callback.token}` and `${callback.url}` live under (only in a kind's deferred keys).
+pub(crate) const CALLBACK: &str = "callback";
+
 /// References in a `with`, skipping the kind's verbatim keys.
 pub(crate) fn in_settings(with: &Map<String, Value>, verbatim: &[&str]) -> (Vec<Ref>, Vec<(String, String)>) {
     let mut refs = Vec::new();

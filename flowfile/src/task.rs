@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use flows::{ExecuteContext, Failure, RevertContext, Task};
+use flows::{ExecuteContext, Failure, ParkedContext, RevertContext, Task};
 use serde_json::{json, Map, Value};
 use tokio_util::sync::CancellationToken;
 
@@ -37,6 +37,14 @@ pub(crate) struct RevertPlan {
     pub(crate) timeout: Option<Duration>,
 }
 
+/// What a parked task runs once its park is recorded (`await`'s `notify`).
+pub(crate) struct NotifyPlan {
+    pub(crate) kind: Arc<dyn Kind>,
+    pub(crate) with: Map<String, Value>,
+    /// `--http-advertise`: the base of `${callback.url}`.
+    pub(crate) callback_base: Option<Arc<str>>,
+}
+
 /// A flow-file task as the engine sees it.
 pub(crate) struct FileTask {
     pub(crate) kind: Arc<dyn Kind>,
@@ -50,6 +58,7 @@ pub(crate) struct FileTask {
     /// The inputs a kind sees as arguments ([`Call::inputs`]): `requires` and rebinds,
     /// not names only referenced in `with` (those arrive resolved inside `with`).
     pub(crate) args: Vec<String>,
+    pub(crate) notify: Option<NotifyPlan>,
 }
 
 /// The inputs named in `args`.
@@ -80,6 +89,10 @@ fn settle(
     };
     let mut out = Map::new();
     for (key, value) in with {
+        if kind.deferred().contains(&key.as_str()) {
+            // Resolved once the task has parked (see `FileTask::parked`), not now.
+            continue;
+        }
         let settled =
             if kind.verbatim().contains(&key.as_str()) { value.clone() } else { refs::resolve(value, &mut lookup)? };
         out.insert(key.clone(), settled);
@@ -167,6 +180,34 @@ impl Task for FileTask {
         };
         let result = call_kind(self.kind.as_ref(), with, call, &used).await?;
         self.project(result)
+    }
+
+    /// `notify`, resolved from the inputs plus `${callback.token}` and
+    /// `${callback.url}`; the token is redacted from whatever it returns or fails with.
+    async fn parked(&self, ctx: &ParkedContext) -> Result<(), Failure> {
+        let Some(plan) = &self.notify else { return Ok(()) };
+        let token = ctx.token().expose();
+        let mut callback = Map::new();
+        callback.insert("token".into(), Value::String(token.clone()));
+        if let Some(base) = &plan.callback_base {
+            callback.insert("url".into(), Value::String(format!("{base}/v1/callbacks/{token}")));
+        }
+        let mut names = ctx.inputs().as_map().clone();
+        names.insert(crate::refs::CALLBACK.to_owned(), Value::Object(callback));
+        let mut used = vec![token];
+        let with = settle(plan.kind.as_ref(), &plan.with, &names, self.secrets.as_ref(), &mut used)
+            .map_err(|f| redact_failure(f, &used))?;
+        let call = Call {
+            atom: ctx.atom_name().to_owned(),
+            attempt: ctx.attempt(),
+            timeout: self.timeout,
+            cancel: CancellationToken::new(),
+            reverting: false,
+            job: ctx.token().name().job,
+            inputs: arguments(ctx.inputs().as_map(), &self.args),
+            outcome: None,
+        };
+        call_kind(plan.kind.as_ref(), with, call, &used).await.map(|_| ())
     }
 
     async fn revert(&self, ctx: &RevertContext) -> Result<(), Failure> {

@@ -1,6 +1,7 @@
 //! Tests of flow files: golden errors with positions, and flows built from
 //! files run in-process on `flows::Engine` with a `MemoryStorage` logbook.
 
+mod awaiting;
 mod errors;
 mod examples;
 mod for_each_from;

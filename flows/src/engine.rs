@@ -20,8 +20,9 @@
 //! next starts a job, waits, or ends (see `journal`), so a step of a linear flow
 //! costs one storage write. A fresh flow is not written until its run starts.
 //!
-//! Submodules: `control` (suspend/cancel handle), `job` (one call into user
+//! Submodules: `control` (suspend/cancel handle, deliveries), `job` (one call into user
 //! code, or a retry's backoff), `journal` (staged writes and their flush),
+//! `parking` (parked atoms: park records, the `parked` hook, deliveries),
 //! `prepare` (fresh start or resume), `record` (checked transitions, joins),
 //! `run` (the scheduling loop), `revert` (failure resolution, reverts,
 //! retries), `values` (inputs, decider arguments, results).
@@ -29,6 +30,7 @@
 mod control;
 mod job;
 mod journal;
+mod parking;
 mod prepare;
 mod record;
 mod revert;
@@ -56,7 +58,8 @@ pub(crate) use record::apply_transition;
 /// How a run ended.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RunOutcome {
-    /// SUCCESS, REVERTED, FAILURE or SUSPENDED.
+    /// SUCCESS, REVERTED, FAILURE, SUSPENDED, or PARKED (nothing can run until a
+    /// parked atom's result is delivered; see [`crate::park`]).
     pub state: FlowState,
     /// When not SUCCESS: the task failure that caused the revert (or `Cancelled`,
     /// or the revert failure that made the flow FAILURE).
@@ -234,6 +237,16 @@ impl Engine {
     /// The flow's state as last recorded.
     pub fn state(&self) -> FlowState {
         self.detail.state
+    }
+
+    /// The atoms parked as last recorded, with their parked attempts: what a
+    /// PARKED run waits for.
+    pub fn parked(&self) -> Vec<(String, u32)> {
+        self.details
+            .iter()
+            .filter(|d| d.state == crate::state::AtomState::Parked)
+            .filter_map(|d| d.park().map(|r| (d.name.clone(), r.attempt)))
+            .collect()
     }
 
     /// Runs the flow to SUCCESS, REVERTED, FAILURE or SUSPENDED. `Err` means the

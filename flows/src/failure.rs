@@ -34,6 +34,9 @@ impl Failure {
     pub const PANIC: &'static str = "Panic";
     /// Kind of a failure produced when a required input cannot be found at run time.
     pub const NOT_FOUND: &'static str = "NotFound";
+    /// Kind of what a task returns to park ([`Park`](crate::park::Park)): read by the
+    /// engine as an outcome, never recorded as a failure.
+    pub const PARKED: &'static str = "Parked";
 
     /// A failure of the given kind with a message.
     pub fn new(kind: impl Into<String>, message: impl Into<String>) -> Self {

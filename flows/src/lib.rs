@@ -58,6 +58,7 @@
 //! - [`failure`]: `Failure`, a task failure as a persisted value.
 //! - [`state`]: atom and flow states and their transition tables.
 //! - [`logbook`]: `LogBook`, `FlowDetail`, `AtomDetail`: what is recorded.
+//! - [`park`]: parked atoms: `Park`, callback tokens, park records, deliveries.
 //! - [`storage`]: the `Storage` trait the engine writes through, and `MemoryStorage`.
 
 #![warn(missing_docs)]
@@ -71,6 +72,7 @@ pub mod failure;
 pub mod inputs;
 pub mod listener;
 pub mod logbook;
+pub mod park;
 pub mod pattern;
 pub mod registry;
 pub mod retry;
@@ -89,7 +91,8 @@ pub use error::Error;
 pub use failure::Failure;
 pub use inputs::{InputProblem, InputSpec, InputType, Pattern, PatternError, Rule, Schema};
 pub use listener::{AtomEvent, Listener, LoggingListener, TimingListener};
-pub use logbook::{now_millis, AtomDetail, AtomKind, Attempt, FlowDetail, LogBook, Millis};
+pub use logbook::{now_millis, AtomDetail, AtomKind, Attempt, FlowDetail, LogBook, Millis, PARK_META};
+pub use park::{CallbackToken, CompletedBy, Delivery, Park, ParkRecord, ParkedContext, TokenError, TokenName};
 pub use pattern::{Decider, Flow, FlowKind, Node};
 pub use registry::{FlowFactory, FlowRegistry, RegistryError};
 pub use retry::{Backoff, Decision, Retry, RetryController};

@@ -144,7 +144,21 @@ pub struct AtomDetail {
     pub meta: Map<String, Value>,
 }
 
+/// The key of an atom's [`ParkRecord`](crate::park::ParkRecord) in its `meta`
+/// (kept in meta so every backend stores it with no schema change).
+pub const PARK_META: &str = "park";
+
 impl AtomDetail {
+    /// The park record of the atom's latest parked attempt, if it ever parked.
+    pub fn park(&self) -> Option<crate::park::ParkRecord> {
+        self.meta.get(PARK_META).and_then(|v| serde_json::from_value(v.clone()).ok())
+    }
+
+    /// Sets the park record (the engine's, when the atom parks).
+    pub(crate) fn set_park(&mut self, record: &crate::park::ParkRecord) {
+        self.meta.insert(PARK_META.into(), serde_json::to_value(record).unwrap_or_default());
+    }
+
     /// A PENDING atom that intends to execute.
     pub fn new(name: impl Into<String>, kind: AtomKind) -> Self {
         AtomDetail {

@@ -30,6 +30,10 @@ pub enum AtomState {
     Ignore,
     /// A retry controller whose subflow is being retried.
     Retrying,
+    /// `execute` handed the work to someone outside: the atom waits for a delivered
+    /// result or failure (its park record holds the attempt, the token's hash and
+    /// the deadline). Nothing runs for it meanwhile.
+    Parked,
 }
 
 /// The state of a whole flow.
@@ -54,6 +58,9 @@ pub enum FlowState {
     Suspended,
     /// Loading a previous run's state before continuing it.
     Resuming,
+    /// Nothing can run until a parked atom's result (or failure) is delivered;
+    /// a later run, given the delivery, continues.
+    Parked,
 }
 
 /// What the engine intends to do with an atom next (persisted, for resume).
@@ -84,6 +91,7 @@ impl AtomState {
             AtomState::RevertFailure => "REVERT_FAILURE",
             AtomState::Ignore => "IGNORE",
             AtomState::Retrying => "RETRYING",
+            AtomState::Parked => "PARKED",
         }
     }
 }
@@ -101,12 +109,16 @@ impl FlowState {
             FlowState::Suspending => "SUSPENDING",
             FlowState::Suspended => "SUSPENDED",
             FlowState::Resuming => "RESUMING",
+            FlowState::Parked => "PARKED",
         }
     }
 
     /// True for states a run ends in.
     pub fn is_final(self) -> bool {
-        matches!(self, FlowState::Success | FlowState::Reverted | FlowState::Failure | FlowState::Suspended)
+        matches!(
+            self,
+            FlowState::Success | FlowState::Reverted | FlowState::Failure | FlowState::Suspended | FlowState::Parked
+        )
     }
 }
 
@@ -128,6 +140,12 @@ impl fmt::Display for FlowState {
 /// in a logbook after a crash is started again from PENDING or REVERTING
 /// (at-least-once execution); and RETRYING -> REVERTING, for a retry waiting to
 /// run its next attempt when the whole flow is reverted (it ran, so it is undone).
+///
+/// Parking: RUNNING -> PARKED when `execute` parks; PARKED -> SUCCESS or FAILURE
+/// when a result or failure (a timeout is one) is delivered; PARKED -> REVERTING
+/// when the flow is reverted meanwhile (a cancel), so the parked task's revert
+/// runs too. PARKED -> PARKED (a new token for the same attempt, after a crash
+/// before the notify ran) is the same-state no-op.
 pub fn check_atom_transition(from: AtomState, to: AtomState) -> bool {
     use AtomState::*;
     from == to
@@ -147,10 +165,18 @@ pub fn check_atom_transition(from: AtomState, to: AtomState) -> bool {
                 | (Reverting, Reverted)
                 | (Reverting, RevertFailure)
                 | (Reverted, Pending)
+                | (Running, Parked)
+                | (Parked, Success)
+                | (Parked, Failure)
+                | (Parked, Reverting)
         )
 }
 
 /// Whether a flow may move from `from` to `to`. Same-state is allowed (a no-op).
+///
+/// A run ends PARKED (from RUNNING) when nothing can run until a delivery; a
+/// later run resumes it (PARKED -> RESUMING). A suspended run with parked atoms
+/// ends SUSPENDED as any other.
 pub fn check_flow_transition(from: FlowState, to: FlowState) -> bool {
     use FlowState::*;
     from == to
@@ -179,5 +205,7 @@ pub fn check_flow_transition(from: FlowState, to: FlowState) -> bool {
                 | (Resuming, Suspended)
                 | (Reverted, Pending)
                 | (Failure, Resuming)
+                | (Running, Parked)
+                | (Parked, Resuming)
         )
 }

@@ -15,6 +15,7 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use crate::failure::Failure;
+use crate::park::ParkedContext;
 
 /// A unit of work with an optional undo.
 #[async_trait]
@@ -25,6 +26,15 @@ pub trait Task: Send + Sync + 'static {
     /// Undoes `execute`. Called for every task that ran when the flow fails,
     /// including the one that failed (then `ctx.outcome()` is its failure).
     async fn revert(&self, ctx: &RevertContext) -> Result<(), Failure> {
+        let _ = ctx;
+        Ok(())
+    }
+
+    /// Called once a park this task asked for (by returning
+    /// [`Park`](crate::park::Park)) is recorded: the place to hand the token to
+    /// whoever will complete it. Called again with a new token if the process
+    /// died before this returned. A failure here fails the parked attempt.
+    async fn parked(&self, ctx: &ParkedContext) -> Result<(), Failure> {
         let _ = ctx;
         Ok(())
     }

@@ -7,6 +7,7 @@ mod compile_errors;
 mod inputs;
 mod listeners;
 mod lookup;
+mod parking;
 mod props;
 mod resume;
 mod retries;

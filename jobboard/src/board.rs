@@ -17,6 +17,7 @@ use crate::claim::Claim;
 use crate::error::Error;
 use crate::flow_defs::{Applied, ApplyRule, FlowVersion, NewFlowVersion};
 use crate::job::{ConductorInfo, FlowFilter, Job, JobId, JobPage, JobState, ListQuery, NewJob};
+use crate::parking::{Completed, ParkEntry, Presenter, TaskOutcome};
 use crate::workers::{WorkerRecord, WorkerSet};
 
 /// A job board backend.
@@ -103,6 +104,35 @@ pub trait JobBoard: Send + Sync + std::fmt::Debug {
     /// Removes a flow definition with all its versions. `FlowInUse` while a job
     /// of that flow is unfinished (UNCLAIMED or CLAIMED); `UnknownFlow` if absent.
     async fn delete_flow(&self, name: &str) -> Result<(), Error>;
+
+    /// Completes a parked task with its callback token: the token is the
+    /// credential (any session may present it). One conditional write checks the
+    /// park's state, attempt and hash and records the outcome; a PARKED job
+    /// becomes claimable, a claimed one's owner is woken ([`Claim::deliveries`]).
+    /// Answers: see [`crate::parking`]; a malformed token is `TokenNotFound` too.
+    async fn complete_task(&self, token: &str, outcome: TaskOutcome) -> Result<Completed, Error> {
+        let token = flows::CallbackToken::parse(token).map_err(|_| Error::TokenNotFound)?;
+        let name = token.name().clone();
+        self.complete(name.job, &name.atom, Presenter::Token(&token), outcome).await
+    }
+
+    /// Completes the current parked attempt of `atom` in job `job`, presented by
+    /// a token or, for an operator's override, by a name (recorded in the entry).
+    async fn complete(
+        &self,
+        job: JobId,
+        atom: &str,
+        who: Presenter<'_>,
+        outcome: TaskOutcome,
+    ) -> Result<Completed, Error>;
+
+    /// Every park entry of a job (its parked tasks, settled or not), by atom name.
+    async fn parked_tasks(&self, job: JobId) -> Result<Vec<ParkEntry>, Error>;
+
+    /// Times out up to `limit` parked tasks whose deadline has passed, earliest
+    /// first, each with the same conditional write as a completion (so exactly
+    /// one of the two wins); returns how many. Reads only what is due.
+    async fn time_out_due(&self, limit: usize) -> Result<usize, Error>;
 
     /// Cancelled when this session is over: its lease was lost, or it was closed.
     /// Every claim made through it is lost at the same moment.

@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::Error;
 use crate::job::{Job, JobId, Outcome};
+use crate::parking::Parking;
 use crate::patient::{self, PatientStorage};
 
 /// A claim's fencing token: strictly greater for each new claim of a job.
@@ -42,6 +43,12 @@ pub(crate) trait ClaimOps: Send + Sync + std::fmt::Debug {
     async fn abandon(&self, job: JobId, token: FenceToken) -> Result<(), Error>;
     /// Moves the job to TRASHED with a reason, if the token is current.
     async fn trash(&self, job: JobId, token: FenceToken, reason: String) -> Result<(), Error>;
+    /// The park entries of `job`.
+    async fn parked_tasks(&self, job: JobId) -> Result<Vec<crate::parking::ParkEntry>, Error>;
+    /// Wakes when a parked task of `job` is completed or timed out while it is claimed.
+    fn deliveries(&self, job: JobId) -> crate::board::Wakeups;
+    /// Parks the job (fenced) unless completions or a cancel came meanwhile.
+    async fn park(&self, job: JobId, token: FenceToken, waiting: &[(String, u32)]) -> Result<Parking, Error>;
 }
 
 /// Ownership of one claimed job.
@@ -119,6 +126,31 @@ impl Claim {
     }
 
     /// Runs an owner write until it lands, fails for good, or the claim is lost.
+    /// Wakes whenever a parked task of this job is completed or timed out while
+    /// the claim lives; read them with `JobBoard::parked_tasks` and hand the
+    /// settled ones to the engine (it drops what it already has).
+    pub fn deliveries(&self) -> crate::board::Wakeups {
+        self.ops.deliveries(self.job.id)
+    }
+
+    /// What completions and timeouts the board holds for this job's parked
+    /// tasks, for the engine (which drops what is stale or already folded in).
+    pub async fn settled(&self) -> Result<Vec<flows::Delivery>, Error> {
+        let id = self.job.id;
+        let entries = self.patiently("reading parked tasks", || self.ops.parked_tasks(id)).await?;
+        Ok(entries.iter().filter_map(crate::parking::ParkEntry::delivery).collect())
+    }
+
+    /// Gives the job back PARKED: every task the engine can run waits, on the
+    /// given `(atom, attempt)`s. One fenced write, refused (the claim stands) if
+    /// one of them was completed or timed out meanwhile ([`Parking::Delivered`]:
+    /// fold those in and run on) or a cancel was requested ([`Parking::Cancelled`]).
+    /// After [`Parking::Parked`] the claim is over: drop it.
+    pub async fn park(&self, waiting: &[(String, u32)]) -> Result<Parking, Error> {
+        let (id, token) = (self.job.id, self.token);
+        self.patiently("parking the job", || self.ops.park(id, token, waiting)).await
+    }
+
     async fn patiently<T, Fut>(&self, doing: &str, attempt: impl FnMut() -> Fut) -> Result<T, Error>
     where
         Fut: std::future::Future<Output = Result<T, Error>>,

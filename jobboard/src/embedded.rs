@@ -26,6 +26,7 @@ mod flow_defs;
 mod jobs;
 mod logbook;
 mod notify;
+mod parks;
 mod rows;
 mod schema;
 mod storage;
@@ -51,6 +52,7 @@ use crate::claim::{Claim, FenceToken};
 use crate::error::Error;
 use crate::flow_defs::{Applied, ApplyRule, FlowVersion, NewFlowVersion};
 use crate::job::{BoardConfig, ConductorInfo, FlowFilter, Job, JobId, JobPage, JobState, ListQuery, NewJob};
+use crate::parking::{Completed, ParkEntry, Presenter, TaskOutcome};
 
 /// What every session of one board file shares.
 #[derive(Debug)]
@@ -154,6 +156,16 @@ impl EmbeddedBoard {
         Claim::new(job, token, ops, self.session.lost.child_token(), cancelled)
     }
 
+    /// Wakes whoever a settled park concerns.
+    fn woken(&self, job: JobId, woke: parks::Woke) {
+        match woke {
+            parks::Woke::Claimable => self.shared.notify.claimable(),
+            parks::Woke::Owner => self.shared.notify.park_settled(job),
+            parks::Woke::Nobody => return,
+        }
+        self.shared.notify.job_changed(job);
+    }
+
     fn validate(&self, job: &NewJob) -> Result<String, Error> {
         job.check_names()?;
         let store = rows::to_json(&job.store)?;
@@ -163,6 +175,12 @@ impl EmbeddedBoard {
         }
         Ok(store)
     }
+}
+
+/// A presenter the board's writer thread can own.
+enum OwnedPresenter {
+    Token(flows::CallbackToken),
+    Operator(String),
 }
 
 impl Session {
@@ -240,12 +258,68 @@ impl JobBoard for EmbeddedBoard {
 
     async fn request_cancel(&self, id: JobId) -> Result<Job, Error> {
         self.check_open()?;
-        let job = self.shared.db.write(move |tx| jobs::request_cancel(tx, id, now_millis())).await?;
+        let job = self
+            .shared
+            .db
+            .write(move |tx| {
+                let job = jobs::request_cancel(tx, id, now_millis())?;
+                if job.cancel_requested {
+                    parks::cancel_all(tx, id, now_millis())?;
+                }
+                Ok(job)
+            })
+            .await?;
         if job.cancel_requested {
             self.shared.notify.cancel(id);
+            if job.state == JobState::Unclaimed {
+                self.shared.notify.claimable();
+            }
         }
         self.shared.notify.job_changed(id);
         Ok(job)
+    }
+
+    async fn complete(
+        &self,
+        job: JobId,
+        atom: &str,
+        who: Presenter<'_>,
+        outcome: TaskOutcome,
+    ) -> Result<Completed, Error> {
+        self.check_open()?;
+        // The presenter borrows: check the token here, owned data goes to the writer.
+        let who = match who {
+            Presenter::Token(token) => OwnedPresenter::Token(token.clone()),
+            Presenter::Operator(name) => OwnedPresenter::Operator(name.to_owned()),
+        };
+        let atom = atom.to_owned();
+        let (answer, woke) = self
+            .shared
+            .db
+            .write(move |tx| {
+                let who = match &who {
+                    OwnedPresenter::Token(token) => Presenter::Token(token),
+                    OwnedPresenter::Operator(name) => Presenter::Operator(name),
+                };
+                parks::complete(tx, job, &atom, &who, &outcome, now_millis())
+            })
+            .await?;
+        self.woken(job, woke);
+        answer
+    }
+
+    async fn parked_tasks(&self, job: JobId) -> Result<Vec<ParkEntry>, Error> {
+        self.check_open()?;
+        self.shared.db.read(move |tx| parks::entries(tx, job)).await
+    }
+
+    async fn time_out_due(&self, limit: usize) -> Result<usize, Error> {
+        self.check_open()?;
+        let touched = self.shared.db.write(move |tx| parks::time_out_due(tx, limit, now_millis())).await?;
+        for (job, woke) in &touched {
+            self.woken(*job, *woke);
+        }
+        Ok(touched.len())
     }
 
     fn claimable(&self) -> Wakeups {

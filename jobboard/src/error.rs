@@ -89,6 +89,23 @@ pub enum Error {
         /// One unfinished job that uses it.
         job: JobId,
     },
+    /// A callback token names no park, or its secret does not match (no hint which).
+    #[error("no parked task matches this token")]
+    TokenNotFound,
+    /// The parked task was already completed with a different outcome.
+    #[error("parked task {atom} was already completed with a different outcome")]
+    CompletionConflict {
+        /// The atom.
+        atom: String,
+    },
+    /// The parked task can no longer be completed (timed out, cancelled, superseded).
+    #[error("parked task {atom} can no longer be completed: {why}")]
+    ParkClosed {
+        /// The atom.
+        atom: String,
+        /// Why.
+        why: String,
+    },
     /// The board was closed (or its session ended); open a new one.
     #[error("job board session is closed")]
     Closed,

@@ -19,6 +19,7 @@ mod list;
 mod local;
 mod ops;
 mod owner;
+mod parks;
 mod queue_view;
 mod security;
 mod session;
@@ -189,6 +190,8 @@ pub(crate) struct Inner {
     /// whose watch event then arrives before the claim is in `held`. Only
     /// touched with `held` locked. Bounded; see [`Inner::note_unheld_cancel`].
     unheld_cancels: Mutex<HashMap<JobId, i64>>,
+    /// Per claimed job with parked tasks: bumped when the watch sees one settled (see `parks`).
+    parks: Mutex<HashMap<JobId, tokio_watch::Sender<u64>>>,
     local: Mutex<local::LocalClaims>,
     queue_view: Mutex<queue_view::QueueView>,
     claimable: tokio_watch::Sender<u64>,
@@ -249,6 +252,7 @@ impl EtcdBoard {
             epoch,
             held: Mutex::new(HashMap::new()),
             unheld_cancels: Mutex::default(),
+            parks: Mutex::default(),
             local: Mutex::default(),
             queue_view: Mutex::default(),
             claimable: tokio_watch::channel(0).0,
@@ -386,6 +390,24 @@ impl JobBoard for EtcdBoard {
 
     fn flow_changes(&self) -> Wakeups {
         Wakeups::new(self.inner.flow_changes.subscribe())
+    }
+
+    async fn complete(
+        &self,
+        job: JobId,
+        atom: &str,
+        who: crate::parking::Presenter<'_>,
+        outcome: crate::parking::TaskOutcome,
+    ) -> Result<crate::parking::Completed, Error> {
+        self.inner.complete(job, atom, &who, &outcome).await
+    }
+
+    async fn parked_tasks(&self, job: JobId) -> Result<Vec<crate::parking::ParkEntry>, Error> {
+        self.inner.parked_tasks(job).await
+    }
+
+    async fn time_out_due(&self, limit: usize) -> Result<usize, Error> {
+        self.inner.time_out_due(limit).await
     }
 
     async fn watch_job(&self, id: JobId) -> Result<Wakeups, Error> {

@@ -22,6 +22,8 @@ pub enum JobState {
     Unclaimed,
     /// Owned by a conductor (on its lease).
     Claimed,
+    /// Every task it can run waits for a completion: released, not claimable.
+    Parked,
     /// Finished; see the outcome.
     Complete,
     /// Given up on (see the reason); its logbook is kept.
@@ -227,6 +229,7 @@ impl JobState {
             JobState::Claimed => "CLAIMED",
             JobState::Complete => "COMPLETE",
             JobState::Trashed => "TRASHED",
+            JobState::Parked => "PARKED",
         }
     }
 }
@@ -258,9 +261,9 @@ impl fmt::Display for Outcome {
 impl FromStr for JobState {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        [JobState::Unclaimed, JobState::Claimed, JobState::Complete, JobState::Trashed]
+        [JobState::Unclaimed, JobState::Claimed, JobState::Parked, JobState::Complete, JobState::Trashed]
             .into_iter()
             .find(|st| st.as_str().eq_ignore_ascii_case(s))
-            .ok_or_else(|| format!("unknown job state {s:?}; expected UNCLAIMED, CLAIMED, COMPLETE or TRASHED"))
+            .ok_or_else(|| format!("unknown job state {s:?}; expected UNCLAIMED, CLAIMED, PARKED, COMPLETE or TRASHED"))
     }
 }

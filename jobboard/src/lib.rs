@@ -22,6 +22,7 @@ pub mod etcd;
 pub mod flow_defs;
 pub mod job;
 pub mod lifecycle;
+pub mod parking;
 mod patient;
 pub mod workers;
 
@@ -33,4 +34,5 @@ pub use job::{
     BoardConfig, ConductorInfo, FlowFilter, FlowPin, Job, JobId, JobPage, JobState, ListQuery, NewJob, Outcome,
     MAX_NAME_BYTES,
 };
+pub use parking::{Completed, ParkEntry, ParkState, Parking, Presenter, TaskOutcome};
 pub use workers::{WorkerRecord, WorkerSet, WorkerTask};

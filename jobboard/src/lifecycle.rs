@@ -6,15 +6,22 @@
 //! The quarantine rule and its reason text live here too, so every backend
 //! quarantines at the same count with the same words.
 //!
-//! | event \ from  | UNCLAIMED              | CLAIMED                      | COMPLETE | TRASHED |
-//! |---------------|------------------------|------------------------------|----------|---------|
-//! | `claim`       | CLAIMED (claims + 1)   | refused                      | refused  | refused |
-//! | `quarantine`  | TRASHED (rule's reason)| refused                      | refused  | refused |
-//! | `cancel`      | COMPLETE (CANCELLED)   | CLAIMED (cancel flag set)    | refused  | refused |
-//! | `consume`     | refused                | COMPLETE (outcome, failure)  | refused  | refused |
-//! | `abandon`     | refused                | UNCLAIMED                    | refused  | refused |
-//! | `trash`       | refused                | TRASHED (reason)             | refused  | refused |
-//! | `release`     | refused                | UNCLAIMED                    | refused  | refused |
+//! | event \ from  | UNCLAIMED              | CLAIMED                      | PARKED                      | COMPLETE | TRASHED |
+//! |---------------|------------------------|------------------------------|-----------------------------|----------|---------|
+//! | `claim`       | CLAIMED (claims + 1)   | refused                      | refused                     | refused  | refused |
+//! | `quarantine`  | TRASHED (rule's reason)| refused                      | refused                     | refused  | refused |
+//! | `cancel`      | COMPLETE (CANCELLED)   | CLAIMED (cancel flag set)    | UNCLAIMED (cancel flag set) | refused  | refused |
+//! | `consume`     | refused                | COMPLETE (outcome, failure)  | refused                     | refused  | refused |
+//! | `abandon`     | refused                | UNCLAIMED                    | refused                     | refused  | refused |
+//! | `trash`       | refused                | TRASHED (reason)             | refused                     | refused  | refused |
+//! | `release`     | refused                | UNCLAIMED                    | refused                     | refused  | refused |
+//! | `park`        | refused                | PARKED                       | refused                     | refused  | refused |
+//! | `deliver`     | refused                | refused                      | UNCLAIMED                   | refused  | refused |
+//!
+//! PARKED: every task the flow can run waits for a completion (see `parking`);
+//! the owner gave the claim back, so nobody holds a slot for it, and it is not
+//! claimable until a completion, a timeout (`deliver`) or a cancel makes it so.
+//! A cancelled PARKED job is claimed again to revert what it did.
 //!
 //! A job is posted UNCLAIMED ([`POSTED`]). A job is CLAIMED exactly while it has
 //! an owner. COMPLETE and TRASHED are final: no event leaves them, so a refused
@@ -53,12 +60,25 @@ pub enum Event {
     /// lease, a closed session, a board file reopened after a crash): the
     /// orphan is re-queued.
     Release,
+    /// Its owner gives it back because every task it can run is parked.
+    Park,
+    /// A parked task of a PARKED job is completed or timed out: claimable again.
+    Deliver,
 }
 
 impl Event {
     /// Every event, in table order.
-    pub const ALL: [Event; 7] =
-        [Event::Claim, Event::Quarantine, Event::Cancel, Event::Consume, Event::Abandon, Event::Trash, Event::Release];
+    pub const ALL: [Event; 9] = [
+        Event::Claim,
+        Event::Quarantine,
+        Event::Cancel,
+        Event::Consume,
+        Event::Abandon,
+        Event::Trash,
+        Event::Release,
+        Event::Park,
+        Event::Deliver,
+    ];
 
     /// Its name, e.g. `claim`.
     pub fn as_str(self) -> &'static str {
@@ -70,6 +90,8 @@ impl Event {
             Event::Abandon => "abandon",
             Event::Trash => "trash",
             Event::Release => "release",
+            Event::Park => "park",
+            Event::Deliver => "deliver",
         }
     }
 }
@@ -81,7 +103,7 @@ impl fmt::Display for Event {
 }
 
 /// The table: `(event, from, to)` for every allowed transition; anything else is refused.
-pub const TRANSITIONS: [(Event, JobState, JobState); 8] = [
+pub const TRANSITIONS: [(Event, JobState, JobState); 11] = [
     (Event::Claim, JobState::Unclaimed, JobState::Claimed),
     (Event::Quarantine, JobState::Unclaimed, JobState::Trashed),
     (Event::Cancel, JobState::Unclaimed, JobState::Complete),
@@ -90,6 +112,9 @@ pub const TRANSITIONS: [(Event, JobState, JobState); 8] = [
     (Event::Abandon, JobState::Claimed, JobState::Unclaimed),
     (Event::Trash, JobState::Claimed, JobState::Trashed),
     (Event::Release, JobState::Claimed, JobState::Unclaimed),
+    (Event::Park, JobState::Claimed, JobState::Parked),
+    (Event::Deliver, JobState::Parked, JobState::Unclaimed),
+    (Event::Cancel, JobState::Parked, JobState::Unclaimed),
 ];
 
 /// A transition the table refuses.
@@ -112,7 +137,7 @@ impl IllegalTransition {
             (Event::Claim | Event::Quarantine, JobState::Claimed) => {
                 Error::AlreadyClaimed { job, owner: owner.unwrap_or_default().to_owned() }
             }
-            (Event::Claim | Event::Quarantine, state @ (JobState::Complete | JobState::Trashed)) => {
+            (Event::Claim | Event::Quarantine, state @ (JobState::Complete | JobState::Trashed | JobState::Parked)) => {
                 Error::NotClaimable { job, state }
             }
             _ => Error::IllegalTransition { job, refused: self },
@@ -173,6 +198,8 @@ pub(crate) enum Change {
     Abandon,
     Trash(String),
     Release,
+    Park,
+    Deliver,
 }
 
 impl Change {
@@ -185,6 +212,8 @@ impl Change {
             Change::Abandon => Event::Abandon,
             Change::Trash(_) => Event::Trash,
             Change::Release => Event::Release,
+            Change::Park => Event::Park,
+            Change::Deliver => Event::Deliver,
         }
     }
 }
@@ -227,6 +256,7 @@ impl Status {
                 next.finished_at = Some(now);
             }
             // Unclaimed: cancelled at once. Claimed: the owner is told, and decides.
+            // Parked: claimable again, flagged, so a claimer reverts what it did.
             Change::Cancel if to == JobState::Complete => {
                 next.outcome = Some(Outcome::Cancelled);
                 next.finished_at = Some(now);
@@ -241,7 +271,7 @@ impl Status {
                 next.trash_reason = Some(reason.clone());
                 next.finished_at = Some(now);
             }
-            Change::Abandon | Change::Release => {}
+            Change::Abandon | Change::Release | Change::Park | Change::Deliver => {}
         }
         Ok(next)
     }

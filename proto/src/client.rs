@@ -165,6 +165,12 @@ impl Client {
         Ok(self.inner.clone().cancel_job(pb::CancelJobRequest { id: id.into() }).await?.into_inner())
     }
 
+    /// Completes a parked task (by token, or an operator's override by job and task).
+    /// `Ok(true)` if this call completed it, `Ok(false)` if the same completion was already recorded.
+    pub async fn complete_task(&self, request: pb::CompleteTaskRequest) -> Result<bool, ClientError> {
+        Ok(self.inner.clone().complete_task(request).await?.into_inner().completed_now)
+    }
+
     /// The flows the server can run.
     pub async fn list_flows(&self) -> Result<Vec<pb::Flow>, ClientError> {
         Ok(self.inner.clone().list_flows(pb::ListFlowsRequest {}).await?.into_inner().flows)

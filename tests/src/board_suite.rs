@@ -19,6 +19,7 @@
 //! - `logbooks`: logbook storage through a claim, and resume by another owner.
 //! - `workers`: remote workers recorded by one session, seen by every session's watch.
 //! - `batches`: `save_changes` batches: whole, chunked, refused, fenced.
+//! - `parking`: parked tasks: park, complete by token, resume elsewhere, cancel, deadline races.
 
 mod batches;
 mod claiming;
@@ -28,6 +29,7 @@ mod flow_defs;
 mod lifecycle;
 mod listing;
 mod logbooks;
+mod parking;
 mod posting;
 mod workers;
 
@@ -59,6 +61,10 @@ pub use listing::{
     assert_filtered_listings_agree, assert_filtered_listings_agree_at, list_by_state_matches_filtered_full_list,
 };
 pub use logbooks::{first_claim_book_is_empty_until_written, logbook_round_trip_and_resume};
+pub use parking::{
+    a_completion_while_claimed_reaches_the_owner, a_parked_job_is_completed_and_resumed_elsewhere,
+    cancel_while_parked_reverts, completion_races_the_deadline, wrong_tokens_are_not_found,
+};
 pub use posting::{bad_inputs_write_nothing, conductors_register_and_drain, idempotent_post, list_filters_and_pages};
 pub use workers::workers_are_seen_by_every_session_and_leave_with_theirs;
 

@@ -71,7 +71,7 @@ pub struct ConductorConfig {
     pub max_jobs: Option<usize>,
     /// Further flags, passed as they are.
     pub extra_args: Vec<String>,
-    /// Environment variables set for the process (`NOTIFY_SOCKET`, ...).
+    /// Environment set for the process after the harness's own (`NOTIFY_SOCKET`, `RUST_LOG=trace`, ...).
     pub env: Vec<(String, String)>,
     /// The daemon binary: `demo_conductor` (the library with the Rust demo flows) unless set,
     /// `conductor` (the stock binary, flow files only), or another built on the library.

@@ -50,7 +50,15 @@ fn task_to_pb(atom: &AtomDetail) -> pb::Task {
         executions: atom.executions,
         failure: atom.failure.as_ref().map(failure_to_pb),
         result_json: atom.result.as_ref().map(|result| result.to_string()),
+        parked_deadline_ms: atom.park().filter(|_| atom.state == flows::AtomState::Parked).map(|p| p.deadline),
+        completed_by: completed_by(atom).map(|c| c.who),
+        completed_at_ms: completed_by(atom).map(|c| c.at),
     }
+}
+
+/// An operator's override recorded on the atom, if any.
+fn completed_by(atom: &AtomDetail) -> Option<flows::CompletedBy> {
+    atom.meta.get(flows::park::COMPLETED_BY).and_then(|v| serde_json::from_value(v.clone()).ok())
 }
 
 /// The wire form of a failure and its cause chain.
@@ -160,6 +168,7 @@ pub fn state_to_pb(state: JobState) -> pb::JobState {
         JobState::Claimed => pb::JobState::Claimed,
         JobState::Complete => pb::JobState::Complete,
         JobState::Trashed => pb::JobState::Trashed,
+        JobState::Parked => pb::JobState::Parked,
     }
 }
 
@@ -171,6 +180,7 @@ pub fn state_from_pb(state: pb::JobState) -> Option<JobState> {
         pb::JobState::Claimed => Some(JobState::Claimed),
         pb::JobState::Complete => Some(JobState::Complete),
         pb::JobState::Trashed => Some(JobState::Trashed),
+        pb::JobState::Parked => Some(JobState::Parked),
     }
 }
 
@@ -262,7 +272,7 @@ mod tests {
 
     #[test]
     fn states_round_trip() {
-        for state in [JobState::Unclaimed, JobState::Claimed, JobState::Complete, JobState::Trashed] {
+        for state in [JobState::Unclaimed, JobState::Claimed, JobState::Parked, JobState::Complete, JobState::Trashed] {
             assert_eq!(state_from_pb(state_to_pb(state)), Some(state));
         }
         assert_eq!(state_from_pb(pb::JobState::Unspecified), None);

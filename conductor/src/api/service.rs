@@ -9,6 +9,7 @@ use proto::pb::baton_server::Baton;
 use serde_json::{Map, Value};
 use tonic::{Request, Response, Status};
 
+use super::complete;
 use super::convert::{conductor_to_pb, flow_to_pb, job_to_pb, local_status_to_pb, state_from_pb, tasks_to_pb};
 use super::outline::{merge, Shape};
 use super::status::{from_board, from_catalog, from_registry, invalid};
@@ -206,6 +207,32 @@ impl Baton for BatonService {
             .find(|c| c.name == req.name)
             .map(|c| Response::new(conductor_to_pb(c)))
             .ok_or_else(|| Status::not_found(format!("conductor {:?} is not live", req.name)))
+    }
+
+    async fn complete_task(
+        &self,
+        request: Request<pb::CompleteTaskRequest>,
+    ) -> Result<Response<pb::CompleteTaskResponse>, Status> {
+        use pb::complete_task_request::{Outcome as O, Target as T};
+        let req = request.into_inner();
+        let target = match req.target {
+            Some(T::Token(token)) => complete::Target::Token(token),
+            Some(T::Task(task)) => complete::Target::Operator {
+                job: parse_id(&task.job_id)?,
+                task: task.task,
+                operator: if req.operator.is_empty() { "operator".to_owned() } else { req.operator },
+            },
+            None => return Err(invalid("target", "give a token, or a job and task")),
+        };
+        let (result, failure) = match &req.outcome {
+            Some(O::ResultJson(json)) => (Some(json.as_str()), None),
+            Some(O::Failure(message)) => (None, Some(message.as_str())),
+            None => (None, None),
+        };
+        let outcome = complete::outcome(result, failure).map_err(|e| invalid("outcome", e))?;
+        let board = self.state.board()?;
+        let done = complete::complete(board.as_ref(), &target, outcome).await.map_err(|e| from_board(&e))?;
+        Ok(Response::new(pb::CompleteTaskResponse { completed_now: done == jobboard::Completed::Now }))
     }
 
     async fn get_status(

@@ -12,7 +12,9 @@ use tonic::{Code, Status};
 pub fn from_board(err: &jobboard::Error) -> Status {
     use jobboard::Error as E;
     let code = match err {
-        E::NotFound(_) | E::UnknownFlow { .. } => Code::NotFound,
+        E::NotFound(_) | E::UnknownFlow { .. } | E::TokenNotFound => Code::NotFound,
+        E::CompletionConflict { .. } => Code::AlreadyExists,
+        E::ParkClosed { .. } => Code::FailedPrecondition,
         E::InvalidInput(_) => Code::InvalidArgument,
         // The message names the limit; the request cannot succeed as it is.
         E::TooLarge { .. } => Code::InvalidArgument,
@@ -89,6 +91,9 @@ mod tests {
             (Error::ClaimLost { job: id, token: 3 }, Code::FailedPrecondition),
             (Error::Unavailable { message: "etcd down".into(), source: None }, Code::Unavailable),
             (Error::Closed, Code::Unavailable),
+            (Error::TokenNotFound, Code::NotFound),
+            (Error::CompletionConflict { atom: "a".into() }, Code::AlreadyExists),
+            (Error::ParkClosed { atom: "a".into(), why: "its deadline passed".into() }, Code::FailedPrecondition),
             (Error::Backend { message: "corrupt row".into(), source: None }, Code::Internal),
         ];
         for (err, code) in cases {

@@ -165,7 +165,7 @@ fn a_config_file_that_is_not_a_map_or_has_a_bad_value_is_named() {
 #[test]
 fn task_kinds_default_to_all_but_shell_and_layer_like_the_rest() {
     let config = load(&[], &[]).unwrap();
-    assert_eq!(config.task_kinds, ["fail", "http", "noop", "remote", "sleep"]);
+    assert_eq!(config.task_kinds, ["await", "fail", "http", "noop", "remote", "sleep"]);
     assert_eq!((config.flows_dir, config.secrets_dir), (None, None));
     let config = load(&["--task-kinds", "noop, shell"], &[("BATON_TASK_KINDS", "http")]).unwrap();
     assert_eq!(config.task_kinds, ["noop", "shell"]);

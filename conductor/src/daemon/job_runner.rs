@@ -3,11 +3,15 @@
 //! The flow is built from the catalog (a Rust flow, or the flow file version the
 //! job is pinned to, whatever is current now) and run by the flows engine on the
 //! job's logbook (`Claim::storage`, book id = flow id = job id), so a job
-//! abandoned or lost part-way resumes from what was recorded. How it ends:
+//! abandoned or lost part-way resumes from what was recorded. Completions of
+//! parked tasks the board holds are handed to the engine before it runs, and
+//! while it runs (`Claim::deliveries`, a watch). How it ends:
 //!
 //! | what happened | board action |
 //! |---|---|
 //! | flow SUCCESS / REVERTED / FAILURE | consume with that outcome |
+//! | flow PARKED (every runnable task waits for a completion) | park: released, not claimable, no slot held |
+//! | a completion or cancel arrived while parking | the park is refused: fold it in and run on |
 //! | cancel requested, flow reverted | consume CANCELLED |
 //! | graceful shutdown, flow SUSPENDED | abandon (another conductor resumes at once) |
 //! | grace period over | engine dropped, then abandon (running tasks re-run: at-least-once) |
@@ -22,7 +26,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use flows::{Engine, FlowState, LoggingListener, RunOutcome, StorageError, CANCELLED};
-use jobboard::{Claim, JobBoard, Outcome};
+use jobboard::{Claim, JobBoard, Outcome, Parking};
 use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -115,30 +119,61 @@ impl JobRunner {
         let control = engine.control();
         let lost = claim.lost();
         let cancel_requested = claim.cancelled();
+        let mut deliveries = claim.deliveries();
         let mut cancelling = false;
         let mut suspending = false;
-        let ended = {
-            // Dropping this future drops the engine's task set, aborting every running task.
-            let run = engine.run();
-            tokio::pin!(run);
-            loop {
-                tokio::select! {
-                    biased;
-                    _ = lost.cancelled() => break Ended::Lost,
-                    _ = self.stops.abort.cancelled() => break Ended::Aborted,
-                    result = &mut run => break Ended::Ran(result),
-                    _ = cancel_requested.cancelled(), if !cancelling => {
-                        tracing::info!("cancellation requested: reverting");
-                        cancelling = true;
-                        control.cancel();
-                        self.workers.cancel_job(job.id);
-                    }
-                    _ = self.stops.suspend.cancelled(), if !suspending => {
-                        tracing::info!("shutting down: suspending the flow");
-                        suspending = true;
-                        control.suspend();
+        // Completions and timeouts recorded while the job was parked (or before a crash).
+        match claim.settled().await {
+            Ok(settled) => settled.into_iter().for_each(|d| control.deliver(d)),
+            Err(error) => return tracing::warn!(%error, "cannot read the parked tasks; the job returns to the board"),
+        }
+        let ended = loop {
+            let ended = {
+                // Dropping this future drops the engine's task set, aborting every running task.
+                let run = engine.run();
+                tokio::pin!(run);
+                loop {
+                    tokio::select! {
+                        biased;
+                        _ = lost.cancelled() => break Ended::Lost,
+                        _ = self.stops.abort.cancelled() => break Ended::Aborted,
+                        result = &mut run => break Ended::Ran(result),
+                        _ = cancel_requested.cancelled(), if !cancelling => {
+                            tracing::info!("cancellation requested: reverting");
+                            cancelling = true;
+                            control.cancel();
+                            self.workers.cancel_job(job.id);
+                        }
+                        _ = self.stops.suspend.cancelled(), if !suspending => {
+                            tracing::info!("shutting down: suspending the flow");
+                            suspending = true;
+                            control.suspend();
+                        }
+                        // A parked task was completed while other branches run: the owner folds it in.
+                        changed = deliveries.changed() => match (changed, claim.settled().await) {
+                            (Ok(()), Ok(settled)) => settled.into_iter().for_each(|d| control.deliver(d)),
+                            (_, Err(error)) => tracing::warn!(%error, "cannot read completed parked tasks; will retry"),
+                            (Err(_), _) => deliveries = claim.deliveries(),
+                        },
                     }
                 }
+            };
+            let Ended::Ran(Ok(outcome)) = &ended else { break ended };
+            if outcome.state != FlowState::Parked {
+                break ended;
+            }
+            match claim.park(&engine.parked()).await {
+                Ok(Parking::Parked) => {
+                    let waiting: Vec<String> = engine.parked().into_iter().map(|(atom, _)| atom).collect();
+                    return tracing::info!(?waiting, "job parked; released until a completion or a deadline");
+                }
+                Ok(Parking::Delivered(settled)) => settled.into_iter().for_each(|d| control.deliver(d)),
+                Ok(Parking::Cancelled) => {
+                    tracing::info!("cancellation requested while parking: reverting");
+                    cancelling = true;
+                    control.cancel();
+                }
+                Err(error) => return tracing::warn!(%error, "cannot park the job; it returns to the board"),
             }
         };
         match ended {

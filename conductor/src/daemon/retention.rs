@@ -1,8 +1,12 @@
-//! Retention: finished jobs and their logbooks are purged once older than `--retention`.
+//! Retention: finished jobs and their logbooks are purged once older than
+//! `--retention`; and parked tasks past their deadline are timed out.
 //!
 //! Every conductor purges, once at start and then every `--purge-interval`
 //! (default hourly); purging is idempotent, so several conductors doing it
-//! costs only the reads.
+//! costs only the reads. Every conductor also scans the deadline index every
+//! second: it reads only what is due, and each timeout is the same conditional
+//! write as a completion, so conductors racing each other (or a completion)
+//! time a task out once.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,6 +27,30 @@ pub(crate) async fn purge_loop(board: Arc<dyn JobBoard>, every: Duration, stop: 
             Ok(0) => tracing::debug!("no expired jobs to purge"),
             Ok(removed) => tracing::info!(removed, "purged expired jobs"),
             Err(error) => tracing::warn!(%error, "purging expired jobs failed; will retry"),
+        }
+    }
+}
+
+/// Parked tasks timed out per scan request; a scan goes on while it fills them.
+const DUE_BATCH: usize = 256;
+
+/// Times out parked tasks past their deadline, every `every`, until `stop`.
+pub(crate) async fn deadline_loop(board: Arc<dyn JobBoard>, every: Duration, stop: CancellationToken) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        loop {
+            match board.time_out_due(DUE_BATCH).await {
+                Ok(n) if n == DUE_BATCH => continue,
+                Ok(0) => {}
+                Ok(n) => tracing::info!(timed_out = n, "parked tasks past their deadline timed out"),
+                Err(error) => tracing::warn!(%error, "scanning parked deadlines failed; will retry"),
+            }
+            break;
         }
     }
 }

@@ -36,6 +36,8 @@ use crate::config::{format_duration, Config};
 use crate::local::LocalStatus;
 use crate::workers::WorkerHub;
 
+/// How often the deadline index of parked tasks is read (only what is due).
+const DEADLINE_SCAN: Duration = Duration::from_secs(1);
 /// After the grace period, how long dropped engines get to abandon their claims.
 const ABORT_WAIT: Duration = Duration::from_secs(5);
 /// Longest pause between registration attempts while the board is unavailable.
@@ -106,6 +108,7 @@ pub(crate) async fn run<S: Future + ?Sized, F: Future<Output = String> + ?Sized>
     tracker.spawn(cx.catalog.clone().follow(board.clone(), stop_claiming.clone()));
     tracker.spawn(retention::purge_loop(board.clone(), config.purge_interval, stop_claiming.clone()));
     tracker.spawn(cx.workers.clone().follow_board(board.clone(), stop_claiming.clone()));
+    tracker.spawn(retention::deadline_loop(board.clone(), DEADLINE_SCAN, stop_claiming.clone()));
     let claimer = Claimer {
         board: board.clone(),
         catalog: cx.catalog.clone(),

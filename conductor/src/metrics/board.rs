@@ -11,8 +11,9 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use flows::LogBook;
 use jobboard::{
-    Applied, ApplyRule, Availability, Claim, ConductorInfo, Error, FlowFilter, FlowVersion, Job, JobBoard, JobId,
-    JobPage, ListQuery, NewFlowVersion, NewJob, Wakeups, WorkerRecord, WorkerSet,
+    Applied, ApplyRule, Availability, Claim, Completed, ConductorInfo, Error, FlowFilter, FlowVersion, Job, JobBoard,
+    JobId, JobPage, ListQuery, NewFlowVersion, NewJob, ParkEntry, Presenter, TaskOutcome, Wakeups, WorkerRecord,
+    WorkerSet,
 };
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -103,6 +104,24 @@ impl JobBoard for MeteredBoard {
 
     async fn conductors(&self) -> Result<Vec<ConductorInfo>, Error> {
         self.measure("conductors", self.inner.conductors()).await
+    }
+
+    async fn complete(
+        &self,
+        job: JobId,
+        atom: &str,
+        who: Presenter<'_>,
+        outcome: TaskOutcome,
+    ) -> Result<Completed, Error> {
+        self.measure("complete", self.inner.complete(job, atom, who, outcome)).await
+    }
+
+    async fn parked_tasks(&self, job: JobId) -> Result<Vec<ParkEntry>, Error> {
+        self.measure("parked_tasks", self.inner.parked_tasks(job)).await
+    }
+
+    async fn time_out_due(&self, limit: usize) -> Result<usize, Error> {
+        self.measure("time_out_due", self.inner.time_out_due(limit)).await
     }
 
     fn flow_changes(&self) -> Wakeups {

@@ -130,13 +130,53 @@ fn settings(
         );
     }
     kind_checks(kind, &with, path, &key_pos, sink);
-    let (found, problems) = refs::in_settings(&with, kind.verbatim());
+    let (mut found, problems) = refs::in_settings(&with, kind.verbatim());
     for (key, problem) in problems {
         sink.at(key_pos(&key), &yaml::join(path, &key), problem);
     }
+    callback_refs(&with, kind, &mut found, &key_pos, path, sink);
     check_secrets(&found, &key_pos(""), path, sink);
     refs.extend(found);
     Some(with)
+}
+
+/// `${callback.token}` and `${callback.url}` are names only in the kind's deferred
+/// keys (`await`'s `notify`): there they are dropped from what the task needs;
+/// anywhere else, or with another field, they are problems.
+fn callback_refs(
+    with: &Map<String, Value>,
+    kind: &dyn Kind,
+    found: &mut Vec<Ref>,
+    key_pos: &dyn Fn(&str) -> crate::problems::Pos,
+    path: &str,
+    sink: &mut Sink,
+) {
+    let deferred: Map<String, Value> = with
+        .iter()
+        .filter(|(k, _)| kind.deferred().contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let (inside, _) = refs::in_settings(&deferred, &[]);
+    for r in inside.iter().filter(|r| r.root == refs::CALLBACK) {
+        let known = matches!(r.fields.as_slice(), [f] if f == "token" || f == "url");
+        if !known {
+            let key = deferred.keys().next().map_or("", String::as_str);
+            sink.at(
+                key_pos(key),
+                &yaml::join(path, key),
+                format!("{}: a callback has only token and url", r.written()),
+            );
+        }
+    }
+    let outside = with.keys().filter(|k| !kind.deferred().contains(&k.as_str()));
+    for key in outside {
+        let (refs_here, _) = refs::in_settings(&Map::from_iter([(key.clone(), with[key].clone())]), kind.verbatim());
+        for r in refs_here.iter().filter(|r| r.root == refs::CALLBACK) {
+            let text = format!("{} is known only inside an await task's notify", r.written());
+            sink.at(key_pos(key), &yaml::join(path, key), text);
+        }
+    }
+    found.retain(|r| r.root != refs::CALLBACK);
 }
 
 /// A kind with no `with:` still gets its checks (e.g. a required setting).

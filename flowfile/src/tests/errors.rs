@@ -32,7 +32,7 @@ fn kinds_settings_and_task_names() {
     golden(
         "name: x\nflow:\n  linear:\n    - task: a\n      kind: nop\n    - task: b\n      kind: sleep\n      with: {duraton: 1s}\n    - task: c\n      kind: sleep\n      with: {duration: soon}\n    - task: a\n      kind: fail\n",
         &[
-            r#"f.yaml:5:13: flow.linear[0].kind: unknown kind "nop"; did you mean "noop"?; known kinds: fail, http, noop, record, remote, shell, sleep"#,
+            r#"f.yaml:5:13: flow.linear[0].kind: unknown kind "nop"; did you mean "noop"?; known kinds: await, fail, http, noop, record, remote, shell, sleep"#,
             r#"f.yaml:8:13: flow.linear[1].with: missing required setting "duration""#,
             r#"f.yaml:8:14: flow.linear[1].with.duraton: sleep takes no setting "duraton"; did you mean "duration"?; it takes: duration"#,
             r#"f.yaml:11:14: flow.linear[2].with.duration: "soon" is not a duration such as 500ms or 2s (expected number at 0)"#,

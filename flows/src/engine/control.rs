@@ -1,7 +1,10 @@
-//! `EngineControl`: suspend or cancel a run from another task.
+//! `EngineControl`: suspend or cancel a run from another task, or deliver a
+//! parked atom's result.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+
+use crate::park::Delivery;
 
 use tokio::sync::Notify;
 
@@ -13,6 +16,8 @@ struct Inner {
     wake: Notify,
     /// Wakes every job waiting out a retry delay (no permit: they check the flags first).
     stop: Notify,
+    /// Results and failures for parked atoms, not yet folded into a run.
+    deliveries: Mutex<Vec<Delivery>>,
 }
 
 /// A cloneable handle on a running engine.
@@ -44,6 +49,24 @@ impl EngineControl {
         self.inner.stop.notify_waiters();
     }
 
+    /// Hands a parked atom its result or failure. A running engine folds it in at
+    /// once; otherwise the next `run` does, before anything starts. A delivery for
+    /// an atom that is not parked, or for another attempt, is dropped by the run.
+    pub fn deliver(&self, delivery: Delivery) {
+        self.inner.deliveries.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(delivery);
+        self.inner.wake.notify_one();
+    }
+
+    /// Deliveries not yet folded in, oldest first.
+    pub(crate) fn take_deliveries(&self) -> Vec<Delivery> {
+        std::mem::take(&mut *self.inner.deliveries.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
+    }
+
+    /// True if deliveries wait to be folded in.
+    pub fn has_deliveries(&self) -> bool {
+        !self.inner.deliveries.lock().unwrap_or_else(std::sync::PoisonError::into_inner).is_empty()
+    }
+
     pub(crate) fn suspend_requested(&self) -> bool {
         self.inner.suspend.load(Ordering::SeqCst)
     }
@@ -63,7 +86,7 @@ impl EngineControl {
         self.inner.cancel.store(false, Ordering::SeqCst);
     }
 
-    /// Resolves when `suspend` or `cancel` is called (or was, since the last wait).
+    /// Resolves when `suspend`, `cancel` or `deliver` is called (or was, since the last wait).
     pub(crate) async fn woken(&self) {
         self.inner.wake.notified().await;
     }

@@ -15,6 +15,7 @@ use super::control::EngineControl;
 use crate::compile::{Compiled, NodeKind};
 use crate::failure::Failure;
 use crate::listener::Listener;
+use crate::park::ParkedContext;
 use crate::storage::Storage;
 use crate::task::{ExecuteContext, RevertContext};
 
@@ -37,6 +38,8 @@ pub(crate) enum Action {
     Revert(RevertContext),
     /// Wait out a retry's backoff before its next attempt.
     Delay(Duration),
+    /// Call a task's `parked` hook: its park is recorded.
+    Notify(ParkedContext),
 }
 
 /// What a job reports back.
@@ -47,6 +50,8 @@ pub(crate) enum Done {
     Delayed,
     /// A retry's backoff was cut short by a suspend or cancel: nothing was started.
     Interrupted,
+    /// A `parked` hook ended, for this attempt.
+    Notified(u32, Result<(), Failure>),
 }
 
 /// A finished job.
@@ -82,6 +87,15 @@ pub(crate) async fn perform(shared: Arc<Shared>, node: usize, action: Action) ->
                 .await
                 .unwrap_or_else(|panic| Err(panic_failure(&cnode.name, panic.as_ref())));
             Done::Reverted(outcome)
+        }
+        Action::Notify(ctx) => {
+            let NodeKind::Task(spec) = &cnode.kind else { unreachable!("only tasks park") };
+            let attempt = ctx.attempt();
+            let outcome = AssertUnwindSafe(spec.task.parked(&ctx))
+                .catch_unwind()
+                .await
+                .unwrap_or_else(|panic| Err(panic_failure(&cnode.name, panic.as_ref())));
+            Done::Notified(attempt, outcome)
         }
         Action::Delay(delay) => {
             // Waiting is not running: a suspend or cancel need not wait out a long backoff.

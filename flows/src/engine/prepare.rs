@@ -71,6 +71,7 @@ impl Run<'_> {
         self.set_flow(FlowState::Running)?;
         if resuming {
             self.resume_reverts();
+            self.repark_unnotified();
         }
         Ok(None)
     }

@@ -24,7 +24,11 @@ impl Run<'_> {
         self.rt[n].in_flight
             || matches!(
                 self.details[n].state,
-                AtomState::Success | AtomState::Failure | AtomState::Reverting | AtomState::Retrying
+                AtomState::Success
+                    | AtomState::Failure
+                    | AtomState::Reverting
+                    | AtomState::Retrying
+                    | AtomState::Parked
             )
     }
 

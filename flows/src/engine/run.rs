@@ -24,6 +24,7 @@ use crate::compile::NodeKind;
 use crate::error::Error;
 use crate::failure::Failure;
 use crate::logbook::{AtomDetail, Attempt};
+use crate::park::{Delivery, Park, ParkedContext};
 use crate::state::{AtomState, FlowState, Intention};
 use crate::task::ExecuteContext;
 
@@ -70,6 +71,10 @@ pub(crate) struct Run<'e> {
     inline_streak: u32,
     /// Decided, not yet written.
     pub(crate) journal: Journal,
+    /// Parked atoms whose `parked` hook is to run once their park is written.
+    pub(crate) to_notify: Vec<(usize, ParkedContext)>,
+    /// Deliveries taken from the control that wait for their atom's hook to end.
+    pub(crate) deliveries: Vec<Delivery>,
 }
 
 pub(crate) async fn run(engine: &mut Engine) -> Result<RunOutcome, Error> {
@@ -101,6 +106,8 @@ pub(crate) async fn run(engine: &mut Engine) -> Result<RunOutcome, Error> {
         scope_pending: BTreeMap::new(),
         inline_streak: 0,
         journal: Journal::new(count),
+        to_notify: Vec::new(),
+        deliveries: Vec::new(),
     };
     let outcome = run.drive().await;
     run.engine.details = std::mem::take(&mut run.details);
@@ -123,7 +130,8 @@ impl Run<'_> {
                 // the loop going (that would spin).
                 let startable = !self.ready.is_empty() && !self.reverting_all;
                 let stuck = self.error.is_some() || (!startable && self.undo.is_empty());
-                if stuck || self.suspending || self.revert_failure.is_some() {
+                let delivered = self.error.is_none() && !self.suspending && self.engine.control.has_deliveries();
+                if (stuck || self.suspending || self.revert_failure.is_some()) && !delivered {
                     break;
                 }
                 continue;
@@ -147,6 +155,9 @@ impl Run<'_> {
     /// Turns suspend and cancel requests into mode changes.
     fn check_control(&mut self) -> Result<(), Error> {
         let control = self.engine.control.clone();
+        if self.error.is_none() {
+            self.fold_deliveries();
+        }
         if control.cancel_requested() && self.error.is_none() {
             // Honoured (or moot, if everything is being reverted already): a later run
             // must not be cancelled by this same request.
@@ -184,6 +195,10 @@ impl Run<'_> {
                     if let Some(action) = self.start_revert(n) {
                         batch.push((n, action));
                     }
+                    continue;
+                }
+                if let Some(job) = self.next_notify() {
+                    batch.push(job);
                     continue;
                 }
                 if self.reverting_all {
@@ -367,6 +382,7 @@ impl Run<'_> {
         }
         match c.done {
             Done::Executed(outcome) => self.executed(n, outcome),
+            Done::Notified(attempt, outcome) => self.notified(n, attempt, outcome),
             Done::Reverted(outcome) => {
                 if let Err(error) = self.finish_revert(n, &outcome) {
                     self.error.get_or_insert(error);
@@ -392,8 +408,17 @@ impl Run<'_> {
         }
     }
 
-    /// Stages how `n`'s execute ended and decides what follows.
+    /// Stages how `n`'s execute ended and decides what follows: a park, or a settled outcome.
     fn executed(&mut self, n: usize, outcome: Result<serde_json::Value, Failure>) {
+        if let Some(park) = outcome.as_ref().err().and_then(Park::from_failure) {
+            self.park(n, park);
+            return;
+        }
+        self.settle(n, outcome);
+    }
+
+    /// Stages SUCCESS or FAILURE for `n` (from RUNNING, or PARKED on a delivery) and decides what follows.
+    pub(crate) fn settle(&mut self, n: usize, outcome: Result<serde_json::Value, Failure>) {
         if let Err(error) = self.finish_execute(n, &outcome) {
             self.error.get_or_insert(error);
             return;
@@ -460,6 +485,8 @@ impl Run<'_> {
             (FlowState::Success, None)
         } else if self.suspending {
             (FlowState::Suspended, self.cause.clone())
+        } else if self.any_parked() && !self.reverting_all {
+            (FlowState::Parked, None)
         } else {
             // Nothing runs, nothing is ready and the flow is not done: a scheduling bug.
             // Report it rather than end in a state that claims a request was honoured.

@@ -191,7 +191,13 @@ fn claim_attempt(
 /// through the lifecycle table, and writes the new status: a refusal is an
 /// error and writes nothing. The owner is `claimer` after a claim, kept while
 /// the job stays CLAIMED, and cleared otherwise.
-fn transition(tx: &Connection, job: &Job, change: &Change, claimer: Option<&str>, now: u64) -> Result<Job, Error> {
+pub(crate) fn transition(
+    tx: &Connection,
+    job: &Job,
+    change: &Change,
+    claimer: Option<&str>,
+    now: u64,
+) -> Result<Job, Error> {
     let next =
         Status::of(job).apply(change, now).map_err(|refused| refused.into_error(job.id, job.owner.as_deref()))?;
     let owner = match next.state {

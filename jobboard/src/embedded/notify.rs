@@ -26,6 +26,8 @@ pub(crate) struct Notifier {
     jobs: Mutex<HashMap<JobId, watch::Sender<u64>>>,
     /// The live claims of this process, to fire their `cancelled` tokens.
     claims: Mutex<LiveClaims>,
+    /// Per claimed job with parked tasks: bumped when one of them is settled.
+    parks: Mutex<HashMap<JobId, watch::Sender<u64>>>,
 }
 
 /// Live claims, and cancel requests that found a CLAIMED job whose claim was
@@ -53,6 +55,7 @@ impl Notifier {
             flow_changes: watch::Sender::new(0),
             jobs: Mutex::default(),
             claims: Mutex::default(),
+            parks: Mutex::default(),
         }
     }
 
@@ -88,6 +91,20 @@ impl Notifier {
     pub(crate) fn job_changed(&self, id: JobId) {
         let jobs = lock(&self.jobs);
         if let Some(tx) = jobs.get(&id) {
+            tx.send_modify(|n| *n = n.wrapping_add(1));
+        }
+    }
+
+    /// A subscription to "a parked task of this job was completed or timed out".
+    pub(crate) fn subscribe_parks(&self, id: JobId) -> Wakeups {
+        let mut parks = lock(&self.parks);
+        parks.retain(|_, tx| tx.receiver_count() > 0);
+        Wakeups::new(parks.entry(id).or_insert_with(|| watch::Sender::new(0)).subscribe())
+    }
+
+    /// Wakes the owner of a job one of whose parked tasks was settled.
+    pub(crate) fn park_settled(&self, id: JobId) {
+        if let Some(tx) = lock(&self.parks).get(&id) {
             tx.send_modify(|n| *n = n.wrapping_add(1));
         }
     }

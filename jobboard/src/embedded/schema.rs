@@ -11,7 +11,7 @@ use super::db::sql_error;
 use crate::error::Error;
 
 /// The schema version this code writes and understands (`PRAGMA user_version`).
-pub(crate) const SCHEMA_VERSION: i64 = 3;
+pub(crate) const SCHEMA_VERSION: i64 = 4;
 
 /// Version 1: jobs, idempotency keys, logbooks, conductors.
 const V1: &str = r#"
@@ -123,17 +123,61 @@ ALTER TABLE conductors ADD COLUMN kinds TEXT NOT NULL DEFAULT '[]';      -- JSON
 ALTER TABLE conductors ADD COLUMN rust_flows TEXT NOT NULL DEFAULT '[]'; -- JSON array: built-in flows
 "#;
 
+/// Version 4: parked tasks (see `parks`), and PARKED among the job states.
+const V4: &str = r#"
+-- One row per atom of a job that ever parked: its entry (attempt, token hash,
+-- deadline, state, outcome) as JSON. Only the hash of a token is stored.
+CREATE TABLE parks (
+    job_id   TEXT    NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+    atom     TEXT    NOT NULL,
+    state    TEXT    NOT NULL,                      -- PARKED, COMPLETED, TIMED_OUT, CANCELLED
+    deadline INTEGER NOT NULL,                      -- ms since the Unix epoch
+    entry    TEXT    NOT NULL,                      -- JSON ParkEntry
+    PRIMARY KEY (job_id, atom)
+);
+-- The deadline scan reads only what is due, from this index.
+CREATE INDEX parks_due ON parks (deadline) WHERE state = 'PARKED';
+"#;
+
+/// The `jobs.state` CHECK of version 1, and the one of version 4 that admits PARKED. SQLite
+/// cannot alter a CHECK; loosening one changes no stored row, which is the case
+/// its documentation allows editing the schema text for (`writable_schema`).
+const V1_STATES: &str = "CHECK (state IN ('UNCLAIMED', 'CLAIMED', 'COMPLETE', 'TRASHED'))";
+const V4_STATES: &str = "CHECK (state IN ('UNCLAIMED', 'CLAIMED', 'PARKED', 'COMPLETE', 'TRASHED'))";
+
+fn to_v4(tx: &rusqlite::Transaction<'_>) -> Result<(), Error> {
+    tx.execute_batch(V4).map_err(sql_error)?;
+    let schema_version: i64 = tx.pragma_query_value(None, "schema_version", |row| row.get(0)).map_err(sql_error)?;
+    tx.pragma_update(None, "writable_schema", true).map_err(sql_error)?;
+    let edited = tx
+        .execute(
+            "UPDATE sqlite_schema SET sql = replace(sql, ?1, ?2) WHERE type = 'table' AND name = 'jobs'",
+            [V1_STATES, V4_STATES],
+        )
+        .map_err(sql_error)?;
+    tx.pragma_update(None, "schema_version", schema_version + 1).map_err(sql_error)?;
+    tx.pragma_update(None, "writable_schema", false).map_err(sql_error)?;
+    if edited != 1 {
+        return Err(Error::Backend {
+            message: "board file: cannot find the jobs table to admit PARKED".into(),
+            source: None,
+        });
+    }
+    Ok(())
+}
+
 /// Brings a database to [`SCHEMA_VERSION`]: creates the tables in a new file,
 /// accepts a current one, and refuses a file written by a newer version.
 pub(crate) fn migrate(conn: &mut Connection) -> Result<(), Error> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(sql_error)?;
     let version: i64 = tx.pragma_query_value(None, "user_version", |row| row.get(0)).map_err(sql_error)?;
     match version {
-        old @ 0..=2 => {
+        old @ 0..=3 => {
             let steps = [V1, V2, V3];
-            for step in &steps[usize::try_from(old).unwrap_or(0)..] {
+            for step in steps.iter().skip(usize::try_from(old).unwrap_or(0)) {
                 tx.execute_batch(step).map_err(sql_error)?;
             }
+            to_v4(&tx)?;
             tx.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(sql_error)?;
         }
         SCHEMA_VERSION => {}

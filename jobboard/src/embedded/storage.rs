@@ -13,11 +13,12 @@ use flows::logbook::now_millis;
 use flows::{AtomDetail, Failure, FlowChanges, FlowDetail, LogBook, Storage, StorageError};
 use uuid::Uuid;
 
-use super::{jobs, logbook, Shared};
+use super::{jobs, logbook, parks, Shared};
 use crate::claim::{ClaimOps, FenceToken};
 use crate::error::Error;
 use crate::job::{Job, JobId, Outcome};
 use crate::lifecycle::Change;
+use crate::parking::Parking;
 
 /// The logbook storage of one claimed job; every write is fenced by the claim.
 /// Get one with `Claim::storage`.
@@ -107,7 +108,8 @@ impl Storage for EmbeddedStorage {
             if atoms.is_empty() {
                 return Ok(());
             }
-            logbook::save_atoms(tx, job, book, flow, &atoms)
+            logbook::save_atoms(tx, job, book, flow, &atoms)?;
+            Ok(parks::record_atoms(tx, job, &atoms)?)
         })
         .await
     }
@@ -134,6 +136,25 @@ impl EmbeddedClaimOps {
 impl ClaimOps for EmbeddedClaimOps {
     fn storage(&self, job: JobId, token: FenceToken) -> Arc<dyn Storage> {
         Arc::new(EmbeddedStorage { shared: self.shared.clone(), job, owner: self.owner.clone(), token })
+    }
+
+    async fn parked_tasks(&self, job: JobId) -> Result<Vec<crate::parking::ParkEntry>, Error> {
+        self.shared.db.read(move |tx| parks::entries(tx, job)).await
+    }
+
+    fn deliveries(&self, job: JobId) -> crate::board::Wakeups {
+        self.shared.notify.subscribe_parks(job)
+    }
+
+    async fn park(&self, job: JobId, token: FenceToken, waiting: &[(String, u32)]) -> Result<Parking, Error> {
+        let (owner, waiting) = (self.owner.clone(), waiting.to_vec());
+        let parking =
+            self.shared.db.write(move |tx| parks::park_job(tx, job, &owner, token, &waiting, now_millis())).await?;
+        if parking == Parking::Parked {
+            self.shared.notify.claim_ended(job, token);
+            self.shared.notify.job_changed(job);
+        }
+        Ok(parking)
     }
 
     async fn consume(

@@ -21,6 +21,8 @@
 //! | `P defs/v/<name>/<version:010>` | flow definition version JSON: name, version, hash, source, applied | - | apply (immutable) |
 //! | `P defs/current/<name>` | the current version's number | - | apply, in the same txn as the version |
 //! | `P m/epoch` | the board epoch, a number; compared by every claim and owner write (see `epoch`) | - | first session; bumped on an etcd restore |
+//! | `P m/park/<id>/<atom-hex>` | park entry JSON: attempt, token hash, deadline, state, outcome (see `parking`) | - | owner's logbook txn (park); completion, timeout, cancel (conditional) |
+//! | `P due/<deadline-ms:013>/<id>/<atom-hex>` | empty: parked tasks by deadline, read only up to now | - | with the entry; deleted when it is settled |
 //!
 //! `inv-prio` is `i32::MAX - priority` zero-padded, so ascending key order is
 //! priority descending, then id (= age) ascending. Every board watches `P m/`
@@ -167,6 +169,32 @@ impl Keys {
         format!("{}m/epoch", self.prefix)
     }
 
+    /// Where a job's park entries live (watched: a settled entry reaches the owner).
+    pub(crate) fn park_prefix(&self, id: JobId) -> String {
+        format!("{}m/park/{id}/", self.prefix)
+    }
+
+    pub(crate) fn park(&self, id: JobId, atom: &str) -> String {
+        format!("{}m/park/{id}/{}", self.prefix, hex(atom))
+    }
+
+    /// The deadline index of parked tasks (not watched).
+    pub(crate) fn due_prefix(&self) -> String {
+        format!("{}due/", self.prefix)
+    }
+
+    pub(crate) fn due(&self, deadline: u64, id: JobId, atom: &str) -> String {
+        format!("{}due/{deadline:013}/{id}/{}", self.prefix, hex(atom))
+    }
+
+    /// The job and atom a `due` key names.
+    pub(crate) fn parse_due(&self, key: &[u8]) -> Option<(JobId, String)> {
+        let key = std::str::from_utf8(key).ok()?;
+        let mut parts = key.strip_prefix(&self.due_prefix())?.split('/');
+        let (_deadline, id, atom) = (parts.next()?, parts.next()?, parts.next()?);
+        Some((id.parse().ok()?, unhex(atom)?))
+    }
+
     /// What kind of watched key this is, and the job it names.
     pub(crate) fn classify(&self, key: &[u8]) -> Option<Watched> {
         let key = std::str::from_utf8(key).ok()?;
@@ -180,6 +208,7 @@ impl Keys {
             "state" => id_of(tail).map(Watched::State),
             "owner" => id_of(tail).map(Watched::Owner),
             "queue" | "fqueue" => Some(Watched::Queue),
+            "park" => tail.split('/').next().and_then(|s| s.parse().ok()).map(Watched::Park),
             _ => Some(Watched::Other),
         }
     }
@@ -190,6 +219,8 @@ impl Keys {
 pub(crate) enum Watched {
     State(JobId),
     Owner(JobId),
+    /// A park entry of this job.
+    Park(JobId),
     Queue,
     Epoch,
     Other,
@@ -223,6 +254,16 @@ fn hex(s: &str) -> String {
     s.bytes().map(|b| format!("{b:02x}")).collect()
 }
 
+/// The name [`hex`] encoded.
+fn unhex(s: &str) -> Option<String> {
+    if !s.len().is_multiple_of(2) {
+        return None;
+    }
+    let bytes: Option<Vec<u8>> =
+        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok()).collect();
+    String::from_utf8(bytes?).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -245,5 +286,7 @@ mod tests {
         assert_eq!(keys.classify(keys.flow_queue("a/b", 3, id).as_bytes()), Some(Watched::Queue));
         assert_eq!(id_at_end(keys.queue(3, id).as_bytes()), Some(id));
         assert_eq!(prefix_end("a/"), b"a0".to_vec());
+        assert_eq!(keys.classify(keys.park(id, "a/b").as_bytes()), Some(Watched::Park(id)));
+        assert_eq!(keys.parse_due(keys.due(42, id, "a/b").as_bytes()), Some((id, "a/b".to_owned())));
     }
 }

@@ -85,13 +85,28 @@ impl Inner {
                 JobState::Claimed if state.cancel_requested => return self.get_job(id).await,
                 JobState::Claimed => {
                     // Flagged; the owner's board sees this state put through its watch and fires the claim's token.
-                    let txn = Txn::new()
-                        .when([
-                            Compare::create_revision(keys.owner(id), CompareOp::NotEqual, 0),
-                            Compare::mod_revision(keys.state(id), CompareOp::Equal, state_rev),
-                        ])
-                        .and_then([TxnOp::put(keys.state(id), encode(&next, "job state")?, None)]);
+                    // Its parked tasks' tokens die with the request (see `parks`).
+                    let (mut when, mut ops) = self.cancel_park_ops(id).await?;
+                    when.push(Compare::create_revision(keys.owner(id), CompareOp::NotEqual, 0));
+                    when.push(Compare::mod_revision(keys.state(id), CompareOp::Equal, state_rev));
+                    ops.push(TxnOp::put(keys.state(id), encode(&next, "job state")?, None));
+                    let txn = Txn::new().when(when).and_then(ops);
                     self.txn(txn, &format!("cancelling job {id}")).await?.succeeded()
+                }
+                // PARKED: claimable again with the flag, so a claimer reverts what it did.
+                JobState::Unclaimed => {
+                    let (mut when, mut ops) = self.cancel_park_ops(id).await?;
+                    when.push(Compare::create_revision(keys.owner(id), CompareOp::Equal, 0));
+                    when.push(Compare::mod_revision(keys.state(id), CompareOp::Equal, state_rev));
+                    let encoded = encode(&next, "job state")?;
+                    ops.push(TxnOp::put(keys.state(id), encoded.clone(), None));
+                    ops.push(TxnOp::put(keys.queue(state.priority, id), encoded.clone(), None));
+                    ops.push(TxnOp::put(keys.flow_queue(&state.flow, state.priority, id), encoded, None));
+                    let landed = self.txn(Txn::new().when(when).and_then(ops), &format!("cancelling job {id}")).await?;
+                    if landed.succeeded() {
+                        self.with_local(|local| local.queue_put(keys.queue(state.priority, id).as_bytes()));
+                    }
+                    landed.succeeded()
                 }
                 _ => self.finish_unowned(id, &state, state_rev, next, "cancelling").await?,
             };
@@ -126,6 +141,7 @@ impl Inner {
                     TxnOp::delete(keys.spec(id), None),
                     TxnOp::delete(keys.state(id), None),
                     TxnOp::delete(keys.book_prefix(id), Some(DeleteOptions::new().with_prefix())),
+                    TxnOp::delete(keys.park_prefix(id), Some(DeleteOptions::new().with_prefix())),
                 ];
                 if let Some(key) = idem {
                     ops.push(TxnOp::delete(keys.idem(&key), None));

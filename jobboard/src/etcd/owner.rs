@@ -85,7 +85,7 @@ impl Inner {
     }
 
     /// Our claim ended normally: stop tracking it.
-    fn forget(&self, id: JobId, token: FenceToken) {
+    pub(super) fn forget(&self, id: JobId, token: FenceToken) {
         self.with_held(|held| {
             if held.get(&id).is_some_and(|h| h.token as u64 == token) {
                 held.remove(&id);
@@ -182,6 +182,23 @@ impl ClaimOps for Inner {
             .await?;
         self.with_local(|local| local.queue_put(keys.queue(next.priority, job).as_bytes()));
         Ok(())
+    }
+
+    async fn parked_tasks(&self, job: JobId) -> Result<Vec<crate::parking::ParkEntry>, Error> {
+        Inner::parked_tasks(self, job).await
+    }
+
+    fn deliveries(&self, job: JobId) -> crate::board::Wakeups {
+        self.subscribe_parks(job)
+    }
+
+    async fn park(
+        &self,
+        job: JobId,
+        token: FenceToken,
+        waiting: &[(String, u32)],
+    ) -> Result<crate::parking::Parking, Error> {
+        self.park_job(job, token, waiting).await
     }
 
     async fn trash(&self, job: JobId, token: FenceToken, reason: String) -> Result<(), Error> {

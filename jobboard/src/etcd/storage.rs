@@ -164,6 +164,21 @@ impl EtcdStorage {
 
     /// Checks and encodes a whole batch before anything is written, so that a
     /// bad value refuses the batch instead of leaving part of it behind.
+    /// The park entry of `atom` of this job, if it ever parked.
+    pub(crate) async fn park_entry(&self, atom: &str) -> Result<Option<crate::parking::ParkEntry>, Error> {
+        let key = self.keys.park(self.job, atom);
+        let mut resp = send_get(&self.kv, key.as_bytes(), None, "reading a park entry").await?;
+        resp.take_kvs().first().map(|kv| decode(kv.value(), "park entry")).transpose()
+    }
+
+    pub(crate) fn keys(&self) -> &Keys {
+        &self.keys
+    }
+
+    pub(crate) fn job(&self) -> JobId {
+        self.job
+    }
+
     fn encode_changes(&self, flow: Uuid, changes: &FlowChanges<'_>) -> Result<Batch, StorageError> {
         let limit = self.max_value_bytes;
         let mut batch = Batch { header: None, puts: Vec::with_capacity(changes.atoms.len() + 1) };
@@ -244,7 +259,8 @@ impl Storage for EtcdStorage {
             return Ok(());
         }
         self.check_book(book)?;
-        let batch = self.encode_changes(flow, &changes)?;
+        let mut batch = self.encode_changes(flow, &changes)?;
+        batch.puts.extend(super::parks::entry_puts(self, changes.atoms).await?);
         // Nothing is sent for a batch refused above, so the book is as empty as it was.
         self.book_empty.clear();
         let exists = Compare::create_revision(self.keys.book_flow(self.job, flow), CompareOp::NotEqual, 0);

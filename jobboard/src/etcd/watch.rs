@@ -178,6 +178,7 @@ fn handle(inner: &Arc<Inner>, resp: &WatchResponse, mut next_rev: i64) -> i64 {
                 );
                 inner.session.lost.cancel();
             }
+            Some(Watched::Park(id)) if put => inner.park_settled(id),
             Some(Watched::State(id)) if put => {
                 state_puts.insert((id, kv.mod_revision()));
                 if let Ok(state) = decode::<StateRecord>(kv.value(), "job state") {

@@ -2,21 +2,23 @@
 //! legal transition lands where it should, every other one is refused.
 
 use super::*;
-use crate::job::JobState::{Claimed, Complete, Trashed, Unclaimed};
+use crate::job::JobState::{Claimed, Complete, Parked, Trashed, Unclaimed};
 
-const STATES: [JobState; 4] = [Unclaimed, Claimed, Complete, Trashed];
+const STATES: [JobState; 5] = [Unclaimed, Claimed, Parked, Complete, Trashed];
 
 /// The expected table, written out row by row (one column per from-state, in
 /// `STATES` order; `None` = refused), apart from `TRANSITIONS`.
-fn expected(event: Event) -> [Option<JobState>; 4] {
+fn expected(event: Event) -> [Option<JobState>; 5] {
     match event {
-        Event::Claim => [Some(Claimed), None, None, None],
-        Event::Quarantine => [Some(Trashed), None, None, None],
-        Event::Cancel => [Some(Complete), Some(Claimed), None, None],
-        Event::Consume => [None, Some(Complete), None, None],
-        Event::Abandon => [None, Some(Unclaimed), None, None],
-        Event::Trash => [None, Some(Trashed), None, None],
-        Event::Release => [None, Some(Unclaimed), None, None],
+        Event::Claim => [Some(Claimed), None, None, None, None],
+        Event::Quarantine => [Some(Trashed), None, None, None, None],
+        Event::Cancel => [Some(Complete), Some(Claimed), Some(Unclaimed), None, None],
+        Event::Consume => [None, Some(Complete), None, None, None],
+        Event::Abandon => [None, Some(Unclaimed), None, None, None],
+        Event::Trash => [None, Some(Trashed), None, None, None],
+        Event::Release => [None, Some(Unclaimed), None, None, None],
+        Event::Park => [None, Some(Parked), None, None, None],
+        Event::Deliver => [None, None, Some(Unclaimed), None, None],
     }
 }
 
@@ -136,6 +138,13 @@ fn apply_writes_what_each_event_carries() {
         let back = status(Claimed).apply(&change, now).expect("refused");
         assert_eq!(back, Status { state: Unclaimed, ..status(Claimed) }, "{:?} changes only the state", change.event());
     }
+
+    let parked = status(Claimed).apply(&Change::Park, now).expect("park refused");
+    assert_eq!(parked, Status { state: Parked, ..status(Claimed) }, "park changes only the state");
+    let delivered = parked.apply(&Change::Deliver, now).expect("deliver refused");
+    assert_eq!(delivered, Status { state: Unclaimed, ..status(Claimed) });
+    let cancelled = parked.apply(&Change::Cancel, now).expect("cancel refused");
+    assert_eq!((cancelled.state, cancelled.cancel_requested, cancelled.outcome), (Unclaimed, true, None));
 }
 
 #[test]
@@ -148,6 +157,8 @@ fn apply_agrees_with_the_table() {
         Change::Abandon,
         Change::Trash("x".into()),
         Change::Release,
+        Change::Park,
+        Change::Deliver,
     ];
     assert_eq!(changes.iter().map(Change::event).collect::<Vec<_>>(), Event::ALL.to_vec());
     for change in &changes {

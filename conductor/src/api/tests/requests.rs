@@ -9,8 +9,8 @@ use flows::LogBook;
 use jobboard::embedded::EmbeddedBoard;
 use jobboard::flow_defs::{Applied, ApplyRule, FlowVersion, NewFlowVersion};
 use jobboard::{
-    BoardConfig, Claim, ConductorInfo, Error, FlowFilter, Job, JobBoard, JobId, JobPage, ListQuery, NewJob, Wakeups,
-    WorkerRecord, WorkerSet,
+    BoardConfig, Claim, Completed, ConductorInfo, Error, FlowFilter, Job, JobBoard, JobId, JobPage, ListQuery, NewJob,
+    ParkEntry, Presenter, TaskOutcome, Wakeups, WorkerRecord, WorkerSet,
 };
 use proto::pb;
 use proto::pb::baton_server::Baton;
@@ -87,6 +87,24 @@ impl JobBoard for Counting {
     async fn conductors(&self) -> Result<Vec<ConductorInfo>, Error> {
         self.count("conductors");
         self.inner.conductors().await
+    }
+    async fn complete(
+        &self,
+        job: JobId,
+        atom: &str,
+        who: Presenter<'_>,
+        outcome: TaskOutcome,
+    ) -> Result<Completed, Error> {
+        self.count("complete");
+        self.inner.complete(job, atom, who, outcome).await
+    }
+    async fn parked_tasks(&self, job: JobId) -> Result<Vec<ParkEntry>, Error> {
+        self.count("parked_tasks");
+        self.inner.parked_tasks(job).await
+    }
+    async fn time_out_due(&self, limit: usize) -> Result<usize, Error> {
+        self.count("time_out_due");
+        self.inner.time_out_due(limit).await
     }
     async fn put_worker(&self, worker: &WorkerRecord) -> Result<(), Error> {
         self.count("put_worker");
