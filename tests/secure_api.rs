@@ -299,3 +299,115 @@ fn serving_beyond_loopback_unprotected_is_refused_naming_the_flags() {
     assert_eq!(output.status.code(), Some(2), "--http-listen beyond loopback is refused too");
     assert!(String::from_utf8_lossy(&output.stderr).contains("--http-listen"));
 }
+
+const AWAIT_FLOW: &str = r#"
+name: approval
+inputs:
+  dir: {type: string}
+flow:
+  linear:
+    - task: approve
+      kind: await
+      with:
+        timeout: 1h
+        notify:
+          kind: shell
+          with:
+            script: 'printf %s "$TOKEN" > "$DIR/token.tmp" && mv "$DIR/token.tmp" "$DIR/token"'
+            env: {TOKEN: "${callback.token}", DIR: "${dir}"}
+"#;
+
+/// Waits for the notify step of the approval flow to have written its callback token.
+async fn callback_token(dir: &Path) -> String {
+    let path = dir.join("token");
+    eventually("the notify step writing the token", || {
+        let exists = path.exists();
+        async move { exists }
+    })
+    .await;
+    std::fs::read_to_string(&path).or_fail()
+}
+
+fn complete_request(target: pb::complete_task_request::Target, operator: &str) -> pb::CompleteTaskRequest {
+    pb::CompleteTaskRequest {
+        target: Some(target),
+        outcome: Some(pb::complete_task_request::Outcome::ResultJson("\"yes\"".into())),
+        operator: operator.into(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_callback_token_needs_no_role_and_an_override_needs_operate_recorded_under_the_caller() {
+    let pki = Pki::new("complete");
+    let server = pki.server("server");
+    let auth = auth_file(
+        &pki,
+        &[
+            format!("poster read,post {}", token_line_credential("poster-token")),
+            format!("ops read,operate {}", token_line_credential("ops-token")),
+        ],
+    );
+    let dir = tempfile::tempdir().or_fail();
+    let flows = tempfile::tempdir().or_fail();
+    std::fs::write(flows.path().join("approval.yaml"), AWAIT_FLOW).or_fail();
+    let mut config = ConductorConfig::embedded(dir.path(), "secure-complete");
+    config.binary = "conductor";
+    for arg in [
+        "--tls-cert",
+        &server.cert.display().to_string(),
+        "--tls-key",
+        &server.key.display().to_string(),
+        "--auth-file",
+        &auth.display().to_string(),
+        "--flows-dir",
+        &flows.path().display().to_string(),
+        "--task-kinds",
+        "await,shell",
+    ] {
+        config.extra_args.push(arg.to_owned());
+    }
+    let conductor = ConductorProcess::spawn(&config).or_fail();
+    let endpoint = https(&conductor);
+    let ca = pki.ca();
+    wait_ready(&endpoint, ca).await;
+    let poster = client(&endpoint, &options(ca, Some("poster-token"), None)).await;
+    let ops = client(&endpoint, &options(ca, Some("ops-token"), None)).await;
+    let anonymous = client(&endpoint, &options(ca, None, None)).await;
+    let post = |work: &Path| pb::PostJobRequest {
+        flow: "approval".into(),
+        store_json: serde_json::json!({"dir": work.display().to_string()}).to_string(),
+        ..Default::default()
+    };
+
+    // A token completes the task with no credentials at all: the token is the credential.
+    let first = tempfile::tempdir().or_fail();
+    let job = poster.post_job(post(first.path())).await.or_fail();
+    let token = callback_token(first.path()).await;
+    let target = pb::complete_task_request::Target::Token(token);
+    assert!(anonymous.complete_task(complete_request(target, "")).await.or_fail());
+    eventually("the token's job to finish", || {
+        let (poster, id) = (poster.clone(), job.id.clone());
+        async move { poster.get_job(id).await.is_ok_and(|j| j.state == pb::JobState::Complete as i32) }
+    })
+    .await;
+
+    // An override by job and task needs `operate`, and records the caller, not the name it claims.
+    let second = tempfile::tempdir().or_fail();
+    let job = poster.post_job(post(second.path())).await.or_fail();
+    callback_token(second.path()).await;
+    let by_task = || pb::complete_task_request::Target::Task(pb::TaskRef { job_id: job.id.clone(), task: "approve".into() });
+    let (code, message) = code_of(poster.complete_task(complete_request(by_task(), "mallory"))).await;
+    assert_eq!(code, Code::PermissionDenied, "{message}");
+    assert!(message.contains("operate"), "names the role: {message}");
+    let (code, message) = code_of(anonymous.complete_task(complete_request(by_task(), "mallory"))).await;
+    assert_eq!(code, Code::Unauthenticated, "{message}");
+    assert!(ops.complete_task(complete_request(by_task(), "mallory")).await.or_fail());
+    eventually("the override's job to finish", || {
+        let (poster, id) = (poster.clone(), job.id.clone());
+        async move { poster.get_job(id).await.is_ok_and(|j| j.state == pb::JobState::Complete as i32) }
+    })
+    .await;
+    let done = poster.get_job(job.id.clone()).await.or_fail();
+    let approve = done.tasks.iter().find(|t| t.name == "approve").ok_or("no task approve").or_fail();
+    assert_eq!(approve.completed_by.as_deref(), Some("ops"), "the override is recorded under the caller's identity");
+}

@@ -22,5 +22,5 @@ pub mod roles;
 pub mod source;
 
 pub use check::{Authenticator, Caller, Denied};
-pub use layer::AuthLayer;
+pub use layer::{AuthLayer, OverrideCheck};
 pub use roles::{access_for, Access, Role};

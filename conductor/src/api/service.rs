@@ -214,13 +214,21 @@ impl Baton for BatonService {
         request: Request<pb::CompleteTaskRequest>,
     ) -> Result<Response<pb::CompleteTaskResponse>, Status> {
         use pb::complete_task_request::{Outcome as O, Target as T};
+        // With an auth file, an override by job and task needs `operate` and is recorded
+        // under the caller's identity; a token needs no role (it is the credential).
+        let checked = request.extensions().get::<crate::auth::OverrideCheck>().map(|check| check.0.clone());
         let req = request.into_inner();
         let target = match req.target {
             Some(T::Token(token)) => complete::Target::Token(token),
             Some(T::Task(task)) => complete::Target::Operator {
                 job: parse_id(&task.job_id)?,
                 task: task.task,
-                operator: if req.operator.is_empty() { "operator".to_owned() } else { req.operator },
+                operator: match checked {
+                    Some(Ok(caller)) => caller.name,
+                    Some(Err(denied)) => return Err(denied.status()),
+                    None if req.operator.is_empty() => "operator".to_owned(),
+                    None => req.operator,
+                },
             },
             None => return Err(invalid("target", "give a token, or a job and task")),
         };

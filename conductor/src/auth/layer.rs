@@ -17,6 +17,11 @@ use tower::{Layer, Service};
 use super::check::{Authenticator, Caller};
 use super::roles::{access_for, Access};
 
+/// What the layer found of a call whose access the handler decides ([`Access::ByRequest`]):
+/// the caller if it holds the role, or why not. Absent when no auth file is in force.
+#[derive(Debug, Clone)]
+pub struct OverrideCheck(pub Result<Caller, super::check::Denied>);
+
 /// Checks callers against the auth file, or lets everyone through (still auditing) without one.
 #[derive(Debug, Clone, Default)]
 pub struct AuthLayer {
@@ -70,14 +75,20 @@ where
         let remote = tls
             .and_then(|t| t.get_ref().remote_addr())
             .or_else(|| request.extensions().get::<TcpConnectInfo>().and_then(TcpConnectInfo::remote_addr));
+        let certs = tls.and_then(|t| t.peer_certs());
         let decided = match (&self.auth, access) {
             (_, Access::Open) | (None, _) => Ok(Caller::anonymous()),
             (Some(auth), Access::Needs(role)) => {
-                let certs = tls.and_then(|t| t.peer_certs());
                 auth.authorize(request.headers(), certs.as_deref().map(Vec::as_slice), role, &method)
             }
+            (Some(auth), Access::ByRequest(role)) => {
+                let check = auth.authorize(request.headers(), certs.as_deref().map(Vec::as_slice), role, &method);
+                let caller = check.as_ref().map_or_else(|_| Caller::anonymous(), Clone::clone);
+                request.extensions_mut().insert(OverrideCheck(check));
+                Ok(caller)
+            }
         };
-        let audited = matches!(access, Access::Needs(role) if role.changes_state());
+        let audited = matches!(access, Access::Needs(role) | Access::ByRequest(role) if role.changes_state());
         let caller = match decided {
             Ok(caller) => caller,
             Err(denied) => {

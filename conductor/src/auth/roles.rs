@@ -65,8 +65,23 @@ impl fmt::Display for Role {
 pub enum Access {
     /// Anyone, authenticated or not: the gRPC health service (probes).
     Open,
+    /// Decided by the handler from what the request carries: `CompleteTask` with a
+    /// callback token (the token is the credential), or an operator's override by job
+    /// and task, which needs this role. The layer authenticates the caller if it can
+    /// and leaves an [`OverrideCheck`](super::OverrideCheck) for the handler.
+    ByRequest(Role),
     /// An identity holding this role.
     Needs(Role),
+}
+
+impl Access {
+    /// The role it names, if any.
+    pub fn role(self) -> Option<Role> {
+        match self {
+            Access::Open => None,
+            Access::Needs(role) | Access::ByRequest(role) => Some(role),
+        }
+    }
 }
 
 /// The access `path` (an HTTP/2 `:path` of a gRPC call) needs.
@@ -75,6 +90,7 @@ pub fn access_for(path: &str) -> Access {
     let (service, method) = (parts.next().unwrap_or_default(), parts.next().unwrap_or_default());
     match service {
         "grpc.health.v1.Health" => Access::Open,
+        "baton.v1.Baton" if method == "CompleteTask" => Access::ByRequest(Role::Operate),
         _ => Access::Needs(method_role(service, method).unwrap_or(Role::Admin)),
     }
 }
@@ -90,11 +106,12 @@ fn method_role(service: &str, method: &str) -> Option<Role> {
             | "FlowHistory" | "FlowGraph",
         ) => Role::Read,
         ("baton.v1.Baton", "PostJob") => Role::Post,
-        ("baton.v1.Baton", "CancelJob" | "Drain" | "CompleteTask") => Role::Operate,
+        ("baton.v1.Baton", "CancelJob" | "Drain") => Role::Operate,
         ("baton.v1.Baton", "ApplyFlows" | "DeleteFlow") => Role::Admin,
         ("baton.v1.Workers", "ListWorkers") => Role::Read,
         ("baton.v1.Workers", "Attach") => Role::Worker,
         ("baton.v1.Relay", "Relay") => Role::Peer,
+        ("baton.v1.Baton", "CompleteTask") => return access_for("/baton.v1.Baton/CompleteTask").role(),
         _ => return None,
     };
     Some(role)
@@ -116,6 +133,7 @@ mod tests {
         assert_eq!(access_for("/other.Service/Call"), Access::Needs(Role::Admin));
         assert_eq!(access_for(""), Access::Needs(Role::Admin));
         assert_eq!(access_for("/baton.v1.Workers/Attach"), Access::Needs(Role::Worker));
+        assert_eq!(access_for("/baton.v1.Baton/CompleteTask"), Access::ByRequest(Role::Operate));
         assert_eq!(access_for("/baton.v1.Relay/Relay"), Access::Needs(Role::Peer));
         for role in Role::ALL {
             assert_eq!(Role::parse(role.name()), Some(role));
