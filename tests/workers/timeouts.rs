@@ -29,6 +29,25 @@ fn a_flow_timeout_fails_the_attempt_and_cancels_it_while_heartbeats_keep_a_long_
     fleet.wait_log("the timed-out task cancelled on the worker", |l| l.1 == "cancelled" && l.2 == "late");
 }
 
+const QUIET: &str = r#"
+name: remote-quiet
+flow:
+  linear:
+    - {task: quiet, kind: remote, with: {task: hold, ms: 60000, heartbeat_timeout: 50ms}}
+"#;
+
+#[test]
+fn a_task_that_reports_no_progress_within_its_heartbeat_timeout_fails_and_is_cancelled() {
+    // `hold` reports progress every 200 ms: more than the 50 ms this flow allows.
+    let mut fleet = Fleet::new("wk-quiet", &[("quiet.yaml", QUIET)], 1, &[]);
+    fleet.worker("w1", 1, &[0]);
+    let id = post_job(&fleet.endpoint(0), "remote-quiet", &[]).or_fail();
+    let job = fleet.finished(0, &id);
+    assert_eq!(job["outcome"], "REVERTED", "{job}");
+    assert_eq!(task(&job, "quiet")["failure"]["kind"], "HeartbeatTimeout", "{job}");
+    fleet.wait_log("the silent task cancelled on the worker", |l| l.1 == "cancelled" && l.2 == "quiet");
+}
+
 const SHORT: &str = r#"
 name: remote-short
 flow:
