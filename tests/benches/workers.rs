@@ -199,6 +199,42 @@ async fn many_workers(endpoint: &str, board: &Arc<dyn JobBoard>) -> BenchResult<
     Ok(((after.saturating_sub(before)) as f64 / MANY_WORKERS as f64, records))
 }
 
+/// etcd KV requests per task of a linear flow run through a claim's logbook on a real
+/// etcd, remote no-op tasks against in-process no-op tasks.
+async fn board_requests(dispatch: Arc<dyn flowfile::remote::Dispatch>) -> BenchResult<(f64, f64)> {
+    const TASKS: usize = 50;
+    let endpoint = tokio::task::spawn_blocking(|| tests::etcd::EtcdProcess::shared().endpoint()).await?;
+    let config = jobboard::etcd::EtcdConfig {
+        endpoints: vec![endpoint.clone()],
+        prefix: tests::etcd::unique_prefix("bench-workers"),
+        lease_ttl: Duration::from_secs(10),
+        board: BoardConfig::new("bench"),
+    };
+    let board = jobboard::etcd::EtcdBoard::connect(config).await?;
+    let mut per_task = Vec::new();
+    for remote in [true, false] {
+        let mut flow = Flow::linear("bench");
+        for n in 0..TASKS {
+            flow = if remote {
+                flow.add(TaskSpec::new(format!("t{n}"), Arc::new(RemoteTask::new(dispatch.clone(), "noop"))))
+            } else {
+                flow.add(flows::task_fn(format!("t{n}"), |_ctx| async { Ok(Value::Null) }))
+            };
+        }
+        let job = board.post(jobboard::NewJob::new("bench", Map::new())).await?;
+        let claim = board.claim(job.id).await?;
+        let before =
+            tests::etcd::metrics::Metrics::read(&endpoint).kv_requests(&["Txn", "Range", "Put", "DeleteRange"]);
+        let mut engine = Engine::builder(flow).storage(claim.storage(), job.id, job.id).build().await?;
+        engine.run().await?;
+        let after = tests::etcd::metrics::Metrics::read(&endpoint).kv_requests(&["Txn", "Range", "Put", "DeleteRange"]);
+        per_task.push((after - before) / TASKS as f64);
+        claim.consume(jobboard::Outcome::Success, None).await?;
+    }
+    board.close().await?;
+    Ok((per_task[0], per_task[1]))
+}
+
 fn main() -> BenchResult<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(run())
@@ -237,6 +273,8 @@ async fn run() -> BenchResult<()> {
     let closed = time_to_lost(&h, &h_address, true).await?;
     eprintln!("worker lost: silent ...");
     let silent = time_to_lost(&h, &h_address, false).await?;
+    eprintln!("board requests per task (etcd) ...");
+    let (remote_requests, local_requests) = board_requests(Arc::new(h.clone())).await?;
     eprintln!("1,000 workers ...");
     let (kib_per_worker, records) = many_workers(&h_address, &board_r).await?;
     stop.cancel();
@@ -248,6 +286,16 @@ async fn run() -> BenchResult<()> {
         ("round trip p99, no-op, worker on the job's conductor".to_owned(), ms(direct_p99), String::new()),
         ("round trip p50, no-op, relayed through another conductor".to_owned(), ms(relay_p50), "< 2 ms".to_owned()),
         ("round trip p99, no-op, relayed".to_owned(), ms(relay_p99), String::new()),
+        (
+            "etcd KV requests per task, linear flow: remote no-op".to_owned(),
+            format!("{remote_requests:.2}"),
+            "= in-process".to_owned(),
+        ),
+        (
+            "etcd KV requests per task, linear flow: in-process no-op".to_owned(),
+            format!("{local_requests:.2}"),
+            String::new(),
+        ),
         (
             format!("no-op remote tasks/s, engine + memory logbook, 1 Rust worker of 64 slots ({ENGINE_TASKS} tasks)"),
             format!("{per_second:.0}/s"),

@@ -13,6 +13,7 @@ use crate::conductor::{baton, bin_path, send_signal, HarnessResult};
 /// A running `test_worker`. Killed (SIGKILL, after SIGCONT) on drop.
 pub struct WorkerProcess {
     child: Child,
+    status: Option<std::process::ExitStatus>,
     id: String,
     stderr: PathBuf,
     _dir: tempfile::TempDir,
@@ -32,7 +33,7 @@ impl WorkerProcess {
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&stderr)?)
             .spawn()?;
-        Ok(WorkerProcess { child, id: id.to_owned(), stderr, _dir: dir })
+        Ok(WorkerProcess { child, status: None, id: id.to_owned(), stderr, _dir: dir })
     }
 
     /// Its worker id.
@@ -47,10 +48,32 @@ impl WorkerProcess {
 
     /// SIGKILL, then reaps it.
     pub fn kill(&mut self) -> HarnessResult<()> {
+        if self.exited() {
+            return Ok(());
+        }
         self.signal(libc::SIGCONT)?;
         self.child.kill()?;
         self.child.wait()?;
         Ok(())
+    }
+
+    /// SIGTERM: the worker takes no new work, finishes what it runs and exits.
+    pub fn terminate_gracefully(&self) -> HarnessResult<()> {
+        self.signal(libc::SIGTERM)
+    }
+
+    /// Whether it has exited (reaping it if so).
+    pub fn exited(&mut self) -> bool {
+        if self.status.is_some() {
+            return true;
+        }
+        self.status = self.child.try_wait().ok().flatten();
+        self.status.is_some()
+    }
+
+    /// Whether it exited with status 0.
+    pub fn exit_ok(&self) -> bool {
+        self.status.is_some_and(|s| s.success())
     }
 
     /// SIGSTOP: the process stays, its TCP connection stays open, nothing answers.

@@ -47,3 +47,40 @@ fn a_job_on_another_conductor_is_relayed_and_survives_kill_9_of_the_workers_cond
     assert_eq!(w1.len(), 1, "A's stale record is hidden by the live attachment: {on_b:?}");
     assert_eq!(w1[0]["conductor"], fleet.conductors[1].name(), "w1 reconnected to B: {on_b:?}");
 }
+
+const FENCED: &str = r#"
+name: remote-fenced
+flow:
+  linear:
+    - task: work
+      kind: remote
+      with: {task: hold, ms: 2500}
+      retry: {times: 3}
+"#;
+
+/// The conductor running a job stops (SIGSTOP) past its lease: another takes the job
+/// over and finishes it on a worker; the stopped one, continued, writes nothing more
+/// (its session is fenced, its calls dropped, a result for them would go nowhere).
+#[test]
+fn a_conductor_that_lost_its_claim_writes_nothing_when_it_comes_back() {
+    let mut fleet = Fleet::new("wk-fence", &[("fenced.yaml", FENCED)], 2, &[]);
+    let b_name = fleet.conductors[1].name().to_owned();
+    assert!(baton(&fleet.endpoint(1), ["drain", &b_name]).success(), "drain B so that A claims");
+    fleet.worker("w1", 1, &[0, 1]);
+    fleet.worker("w2", 1, &[1]);
+    let id = post_job(&fleet.endpoint(0), "remote-fenced", &[]).or_fail();
+    fleet.wait_log("the first start", |l| l.1 == "start" && l.2 == "work");
+    assert!(baton(&fleet.endpoint(1), ["drain", &b_name, "--undo"]).success(), "B may claim again");
+    tests::conductor::send_signal(fleet.conductors[0].pid(), libc::SIGSTOP).or_fail();
+    let job = fleet.finished(1, &id);
+    assert_eq!(job["outcome"], "SUCCESS", "{job}");
+    let executions = task(&job, "work")["executions"].clone();
+    let result = super::result_of(&job, "work");
+    tests::conductor::send_signal(fleet.conductors[0].pid(), libc::SIGCONT).or_fail();
+    // A wakes up fenced; give it time to try anything it would.
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let after = tests::conductor::get_job(&fleet.endpoint(1), &id).or_fail();
+    assert_eq!(after["outcome"], "SUCCESS");
+    assert_eq!(task(&after, "work")["executions"], executions, "nothing written after the loss: {after}");
+    assert_eq!(super::result_of(&after, "work"), result, "nothing written after the loss: {after}");
+}

@@ -8,6 +8,7 @@ mod basics;
 mod failures;
 mod fleet;
 mod garbage;
+mod timeouts;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};

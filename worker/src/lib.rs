@@ -55,3 +55,6 @@ pub enum WorkerError {
         message: String,
     },
 }
+
+#[cfg(test)]
+mod tests;

@@ -184,7 +184,8 @@ impl WorkerHub {
         }
         let Some((_, record, link)) = best else { return Relayed::Wait { offered: true } };
         let Some(sender) = reply.take() else { return Relayed::Wait { offered: true } };
-        if !link.send(&record.id, assign.clone(), sender, progress.clone()) {
+        if let Err(sender) = link.send(&record.id, assign.clone(), sender, progress.clone()) {
+            *reply = Some(sender);
             return Relayed::Wait { offered: true };
         }
         tracing::debug!(worker = %record.id, conductor = %record.conductor, call = %describe(call), "relayed");

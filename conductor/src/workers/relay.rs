@@ -57,14 +57,15 @@ impl Link {
         lock(&self.free).get(worker).copied().unwrap_or(slots)
     }
 
-    /// Sends `assign` for `worker`; the outcome arrives on `reply`.
+    /// Sends `assign` for `worker`; the outcome arrives on `reply` (handed back if the
+    /// link cannot take it).
     pub(crate) fn send(
         &self,
         worker: &str,
         assign: pb::Assign,
         reply: oneshot::Sender<Result<Value, Failure>>,
         progress: Arc<Notify>,
-    ) -> bool {
+    ) -> Result<(), oneshot::Sender<Result<Value, Failure>>> {
         let dispatch = assign.dispatch_id.clone();
         let (job, revert) = (assign.job_id.clone(), assign.action == pb::Action::Revert as i32);
         let waiting = Waiting { reply, progress, job, revert, worker: worker.to_owned() };
@@ -75,10 +76,13 @@ impl Link {
         let message =
             RelayUp { msg: Some(Out::Assign(pb::RelayAssign { worker_id: worker.to_owned(), assign: Some(assign) })) };
         if self.up.try_send(message).is_err() {
-            lock(&self.waiting).remove(&dispatch);
-            return false;
+            // Not sent: the caller keeps its reply and tries elsewhere.
+            return match lock(&self.waiting).remove(&dispatch) {
+                Some(waiting) => Err(waiting.reply),
+                None => Ok(()),
+            };
         }
-        true
+        Ok(())
     }
 
     /// Stops waiting for `dispatch` and tells the other end.
