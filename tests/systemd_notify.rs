@@ -59,7 +59,11 @@ fn ready_waits_for_the_board_and_the_watchdog_outlives_an_outage() {
 
     etcd.restart();
     let ready = socket.wait_for("READY=1", unavailable);
-    assert!(socket.seen[ready].contains("STATUS=serving"), "{:?}", socket.seen[ready]);
+    assert!(
+        socket.seen[ready].contains("STATUS=serving") && socket.seen[ready].contains("jobs held"),
+        "{:?}",
+        socket.seen[ready]
+    );
 
     // etcd goes away: the watchdog keeps pinging (systemd must not kill the conductor).
     etcd.stop();

@@ -75,7 +75,8 @@ impl Notifier {
         });
     }
 
-    /// READY=1 the first time the board slot is filled; STATUS= lines as it comes and goes.
+    /// READY=1 the first time the board slot is filled; STATUS= lines as it comes and goes,
+    /// and every [`STATUS_EVERY`] with the jobs held and whether the conductor drains.
     pub fn follow_board(&self, slot: BoardSlot, local: Arc<LocalStatus>) {
         if !self.is_active() {
             return;
@@ -85,17 +86,32 @@ impl Notifier {
             let mut seen = slot.get().map(|_| ());
             let mut ready = false;
             loop {
-                match &seen {
-                    Ok(()) if !ready => {
-                        ready = true;
-                        notifier.notify(&format!("READY=1\nSTATUS=serving; board available ({})", local.name));
-                    }
-                    Ok(()) => notifier.notify("STATUS=serving; board available"),
-                    Err(cause) => notifier.notify(&format!("STATUS=board unavailable: {}", one_line(cause))),
+                let status = status_line(&seen, &local);
+                if seen.is_ok() && !ready {
+                    ready = true;
+                    notifier.notify(&format!("READY=1\n{status}"));
+                } else {
+                    notifier.notify(&status);
                 }
-                seen = slot.changed(&seen).await;
+                tokio::select! {
+                    now = slot.changed(&seen) => seen = now,
+                    () = tokio::time::sleep(STATUS_EVERY) => {}
+                }
             }
         });
+    }
+}
+
+/// How often the STATUS line is refreshed when nothing else changes.
+const STATUS_EVERY: Duration = Duration::from_secs(10);
+
+/// `STATUS=serving; board available; 3 jobs held; draining` or `STATUS=board unavailable: why`.
+fn status_line(board: &Result<(), String>, local: &LocalStatus) -> String {
+    let held = local.running_jobs().len();
+    let draining = if local.drain.is_draining() { "; draining" } else { "" };
+    match board {
+        Ok(()) => format!("STATUS=serving; board available; {held} jobs held{draining}"),
+        Err(cause) => format!("STATUS=board unavailable: {}; {held} jobs held{draining}", one_line(cause)),
     }
 }
 
