@@ -23,23 +23,7 @@ use tests::flow_files::{flows_dir, BoardKind, TestBoard};
 /// Bound on anything that should take seconds; only there so a broken build cannot hang.
 const PATIENCE: Duration = Duration::from_secs(120);
 
-macro_rules! on_both_boards {
-    ($($scenario:ident),* $(,)?) => {$(
-        mod $scenario {
-            #[test]
-            fn embedded() {
-                super::$scenario(tests::flow_files::BoardKind::Embedded)
-            }
-
-            #[test]
-            fn etcd() {
-                super::$scenario(tests::flow_files::BoardKind::Etcd)
-            }
-        }
-    )*};
-}
-
-on_both_boards!(
+tests::on_both_boards!(
     flows_are_applied_read_and_deleted_through_baton,
     a_job_runs_the_version_it_was_pinned_to,
     flows_dir_never_moves_current_back,

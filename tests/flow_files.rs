@@ -21,23 +21,7 @@ const PATIENCE: Duration = Duration::from_secs(120);
 /// Every kind but `sleep`: what most scenarios run with.
 const WITH_SHELL: &[&str] = &["--task-kinds", "noop,fail,shell,http"];
 
-macro_rules! on_both_boards {
-    ($($scenario:ident),* $(,)?) => {$(
-        mod $scenario {
-            #[test]
-            fn embedded() {
-                super::$scenario(tests::flow_files::BoardKind::Embedded)
-            }
-
-            #[test]
-            fn etcd() {
-                super::$scenario(tests::flow_files::BoardKind::Etcd)
-            }
-        }
-    )*};
-}
-
-on_both_boards!(
+tests::on_both_boards!(
     a_late_failure_reverts_files_in_reverse_order,
     a_retry_succeeds_on_the_third_try,
     an_http_500_reverts_with_a_delete,

@@ -20,23 +20,7 @@ use tests::flow_files::{flows_dir, BoardKind, TestBoard};
 /// Bound on anything that should take seconds; only there so a broken build cannot hang.
 const PATIENCE: Duration = Duration::from_secs(120);
 
-macro_rules! on_both_boards {
-    ($($scenario:ident),* $(,)?) => {$(
-        mod $scenario {
-            #[test]
-            fn embedded() {
-                super::$scenario(tests::flow_files::BoardKind::Embedded)
-            }
-
-            #[test]
-            fn etcd() {
-                super::$scenario(tests::flow_files::BoardKind::Etcd)
-            }
-        }
-    )*};
-}
-
-on_both_boards!(
+tests::on_both_boards!(
     a_parked_job_resumes_on_another_conductor_with_the_delivered_result,
     the_webhook_completes_and_answers_each_case,
     cancel_while_parked_reverts_and_kills_the_token,

@@ -10,6 +10,25 @@ pub use self::http_server::RecordingServer;
 use crate::conductor::{Board, ConductorConfig, HarnessResult};
 use crate::etcd::{unique_prefix, EtcdProcess};
 
+/// Makes each named scenario `fn(BoardKind)` two tests, `SCENARIO::embedded` and
+/// `SCENARIO::etcd`.
+#[macro_export]
+macro_rules! on_both_boards {
+    ($($scenario:ident),* $(,)?) => {$(
+        mod $scenario {
+            #[test]
+            fn embedded() {
+                super::$scenario($crate::flow_files::BoardKind::Embedded)
+            }
+
+            #[test]
+            fn etcd() {
+                super::$scenario($crate::flow_files::BoardKind::Etcd)
+            }
+        }
+    )*};
+}
+
 /// Lease TTL of the etcd conductors (short, so a killed one's jobs come back soon).
 const LEASE_TTL: Duration = Duration::from_secs(3);
 

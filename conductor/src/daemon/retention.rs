@@ -14,43 +14,51 @@ use std::time::Duration;
 use jobboard::JobBoard;
 use tokio_util::sync::CancellationToken;
 
-/// Purges until `stop`.
-pub(crate) async fn purge_loop(board: Arc<dyn JobBoard>, every: Duration, stop: CancellationToken) {
+/// Runs `round` at once and then every `every` (never two at a time) until `stop`.
+async fn every<F: std::future::Future<Output = ()>>(
+    every: Duration,
+    stop: CancellationToken,
+    mut round: impl FnMut() -> F,
+) {
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = stop.cancelled() => return,
-            _ = tick.tick() => {}
+            _ = tick.tick() => round().await,
         }
-        match board.purge_expired().await {
-            Ok(0) => tracing::debug!("no expired jobs to purge"),
-            Ok(removed) => tracing::info!(removed, "purged expired jobs"),
-            Err(error) => tracing::warn!(%error, "purging expired jobs failed; will retry"),
-        }
+    }
+}
+
+/// Purges until `stop`.
+pub(crate) async fn purge_loop(board: Arc<dyn JobBoard>, interval: Duration, stop: CancellationToken) {
+    every(interval, stop, || purge(board.as_ref())).await;
+}
+
+async fn purge(board: &dyn JobBoard) {
+    match board.purge_expired().await {
+        Ok(0) => tracing::debug!("no expired jobs to purge"),
+        Ok(removed) => tracing::info!(removed, "purged expired jobs"),
+        Err(error) => tracing::warn!(%error, "purging expired jobs failed; will retry"),
     }
 }
 
 /// Parked tasks timed out per scan request; a scan goes on while it fills them.
 const DUE_BATCH: usize = 256;
 
-/// Times out parked tasks past their deadline, every `every`, until `stop`.
-pub(crate) async fn deadline_loop(board: Arc<dyn JobBoard>, every: Duration, stop: CancellationToken) {
-    let mut tick = tokio::time::interval(every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+/// Times out parked tasks past their deadline, every `interval`, until `stop`.
+pub(crate) async fn deadline_loop(board: Arc<dyn JobBoard>, interval: Duration, stop: CancellationToken) {
+    every(interval, stop, || time_out_due(board.as_ref())).await;
+}
+
+async fn time_out_due(board: &dyn JobBoard) {
     loop {
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = tick.tick() => {}
+        match board.time_out_due(DUE_BATCH).await {
+            Ok(n) if n == DUE_BATCH => continue,
+            Ok(0) => {}
+            Ok(n) => tracing::info!(timed_out = n, "parked tasks past their deadline timed out"),
+            Err(error) => tracing::warn!(%error, "scanning parked deadlines failed; will retry"),
         }
-        loop {
-            match board.time_out_due(DUE_BATCH).await {
-                Ok(n) if n == DUE_BATCH => continue,
-                Ok(0) => {}
-                Ok(n) => tracing::info!(timed_out = n, "parked tasks past their deadline timed out"),
-                Err(error) => tracing::warn!(%error, "scanning parked deadlines failed; will retry"),
-            }
-            break;
-        }
+        break;
     }
 }
