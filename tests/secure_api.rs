@@ -395,7 +395,8 @@ async fn a_callback_token_needs_no_role_and_an_override_needs_operate_recorded_u
     let second = tempfile::tempdir().or_fail();
     let job = poster.post_job(post(second.path())).await.or_fail();
     callback_token(second.path()).await;
-    let by_task = || pb::complete_task_request::Target::Task(pb::TaskRef { job_id: job.id.clone(), task: "approve".into() });
+    let by_task =
+        || pb::complete_task_request::Target::Task(pb::TaskRef { job_id: job.id.clone(), task: "approve".into() });
     let (code, message) = code_of(poster.complete_task(complete_request(by_task(), "mallory"))).await;
     assert_eq!(code, Code::PermissionDenied, "{message}");
     assert!(message.contains("operate"), "names the role: {message}");
