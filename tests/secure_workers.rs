@@ -1,7 +1,9 @@
 //! Remote workers and the conductor-to-conductor relay against conductors behind TLS and
 //! an auth file (issue 12), with real `conductor` and `test_worker` processes: a worker
 //! whose token holds `worker` runs a `kind: remote` task over TLS; one without is refused
-//! with PERMISSION_DENIED naming the role.
+//! with PERMISSION_DENIED naming the role. Two conductors relay a task to a worker attached
+//! to the other with their peer credential (`--peer-token-file`), and without one the relay
+//! is refused and the log says what is missing.
 //!
 //! Build the binaries first: `cargo build --workspace --bins`.
 
@@ -11,7 +13,7 @@ use std::time::{Duration, Instant};
 use conductor::auth::file::token_line_credential;
 use proto::{pb, Client, ClientOptions};
 use tests::conductor::{ConductorConfig, ConductorProcess, OrFail};
-use tests::flow_files::flows_dir;
+use tests::flow_files::{flows_dir, BoardKind, TestBoard};
 use tests::pki::{CertFiles, Pki};
 use tests::workers::WorkerProcess;
 
@@ -170,4 +172,108 @@ async fn a_worker_with_the_worker_role_runs_remote_tasks_over_tls_and_one_withou
     let ran = tests::workers::task_log(&tasks);
     assert!(ran.iter().any(|l| l.0 == "w1" && l.1 == "start" && l.2 == "sum"), "ran on w1: {ran:?}");
     assert!(!ran.iter().any(|l| l.0 != "w1"), "nothing ran on a refused worker: {ran:?}");
+}
+
+const HOLD: &str = r#"
+name: remote-hold
+flow:
+  linear:
+    - task: work
+      kind: remote
+      with: {task: hold, ms: 10}
+"#;
+
+/// Two conductors (A, B) on one etcd board, both behind TLS and the auth file, with
+/// `peer_args` each; w1 attached to A only, A drained so B claims every job.
+struct Pair {
+    _board: TestBoard,
+    _flows: tempfile::TempDir,
+    _pki: Pki,
+    conductors: Vec<ConductorProcess>,
+    ops: Client,
+    tasks: tempfile::TempDir,
+    _worker: WorkerProcess,
+}
+
+impl Pair {
+    async fn new(test: &str, with_peer_token: bool) -> Pair {
+        let pki = Pki::new(test);
+        let server = pki.server("server");
+        let auth = auth_file(
+            &pki,
+            &[
+                format!("conductors peer {}", token_line_credential("peer-token")),
+                format!("w1 worker {}", token_line_credential("worker-token")),
+                format!("ops read,post,operate {}", token_line_credential("ops-token")),
+            ],
+        );
+        let peer_token = pki.path("peer-token");
+        std::fs::write(&peer_token, "peer-token\n").or_fail();
+        let board = TestBoard::new(BoardKind::Etcd, test).or_fail();
+        let flows = flows_dir(&[("hold.yaml", HOLD)]).or_fail();
+        let mut args = tls_args(&pki, &server, &auth);
+        args.extend(["--worker-heartbeat-timeout".into(), "1s".into()]);
+        if with_peer_token {
+            args.extend(["--peer-token-file".into(), peer_token.display().to_string()]);
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let conductors: Vec<ConductorProcess> = ["a", "b"]
+            .iter()
+            .map(|c| ConductorProcess::spawn(&board.conductor(&format!("{test}-{c}"), flows.path(), &args)).or_fail())
+            .collect();
+        let (a, b) = (https(&conductors[0]), https(&conductors[1]));
+        let ops_a = client(&a, pki.ca(), "ops-token").await;
+        let ops = client(&b, pki.ca(), "ops-token").await;
+        ops_a.drain(conductors[0].name(), true).await.or_fail();
+        let tasks = tempfile::tempdir().or_fail();
+        let log = tasks.path().join("tasks.log");
+        let worker = WorkerProcess::start_with(&[a], "w1", 1, &log, &worker_args(pki.ca(), "worker-token")).or_fail();
+        // B sees A's worker on the board (whether or not A answers B for it).
+        let deadline = Instant::now() + PATIENCE;
+        while !ops.list_workers(false).await.or_fail().iter().any(|w| w.worker_id == "w1") {
+            assert!(Instant::now() < deadline, "B never listed w1: {}", worker.log());
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Pair { _board: board, _flows: flows, _pki: pki, conductors, ops, tasks, _worker: worker }
+    }
+
+    async fn post(&self) -> String {
+        let request = pb::PostJobRequest { flow: "remote-hold".into(), ..Default::default() };
+        self.ops.post_job(request).await.or_fail().id
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn conductors_relay_to_each_others_workers_with_their_peer_credential() {
+    let pair = Pair::new("relay-peer", true).await;
+    let id = pair.post().await;
+    let job = finished(&pair.ops, &id).await;
+    assert_eq!(job.outcome, pb::Outcome::Success as i32, "{job:?}");
+    let ran = tests::workers::task_log(&pair.tasks.path().join("tasks.log"));
+    assert!(ran.iter().any(|l| l.0 == "w1" && l.1 == "start" && l.2 == "work"), "ran on w1 by relay: {ran:?}");
+    let b_log = pair.conductors[1].log();
+    assert!(b_log.contains(&format!("job_id={id}")), "B ran the job (A is drained):\n{b_log}");
+    assert!(b_log.contains("relay link opened"), "B opened a link to A:\n{b_log}");
+    assert!(b_log.contains("https://"), "the link is TLS:\n{b_log}");
+    assert!(!b_log.contains("peer-token") && !pair.conductors[0].log().contains("peer-token"), "a token in a log");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn without_a_peer_credential_the_relay_is_refused_and_the_log_says_why() {
+    let pair = Pair::new("relay-nopeer", false).await;
+    let id = pair.post().await;
+    let deadline = Instant::now() + PATIENCE;
+    let b_log = loop {
+        let log = pair.conductors[1].log();
+        if log.contains("cannot open a relay link") {
+            break log;
+        }
+        assert!(Instant::now() < deadline, "B never tried the relay:\n{log}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(b_log.contains("Unauthenticated") && b_log.contains("--peer-token-file"), "says what is missing:\n{b_log}");
+    let ran = tests::workers::task_log(&pair.tasks.path().join("tasks.log"));
+    assert!(ran.is_empty(), "nothing ran without the relay: {ran:?}");
+    let job = pair.ops.get_job(&id).await.or_fail();
+    assert_ne!(job.state, pb::JobState::Complete as i32, "the job cannot have run: {job:?}");
 }
