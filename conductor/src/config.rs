@@ -17,7 +17,7 @@ use std::time::Duration;
 use clap::{CommandFactory, Parser};
 use serde::{Deserialize, Deserializer};
 
-pub use self::security::{EtcdSecuritySettings, Secret, Security};
+pub use self::security::{EtcdSecuritySettings, PeerSettings, Secret, Security};
 use crate::error::Error;
 pub use crate::tls::TlsFiles;
 pub use flowfile::duration::{format_duration, parse_duration};
@@ -47,6 +47,10 @@ secret values never reach the job's logbook, results, failures, the API or the l
 
 Security: beyond loopback, the conductor wants TLS (--tls-cert, --tls-key, --tls-client-ca)
 or an auth file (--auth-file), or --insecure to serve without them; it never rebinds quietly.
+Conductors relay tasks to workers attached to each other: with an auth file, each needs a
+peer credential, --peer-token-file (a token of an identity with the `peer` role) or
+--peer-cert/--peer-key (a `cert:` identity with `peer`); with TLS, relay links are https://,
+trusting --peer-ca (default --tls-client-ca). Files are read when a link opens.
 The etcd password comes from --etcd-password-file or BATON_ETCD_PASSWORD only.";
 
 /// The `conductor` command line.
@@ -174,6 +178,18 @@ pub struct Settings {
     /// Base URL callers reach the HTTP listener at, for ${callback.url} (e.g. https://baton.example:8080).
     #[arg(long, value_name = "URL")]
     pub http_advertise: Option<String>,
+    /// File whose first line is this conductor's token towards other conductors (an auth-file identity with `peer`).
+    #[arg(long, value_name = "FILE")]
+    pub peer_token_file: Option<PathBuf>,
+    /// Client certificate (PEM) this conductor presents to other conductors (a `cert:` identity with `peer`).
+    #[arg(long, value_name = "FILE")]
+    pub peer_cert: Option<PathBuf>,
+    /// The private key (PEM) of --peer-cert.
+    #[arg(long, value_name = "FILE")]
+    pub peer_key: Option<PathBuf>,
+    /// CA (PEM) that signed the other conductors' --tls-cert [default: --tls-client-ca, else the system's roots].
+    #[arg(long, value_name = "FILE")]
+    pub peer_ca: Option<PathBuf>,
 }
 
 /// How logs are written.
@@ -266,6 +282,8 @@ pub struct Config {
     pub etcd_security: EtcdSecuritySettings,
     /// The base of `${callback.url}`; `None`: `http://<http_listen>` if that is set.
     pub http_advertise: Option<String>,
+    /// How this conductor reaches other conductors (the worker relay).
+    pub peer: PeerSettings,
 }
 
 /// The file the embedded board keeps in its data dir.
@@ -300,7 +318,15 @@ impl Config {
             None => BoardSettings::Embedded { data_dir: s.data_dir.unwrap_or_else(|| PathBuf::from("baton-data")) },
         };
         let defaults = Config::embedded("baton-data");
+        let peer = PeerSettings::resolve(
+            s.peer_token_file,
+            s.peer_cert,
+            s.peer_key,
+            s.peer_ca.or_else(|| s.tls_client_ca.clone()),
+            s.tls_cert.is_some(),
+        )?;
         let config = Config {
+            peer,
             board,
             listen: s.listen.unwrap_or(defaults.listen),
             advertise: s.advertise,
@@ -384,6 +410,7 @@ impl Config {
             http_listen: None,
             etcd_security: EtcdSecuritySettings::default(),
             http_advertise: None,
+            peer: PeerSettings::default(),
         }
     }
 
@@ -481,6 +508,10 @@ impl Settings {
             etcd_user: self.etcd_user.or(lower.etcd_user),
             etcd_password_file: self.etcd_password_file.or(lower.etcd_password_file),
             http_advertise: self.http_advertise.or(lower.http_advertise),
+            peer_token_file: self.peer_token_file.or(lower.peer_token_file),
+            peer_cert: self.peer_cert.or(lower.peer_cert),
+            peer_key: self.peer_key.or(lower.peer_key),
+            peer_ca: self.peer_ca.or(lower.peer_ca),
         }
     }
 }

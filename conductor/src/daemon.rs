@@ -355,6 +355,7 @@ fn hub_settings(config: &Config) -> HubSettings {
     let mut settings = HubSettings::new(config.name.clone());
     settings.heartbeat_timeout = config.worker_heartbeat_timeout;
     settings.schedule_to_start = config.schedule_to_start;
+    settings.peer = config.peer.clone();
     settings
 }
 

@@ -70,6 +70,8 @@ pub struct HubSettings {
     pub schedule_to_start: Duration,
     /// The largest result (JSON bytes) accepted.
     pub max_result_bytes: usize,
+    /// How relay links reach other conductors (TLS, credentials).
+    pub peer: crate::config::PeerSettings,
 }
 
 impl HubSettings {
@@ -80,6 +82,7 @@ impl HubSettings {
             heartbeat_timeout: Duration::from_secs(5),
             schedule_to_start: Duration::from_secs(60),
             max_result_bytes: 1 << 20,
+            peer: crate::config::PeerSettings::default(),
         }
     }
 

@@ -102,8 +102,9 @@ impl ClientOptions {
     }
 
     /// The tonic endpoint for `url`, with the timeouts and, for `https://` (or whenever a CA
-    /// or client certificate is given), TLS.
-    pub(crate) fn endpoint(&self, url: &str) -> Result<Endpoint, ClientError> {
+    /// or client certificate is given), TLS. Public for channels to services
+    /// [`Client`](crate::Client) does not cover (the conductors' relay).
+    pub fn endpoint(&self, url: &str) -> Result<Endpoint, ClientError> {
         let invalid = |source| ClientError::InvalidEndpoint { endpoint: url.to_owned(), source };
         let mut target = Endpoint::from_shared(url.to_owned()).map_err(invalid)?;
         if let Some(limit) = self.connect_timeout {
@@ -128,7 +129,7 @@ impl ClientOptions {
     }
 
     /// The interceptor that adds the token, if there is one.
-    pub(crate) fn bearer(&self) -> Bearer {
+    pub fn bearer(&self) -> Bearer {
         Bearer(self.token.as_deref().and_then(|t| format!("Bearer {t}").parse::<MetadataValue<Ascii>>().ok()))
     }
 }

@@ -22,12 +22,19 @@ pub struct WorkerProcess {
 impl WorkerProcess {
     /// Starts worker `id` with `slots` slots on `endpoints`, logging its tasks to `log`.
     pub fn start(endpoints: &[String], id: &str, slots: u32, log: &Path) -> HarnessResult<Self> {
+        Self::start_with(endpoints, id, slots, log, &[])
+    }
+
+    /// [`start`](Self::start) with more flags (`--token`, `--ca`, `--cert`, `--key`...).
+    pub fn start_with(endpoints: &[String], id: &str, slots: u32, log: &Path, extra: &[String]) -> HarnessResult<Self> {
         let dir = tempfile::Builder::new().prefix("baton-worker-").tempdir()?;
         let stderr = dir.path().join("stderr.log");
         let child = Command::new(bin_path("test_worker"))
             .args(["--endpoints", &endpoints.join(","), "--id", id, "--slots", &slots.to_string()])
             .arg("--log")
             .arg(log)
+            .args(extra)
+            .env_remove("BATON_TOKEN")
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())

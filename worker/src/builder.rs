@@ -8,6 +8,8 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use serde_json::{Map, Value};
 
+use proto::ClientOptions;
+
 use crate::context::{Context, TaskError, Undo};
 use crate::WorkerError;
 
@@ -33,6 +35,7 @@ pub struct Builder {
     labels: HashMap<String, String>,
     grace: Duration,
     handlers: BTreeMap<String, Handler>,
+    options: ClientOptions,
     problems: Vec<String>,
 }
 
@@ -44,6 +47,8 @@ pub struct Worker {
     pub(crate) labels: HashMap<String, String>,
     pub(crate) grace: Duration,
     pub(crate) handlers: Arc<BTreeMap<String, Handler>>,
+    /// Credentials and TLS for every endpoint (timeouts are the worker's own).
+    pub(crate) options: ClientOptions,
 }
 
 impl Worker {
@@ -60,6 +65,7 @@ impl Worker {
             labels: HashMap::new(),
             grace: Duration::from_secs(30),
             handlers: BTreeMap::new(),
+            options: ClientOptions::default(),
             problems: Vec::new(),
         }
     }
@@ -96,6 +102,16 @@ impl Builder {
     #[must_use]
     pub fn grace(mut self, grace: Duration) -> Self {
         self.grace = grace;
+        self
+    }
+
+    /// How to reach secured conductors: a bearer token (the identity needs the
+    /// `worker` role), the CA that signed their certificates, a client certificate
+    /// for mutual TLS. `https://` endpoints use TLS. The same options `baton` takes
+    /// (see [`ClientOptions::from_files`]); their timeouts are replaced by the worker's.
+    #[must_use]
+    pub fn options(mut self, options: ClientOptions) -> Self {
+        self.options = options;
         self
     }
 
@@ -166,6 +182,7 @@ impl Builder {
             labels: self.labels,
             grace: self.grace,
             handlers: Arc::new(self.handlers),
+            options: self.options,
         })
     }
 }

@@ -27,6 +27,12 @@
 //! - `run` ends when its shutdown future resolves: no new work is taken, running
 //!   tasks get the grace period to finish, then are cancelled and handed back.
 //!
+//! - Secured conductors (TLS, an auth file): pass [`ClientOptions`] with
+//!   [`Builder::options`] (a token whose identity has the `worker` role, a CA, a
+//!   client certificate) and use `https://` endpoints. A conductor that refuses the
+//!   credentials (UNAUTHENTICATED, PERMISSION_DENIED) ends `run` with
+//!   [`WorkerError::Refused`] naming why.
+//!
 //! Layout: `builder.rs` (registration, settings), `context.rs` (what task code
 //! sees), `run.rs` (the connection loop), `tasks.rs` (running one assignment).
 
@@ -39,6 +45,7 @@ mod tasks;
 
 pub use builder::{Builder, Worker};
 pub use context::{Context, TaskError, Undo};
+pub use proto::{ClientOptions, OptionsError};
 
 /// Why a worker could not run.
 #[derive(Debug, thiserror::Error)]

@@ -105,7 +105,12 @@ impl Worker {
         local: &mut Local,
         mut shutdown: std::pin::Pin<&mut S>,
     ) -> Ended {
-        let client = match proto::Client::connect_with(endpoint, Duration::from_secs(2), Duration::from_secs(5)).await {
+        let options = proto::ClientOptions {
+            connect_timeout: Some(Duration::from_secs(2)),
+            keep_alive: Some(Duration::from_secs(5)),
+            ..self.options.clone()
+        };
+        let client = match proto::Client::connect_with_options(endpoint, &options).await {
             Ok(client) => client,
             Err(e) => return Ended::Lost(format!("cannot connect: {e}")),
         };
@@ -114,16 +119,12 @@ impl Worker {
         send(&up, Up::Hello(self.hello(local)));
         let mut inbound = match client.workers().attach(ReceiverStream::new(up_rx)).await {
             Ok(response) => response.into_inner(),
-            Err(status) if status.code() == tonic::Code::InvalidArgument => {
-                return Ended::Refused(status.message().to_owned())
-            }
+            Err(status) if refuses_for_good(status.code()) => return Ended::Refused(refusal(&status)),
             Err(status) => return Ended::Lost(format!("attach refused: {}", status.message())),
         };
         let welcome = match tokio::time::timeout(Duration::from_secs(10), inbound.message()).await {
             Ok(Ok(Some(pb::ConductorMessage { msg: Some(Down::Welcome(w)) }))) => w,
-            Ok(Err(status)) if status.code() == tonic::Code::InvalidArgument => {
-                return Ended::Refused(status.message().to_owned())
-            }
+            Ok(Err(status)) if refuses_for_good(status.code()) => return Ended::Refused(refusal(&status)),
             other => return Ended::Lost(format!("no welcome: {other:?}")),
         };
         tracing::info!(%endpoint, conductor = %welcome.conductor, worker = %self.worker_id, "worker connected");
@@ -211,5 +212,20 @@ impl Worker {
             }
             Down::Heartbeat(_) | Down::Welcome(_) => {}
         }
+    }
+}
+
+/// Answers no other endpoint or retry would change: a bad hello, or credentials the
+/// conductor does not accept (UNAUTHENTICATED) or that lack the `worker` role
+/// (PERMISSION_DENIED). Every conductor of a fleet shares one auth file.
+fn refuses_for_good(code: tonic::Code) -> bool {
+    matches!(code, tonic::Code::InvalidArgument | tonic::Code::Unauthenticated | tonic::Code::PermissionDenied)
+}
+
+/// The conductor's reason, with its code so a credentials problem reads as one.
+fn refusal(status: &tonic::Status) -> String {
+    match status.code() {
+        tonic::Code::InvalidArgument => status.message().to_owned(),
+        code => format!("{} ({code:?})", status.message()),
     }
 }

@@ -153,3 +153,71 @@ fn read_password(path: &Path) -> Result<Secret, Error> {
     }
     Ok(Secret(line))
 }
+
+/// How this conductor reaches other conductors' APIs (the worker relay): the same
+/// credentials a client gives, read from their files each time a link opens so a
+/// renewed token or certificate is used by the next link.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PeerSettings {
+    /// `--peer-token-file`.
+    pub token_file: Option<PathBuf>,
+    /// `--peer-cert` and `--peer-key`.
+    pub identity: Option<(PathBuf, PathBuf)>,
+    /// `--peer-ca`, else `--tls-client-ca`.
+    pub ca: Option<PathBuf>,
+    /// Whether the API (every conductor's, in a fleet) serves TLS: links are then `https://`.
+    pub tls: bool,
+}
+
+impl PeerSettings {
+    /// From the flags; refuses a certificate without its key and files that are not there.
+    pub fn resolve(
+        token_file: Option<PathBuf>,
+        cert: Option<PathBuf>,
+        key: Option<PathBuf>,
+        ca: Option<PathBuf>,
+        tls: bool,
+    ) -> Result<PeerSettings, Error> {
+        let identity = match (cert, key) {
+            (Some(cert), Some(key)) => Some((cert, key)),
+            (None, None) => None,
+            _ => return Err(Error::Config("--peer-cert and --peer-key go together: give both or neither".into())),
+        };
+        let settings = PeerSettings { token_file, identity, ca, tls };
+        let mut files = vec![("--peer-token-file", settings.token_file.as_deref())];
+        if let Some((cert, key)) = &settings.identity {
+            files.extend([("--peer-cert", Some(cert.as_path())), ("--peer-key", Some(key.as_path()))]);
+        }
+        for (flag, path) in files.into_iter().filter_map(|(flag, path)| Some((flag, path?))) {
+            if !path.is_file() {
+                return Err(Error::Config(format!("{flag} {}: no such file", path.display())));
+            }
+        }
+        Ok(settings)
+    }
+
+    /// Whether a credential is configured.
+    pub fn has_credential(&self) -> bool {
+        self.token_file.is_some() || self.identity.is_some()
+    }
+
+    /// The URL of a conductor recorded at `address` (`host:port`, or a URL as it is).
+    pub fn url(&self, address: &str) -> String {
+        match (address.contains("://"), self.tls) {
+            (true, _) => address.to_owned(),
+            (false, true) => format!("https://{address}"),
+            (false, false) => format!("http://{address}"),
+        }
+    }
+
+    /// The client options, the files read now.
+    pub fn client_options(&self) -> Result<proto::ClientOptions, proto::OptionsError> {
+        let (cert, key) = match &self.identity {
+            Some((cert, key)) => (Some(cert.as_path()), Some(key.as_path())),
+            None => (None, None),
+        };
+        // The CA only matters over TLS; without TLS it would turn TLS on towards a plaintext peer.
+        let ca = self.ca.as_deref().filter(|_| self.tls);
+        proto::ClientOptions::from_files(None, self.token_file.as_deref(), ca, cert, key)
+    }
+}

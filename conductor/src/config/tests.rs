@@ -228,3 +228,26 @@ fn the_etcd_password_comes_from_a_file_or_the_environment_only() {
     let plain = load(&["--etcd", "http://e:2379", "--etcd-ca", path], &[]).unwrap_err().to_string();
     assert!(plain.contains("https://"), "{plain}");
 }
+
+#[test]
+fn the_peer_credential_comes_from_flags_or_env_and_trusts_the_client_ca_by_default() {
+    let token = config_file("peer-secret\n");
+    let path = token.path().to_str().expect("utf-8 temp path");
+    let config = load(&[], &[("BATON_PEER_TOKEN_FILE", path)]).unwrap();
+    assert_eq!(config.peer.token_file.as_deref(), Some(token.path()));
+    assert!(!config.peer.tls, "no --tls-cert: plaintext links");
+    assert_eq!(config.peer.url("127.0.0.1:1"), "http://127.0.0.1:1");
+    let options = config.peer.client_options().unwrap();
+    assert_eq!(options.token.as_deref(), Some("peer-secret"));
+    assert!(!format!("{:?}", config.peer).contains("peer-secret"));
+
+    let tls = ["--tls-cert", path, "--tls-key", path, "--tls-client-ca", path];
+    let config = load(&tls, &[]).unwrap();
+    assert_eq!(config.peer.ca.as_deref(), Some(token.path()), "--peer-ca defaults to --tls-client-ca");
+    assert_eq!(config.peer.url("127.0.0.1:1"), "https://127.0.0.1:1");
+
+    let half = load(&["--peer-cert", path], &[]).unwrap_err().to_string();
+    assert!(half.contains("--peer-key"), "{half}");
+    let missing = load(&["--peer-token-file", "/nonexistent/peer"], &[]).unwrap_err().to_string();
+    assert!(missing.contains("--peer-token-file"), "{missing}");
+}

@@ -139,28 +139,40 @@ impl WorkerHub {
         if let Some(link) = links.get(conductor).filter(|l| !l.closed.is_cancelled()) {
             return Some(link.clone());
         }
-        let endpoint = if address.contains("://") { address.to_owned() } else { format!("http://{address}") };
+        let peer = &self.settings().peer;
+        let endpoint = peer.url(address);
         let keep_alive = self.settings().heartbeat_interval();
         let opened = async {
-            let channel = tonic::transport::Endpoint::from_shared(endpoint.clone())
-                .ok()?
+            let options = peer.client_options().map_err(|e| format!("peer credentials: {e}"))?;
+            let channel = options
+                .endpoint(&endpoint)
+                .map_err(|e| e.to_string())?
                 .connect_timeout(CONNECT_TIMEOUT)
                 .http2_keep_alive_interval(keep_alive)
                 .keep_alive_timeout(self.settings().heartbeat_timeout)
                 .tcp_nodelay(true)
                 .connect()
                 .await
-                .ok()?;
+                .map_err(|e| format!("cannot connect: {}", error_chain(&e)))?;
             let (up, rx) = mpsc::channel(4096);
             let hello = pb::RelayHello { conductor: self.settings().conductor.clone() };
-            up.try_send(RelayUp { msg: Some(Out::Hello(hello)) }).ok()?;
-            let mut client = pb::relay_client::RelayClient::new(channel).max_decoding_message_size(64 << 20);
-            let down = client.relay(ReceiverStream::new(rx)).await.ok()?.into_inner();
-            Some((up, down))
+            up.try_send(RelayUp { msg: Some(Out::Hello(hello)) }).map_err(|e| e.to_string())?;
+            let mut client = pb::relay_client::RelayClient::with_interceptor(channel, options.bearer())
+                .max_decoding_message_size(64 << 20);
+            let down =
+                client.relay(ReceiverStream::new(rx)).await.map_err(|status| refused(&status, peer))?.into_inner();
+            Ok::<_, String>((up, down))
         };
-        let Ok(Some((up, down))) = tokio::time::timeout(CONNECT_TIMEOUT * 2, opened).await else {
-            tracing::warn!(%conductor, %endpoint, "cannot open a relay link");
-            return None;
+        let (up, down) = match tokio::time::timeout(CONNECT_TIMEOUT * 2, opened).await {
+            Ok(Ok(opened)) => opened,
+            Ok(Err(why)) => {
+                tracing::warn!(%conductor, %endpoint, %why, "cannot open a relay link");
+                return None;
+            }
+            Err(_) => {
+                tracing::warn!(%conductor, %endpoint, why = "timed out", "cannot open a relay link");
+                return None;
+            }
         };
         let link = Link { up, waiting: Arc::default(), free: Arc::default(), closed: CancellationToken::new() };
         tokio::spawn(self.clone().follow_link(conductor.to_owned(), link.clone(), down));
@@ -227,4 +239,30 @@ impl WorkerHub {
             links.remove(&conductor);
         }
     }
+}
+
+/// Why the other conductor refused the relay, with what to do about credentials.
+fn refused(status: &tonic::Status, peer: &crate::config::PeerSettings) -> String {
+    let hint = match (status.code(), peer.has_credential()) {
+        (tonic::Code::Unauthenticated, false) => {
+            "; this conductor has no peer credential: give it --peer-token-file or --peer-cert/--peer-key"
+        }
+        (tonic::Code::Unauthenticated | tonic::Code::PermissionDenied, _) => {
+            "; its peer credential must name an auth-file identity with the `peer` role"
+        }
+        _ => "",
+    };
+    format!("relay refused: {} ({:?}){hint}", status.message(), status.code())
+}
+
+/// An error with its causes (transport errors say little at the top).
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }

@@ -7,6 +7,8 @@
 //! end, cancelled, revert) so tests see what ran where.
 //!
 //! `test_worker --endpoints http://a,http://b --id w1 --slots 4 [--log FILE] [--grace 1s]`
+//! and, for a secured conductor, `--token T` (or env `BATON_TOKEN`) or `--token-file F`,
+//! `--ca CA.pem`, `--cert C.pem --key C.key`, with `https://` endpoints.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -30,6 +32,21 @@ struct Args {
     log: Option<PathBuf>,
     #[arg(long, default_value = "1s", value_parser = humantime_secs)]
     grace: Duration,
+    /// Bearer token (an identity with the `worker` role).
+    #[arg(long, env = "BATON_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// File whose first line is the token.
+    #[arg(long)]
+    token_file: Option<PathBuf>,
+    /// CA certificate that signed the conductors' certificates.
+    #[arg(long)]
+    ca: Option<PathBuf>,
+    /// Client certificate for mutual TLS (with --key).
+    #[arg(long)]
+    cert: Option<PathBuf>,
+    /// Its private key.
+    #[arg(long)]
+    key: Option<PathBuf>,
 }
 
 fn humantime_secs(text: &str) -> Result<Duration, String> {
@@ -62,6 +79,19 @@ fn int(args: &Map<String, Value>, key: &str) -> i64 {
 async fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).init();
     let args = Args::parse();
+    let options = match worker::ClientOptions::from_files(
+        args.token.clone(),
+        args.token_file.as_deref(),
+        args.ca.as_deref(),
+        args.cert.as_deref(),
+        args.key.as_deref(),
+    ) {
+        Ok(options) => options,
+        Err(error) => {
+            eprintln!("test_worker: {error}");
+            return std::process::ExitCode::from(2);
+        }
+    };
     let log = Log { path: args.log.clone(), worker: args.id.clone() };
     let running = Arc::new(AtomicUsize::new(0));
     let peak = Arc::new(AtomicUsize::new(0));
@@ -82,6 +112,7 @@ async fn main() -> std::process::ExitCode {
         .id(args.id.clone())
         .slots(args.slots)
         .grace(args.grace)
+        .options(options)
         .label("kind", "test")
         .task("echo", move |ctx: Context, args: Map<String, Value>| {
             let (log, id) = (l1.clone(), id.clone());

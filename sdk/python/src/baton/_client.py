@@ -10,7 +10,7 @@ from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Seque
 
 import grpc
 
-from baton._channel import open_sync_channel
+from baton._channel import Credentials, Pem, open_sync_channel
 from baton._duration import to_millis
 from baton._failure import Failure
 from baton.v1 import baton_pb2, baton_pb2_grpc, worker_pb2, worker_pb2_grpc
@@ -100,9 +100,23 @@ class JobTimeout(TimeoutError):
 class Client:
     """A client of Baton's job API. `endpoints`: conductor addresses ("host:port" or
     "http://host:port"); a call that finds one unavailable tries the next. `timeout`:
-    the deadline of each unary call."""
+    the deadline of each unary call. A secured conductor ("https://host:port"): `token`
+    (or `token_file`, its first line) is sent as a bearer token, `ca` is the CA that signed
+    the conductor's certificate, `cert` and `key` a client certificate (each a path or PEM
+    bytes) -- as `baton --token/--token-file/--ca/--cert/--key`."""
 
-    def __init__(self, endpoints: Union[str, Sequence[str]], *, timeout: Union[str, float] = 10.0) -> None:
+    def __init__(
+        self,
+        endpoints: Union[str, Sequence[str]],
+        *,
+        timeout: Union[str, float] = 10.0,
+        token: Optional[str] = None,
+        token_file: Optional[str] = None,
+        ca: Optional[Pem] = None,
+        cert: Optional[Pem] = None,
+        key: Optional[Pem] = None,
+    ) -> None:
+        self._credentials = Credentials.resolve(token, token_file, ca, cert, key)
         self.endpoints: List[str] = [endpoints] if isinstance(endpoints, str) else list(endpoints)
         if not self.endpoints:
             raise ValueError("a Client needs at least one conductor endpoint")
@@ -212,7 +226,7 @@ class Client:
 
     def _channel(self, endpoint: str) -> grpc.Channel:
         if endpoint not in self._channels:
-            self._channels[endpoint] = open_sync_channel(endpoint)
+            self._channels[endpoint] = open_sync_channel(endpoint, self._credentials)
         return self._channels[endpoint]
 
 

@@ -64,11 +64,11 @@ class Session:
             self._queue.put_nowait(_HALF_CLOSE)
 
     async def run(self, hello: worker_pb2.Hello, connect_timeout: float) -> None:
-        channel = open_channel(self.endpoint)
+        channel = open_channel(self.endpoint, self.worker.credentials)
         call: Optional[grpc.aio.StreamStreamCall] = None
         helpers: list[asyncio.Task] = []
         try:
-            call = worker_pb2_grpc.WorkersStub(channel).Attach()
+            call = worker_pb2_grpc.WorkersStub(channel).Attach(metadata=self.worker.credentials.metadata())
             await call.write(worker_pb2.WorkerMessage(hello=hello))
             first = await asyncio.wait_for(call.read(), connect_timeout)
             if first is grpc.aio.EOF or first.WhichOneof("msg") != "welcome":
@@ -176,6 +176,9 @@ class Session:
             return  # we cancelled it: a silent conductor, or the worker is stopping
         if code == grpc.StatusCode.INVALID_ARGUMENT:
             raise WorkerRejected(f"conductor at {self.endpoint} refused the worker: {error.details()}")
+        if code in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED):
+            # Every conductor of a fleet shares the auth file: no other endpoint will differ.
+            raise WorkerRejected(f"conductor at {self.endpoint} refused the credentials: {code.name} {error.details()}")
         if code == grpc.StatusCode.ALREADY_EXISTS:
             log.warning(
                 "conductor at %s still has worker %s connected (%s); trying again",

@@ -18,6 +18,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Union
 
 from baton import __version__
 from baton._assignment import run_assignment
+from baton._channel import Credentials, Pem
 from baton._context import Context
 from baton._duration import to_millis
 from baton._session import Session
@@ -49,7 +50,10 @@ class Worker:
     `worker_id`: unique per process, "<host>-<pid>-<random>" by default. `labels`: shown
     by `baton workers`. `connect_timeout`: how long a conductor may take to answer the
     Hello. `shutdown_grace`: on shutdown, how long running tasks may take before they are
-    cancelled (None: as long as they need).
+    cancelled (None: as long as they need). A secured conductor ("https://host:port"):
+    `token` (or `token_file`), `ca`, `cert` and `key` as for `Client`; the token's
+    identity needs the `worker` role. Credentials a conductor refuses (UNAUTHENTICATED,
+    PERMISSION_DENIED) end `run` with `WorkerRejected` saying why.
     """
 
     def __init__(
@@ -61,7 +65,13 @@ class Worker:
         labels: Optional[Mapping[str, str]] = None,
         connect_timeout: Union[str, float] = 10.0,
         shutdown_grace: Union[str, float, None] = None,
+        token: Optional[str] = None,
+        token_file: Optional[str] = None,
+        ca: Optional[Pem] = None,
+        cert: Optional[Pem] = None,
+        key: Optional[Pem] = None,
     ) -> None:
+        self.credentials = Credentials.resolve(token, token_file, ca, cert, key)
         self.endpoints: List[str] = [endpoints] if isinstance(endpoints, str) else list(endpoints)
         if not self.endpoints:
             raise ValueError("a Worker needs at least one conductor endpoint")

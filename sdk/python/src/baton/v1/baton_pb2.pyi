@@ -13,6 +13,7 @@ class JobState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     JOB_STATE_CLAIMED: _ClassVar[JobState]
     JOB_STATE_COMPLETE: _ClassVar[JobState]
     JOB_STATE_TRASHED: _ClassVar[JobState]
+    JOB_STATE_PARKED: _ClassVar[JobState]
 
 class Outcome(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -32,6 +33,7 @@ JOB_STATE_UNCLAIMED: JobState
 JOB_STATE_CLAIMED: JobState
 JOB_STATE_COMPLETE: JobState
 JOB_STATE_TRASHED: JobState
+JOB_STATE_PARKED: JobState
 OUTCOME_UNSPECIFIED: Outcome
 OUTCOME_SUCCESS: Outcome
 OUTCOME_REVERTED: Outcome
@@ -54,7 +56,7 @@ class Failure(_message.Message):
     def __init__(self, kind: _Optional[str] = ..., message: _Optional[str] = ..., details_json: _Optional[str] = ..., cause: _Optional[_Union[Failure, _Mapping]] = ...) -> None: ...
 
 class Task(_message.Message):
-    __slots__ = ("name", "kind", "state", "attempts", "executions", "failure", "result_json")
+    __slots__ = ("name", "kind", "state", "attempts", "executions", "failure", "result_json", "parked_deadline_ms", "completed_by", "completed_at_ms")
     NAME_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
@@ -62,6 +64,9 @@ class Task(_message.Message):
     EXECUTIONS_FIELD_NUMBER: _ClassVar[int]
     FAILURE_FIELD_NUMBER: _ClassVar[int]
     RESULT_JSON_FIELD_NUMBER: _ClassVar[int]
+    PARKED_DEADLINE_MS_FIELD_NUMBER: _ClassVar[int]
+    COMPLETED_BY_FIELD_NUMBER: _ClassVar[int]
+    COMPLETED_AT_MS_FIELD_NUMBER: _ClassVar[int]
     name: str
     kind: str
     state: str
@@ -69,10 +74,13 @@ class Task(_message.Message):
     executions: int
     failure: Failure
     result_json: str
-    def __init__(self, name: _Optional[str] = ..., kind: _Optional[str] = ..., state: _Optional[str] = ..., attempts: _Optional[int] = ..., executions: _Optional[int] = ..., failure: _Optional[_Union[Failure, _Mapping]] = ..., result_json: _Optional[str] = ...) -> None: ...
+    parked_deadline_ms: int
+    completed_by: str
+    completed_at_ms: int
+    def __init__(self, name: _Optional[str] = ..., kind: _Optional[str] = ..., state: _Optional[str] = ..., attempts: _Optional[int] = ..., executions: _Optional[int] = ..., failure: _Optional[_Union[Failure, _Mapping]] = ..., result_json: _Optional[str] = ..., parked_deadline_ms: _Optional[int] = ..., completed_by: _Optional[str] = ..., completed_at_ms: _Optional[int] = ...) -> None: ...
 
 class Job(_message.Message):
-    __slots__ = ("id", "flow", "store_json", "priority", "idempotency_key", "state", "owner", "claims", "outcome", "failure", "trash_reason", "cancel_requested", "created_at_ms", "finished_at_ms", "tasks")
+    __slots__ = ("id", "flow", "store_json", "priority", "idempotency_key", "state", "owner", "claims", "outcome", "failure", "trash_reason", "cancel_requested", "created_at_ms", "finished_at_ms", "tasks", "flow_version", "flow_hash", "warnings", "outputs_json")
     ID_FIELD_NUMBER: _ClassVar[int]
     FLOW_FIELD_NUMBER: _ClassVar[int]
     STORE_JSON_FIELD_NUMBER: _ClassVar[int]
@@ -88,6 +96,10 @@ class Job(_message.Message):
     CREATED_AT_MS_FIELD_NUMBER: _ClassVar[int]
     FINISHED_AT_MS_FIELD_NUMBER: _ClassVar[int]
     TASKS_FIELD_NUMBER: _ClassVar[int]
+    FLOW_VERSION_FIELD_NUMBER: _ClassVar[int]
+    FLOW_HASH_FIELD_NUMBER: _ClassVar[int]
+    WARNINGS_FIELD_NUMBER: _ClassVar[int]
+    OUTPUTS_JSON_FIELD_NUMBER: _ClassVar[int]
     id: str
     flow: str
     store_json: str
@@ -103,19 +115,25 @@ class Job(_message.Message):
     created_at_ms: int
     finished_at_ms: int
     tasks: _containers.RepeatedCompositeFieldContainer[Task]
-    def __init__(self, id: _Optional[str] = ..., flow: _Optional[str] = ..., store_json: _Optional[str] = ..., priority: _Optional[int] = ..., idempotency_key: _Optional[str] = ..., state: _Optional[_Union[JobState, str]] = ..., owner: _Optional[str] = ..., claims: _Optional[int] = ..., outcome: _Optional[_Union[Outcome, str]] = ..., failure: _Optional[_Union[Failure, _Mapping]] = ..., trash_reason: _Optional[str] = ..., cancel_requested: bool = ..., created_at_ms: _Optional[int] = ..., finished_at_ms: _Optional[int] = ..., tasks: _Optional[_Iterable[_Union[Task, _Mapping]]] = ...) -> None: ...
+    flow_version: int
+    flow_hash: str
+    warnings: _containers.RepeatedScalarFieldContainer[str]
+    outputs_json: str
+    def __init__(self, id: _Optional[str] = ..., flow: _Optional[str] = ..., store_json: _Optional[str] = ..., priority: _Optional[int] = ..., idempotency_key: _Optional[str] = ..., state: _Optional[_Union[JobState, str]] = ..., owner: _Optional[str] = ..., claims: _Optional[int] = ..., outcome: _Optional[_Union[Outcome, str]] = ..., failure: _Optional[_Union[Failure, _Mapping]] = ..., trash_reason: _Optional[str] = ..., cancel_requested: bool = ..., created_at_ms: _Optional[int] = ..., finished_at_ms: _Optional[int] = ..., tasks: _Optional[_Iterable[_Union[Task, _Mapping]]] = ..., flow_version: _Optional[int] = ..., flow_hash: _Optional[str] = ..., warnings: _Optional[_Iterable[str]] = ..., outputs_json: _Optional[str] = ...) -> None: ...
 
 class PostJobRequest(_message.Message):
-    __slots__ = ("flow", "store_json", "priority", "idempotency_key")
+    __slots__ = ("flow", "store_json", "priority", "idempotency_key", "version")
     FLOW_FIELD_NUMBER: _ClassVar[int]
     STORE_JSON_FIELD_NUMBER: _ClassVar[int]
     PRIORITY_FIELD_NUMBER: _ClassVar[int]
     IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
     flow: str
     store_json: str
     priority: int
     idempotency_key: str
-    def __init__(self, flow: _Optional[str] = ..., store_json: _Optional[str] = ..., priority: _Optional[int] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
+    version: int
+    def __init__(self, flow: _Optional[str] = ..., store_json: _Optional[str] = ..., priority: _Optional[int] = ..., idempotency_key: _Optional[str] = ..., version: _Optional[int] = ...) -> None: ...
 
 class GetJobRequest(_message.Message):
     __slots__ = ("id",)
@@ -160,18 +178,24 @@ class ListFlowsRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class Flow(_message.Message):
-    __slots__ = ("name", "required_inputs", "optional_inputs", "description", "inputs")
+    __slots__ = ("name", "required_inputs", "optional_inputs", "description", "inputs", "kind", "version", "runs_here")
     NAME_FIELD_NUMBER: _ClassVar[int]
     REQUIRED_INPUTS_FIELD_NUMBER: _ClassVar[int]
     OPTIONAL_INPUTS_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
     INPUTS_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    RUNS_HERE_FIELD_NUMBER: _ClassVar[int]
     name: str
     required_inputs: _containers.RepeatedScalarFieldContainer[str]
     optional_inputs: _containers.RepeatedScalarFieldContainer[str]
     description: str
     inputs: _containers.RepeatedCompositeFieldContainer[Input]
-    def __init__(self, name: _Optional[str] = ..., required_inputs: _Optional[_Iterable[str]] = ..., optional_inputs: _Optional[_Iterable[str]] = ..., description: _Optional[str] = ..., inputs: _Optional[_Iterable[_Union[Input, _Mapping]]] = ...) -> None: ...
+    kind: str
+    version: int
+    runs_here: bool
+    def __init__(self, name: _Optional[str] = ..., required_inputs: _Optional[_Iterable[str]] = ..., optional_inputs: _Optional[_Iterable[str]] = ..., description: _Optional[str] = ..., inputs: _Optional[_Iterable[_Union[Input, _Mapping]]] = ..., kind: _Optional[str] = ..., version: _Optional[int] = ..., runs_here: bool = ...) -> None: ...
 
 class Input(_message.Message):
     __slots__ = ("name", "spec")
@@ -214,18 +238,22 @@ class ListConductorsRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class Conductor(_message.Message):
-    __slots__ = ("name", "address", "jobs", "since_ms", "draining")
+    __slots__ = ("name", "address", "jobs", "since_ms", "draining", "task_kinds", "rust_flows")
     NAME_FIELD_NUMBER: _ClassVar[int]
     ADDRESS_FIELD_NUMBER: _ClassVar[int]
     JOBS_FIELD_NUMBER: _ClassVar[int]
     SINCE_MS_FIELD_NUMBER: _ClassVar[int]
     DRAINING_FIELD_NUMBER: _ClassVar[int]
+    TASK_KINDS_FIELD_NUMBER: _ClassVar[int]
+    RUST_FLOWS_FIELD_NUMBER: _ClassVar[int]
     name: str
     address: str
     jobs: int
     since_ms: int
     draining: bool
-    def __init__(self, name: _Optional[str] = ..., address: _Optional[str] = ..., jobs: _Optional[int] = ..., since_ms: _Optional[int] = ..., draining: bool = ...) -> None: ...
+    task_kinds: _containers.RepeatedScalarFieldContainer[str]
+    rust_flows: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, name: _Optional[str] = ..., address: _Optional[str] = ..., jobs: _Optional[int] = ..., since_ms: _Optional[int] = ..., draining: bool = ..., task_kinds: _Optional[_Iterable[str]] = ..., rust_flows: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ListConductorsResponse(_message.Message):
     __slots__ = ("conductors",)
@@ -276,3 +304,131 @@ class ConductorStatus(_message.Message):
     running: _containers.RepeatedCompositeFieldContainer[RunningJob]
     started_ms: int
     def __init__(self, name: _Optional[str] = ..., board: _Optional[_Union[BoardStatus, str]] = ..., board_cause: _Optional[str] = ..., sessions_started: _Optional[int] = ..., sessions_lost: _Optional[int] = ..., draining: bool = ..., running: _Optional[_Iterable[_Union[RunningJob, _Mapping]]] = ..., started_ms: _Optional[int] = ...) -> None: ...
+
+class FlowFileText(_message.Message):
+    __slots__ = ("file", "text")
+    FILE_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    file: str
+    text: str
+    def __init__(self, file: _Optional[str] = ..., text: _Optional[str] = ...) -> None: ...
+
+class ApplyFlowsRequest(_message.Message):
+    __slots__ = ("files",)
+    FILES_FIELD_NUMBER: _ClassVar[int]
+    files: _containers.RepeatedCompositeFieldContainer[FlowFileText]
+    def __init__(self, files: _Optional[_Iterable[_Union[FlowFileText, _Mapping]]] = ...) -> None: ...
+
+class AppliedFlow(_message.Message):
+    __slots__ = ("file", "name", "version", "created", "current", "hash")
+    FILE_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    CREATED_FIELD_NUMBER: _ClassVar[int]
+    CURRENT_FIELD_NUMBER: _ClassVar[int]
+    HASH_FIELD_NUMBER: _ClassVar[int]
+    file: str
+    name: str
+    version: int
+    created: bool
+    current: int
+    hash: str
+    def __init__(self, file: _Optional[str] = ..., name: _Optional[str] = ..., version: _Optional[int] = ..., created: bool = ..., current: _Optional[int] = ..., hash: _Optional[str] = ...) -> None: ...
+
+class ApplyFlowsResponse(_message.Message):
+    __slots__ = ("flows",)
+    FLOWS_FIELD_NUMBER: _ClassVar[int]
+    flows: _containers.RepeatedCompositeFieldContainer[AppliedFlow]
+    def __init__(self, flows: _Optional[_Iterable[_Union[AppliedFlow, _Mapping]]] = ...) -> None: ...
+
+class FlowDefinition(_message.Message):
+    __slots__ = ("name", "version", "hash", "source", "applied_ms", "current")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    HASH_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    APPLIED_MS_FIELD_NUMBER: _ClassVar[int]
+    CURRENT_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    version: int
+    hash: str
+    source: str
+    applied_ms: int
+    current: bool
+    def __init__(self, name: _Optional[str] = ..., version: _Optional[int] = ..., hash: _Optional[str] = ..., source: _Optional[str] = ..., applied_ms: _Optional[int] = ..., current: bool = ...) -> None: ...
+
+class GetFlowRequest(_message.Message):
+    __slots__ = ("name", "version")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    version: int
+    def __init__(self, name: _Optional[str] = ..., version: _Optional[int] = ...) -> None: ...
+
+class FlowHistoryRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class FlowHistoryResponse(_message.Message):
+    __slots__ = ("versions",)
+    VERSIONS_FIELD_NUMBER: _ClassVar[int]
+    versions: _containers.RepeatedCompositeFieldContainer[FlowDefinition]
+    def __init__(self, versions: _Optional[_Iterable[_Union[FlowDefinition, _Mapping]]] = ...) -> None: ...
+
+class DeleteFlowRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class DeleteFlowResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class FlowGraphRequest(_message.Message):
+    __slots__ = ("name", "version", "format", "store_json")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    FORMAT_FIELD_NUMBER: _ClassVar[int]
+    STORE_JSON_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    version: int
+    format: str
+    store_json: str
+    def __init__(self, name: _Optional[str] = ..., version: _Optional[int] = ..., format: _Optional[str] = ..., store_json: _Optional[str] = ...) -> None: ...
+
+class FlowGraphResponse(_message.Message):
+    __slots__ = ("text",)
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    text: str
+    def __init__(self, text: _Optional[str] = ...) -> None: ...
+
+class TaskRef(_message.Message):
+    __slots__ = ("job_id", "task")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    TASK_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    task: str
+    def __init__(self, job_id: _Optional[str] = ..., task: _Optional[str] = ...) -> None: ...
+
+class CompleteTaskRequest(_message.Message):
+    __slots__ = ("token", "task", "result_json", "failure", "operator")
+    TOKEN_FIELD_NUMBER: _ClassVar[int]
+    TASK_FIELD_NUMBER: _ClassVar[int]
+    RESULT_JSON_FIELD_NUMBER: _ClassVar[int]
+    FAILURE_FIELD_NUMBER: _ClassVar[int]
+    OPERATOR_FIELD_NUMBER: _ClassVar[int]
+    token: str
+    task: TaskRef
+    result_json: str
+    failure: str
+    operator: str
+    def __init__(self, token: _Optional[str] = ..., task: _Optional[_Union[TaskRef, _Mapping]] = ..., result_json: _Optional[str] = ..., failure: _Optional[str] = ..., operator: _Optional[str] = ...) -> None: ...
+
+class CompleteTaskResponse(_message.Message):
+    __slots__ = ("completed_now",)
+    COMPLETED_NOW_FIELD_NUMBER: _ClassVar[int]
+    completed_now: bool
+    def __init__(self, completed_now: bool = ...) -> None: ...

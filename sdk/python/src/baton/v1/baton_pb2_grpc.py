@@ -60,6 +60,36 @@ class BatonStub(object):
                 request_serializer=baton_dot_v1_dot_baton__pb2.GetStatusRequest.SerializeToString,
                 response_deserializer=baton_dot_v1_dot_baton__pb2.ConductorStatus.FromString,
                 )
+        self.ApplyFlows = channel.unary_unary(
+                '/baton.v1.Baton/ApplyFlows',
+                request_serializer=baton_dot_v1_dot_baton__pb2.ApplyFlowsRequest.SerializeToString,
+                response_deserializer=baton_dot_v1_dot_baton__pb2.ApplyFlowsResponse.FromString,
+                )
+        self.GetFlow = channel.unary_unary(
+                '/baton.v1.Baton/GetFlow',
+                request_serializer=baton_dot_v1_dot_baton__pb2.GetFlowRequest.SerializeToString,
+                response_deserializer=baton_dot_v1_dot_baton__pb2.FlowDefinition.FromString,
+                )
+        self.FlowHistory = channel.unary_unary(
+                '/baton.v1.Baton/FlowHistory',
+                request_serializer=baton_dot_v1_dot_baton__pb2.FlowHistoryRequest.SerializeToString,
+                response_deserializer=baton_dot_v1_dot_baton__pb2.FlowHistoryResponse.FromString,
+                )
+        self.DeleteFlow = channel.unary_unary(
+                '/baton.v1.Baton/DeleteFlow',
+                request_serializer=baton_dot_v1_dot_baton__pb2.DeleteFlowRequest.SerializeToString,
+                response_deserializer=baton_dot_v1_dot_baton__pb2.DeleteFlowResponse.FromString,
+                )
+        self.FlowGraph = channel.unary_unary(
+                '/baton.v1.Baton/FlowGraph',
+                request_serializer=baton_dot_v1_dot_baton__pb2.FlowGraphRequest.SerializeToString,
+                response_deserializer=baton_dot_v1_dot_baton__pb2.FlowGraphResponse.FromString,
+                )
+        self.CompleteTask = channel.unary_unary(
+                '/baton.v1.Baton/CompleteTask',
+                request_serializer=baton_dot_v1_dot_baton__pb2.CompleteTaskRequest.SerializeToString,
+                response_deserializer=baton_dot_v1_dot_baton__pb2.CompleteTaskResponse.FromString,
+                )
 
 
 class BatonServicer(object):
@@ -70,6 +100,11 @@ class BatonServicer(object):
         """Posts a job. Unknown flow, missing required inputs or a store that is not
         a JSON object: INVALID_ARGUMENT naming them, and nothing is written.
         With an idempotency key already used, returns the first job.
+        A flow file's job is pinned to the current version (or `version`) and runs it
+        wherever it is claimed or resumed. A post no live conductor can run (none has
+        the Rust flow, or none allows every kind the file uses) is accepted: the reply's
+        `warnings` say so. So is a Rust flow built into other live conductors but not into
+        the one answering (its inputs are then checked when it runs).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -106,7 +141,8 @@ class BatonServicer(object):
         raise NotImplementedError('Method not implemented!')
 
     def ListFlows(self, request, context):
-        """The flows this conductor can run, with their inputs.
+        """The flows of the fleet as this conductor knows them, with their inputs: its Rust
+        flows and every flow file on the board (`runs_here` says whether this one runs it).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -130,6 +166,61 @@ class BatonServicer(object):
         """This conductor's own view, from its memory (not the board): whether its
         board is reachable (and why not), its sessions, and the jobs it runs now.
         Answers even while the board is unavailable.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ApplyFlows(self, request, context):
+        """Stores flow files on the board. Each is checked, canonicalised and hashed; a file
+        whose content is already the current version changes nothing. A file with
+        problems refuses the whole request (INVALID_ARGUMENT, every problem as
+        FILE:LINE:COLUMN: path: message) and nothing is applied; so does a name taken
+        by a Rust flow of a live conductor (FAILED_PRECONDITION naming both).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetFlow(self, request, context):
+        """One stored version of a flow file (the current one unless `version`), with its text.
+        NOT_FOUND for an unknown flow or version.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def FlowHistory(self, request, context):
+        """Every stored version of a flow file, oldest first (without their text).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteFlow(self, request, context):
+        """Removes a flow file with every version. FAILED_PRECONDITION naming a job while
+        an unfinished job uses it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def FlowGraph(self, request, context):
+        """A flow's execution graph as DOT or Mermaid text, built from `store_json` over the
+        flow's defaults (a flow whose shape depends on its inputs, e.g. `each`, needs them:
+        INVALID_ARGUMENT naming what is missing).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CompleteTask(self, request, context):
+        """Completes a parked task, with its callback token (the token is the
+        credential: any conductor accepts any token) or, as an operator's
+        override, by job and task (recorded with the operator's name). Answers OK
+        (also for the same completion again), ALREADY_EXISTS (completed with a
+        different outcome), FAILED_PRECONDITION (past its deadline, cancelled, or
+        an attempt since retried), NOT_FOUND (no such park, or a wrong token).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -182,6 +273,36 @@ def add_BatonServicer_to_server(servicer, server):
                     servicer.GetStatus,
                     request_deserializer=baton_dot_v1_dot_baton__pb2.GetStatusRequest.FromString,
                     response_serializer=baton_dot_v1_dot_baton__pb2.ConductorStatus.SerializeToString,
+            ),
+            'ApplyFlows': grpc.unary_unary_rpc_method_handler(
+                    servicer.ApplyFlows,
+                    request_deserializer=baton_dot_v1_dot_baton__pb2.ApplyFlowsRequest.FromString,
+                    response_serializer=baton_dot_v1_dot_baton__pb2.ApplyFlowsResponse.SerializeToString,
+            ),
+            'GetFlow': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetFlow,
+                    request_deserializer=baton_dot_v1_dot_baton__pb2.GetFlowRequest.FromString,
+                    response_serializer=baton_dot_v1_dot_baton__pb2.FlowDefinition.SerializeToString,
+            ),
+            'FlowHistory': grpc.unary_unary_rpc_method_handler(
+                    servicer.FlowHistory,
+                    request_deserializer=baton_dot_v1_dot_baton__pb2.FlowHistoryRequest.FromString,
+                    response_serializer=baton_dot_v1_dot_baton__pb2.FlowHistoryResponse.SerializeToString,
+            ),
+            'DeleteFlow': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteFlow,
+                    request_deserializer=baton_dot_v1_dot_baton__pb2.DeleteFlowRequest.FromString,
+                    response_serializer=baton_dot_v1_dot_baton__pb2.DeleteFlowResponse.SerializeToString,
+            ),
+            'FlowGraph': grpc.unary_unary_rpc_method_handler(
+                    servicer.FlowGraph,
+                    request_deserializer=baton_dot_v1_dot_baton__pb2.FlowGraphRequest.FromString,
+                    response_serializer=baton_dot_v1_dot_baton__pb2.FlowGraphResponse.SerializeToString,
+            ),
+            'CompleteTask': grpc.unary_unary_rpc_method_handler(
+                    servicer.CompleteTask,
+                    request_deserializer=baton_dot_v1_dot_baton__pb2.CompleteTaskRequest.FromString,
+                    response_serializer=baton_dot_v1_dot_baton__pb2.CompleteTaskResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -344,5 +465,107 @@ class Baton(object):
         return grpc.experimental.unary_unary(request, target, '/baton.v1.Baton/GetStatus',
             baton_dot_v1_dot_baton__pb2.GetStatusRequest.SerializeToString,
             baton_dot_v1_dot_baton__pb2.ConductorStatus.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def ApplyFlows(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/baton.v1.Baton/ApplyFlows',
+            baton_dot_v1_dot_baton__pb2.ApplyFlowsRequest.SerializeToString,
+            baton_dot_v1_dot_baton__pb2.ApplyFlowsResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def GetFlow(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/baton.v1.Baton/GetFlow',
+            baton_dot_v1_dot_baton__pb2.GetFlowRequest.SerializeToString,
+            baton_dot_v1_dot_baton__pb2.FlowDefinition.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def FlowHistory(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/baton.v1.Baton/FlowHistory',
+            baton_dot_v1_dot_baton__pb2.FlowHistoryRequest.SerializeToString,
+            baton_dot_v1_dot_baton__pb2.FlowHistoryResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def DeleteFlow(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/baton.v1.Baton/DeleteFlow',
+            baton_dot_v1_dot_baton__pb2.DeleteFlowRequest.SerializeToString,
+            baton_dot_v1_dot_baton__pb2.DeleteFlowResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def FlowGraph(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/baton.v1.Baton/FlowGraph',
+            baton_dot_v1_dot_baton__pb2.FlowGraphRequest.SerializeToString,
+            baton_dot_v1_dot_baton__pb2.FlowGraphResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def CompleteTask(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/baton.v1.Baton/CompleteTask',
+            baton_dot_v1_dot_baton__pb2.CompleteTaskRequest.SerializeToString,
+            baton_dot_v1_dot_baton__pb2.CompleteTaskResponse.FromString,
             options, channel_credentials,
             insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
