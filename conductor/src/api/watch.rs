@@ -13,7 +13,7 @@
 use std::time::Duration;
 
 use futures::Stream;
-use jobboard::JobId;
+use jobboard::{Job, JobId};
 use proto::pb;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -49,18 +49,22 @@ fn is_finished(job: &pb::Job) -> bool {
     matches!(job.state(), pb::JobState::Complete | pb::JobState::Trashed)
 }
 
-/// What a wake-up asks for: a full snapshot now, or one when the fold interval ends.
-enum Next {
-    Now,
+/// What a wake-up or a timer asks for.
+enum Read {
+    /// Nothing yet: a logbook change waits for the fold interval to end.
     Folded,
+    /// A full snapshot, read afresh.
+    Fresh,
+    /// A full snapshot of this changed job record (read once, not twice).
+    Of(Box<Job>),
 }
 
 /// Reads the job's record alone (one row, not the logbook) and says whether it
-/// differs from the last snapshot's; a failed read asks for a full snapshot,
+/// differs from the last snapshot's; a failed read asks for a fresh snapshot,
 /// whose error handling then applies.
-async fn after_wakeup(state: &ApiState, id: JobId, last: &mut pb::Job) -> Next {
-    let Ok(board) = state.board() else { return Next::Now };
-    let Ok(job) = board.get(id).await else { return Next::Now };
+async fn after_wakeup(state: &ApiState, id: JobId, last: &mut pb::Job) -> Read {
+    let Ok(board) = state.board() else { return Read::Fresh };
+    let Ok(job) = board.get(id).await else { return Read::Fresh };
     let head = job_to_pb(&job, Vec::new());
     // Compared without the parts a snapshot adds from the logbook; they are put back at once.
     let tasks = std::mem::take(&mut last.tasks);
@@ -69,9 +73,9 @@ async fn after_wakeup(state: &ApiState, id: JobId, last: &mut pb::Job) -> Next {
     last.tasks = tasks;
     last.outputs_json = outputs;
     if same {
-        Next::Folded
+        Read::Folded
     } else {
-        Next::Now
+        Read::Of(Box::new(job))
     }
 }
 
@@ -92,34 +96,33 @@ async fn follow(
     let mut pending = false;
     while !is_finished(&last) {
         let fold_ends = read_at + FOLD_EVERY;
-        let read_now = tokio::select! {
+        let read = tokio::select! {
             woke = wakeups.changed() => {
                 if woke.is_err() {
                     let _ = tx.send(Err(Status::unavailable("the job board stopped reporting changes; watch again"))).await;
                     return;
                 }
-                match after_wakeup(&state, id, &mut last).await {
-                    Next::Now => true,
-                    Next::Folded => {
-                        pending = true;
-                        false
-                    }
-                }
+                after_wakeup(&state, id, &mut last).await
             }
-            () = tokio::time::sleep_until(fold_ends), if pending => true,
-            () = tokio::time::sleep_until(read_at + RESYNC_EVERY) => true,
+            () = tokio::time::sleep_until(fold_ends), if pending => Read::Fresh,
+            () = tokio::time::sleep_until(read_at + RESYNC_EVERY) => Read::Fresh,
             () = tx.closed() => return,
             () = state.shutdown.cancelled() => {
                 let _ = tx.send(Err(Status::unavailable("conductor shutting down; watch again elsewhere"))).await;
                 return;
             }
         };
-        if !read_now {
-            continue;
-        }
+        let snapshot = match read {
+            Read::Folded => {
+                pending = true;
+                continue;
+            }
+            Read::Fresh => BatonService::snapshot(&state, id, &mut outline).await,
+            Read::Of(job) => BatonService::snapshot_of(&state, *job, &mut outline).await,
+        };
         pending = false;
         read_at = Instant::now();
-        match BatonService::snapshot(&state, id, &mut outline).await {
+        match snapshot {
             Ok(snapshot) if snapshot == last => {}
             Ok(snapshot) => {
                 last = snapshot;
