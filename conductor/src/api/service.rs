@@ -65,9 +65,18 @@ impl BatonService {
         id: JobId,
         shape: &mut Option<Option<Shape>>,
     ) -> Result<pb::Job, Status> {
+        let job = state.board()?.get(id).await.map_err(|e| from_board(&e))?;
+        Self::snapshot_of(state, job, shape).await
+    }
+
+    /// The snapshot of a job record just read: its logbook is read now, after it.
+    pub(super) async fn snapshot_of(
+        state: &ApiState,
+        job: jobboard::Job,
+        shape: &mut Option<Option<Shape>>,
+    ) -> Result<pb::Job, Status> {
         let board = state.board()?;
-        let job = board.get(id).await.map_err(|e| from_board(&e))?;
-        let logbook = board.logbook(id).await.map_err(|e| from_board(&e))?;
+        let logbook = board.logbook(job.id).await.map_err(|e| from_board(&e))?;
         if shape.is_none() {
             let built = match state.catalog.for_job(board.as_ref(), &job.flow, job.pin.as_ref()).await {
                 Ok(resolving) => super::outline::outline(resolving.factory(), &job),

@@ -1,5 +1,6 @@
 //! What a post costs in board requests: a flow file's job no more than a Rust flow's,
-//! and a pinned version read from the board at most once per hash per conductor.
+//! a pinned version read from the board at most once per hash per conductor, and a watch
+//! that reads a logbook once per fold interval, not once per write.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -199,4 +200,58 @@ async fn a_file_flow_post_costs_what_a_rust_flow_post_costs_and_versions_are_rea
         fresh.for_job(board.as_ref(), "hello", Some(&pin)).await.unwrap();
     }
     assert_eq!(board.of("flow_version"), 1, "{:?}", board.calls.lock().unwrap());
+}
+
+/// Logbook writes the watch folds; each one wakes it.
+const WRITES: usize = 60;
+
+#[tokio::test]
+async fn a_watch_folds_logbook_changes_and_ends_with_the_full_final_snapshot() {
+    use futures::StreamExt;
+    use jobboard::Outcome;
+
+    let dir = tempfile::tempdir().unwrap();
+    let inner = EmbeddedBoard::open(&dir.path().join("board.sqlite3"), BoardConfig::new("counting")).unwrap();
+    let board = Arc::new(Counting { inner, calls: Mutex::default() });
+    let kinds = Arc::new(flowfile::Kinds::default_allowed());
+    let catalog = Arc::new(Catalog::new(Arc::new(crate::demo_flows::registry()), kinds));
+    let state = ApiState::over(crate::api::BoardSlot::fixed(board.clone()), catalog);
+    let service = BatonService::new(state.clone());
+    let job = service.post_job(post("chain")).await.unwrap().into_inner();
+    let id: JobId = job.id.parse().unwrap();
+    let mut stream = Box::pin(crate::api::watch::watch_job(state.clone(), id).await.unwrap());
+    assert_eq!(stream.next().await.unwrap().unwrap().state(), pb::JobState::Unclaimed);
+
+    let claim = board.claim(id).await.unwrap();
+    let storage = claim.storage();
+    storage.save_book(&LogBook::new(id, "chain")).await.unwrap();
+    let flow = flows::FlowDetail::new(uuid::Uuid::new_v4(), "chain");
+    let flow_id = flow.id;
+    storage.save_flow(id, &flow).await.unwrap();
+    let reads_before = board.of("logbook");
+    let started = std::time::Instant::now();
+    for i in 0..WRITES {
+        let mut atom = flows::AtomDetail::new(format!("extra-{i}"), flows::AtomKind::Task);
+        atom.state = flows::AtomState::Success;
+        storage.save_atom(id, flow_id, &atom).await.unwrap();
+        // Lets the watch see each write's wake-up on its own.
+        tokio::task::yield_now().await;
+    }
+    claim.consume(Outcome::Success, None).await.unwrap();
+    let mut snapshots = Vec::new();
+    while let Some(snapshot) = stream.next().await {
+        snapshots.push(snapshot.unwrap());
+    }
+    let reads = board.of("logbook") - reads_before;
+    let watching = started.elapsed();
+
+    // The final state is the whole job, exactly what a fresh read shows.
+    let last = snapshots.last().unwrap();
+    assert_eq!((last.state(), last.outcome()), (pb::JobState::Complete, pb::Outcome::Success));
+    let fresh = BatonService::snapshot(&state, id, &mut None).await.unwrap();
+    assert_eq!(*last, fresh);
+    // Folded reads are a fold interval apart; the claim and the consume are read at once.
+    // Not one read per write: the bound follows from the code, whatever the machine's speed.
+    let intervals = usize::try_from(watching.as_millis() / crate::api::watch::FOLD_EVERY.as_millis()).unwrap();
+    assert!(reads <= intervals + 4, "{reads} logbook reads for {WRITES} writes in {watching:?}");
 }
