@@ -156,6 +156,7 @@ fn the_webhook_completes_and_answers_each_case(kind: BoardKind) {
     wait_job(&conductor.endpoint(), &id, PATIENCE, "PARKED", |j| state(j) == "PARKED").or_fail();
     // A watch stream shows the PARKED job and its resume.
     let watch = BatonRun::spawn(&conductor.endpoint(), &[], ["watch", id.as_str()]);
+    watch.wait_for_stderr("PARKED").or_fail();
     let path = format!("/v1/callbacks/{token}");
     assert_eq!(post(http, &path, "{not json").0, 400);
     assert_eq!(post(http, &path, r#"{"result": 1, "failure": "x"}"#).0, 400);

@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -85,6 +86,8 @@ pub struct BatonRun {
     child: Child,
     stdout: JoinHandle<Vec<u8>>,
     stderr: JoinHandle<Vec<u8>>,
+    /// What the process has written to stderr so far (its progress lines).
+    stderr_so_far: Arc<Mutex<Vec<u8>>>,
 }
 
 impl BatonRun {
@@ -108,9 +111,26 @@ impl BatonRun {
             Ok(child) => child,
             Err(error) => panic!("could not run {}: {error}", bin_path("baton").display()),
         };
-        let stdout = read_all(child.stdout.take());
-        let stderr = read_all(child.stderr.take());
-        BatonRun { args, child, stdout, stderr }
+        let stdout = read_all(child.stdout.take(), Arc::default());
+        let stderr_so_far = Arc::new(Mutex::new(Vec::new()));
+        let stderr = read_all(child.stderr.take(), stderr_so_far.clone());
+        BatonRun { args, child, stdout, stderr, stderr_so_far }
+    }
+
+    /// Waits (at most [`BATON_DEADLINE`]) until the process has written `text` to stderr:
+    /// a `watch` has seen a state, so what the test does next happens while it follows.
+    pub fn wait_for_stderr(&self, text: &str) -> HarnessResult<()> {
+        let deadline = Instant::now() + BATON_DEADLINE;
+        loop {
+            let seen = self.stderr_so_far.lock().map(|s| String::from_utf8_lossy(&s).contains(text)).unwrap_or(false);
+            if seen {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(format!("baton {:?} printed no {text:?} within {BATON_DEADLINE:?}", self.args).into());
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 
     /// Waits for the exit (killing it after [`BATON_DEADLINE`]) and returns what it printed.
@@ -138,12 +158,21 @@ impl BatonRun {
     }
 }
 
-/// Reads a child's pipe to the end on a thread of its own, so neither pipe fills up.
-fn read_all<R: Read + Send + 'static>(pipe: Option<R>) -> JoinHandle<Vec<u8>> {
+/// Reads a child's pipe to the end on a thread of its own, so neither pipe fills up,
+/// copying what arrives into `so_far` as it comes.
+fn read_all<R: Read + Send + 'static>(pipe: Option<R>, so_far: Arc<Mutex<Vec<u8>>>) -> JoinHandle<Vec<u8>> {
     std::thread::spawn(move || {
         let mut bytes = Vec::new();
-        if let Some(mut pipe) = pipe {
-            let _ = pipe.read_to_end(&mut bytes);
+        let Some(mut pipe) = pipe else { return bytes };
+        let mut chunk = [0u8; 4096];
+        while let Ok(n) = pipe.read(&mut chunk) {
+            if n == 0 {
+                break;
+            }
+            bytes.extend_from_slice(&chunk[..n]);
+            if let Ok(mut seen) = so_far.lock() {
+                seen.extend_from_slice(&chunk[..n]);
+            }
         }
         bytes
     })
