@@ -165,7 +165,7 @@ impl Task for FileTask {
         let mut used = Vec::new();
         let with = settle(self.kind.as_ref(), &self.with, ctx.inputs().as_map(), self.secrets.as_ref(), &mut used)?;
         let call = Call {
-            atom: ctx.atom_name().to_owned(),
+            atom: ctx.atom_name_shared().clone(),
             attempt: ctx.attempt(),
             timeout: self.timeout,
             cancel: CancellationToken::new(),
@@ -194,7 +194,7 @@ impl Task for FileTask {
         let with = settle(plan.kind.as_ref(), &plan.with, &names, self.secrets.as_ref(), &mut used)
             .map_err(|f| redact_failure(f, &used))?;
         let call = Call {
-            atom: ctx.atom_name().to_owned(),
+            atom: ctx.atom_name().into(),
             attempt: ctx.attempt(),
             timeout: self.timeout,
             cancel: CancellationToken::new(),
@@ -212,7 +212,7 @@ impl Task for FileTask {
         let names = self.revert_names(ctx);
         let with = settle(plan.kind.as_ref(), &plan.with, &names, self.secrets.as_ref(), &mut used)?;
         let call = Call {
-            atom: ctx.atom_name().to_owned(),
+            atom: ctx.atom_name().into(),
             attempt: ctx.attempt().max(1),
             timeout: plan.timeout,
             cancel: CancellationToken::new(),
