@@ -45,8 +45,9 @@ pub(crate) struct Builder<'a> {
     def: &'a FlowDef,
     store: &'a Map<String, Value>,
     kinds: &'a Kinds,
-    /// Where each built task, retry wrapper and pattern came from (for compile errors).
-    pub(crate) origins: HashMap<String, At>,
+    /// Where each built task, retry wrapper and pattern came from, for the parse-time
+    /// compile check's errors; `None` when building a job's flow, which needs none.
+    origins: Option<HashMap<String, At>>,
 }
 
 /// A built child and the names `after:` links reach it by.
@@ -58,7 +59,23 @@ struct Built {
 
 impl<'a> Builder<'a> {
     pub(crate) fn new(def: &'a FlowDef, store: &'a Map<String, Value>, kinds: &'a Kinds) -> Self {
-        Builder { def, store, kinds, origins: HashMap::new() }
+        Builder { def, store, kinds, origins: None }
+    }
+
+    /// A builder that also records where each built name came from ([`Builder::origin`]).
+    pub(crate) fn recording(def: &'a FlowDef, store: &'a Map<String, Value>, kinds: &'a Kinds) -> Self {
+        Builder { def, store, kinds, origins: Some(HashMap::new()) }
+    }
+
+    /// Where the built name `name` came from (only for a [`Builder::recording`] builder).
+    pub(crate) fn origin(&self, name: &str) -> Option<&At> {
+        self.origins.as_ref()?.get(name)
+    }
+
+    fn record(&mut self, name: &str, at: &At) {
+        if let Some(origins) = &mut self.origins {
+            origins.insert(name.to_owned(), at.clone());
+        }
     }
 
     /// The job's flow.
@@ -67,32 +84,50 @@ impl<'a> Builder<'a> {
     }
 
     fn pattern(&mut self, p: &PatternDef, name: String, scope: &Scope) -> Result<Flow, String> {
-        self.origins.insert(name.clone(), p.at.clone());
+        self.record(&name, &p.at);
         let base = p.name.clone().unwrap_or_else(|| name.trim_end_matches(&scope.suffix).to_owned());
         let mut flow = match p.order {
             Order::Linear => Flow::linear(name),
             Order::Unordered => Flow::unordered(name),
             Order::Graph => Flow::graph(name),
         };
-        let mut built: Vec<Built> = Vec::with_capacity(p.children.len());
+        // `after:` links reach a child by its built names; gathered only when there are links.
+        let linked = p.children.iter().any(|c| !c.after().is_empty());
+        let mut nodes = Vec::with_capacity(p.children.len());
+        let mut reach: Vec<Vec<(String, bool)>> = Vec::with_capacity(if linked { p.children.len() } else { 0 });
         for (i, child) in p.children.iter().enumerate() {
-            let b = match child {
+            match child {
                 Element::Task(t) => {
                     let (node, wrapped) = self.task(t, scope)?;
-                    Built { names: vec![(node.name().to_owned(), wrapped)], nodes: vec![node] }
+                    if linked {
+                        reach.push(vec![(node.name().to_owned(), wrapped)]);
+                    }
+                    nodes.push(node);
                 }
-                Element::Pattern(c) if c.each.is_some() => self.each(c, scope, p.order)?,
+                Element::Pattern(c) if c.each.is_some() => {
+                    let b = self.each(c, scope, p.order)?;
+                    if linked {
+                        reach.push(b.names);
+                    }
+                    nodes.extend(b.nodes);
+                }
                 Element::Pattern(c) => {
                     let child_name =
                         format!("{}{}", c.name.clone().unwrap_or_else(|| format!("{base}.{i}")), scope.suffix);
-                    let f = self.pattern(c, child_name.clone(), scope)?;
-                    Built { nodes: vec![Node::Flow(f)], names: vec![(child_name, false)] }
+                    let f = self.pattern(c, child_name, scope)?;
+                    if linked {
+                        reach.push(vec![(f.name().to_owned(), false)]);
+                    }
+                    nodes.push(Node::Flow(f));
                 }
-            };
-            built.push(b);
+            }
         }
         if let Some(r) = &p.retry {
             flow = flow.retry(self.retry(r, scope));
+        }
+        flow = flow.add_all(nodes);
+        if !linked {
+            return Ok(flow);
         }
         let ids: HashMap<&str, usize> =
             p.children.iter().enumerate().filter_map(|(i, c)| c.id().map(|id| (id, i))).collect();
@@ -100,15 +135,12 @@ impl<'a> Builder<'a> {
         for (i, child) in p.children.iter().enumerate() {
             for link in child.after() {
                 let Some(&from) = ids.get(link.id.as_str()) else { continue };
-                for (from_name, wrapped) in &built[from].names {
-                    for (to_name, _) in &built[i].names {
+                for (from_name, wrapped) in &reach[from] {
+                    for (to_name, _) in &reach[i] {
                         links.push((from_name.clone(), *wrapped, to_name.clone(), link.when.clone()));
                     }
                 }
             }
-        }
-        for b in built {
-            flow = flow.add_all(b.nodes);
         }
         for (from, wrapped, to, when) in links {
             flow = match when {
@@ -129,7 +161,7 @@ impl<'a> Builder<'a> {
     /// One file task as an engine task (inside a retry flow of the same name if it has a retry).
     fn task(&mut self, t: &TaskDef, scope: &Scope) -> Result<(Node, bool), String> {
         let atom = format!("{}{}", t.name, scope.suffix);
-        self.origins.insert(atom.clone(), t.at.clone());
+        self.record(&atom, &t.at);
         let kind = self.kind(&t.kind)?;
         let revert = match &t.revert {
             Some(r) => Some(RevertPlan { kind: self.kind(&r.kind)?, with: r.with.clone(), timeout: r.timeout }),
@@ -167,7 +199,9 @@ impl<'a> Builder<'a> {
             args: t.requires.iter().chain(t.rebind.keys()).cloned().collect(),
             notify,
         };
-        let mut spec = TaskSpec::new(atom.clone(), Arc::new(task)).requires(t.needs.iter().cloned());
+        // The retry wrapper takes the task's name too; otherwise the name moves into the spec.
+        let wrapper = t.retry.as_ref().map(|r| (atom.clone(), r));
+        let mut spec = TaskSpec::new(atom, Arc::new(task)).requires(t.needs.iter().cloned());
         for arg in &t.needs {
             spec = match self.resolve(t.rebind.get(arg).unwrap_or(arg), scope) {
                 Resolved::Value(v) => spec.inject(arg.clone(), v),
@@ -183,9 +217,9 @@ impl<'a> Builder<'a> {
         if let Some(limit) = t.timeout {
             spec = spec.timeout(limit);
         }
-        match &t.retry {
+        match wrapper {
             None => Ok((Node::Task(spec), false)),
-            Some(r) => Ok((Node::Flow(Flow::linear(atom).add(spec).retry(self.retry(r, scope))), true)),
+            Some((name, r)) => Ok((Node::Flow(Flow::linear(name).add(spec).retry(self.retry(r, scope))), true)),
         }
     }
 
@@ -266,7 +300,7 @@ impl<'a> Builder<'a> {
             return Ok(Built { nodes, names });
         }
         let fan_in_name = format!("{base}{}[*]", scope.suffix);
-        self.origins.insert(fan_in_name.clone(), p.at.clone());
+        self.record(&fan_in_name, &p.at);
         let fields: Vec<(String, Vec<String>)> = provided
             .iter()
             .map(|n| (published(scope, n), copies.iter().map(|(_, suffix)| format!("{n}{suffix}")).collect()))

@@ -144,7 +144,7 @@ fn sample_store(inputs: &Inputs) -> Map<String, Value> {
 /// Builds the flow for a sample store and reports what the engine's compiler finds, by task.
 fn compile_check(def: &FlowDef, kinds: &Kinds, sink: &mut Sink) {
     let store = sample_store(&def.inputs);
-    let mut builder = Builder::new(def, &store, kinds);
+    let mut builder = Builder::recording(def, &store, kinds);
     let flow = match builder.flow() {
         Ok(flow) => flow,
         Err(message) => {
@@ -156,7 +156,7 @@ fn compile_check(def: &FlowDef, kinds: &Kinds, sink: &mut Sink) {
     let origin = |name: &str| -> At {
         let mut key = name;
         loop {
-            if let Some(at) = builder.origins.get(key) {
+            if let Some(at) = builder.origin(key) {
                 return at.clone();
             }
             if let Some(stripped) = key.strip_suffix("_retry") {

@@ -91,8 +91,9 @@ pub trait Kind: Send + Sync + 'static {
 /// What a kind is told about the call it serves.
 #[derive(Debug, Clone)]
 pub struct Call {
-    /// The atom's name in the running flow (copies of `each` included, as `task[0]`).
-    pub atom: String,
+    /// The atom's name in the running flow (copies of `each` included, as `task[0]`),
+    /// shared with the engine's context rather than copied per call.
+    pub atom: Arc<str>,
     /// Executions of this atom so far, this one included.
     pub attempt: u32,
     /// The task's `timeout`, if any (the engine enforces it by dropping the call;
@@ -112,7 +113,7 @@ pub struct Call {
 
 impl Call {
     /// A call for tests and adapters, with a fresh cancellation token.
-    pub fn new(atom: impl Into<String>, attempt: u32) -> Self {
+    pub fn new(atom: impl Into<Arc<str>>, attempt: u32) -> Self {
         Call {
             atom: atom.into(),
             attempt,

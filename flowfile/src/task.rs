@@ -63,6 +63,9 @@ pub(crate) struct FileTask {
 
 /// The inputs named in `args`.
 fn arguments(inputs: &Map<String, Value>, args: &[String]) -> Map<String, Value> {
+    if args.is_empty() {
+        return Map::new();
+    }
     inputs.iter().filter(|(k, _)| args.contains(k)).map(|(k, v)| (k.clone(), v.clone())).collect()
 }
 
@@ -100,17 +103,10 @@ fn settle(
     Ok(out)
 }
 
-/// Runs a kind with a cancellation token that fires if this future is dropped
+/// Runs a kind, firing the call's cancellation token if this future is dropped
 /// (the engine's timeout drops it), and redacts the secrets read for it.
-async fn call_kind(
-    kind: &dyn Kind,
-    with: Map<String, Value>,
-    mut call: Call,
-    used: &[String],
-) -> Result<Value, Failure> {
-    let cancel = CancellationToken::new();
-    let _fires_on_drop = cancel.clone().drop_guard();
-    call.cancel = cancel;
+async fn call_kind(kind: &dyn Kind, with: Map<String, Value>, call: Call, used: &[String]) -> Result<Value, Failure> {
+    let _fires_on_drop = call.cancel.clone().drop_guard();
     match kind.run(with, &call).await {
         Ok(v) => Ok(redact_value(v, used)),
         Err(f) => Err(redact_failure(f, used)),
@@ -169,7 +165,7 @@ impl Task for FileTask {
         let mut used = Vec::new();
         let with = settle(self.kind.as_ref(), &self.with, ctx.inputs().as_map(), self.secrets.as_ref(), &mut used)?;
         let call = Call {
-            atom: ctx.atom_name().to_owned(),
+            atom: ctx.atom_name_shared().clone(),
             attempt: ctx.attempt(),
             timeout: self.timeout,
             cancel: CancellationToken::new(),
@@ -198,7 +194,7 @@ impl Task for FileTask {
         let with = settle(plan.kind.as_ref(), &plan.with, &names, self.secrets.as_ref(), &mut used)
             .map_err(|f| redact_failure(f, &used))?;
         let call = Call {
-            atom: ctx.atom_name().to_owned(),
+            atom: ctx.atom_name().into(),
             attempt: ctx.attempt(),
             timeout: self.timeout,
             cancel: CancellationToken::new(),
@@ -216,7 +212,7 @@ impl Task for FileTask {
         let names = self.revert_names(ctx);
         let with = settle(plan.kind.as_ref(), &plan.with, &names, self.secrets.as_ref(), &mut used)?;
         let call = Call {
-            atom: ctx.atom_name().to_owned(),
+            atom: ctx.atom_name().into(),
             attempt: ctx.attempt().max(1),
             timeout: plan.timeout,
             cancel: CancellationToken::new(),

@@ -119,6 +119,11 @@ impl ExecuteContext {
         &self.atom
     }
 
+    /// The atom's name, shared: for keeping it beyond the call without copying it.
+    pub fn atom_name_shared(&self) -> &Arc<str> {
+        &self.atom
+    }
+
     /// How many times `execute` has been called for this atom, this call included
     /// (counts retries and runs re-started after a crash).
     pub fn attempt(&self) -> u32 {

@@ -112,7 +112,7 @@ pub(crate) fn remote_call(with: Map<String, Value>, call: &Call) -> Result<Remot
     }
     Ok(RemoteCall {
         job: call.job,
-        atom: call.atom.clone(),
+        atom: call.atom.to_string(),
         task,
         attempt: call.attempt,
         inputs,

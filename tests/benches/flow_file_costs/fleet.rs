@@ -124,8 +124,7 @@ impl Requests {
 }
 
 /// The etcd requests made while `action` runs, from etcd's own counters: the seam for
-/// anything done to the board (posting and running jobs here; applying a flow file with
-/// `baton flows apply` once the CLI has it, counted the same way).
+/// anything done to the board (posting and running jobs, applying a flow file).
 pub async fn requests_during<F, Fut>(etcd: &str, action: F) -> HarnessResult<Requests>
 where
     F: FnOnce() -> Fut,
@@ -160,6 +159,26 @@ pub async fn requests_per_job(
     })
     .await?;
     Ok(total.per(jobs))
+}
+
+/// The etcd requests of one real `baton flows apply -f FILE` through the conductor at
+/// `endpoint`: the first apply of the file (a new version, `created`), then the same file
+/// again (`unchanged`); each checked against what `baton` reports.
+pub async fn apply_requests(etcd: &str, endpoint: &str, file: &Path) -> HarnessResult<(Requests, Requests)> {
+    let file = file.display().to_string();
+    let apply = |created: bool| {
+        let file = file.clone();
+        move || async move {
+            let applied = tests::conductor::baton(endpoint, ["flows", "apply", "-f", file.as_str()]).ok_json()?;
+            match applied.as_array().map(Vec::as_slice) {
+                Some([one]) if one["created"] == created => Ok(()),
+                _ => Err(format!("`baton flows apply -f {file}` should report created: {created}: {applied}").into()),
+            }
+        }
+    };
+    let first = requests_during(etcd, apply(true)).await?;
+    let again = requests_during(etcd, apply(false)).await?;
+    Ok((first, again))
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {

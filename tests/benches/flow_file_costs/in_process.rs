@@ -81,9 +81,15 @@ pub async fn per_task(tasks: usize, rounds: usize) -> HarnessResult<PerTask> {
     build_and_run(&file).await?;
     build_and_run(&rust).await?;
     let (mut from_file, mut in_rust) = (Vec::new(), Vec::new());
-    for _ in 0..rounds {
-        from_file.push(build_and_run(&file).await?);
-        in_rust.push(build_and_run(&rust).await?);
+    for round in 0..rounds {
+        // Who goes first alternates: the run before leaves the allocator warm or fragmented.
+        if round % 2 == 0 {
+            from_file.push(build_and_run(&file).await?);
+            in_rust.push(build_and_run(&rust).await?);
+        } else {
+            in_rust.push(build_and_run(&rust).await?);
+            from_file.push(build_and_run(&file).await?);
+        }
     }
     let n = u32::try_from(tasks).unwrap_or(u32::MAX);
     let per = |runs: Vec<Timed>| Timed {

@@ -10,10 +10,10 @@
 //! - post-to-complete p50/p99 of a 3-task no-op file flow through the stock
 //!   `conductor --flows-dir` on a real etcd, beside the Rust `chain` (3 no-op steps) of
 //!   `demo_conductor` measured in the same run;
-//! - etcd requests (all KV requests, and Txns) per job to post and run each.
-//!
-//! Not measured yet: etcd requests per `baton flows apply` of a file (the command is being
-//! built); `fleet::requests_during` takes the apply as an action and counts it the same way.
+//! - etcd requests (all KV requests, and Txns) per job to post and run each;
+//! - etcd requests of one `baton flows apply -f FILE` of a new 3-task file through the
+//!   file conductor: the first apply (a version created), then the same file again
+//!   (unchanged).
 //!
 //! Run: `cargo build --release -p conductor -p tests -p baton-cli --bins && cargo bench -p tests --bench flow_file_costs`.
 //! `BENCH_TASKS` (1000), `BENCH_ROUNDS` (11), `BENCH_SHELL_TASKS` (200) and
@@ -33,6 +33,9 @@ use fleet::Subject;
 
 /// Three no-op tasks in a line: the file twin of `chain steps=3 step_ms=0`.
 const NOOP3: &str = "name: noop3\nflow:\n  linear:\n    - {task: one, kind: noop}\n    - {task: two, kind: noop}\n    - {task: three, kind: noop}\n";
+
+/// The file `baton flows apply` stores: the same line under a name the board lacks.
+const APPLIED: &str = "name: applied3\nflow:\n  linear:\n    - {task: one, kind: noop}\n    - {task: two, kind: noop}\n    - {task: three, kind: noop}\n";
 
 fn main() -> HarnessResult<()> {
     let tasks = env_usize("BENCH_TASKS", 1000);
@@ -55,7 +58,9 @@ fn main() -> HarnessResult<()> {
         (Subject::file(&endpoint, &file_prefix, flows.path(), "noop3"), file_prefix.as_str()),
         (Subject::rust_chain(&endpoint, &rust_prefix), rust_prefix.as_str()),
     ];
+    let to_apply = tests::flow_files::flows_dir(&[("applied3.yaml", APPLIED)])?;
     let mut measured = Vec::new();
+    let mut applies = None;
     for (subject, prefix) in &subjects {
         eprintln!("{} on `{}`: post-to-complete, then requests per job ...", subject.flow, subject.config.binary);
         // One conductor at a time, so neither's background requests count for the other.
@@ -64,6 +69,10 @@ fn main() -> HarnessResult<()> {
             let client = proto::Client::connect(conductor.endpoint()).await?;
             let latency = fleet::post_to_complete(&client, subject, jobs).await?;
             let requests = fleet::requests_per_job(&endpoint, prefix, &client, subject, jobs).await?;
+            if subject.config.binary == "conductor" {
+                let file = to_apply.path().join("applied3.yaml");
+                applies = Some(fleet::apply_requests(&endpoint, &conductor.endpoint(), &file).await?);
+            }
             Ok::<_, tests::conductor::HarnessError>((latency, requests))
         })?;
         drop(conductor);
@@ -119,7 +128,16 @@ fn main() -> HarnessResult<()> {
     for ((metric, file), (_, rust)) in file_requests.rows().into_iter().zip(rust_requests.rows()) {
         row(metric, format!("{file:.1}"), format!("{rust:.1}"), "-", None);
     }
-    row("etcd requests per `baton flows apply` of a file", "not measured yet".into(), "-".into(), "-", None);
+    let (created, unchanged) = applies.ok_or("the file conductor measured no apply")?;
+    let apply_row = |r: fleet::Requests| format!("{:.0} ({:.0} Txns, {:.0} writes)", r.kv, r.txns, r.writes);
+    row(
+        "etcd requests per `baton flows apply` of a file, first apply (created)",
+        apply_row(created),
+        "-".into(),
+        "-",
+        None,
+    );
+    row("  the same file applied again (unchanged)", apply_row(unchanged), "-".into(), "-", None);
     Ok(())
 }
 
