@@ -125,7 +125,11 @@ impl JobRunner {
         // Completions and timeouts recorded while the job was parked (or before a crash).
         match claim.settled().await {
             Ok(settled) => settled.into_iter().for_each(|d| control.deliver(d)),
-            Err(error) => return tracing::warn!(%error, "cannot read the parked tasks; the job returns to the board"),
+            Err(error) => {
+                // Given back, never dropped: a claim left alone would stay CLAIMED by a live conductor not running it.
+                tracing::warn!(%error, "cannot read the parked tasks; giving the job back");
+                return abandon(&self.local, claim).await;
+            }
         }
         let ended = loop {
             let ended = {
@@ -173,7 +177,10 @@ impl JobRunner {
                     cancelling = true;
                     control.cancel();
                 }
-                Err(error) => return tracing::warn!(%error, "cannot park the job; it returns to the board"),
+                Err(error) => {
+                    tracing::warn!(%error, "cannot park the job; giving it back");
+                    return abandon(&self.local, claim).await;
+                }
             }
         };
         match ended {
