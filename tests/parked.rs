@@ -64,6 +64,28 @@ fn conductor(board: &TestBoard, name: &str, flows: &Path) -> (ConductorProcess, 
     (ConductorProcess::start(&config).or_fail(), http)
 }
 
+/// One scenario's start: a board of `kind`, one flow file, a work directory, a conductor
+/// running the file (with its HTTP address), and a job of `flow` posted with `dir` = the
+/// work directory. The fields keep the temporary directories alive for the test.
+struct Scene {
+    board: TestBoard,
+    flows: tempfile::TempDir,
+    work: tempfile::TempDir,
+    conductor: ConductorProcess,
+    http: SocketAddr,
+    id: String,
+}
+
+fn scene(kind: BoardKind, name: &str, file: (&str, &str), flow: &str) -> Scene {
+    let board = TestBoard::new(kind, &format!("parked-{name}")).or_fail();
+    let flows = flows_dir(&[file]).or_fail();
+    let work = tempfile::tempdir().or_fail();
+    let dir = work.path().display().to_string();
+    let (conductor, http) = conductor(&board, name, flows.path());
+    let id = post_job(&conductor.endpoint(), flow, &[("dir", &dir)]).or_fail();
+    Scene { board, flows, work, conductor, http, id }
+}
+
 /// Waits for the notify step to have written the token; returns it.
 fn token(dir: &Path) -> String {
     let deadline = Instant::now() + PATIENCE;
@@ -85,12 +107,8 @@ fn state(job: &Value) -> &str {
 }
 
 fn a_parked_job_resumes_on_another_conductor_with_the_delivered_result(kind: BoardKind) {
-    let board = TestBoard::new(kind, "parked-resume").or_fail();
-    let flows = flows_dir(&[("approval.yaml", APPROVAL)]).or_fail();
-    let work = tempfile::tempdir().or_fail();
-    let dir = work.path().display().to_string();
-    let (mut first, http) = conductor(&board, "park-a", flows.path());
-    let id = post_job(&first.endpoint(), "approval", &[("dir", &dir)]).or_fail();
+    let Scene { board, flows, work, conductor: mut first, http, id } =
+        scene(kind, "park-a", ("approval.yaml", APPROVAL), "approval");
     let token = token(work.path());
     let url = std::fs::read_to_string(work.path().join("url")).or_fail();
     assert_eq!(url, format!("http://{http}/v1/callbacks/{token}"));
@@ -146,12 +164,8 @@ fn post(http: SocketAddr, path: &str, body: &str) -> (u16, String) {
 }
 
 fn the_webhook_completes_and_answers_each_case(kind: BoardKind) {
-    let board = TestBoard::new(kind, "parked-webhook").or_fail();
-    let flows = flows_dir(&[("approval.yaml", APPROVAL)]).or_fail();
-    let work = tempfile::tempdir().or_fail();
-    let dir = work.path().display().to_string();
-    let (conductor, http) = conductor(&board, "hook", flows.path());
-    let id = post_job(&conductor.endpoint(), "approval", &[("dir", &dir)]).or_fail();
+    let Scene { board: _board, flows: _flows, work, conductor, http, id } =
+        scene(kind, "hook", ("approval.yaml", APPROVAL), "approval");
     let token = token(work.path());
     wait_job(&conductor.endpoint(), &id, PATIENCE, "PARKED", |j| state(j) == "PARKED").or_fail();
     // A watch stream shows the PARKED job and its resume.
@@ -177,13 +191,9 @@ fn the_webhook_completes_and_answers_each_case(kind: BoardKind) {
 }
 
 fn cancel_while_parked_reverts_and_kills_the_token(kind: BoardKind) {
-    let board = TestBoard::new(kind, "parked-cancel").or_fail();
-    let flows = flows_dir(&[("approval.yaml", APPROVAL)]).or_fail();
-    let work = tempfile::tempdir().or_fail();
-    let dir = work.path().display().to_string();
-    let (conductor, http) = conductor(&board, "cancel", flows.path());
+    let Scene { board: _board, flows: _flows, work, conductor, http, id } =
+        scene(kind, "cancel", ("approval.yaml", APPROVAL), "approval");
     let endpoint = conductor.endpoint();
-    let id = post_job(&endpoint, "approval", &[("dir", &dir)]).or_fail();
     let token = token(work.path());
     wait_job(&endpoint, &id, PATIENCE, "PARKED", |j| state(j) == "PARKED").or_fail();
     assert!(baton(&endpoint, ["cancel", &id]).success());
@@ -221,13 +231,9 @@ flow:
 "#;
 
 fn a_completion_while_another_branch_runs_continues_without_a_release(kind: BoardKind) {
-    let board = TestBoard::new(kind, "parked-claimed").or_fail();
-    let flows = flows_dir(&[("branches.yaml", BRANCHES)]).or_fail();
-    let work = tempfile::tempdir().or_fail();
-    let dir = work.path().display().to_string();
-    let (conductor, _) = conductor(&board, "claimed", flows.path());
+    let Scene { board: _board, flows: _flows, work, conductor, http: _, id } =
+        scene(kind, "claimed", ("branches.yaml", BRANCHES), "branches");
     let endpoint = conductor.endpoint();
-    let id = post_job(&endpoint, "branches", &[("dir", &dir)]).or_fail();
     let token = token(work.path());
     // `busy` still runs: the job is claimed, not parked.
     assert_eq!(state(&get_job(&endpoint, &id).or_fail()), "CLAIMED");
@@ -260,12 +266,8 @@ flow:
 "#;
 
 fn a_parked_task_past_its_deadline_times_out_and_reverts(kind: BoardKind) {
-    let board = TestBoard::new(kind, "parked-deadline").or_fail();
-    let flows = flows_dir(&[("short.yaml", SHORT)]).or_fail();
-    let work = tempfile::tempdir().or_fail();
-    let dir = work.path().display().to_string();
-    let (conductor, _) = conductor(&board, "deadline", flows.path());
-    let id = post_job(&conductor.endpoint(), "short", &[("dir", &dir)]).or_fail();
+    let Scene { board: _board, flows: _flows, work, conductor, http: _, id } =
+        scene(kind, "deadline", ("short.yaml", SHORT), "short");
     let job = wait_job(&conductor.endpoint(), &id, PATIENCE, "the timeout", is_complete).or_fail();
     assert_eq!(job["outcome"].as_str(), Some("REVERTED"), "{job}");
     assert_eq!(job["failure"]["kind"].as_str(), Some("Timeout"), "{job}");
@@ -314,13 +316,9 @@ fn a_thousand_parked_jobs_hold_no_slot(kind: BoardKind) {
 }
 
 fn an_operators_override_is_recorded_in_the_logbook(kind: BoardKind) {
-    let board = TestBoard::new(kind, "parked-override").or_fail();
-    let flows = flows_dir(&[("approval.yaml", APPROVAL)]).or_fail();
-    let work = tempfile::tempdir().or_fail();
-    let dir = work.path().display().to_string();
-    let (conductor, _) = conductor(&board, "override", flows.path());
+    let Scene { board: _board, flows: _flows, work, conductor, http: _, id } =
+        scene(kind, "override", ("approval.yaml", APPROVAL), "approval");
     let endpoint = conductor.endpoint();
-    let id = post_job(&endpoint, "approval", &[("dir", &dir)]).or_fail();
     token(work.path());
     let args = ["complete", "--job", &id, "--task", "approve", "--result", "\"by hand\"", "--operator", "alice"];
     let done = baton(&endpoint, args);
