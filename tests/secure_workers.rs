@@ -16,6 +16,7 @@ use tests::conductor::{ConductorConfig, ConductorProcess, OrFail};
 use tests::flow_files::{flows_dir, BoardKind, TestBoard};
 use tests::pki::{CertFiles, Pki};
 use tests::workers::WorkerProcess;
+use tonic::Code;
 
 /// Bound on anything that should take seconds; only there so a broken build cannot hang.
 const PATIENCE: Duration = Duration::from_secs(60);
@@ -224,7 +225,17 @@ impl Pair {
         let (a, b) = (https(&conductors[0]), https(&conductors[1]));
         let ops_a = client(&a, pki.ca(), "ops-token").await;
         let ops = client(&b, pki.ca(), "ops-token").await;
-        ops_a.drain(conductors[0].name(), true).await.or_fail();
+        // Spawned without waiting: A answers the drain once its board session is up and registered.
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            match ops_a.drain(conductors[0].name(), true).await {
+                Ok(_) => break,
+                Err(e) if matches!(e.code(), Code::Unavailable | Code::NotFound) && Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => panic!("draining A failed: {e}"),
+            }
+        }
         let tasks = tempfile::tempdir().or_fail();
         let log = tasks.path().join("tasks.log");
         let worker = WorkerProcess::start_with(&[a], "w1", 1, &log, &worker_args(pki.ca(), "worker-token")).or_fail();
