@@ -103,6 +103,8 @@ pub enum Command {
     /// List the flows the conductors can run, with their inputs; `flows validate` checks
     /// flow files offline.
     Flows(FlowsArgs),
+    /// Post a flow on a cron clock: create, list, get, pause, resume, delete schedules.
+    Schedules(crate::schedules::SchedulesArgs),
     /// List the live conductors.
     Conductors,
     /// List the connected remote workers: id, conductor, task names, slots in use / total,

@@ -41,6 +41,7 @@ pub async fn dispatch(fleet: &Fleet, command: Command, out: Output) -> anyhow::R
             crate::definitions::run(fleet, command, out).await
         }
         Command::Complete(args) => crate::complete::run(fleet, &args, out).await,
+        Command::Schedules(args) => crate::schedules::run(fleet, args, out).await,
         Command::Flows(_) => {
             let flows = fleet.call(|c| async move { c.list_flows().await }).await.context("cannot list flows")?;
             match out {

@@ -13,7 +13,7 @@
 //! - [`follow`]: `--wait` / `watch` progress.
 //! - [`report`]: errors as one line for people.
 //! - [`validate`]: `baton flows validate`; [`definitions`]: `baton flows apply|get|history|delete|graph`;
-//!   [`demo`]: `baton demo`.
+//!   [`demo`]: `baton demo`; [`schedules`]: `baton schedules`.
 
 mod args;
 mod commands;
@@ -25,6 +25,7 @@ mod follow;
 mod inputs;
 mod output;
 mod report;
+mod schedules;
 mod status;
 mod store;
 mod time;

@@ -10,6 +10,7 @@
 //! - [`convert`]: board types to wire messages.
 //! - [`definitions`]: flow files on the board: apply, get, history, delete, graph.
 //! - [`fleet`]: the cached conductor set, for the post warning "no live conductor runs this".
+//! - [`schedules`]: create, list, get, pause, resume and delete schedules.
 //! - [`outline`]: a job's atoms in flow order, merged with its logbook.
 //! - [`status`]: errors to gRPC codes, in one place.
 //! - [`board_slot`]: the board the handlers use, which comes and goes with sessions.
@@ -20,6 +21,7 @@ pub mod convert;
 pub mod definitions;
 pub mod fleet;
 pub mod outline;
+pub mod schedules;
 pub mod service;
 pub mod status;
 pub mod watch;

@@ -30,6 +30,7 @@
 //! - `job_runner`: one job: build the flow, run the engine on its logbook, consume/abandon/trash.
 //! - `registration`: the conductor's entry on the board, kept in step with the drain flag.
 //! - `retention`: periodic `purge_expired`.
+//! - `scheduler`: fires the schedules' ticks, one job per tick across the fleet.
 
 pub mod backend;
 mod claimer;
@@ -38,6 +39,7 @@ pub mod flow_files;
 mod job_runner;
 mod registration;
 mod retention;
+mod scheduler;
 mod session;
 #[cfg(test)]
 mod tests;

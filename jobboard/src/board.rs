@@ -134,6 +134,9 @@ pub trait JobBoard: Send + Sync + std::fmt::Debug {
     /// one of the two wins); returns how many. Reads only what is due.
     async fn time_out_due(&self, limit: usize) -> Result<usize, Error>;
 
+    /// The board's schedules (see [`crate::schedules`]).
+    fn schedules(&self) -> &dyn crate::schedules::ScheduleStore;
+
     /// Cancelled when this session is over: its lease was lost, or it was closed.
     /// Every claim made through it is lost at the same moment.
     fn session_lost(&self) -> CancellationToken;

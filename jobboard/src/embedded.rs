@@ -28,6 +28,7 @@ mod logbook;
 mod notify;
 mod parks;
 mod rows;
+mod schedules;
 mod schema;
 mod storage;
 #[cfg(test)]
@@ -68,6 +69,8 @@ struct Shared {
     /// Remote workers of this process's conductors, with the session that recorded each
     /// (an embedded board serves one machine, so the set lives in memory).
     workers: tokio::sync::watch::Sender<crate::workers::WorkerSet>,
+    /// Bumped after every committed schedule change (`schedules`).
+    schedule_changes: tokio::sync::watch::Sender<u64>,
 }
 
 /// One owner's session on the board.
@@ -117,6 +120,7 @@ impl EmbeddedBoard {
             max_value_bytes: config.max_value_bytes,
             retention: config.retention,
             workers: tokio::sync::watch::channel(crate::workers::WorkerSet::default()).0,
+            schedule_changes: tokio::sync::watch::channel(0).0,
         });
         shared.notify.claimable();
         Ok(EmbeddedBoard { shared, session: Session::new(config.owner) })
@@ -420,6 +424,10 @@ impl JobBoard for EmbeddedBoard {
 
     fn session_lost(&self) -> CancellationToken {
         self.session.lost.clone()
+    }
+
+    fn schedules(&self) -> &dyn crate::schedules::ScheduleStore {
+        self
     }
 
     async fn put_worker(&self, worker: &crate::workers::WorkerRecord) -> Result<(), Error> {

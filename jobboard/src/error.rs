@@ -89,6 +89,12 @@ pub enum Error {
         /// One unfinished job that uses it.
         job: JobId,
     },
+    /// No schedule has this name.
+    #[error("schedule {0:?} not found")]
+    UnknownSchedule(String),
+    /// A schedule with this name exists already.
+    #[error("schedule {0:?} already exists")]
+    ScheduleExists(String),
     /// A callback token names no park, or its secret does not match (no hint which).
     #[error("no parked task matches this token")]
     TokenNotFound,

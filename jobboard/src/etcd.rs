@@ -21,6 +21,7 @@ mod ops;
 mod owner;
 mod parks;
 mod queue_view;
+mod schedules;
 mod security;
 mod session;
 pub mod storage;
@@ -197,6 +198,8 @@ pub(crate) struct Inner {
     claimable: tokio_watch::Sender<u64>,
     /// Bumped when a flow definition may have changed (`defs_watch`).
     flow_changes: tokio_watch::Sender<u64>,
+    /// Bumped when a schedule may have changed (`defs_watch::schedules_watch`).
+    schedule_changes: tokio_watch::Sender<u64>,
     /// The worker set's watch, started on first use (`workers.rs`).
     worker_set: tokio::sync::OnceCell<tokio_watch::Receiver<crate::workers::WorkerSet>>,
     /// Stops the background tasks (close).
@@ -257,6 +260,7 @@ impl EtcdBoard {
             queue_view: Mutex::default(),
             claimable: tokio_watch::channel(0).0,
             flow_changes: tokio_watch::channel(0).0,
+            schedule_changes: tokio_watch::channel(0).0,
             worker_set: tokio::sync::OnceCell::new(),
             stop: CancellationToken::new(),
         });
@@ -268,6 +272,7 @@ impl EtcdBoard {
             return Err(e);
         }
         tokio::spawn(defs_watch::defs_watch(Arc::downgrade(&inner)));
+        tokio::spawn(defs_watch::schedules_watch(Arc::downgrade(&inner)));
         Ok(EtcdBoard { inner })
     }
 
@@ -313,6 +318,10 @@ impl Inner {
 
     fn wake_flow_watchers(&self) {
         self.flow_changes.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    fn wake_schedule_watchers(&self) {
+        self.schedule_changes.send_modify(|n| *n = n.wrapping_add(1));
     }
 
     /// Refuses session-bound work once the session is over.
@@ -469,6 +478,10 @@ impl JobBoard for EtcdBoard {
             return Err(Error::FlowInUse { name: name.to_owned(), job });
         }
         self.inner.delete_flow_versions(name).await
+    }
+
+    fn schedules(&self) -> &dyn crate::schedules::ScheduleStore {
+        self
     }
 
     fn session_lost(&self) -> CancellationToken {

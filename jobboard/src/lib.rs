@@ -7,6 +7,7 @@
 //!   `patient` makes its writes ride out transient board errors while the claim lives.
 //! - [`lifecycle`]: the table of job transitions (and the quarantine rule) every backend goes through.
 //! - [`flow_defs`]: flow definitions on the board: versions, the apply rule.
+//! - [`schedules`]: flows posted on a cron clock, and the rule that fires each tick once.
 //! - [`error`]: `Error`, one enum for the crate.
 //!
 //! Backends: `etcd` (`EtcdBoard`, for a fleet) and `embedded` (`EmbeddedBoard`,
@@ -24,6 +25,7 @@ pub mod job;
 pub mod lifecycle;
 pub mod parking;
 mod patient;
+pub mod schedules;
 pub mod workers;
 
 pub use board::{Availability, JobBoard, Wakeups};
@@ -35,4 +37,5 @@ pub use job::{
     MAX_NAME_BYTES,
 };
 pub use parking::{Completed, ParkEntry, ParkState, Parking, Presenter, TaskOutcome};
+pub use schedules::{Schedule, ScheduleSpec, ScheduleStore};
 pub use workers::{WorkerRecord, WorkerSet, WorkerTask};

@@ -4,6 +4,8 @@
 //! token, the CA that signed its certificate, a client certificate for mutual TLS):
 //! the same options `baton` takes as `--token`, `--ca`, `--cert` and `--key`.
 
+mod schedules;
+
 use std::time::Duration;
 
 use tonic::service::interceptor::InterceptedService;

@@ -13,7 +13,7 @@ use super::complete;
 use super::convert::{conductor_to_pb, flow_to_pb, job_to_pb, local_status_to_pb, state_from_pb, tasks_to_pb};
 use super::outline::{merge, Shape};
 use super::status::{from_board, from_catalog, from_registry, invalid};
-use super::{definitions, watch, ApiState};
+use super::{definitions, schedules, watch, ApiState};
 
 /// The gRPC service; cheap to clone (it holds `Arc`s).
 #[derive(Debug, Clone)]
@@ -293,5 +293,47 @@ impl Baton for BatonService {
         request: Request<pb::FlowGraphRequest>,
     ) -> Result<Response<pb::FlowGraphResponse>, Status> {
         Ok(Response::new(definitions::graph(&self.state, request.into_inner()).await?))
+    }
+
+    async fn create_schedule(
+        &self,
+        request: Request<pb::CreateScheduleRequest>,
+    ) -> Result<Response<pb::Schedule>, Status> {
+        Ok(Response::new(schedules::create(&self.state, request.into_inner()).await?))
+    }
+
+    async fn list_schedules(
+        &self,
+        _: Request<pb::ListSchedulesRequest>,
+    ) -> Result<Response<pb::ListSchedulesResponse>, Status> {
+        Ok(Response::new(schedules::list(&self.state).await?))
+    }
+
+    async fn get_schedule(&self, request: Request<pb::GetScheduleRequest>) -> Result<Response<pb::Schedule>, Status> {
+        Ok(Response::new(schedules::get(&self.state, schedules::name(&request.get_ref().name)?).await?))
+    }
+
+    async fn pause_schedule(
+        &self,
+        request: Request<pb::PauseScheduleRequest>,
+    ) -> Result<Response<pb::Schedule>, Status> {
+        let name = schedules::name(&request.get_ref().name)?;
+        Ok(Response::new(schedules::set_paused(&self.state, name, true).await?))
+    }
+
+    async fn resume_schedule(
+        &self,
+        request: Request<pb::ResumeScheduleRequest>,
+    ) -> Result<Response<pb::Schedule>, Status> {
+        let name = schedules::name(&request.get_ref().name)?;
+        Ok(Response::new(schedules::set_paused(&self.state, name, false).await?))
+    }
+
+    async fn delete_schedule(
+        &self,
+        request: Request<pb::DeleteScheduleRequest>,
+    ) -> Result<Response<pb::DeleteScheduleResponse>, Status> {
+        schedules::delete(&self.state, schedules::name(&request.get_ref().name)?).await?;
+        Ok(Response::new(pb::DeleteScheduleResponse {}))
     }
 }

@@ -12,8 +12,8 @@ use tonic::{Code, Status};
 pub fn from_board(err: &jobboard::Error) -> Status {
     use jobboard::Error as E;
     let code = match err {
-        E::NotFound(_) | E::UnknownFlow { .. } | E::TokenNotFound => Code::NotFound,
-        E::CompletionConflict { .. } => Code::AlreadyExists,
+        E::NotFound(_) | E::UnknownFlow { .. } | E::TokenNotFound | E::UnknownSchedule(_) => Code::NotFound,
+        E::CompletionConflict { .. } | E::ScheduleExists(_) => Code::AlreadyExists,
         E::ParkClosed { .. } => Code::FailedPrecondition,
         E::InvalidInput(_) => Code::InvalidArgument,
         // The message names the limit; the request cannot succeed as it is.

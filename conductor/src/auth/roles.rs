@@ -108,6 +108,8 @@ fn method_role(service: &str, method: &str) -> Option<Role> {
         ("baton.v1.Baton", "PostJob") => Role::Post,
         ("baton.v1.Baton", "CancelJob" | "Drain") => Role::Operate,
         ("baton.v1.Baton", "ApplyFlows" | "DeleteFlow") => Role::Admin,
+        ("baton.v1.Baton", "ListSchedules" | "GetSchedule") => Role::Read,
+        ("baton.v1.Baton", "CreateSchedule" | "PauseSchedule" | "ResumeSchedule" | "DeleteSchedule") => Role::Admin,
         ("baton.v1.Workers", "ListWorkers") => Role::Read,
         ("baton.v1.Workers", "Attach") => Role::Worker,
         ("baton.v1.Relay", "Relay") => Role::Peer,

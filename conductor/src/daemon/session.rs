@@ -30,6 +30,7 @@ use super::flow_files::{self, LoadedFile};
 use super::job_runner::{JobRunner, Stops};
 use super::registration::Registration;
 use super::retention;
+use super::scheduler;
 use crate::api::Health;
 use crate::catalog::Catalog;
 use crate::config::{format_duration, Config};
@@ -109,6 +110,7 @@ pub(crate) async fn run<S: Future + ?Sized, F: Future<Output = String> + ?Sized>
     tracker.spawn(retention::purge_loop(board.clone(), config.purge_interval, stop_claiming.clone()));
     tracker.spawn(cx.workers.clone().follow_board(board.clone(), stop_claiming.clone()));
     tracker.spawn(retention::deadline_loop(board.clone(), DEADLINE_SCAN, stop_claiming.clone()));
+    tracker.spawn(scheduler::run(board.clone(), cx.catalog.clone(), stop_claiming.clone()));
     let claimer = Claimer {
         board: board.clone(),
         catalog: cx.catalog.clone(),

@@ -128,6 +128,10 @@ impl JobBoard for MeteredBoard {
         self.inner.flow_changes()
     }
 
+    fn schedules(&self) -> &dyn jobboard::ScheduleStore {
+        self.inner.schedules()
+    }
+
     async fn put_worker(&self, worker: &WorkerRecord) -> Result<(), Error> {
         self.measure("put_worker", self.inner.put_worker(worker)).await
     }

@@ -11,7 +11,7 @@ use super::db::sql_error;
 use crate::error::Error;
 
 /// The schema version this code writes and understands (`PRAGMA user_version`).
-pub(crate) const SCHEMA_VERSION: i64 = 4;
+pub(crate) const SCHEMA_VERSION: i64 = 5;
 
 /// Version 1: jobs, idempotency keys, logbooks, conductors.
 const V1: &str = r#"
@@ -139,6 +139,17 @@ CREATE TABLE parks (
 CREATE INDEX parks_due ON parks (deadline) WHERE state = 'PARKED';
 "#;
 
+/// Version 5: schedules (see `crate::schedules`).
+const V5: &str = r#"
+-- One row per schedule: its record (definition and firing state) as JSON. Every
+-- change compares `revision` and bumps it (compare-and-swap).
+CREATE TABLE schedules (
+    name     TEXT    PRIMARY KEY,
+    revision INTEGER NOT NULL,
+    record   TEXT    NOT NULL                       -- JSON Schedule
+);
+"#;
+
 /// The `jobs.state` CHECK of version 1, and the one of version 4 that admits PARKED. SQLite
 /// cannot alter a CHECK; loosening one changes no stored row, which is the case
 /// its documentation allows editing the schema text for (`writable_schema`).
@@ -172,12 +183,19 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<(), Error> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(sql_error)?;
     let version: i64 = tx.pragma_query_value(None, "user_version", |row| row.get(0)).map_err(sql_error)?;
     match version {
-        old @ 0..=3 => {
-            let steps = [V1, V2, V3];
-            for step in steps.iter().skip(usize::try_from(old).unwrap_or(0)) {
+        old @ 0..=4 => {
+            if old <= 3 {
+                let steps = [V1, V2, V3];
+                for step in steps.iter().skip(usize::try_from(old).unwrap_or(0)) {
+                    tx.execute_batch(step).map_err(sql_error)?;
+                }
+                to_v4(&tx)?;
+            }
+            // Versions after 4, in order: each runs once.
+            let later = [V5];
+            for step in later.iter().skip(usize::try_from(old.saturating_sub(4)).unwrap_or(0)) {
                 tx.execute_batch(step).map_err(sql_error)?;
             }
-            to_v4(&tx)?;
             tx.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(sql_error)?;
         }
         SCHEMA_VERSION => {}

@@ -1,10 +1,11 @@
-//! The flow-definitions watch: wakes `flow_changes` subscribers when a flow is applied or deleted.
+//! Wake-up watches: the flow-definitions watch wakes `flow_changes` subscribers when a
+//! flow is applied or deleted; the schedules watch wakes `schedule_changes` subscribers.
 //!
 //! One watch per board over `P defs/current/` (every apply that creates a version
-//! rewrites its flow's current key in the same txn, and a delete removes it). A
-//! subscriber re-reads the definitions when woken, so the watch needs no revision
-//! bookkeeping: each time it is (re)opened it wakes everyone once, which covers any
-//! change made while it was down, since their re-read comes after the watch is open.
+//! rewrites its flow's current key in the same txn, and a delete removes it), and one
+//! over `P sched/`. A subscriber re-reads what it keeps when woken, so a watch needs no
+//! revision bookkeeping: each time it is (re)opened it wakes everyone once, which covers
+//! any change made while it was down, since their re-read comes after the watch is open.
 
 use std::sync::Weak;
 use std::time::Duration;
@@ -19,6 +20,17 @@ const REOPEN_DELAY: Duration = Duration::from_millis(300);
 
 /// Runs until the board is dropped or closed.
 pub(super) async fn defs_watch(board: Weak<Inner>) {
+    wake_on_changes(board, |inner| inner.keys.flow_current_prefix(), Inner::wake_flow_watchers, "flow definitions")
+        .await;
+}
+
+/// Runs until the board is dropped or closed.
+pub(super) async fn schedules_watch(board: Weak<Inner>) {
+    wake_on_changes(board, |inner| inner.keys.schedules_prefix(), Inner::wake_schedule_watchers, "schedules").await;
+}
+
+/// Calls `wake` whenever a key under `prefix` changes, and each time the watch is (re)opened.
+async fn wake_on_changes(board: Weak<Inner>, prefix: fn(&Inner) -> String, wake: fn(&Inner), what: &str) {
     loop {
         let Some(inner) = board.upgrade() else { return };
         if inner.stop.is_cancelled() {
@@ -28,18 +40,18 @@ pub(super) async fn defs_watch(board: Weak<Inner>) {
             .client
             .watch_client()
             .max_decoding_message_size(MAX_DECODE_BYTES)
-            .watch(inner.keys.flow_current_prefix(), Some(WatchOptions::new().with_prefix()))
+            .watch(prefix(&inner), Some(WatchOptions::new().with_prefix()))
             .await;
         let mut stream = match opened {
             Ok(stream) => stream,
             Err(e) => {
-                tracing::debug!(error = %e, "cannot open the flow definitions watch; retrying");
+                tracing::debug!(error = %e, "cannot open the {what} watch; retrying");
                 drop(inner);
                 sleep(REOPEN_DELAY).await;
                 continue;
             }
         };
-        inner.wake_flow_watchers();
+        wake(&inner);
         let stop = inner.stop.clone();
         drop(inner);
         loop {
@@ -50,11 +62,11 @@ pub(super) async fn defs_watch(board: Weak<Inner>) {
             let Some(inner) = board.upgrade() else { return };
             match message {
                 Ok(Some(resp)) if resp.canceled() => break,
-                Ok(Some(resp)) if !resp.events().is_empty() => inner.wake_flow_watchers(),
+                Ok(Some(resp)) if !resp.events().is_empty() => wake(&inner),
                 Ok(Some(_)) => {}
                 Ok(None) => break,
                 Err(e) => {
-                    tracing::debug!(error = %e, "flow definitions watch broke; reopening");
+                    tracing::debug!(error = %e, "{what} watch broke; reopening");
                     break;
                 }
             }

@@ -165,6 +165,15 @@ impl Keys {
         format!("{}defs/current/{name}", self.prefix)
     }
 
+    /// `P sched/`: every schedule (see `schedules`).
+    pub(crate) fn schedules_prefix(&self) -> String {
+        format!("{}sched/", self.prefix)
+    }
+
+    pub(crate) fn schedule(&self, name: &str) -> String {
+        format!("{}sched/{name}", self.prefix)
+    }
+
     pub(crate) fn epoch(&self) -> String {
         format!("{}m/epoch", self.prefix)
     }

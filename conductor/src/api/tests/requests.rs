@@ -73,6 +73,10 @@ impl JobBoard for Counting {
     fn flow_changes(&self) -> Wakeups {
         self.inner.flow_changes()
     }
+
+    fn schedules(&self) -> &dyn jobboard::ScheduleStore {
+        self.inner.schedules()
+    }
     async fn watch_job(&self, id: JobId) -> Result<Wakeups, Error> {
         self.count("watch_job");
         self.inner.watch_job(id).await
