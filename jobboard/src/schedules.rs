@@ -196,7 +196,7 @@ impl Schedule {
             return false;
         }
         self.recent.insert(0, Firing { tick, job, fired_at: now });
-        self.recent.sort_by(|a, b| b.tick.cmp(&a.tick));
+        self.recent.sort_by_key(|f| std::cmp::Reverse(f.tick));
         self.recent.truncate(RECENT);
         self.last_error = None;
         true

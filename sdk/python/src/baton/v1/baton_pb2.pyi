@@ -432,3 +432,95 @@ class CompleteTaskResponse(_message.Message):
     COMPLETED_NOW_FIELD_NUMBER: _ClassVar[int]
     completed_now: bool
     def __init__(self, completed_now: bool = ...) -> None: ...
+
+class CreateScheduleRequest(_message.Message):
+    __slots__ = ("name", "flow", "store_json", "cron", "timezone", "catch_up")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    FLOW_FIELD_NUMBER: _ClassVar[int]
+    STORE_JSON_FIELD_NUMBER: _ClassVar[int]
+    CRON_FIELD_NUMBER: _ClassVar[int]
+    TIMEZONE_FIELD_NUMBER: _ClassVar[int]
+    CATCH_UP_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    flow: str
+    store_json: str
+    cron: str
+    timezone: str
+    catch_up: int
+    def __init__(self, name: _Optional[str] = ..., flow: _Optional[str] = ..., store_json: _Optional[str] = ..., cron: _Optional[str] = ..., timezone: _Optional[str] = ..., catch_up: _Optional[int] = ...) -> None: ...
+
+class ScheduleFiring(_message.Message):
+    __slots__ = ("tick_ms", "job_id", "fired_ms")
+    TICK_MS_FIELD_NUMBER: _ClassVar[int]
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    FIRED_MS_FIELD_NUMBER: _ClassVar[int]
+    tick_ms: int
+    job_id: str
+    fired_ms: int
+    def __init__(self, tick_ms: _Optional[int] = ..., job_id: _Optional[str] = ..., fired_ms: _Optional[int] = ...) -> None: ...
+
+class Schedule(_message.Message):
+    __slots__ = ("name", "flow", "store_json", "cron", "timezone", "catch_up", "paused", "created_ms", "next_tick_ms", "recent", "last_error", "pending")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    FLOW_FIELD_NUMBER: _ClassVar[int]
+    STORE_JSON_FIELD_NUMBER: _ClassVar[int]
+    CRON_FIELD_NUMBER: _ClassVar[int]
+    TIMEZONE_FIELD_NUMBER: _ClassVar[int]
+    CATCH_UP_FIELD_NUMBER: _ClassVar[int]
+    PAUSED_FIELD_NUMBER: _ClassVar[int]
+    CREATED_MS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_TICK_MS_FIELD_NUMBER: _ClassVar[int]
+    RECENT_FIELD_NUMBER: _ClassVar[int]
+    LAST_ERROR_FIELD_NUMBER: _ClassVar[int]
+    PENDING_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    flow: str
+    store_json: str
+    cron: str
+    timezone: str
+    catch_up: int
+    paused: bool
+    created_ms: int
+    next_tick_ms: int
+    recent: _containers.RepeatedCompositeFieldContainer[ScheduleFiring]
+    last_error: str
+    pending: int
+    def __init__(self, name: _Optional[str] = ..., flow: _Optional[str] = ..., store_json: _Optional[str] = ..., cron: _Optional[str] = ..., timezone: _Optional[str] = ..., catch_up: _Optional[int] = ..., paused: bool = ..., created_ms: _Optional[int] = ..., next_tick_ms: _Optional[int] = ..., recent: _Optional[_Iterable[_Union[ScheduleFiring, _Mapping]]] = ..., last_error: _Optional[str] = ..., pending: _Optional[int] = ...) -> None: ...
+
+class ListSchedulesRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListSchedulesResponse(_message.Message):
+    __slots__ = ("schedules",)
+    SCHEDULES_FIELD_NUMBER: _ClassVar[int]
+    schedules: _containers.RepeatedCompositeFieldContainer[Schedule]
+    def __init__(self, schedules: _Optional[_Iterable[_Union[Schedule, _Mapping]]] = ...) -> None: ...
+
+class GetScheduleRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class PauseScheduleRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class ResumeScheduleRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class DeleteScheduleRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class DeleteScheduleResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
