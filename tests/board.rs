@@ -51,6 +51,7 @@ board_test!(lost_session_returns_job);
 board_test!(close_releases_claims);
 board_test!(old_owner_is_fenced);
 board_test!(wakeups_fire);
+board_test!(schedules_are_stored_once_and_changed_by_compare_and_swap);
 board_test!(cancel_unclaimed_and_claimed);
 board_test!(idempotent_post);
 board_test!(bad_inputs_write_nothing);

@@ -19,6 +19,7 @@
 //! - `logbooks`: logbook storage through a claim, and resume by another owner.
 //! - `workers`: remote workers recorded by one session, seen by every session's watch.
 //! - `batches`: `save_changes` batches: whole, chunked, refused, fenced.
+//! - `schedules`: schedules: create once, compare-and-swap on the revision, delete, wake-ups.
 //! - `parking`: parked tasks: park, complete by token, resume elsewhere, cancel, deadline races.
 
 mod batches;
@@ -31,6 +32,7 @@ mod listing;
 mod logbooks;
 mod parking;
 mod posting;
+mod schedules;
 mod workers;
 
 use std::future::Future;
@@ -66,6 +68,7 @@ pub use parking::{
     cancel_while_parked_reverts, completion_races_the_deadline, wrong_tokens_are_not_found,
 };
 pub use posting::{bad_inputs_write_nothing, conductors_register_and_drain, idempotent_post, list_filters_and_pages};
+pub use schedules::schedules_are_stored_once_and_changed_by_compare_and_swap;
 pub use workers::workers_are_seen_by_every_session_and_leave_with_theirs;
 
 /// Makes sessions on one board namespace, fresh for each test.
