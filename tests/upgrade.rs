@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use tests::conductor::{
-    get_job, is_complete, post_job, task_executions, wait_job, ConductorConfig, ConductorProcess, OrFail,
+    bin_path, get_job, is_complete, post_job, task_executions, wait_job, ConductorConfig, ConductorProcess, OrFail,
 };
 use tests::etcd::{unique_prefix, EtcdProcess};
 use tests::upgrade::{finish_result, fixture_jobs, fixtures_dir, load_etcd, FixtureJobs};
@@ -60,6 +60,8 @@ fn an_embedded_board_of_the_previous_release_runs_its_jobs() {
     config.binary = "conductor";
     let conductor = ConductorProcess::start(&config).or_fail();
     check_jobs_run(&conductor.endpoint(), &jobs);
+    let kept = data.path().join("board.sqlite3.schema-v4.bak");
+    assert!(kept.is_file(), "the file as the previous release left it is kept beside it");
 }
 
 #[test]
@@ -75,4 +77,100 @@ fn an_etcd_board_of_the_previous_release_runs_its_jobs() {
     config.binary = "conductor";
     let conductor = ConductorProcess::start(&config).or_fail();
     check_jobs_run(&conductor.endpoint(), &jobs);
+    let format = runtime.block_on(keys_under(&etcd.endpoint(), &format!("{prefix}format"))).or_fail();
+    assert_eq!(format, vec![(format!("{prefix}format"), "1".to_string())], "the migrated board records its format");
+}
+
+/// Runs the stock conductor on `board_args` until it exits (bounded): its status and stderr.
+fn refused_start(board_args: &[&str]) -> (Option<i32>, String) {
+    let log = tempfile::NamedTempFile::new().or_fail();
+    let mut child = std::process::Command::new(bin_path("conductor"))
+        .args(["--listen", "127.0.0.1:0", "--name", "refused"])
+        .args(board_args)
+        .env_remove("BATON_ETCD_PASSWORD")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(log.reopen().or_fail())
+        .spawn()
+        .or_fail();
+    let deadline = std::time::Instant::now() + PATIENCE;
+    let status = loop {
+        if let Some(status) = child.try_wait().or_fail() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!(
+                "the conductor did not refuse the board: {}",
+                std::fs::read_to_string(log.path()).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    (status.code(), std::fs::read_to_string(log.path()).or_fail())
+}
+
+/// The refusal names what it found, what it reads and what to do, and exits 2 (the unit's
+/// `RestartPreventExitStatus`: restarting cannot help).
+fn check_refusal(code: Option<i32>, stderr: &str) {
+    assert_eq!(code, Some(2), "exit 2: {stderr}");
+    for needle in ["format 99", "reads formats up to", "newer release", "restore the backup"] {
+        assert!(stderr.contains(needle), "the start-up error says {needle:?}: {stderr}");
+    }
+}
+
+#[test]
+fn a_conductor_refuses_an_embedded_board_of_a_newer_release() {
+    let data = tempfile::tempdir().or_fail();
+    let file = data.path().join("board.sqlite3");
+    let mut bytes = std::fs::read(fixtures_dir().join("embedded.sqlite3")).or_fail();
+    // `PRAGMA user_version` is the big-endian u32 at offset 60 of an SQLite file's header.
+    bytes[60..64].copy_from_slice(&99u32.to_be_bytes());
+    std::fs::write(&file, &bytes).or_fail();
+    let (code, stderr) = refused_start(&["--data-dir", &data.path().display().to_string()]);
+    check_refusal(code, &stderr);
+    assert_eq!(std::fs::read(&file).or_fail(), bytes, "the refused file is left as it was");
+}
+
+#[test]
+fn a_conductor_refuses_an_etcd_board_of_a_newer_release() {
+    let etcd = EtcdProcess::shared();
+    let prefix = unique_prefix("upgrade-newer");
+    let runtime = tokio::runtime::Runtime::new().or_fail();
+    let format = format!("{prefix}format");
+    runtime.block_on(put(&etcd.endpoint(), &format, "99")).or_fail();
+    let (code, stderr) = refused_start(&["--etcd", &etcd.endpoint(), "--prefix", &prefix]);
+    check_refusal(code, &stderr);
+    assert!(stderr.contains(&format), "names the key: {stderr}");
+    let keys = runtime.block_on(keys_under(&etcd.endpoint(), &prefix)).or_fail();
+    assert_eq!(keys, vec![(format, "99".to_string())], "nothing else was written");
+}
+
+/// A new board records the format; a conductor of this release on it runs jobs as ever.
+#[test]
+fn a_new_etcd_board_records_its_format_at_first_use() {
+    let etcd = EtcdProcess::shared();
+    let prefix = unique_prefix("upgrade-new");
+    let runtime = tokio::runtime::Runtime::new().or_fail();
+    let mut config = ConductorConfig::etcd(&etcd.endpoint(), &prefix, "first", Duration::from_secs(10));
+    config.binary = "conductor";
+    let _conductor = ConductorProcess::start(&config).or_fail();
+    let keys = runtime.block_on(keys_under(&etcd.endpoint(), &format!("{prefix}format"))).or_fail();
+    assert_eq!(keys, vec![(format!("{prefix}format"), "1".to_string())]);
+}
+
+async fn put(endpoint: &str, key: &str, value: &str) -> tests::conductor::HarnessResult<()> {
+    let mut client = etcd_client::Client::connect([endpoint], None).await?;
+    client.put(key, value, None).await?;
+    Ok(())
+}
+
+async fn keys_under(endpoint: &str, prefix: &str) -> tests::conductor::HarnessResult<Vec<(String, String)>> {
+    let mut client = etcd_client::Client::connect([endpoint], None).await?;
+    let resp = client.get(prefix, Some(etcd_client::GetOptions::new().with_prefix())).await?;
+    Ok(resp
+        .kvs()
+        .iter()
+        .map(|kv| (kv.key_str().unwrap_or("?").to_owned(), kv.value_str().unwrap_or("?").to_owned()))
+        .collect())
 }
