@@ -30,8 +30,14 @@ pub enum Error {
 }
 
 impl Error {
-    /// Whether this is the operator's to fix in the configuration (exit status 2).
+    /// Whether this is the operator's to fix in the configuration or the deployment (exit status 2).
     pub fn is_config(&self) -> bool {
-        matches!(self, Error::Config(_) | Error::Board(jobboard::Error::InvalidInput(_)))
+        matches!(
+            self,
+            Error::Config(_)
+                | Error::Board(jobboard::Error::InvalidInput(_))
+                // A board of a newer release: restarting cannot help, the operator must act.
+                | Error::Board(jobboard::Error::UnsupportedFormat { .. })
+        )
     }
 }

@@ -14,7 +14,7 @@
 //! test) share it through [`EmbeddedBoard::session`].
 //!
 //! ## Layout
-//! - `schema`: the tables and the `user_version` check.
+//! - `schema`: the tables, one step per version; `migrate`: the `user_version` upgrade or refusal.
 //! - `db`: the connections, used off the async runtime; group commit of writes.
 //! - `jobs`, `logbook`, `conductors`: the SQL of each area, one transaction per operation.
 //! - `storage`: `EmbeddedStorage` (fenced `flows::Storage`) and the claim operations.
@@ -25,6 +25,7 @@ mod db;
 mod flow_defs;
 mod jobs;
 mod logbook;
+mod migrate;
 mod notify;
 mod parks;
 mod rows;

@@ -112,6 +112,20 @@ pub enum Error {
         /// Why.
         why: String,
     },
+    /// The board was written in a format newer than this build understands (a later release
+    /// wrote or migrated it). Nothing was written; use a release that reads it.
+    #[error(
+        "{board} has format {found}; this build reads formats up to {supported}. A newer release wrote \
+         it: run that release (or a later one) here, or restore the backup taken before it was upgraded"
+    )]
+    UnsupportedFormat {
+        /// Which board (its file, or its etcd prefix).
+        board: String,
+        /// The format version found (as stored).
+        found: String,
+        /// The newest format version this build reads.
+        supported: String,
+    },
     /// The board was closed (or its session ended); open a new one.
     #[error("job board session is closed")]
     Closed,

@@ -14,6 +14,7 @@ mod conductors;
 mod defs_watch;
 mod epoch;
 mod flow_defs;
+mod format;
 pub(crate) mod keys;
 mod list;
 mod local;
@@ -244,6 +245,8 @@ impl EtcdBoard {
             .map_err(|e| etcd_error(e, &format!("connecting to {}", config.endpoints.join(","))))?;
         let kv = client.kv_client().max_decoding_message_size(MAX_DECODE_BYTES);
         let keys = Keys::new(&config.prefix);
+        // First: a board of a newer release is refused before anything is written to it.
+        format::read_or_migrate(&kv, &keys).await?;
         let epoch = epoch::BoardEpoch::read_or_create(&kv, &keys).await?;
         let session = Session::start(&client, config.lease_ttl, kv.clone(), epoch.clone()).await?;
         let inner = Arc::new(Inner {

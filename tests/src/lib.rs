@@ -7,6 +7,7 @@
 //! - `flow_files`: a board of either kind per test, flows dirs, board dumps, a recording HTTP server.
 //! - `workers`: `WorkerProcess`, a real `test_worker` (the Rust worker SDK) under test control.
 //! - `pki`: a throwaway CA and certificates (rcgen) for the TLS tests.
+//! - `upgrade`: boards written by a previous release (fixtures), made and loaded.
 //! - `chaos`: the self-recording flow of the chaos suite and its `chaos_conductor` binary.
 
 pub mod board_suite;
@@ -16,4 +17,5 @@ pub mod cpu;
 pub mod etcd;
 pub mod flow_files;
 pub mod pki;
+pub mod upgrade;
 pub mod workers;

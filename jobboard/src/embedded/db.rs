@@ -23,7 +23,6 @@ use rusqlite::{Connection, ErrorCode, TransactionBehavior};
 use self::readers::Readers;
 pub use self::writer::WriteStats;
 use self::writer::{Pending, Writer};
-use super::schema;
 use crate::error::Error;
 
 /// How long a statement waits for a lock held by another connection (the
@@ -69,7 +68,7 @@ impl Db {
         conn.pragma_update(None, "synchronous", "FULL").map_err(sql_error)?;
         conn.pragma_update(None, "foreign_keys", true).map_err(sql_error)?;
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
-        schema::migrate(&mut conn)?;
+        super::migrate::migrate(&mut conn, path)?;
         let out = {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sql_error)?;
             let out = setup(&tx)?;

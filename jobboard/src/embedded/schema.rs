@@ -1,17 +1,32 @@
-//! The SQLite schema of the embedded board, and its `user_version` migration check.
+//! The SQLite schema of the embedded board: every version's step, oldest first.
 //!
 //! Every table lives here so that the whole layout can be read in one place
-//! (and with `sqlite3 board.db .schema`). The logbook tables (`logbooks`,
+//! (and with `sqlite3 board.db .schema`). A file records the version it is at in
+//! `PRAGMA user_version`: the number of [`MIGRATIONS`] applied to it; `migrate.rs` applies
+//! the missing ones, or refuses a file of a newer version. The logbook tables (`logbooks`,
 //! `flow_details`, `atom_details`) use only portable types (TEXT, INTEGER,
 //! JSON as TEXT) so the same layout can later serve PostgreSQL.
 
-use rusqlite::Connection;
+use rusqlite::Transaction;
 
 use super::db::sql_error;
 use crate::error::Error;
 
+/// One step of the schema: run on a file at version `i` (its index in [`MIGRATIONS`]), it
+/// leaves the file at version `i + 1`, inside the one transaction of the whole upgrade.
+pub(crate) enum Step {
+    /// Statements to run.
+    Sql(&'static str),
+    /// What SQL alone cannot say.
+    Code(fn(&Transaction<'_>) -> Result<(), Error>),
+}
+
+/// Every step, oldest first. A schema change appends its step at the end; a released step
+/// is never edited (files in the field were made by it).
+pub(crate) const MIGRATIONS: &[Step] = &[Step::Sql(V1), Step::Sql(V2), Step::Sql(V3), Step::Code(to_v4), Step::Sql(V5), Step::Sql(V6)];
+
 /// The schema version this code writes and understands (`PRAGMA user_version`).
-pub(crate) const SCHEMA_VERSION: i64 = 5;
+pub(crate) const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
 /// Version 1: jobs, idempotency keys, logbooks, conductors.
 const V1: &str = r#"
@@ -156,7 +171,13 @@ CREATE TABLE schedules (
 const V1_STATES: &str = "CHECK (state IN ('UNCLAIMED', 'CLAIMED', 'COMPLETE', 'TRASHED'))";
 const V4_STATES: &str = "CHECK (state IN ('UNCLAIMED', 'CLAIMED', 'PARKED', 'COMPLETE', 'TRASHED'))";
 
-fn to_v4(tx: &rusqlite::Transaction<'_>) -> Result<(), Error> {
+/// Version 6: the features a job needs (see `crate::features`), and those a conductor has.
+const V6: &str = r#"
+ALTER TABLE jobs ADD COLUMN requires TEXT;                                -- JSON array; NULL: posted before v5, needs nothing
+ALTER TABLE conductors ADD COLUMN features TEXT NOT NULL DEFAULT '[]';   -- JSON array
+"#;
+
+fn to_v4(tx: &Transaction<'_>) -> Result<(), Error> {
     tx.execute_batch(V4).map_err(sql_error)?;
     let schema_version: i64 = tx.pragma_query_value(None, "schema_version", |row| row.get(0)).map_err(sql_error)?;
     tx.pragma_update(None, "writable_schema", true).map_err(sql_error)?;
@@ -177,40 +198,6 @@ fn to_v4(tx: &rusqlite::Transaction<'_>) -> Result<(), Error> {
     Ok(())
 }
 
-/// Brings a database to [`SCHEMA_VERSION`]: creates the tables in a new file,
-/// accepts a current one, and refuses a file written by a newer version.
-pub(crate) fn migrate(conn: &mut Connection) -> Result<(), Error> {
-    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(sql_error)?;
-    let version: i64 = tx.pragma_query_value(None, "user_version", |row| row.get(0)).map_err(sql_error)?;
-    match version {
-        old @ 0..=4 => {
-            if old <= 3 {
-                let steps = [V1, V2, V3];
-                for step in steps.iter().skip(usize::try_from(old).unwrap_or(0)) {
-                    tx.execute_batch(step).map_err(sql_error)?;
-                }
-                to_v4(&tx)?;
-            }
-            // Versions after 4, in order: each runs once.
-            let later = [V5];
-            for step in later.iter().skip(usize::try_from(old.saturating_sub(4)).unwrap_or(0)) {
-                tx.execute_batch(step).map_err(sql_error)?;
-            }
-            tx.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(sql_error)?;
-        }
-        SCHEMA_VERSION => {}
-        newer => {
-            return Err(Error::Backend {
-                message: format!(
-                    "board file has schema version {newer}, newer than the {SCHEMA_VERSION} this build understands"
-                ),
-                source: None,
-            })
-        }
-    }
-    tx.commit().map_err(sql_error)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -225,7 +212,7 @@ mod tests {
         let path = dir.path().join("board.sqlite3");
         let id = uuid::Uuid::new_v4();
         {
-            let conn = Connection::open(&path).expect("open");
+            let conn = rusqlite::Connection::open(&path).expect("open");
             conn.execute_batch(V1).expect("v1");
             conn.execute_batch(V2).expect("v2");
             conn.pragma_update(None, "user_version", 2).expect("user_version");
@@ -238,7 +225,7 @@ mod tests {
         let board = crate::embedded::EmbeddedBoard::open(&path, BoardConfig::new("new")).expect("migrates");
         let job = board.get(id).await.expect("the old job reads");
         assert_eq!((job.flow.as_str(), job.pin), ("old", None));
-        let conn = Connection::open(&path).expect("reopen");
+        let conn = rusqlite::Connection::open(&path).expect("reopen");
         let version: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0)).expect("user_version");
         assert_eq!(version, SCHEMA_VERSION);
     }

@@ -23,6 +23,7 @@
 //! | `P m/epoch` | the board epoch, a number; compared by every claim and owner write (see `epoch`) | - | first session; bumped on an etcd restore |
 //! | `P m/park/<id>/<atom-hex>` | park entry JSON: attempt, token hash, deadline, state, outcome (see `parking`) | - | owner's logbook txn (park); completion, timeout, cancel (conditional) |
 //! | `P due/<deadline-ms:013>/<id>/<atom-hex>` | empty: parked tasks by deadline, read only up to now | - | with the entry; deleted when it is settled |
+//! | `P format` | the board's format version, a number (see `format`) | - | first session (conditional create); each migration step |
 //!
 //! `inv-prio` is `i32::MAX - priority` zero-padded, so ascending key order is
 //! priority descending, then id (= age) ascending. Every board watches `P m/`
@@ -172,6 +173,16 @@ impl Keys {
 
     pub(crate) fn schedule(&self, name: &str) -> String {
         format!("{}sched/{name}", self.prefix)
+    }
+
+    /// Every key of the board is under it.
+    pub(crate) fn root(&self) -> &str {
+        &self.prefix
+    }
+
+    /// The board's format version (see `format.rs`).
+    pub(crate) fn format(&self) -> String {
+        format!("{}format", self.prefix)
     }
 
     pub(crate) fn epoch(&self) -> String {
