@@ -11,6 +11,12 @@
 pub const MAX_FILE_BYTES: usize = 256 * 1024;
 /// The longest name of a flow, a task or an input, in bytes.
 pub const MAX_NAME_BYTES: usize = 256;
+/// The deepest nesting of YAML collections accepted (the reader and the builder
+/// recurse on it, so a deeper one could overflow the stack).
+pub const MAX_DEPTH: usize = 64;
+/// The most YAML nodes a text may hold, every node an alias copies counted again:
+/// a few aliases of aliases would otherwise copy billions ("billion laughs").
+pub const MAX_NODES: usize = 200_000;
 /// At most this many problems are listed for one file; a last line counts the rest.
 pub const MAX_PROBLEMS: usize = 50;
 /// The longest text of one problem (its path and message), in bytes.
