@@ -9,6 +9,7 @@
 //! - [`watch`]: the `WatchJob` stream.
 //! - [`convert`]: board types to wire messages.
 //! - [`definitions`]: flow files on the board: apply, get, history, delete, graph.
+//! - [`limits`]: the sizes requests may have, checked before anything else.
 //! - [`fleet`]: the cached conductor set, for the post warning "no live conductor runs this".
 //! - [`schedules`]: create, list, get, pause, resume and delete schedules.
 //! - [`outline`]: a job's atoms in flow order, merged with its logbook.
@@ -20,6 +21,7 @@ pub mod complete;
 pub mod convert;
 pub mod definitions;
 pub mod fleet;
+pub mod limits;
 pub mod outline;
 pub mod schedules;
 pub mod service;
@@ -119,7 +121,7 @@ impl ApiState {
 
 /// The Baton gRPC service alone.
 pub fn baton_service(state: ApiState) -> BatonServer<BatonService> {
-    BatonServer::new(BatonService::new(state))
+    BatonServer::new(BatonService::new(state)).max_decoding_message_size(limits::MAX_MESSAGE_BYTES)
 }
 
 /// The switch of the served health service. The server as a whole (service

@@ -11,7 +11,7 @@ use crate::build::Builder;
 use crate::inputs::{InputType, Inputs};
 use crate::kinds::Kinds;
 use crate::model::{At, Element, FlowDef, PatternDef};
-use crate::problems::{Problems, Sink};
+use crate::problems::{Pos, Problems, Sink};
 use crate::{parse, yaml};
 
 /// A flow file that passed every check.
@@ -29,7 +29,18 @@ impl FlowFile {
     }
 
     /// Like [`FlowFile::parse`], checking kinds against `kinds` (a conductor's own set).
+    /// A text over [`crate::limits::MAX_FILE_BYTES`] is refused unread.
     pub fn parse_with(file: &str, text: &str, kinds: &Kinds) -> Result<FlowFile, Problems> {
+        if text.len() > crate::limits::MAX_FILE_BYTES {
+            let mut sink = Sink::default();
+            let limit = crate::limits::MAX_FILE_BYTES;
+            sink.at(
+                Pos { line: 1, column: 1 },
+                "",
+                format!("the file is {} bytes, over the limit of {limit}", text.len()),
+            );
+            return Err(sink.into_problems(file));
+        }
         let root = yaml::load(text).map_err(|(pos, message)| {
             let mut sink = Sink::default();
             sink.at(pos, "", message);

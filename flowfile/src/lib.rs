@@ -20,6 +20,7 @@
 //! - `build`: the model to a `flows::Flow` for one store (`each` copies, fan-in);
 //!   `task`: the `flows::Task` that runs a file task through its kind.
 //! - `file`: [`FlowFile`], the public face.
+//! - [`limits`]: how large a file, a name and a problem report may be.
 
 mod build;
 mod condition;
@@ -27,6 +28,7 @@ pub mod duration;
 mod file;
 pub mod inputs;
 pub mod kinds;
+pub mod limits;
 mod model;
 mod parse;
 pub mod problems;

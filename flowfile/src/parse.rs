@@ -11,6 +11,7 @@ use std::collections::HashMap;
 
 use crate::inputs::{self, Inputs};
 use crate::kinds::Kinds;
+use crate::limits::{shown, MAX_NAME_BYTES};
 use crate::model::{At, Element, FlowDef, Order, PatternDef};
 use crate::problems::{Pos, Sink};
 use crate::reader::{self, Fields};
@@ -56,10 +57,13 @@ fn flow_name(node: &Node, sink: &mut Sink) -> Option<String> {
     let t = reader::text(node, "name", sink)?;
     let ok = !t.is_empty()
         && t.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-'));
-    if ok {
+    if t.len() > MAX_NAME_BYTES {
+        sink.at(node.pos, "name", format!("{} is longer than {MAX_NAME_BYTES} bytes", shown(&t)));
+        None
+    } else if ok {
         Some(t)
     } else {
-        sink.at(node.pos, "name", format!("{t:?} is not a valid flow name (use a-z, 0-9, '.', '_' and '-')"));
+        sink.at(node.pos, "name", format!("{} is not a valid flow name (use a-z, 0-9, '.', '_' and '-')", shown(&t)));
         None
     }
 }

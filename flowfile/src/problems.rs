@@ -5,6 +5,8 @@
 
 use std::fmt;
 
+use crate::limits::{capped, MAX_PROBLEMS, MAX_PROBLEM_BYTES};
+
 /// A place in the file: 1-based line and column.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
 pub struct Pos {
@@ -71,10 +73,23 @@ impl Sink {
     }
 
     /// The problems as the error of `file`, ordered by position (stable for equal ones).
+    /// At most [`MAX_PROBLEMS`] are kept, each cut to [`MAX_PROBLEM_BYTES`] (they go
+    /// back to clients in a header that has a size limit); a last one counts the rest.
     pub(crate) fn into_problems(mut self, file: &str) -> Problems {
         self.list.sort_by_key(|p| p.pos);
         self.list.dedup();
-        Problems { file: file.to_owned(), list: self.list }
+        let more = self.list.len().saturating_sub(MAX_PROBLEMS);
+        self.list.truncate(MAX_PROBLEMS);
+        for problem in &mut self.list {
+            problem.path = capped(std::mem::take(&mut problem.path), MAX_PROBLEM_BYTES / 4);
+            problem.message = capped(std::mem::take(&mut problem.message), MAX_PROBLEM_BYTES);
+        }
+        if more > 0 {
+            let pos = self.list.last().map(|p| p.pos).unwrap_or_default();
+            let message = format!("and {more} more problem(s) not listed; fix these first");
+            self.list.push(Problem { pos, path: String::new(), message });
+        }
+        Problems { file: capped(file.to_owned(), MAX_PROBLEM_BYTES / 4), list: self.list }
     }
 }
 

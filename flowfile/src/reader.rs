@@ -6,6 +6,7 @@
 
 use std::time::Duration;
 
+use crate::limits::{shown, MAX_NAME_BYTES};
 use crate::problems::{did_you_mean, Pos, Sink};
 use crate::yaml::{join, Node, Yaml};
 
@@ -87,10 +88,13 @@ pub(crate) fn text(node: &Node, path: &str, sink: &mut Sink) -> Option<String> {
 /// A name of something in the flow: letters, digits, `_`, `-`, `.` (no `[`, `]`, `$`, `{`).
 pub(crate) fn name(node: &Node, path: &str, sink: &mut Sink) -> Option<String> {
     let t = text(node, path, sink)?;
-    if valid_name(&t) {
+    if t.len() > MAX_NAME_BYTES {
+        sink.at(node.pos, path, format!("{} is longer than {MAX_NAME_BYTES} bytes", shown(&t)));
+        None
+    } else if valid_name(&t) {
         Some(t)
     } else {
-        sink.at(node.pos, path, format!("{t:?} is not a valid name (use letters, digits, '_', '-' and '.')"));
+        sink.at(node.pos, path, format!("{} is not a valid name (use letters, digits, '_', '-' and '.')", shown(&t)));
         None
     }
 }

@@ -5,6 +5,7 @@ mod awaiting;
 mod errors;
 mod examples;
 mod for_each_from;
+mod fuzz;
 mod patterns;
 mod revert;
 mod values;

@@ -14,6 +14,7 @@ use std::collections::HashMap;
 use saphyr_parser::{Event, Parser, ScalarStyle, Span};
 use serde_json::{Map, Number, Value};
 
+use crate::limits::{MAX_DEPTH, MAX_NODES};
 use crate::problems::{Pos, Problems, Sink};
 
 /// A YAML node and its position.
@@ -96,9 +97,14 @@ pub fn document_to_json(file: &str, text: &str) -> Result<Option<Value>, Problem
 /// Every document of `text`, and the position of its last event.
 fn load_all(text: &str) -> Result<(Vec<Node>, Pos), (Pos, String)> {
     let mut parser = Parser::new_from_str(text);
-    let mut anchors: HashMap<usize, Node> = HashMap::new();
-    // Open collections: (position, anchor, items; mappings collect keys and values alternately).
-    let mut stack: Vec<(Pos, usize, bool, Vec<Node>)> = Vec::new();
+    // Anchored nodes, with how many nodes each holds (itself included).
+    let mut anchors: HashMap<usize, (Node, usize)> = HashMap::new();
+    // Open collections: (position, anchor, is a mapping, items (a mapping's keys and
+    // values alternately), the node count when it opened).
+    let mut stack: Vec<(Pos, usize, bool, Vec<Node>, usize)> = Vec::new();
+    // Nodes made so far, an alias counting every node it copies: a few aliases of
+    // aliases would otherwise copy billions ("billion laughs").
+    let mut nodes = 0usize;
     let mut documents: Vec<Node> = Vec::new();
     let mut last = Pos { line: 1, column: 1 };
     while let Some(next) = parser.next_event() {
@@ -106,28 +112,32 @@ fn load_all(text: &str) -> Result<(Vec<Node>, Pos), (Pos, String)> {
             (Pos { line: e.marker().line(), column: e.marker().col() + 1 }, format!("YAML syntax: {}", e.info()))
         })?;
         last = pos(&span);
+        if stack.len() > MAX_DEPTH {
+            return Err((last, format!("YAML nested deeper than {MAX_DEPTH} levels")));
+        }
+        // (the node, its anchor or 0, how many nodes it holds, how many it adds to `nodes`)
         let finished = match event {
             Event::StreamEnd => break,
             Event::Nothing | Event::StreamStart | Event::DocumentStart(_) | Event::DocumentEnd => None,
             Event::Alias(id) => match anchors.get(&id) {
-                Some(node) => Some((Node { pos: pos(&span), value: node.value.clone() }, 0)),
+                Some((node, size)) => Some((Node { pos: pos(&span), value: node.value.clone() }, 0, *size, *size)),
                 None => return Err((pos(&span), "YAML alias to an unknown anchor".to_owned())),
             },
             Event::Scalar(text, style, anchor, tag) => {
                 let forced_str = tag.as_ref().is_some_and(|t| t.suffix == "str");
                 let plain = style == ScalarStyle::Plain && !forced_str;
-                Some((Node { pos: pos(&span), value: Yaml::Scalar { text: text.into_owned(), plain } }, anchor))
+                Some((Node { pos: pos(&span), value: Yaml::Scalar { text: text.into_owned(), plain } }, anchor, 1, 1))
             }
             Event::SequenceStart(anchor, _) => {
-                stack.push((pos(&span), anchor, false, Vec::new()));
+                stack.push((pos(&span), anchor, false, Vec::new(), nodes));
                 None
             }
             Event::MappingStart(anchor, _) => {
-                stack.push((pos(&span), anchor, true, Vec::new()));
+                stack.push((pos(&span), anchor, true, Vec::new(), nodes));
                 None
             }
             Event::SequenceEnd | Event::MappingEnd => {
-                let Some((at, anchor, is_map, items)) = stack.pop() else {
+                let Some((at, anchor, is_map, items, opened)) = stack.pop() else {
                     return Err((pos(&span), "YAML structure ends before it starts".to_owned()));
                 };
                 let value = if is_map {
@@ -140,15 +150,23 @@ fn load_all(text: &str) -> Result<(Vec<Node>, Pos), (Pos, String)> {
                 } else {
                     Yaml::Seq(items)
                 };
-                Some((Node { pos: at, value }, anchor))
+                // Its items were counted as they came: it adds itself.
+                Some((Node { pos: at, value }, anchor, nodes - opened + 1, 1))
             }
         };
-        if let Some((node, anchor)) = finished {
+        if let Some((node, anchor, size, adds)) = finished {
+            nodes = nodes.saturating_add(adds);
+            if nodes > MAX_NODES {
+                return Err((
+                    node.pos,
+                    format!("YAML holds over {MAX_NODES} nodes (aliases count every node they copy)"),
+                ));
+            }
             if anchor != 0 {
-                anchors.insert(anchor, node.clone());
+                anchors.insert(anchor, (node.clone(), size));
             }
             match stack.last_mut() {
-                Some((_, _, _, items)) => items.push(node),
+                Some((_, _, _, items, _)) => items.push(node),
                 None => documents.push(node),
             }
         }

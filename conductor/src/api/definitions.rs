@@ -16,7 +16,7 @@ use tonic::Status;
 use super::convert::{definition_to_pb, flow_to_pb};
 use super::service::parse_store;
 use super::status::{from_board, from_catalog, from_registry, invalid};
-use super::ApiState;
+use super::{limits, ApiState};
 use crate::catalog::Catalog;
 
 /// The board's file flows as `ListFlows` shows them (from the catalog's memory).
@@ -56,11 +56,8 @@ pub async fn apply(state: &ApiState, req: pb::ApplyFlowsRequest) -> Result<pb::A
     }
     if !problems.is_empty() {
         let s = if problems.len() == 1 { "" } else { "s" };
-        return Err(Status::invalid_argument(format!(
-            "{} problem{s}; nothing applied:\n{}",
-            problems.len(),
-            problems.join("\n")
-        )));
+        let message = format!("{} problem{s}; nothing applied:\n{}", problems.len(), problems.join("\n"));
+        return Err(Status::invalid_argument(limits::message(message)));
     }
     let board = state.board()?;
     let conductors = board.conductors().await.map_err(|e| from_board(&e))?;
@@ -151,7 +148,7 @@ pub async fn graph(state: &ApiState, req: pb::FlowGraphRequest) -> Result<pb::Fl
     let text = match req.format.as_str() {
         "" | "dot" => compiled.to_dot(),
         "mermaid" => compiled.to_mermaid(),
-        other => return Err(invalid("format", format_args!("{other:?}: expected dot or mermaid"))),
+        other => return Err(invalid("format", format_args!("{}: expected dot or mermaid", limits::shown(other)))),
     };
     Ok(pb::FlowGraphResponse { text })
 }

@@ -13,7 +13,7 @@ use super::complete;
 use super::convert::{conductor_to_pb, flow_to_pb, job_to_pb, local_status_to_pb, state_from_pb, tasks_to_pb};
 use super::outline::{merge, Shape};
 use super::status::{from_board, from_catalog, from_registry, invalid};
-use super::{definitions, schedules, watch, ApiState};
+use super::{definitions, limits, schedules, watch, ApiState};
 
 /// The gRPC service; cheap to clone (it holds `Arc`s).
 #[derive(Debug, Clone)]
@@ -30,16 +30,17 @@ impl BatonService {
 
 /// Parses a job id given on the wire.
 pub(super) fn parse_id(id: &str) -> Result<JobId, Status> {
-    JobId::parse_str(id.trim()).map_err(|e| invalid("id", format_args!("{id:?} is not a job id ({e})")))
+    JobId::parse_str(id.trim()).map_err(|e| invalid("id", format_args!("{} is not a job id ({e})", limits::shown(id))))
 }
 
 /// Parses a store given as JSON text: empty means `{}`, anything but an object is refused.
 pub fn parse_store(text: &str) -> Result<Map<String, Value>, Status> {
+    limits::store_text("store_json", text)?;
     if text.trim().is_empty() {
         return Ok(Map::new());
     }
     match serde_json::from_str::<Value>(text) {
-        Ok(Value::Object(map)) => Ok(map),
+        Ok(Value::Object(map)) => limits::store_keys("store_json", &map).map(|()| map),
         Ok(other) => Err(invalid("store_json", format_args!("must be a JSON object, got {}", json_kind(&other)))),
         Err(e) => Err(invalid("store_json", format_args!("not valid JSON ({e})"))),
     }
@@ -96,6 +97,7 @@ impl BatonService {
 #[tonic::async_trait]
 impl Baton for BatonService {
     async fn post_job(&self, request: Request<pb::PostJobRequest>) -> Result<Response<pb::Job>, Status> {
+        limits::check(request.get_ref())?;
         let req = request.into_inner();
         if req.flow.trim().is_empty() {
             return Err(invalid("flow", "must not be empty"));
@@ -141,18 +143,20 @@ impl Baton for BatonService {
     }
 
     async fn get_job(&self, request: Request<pb::GetJobRequest>) -> Result<Response<pb::Job>, Status> {
+        limits::check(request.get_ref())?;
         let id = parse_id(&request.get_ref().id)?;
         Ok(Response::new(Self::snapshot(&self.state, id, &mut None).await?))
     }
 
     async fn list_jobs(&self, request: Request<pb::ListJobsRequest>) -> Result<Response<pb::ListJobsResponse>, Status> {
+        limits::check(request.get_ref())?;
         let req = request.into_inner();
         let state = pb::JobState::try_from(req.state)
             .map_err(|_| invalid("state", format_args!("{} is not a job state", req.state)))?;
         let query = ListQuery {
             state: state_from_pb(state),
             flow: Some(req.flow).filter(|f| !f.is_empty()),
-            limit: usize::try_from(req.page_size).unwrap_or(usize::MAX),
+            limit: limits::page_size(req.page_size),
             page_token: Some(req.page_token).filter(|t| !t.is_empty()),
         };
         let page = self.state.board()?.list(&query).await.map_err(|e| from_board(&e))?;
@@ -165,12 +169,14 @@ impl Baton for BatonService {
     type WatchJobStream = Pin<Box<dyn Stream<Item = Result<pb::Job, Status>> + Send + 'static>>;
 
     async fn watch_job(&self, request: Request<pb::WatchJobRequest>) -> Result<Response<Self::WatchJobStream>, Status> {
+        limits::check(request.get_ref())?;
         let id = parse_id(&request.get_ref().id)?;
         let stream = watch::watch_job(self.state.clone(), id).await?;
         Ok(Response::new(Box::pin(stream)))
     }
 
     async fn cancel_job(&self, request: Request<pb::CancelJobRequest>) -> Result<Response<pb::Job>, Status> {
+        limits::check(request.get_ref())?;
         let id = parse_id(&request.get_ref().id)?;
         let job = self.state.board()?.request_cancel(id).await.map_err(|e| from_board(&e))?;
         tracing::info!(job = %id, state = %job.state, "cancellation requested");
@@ -196,6 +202,7 @@ impl Baton for BatonService {
     }
 
     async fn drain(&self, request: Request<pb::DrainRequest>) -> Result<Response<pb::Conductor>, Status> {
+        limits::check(request.get_ref())?;
         let req = request.into_inner();
         if req.name.trim().is_empty() {
             return Err(invalid("name", "must not be empty"));
@@ -225,6 +232,7 @@ impl Baton for BatonService {
         use pb::complete_task_request::{Outcome as O, Target as T};
         // With an auth file, an override by job and task needs `operate` and is recorded
         // under the caller's identity; a token needs no role (it is the credential).
+        limits::check(request.get_ref())?;
         let checked = request.extensions().get::<crate::auth::OverrideCheck>().map(|check| check.0.clone());
         let req = request.into_inner();
         let target = match req.target {
@@ -266,10 +274,12 @@ impl Baton for BatonService {
         &self,
         request: Request<pb::ApplyFlowsRequest>,
     ) -> Result<Response<pb::ApplyFlowsResponse>, Status> {
+        limits::check(request.get_ref())?;
         Ok(Response::new(definitions::apply(&self.state, request.into_inner()).await?))
     }
 
     async fn get_flow(&self, request: Request<pb::GetFlowRequest>) -> Result<Response<pb::FlowDefinition>, Status> {
+        limits::check(request.get_ref())?;
         Ok(Response::new(definitions::get(&self.state, request.into_inner()).await?))
     }
 
@@ -277,6 +287,7 @@ impl Baton for BatonService {
         &self,
         request: Request<pb::FlowHistoryRequest>,
     ) -> Result<Response<pb::FlowHistoryResponse>, Status> {
+        limits::check(request.get_ref())?;
         Ok(Response::new(definitions::history(&self.state, &request.into_inner().name).await?))
     }
 
@@ -284,6 +295,7 @@ impl Baton for BatonService {
         &self,
         request: Request<pb::DeleteFlowRequest>,
     ) -> Result<Response<pb::DeleteFlowResponse>, Status> {
+        limits::check(request.get_ref())?;
         definitions::delete(&self.state, &request.into_inner().name).await?;
         Ok(Response::new(pb::DeleteFlowResponse {}))
     }
@@ -292,6 +304,7 @@ impl Baton for BatonService {
         &self,
         request: Request<pb::FlowGraphRequest>,
     ) -> Result<Response<pb::FlowGraphResponse>, Status> {
+        limits::check(request.get_ref())?;
         Ok(Response::new(definitions::graph(&self.state, request.into_inner()).await?))
     }
 

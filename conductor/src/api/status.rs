@@ -3,10 +3,13 @@
 //! Every handler turns its errors into a `tonic::Status` here, so that a code
 //! means the same thing on every call: NOT_FOUND for an unknown job,
 //! INVALID_ARGUMENT for a request that can never succeed as written,
-//! UNAVAILABLE for a board that may come back (retry), and so on.
+//! UNAVAILABLE for a board that may come back (retry), and so on. Every message
+//! is cut to `limits::MAX_ERROR_BYTES`.
 
 use flows::RegistryError;
 use tonic::{Code, Status};
+
+use super::limits;
 
 /// The gRPC status for a job board error.
 pub fn from_board(err: &jobboard::Error) -> Status {
@@ -23,7 +26,7 @@ pub fn from_board(err: &jobboard::Error) -> Status {
         E::Unavailable { .. } | E::Closed => Code::Unavailable,
         _ => Code::Internal,
     };
-    Status::new(code, error_chain(err))
+    Status::new(code, limits::message(error_chain(err)))
 }
 
 /// UNAVAILABLE for a conductor with no usable board now, naming the cause:
@@ -36,7 +39,7 @@ pub fn board_unavailable(cause: &str) -> Status {
 /// their rules): always INVALID_ARGUMENT, with a message naming the flow and
 /// every field with the rule it breaks.
 pub fn from_registry(err: &RegistryError) -> Status {
-    Status::invalid_argument(err.to_string())
+    Status::invalid_argument(limits::message(err.to_string()))
 }
 
 /// The gRPC status for a catalog refusal: a post or graph of a flow it cannot resolve.
@@ -44,16 +47,16 @@ pub fn from_catalog(err: &crate::catalog::CatalogError) -> Status {
     use crate::catalog::CatalogError as E;
     match err {
         E::UnknownFlow { .. } | E::UnknownVersion { .. } | E::NotVersioned { .. } => {
-            Status::invalid_argument(err.to_string())
+            Status::invalid_argument(limits::message(err.to_string()))
         }
-        E::Unbuildable { .. } => Status::failed_precondition(err.to_string()),
+        E::Unbuildable { .. } => Status::failed_precondition(limits::message(err.to_string())),
         E::Board(_) => Status::unavailable(err.to_string()),
     }
 }
 
 /// INVALID_ARGUMENT naming the bad field.
 pub fn invalid(field: &str, message: impl std::fmt::Display) -> Status {
-    Status::invalid_argument(format!("{field}: {message}"))
+    Status::invalid_argument(limits::message(format!("{field}: {message}")))
 }
 
 /// An error and its sources, joined with `: `.

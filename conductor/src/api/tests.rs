@@ -16,6 +16,7 @@ use tonic::Code;
 
 use super::{router, ApiState};
 
+mod fuzz;
 mod inputs;
 mod requests;
 
