@@ -291,7 +291,8 @@ const UPDATE_ROUNDS: usize = 32;
 
 /// Reads `name`, lets `change` edit it, and stores the result with a CAS, again on a lost
 /// race. `change` answers `None` when there is nothing to write; `update` then returns
-/// `None` too. Returns the value `change` answered and the schedule as written.
+/// `None` too. Returns the value `change` answered and the schedule as written (its
+/// `revision` is still the one it replaced).
 pub async fn update<T: Send>(
     store: &dyn ScheduleStore,
     name: &str,

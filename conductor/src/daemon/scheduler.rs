@@ -70,6 +70,18 @@ impl Scheduler {
             if schedule.paused {
                 continue;
             }
+            let mut fire: Vec<Millis> = Vec::new();
+            for pending in &schedule.pending {
+                if pending.reserved_at + STALE_PENDING <= now {
+                    fire.push(pending.tick);
+                } else {
+                    wake(pending.reserved_at + STALE_PENDING);
+                }
+            }
+            let due = schedule.due(&clock, now, self.since);
+            if fire.is_empty() && due.is_none() {
+                continue;
+            }
             let resolved = match self.catalog.for_post(self.board.as_ref(), &schedule.spec.flow, None).await {
                 Ok(resolved) => resolved,
                 // Unknown or unbuildable here: a conductor that can post it fires it.
@@ -79,12 +91,7 @@ impl Scheduler {
                 }
                 Err(_) => continue,
             };
-            let mut fire: Vec<Millis> =
-                schedule.pending.iter().filter(|p| p.reserved_at + STALE_PENDING <= now).map(|p| p.tick).collect();
-            for pending in schedule.pending.iter().filter(|p| p.reserved_at + STALE_PENDING > now) {
-                wake(pending.reserved_at + STALE_PENDING);
-            }
-            if let Some(due) = schedule.due(&clock, now, self.since) {
+            if let Some(due) = due {
                 let mut reserved = schedule.clone();
                 reserved.reserve(&due, now);
                 if self.board.schedules().replace_schedule(&reserved).await? {
