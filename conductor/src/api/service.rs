@@ -97,6 +97,9 @@ impl BatonService {
 #[tonic::async_trait]
 impl Baton for BatonService {
     async fn post_job(&self, request: Request<pb::PostJobRequest>) -> Result<Response<pb::Job>, Status> {
+        if let Some(limiter) = &self.state.post_rate {
+            limiter.admit(&request)?;
+        }
         limits::check(request.get_ref())?;
         let req = request.into_inner();
         if req.flow.trim().is_empty() {

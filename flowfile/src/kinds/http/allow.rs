@@ -13,8 +13,10 @@
 //! 2. When a name is resolved, every address it resolves to: a public address is
 //!    reached as the name rule allows, but an internal one (loopback, private,
 //!    link-local, unique-local, CGNAT, multicast, unspecified; IPv4-mapped IPv6 as its
-//!    IPv4) only if a CIDR rule holds it. The connection is made only to the addresses
-//!    that passed, so a name cannot be re-pointed between the check and the connect.
+//!    IPv4) only if a CIDR rule *without a port* holds it (the resolver does not see
+//!    the port, so `127.0.0.1:8080` admits that literal URL but no name resolving to
+//!    127.0.0.1). The connection is made only to the addresses that passed, so a name
+//!    cannot be re-pointed between the check and the connect.
 //! 3. Redirects are never followed (see the kind's doc), so no answer moves a request
 //!    to another host; proxy variables are not read.
 
@@ -94,10 +96,11 @@ impl AllowList {
     }
 
     /// Whether a name that passed [`AllowList::check_url`] may be reached at `ip`:
-    /// public addresses may, internal ones only inside a CIDR rule.
+    /// public addresses may, internal ones only inside a CIDR rule without a port.
     pub fn permits_resolved(&self, ip: IpAddr) -> bool {
-        !is_internal(ip)
-            || self.rules.iter().any(|r| matches!(r.host, Host::Block(net, bits) if contains(net, bits, ip)))
+        let any_port_block =
+            |r: &Rule| r.port.is_none() && matches!(r.host, Host::Block(net, bits) if contains(net, bits, ip));
+        !is_internal(ip) || self.rules.iter().any(any_port_block)
     }
 }
 
@@ -253,6 +256,8 @@ mod tests {
         let allow = list(&["api.example.com", "10.0.0.0/8"]);
         assert!(allow.permits_resolved("93.184.216.34".parse().unwrap()));
         assert!(allow.permits_resolved("10.9.9.9".parse().unwrap()));
+        let with_port = list(&["localhost", "127.0.0.1:8080"]);
+        assert!(!with_port.permits_resolved("127.0.0.1".parse().unwrap()), "a block with a port admits no name");
         for internal in
             ["127.0.0.1", "169.254.169.254", "192.168.1.1", "100.64.0.1", "::1", "fe80::1", "::ffff:127.0.0.1"]
         {
