@@ -11,6 +11,7 @@
 //! - [`definitions`]: flow files on the board: apply, get, history, delete, graph.
 //! - [`limits`]: the sizes requests may have, checked before anything else.
 //! - [`fleet`]: the cached conductor set, for the post warning "no live conductor runs this".
+//! - [`post_rate`]: `--post-rate`, a token bucket per caller.
 //! - [`schedules`]: create, list, get, pause, resume and delete schedules.
 //! - [`outline`]: a job's atoms in flow order, merged with its logbook.
 //! - [`status`]: errors to gRPC codes, in one place.
@@ -23,6 +24,7 @@ pub mod definitions;
 pub mod fleet;
 pub mod limits;
 pub mod outline;
+pub mod post_rate;
 pub mod schedules;
 pub mod service;
 pub mod status;
@@ -69,6 +71,8 @@ pub struct ApiState {
     pub local: Option<Arc<LocalStatus>>,
     /// In front of every service: who may call what (see [`crate::auth`]); by default nobody is asked.
     pub auth: AuthLayer,
+    /// `--post-rate`: how fast one caller may post; `None`: unlimited.
+    pub post_rate: Option<Arc<post_rate::PostLimiter>>,
 }
 
 impl ApiState {
@@ -88,6 +92,7 @@ impl ApiState {
             shutdown: CancellationToken::new(),
             local: None,
             auth: AuthLayer::default(),
+            post_rate: None,
         }
     }
 
@@ -110,6 +115,13 @@ impl ApiState {
     #[must_use]
     pub fn with_auth(mut self, auth: AuthLayer) -> Self {
         self.auth = auth;
+        self
+    }
+
+    /// Posts are limited to `rate` per caller (`None`: unlimited).
+    #[must_use]
+    pub fn with_post_rate(mut self, rate: Option<post_rate::PostRate>) -> Self {
+        self.post_rate = rate.map(|rate| Arc::new(post_rate::PostLimiter::new(rate)));
         self
     }
 

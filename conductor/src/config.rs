@@ -6,17 +6,20 @@
 //! layers them; it takes the environment as a function so tests need not touch
 //! the process's own.
 
+mod file;
+mod guards;
 mod security;
 #[cfg(test)]
 mod tests;
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{CommandFactory, Parser};
 use serde::{Deserialize, Deserializer};
 
+pub use self::guards::Guards;
 pub use self::security::{EtcdSecuritySettings, PeerSettings, Secret, Security};
 use crate::error::Error;
 pub use crate::tls::TlsFiles;
@@ -190,6 +193,14 @@ pub struct Settings {
     /// CA (PEM) that signed the other conductors' --tls-cert [default: --tls-client-ca, else the system's roots].
     #[arg(long, value_name = "FILE")]
     pub peer_ca: Option<PathBuf>,
+    /// Hosts `http` tasks may reach: names, *.suffix, CIDR blocks, each with an optional :PORT [default: any].
+    #[arg(long, value_name = "HOST,...", value_delimiter = ',')]
+    #[serde(default, deserialize_with = "comma_list")]
+    pub http_allow: Option<Vec<String>>,
+    /// Posts one caller (identity, else address) may make per second, and at once [default: unlimited].
+    #[arg(long, value_name = "PER_SEC[:BURST]", value_parser = guards::parse_post_rate)]
+    #[serde(default, deserialize_with = "guards::post_rate")]
+    pub post_rate: Option<crate::api::post_rate::PostRate>,
 }
 
 /// How logs are written.
@@ -284,6 +295,8 @@ pub struct Config {
     pub http_advertise: Option<String>,
     /// How this conductor reaches other conductors (the worker relay).
     pub peer: PeerSettings,
+    /// `--http-allow` and `--post-rate`.
+    pub guards: Guards,
 }
 
 /// The file the embedded board keeps in its data dir.
@@ -302,7 +315,7 @@ impl Config {
         let from_env = settings_from_env(&env)?;
         let file_path = flags.config.clone().or_else(|| env("BATON_CONFIG").map(PathBuf::from));
         let from_file = match &file_path {
-            Some(path) => settings_from_file(path)?,
+            Some(path) => file::settings_from_file(path)?,
             None => Settings::default(),
         };
         let s = flags.settings.over(from_env).over(from_file);
@@ -372,6 +385,7 @@ impl Config {
                 env("BATON_ETCD_PASSWORD"),
             )?,
             http_advertise: s.http_advertise,
+            guards: Guards::resolve(s.http_allow, s.post_rate)?,
         };
         config.validate()?;
         Ok(config)
@@ -411,6 +425,7 @@ impl Config {
             etcd_security: EtcdSecuritySettings::default(),
             http_advertise: None,
             peer: PeerSettings::default(),
+            guards: Guards::default(),
         }
     }
 
@@ -512,6 +527,8 @@ impl Settings {
             peer_cert: self.peer_cert.or(lower.peer_cert),
             peer_key: self.peer_key.or(lower.peer_key),
             peer_ca: self.peer_ca.or(lower.peer_ca),
+            http_allow: self.http_allow.or(lower.http_allow),
+            post_rate: self.post_rate.or(lower.post_rate),
         }
     }
 }
@@ -541,32 +558,6 @@ fn settings_from_env(env: &dyn Fn(&str) -> Option<String>) -> Result<Settings, E
 /// `max-jobs` -> `BATON_MAX_JOBS`.
 pub fn env_key(long_flag: &str) -> String {
     format!("BATON_{}", long_flag.replace('-', "_").to_ascii_uppercase())
-}
-
-fn settings_from_file(path: &Path) -> Result<Settings, Error> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Error::Config(format!("cannot read config file {}: {e}", path.display())))?;
-    let bad = |what: String| Error::Config(format!("config file {}: {what}", path.display()));
-    if text.trim().is_empty() {
-        return Ok(Settings::default());
-    }
-    // The one YAML reader of the project (flow files, store files, this file): YAML 1.2, positioned errors.
-    let parsed = flowfile::document_to_json(&path.display().to_string(), &text)
-        .map_err(|problems| Error::Config(format!("invalid YAML in the config file:\n{problems}")))?;
-    let map = match parsed {
-        Some(serde_json::Value::Object(map)) => map,
-        None | Some(serde_json::Value::Null) => return Ok(Settings::default()),
-        Some(other) => return Err(bad(format!("expected a map of settings, found {other}"))),
-    };
-    // Key by key first, so that an error names the key (serde alone names only the value).
-    for (key, value) in &map {
-        let single = serde_json::Map::from_iter([(key.clone(), value.clone())]);
-        serde_json::from_value::<Settings>(serde_json::Value::Object(single)).map_err(|e| match e.is_data() {
-            true if e.to_string().starts_with("unknown field") => bad(e.to_string()),
-            _ => bad(format!("{key}: {e}")),
-        })?;
-    }
-    serde_json::from_value(serde_json::Value::Object(map)).map_err(|e| bad(e.to_string()))
 }
 
 /// `<hostname>-<pid>`: unique per process on a host, readable in `baton conductors`.

@@ -255,6 +255,8 @@ pub struct Protection {
     pub tls: Option<Arc<ServerTls>>,
     /// The auth file; `None`: callers are not authenticated.
     pub auth: Option<Arc<Authenticator>>,
+    /// `--post-rate`; `None`: posts are not limited.
+    pub post_rate: Option<crate::api::post_rate::PostRate>,
 }
 
 impl Protection {
@@ -271,7 +273,7 @@ impl Protection {
                 "an auth file without TLS beyond loopback: tokens cross the network in plaintext; give --tls-cert and --tls-key"
             );
         }
-        Ok(Protection { tls, auth })
+        Ok(Protection { tls, auth, post_rate: config.guards.post_rate })
     }
 }
 
@@ -298,7 +300,8 @@ impl Server {
         let state = ApiState::over(slot.clone(), catalog.clone())
             .with_shutdown(stop.clone())
             .with_local(local.clone())
-            .with_auth(AuthLayer::new(protection.auth.clone()));
+            .with_auth(AuthLayer::new(protection.auth.clone()))
+            .with_post_rate(protection.post_rate);
         let (router, health) = api::router(state).await;
         let router = router
             .add_service(WorkersService::new(workers.clone()).server())

@@ -227,6 +227,17 @@ impl Kinds {
         }
     }
 
+    /// Limits `http` tasks to the hosts `allow` allows (`--http-allow`). No effect if
+    /// `http` is not allowed.
+    #[must_use]
+    pub fn http_allow(self, allow: http::allow::AllowList) -> Self {
+        if self.kinds.contains_key("http") {
+            self.with(http::Http::allowing(Some(allow)))
+        } else {
+            self
+        }
+    }
+
     /// The base of `${callback.url}` (`--http-advertise`, e.g. `https://baton.example:8080`):
     /// the URL is `<base>/v1/callbacks/<token>`. Without it `${callback.url}` has no value.
     #[must_use]

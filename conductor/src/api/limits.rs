@@ -45,6 +45,8 @@ pub const MAX_FLOW_FILES: usize = 100;
 pub const MAX_PAGE_SIZE: u32 = 1000;
 /// The longest `FlowGraph` format name.
 const MAX_FORMAT_BYTES: usize = 16;
+/// A cron expression: six fields with lists and ranges fit well within it.
+const MAX_CRON_BYTES: usize = 256;
 /// The longest error message the API returns; longer ones are cut (an apply's problem list).
 pub const MAX_ERROR_BYTES: usize = 8 * 1024;
 
@@ -143,7 +145,32 @@ macro_rules! by_name {
         }
     )*};
 }
-by_name!(pb::DrainRequest, pb::GetFlowRequest, pb::FlowHistoryRequest, pb::DeleteFlowRequest);
+by_name!(
+    pb::DrainRequest,
+    pb::GetFlowRequest,
+    pb::FlowHistoryRequest,
+    pb::DeleteFlowRequest,
+    pb::GetScheduleRequest,
+    pb::PauseScheduleRequest,
+    pb::ResumeScheduleRequest,
+    pb::DeleteScheduleRequest
+);
+
+impl Bounded for pb::ListSchedulesRequest {
+    fn check(&self) -> Result<(), Status> {
+        Ok(())
+    }
+}
+
+impl Bounded for pb::CreateScheduleRequest {
+    fn check(&self) -> Result<(), Status> {
+        text("name", &self.name, MAX_NAME_BYTES)?;
+        text("flow", &self.flow, MAX_NAME_BYTES)?;
+        text("cron", &self.cron, MAX_CRON_BYTES)?;
+        text("timezone", &self.timezone, MAX_NAME_BYTES)?;
+        store_text("store_json", &self.store_json)
+    }
+}
 
 impl Bounded for pb::FlowGraphRequest {
     fn check(&self) -> Result<(), Status> {

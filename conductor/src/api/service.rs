@@ -97,6 +97,9 @@ impl BatonService {
 #[tonic::async_trait]
 impl Baton for BatonService {
     async fn post_job(&self, request: Request<pb::PostJobRequest>) -> Result<Response<pb::Job>, Status> {
+        if let Some(limiter) = &self.state.post_rate {
+            limiter.admit(&request)?;
+        }
         limits::check(request.get_ref())?;
         let req = request.into_inner();
         if req.flow.trim().is_empty() {
@@ -312,17 +315,20 @@ impl Baton for BatonService {
         &self,
         request: Request<pb::CreateScheduleRequest>,
     ) -> Result<Response<pb::Schedule>, Status> {
+        limits::check(request.get_ref())?;
         Ok(Response::new(schedules::create(&self.state, request.into_inner()).await?))
     }
 
     async fn list_schedules(
         &self,
-        _: Request<pb::ListSchedulesRequest>,
+        request: Request<pb::ListSchedulesRequest>,
     ) -> Result<Response<pb::ListSchedulesResponse>, Status> {
+        limits::check(request.get_ref())?;
         Ok(Response::new(schedules::list(&self.state).await?))
     }
 
     async fn get_schedule(&self, request: Request<pb::GetScheduleRequest>) -> Result<Response<pb::Schedule>, Status> {
+        limits::check(request.get_ref())?;
         Ok(Response::new(schedules::get(&self.state, schedules::name(&request.get_ref().name)?).await?))
     }
 
@@ -330,6 +336,7 @@ impl Baton for BatonService {
         &self,
         request: Request<pb::PauseScheduleRequest>,
     ) -> Result<Response<pb::Schedule>, Status> {
+        limits::check(request.get_ref())?;
         let name = schedules::name(&request.get_ref().name)?;
         Ok(Response::new(schedules::set_paused(&self.state, name, true).await?))
     }
@@ -338,6 +345,7 @@ impl Baton for BatonService {
         &self,
         request: Request<pb::ResumeScheduleRequest>,
     ) -> Result<Response<pb::Schedule>, Status> {
+        limits::check(request.get_ref())?;
         let name = schedules::name(&request.get_ref().name)?;
         Ok(Response::new(schedules::set_paused(&self.state, name, false).await?))
     }
@@ -346,6 +354,7 @@ impl Baton for BatonService {
         &self,
         request: Request<pb::DeleteScheduleRequest>,
     ) -> Result<Response<pb::DeleteScheduleResponse>, Status> {
+        limits::check(request.get_ref())?;
         schedules::delete(&self.state, schedules::name(&request.get_ref().name)?).await?;
         Ok(Response::new(pb::DeleteScheduleResponse {}))
     }

@@ -251,3 +251,30 @@ fn the_peer_credential_comes_from_flags_or_env_and_trusts_the_client_ca_by_defau
     let missing = load(&["--peer-token-file", "/nonexistent/peer"], &[]).unwrap_err().to_string();
     assert!(missing.contains("--peer-token-file"), "{missing}");
 }
+
+#[test]
+fn http_allow_and_post_rate_come_from_flags_env_and_file() {
+    use crate::api::post_rate::PostRate;
+    let config = load(&[], &[]).unwrap();
+    assert_eq!(config.guards, Guards::default());
+
+    let config = load(&["--http-allow", "api.example.com,10.0.0.0/8", "--post-rate", "5:20"], &[]).unwrap();
+    let allow = config.guards.http_allow.expect("a list");
+    assert!(allow.check_url(&"https://api.example.com/".parse().unwrap()).is_ok());
+    assert!(allow.check_url(&"https://other.example.com/".parse().unwrap()).is_err());
+    assert_eq!(config.guards.post_rate, Some(PostRate { per_sec: 5.0, burst: 20 }));
+
+    let config = load(&[], &[("BATON_POST_RATE", "2")]).unwrap();
+    assert_eq!(config.guards.post_rate, Some(PostRate { per_sec: 2.0, burst: 2 }));
+    let file = config_file("http_allow: [\"*.corp.example\"]\npost_rate: 3\n");
+    let config = load(&["--config", file.path().to_str().unwrap()], &[]).unwrap();
+    assert!(config.guards.http_allow.is_some());
+    assert_eq!(config.guards.post_rate, Some(PostRate { per_sec: 3.0, burst: 3 }));
+
+    let err = load(&["--http-allow", "a b"], &[]).unwrap_err().to_string();
+    assert!(err.contains("--http-allow \"a b\""), "{err}");
+    let err = load(&["--http-allow", ","], &[]).unwrap_err().to_string();
+    assert!(err.contains("--http-allow names no host"), "{err}");
+    let err = load(&[], &[("BATON_POST_RATE", "0")]).unwrap_err().to_string();
+    assert!(err.contains("BATON_POST_RATE") && err.contains("not a rate above 0"), "{err}");
+}

@@ -35,13 +35,16 @@ use jobboard::{ApplyRule, JobBoard, NewFlowVersion};
 use crate::config::Config;
 use crate::error::Error;
 
-/// The kinds `config` allows, with `${secret.NAME}` resolving from `--secrets-dir`,
+/// The kinds `config` allows (`http` limited by `--http-allow`), with `${secret.NAME}` resolving from `--secrets-dir`,
 /// `remote` tasks sent to `workers` (the conductor's worker hub) and `${callback.url}`
 /// based on `--http-advertise` (or `--http-listen`).
 pub fn kinds(config: &Config, workers: Arc<dyn Dispatch>) -> Result<Kinds, Error> {
     let mut kinds = Kinds::allowing(&config.task_kinds)
         .map_err(|e| Error::Config(format!("--task-kinds: {e}")))?
         .remote_dispatch(workers);
+    if let Some(allow) = &config.guards.http_allow {
+        kinds = kinds.http_allow(allow.clone());
+    }
     if let Some(base) = config.callback_base() {
         kinds = kinds.callback_base(base);
     }

@@ -10,7 +10,13 @@
 //! followed (a 3xx is a status like any other: list it in `expect` to accept it), so a
 //! request never moves to another host. Proxy variables are not read. Neither headers
 //! nor bodies nor the URL's query are logged, as any of them may carry a secret.
+//!
+//! With an allow list (`--http-allow`, [`allow`]) a URL whose host it does not
+//! allow fails the task before any connection, and a name that resolves only to
+//! internal addresses the list does not hold fails when it is resolved.
 
+pub mod allow;
+mod resolve;
 #[cfg(test)]
 mod tests;
 
@@ -41,7 +47,9 @@ const SETTINGS: &[&str] = &["method", "url", "headers", "json", "body", "expect"
 /// The `http` kind, with its connection pool.
 #[derive(Clone)]
 pub struct Http {
-    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    client: Client<HttpsConnector<HttpConnector<resolve::Checked>>, Full<Bytes>>,
+    /// `--http-allow`; `None`: any host.
+    allow: Option<Arc<allow::AllowList>>,
 }
 
 impl std::fmt::Debug for Http {
@@ -59,6 +67,12 @@ impl Default for Http {
 impl Http {
     /// An `http` kind trusting the system's root certificates and Mozilla's.
     pub fn new() -> Self {
+        Self::allowing(None)
+    }
+
+    /// An `http` kind that reaches only what `allow` allows (`None`: any host).
+    pub fn allowing(allow: Option<allow::AllowList>) -> Self {
+        let allow = allow.map(Arc::new);
         let mut roots = rustls::RootCertStore::empty();
         roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
         // A host without a system store (a bare container) still has Mozilla's roots.
@@ -76,7 +90,7 @@ impl Http {
             .expect("ring supports rustls's default protocol versions")
             .with_root_certificates(roots)
             .with_no_client_auth();
-        let mut plain = HttpConnector::new();
+        let mut plain = HttpConnector::new_with_resolver(resolve::Checked::new(allow.clone()));
         plain.enforce_http(false);
         let connector = hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config(tls)
@@ -84,7 +98,7 @@ impl Http {
             .enable_http1()
             .enable_http2()
             .wrap_connector(plain);
-        Http { client: Client::builder(TokioExecutor::new()).build(connector) }
+        Http { client: Client::builder(TokioExecutor::new()).build(connector), allow }
     }
 }
 
@@ -218,6 +232,9 @@ impl Kind for Http {
             return Err(invalid("http", vec!["url: required".to_owned()]));
         };
         let label = format!("{} {}", settings.method, target(&uri));
+        if let Some(allow) = &self.allow {
+            allow.check_url(&uri).map_err(|why| Failure::task(format!("{label}: {why}")))?;
+        }
         // Logs name the origin only: a path can carry a value as sensitive as a query's.
         let logged = format!("{} {}", settings.method, origin(&uri));
         let mut request = Request::builder().method(settings.method).uri(uri);
@@ -270,6 +287,9 @@ impl Kind for Http {
             let body_tail = tail_text(&body, BODY_TAIL);
             let last_line = body_tail.lines().rev().find(|l| !l.trim().is_empty()).map(str::trim).unwrap_or_default();
             let mut message = format!("{label} answered {}, expected {wanted}", parts.status);
+            if parts.status.is_redirection() {
+                message.push_str(" (redirects are not followed)");
+            }
             if !last_line.is_empty() {
                 message.push_str(&format!(": {}", last_line.chars().take(200).collect::<String>()));
             }

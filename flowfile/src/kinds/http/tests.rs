@@ -287,3 +287,53 @@ fn check_reports_every_problem_by_key() {
     assert_eq!(check(json!({"url": "http://h/", "expect": "${codes}"})), Vec::<String>::new());
     assert_eq!(check(json!({"url": "http://inventory.local/servers/${server_id}"})), Vec::<String>::new());
 }
+
+/// An `http` kind limited to `entries`.
+fn allowing(entries: &[&str]) -> Http {
+    Http::allowing(Some(allow::AllowList::parse(entries).expect("valid rules")))
+}
+
+#[tokio::test]
+async fn an_allowed_host_is_reached_and_a_denied_one_never_contacted() {
+    let server = Server::start().await;
+    let with = json!({"url": server.url("/servers/7")});
+    let port = server.addr.port();
+    let out = allowing(&[&format!("127.0.0.1:{port}")]).run(settings(with.clone()), &call(None)).await;
+    assert_eq!(out.expect("allowed"), json!({"id": 7, "name": "n1"}));
+
+    for entries in [vec!["api.example.com"], vec!["127.0.0.1:1"], vec!["10.0.0.0/8"]] {
+        let failure = allowing(&entries).run(settings(with.clone()), &call(None)).await.expect_err("denied");
+        let expected =
+            format!("GET http://127.0.0.1:{port}/servers/7: host 127.0.0.1 port {port} is not allowed by --http-allow");
+        assert_eq!(failure.message, expected, "{entries:?}");
+    }
+    assert_eq!(server.seen().len(), 1, "a denied URL was requested");
+}
+
+#[tokio::test]
+async fn a_name_resolving_to_an_internal_address_needs_a_block() {
+    let server = Server::start().await;
+    let with = json!({"url": format!("http://localhost:{}/servers/7", server.addr.port())});
+    let failure = allowing(&["localhost"]).run(settings(with.clone()), &call(None)).await.expect_err("denied");
+    assert!(
+        failure.message.contains("localhost resolves only to internal addresses that --http-allow does not list"),
+        "{}",
+        failure.message
+    );
+    assert!(server.seen().is_empty(), "the denied address was contacted");
+    let out = allowing(&["localhost", "127.0.0.0/8", "::1"]).run(settings(with), &call(None)).await;
+    assert_eq!(out.expect("allowed by the block"), json!({"id": 7, "name": "n1"}));
+}
+
+#[tokio::test]
+async fn a_redirect_to_a_denied_host_is_not_followed() {
+    let server = Server::start().await;
+    let with = json!({"url": server.url("/moved")});
+    let failure = allowing(&["127.0.0.1"]).run(settings(with), &call(None)).await.expect_err("a 302 is no success");
+    assert!(
+        failure.message.ends_with("answered 302 Found, expected 2xx (redirects are not followed)"),
+        "{}",
+        failure.message
+    );
+    assert_eq!(server.seen().len(), 1, "only the first request was made");
+}
