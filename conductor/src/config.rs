@@ -284,6 +284,8 @@ pub struct Config {
     pub http_advertise: Option<String>,
     /// How this conductor reaches other conductors (the worker relay).
     pub peer: PeerSettings,
+    /// Features taken away (`BATON_TEST_WITHOUT_FEATURES`), to act as an older release in tests.
+    pub without_features: Vec<String>,
 }
 
 /// The file the embedded board keeps in its data dir.
@@ -372,6 +374,9 @@ impl Config {
                 env("BATON_ETCD_PASSWORD"),
             )?,
             http_advertise: s.http_advertise,
+            without_features: env(crate::features::WITHOUT_FEATURES_ENV)
+                .map(|v| crate::features::names(&v))
+                .unwrap_or_default(),
         };
         config.validate()?;
         Ok(config)
@@ -411,6 +416,7 @@ impl Config {
             etcd_security: EtcdSecuritySettings::default(),
             http_advertise: None,
             peer: PeerSettings::default(),
+            without_features: Vec::new(),
         }
     }
 
