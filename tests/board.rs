@@ -37,6 +37,7 @@ board_test!(a_fleet_drains_a_backlog_claiming_each_job_once);
 board_test!(priority_then_fifo);
 board_test!(flow_filter);
 board_test!(filtered_claims_keep_order);
+board_test!(claims_honour_required_features);
 board_test!(abandon_then_reclaim);
 board_test!(consume_and_trash);
 board_test!(quarantine_after_n_claims);

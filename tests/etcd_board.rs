@@ -365,7 +365,7 @@ async fn filtered_claim_and_first_logbook_load_save_requests() {
     let etcd = tokio::task::spawn_blocking(EtcdProcess::start).await.expect("the etcd starter panicked");
     let endpoint = etcd.endpoint();
     let board = connect(&endpoint, &unique_prefix("saved-requests"), "counted", 10).await;
-    let filter = FlowFilter(vec!["provision-cluster".into(), "chain".into()]);
+    let filter = FlowFilter::flows(vec!["provision-cluster".into(), "chain".into()]);
     let ranges = || tests::etcd::metrics::kv_requests(&endpoint, "Range");
 
     let job = board.post(NewJob::new("chain", Map::new())).await.expect("post");

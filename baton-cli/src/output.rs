@@ -93,6 +93,9 @@ pub fn job_json(job: &pb::Job, with_tasks: bool) -> Value {
         value["flow_version"] = json!(version);
         value["flow_hash"] = json!(job.flow_hash);
     }
+    if !job.requires.is_empty() {
+        value["requires"] = json!(job.requires);
+    }
     if !job.warnings.is_empty() {
         value["warnings"] = json!(job.warnings);
     }
@@ -144,7 +147,7 @@ fn failure_json(failure: &pb::Failure) -> Value {
 pub fn conductor_json(c: &pb::Conductor) -> Value {
     json!({
         "name": c.name, "address": c.address, "jobs": c.jobs, "since": c.since_ms, "draining": c.draining,
-        "task_kinds": c.task_kinds, "rust_flows": c.rust_flows,
+        "task_kinds": c.task_kinds, "rust_flows": c.rust_flows, "features": c.features,
     })
 }
 
@@ -237,6 +240,9 @@ pub fn job_detail(job: &pb::Job) -> String {
     field("claims", &job.claims.to_string());
     field("priority", &job.priority.to_string());
     field("store", &job.store_json);
+    if !job.requires.is_empty() {
+        field("requires", &job.requires.join(", "));
+    }
     field("created", &format_time(job.created_at_ms));
     if let Some(finished) = job.finished_at_ms {
         field("finished", &format_time(finished));
@@ -429,11 +435,12 @@ mod tests {
             draining: true,
             task_kinds: vec!["noop".into()],
             rust_flows: vec![],
+            features: vec!["file-flow".into()],
         };
         assert_eq!(
             conductor_json(&c),
             json!({"name": "c1", "address": "127.0.0.1:1", "jobs": 2, "since": 5, "draining": true,
-                   "task_kinds": ["noop"], "rust_flows": []})
+                   "task_kinds": ["noop"], "rust_flows": [], "features": ["file-flow"]})
         );
     }
 

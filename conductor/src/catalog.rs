@@ -32,7 +32,7 @@ use std::time::Duration;
 
 use flowfile::{FlowFile, Kinds};
 use flows::{FlowFactory, FlowRegistry};
-use jobboard::{FlowFilter, FlowPin, FlowVersion, JobBoard};
+use jobboard::{Features, FlowFilter, FlowPin, FlowVersion, JobBoard};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
@@ -146,12 +146,27 @@ pub struct Catalog {
     current: watch::Sender<Arc<BTreeMap<String, Current>>>,
     /// Parsed versions by hash; immutable, so never invalidated.
     by_hash: Mutex<HashMap<String, Arc<Parsed>>>,
+    /// The features this conductor has (see [`crate::features`]): every claim passes them.
+    features: Features,
 }
 
 impl Catalog {
     /// A catalog of `rust` flows, running file flows with `kinds`; no file flow yet.
     pub fn new(rust: Arc<FlowRegistry>, kinds: Arc<Kinds>) -> Self {
-        Catalog { rust, kinds, current: watch::Sender::new(Arc::default()), by_hash: Mutex::default() }
+        let features = crate::features::supported(&kinds, &[]);
+        Catalog { rust, kinds, current: watch::Sender::new(Arc::default()), by_hash: Mutex::default(), features }
+    }
+
+    /// The same catalog, lacking `without` among its features (as an older release would).
+    #[must_use]
+    pub fn without_features(mut self, without: &[String]) -> Self {
+        self.features = crate::features::supported(&self.kinds, without);
+        self
+    }
+
+    /// The features this conductor has.
+    pub fn features(&self) -> &Features {
+        &self.features
     }
 
     /// The binary's Rust flows.
@@ -174,7 +189,8 @@ impl Catalog {
         self.current.subscribe()
     }
 
-    /// The flows this conductor claims: its Rust flows and the file flows it can run.
+    /// The flows this conductor claims: its Rust flows and the file flows it can run, of
+    /// jobs needing no feature it lacks.
     pub fn filter(&self) -> FlowFilter {
         let mut names: Vec<String> = self.rust.names().into_iter().map(str::to_owned).collect();
         let current = self.current();
@@ -184,7 +200,7 @@ impl Catalog {
                 .filter(|(_, c)| c.parsed.as_ref().is_ok_and(|p| p.missing.is_empty()))
                 .map(|(name, _)| name.clone()),
         );
-        FlowFilter(names)
+        FlowFilter::flows(names).having(self.features.clone())
     }
 
     /// Every name known here, sorted.

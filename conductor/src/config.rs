@@ -297,6 +297,8 @@ pub struct Config {
     pub peer: PeerSettings,
     /// `--http-allow` and `--post-rate`.
     pub guards: Guards,
+    /// Features taken away (`BATON_TEST_WITHOUT_FEATURES`), to act as an older release in tests.
+    pub without_features: Vec<String>,
 }
 
 /// The file the embedded board keeps in its data dir.
@@ -386,6 +388,9 @@ impl Config {
             )?,
             http_advertise: s.http_advertise,
             guards: Guards::resolve(s.http_allow, s.post_rate)?,
+            without_features: env(crate::features::WITHOUT_FEATURES_ENV)
+                .map(|v| crate::features::names(&v))
+                .unwrap_or_default(),
         };
         config.validate()?;
         Ok(config)
@@ -426,6 +431,7 @@ impl Config {
             http_advertise: None,
             peer: PeerSettings::default(),
             guards: Guards::default(),
+            without_features: Vec::new(),
         }
     }
 

@@ -137,7 +137,9 @@ impl Daemon {
         let files = flow_files::files(&self.config, &self.registry)?;
         let hub = self.workers.clone();
         let kinds = flow_files::kinds(&self.config, Arc::new(hub.clone()))?;
-        let catalog = Arc::new(Catalog::new(self.registry.clone(), Arc::new(kinds)));
+        let catalog = Arc::new(
+            Catalog::new(self.registry.clone(), Arc::new(kinds)).without_features(&self.config.without_features),
+        );
         let local_addr =
             listener.local_addr().map_err(|source| Error::Io { what: "reading listen address".into(), source })?;
         let address = self.config.advertise.clone().unwrap_or_else(|| local_addr.to_string());

@@ -6,6 +6,7 @@
 //! ## Layout
 //! - [`config`]: daemon settings; flags > `BATON_*` env > YAML file > defaults.
 //! - [`catalog`]: every flow a conductor knows (Rust flows and the board's flow files), pinned versions by hash.
+//! - [`features`]: what a job needs (computed at post) and what this conductor has (every claim passes it).
 //! - [`daemon`]: `run(config, listener, shutdown)`: board sessions, registration, claim loop, job runner.
 //! - [`api`]: the `baton.v1` gRPC service over a `JobBoard`; `api::status` maps errors to codes.
 //! - [`drain`]: `DrainHandle`, a conductor's local drain switch.
@@ -29,6 +30,7 @@ pub mod daemon;
 pub mod demo_flows;
 pub mod drain;
 pub mod error;
+pub mod features;
 pub mod http;
 pub mod local;
 pub mod metrics;

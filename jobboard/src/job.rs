@@ -10,6 +10,7 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use crate::error::Error;
+use crate::features::Features;
 
 /// A job's identity.
 pub type JobId = Uuid;
@@ -59,6 +60,10 @@ pub struct NewJob {
     /// the conductor binary (Rust). Absent in records written before pinning existed.
     #[serde(default)]
     pub pin: Option<FlowPin>,
+    /// The features a conductor needs to run it ([`crate::features`]); empty from older code,
+    /// which any conductor claims.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub requires: Vec<String>,
 }
 
 /// The version of a stored flow definition a job was posted against: it runs that version,
@@ -79,7 +84,7 @@ pub const MAX_NAME_BYTES: usize = 1024;
 impl NewJob {
     /// A job of priority 0 without an idempotency key.
     pub fn new(flow: impl Into<String>, store: Map<String, Value>) -> Self {
-        NewJob { flow: flow.into(), store, priority: 0, idempotency_key: None, pin: None }
+        NewJob { flow: flow.into(), store, priority: 0, idempotency_key: None, pin: None, requires: Vec::new() }
     }
 
     /// Refuses, the same way on every backend, a blank or overlong flow name or
@@ -133,21 +138,47 @@ pub struct Job {
     /// The stored flow definition it runs; `None` for a Rust flow (see [`NewJob::pin`]).
     #[serde(default)]
     pub pin: Option<FlowPin>,
+    /// The features it needs (see [`NewJob::requires`]).
+    #[serde(default)]
+    pub requires: Vec<String>,
 }
 
-/// Which flows a claimer can run; empty means any.
+/// What a claimer can run: which flows (empty: any), and which features it has.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct FlowFilter(pub Vec<String>);
+pub struct FlowFilter {
+    /// The flows it runs; empty means any.
+    pub flows: Vec<String>,
+    /// The features it has; `None` claims a job whatever it requires (tests, tools).
+    pub features: Option<Features>,
+}
 
 impl FlowFilter {
-    /// Accept every flow.
+    /// Accept every job.
     pub fn any() -> Self {
-        FlowFilter(Vec::new())
+        FlowFilter::default()
     }
 
-    /// Whether a job of this flow passes the filter.
+    /// Jobs of these flows, whatever they require.
+    pub fn flows(flows: Vec<String>) -> Self {
+        FlowFilter { flows, features: None }
+    }
+
+    /// The same filter, for a claimer that has exactly `features`.
+    #[must_use]
+    pub fn having(mut self, features: Features) -> Self {
+        self.features = Some(features);
+        self
+    }
+
+    /// Whether a job of this flow passes the filter's flows.
     pub fn accepts(&self, flow: &str) -> bool {
-        self.0.is_empty() || self.0.iter().any(|f| f == flow)
+        self.flows.is_empty() || self.flows.iter().any(|f| f == flow)
+    }
+
+    /// Whether a job of `flow` needing `requires` passes the filter.
+    pub fn accepts_job(&self, flow: &str, requires: &[String]) -> bool {
+        self.accepts(flow)
+            && self.features.as_ref().is_none_or(|has| crate::features::missing(requires, has).is_empty())
     }
 }
 
@@ -193,6 +224,9 @@ pub struct ConductorInfo {
     /// The flows built into its binary (Rust flows); empty from older conductors.
     #[serde(default)]
     pub rust_flows: Vec<String>,
+    /// The features it has ([`crate::features`]); empty from older conductors.
+    #[serde(default)]
+    pub features: Vec<String>,
 }
 
 /// Settings every backend shares.

@@ -20,6 +20,7 @@ pub mod claim;
 pub mod embedded;
 pub mod error;
 pub mod etcd;
+pub mod features;
 pub mod flow_defs;
 pub mod job;
 pub mod lifecycle;
@@ -31,6 +32,7 @@ pub mod workers;
 pub use board::{Availability, JobBoard, Wakeups};
 pub use claim::{Claim, FenceToken};
 pub use error::Error;
+pub use features::Features;
 pub use flow_defs::{Applied, ApplyRule, FlowVersion, NewFlowVersion};
 pub use job::{
     BoardConfig, ConductorInfo, FlowFilter, FlowPin, Job, JobId, JobPage, JobState, ListQuery, NewJob, Outcome,

@@ -12,6 +12,7 @@
 //! - `factories`: `EmbeddedFactory` (SQLite in a temp dir) and `EtcdFactory` (the shared test etcd).
 //! - `claiming`: racing claimers, order, filters, abandon, consume, trash, quarantine.
 //! - `failover`: lost sessions, fencing of the old owner, wake-ups, cancellation.
+//! - `features`: claims never hand out a job needing a feature the claimer lacks.
 //! - `flow_defs`: flow definitions: versions, the apply rule, concurrent applies, deletion.
 //! - `lifecycle`: the API follows `jobboard::lifecycle`'s table and quarantine rule.
 //! - `posting`: idempotency, bad inputs, listing, conductors.
@@ -26,6 +27,7 @@ mod batches;
 mod claiming;
 mod factories;
 mod failover;
+mod features;
 mod flow_defs;
 mod lifecycle;
 mod listing;
@@ -54,6 +56,7 @@ pub use factories::{EmbeddedFactory, EtcdFactory};
 pub use failover::{
     cancel_unclaimed_and_claimed, close_releases_claims, lost_session_returns_job, old_owner_is_fenced, wakeups_fire,
 };
+pub use features::claims_honour_required_features;
 pub use flow_defs::{
     a_flow_in_use_is_not_deleted, concurrent_applies_each_get_a_version, flow_versions_follow_the_apply_rule,
     pins_persist_and_flow_changes_wake, unknown_flows_and_bad_names_are_refused,

@@ -119,7 +119,7 @@ pub async fn write_jobs(board: &dyn JobBoard) -> HarnessResult<FixtureJobs> {
         return Err(format!("the mid-run job ended {:?}, not suspended after greet", outcome.state).into());
     }
     drop(claim);
-    if board.claim_next(&FlowFilter(vec!["nothing-here".into()])).await?.is_some() {
+    if board.claim_next(&FlowFilter::flows(vec!["nothing-here".into()])).await?.is_some() {
         return Err("a filter naming no flow claimed a job".into());
     }
     Ok(FixtureJobs {

@@ -28,6 +28,7 @@ pub fn job_to_pb(job: &Job, tasks: Vec<pb::Task>) -> pb::Job {
         flow_hash: job.pin.as_ref().map(|p| p.hash.clone()),
         warnings: Vec::new(),
         outputs_json: String::new(),
+        requires: job.requires.clone(),
     }
 }
 
@@ -81,6 +82,7 @@ pub fn conductor_to_pb(info: &ConductorInfo) -> pb::Conductor {
         draining: info.draining,
         task_kinds: info.task_kinds.clone(),
         rust_flows: info.rust_flows.clone(),
+        features: info.features.clone(),
     }
 }
 
@@ -219,6 +221,7 @@ mod tests {
             cancel_requested: false,
             finished_at: Some(2000),
             pin: Some(jobboard::FlowPin { version: 3, hash: "abc".into() }),
+            requires: vec!["file-flow".into(), "parking".into()],
         }
     }
 
@@ -236,6 +239,7 @@ mod tests {
         assert_eq!(failure.cause.unwrap().kind, "Timeout");
         assert_eq!(wire.finished_at_ms, Some(2000));
         assert_eq!((wire.flow_version, wire.flow_hash.as_deref()), (Some(3), Some("abc")), "the pin is shown");
+        assert_eq!(wire.requires, job.requires, "the required features are shown");
         assert!(wire.tasks.is_empty());
     }
 

@@ -2,7 +2,8 @@
 //! conductor can run this flow".
 //!
 //! Conductors register what they can run (`ConductorInfo::task_kinds`,
-//! `rust_flows`). A post is never refused for lack of a conductor (one may start
+//! `rust_flows`, `features`: a job needing a feature no live conductor has waits, during a
+//! rolling update, for a conductor of the release that has it). A post is never refused for lack of a conductor (one may start
 //! later); the reply carries a warning instead. A Rust flow this conductor lacks but
 //! another live one has is accepted too ([`Fleet::rust_owners`]). The set is read at most once per
 //! [`FRESH_FOR`], shared by concurrent posts, so posting costs no board request
@@ -11,7 +12,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use jobboard::{ConductorInfo, JobBoard};
+use jobboard::{ConductorInfo, Features, JobBoard};
 use tokio::sync::Mutex;
 
 use crate::catalog::Resolving;
@@ -66,13 +67,29 @@ impl Fleet {
                     knows_nothing(c)
                         || (!c.rust_flows.iter().any(|f| f == flow) && kinds.iter().all(|k| c.task_kinds.contains(k)))
                 };
-                if conductors.iter().any(runs) {
+                if !conductors.iter().any(runs) {
+                    let kinds: Vec<&str> = kinds.iter().map(String::as_str).collect();
+                    return vec![format!(
+                        "no live conductor allows every task kind flow {flow:?} uses ({}; see --task-kinds); {wait}",
+                        kinds.join(", ")
+                    )];
+                }
+                let requires = crate::features::required(resolving);
+                let has_all = |c: &ConductorInfo| {
+                    // Registered before conductors told their features: it claims whatever it is given.
+                    c.features.is_empty()
+                        || c.features
+                            .iter()
+                            .cloned()
+                            .collect::<Features>()
+                            .is_superset(&requires.iter().cloned().collect())
+                };
+                if conductors.iter().filter(|c| runs(c)).any(has_all) {
                     return Vec::new();
                 }
-                let kinds: Vec<&str> = kinds.iter().map(String::as_str).collect();
                 vec![format!(
-                    "no live conductor allows every task kind flow {flow:?} uses ({}; see --task-kinds); {wait}",
-                    kinds.join(", ")
+                    "no live conductor has every feature the job needs ({}; an older release lacks some): {wait}",
+                    requires.join(", ")
                 )]
             }
         }

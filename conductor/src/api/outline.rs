@@ -125,6 +125,7 @@ mod tests {
             cancel_requested: false,
             finished_at: None,
             pin: None,
+            requires: Vec::new(),
         }
     }
 

@@ -108,13 +108,18 @@ impl Baton for BatonService {
         let store = parse_store(&req.store_json)?;
         let board = self.state.board()?;
         // A Rust flow, or a flow file pinned to its current version (from memory) or the one asked for.
-        let (store, pin, warnings) = match self.state.catalog.for_post(board.as_ref(), &req.flow, req.version).await {
+        let (store, pin, requires, warnings) = match self
+            .state
+            .catalog
+            .for_post(board.as_ref(), &req.flow, req.version)
+            .await
+        {
             Ok(resolved) => {
                 // Refuse before writing anything: the board never sees a job no conductor could build.
                 // The job keeps the completed store (defaults filled in), so every run sees the same inputs.
                 let store = resolved.factory.factory().complete(&store).map_err(|e| from_registry(&e))?;
                 let warnings = self.state.fleet.warnings(board.as_ref(), &req.flow, &resolved.factory).await;
-                (store, resolved.pin, warnings)
+                (store, resolved.pin, crate::features::required(&resolved.factory), warnings)
             }
             // Built into other live conductors only: accepted; they check its inputs when they build it.
             Err(unknown @ crate::catalog::CatalogError::UnknownFlow { .. }) if req.version.is_none() => {
@@ -127,7 +132,7 @@ impl Baton for BatonService {
                     req.flow,
                     owners.join(", ")
                 );
-                (store, None, vec![warning])
+                (store, None, Vec::new(), vec![warning])
             }
             Err(other) => return Err(from_catalog(&other)),
         };
@@ -137,6 +142,7 @@ impl Baton for BatonService {
             priority: req.priority,
             idempotency_key: req.idempotency_key.filter(|k| !k.is_empty()),
             pin,
+            requires,
         };
         let job = board.post(job).await.map_err(|e| from_board(&e))?;
         tracing::debug!(job = %job.id, flow = %job.flow, version = ?job.pin.as_ref().map(|p| p.version), "job posted");

@@ -190,6 +190,7 @@ async fn flows_conductors_and_drain() {
             jobs: 0,
             task_kinds: vec!["noop".into()],
             rust_flows: vec!["chain".into()],
+            features: vec!["file-flow".into()],
         })
         .await
         .unwrap();

@@ -35,7 +35,7 @@ async fn the_filter_holds_rust_flows_and_the_file_flows_that_run_here() {
     catalog.refresh(&board).await.expect("refresh");
     assert!(changes.has_changed().expect("open"), "a refresh that changes the flows wakes the claimer");
     changes.mark_unchanged();
-    let mut names = catalog.filter().0;
+    let mut names = catalog.filter().flows;
     names.sort();
     // shelly needs shell (not allowed); the file named chain is refused: chain is a Rust flow here.
     assert_eq!(names, ["chain", "hello", "provision-cluster"]);

@@ -83,7 +83,7 @@ impl Claimer {
                 continue;
             }
             let filter = self.catalog.filter();
-            if filter.0.is_empty() {
+            if filter.flows.is_empty() {
                 // No flow runs here (yet): an empty filter would mean "any flow" to the board.
                 drop(permit);
                 tokio::select! {

@@ -19,7 +19,7 @@
 //! | claim lost (lease expired, session fenced) | engine dropped at once; nothing written (it would be fenced anyway) |
 //! | logbook storage failed for good | abandon (retried elsewhere; quarantine stops a loop) |
 //! | flow cannot be built or compiled, engine bug | trash with the reason (retrying cannot help) |
-//! | pinned version uses a kind this conductor does not allow | trash naming flow, version and kinds |
+//! | pinned version uses a kind this conductor does not allow (a job of older code: newer jobs require `kind:<k>` and are never claimed here) | trash naming flow, version and kinds |
 //! | pinned version cannot be read (board error) | abandon (retried) |
 
 use std::sync::Arc;

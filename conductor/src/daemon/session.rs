@@ -83,6 +83,7 @@ pub(crate) async fn run<S: Future + ?Sized, F: Future<Output = String> + ?Sized>
         jobs: 0,
         task_kinds: cx.catalog.kinds().names().into_iter().map(str::to_owned).collect(),
         rust_flows: cx.catalog.rust().names().into_iter().map(str::to_owned).collect(),
+        features: cx.catalog.features().iter().cloned().collect(),
     };
     let registration = Arc::new(Registration::new(board.clone(), info, cx.local.drain.clone()));
     tokio::select! {

@@ -15,10 +15,10 @@ use crate::job::ConductorInfo;
 /// Registers (or re-registers) a conductor for the session `owner`.
 pub(crate) fn register(tx: &Connection, info: &ConductorInfo, owner: &str) -> Result<(), Error> {
     tx.execute(
-        "INSERT INTO conductors (name, address, since, draining, owner, kinds, rust_flows) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
+        "INSERT INTO conductors (name, address, since, draining, owner, kinds, rust_flows, features) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
          ON CONFLICT (name) DO UPDATE SET address = ?2, since = ?3, draining = ?4, owner = ?5, kinds = ?6, \
-         rust_flows = ?7",
+         rust_flows = ?7, features = ?8",
         params![
             info.name,
             info.address,
@@ -26,7 +26,8 @@ pub(crate) fn register(tx: &Connection, info: &ConductorInfo, owner: &str) -> Re
             info.draining,
             owner,
             to_json(&info.task_kinds)?,
-            to_json(&info.rust_flows)?
+            to_json(&info.rust_flows)?,
+            to_json(&info.features)?
         ],
     )
     .map_err(sql_error)?;
@@ -36,7 +37,9 @@ pub(crate) fn register(tx: &Connection, info: &ConductorInfo, owner: &str) -> Re
 /// Lists the live conductors with the number of jobs their sessions hold.
 pub(crate) fn list(tx: &Connection) -> Result<Vec<ConductorInfo>, Error> {
     let mut stmt = tx
-        .prepare("SELECT name, address, since, draining, owner, kinds, rust_flows FROM conductors ORDER BY name")
+        .prepare(
+            "SELECT name, address, since, draining, owner, kinds, rust_flows, features FROM conductors ORDER BY name",
+        )
         .map_err(sql_error)?;
     let rows = stmt
         .query_map([], |row| {
@@ -49,18 +52,20 @@ pub(crate) fn list(tx: &Connection) -> Result<Vec<ConductorInfo>, Error> {
                     jobs: 0,
                     task_kinds: Vec::new(),
                     rust_flows: Vec::new(),
+                    features: Vec::new(),
                 },
                 row.get::<_, String>(4)?,
-                (row.get::<_, String>(5)?, row.get::<_, String>(6)?),
+                (row.get::<_, String>(5)?, row.get::<_, String>(6)?, row.get::<_, String>(7)?),
             ))
         })
         .map_err(sql_error)?;
     let mut out = Vec::new();
     for row in rows {
-        let (mut info, owner, (kinds, rust_flows)) = row.map_err(sql_error)?;
+        let (mut info, owner, (kinds, rust_flows, features)) = row.map_err(sql_error)?;
         info.jobs = held_by(tx, &owner)?;
         info.task_kinds = from_json(&kinds, "conductor kinds")?;
         info.rust_flows = from_json(&rust_flows, "conductor rust flows")?;
+        info.features = from_json(&features, "conductor features")?;
         out.push(info);
     }
     Ok(out)

@@ -47,8 +47,8 @@ pub(crate) fn post(tx: &Connection, new: &NewJob, store_json: &str, now: u64) ->
     let id = JobId::new_v4();
     cached_exec(
         tx,
-        "INSERT INTO jobs (id, flow, store, priority, idempotency_key, created_at, state, pin) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        "INSERT INTO jobs (id, flow, store, priority, idempotency_key, created_at, state, pin, requires) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         params![
             id.to_string(),
             new.flow,
@@ -57,7 +57,8 @@ pub(crate) fn post(tx: &Connection, new: &NewJob, store_json: &str, now: u64) ->
             new.idempotency_key,
             to_i64(now),
             lifecycle::POSTED.as_str(),
-            new.pin.as_ref().map(super::rows::to_json).transpose()?
+            new.pin.as_ref().map(super::rows::to_json).transpose()?,
+            (!new.requires.is_empty()).then(|| super::rows::to_json(&new.requires)).transpose()?
         ],
     )
     .map_err(sql_error)?;
@@ -90,8 +91,9 @@ pub(crate) fn list(tx: &Connection, query: &ListQuery) -> Result<JobPage, Error>
     sql.push_str(&format!(" ORDER BY seq LIMIT ?{}", args.len()));
 
     let mut stmt = tx.prepare_cached(&sql).map_err(sql_error)?;
-    let rows =
-        stmt.query_map(params_from_iter(args), |row| Ok((raw_job(row)?, row.get::<_, i64>(15)?))).map_err(sql_error)?;
+    let rows = stmt
+        .query_map(params_from_iter(args), |row| Ok((raw_job(row)?, row.get::<_, i64>(super::rows::JOB_COLUMN_COUNT)?)))
+        .map_err(sql_error)?;
     let mut jobs = Vec::new();
     let mut last_seq = None;
     let mut more = false;
@@ -127,10 +129,20 @@ pub(crate) fn claim_next(
     now: u64,
 ) -> Result<ClaimResult, Error> {
     let mut sql = String::from("SELECT id FROM jobs WHERE state = 'UNCLAIMED'");
-    let args: Vec<SqlValue> = filter.0.iter().map(|f| SqlValue::Text(f.clone())).collect();
+    let mut args: Vec<SqlValue> = filter.flows.iter().map(|f| SqlValue::Text(f.clone())).collect();
     if !args.is_empty() {
         let marks: Vec<String> = (1..=args.len()).map(|i| format!("?{i}")).collect();
         sql.push_str(&format!(" AND flow IN ({})", marks.join(", ")));
+    }
+    if let Some(has) = &filter.features {
+        // No feature the job requires is missing here (NULL: posted by older code, needs nothing).
+        let first = args.len() + 1;
+        args.extend(has.iter().map(|f| SqlValue::Text(f.clone())));
+        let marks: Vec<String> = (first..first + has.len()).map(|i| format!("?{i}")).collect();
+        sql.push_str(&format!(
+            " AND (requires IS NULL OR NOT EXISTS (SELECT 1 FROM json_each(jobs.requires) WHERE json_each.value NOT IN ({})))",
+            marks.join(", ")
+        ));
     }
     // Walks the `jobs_claim_order` index; only quarantined jobs are skipped.
     sql.push_str(" ORDER BY priority DESC, created_at, seq LIMIT 1");

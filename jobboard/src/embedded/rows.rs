@@ -27,7 +27,10 @@ pub(crate) fn cached_exec<P: Params>(conn: &Connection, sql: &str, params: P) ->
 
 /// The job columns, in the order [`job_from_row`] reads them.
 pub(crate) const JOB_COLUMNS: &str = "id, flow, store, priority, idempotency_key, created_at, state, owner, claims, \
-     outcome, failure, trash_reason, cancel_requested, finished_at, pin";
+     outcome, failure, trash_reason, cancel_requested, finished_at, pin, requires";
+
+/// How many columns [`JOB_COLUMNS`] names: the index of a column selected after them.
+pub(crate) const JOB_COLUMN_COUNT: usize = 16;
 
 /// A job row as stored, before its text columns are decoded.
 pub(crate) struct RawJob {
@@ -46,6 +49,7 @@ pub(crate) struct RawJob {
     cancel_requested: bool,
     finished_at: Option<i64>,
     pin: Option<String>,
+    requires: Option<String>,
 }
 
 /// Reads a row selected with [`JOB_COLUMNS`]; decode it with [`RawJob::decode`].
@@ -66,6 +70,7 @@ pub(crate) fn raw_job(row: &Row<'_>) -> rusqlite::Result<RawJob> {
         cancel_requested: row.get(12)?,
         finished_at: row.get(13)?,
         pin: row.get(14)?,
+        requires: row.get(15)?,
     })
 }
 
@@ -88,6 +93,7 @@ impl RawJob {
             cancel_requested: self.cancel_requested,
             finished_at: self.finished_at.map(to_u64),
             pin: self.pin.as_deref().map(|p| from_json(p, "job pin")).transpose()?,
+            requires: self.requires.as_deref().map(|r| from_json(r, "job requires")).transpose()?.unwrap_or_default(),
         })
     }
 }

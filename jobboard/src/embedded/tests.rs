@@ -101,6 +101,7 @@ async fn reopen_releases_claims_and_forgets_conductors() {
             jobs: 0,
             task_kinds: vec!["noop".into()],
             rust_flows: vec!["chain".into()],
+            features: vec!["file-flow".into()],
         };
         board.register_conductor(&info).await.expect("register");
         assert_eq!(board.conductors().await.expect("conductors"), vec![info]);

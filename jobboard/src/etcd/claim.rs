@@ -159,7 +159,7 @@ impl Inner {
         let (in_flight, contended) = self.with_local(|local| (local.in_flight as i64, local.contended()));
         let limit = if contended { CANDIDATES * CONTENDED_WIDTH } else { CANDIDATES } + in_flight;
         let head = self.first_entries(&self.keys.queue_prefix(), limit).await?;
-        if filter.0.is_empty() {
+        if *filter == FlowFilter::any() {
             return Ok(Candidates { entries: head.entries, shareable: true });
         }
         // The page is a prefix of the queue (every entry below its last key, in
@@ -173,7 +173,7 @@ impl Inner {
             .entries
             .into_iter()
             .filter(|kv| match decode::<StateRecord>(kv.value(), "queue entry") {
-                Ok(state) => filter.accepts(&state.flow),
+                Ok(state) => filter.accepts_job(&state.flow, &state.requires),
                 // Corrupt: not ours as far as we can tell. If nothing in the page is
                 // ours, the per-flow ranges below look again, and `attempt` reports a
                 // corrupt entry of our flows there, as it always has.
@@ -190,11 +190,17 @@ impl Inner {
             // The whole queue was in the page, and none of it is ours.
             return Ok(Candidates { entries: Vec::new(), shareable: false });
         }
+        // Per flow, the first `limit` entries, less those needing a feature the claimer
+        // lacks: behind more than `limit` of those, a flow's other jobs wait for a
+        // conductor that has the features to take them (a rolling update's passing state).
         let mut merged = Vec::new();
-        for flow in &filter.0 {
+        for flow in &filter.flows {
             let prefix = self.keys.flow_queue_prefix(flow);
             let entries = self.first_entries(&prefix, limit).await?.entries;
-            merged.extend(entries.into_iter().map(|kv| (kv.key()[prefix.len()..].to_vec(), kv)));
+            let runnable = entries.into_iter().filter(|kv| {
+                decode::<StateRecord>(kv.value(), "queue entry").map_or(true, |s| filter.accepts_job(flow, &s.requires))
+            });
+            merged.extend(runnable.map(|kv| (kv.key()[prefix.len()..].to_vec(), kv)));
         }
         // The part after the flow is `<inv-prio>/<id>`: its order is claim order.
         merged.sort_by(|a, b| a.0.cmp(&b.0));

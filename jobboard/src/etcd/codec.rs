@@ -22,6 +22,9 @@ pub(crate) struct SpecRecord {
     /// Absent in specs written before pinning existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pin: Option<FlowPin>,
+    /// The features the job needs; absent in specs of older code (needs nothing).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub requires: Vec<String>,
 }
 
 /// The small mutable part of a job (`P m/state/<id>`); every transition rewrites it.
@@ -42,6 +45,11 @@ pub(crate) struct StateRecord {
     pub cancel_requested: bool,
     #[serde(default)]
     pub finished_at: Option<Millis>,
+    /// The spec's `requires`, copied so that a claimer reads it from the queue entry it
+    /// ranges (queue entries are copies of this record). Code older than features drops
+    /// it when it rewrites the record; the spec keeps it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub requires: Vec<String>,
 }
 
 impl StateRecord {
@@ -56,6 +64,7 @@ impl StateRecord {
             trash_reason: None,
             cancel_requested: false,
             finished_at: None,
+            requires: spec.requires.clone(),
         }
     }
 
@@ -93,6 +102,7 @@ impl StateRecord {
             trash_reason: next.trash_reason,
             cancel_requested: next.cancel_requested,
             finished_at: next.finished_at,
+            requires: self.requires.clone(),
         })
     }
 }
@@ -117,6 +127,7 @@ pub(crate) fn assemble(id: JobId, spec: SpecRecord, state: StateRecord, owner: O
         cancel_requested: state.cancel_requested,
         finished_at: state.finished_at,
         pin: spec.pin,
+        requires: spec.requires,
     }
 }
 

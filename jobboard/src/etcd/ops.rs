@@ -24,6 +24,7 @@ impl Inner {
             idempotency_key: job.idempotency_key,
             created_at,
             pin: job.pin,
+            requires: job.requires,
         };
         let state = StateRecord::new(&spec);
         let keys = &self.keys;

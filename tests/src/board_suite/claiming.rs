@@ -118,7 +118,7 @@ pub async fn flow_filter(f: &impl BoardFactory) {
     let board = f.session("a").await;
     let alpha = post(&board, job("alpha", 1)).await;
     let beta = post(&board, job("beta", 2)).await;
-    let only = |names: &[&str]| FlowFilter(names.iter().map(|s| s.to_string()).collect());
+    let only = |names: &[&str]| FlowFilter::flows(names.iter().map(|s| s.to_string()).collect());
     assert!(board.claim_next(&only(&["gamma"])).await.expect("claim_next failed").is_none());
     let got = board.claim_next(&only(&["beta", "gamma"])).await.expect("claim_next failed");
     assert_eq!(got.map(|c| c.id()), Some(beta.id), "the filter let another flow through");
@@ -237,7 +237,7 @@ pub async fn quarantine_after_n_claims(f: &impl BoardFactory) {
 pub async fn filtered_claims_keep_order(f: &impl BoardFactory) {
     let board = f.session("a").await;
     let with = |flow: &str, n: i64, priority: i32| NewJob { priority, ..job(flow, n) };
-    let mine = FlowFilter(vec!["mine".into(), "also-mine".into(), "absent".into()]);
+    let mine = FlowFilter::flows(vec!["mine".into(), "also-mine".into(), "absent".into()]);
     let low = post(&board, with("mine", 1, 0)).await.id;
     let mut others = Vec::new();
     for n in 0..40 {

@@ -125,6 +125,7 @@ pub async fn conductors_register_and_drain(f: &impl BoardFactory) {
         jobs: 0,
         task_kinds: vec!["noop".into(), "sleep".into()],
         rust_flows: vec!["chain".into()],
+        features: vec!["file-flow".into(), "kind:noop".into()],
     };
     worker.register_conductor(&info).await.expect("register_conductor failed");
     let posted = post(&admin, job("work", 1)).await;
@@ -139,6 +140,7 @@ pub async fn conductors_register_and_drain(f: &impl BoardFactory) {
     assert!(listed.iter().any(|c| c.name == "worker" && c.draining), "draining was not recorded");
     let found = listed.iter().find(|c| c.name == "worker").expect("the registered conductor is not listed");
     assert_eq!((&found.task_kinds, &found.rust_flows), (&info.task_kinds, &info.rust_flows), "what it can run is kept");
+    assert_eq!(found.features, info.features, "the features it has are kept");
     assert!(matches!(admin.set_draining("nobody", true).await, Err(Error::InvalidInput(_))));
 
     worker.close().await.expect("close failed");

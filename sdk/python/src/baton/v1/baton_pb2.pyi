@@ -80,7 +80,7 @@ class Task(_message.Message):
     def __init__(self, name: _Optional[str] = ..., kind: _Optional[str] = ..., state: _Optional[str] = ..., attempts: _Optional[int] = ..., executions: _Optional[int] = ..., failure: _Optional[_Union[Failure, _Mapping]] = ..., result_json: _Optional[str] = ..., parked_deadline_ms: _Optional[int] = ..., completed_by: _Optional[str] = ..., completed_at_ms: _Optional[int] = ...) -> None: ...
 
 class Job(_message.Message):
-    __slots__ = ("id", "flow", "store_json", "priority", "idempotency_key", "state", "owner", "claims", "outcome", "failure", "trash_reason", "cancel_requested", "created_at_ms", "finished_at_ms", "tasks", "flow_version", "flow_hash", "warnings", "outputs_json")
+    __slots__ = ("id", "flow", "store_json", "priority", "idempotency_key", "state", "owner", "claims", "outcome", "failure", "trash_reason", "cancel_requested", "created_at_ms", "finished_at_ms", "tasks", "flow_version", "flow_hash", "warnings", "outputs_json", "requires")
     ID_FIELD_NUMBER: _ClassVar[int]
     FLOW_FIELD_NUMBER: _ClassVar[int]
     STORE_JSON_FIELD_NUMBER: _ClassVar[int]
@@ -100,6 +100,7 @@ class Job(_message.Message):
     FLOW_HASH_FIELD_NUMBER: _ClassVar[int]
     WARNINGS_FIELD_NUMBER: _ClassVar[int]
     OUTPUTS_JSON_FIELD_NUMBER: _ClassVar[int]
+    REQUIRES_FIELD_NUMBER: _ClassVar[int]
     id: str
     flow: str
     store_json: str
@@ -119,7 +120,8 @@ class Job(_message.Message):
     flow_hash: str
     warnings: _containers.RepeatedScalarFieldContainer[str]
     outputs_json: str
-    def __init__(self, id: _Optional[str] = ..., flow: _Optional[str] = ..., store_json: _Optional[str] = ..., priority: _Optional[int] = ..., idempotency_key: _Optional[str] = ..., state: _Optional[_Union[JobState, str]] = ..., owner: _Optional[str] = ..., claims: _Optional[int] = ..., outcome: _Optional[_Union[Outcome, str]] = ..., failure: _Optional[_Union[Failure, _Mapping]] = ..., trash_reason: _Optional[str] = ..., cancel_requested: bool = ..., created_at_ms: _Optional[int] = ..., finished_at_ms: _Optional[int] = ..., tasks: _Optional[_Iterable[_Union[Task, _Mapping]]] = ..., flow_version: _Optional[int] = ..., flow_hash: _Optional[str] = ..., warnings: _Optional[_Iterable[str]] = ..., outputs_json: _Optional[str] = ...) -> None: ...
+    requires: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, id: _Optional[str] = ..., flow: _Optional[str] = ..., store_json: _Optional[str] = ..., priority: _Optional[int] = ..., idempotency_key: _Optional[str] = ..., state: _Optional[_Union[JobState, str]] = ..., owner: _Optional[str] = ..., claims: _Optional[int] = ..., outcome: _Optional[_Union[Outcome, str]] = ..., failure: _Optional[_Union[Failure, _Mapping]] = ..., trash_reason: _Optional[str] = ..., cancel_requested: bool = ..., created_at_ms: _Optional[int] = ..., finished_at_ms: _Optional[int] = ..., tasks: _Optional[_Iterable[_Union[Task, _Mapping]]] = ..., flow_version: _Optional[int] = ..., flow_hash: _Optional[str] = ..., warnings: _Optional[_Iterable[str]] = ..., outputs_json: _Optional[str] = ..., requires: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class PostJobRequest(_message.Message):
     __slots__ = ("flow", "store_json", "priority", "idempotency_key", "version")
@@ -238,7 +240,7 @@ class ListConductorsRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class Conductor(_message.Message):
-    __slots__ = ("name", "address", "jobs", "since_ms", "draining", "task_kinds", "rust_flows")
+    __slots__ = ("name", "address", "jobs", "since_ms", "draining", "task_kinds", "rust_flows", "features")
     NAME_FIELD_NUMBER: _ClassVar[int]
     ADDRESS_FIELD_NUMBER: _ClassVar[int]
     JOBS_FIELD_NUMBER: _ClassVar[int]
@@ -246,6 +248,7 @@ class Conductor(_message.Message):
     DRAINING_FIELD_NUMBER: _ClassVar[int]
     TASK_KINDS_FIELD_NUMBER: _ClassVar[int]
     RUST_FLOWS_FIELD_NUMBER: _ClassVar[int]
+    FEATURES_FIELD_NUMBER: _ClassVar[int]
     name: str
     address: str
     jobs: int
@@ -253,7 +256,8 @@ class Conductor(_message.Message):
     draining: bool
     task_kinds: _containers.RepeatedScalarFieldContainer[str]
     rust_flows: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, name: _Optional[str] = ..., address: _Optional[str] = ..., jobs: _Optional[int] = ..., since_ms: _Optional[int] = ..., draining: bool = ..., task_kinds: _Optional[_Iterable[str]] = ..., rust_flows: _Optional[_Iterable[str]] = ...) -> None: ...
+    features: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, name: _Optional[str] = ..., address: _Optional[str] = ..., jobs: _Optional[int] = ..., since_ms: _Optional[int] = ..., draining: bool = ..., task_kinds: _Optional[_Iterable[str]] = ..., rust_flows: _Optional[_Iterable[str]] = ..., features: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ListConductorsResponse(_message.Message):
     __slots__ = ("conductors",)
