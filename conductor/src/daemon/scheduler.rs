@@ -121,6 +121,7 @@ impl Scheduler {
                 priority: 0,
                 idempotency_key: Some(schedules::tick_key(name, tick)),
                 pin: resolved.pin.clone(),
+                requires: crate::features::required(&resolved.factory),
             },
             Err(refused) => return self.drop_tick(name, tick, refused.to_string()).await,
         };
