@@ -75,6 +75,11 @@ fn completed_jobs_and_durations_count_exactly_the_jobs_run() {
     };
     assert_eq!(sample(&after, completed) - sample(&before, completed), N as f64, "{after}");
     assert_eq!(sample(&after, durations) - sample(&before, durations), N as f64, "{after}");
+    // Two steps per job: each a Rust task (kind `task`) that runs once and is timed once.
+    let executions = "baton_task_executions_total{flow=\"chain\",kind=\"task\"}";
+    let task_durations = "baton_task_duration_seconds_count{flow=\"chain\"}";
+    assert_eq!(sample(&after, executions) - sample(&before, executions), 2.0 * N as f64, "{after}");
+    assert_eq!(sample(&after, task_durations) - sample(&before, task_durations), 2.0 * N as f64, "{after}");
     assert_eq!(
         sample(&after, "baton_jobs_posted_total{flow=\"chain\"}")
             - sample(&before, "baton_jobs_posted_total{flow=\"chain\"}"),

@@ -23,6 +23,7 @@
 //! | `P m/epoch` | the board epoch, a number; compared by every claim and owner write (see `epoch`) | - | first session; bumped on an etcd restore |
 //! | `P m/park/<id>/<atom-hex>` | park entry JSON: attempt, token hash, deadline, state, outcome (see `parking`) | - | owner's logbook txn (park); completion, timeout, cancel (conditional) |
 //! | `P due/<deadline-ms:013>/<id>/<atom-hex>` | empty: parked tasks by deadline, read only up to now | - | with the entry; deleted when it is settled |
+//! | `P parked/<id>` | empty: PARKED jobs, in id (= age) order; counted for the backlog | - | park; deleted by deliver and cancel (same txns) |
 //!
 //! `inv-prio` is `i32::MAX - priority` zero-padded, so ascending key order is
 //! priority descending, then id (= age) ascending. Every board watches `P m/`
@@ -176,6 +177,15 @@ impl Keys {
 
     pub(crate) fn park(&self, id: JobId, atom: &str) -> String {
         format!("{}m/park/{id}/{}", self.prefix, hex(atom))
+    }
+
+    /// The index of PARKED jobs (not watched): what `backlog` counts.
+    pub(crate) fn parked_prefix(&self) -> String {
+        format!("{}parked/", self.prefix)
+    }
+
+    pub(crate) fn parked(&self, id: JobId) -> String {
+        format!("{}parked/{id}", self.prefix)
     }
 
     /// The deadline index of parked tasks (not watched).
