@@ -55,7 +55,8 @@ fn completed_jobs_and_durations_count_exactly_the_jobs_run() {
     let completed = "baton_jobs_completed_total{flow=\"chain\",outcome=\"SUCCESS\"}";
     let durations = "baton_job_duration_seconds_count{flow=\"chain\"}";
     let (_, before) = get(http, "/metrics", None);
-    assert!(before.contains("baton_build_info{version="), "{before}");
+    let build = format!("baton_build_info{{version=\"{}\",otel=\"false\"}} 1\n", env!("CARGO_PKG_VERSION"));
+    assert!(before.contains(&build), "{before}");
     const N: usize = 4;
     let ids: Vec<String> = (0..N)
         .map(|_| post_job(&conductor.endpoint(), "chain", &[("steps", "2"), ("step_ms", "0")]).or_fail())

@@ -126,8 +126,12 @@ impl Metrics {
     pub fn render(&self, local: &LocalStatus) -> String {
         let mut out = String::new();
         let (started, lost) = local.sessions();
-        let _ = writeln!(out, "# HELP baton_build_info The conductor's version.\n# TYPE baton_build_info gauge");
-        let _ = writeln!(out, "baton_build_info{{version=\"{}\"}} 1", env!("CARGO_PKG_VERSION"));
+        let _ = writeln!(
+            out,
+            "# HELP baton_build_info The conductor's version and optional features.\n# TYPE baton_build_info gauge"
+        );
+        let (version, otel) = (env!("CARGO_PKG_VERSION"), cfg!(feature = "otel"));
+        let _ = writeln!(out, "baton_build_info{{version=\"{version}\",otel=\"{otel}\"}} 1");
         gauge(&mut out, "baton_jobs_running", "Jobs this conductor runs now.", local.running_jobs().len() as u64);
         gauge(&mut out, "baton_draining", "1 while this conductor is draining.", u64::from(local.drain.is_draining()));
         counter(&mut out, "baton_board_sessions_started_total", "Board sessions started.", u64::from(started));
