@@ -73,6 +73,7 @@ board_test!(wrong_tokens_are_not_found);
 board_test!(cancel_while_parked_reverts);
 board_test!(a_completion_while_claimed_reaches_the_owner);
 board_test!(completion_races_the_deadline);
+board_test!(the_backlog_counts_the_queue_and_the_parked_jobs);
 
 /// Embedded only: the board file survives the process. A job claimed when the
 /// process "died" (the board was dropped without closing) is UNCLAIMED after

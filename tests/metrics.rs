@@ -55,7 +55,8 @@ fn completed_jobs_and_durations_count_exactly_the_jobs_run() {
     let completed = "baton_jobs_completed_total{flow=\"chain\",outcome=\"SUCCESS\"}";
     let durations = "baton_job_duration_seconds_count{flow=\"chain\"}";
     let (_, before) = get(http, "/metrics", None);
-    assert!(before.contains("baton_build_info{version="), "{before}");
+    let build = format!("baton_build_info{{version=\"{}\",otel=\"false\"}} 1\n", env!("CARGO_PKG_VERSION"));
+    assert!(before.contains(&build), "{before}");
     const N: usize = 4;
     let ids: Vec<String> = (0..N)
         .map(|_| post_job(&conductor.endpoint(), "chain", &[("steps", "2"), ("step_ms", "0")]).or_fail())
@@ -75,6 +76,11 @@ fn completed_jobs_and_durations_count_exactly_the_jobs_run() {
     };
     assert_eq!(sample(&after, completed) - sample(&before, completed), N as f64, "{after}");
     assert_eq!(sample(&after, durations) - sample(&before, durations), N as f64, "{after}");
+    // Two steps per job: each a Rust task (kind `task`) that runs once and is timed once.
+    let executions = "baton_task_executions_total{flow=\"chain\",kind=\"task\"}";
+    let task_durations = "baton_task_duration_seconds_count{flow=\"chain\"}";
+    assert_eq!(sample(&after, executions) - sample(&before, executions), 2.0 * N as f64, "{after}");
+    assert_eq!(sample(&after, task_durations) - sample(&before, task_durations), 2.0 * N as f64, "{after}");
     assert_eq!(
         sample(&after, "baton_jobs_posted_total{flow=\"chain\"}")
             - sample(&before, "baton_jobs_posted_total{flow=\"chain\"}"),

@@ -145,6 +145,7 @@ impl Daemon {
         let address = self.config.advertise.clone().unwrap_or_else(|| local_addr.to_string());
         hub.set_address(address.clone());
         let local = LocalStatus::new(self.config.name.clone(), self.drain.clone());
+        hub.set_metrics(local.metrics.clone());
         let slot = BoardSlot::empty(format!("connecting to {}", self.config.board));
         let protection = Protection::from_config(&self.config)?;
         let server = Server::start(listener, &slot, &catalog, &local, &hub, &protection).await;
@@ -197,8 +198,14 @@ impl Daemon {
             let board = match self.board.take() {
                 Some(board) => board,
                 None if injected => return Err(Error::SessionLost),
-                None => match backend::open_patiently(&self.config, slot, shutdown.as_mut(), local.sessions().0 == 0)
-                    .await?
+                None => match backend::open_patiently(
+                    &self.config,
+                    &local.metrics.lease,
+                    slot,
+                    shutdown.as_mut(),
+                    local.sessions().0 == 0,
+                )
+                .await?
                 {
                     Some(board) => board,
                     None => return Ok(()),

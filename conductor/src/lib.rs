@@ -15,6 +15,7 @@
 //! - [`auth`]: who may call what: the auth file, roles, the tower layer and audit lines.
 //! - [`tls`]: server TLS from PEM files, re-read when they change.
 //! - [`metrics`]: counters and histograms in Prometheus text; [`http`]: the HTTP listener serving them.
+//! - `otel` (cargo feature `otel`): OpenTelemetry trace export over OTLP/HTTP.
 //! - [`notify`]: systemd's notify protocol: READY, STATUS, WATCHDOG, STOPPING.
 //! - [`error`]: `Error`, why the daemon could not start or had to stop.
 //! - [`process`]: a conductor process's `main`, for the stock binary and binaries built on the library.
@@ -35,6 +36,8 @@ pub mod http;
 pub mod local;
 pub mod metrics;
 pub mod notify;
+#[cfg(feature = "otel")]
+pub mod otel;
 pub mod process;
 pub mod tls;
 pub mod workers;

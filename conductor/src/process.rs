@@ -60,7 +60,8 @@ fn run(program: &str, registry: FlowRegistry) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(2));
         }
     };
-    init_tracing(config.log_format);
+    // Dropped last, after the runtime: spans still queued are flushed on the way out.
+    let _trace_export = init_tracing(config.log_format);
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
     if let Some(threads) = config.worker_threads {
         runtime.worker_threads(threads);
@@ -80,15 +81,32 @@ fn run(program: &str, registry: FlowRegistry) -> anyhow::Result<ExitCode> {
     result
 }
 
-fn init_tracing(format: LogFormat) {
+/// What keeps trace export going until the process exits (feature `otel`).
+#[cfg(feature = "otel")]
+type TraceGuard = Option<crate::otel::Guard>;
+#[cfg(not(feature = "otel"))]
+type TraceGuard = Option<std::convert::Infallible>;
+
+/// Installs the subscriber: log lines on stderr and, with the `otel` feature and an
+/// OTLP endpoint set, span export ([`crate::otel`]).
+fn init_tracing(format: LogFormat) -> TraceGuard {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    #[cfg(feature = "otel")]
+    let (export, guard) = crate::otel::layer();
+    #[cfg(not(feature = "otel"))]
+    let (export, guard) = (None::<tracing_subscriber::layer::Identity>, None);
+    let registry = tracing_subscriber::registry().with(filter).with(export);
     // Colours only for a person at a terminal, never into a log file or journal.
-    let builder = builder.with_ansi(std::io::stderr().is_terminal());
+    let lines =
+        tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_ansi(std::io::stderr().is_terminal());
     match format {
-        LogFormat::Human => builder.init(),
-        LogFormat::Json => builder.json().with_current_span(true).with_span_list(false).init(),
+        LogFormat::Human => registry.with(lines).init(),
+        LogFormat::Json => registry.with(lines.json().with_current_span(true).with_span_list(false)).init(),
     }
+    guard
 }
 
 /// Resolves on the first SIGTERM or SIGINT; a second one during the grace

@@ -114,6 +114,8 @@ struct Inner {
     /// This conductor's advertised address (recorded with its workers, for relays),
     /// known once it listens.
     address: std::sync::OnceLock<String>,
+    /// Where connected workers and dispatch waits are counted, once the daemon runs.
+    metrics: std::sync::OnceLock<Arc<crate::metrics::Metrics>>,
 }
 
 impl std::fmt::Debug for WorkerHub {
@@ -135,6 +137,7 @@ impl WorkerHub {
                 fleet: Mutex::new(None),
                 links: relay::Links::default(),
                 address: std::sync::OnceLock::new(),
+                metrics: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -147,6 +150,15 @@ impl WorkerHub {
     /// Sets the address other conductors relay to (once; later calls are ignored).
     pub fn set_address(&self, address: impl Into<String>) {
         let _ = self.inner.address.set(address.into());
+    }
+
+    /// Counts connected workers and dispatch waits into `metrics` (once; later calls are ignored).
+    pub fn set_metrics(&self, metrics: Arc<crate::metrics::Metrics>) {
+        let _ = self.inner.metrics.set(metrics);
+    }
+
+    fn metrics(&self) -> Option<&crate::metrics::Metrics> {
+        self.inner.metrics.get().map(Arc::as_ref)
     }
 
     /// The address other conductors relay to (empty until set).
@@ -177,6 +189,9 @@ impl WorkerHub {
 
     /// A worker joined or left: the board follower publishes it.
     fn local_changed(&self) {
+        if let Some(metrics) = self.metrics() {
+            metrics.workers_connected(self.lock().workers.len());
+        }
         self.inner.local_changed.send_modify(|n| *n += 1);
     }
 

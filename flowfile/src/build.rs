@@ -201,7 +201,7 @@ impl<'a> Builder<'a> {
         };
         // The retry wrapper takes the task's name too; otherwise the name moves into the spec.
         let wrapper = t.retry.as_ref().map(|r| (atom.clone(), r));
-        let mut spec = TaskSpec::new(atom, Arc::new(task)).requires(t.needs.iter().cloned());
+        let mut spec = TaskSpec::new(atom, Arc::new(task)).kind(t.kind.as_str()).requires(t.needs.iter().cloned());
         for arg in &t.needs {
             spec = match self.resolve(t.rebind.get(arg).unwrap_or(arg), scope) {
                 Resolved::Value(v) => spec.inject(arg.clone(), v),

@@ -58,6 +58,8 @@ pub struct TaskSpec {
     pub(crate) rebind: BTreeMap<String, String>,
     pub(crate) inject: Map<String, Value>,
     pub(crate) timeout: Option<Duration>,
+    /// What kind of task this is (`shell`, `http`, ...), for metrics and traces; `None`: undeclared.
+    pub(crate) kind: Option<String>,
 }
 
 /// Wraps a [`Task`] implementation under a name.
@@ -87,6 +89,7 @@ impl TaskSpec {
             rebind: BTreeMap::new(),
             inject: Map::new(),
             timeout: None,
+            kind: None,
         }
     }
 
@@ -157,6 +160,19 @@ impl TaskSpec {
         self
     }
 
+    /// Declares the task's kind (a flow file's `kind:`), reported to listeners and in
+    /// the task's tracing span.
+    #[must_use]
+    pub fn kind(mut self, kind: impl Into<String>) -> Self {
+        self.kind = Some(kind.into());
+        self
+    }
+
+    /// The declared kind, if any.
+    pub fn declared_kind(&self) -> Option<&str> {
+        self.kind.as_deref()
+    }
+
     /// Replaces the task's `revert` with a closure.
     #[must_use]
     pub fn revert_fn<F, Fut>(mut self, f: F) -> Self
@@ -197,6 +213,7 @@ impl fmt::Debug for TaskSpec {
             .field("rebind", &self.rebind)
             .field("inject", &self.inject)
             .field("timeout", &self.timeout)
+            .field("kind", &self.kind)
             .finish_non_exhaustive()
     }
 }

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::failure::Failure;
+use crate::logbook::AtomKind;
 use crate::state::{AtomState, FlowState};
 
 /// One atom transition.
@@ -21,6 +22,12 @@ pub struct AtomEvent<'a> {
     pub flow: &'a str,
     /// The atom's name.
     pub atom: &'a str,
+    /// Task or retry controller.
+    pub atom_kind: AtomKind,
+    /// A task's declared kind ([`TaskSpec::kind`](crate::TaskSpec::kind)); `None` if undeclared or a retry.
+    pub task_kind: Option<&'a str>,
+    /// How many times `execute` has been called, this transition included (across resumes and retries).
+    pub executions: u32,
     /// The state left.
     pub from: AtomState,
     /// The state entered.

@@ -13,6 +13,7 @@ use flows::LogBook;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+use crate::backlog::Backlog;
 use crate::claim::Claim;
 use crate::error::Error;
 use crate::flow_defs::{Applied, ApplyRule, FlowVersion, NewFlowVersion};
@@ -136,6 +137,11 @@ pub trait JobBoard: Send + Sync + std::fmt::Debug {
 
     /// The board's schedules (see [`crate::schedules`]).
     fn schedules(&self) -> &dyn crate::schedules::ScheduleStore;
+
+    /// How many jobs are queued and parked, and the oldest of each, read from the
+    /// indexes (counts and first keys), never by scanning every job: cheap enough
+    /// to ask every few seconds.
+    async fn backlog(&self) -> Result<Backlog, Error>;
 
     /// Cancelled when this session is over: its lease was lost, or it was closed.
     /// Every claim made through it is lost at the same moment.

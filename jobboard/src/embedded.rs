@@ -20,6 +20,7 @@
 //! - `storage`: `EmbeddedStorage` (fenced `flows::Storage`) and the claim operations.
 //! - `notify`: in-process wake-ups.
 
+mod backlog;
 mod conductors;
 mod db;
 mod flow_defs;
@@ -316,6 +317,11 @@ impl JobBoard for EmbeddedBoard {
     async fn parked_tasks(&self, job: JobId) -> Result<Vec<ParkEntry>, Error> {
         self.check_open()?;
         self.shared.db.read(move |tx| parks::entries(tx, job)).await
+    }
+
+    async fn backlog(&self) -> Result<crate::backlog::Backlog, Error> {
+        self.check_open()?;
+        self.shared.db.read(backlog::read).await
     }
 
     async fn time_out_due(&self, limit: usize) -> Result<usize, Error> {

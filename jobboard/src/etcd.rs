@@ -8,6 +8,7 @@
 //! wakes claimers, re-queues jobs released by lease expiry and tells owners of
 //! cancel requests. No etcd-client type appears in a public signature.
 
+mod backlog;
 mod claim;
 mod codec;
 mod conductors;
@@ -131,6 +132,8 @@ pub struct EtcdConfig {
     pub board: BoardConfig,
     /// TLS and user towards etcd (default: plaintext, no user).
     pub security: EtcdSecurity,
+    /// Where the session counts its lease renewals; share one across sessions to keep totals.
+    pub stats: Arc<crate::backlog::SessionStats>,
 }
 
 impl EtcdConfig {
@@ -142,6 +145,7 @@ impl EtcdConfig {
             lease_ttl: Duration::from_secs(10),
             board,
             security: EtcdSecurity::default(),
+            stats: Arc::default(),
         }
     }
 }
@@ -248,7 +252,8 @@ impl EtcdBoard {
         // First: a board of a newer release is refused before anything is written to it.
         format::read_or_migrate(&kv, &keys).await?;
         let epoch = epoch::BoardEpoch::read_or_create(&kv, &keys).await?;
-        let session = Session::start(&client, config.lease_ttl, kv.clone(), epoch.clone()).await?;
+        let session =
+            Session::start(&client, config.lease_ttl, kv.clone(), epoch.clone(), config.stats.clone()).await?;
         let inner = Arc::new(Inner {
             client,
             kv,
@@ -420,6 +425,10 @@ impl JobBoard for EtcdBoard {
 
     async fn time_out_due(&self, limit: usize) -> Result<usize, Error> {
         self.inner.time_out_due(limit).await
+    }
+
+    async fn backlog(&self) -> Result<crate::backlog::Backlog, Error> {
+        self.inner.backlog().await
     }
 
     async fn watch_job(&self, id: JobId) -> Result<Wakeups, Error> {

@@ -6,6 +6,7 @@
 //! - [`claim`]: `Claim`, ownership of a job and the only way to write to it (fencing);
 //!   `patient` makes its writes ride out transient board errors while the claim lives.
 //! - [`lifecycle`]: the table of job transitions (and the quarantine rule) every backend goes through.
+//! - [`backlog`]: `Backlog` (queue depth and parked jobs, from the indexes) and the etcd session's `SessionStats`.
 //! - [`flow_defs`]: flow definitions on the board: versions, the apply rule.
 //! - [`schedules`]: flows posted on a cron clock, and the rule that fires each tick once.
 //! - [`error`]: `Error`, one enum for the crate.
@@ -15,6 +16,7 @@
 
 #![warn(missing_docs)]
 
+pub mod backlog;
 pub mod board;
 pub mod claim;
 pub mod embedded;
@@ -29,6 +31,7 @@ mod patient;
 pub mod schedules;
 pub mod workers;
 
+pub use backlog::{Backlog, SessionStats};
 pub use board::{Availability, JobBoard, Wakeups};
 pub use claim::{Claim, FenceToken};
 pub use error::Error;

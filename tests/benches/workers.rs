@@ -210,6 +210,7 @@ async fn board_requests(dispatch: Arc<dyn flowfile::remote::Dispatch>) -> BenchR
         lease_ttl: Duration::from_secs(10),
         security: jobboard::etcd::EtcdSecurity::default(),
         board: BoardConfig::new("bench"),
+        stats: Default::default(),
     };
     let board = jobboard::etcd::EtcdBoard::connect(config).await?;
     let mut per_task = Vec::new();

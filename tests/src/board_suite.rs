@@ -68,7 +68,8 @@ pub use listing::{
 pub use logbooks::{first_claim_book_is_empty_until_written, logbook_round_trip_and_resume};
 pub use parking::{
     a_completion_while_claimed_reaches_the_owner, a_parked_job_is_completed_and_resumed_elsewhere,
-    cancel_while_parked_reverts, completion_races_the_deadline, wrong_tokens_are_not_found,
+    cancel_while_parked_reverts, completion_races_the_deadline, the_backlog_counts_the_queue_and_the_parked_jobs,
+    wrong_tokens_are_not_found,
 };
 pub use posting::{bad_inputs_write_nothing, conductors_register_and_drain, idempotent_post, list_filters_and_pages};
 pub use schedules::schedules_are_stored_once_and_changed_by_compare_and_swap;

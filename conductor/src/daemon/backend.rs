@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use jobboard::embedded::EmbeddedBoard;
 use jobboard::etcd::{EtcdBoard, EtcdConfig};
-use jobboard::JobBoard;
+use jobboard::{JobBoard, SessionStats};
 
 use crate::api::BoardSlot;
 use crate::config::{BoardSettings, Config, EMBEDDED_BOARD_FILE};
@@ -31,6 +31,7 @@ const LOG_EVERY: Duration = Duration::from_secs(10);
 /// bad configuration rather than something to wait for.
 pub(crate) async fn open_patiently<S: Future + ?Sized>(
     config: &Config,
+    stats: &Arc<SessionStats>,
     slot: &BoardSlot,
     mut shutdown: Pin<&mut S>,
     starting: bool,
@@ -41,7 +42,7 @@ pub(crate) async fn open_patiently<S: Future + ?Sized>(
     loop {
         let opened = tokio::select! {
             _ = shutdown.as_mut() => return Ok(None),
-            opened = open_board(config) => opened,
+            opened = open_board(config, stats) => opened,
         };
         let error = match opened {
             Ok(board) => {
@@ -84,7 +85,8 @@ pub(crate) async fn open_patiently<S: Future + ?Sized>(
 /// etcd: connects and grants the session lease (`Unavailable` if etcd cannot
 /// be reached). Embedded: creates the data dir if needed and opens
 /// `board.sqlite3` in it, returning jobs a previous run had claimed to the board.
-pub async fn open_board(config: &Config) -> Result<Arc<dyn JobBoard>, Error> {
+/// An etcd session counts its lease renewals into `stats`.
+pub async fn open_board(config: &Config, stats: &Arc<SessionStats>) -> Result<Arc<dyn JobBoard>, Error> {
     match &config.board {
         BoardSettings::Etcd { endpoints, prefix } => {
             let etcd = EtcdConfig {
@@ -93,6 +95,7 @@ pub async fn open_board(config: &Config) -> Result<Arc<dyn JobBoard>, Error> {
                 lease_ttl: config.lease_ttl,
                 board: config.board_config(),
                 security: config.etcd_security.load()?,
+                stats: stats.clone(),
             };
             Ok(Arc::new(EtcdBoard::connect(etcd).await?))
         }

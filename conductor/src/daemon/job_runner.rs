@@ -33,6 +33,7 @@ use tracing::Instrument;
 
 use crate::catalog::Catalog;
 use crate::local::{LocalStatus, RunningJob};
+use crate::metrics::tasks::TaskListener;
 use crate::workers::WorkerHub;
 
 /// The tokens that stop running jobs; both are children of the daemon's.
@@ -110,6 +111,7 @@ impl JobRunner {
             .storage(claim.storage(), job.id, job.id)
             .max_concurrency(self.concurrency)
             .listener(Arc::new(LoggingListener))
+            .listener(Arc::new(TaskListener::new(job.flow.clone(), self.local.metrics.clone())))
             .build()
             .await;
         let mut engine = match engine {

@@ -6,6 +6,7 @@
 //! [`drain`](super::drain)), re-registers if the entry is gone, and writes
 //! local drain changes to the board.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -24,11 +25,16 @@ pub(crate) struct Registration {
     /// When the board was last read. A tokio mutex: it is held across the
     /// read so that concurrent callers share one read instead of each making one.
     last_read: Mutex<Option<Instant>>,
+    /// The drain switch's generation last written to the board (or tried). A board read
+    /// is applied only when every local change has been: otherwise a read made between an
+    /// operator's drain (or undrain) and its write brings the old flag back, for good.
+    published: AtomicU64,
 }
 
 impl Registration {
     pub(crate) fn new(board: Arc<dyn JobBoard>, info: ConductorInfo, drain: DrainHandle) -> Self {
-        Registration { board, info, drain, last_read: Mutex::new(None) }
+        let published = AtomicU64::new(drain.generation());
+        Registration { board, info, drain, last_read: Mutex::new(None), published }
     }
 
     /// Registers on the board (at startup).
@@ -54,7 +60,8 @@ impl Registration {
                 *last = Some(Instant::now());
                 match list.iter().find(|c| c.name == self.info.name) {
                     Some(me) => {
-                        if self.drain.apply_from_board(me.draining, generation) {
+                        let unpublished = generation != self.published.load(Ordering::SeqCst);
+                        if !unpublished && self.drain.apply_from_board(me.draining, generation) {
                             tracing::info!(draining = me.draining, "drain flag changed on the board");
                         }
                     }
@@ -96,12 +103,14 @@ impl Registration {
                         return;
                     }
                     let draining = *local.borrow_and_update();
+                    let generation = self.drain.generation();
                     if draining {
                         tracing::info!("draining: no new jobs will be claimed");
                     } else {
                         tracing::info!("drain ended: claiming again");
                     }
                     self.publish_drain(draining).await;
+                    self.published.store(generation, Ordering::SeqCst);
                 }
             }
         }

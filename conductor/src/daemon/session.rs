@@ -112,6 +112,10 @@ pub(crate) async fn run<S: Future + ?Sized, F: Future<Output = String> + ?Sized>
     tracker.spawn(cx.workers.clone().follow_board(board.clone(), stop_claiming.clone()));
     tracker.spawn(retention::deadline_loop(board.clone(), DEADLINE_SCAN, stop_claiming.clone()));
     tracker.spawn(scheduler::run(board.clone(), cx.catalog.clone(), stop_claiming.clone()));
+    if config.http_listen.is_some() {
+        let (metrics, every) = (cx.local.metrics.clone(), crate::metrics::backlog::REFRESH);
+        tracker.spawn(crate::metrics::backlog::refresh(board.clone(), metrics, every, stop_claiming.clone()));
+    }
     let claimer = Claimer {
         board: board.clone(),
         catalog: cx.catalog.clone(),

@@ -124,6 +124,10 @@ impl JobBoard for MeteredBoard {
         self.measure("time_out_due", self.inner.time_out_due(limit)).await
     }
 
+    async fn backlog(&self) -> Result<jobboard::Backlog, Error> {
+        self.measure("backlog", self.inner.backlog()).await
+    }
+
     fn flow_changes(&self) -> Wakeups {
         self.inner.flow_changes()
     }

@@ -82,8 +82,14 @@ impl WorkerHub {
             let assign = assign_of(&call, &dispatch);
             let progress = Arc::new(Notify::new());
             let (reply, outcome) = oneshot::channel();
+            let asked = Instant::now();
             let (route, default_timeout_ms) = match self.start(&call, assign, reply, &progress, start_by, wait).await {
-                Started::Sent(route, timeout) => (route, timeout),
+                Started::Sent(route, timeout) => {
+                    if let Some(metrics) = self.metrics() {
+                        metrics.dispatched(asked.elapsed());
+                    }
+                    (route, timeout)
+                }
                 Started::Done(outcome) => return outcome,
             };
             let guard = Inflight { hub: self.clone(), dispatch, route, reason: "the call was dropped" };

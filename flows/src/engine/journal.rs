@@ -11,6 +11,7 @@
 //! with the next atom's RUNNING. Listeners hear of a transition only once it is
 //! written.
 
+use crate::compile::NodeKind;
 use crate::error::Error;
 use crate::listener::{notify, AtomEvent};
 use crate::logbook::{AtomDetail, FlowDetail};
@@ -119,9 +120,16 @@ fn announce(shared: &Shared, details: &[AtomDetail], events: &[Event]) {
             Event::Atom { node, from, to, version } => {
                 let detail = &details[node];
                 let current = detail.version == version;
+                let task_kind = match &shared.compiled.nodes[node].kind {
+                    NodeKind::Task(spec) => spec.declared_kind(),
+                    _ => None,
+                };
                 let event = AtomEvent {
                     flow: name,
                     atom: &detail.name,
+                    atom_kind: detail.kind,
+                    task_kind,
+                    executions: detail.executions,
                     from,
                     to,
                     result: if to == AtomState::Success && current { detail.result.as_ref() } else { None },

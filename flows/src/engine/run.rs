@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use tokio::task::JoinSet;
+use tracing::Instrument;
 
 use super::job::{perform, Action, Completion, Done, Shared};
 use super::journal::Journal;
@@ -323,7 +324,9 @@ impl Run<'_> {
     /// Runs a job: inline for a serial engine; for a parallel one, polled once
     /// inline and spawned only if it has to wait (unless `eager_spawn`).
     async fn launch(&mut self, n: usize, action: Action) {
-        let job = perform(self.shared.clone(), n, action);
+        // Made here, inside the caller's span (the job's), so that a spawned call keeps its parent.
+        let span = call_span(&self.shared, n, &action);
+        let job = perform(self.shared.clone(), n, action).instrument(span);
         if self.engine.max_concurrency == 1 {
             let completion = job.await;
             self.complete(completion);
@@ -505,4 +508,20 @@ impl Run<'_> {
         self.flush().await?;
         Ok(RunOutcome { state, failure, results: self.results() })
     }
+}
+
+/// The tracing span of one call into a task (`execute`, `revert` or `parked`); none for a retry's backoff.
+fn call_span(shared: &Shared, n: usize, action: &Action) -> tracing::Span {
+    let node = &shared.compiled.nodes[n];
+    let call = match action {
+        Action::Execute(_) => "execute",
+        Action::Revert(_) => "revert",
+        Action::Notify(_) => "parked",
+        Action::Delay(_) => return tracing::Span::none(),
+    };
+    let kind = match &node.kind {
+        NodeKind::Task(spec) => spec.declared_kind().unwrap_or("task"),
+        _ => "retry",
+    };
+    tracing::info_span!("task", flow = %shared.compiled.name, atom = %node.name, kind, call)
 }

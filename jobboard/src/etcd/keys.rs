@@ -24,6 +24,7 @@
 //! | `P m/park/<id>/<atom-hex>` | park entry JSON: attempt, token hash, deadline, state, outcome (see `parking`) | - | owner's logbook txn (park); completion, timeout, cancel (conditional) |
 //! | `P due/<deadline-ms:013>/<id>/<atom-hex>` | empty: parked tasks by deadline, read only up to now | - | with the entry; deleted when it is settled |
 //! | `P format` | the board's format version, a number (see `format`) | - | first session (conditional create); each migration step |
+//! | `P parked/<id>` | empty: PARKED jobs, in id (= age) order; counted for the backlog | - | park; deleted by deliver and cancel (same txns) |
 //!
 //! `inv-prio` is `i32::MAX - priority` zero-padded, so ascending key order is
 //! priority descending, then id (= age) ascending. Every board watches `P m/`
@@ -196,6 +197,15 @@ impl Keys {
 
     pub(crate) fn park(&self, id: JobId, atom: &str) -> String {
         format!("{}m/park/{id}/{}", self.prefix, hex(atom))
+    }
+
+    /// The index of PARKED jobs (not watched): what `backlog` counts.
+    pub(crate) fn parked_prefix(&self) -> String {
+        format!("{}parked/", self.prefix)
+    }
+
+    pub(crate) fn parked(&self, id: JobId) -> String {
+        format!("{}parked/{id}", self.prefix)
     }
 
     /// The deadline index of parked tasks (not watched).

@@ -103,6 +103,7 @@ impl Inner {
                     ops.push(TxnOp::put(keys.state(id), encoded.clone(), None));
                     ops.push(TxnOp::put(keys.queue(state.priority, id), encoded.clone(), None));
                     ops.push(TxnOp::put(keys.flow_queue(&state.flow, state.priority, id), encoded, None));
+                    ops.push(TxnOp::delete(keys.parked(id), None));
                     let landed = self.txn(Txn::new().when(when).and_then(ops), &format!("cancelling job {id}")).await?;
                     if landed.succeeded() {
                         self.with_local(|local| local.queue_put(keys.queue(state.priority, id).as_bytes()));

@@ -100,6 +100,7 @@ impl Inner {
             ops.push(TxnOp::put(keys.state(id), encoded.clone(), None));
             ops.push(TxnOp::put(keys.queue(state.priority, id), encoded.clone(), None));
             ops.push(TxnOp::put(keys.flow_queue(&state.flow, state.priority, id), encoded, None));
+            ops.push(TxnOp::delete(keys.parked(id), None));
         }
         let txn = Txn::new()
             .when([
@@ -235,6 +236,7 @@ impl Inner {
                     TxnOp::put(keys.state(id), encode(&next, "job state")?, None),
                     TxnOp::delete(keys.owner(id), None),
                     TxnOp::delete(keys.held(id), None),
+                    TxnOp::put(keys.parked(id), Vec::new(), None),
                 ])
                 .or_else([TxnOp::get(keys.owner(id), None), self.epoch.get()]);
             let resp = self.txn(txn, &format!("parking job {id} under claim {token}")).await?;

@@ -32,6 +32,7 @@ use tokio_util::sync::CancellationToken;
 use super::bounded;
 use super::codec::{cause_in_words, etcd_error};
 use super::epoch::BoardEpoch;
+use crate::backlog::SessionStats;
 use crate::board::Availability;
 use crate::error::Error;
 
@@ -88,6 +89,7 @@ impl Session {
         ttl: Duration,
         kv: KvClient,
         epoch: BoardEpoch,
+        stats: Arc<SessionStats>,
     ) -> Result<Session, Error> {
         let ttl_secs = ttl.as_secs().max(2) as i64;
         let grant = || {
@@ -114,6 +116,7 @@ impl Session {
             lost: session.lost.clone(),
             stop: session.stop.clone(),
             availability: session.availability.clone(),
+            stats,
         };
         tokio::spawn(keeper.run());
         Ok(session)
@@ -156,6 +159,7 @@ struct KeepAlive {
     lost: CancellationToken,
     stop: CancellationToken,
     availability: tokio::sync::watch::Sender<Availability>,
+    stats: Arc<SessionStats>,
 }
 
 /// Why the renewal loop stopped renewing.
@@ -191,6 +195,12 @@ impl KeepAlive {
         });
     }
 
+    /// A renewal attempt failed: counted, and the board is unavailable until one lands.
+    fn renewal_failed(&self, cause: &str) {
+        self.stats.renewal_failed();
+        self.set_unavailable(cause);
+    }
+
     fn set_available(&self) {
         self.availability.send_if_modified(|now| {
             let changed = *now != Availability::Available;
@@ -221,7 +231,7 @@ impl KeepAlive {
                 Ok(pair) => pair,
                 Err(e) => {
                     tracing::debug!(lease = self.lease, error = %e, "cannot open lease keep-alive stream; retrying");
-                    self.set_unavailable(&cause_in_words(&e));
+                    self.renewal_failed(&cause_in_words(&e));
                     tokio::select! {
                         _ = self.stop.cancelled() => return Ended::Stopped,
                         _ = sleep_until(deadline) => return Ended::Lost,
@@ -232,7 +242,7 @@ impl KeepAlive {
             loop {
                 let sent_at = Instant::now();
                 if let Err(e) = keeper.keep_alive().await {
-                    self.set_unavailable(&cause_in_words(&e));
+                    self.renewal_failed(&cause_in_words(&e));
                     continue 'reopen;
                 }
                 let reply = tokio::select! {
@@ -252,19 +262,20 @@ impl KeepAlive {
                             return Ended::Lost;
                         }
                         self.revisions.note(revision);
+                        self.stats.renewed();
                         deadline = sent_at + Duration::from_secs(resp.ttl() as u64) - margin;
                         self.set_available();
                     }
                     Ok(Ok(None)) => {
-                        self.set_unavailable("the keep-alive stream was closed");
+                        self.renewal_failed("the keep-alive stream was closed");
                         continue 'reopen;
                     }
                     Ok(Err(e)) => {
-                        self.set_unavailable(&cause_in_words(&e));
+                        self.renewal_failed(&cause_in_words(&e));
                         continue 'reopen;
                     }
                     Err(_) => {
-                        self.set_unavailable(&format!("no lease renewal answer within {reply_wait:?}"));
+                        self.renewal_failed(&format!("no lease renewal answer within {reply_wait:?}"));
                         continue 'reopen;
                     }
                 }

@@ -108,6 +108,7 @@ impl BoardFactory for EtcdFactory {
             lease_ttl: LEASE_TTL,
             board: suite_config(owner),
             security: self.security.clone(),
+            stats: Default::default(),
         };
         let board = EtcdBoard::connect(config)
             .await

@@ -224,3 +224,30 @@ pub async fn completion_races_the_deadline(f: &impl BoardFactory) {
     }
     assert!(completions > 0 && timeouts > 0, "both outcomes: {completions} completions, {timeouts} timeouts");
 }
+
+/// `backlog` counts the claim queue and the PARKED jobs, with the oldest of each
+/// (by posting time, whatever the priorities), and follows a park and its completion.
+pub async fn the_backlog_counts_the_queue_and_the_parked_jobs(f: &impl BoardFactory) {
+    let board = f.session("a").await;
+    let empty = board.backlog().await.expect("backlog failed");
+    assert_eq!(empty, jobboard::Backlog::default());
+    let mut posted = Vec::new();
+    for (n, priority) in [0, 10, 5].into_iter().enumerate() {
+        posted.push(post(&board, jobboard::NewJob { priority, ..job("queued", n as i64) }).await);
+        tokio::time::sleep(Duration::from_millis(3)).await;
+    }
+    let backlog = board.backlog().await.expect("backlog failed");
+    assert_eq!((backlog.queued, backlog.oldest_queued), (3, Some(posted[0].created_at)), "oldest by age, not priority");
+    assert_eq!((backlog.parked, backlog.oldest_parked), (0, None));
+
+    let (id, token) = parked_job(&board).await;
+    let parked_at = board.get(id).await.expect("get failed").created_at;
+    let backlog = board.backlog().await.expect("backlog failed");
+    assert_eq!((backlog.queued, backlog.parked, backlog.oldest_parked), (3, 1, Some(parked_at)));
+
+    let done = TaskOutcome::Result(json!("yes"));
+    assert_eq!(board.complete_task(&token.expose(), done).await.expect("complete failed"), Completed::Now);
+    let backlog = board.backlog().await.expect("backlog failed");
+    assert_eq!((backlog.queued, backlog.parked, backlog.oldest_parked), (4, 0, None), "delivered: claimable again");
+    assert_eq!(backlog.oldest_queued, Some(posted[0].created_at));
+}

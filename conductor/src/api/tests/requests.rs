@@ -111,6 +111,10 @@ impl JobBoard for Counting {
         self.count("time_out_due");
         self.inner.time_out_due(limit).await
     }
+    async fn backlog(&self) -> Result<jobboard::Backlog, Error> {
+        self.count("backlog");
+        self.inner.backlog().await
+    }
     async fn put_worker(&self, worker: &WorkerRecord) -> Result<(), Error> {
         self.count("put_worker");
         self.inner.put_worker(worker).await

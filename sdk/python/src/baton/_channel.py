@@ -2,7 +2,9 @@
 (plaintext, as the Rust tools write it) or "https://host:port" (TLS), and the credentials
 a secured conductor asks for: a bearer token (sent as `authorization: Bearer TOKEN`), the
 CA that signed its certificate, a client certificate and key (mutual TLS) -- the same as
-`baton --token/--token-file/--ca/--cert/--key`."""
+`baton --token/--token-file/--ca/--cert/--key`, and, like `baton`, each read from its
+environment variable when not given: BATON_TOKEN, BATON_TOKEN_FILE, BATON_CA,
+BATON_CERT and BATON_KEY."""
 
 from __future__ import annotations
 
@@ -34,6 +36,12 @@ def _pem(value: Optional[Pem], what: str) -> Optional[bytes]:
         raise ValueError(f"cannot read {what} {value}: {error.strerror}") from None
 
 
+def _environment(name: str) -> Optional[str]:
+    """A variable's value; unset and blank are alike (None)."""
+    value = os.environ.get(name, "")
+    return value if value.strip() else None
+
+
 @dataclass(frozen=True)
 class Credentials:
     """What a secured conductor asks of callers. `repr` never shows the token or the key."""
@@ -58,7 +66,16 @@ class Credentials:
         key: Optional[Pem] = None,
     ) -> "Credentials":
         """From values or files: the token (else the first line of `token_file`), the CA,
-        the client certificate and its key (both or neither), each a path or PEM bytes."""
+        the client certificate and its key (both or neither), each a path or PEM bytes.
+        What is not given comes from the environment as for `baton`: BATON_TOKEN (else
+        BATON_TOKEN_FILE), BATON_CA, BATON_CERT with BATON_KEY."""
+        env = _environment
+        if token is None and token_file is None:
+            token, token_file = env("BATON_TOKEN"), env("BATON_TOKEN_FILE")
+        if ca is None:
+            ca = env("BATON_CA")
+        if cert is None and key is None:
+            cert, key = env("BATON_CERT"), env("BATON_KEY")
         if token is not None and token.strip():
             token = token.strip()
         elif token_file is not None:
