@@ -19,6 +19,7 @@ pub mod complete;
 pub mod convert;
 pub mod definitions;
 pub mod fleet;
+pub mod operate;
 pub mod outline;
 pub mod service;
 pub mod status;

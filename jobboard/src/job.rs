@@ -24,6 +24,8 @@ pub enum JobState {
     Claimed,
     /// Every task it can run waits for a completion: released, not claimable.
     Parked,
+    /// Suspended by an operator (`baton suspend`): released, not claimable until resumed.
+    Suspended,
     /// Finished; see the outcome.
     Complete,
     /// Given up on (see the reason); its logbook is kept.
@@ -59,6 +61,12 @@ pub struct NewJob {
     /// the conductor binary (Rust). Absent in records written before pinning existed.
     #[serde(default)]
     pub pin: Option<FlowPin>,
+    /// When the job is cancelled (and reverted) if it has not finished, ms since the epoch.
+    #[serde(default)]
+    pub deadline: Option<Millis>,
+    /// The job this one reruns (`baton rerun`).
+    #[serde(default)]
+    pub rerun_of: Option<JobId>,
 }
 
 /// The version of a stored flow definition a job was posted against: it runs that version,
@@ -79,7 +87,15 @@ pub const MAX_NAME_BYTES: usize = 1024;
 impl NewJob {
     /// A job of priority 0 without an idempotency key.
     pub fn new(flow: impl Into<String>, store: Map<String, Value>) -> Self {
-        NewJob { flow: flow.into(), store, priority: 0, idempotency_key: None, pin: None }
+        NewJob {
+            flow: flow.into(),
+            store,
+            priority: 0,
+            idempotency_key: None,
+            pin: None,
+            deadline: None,
+            rerun_of: None,
+        }
     }
 
     /// Refuses, the same way on every backend, a blank or overlong flow name or
@@ -133,6 +149,32 @@ pub struct Job {
     /// The stored flow definition it runs; `None` for a Rust flow (see [`NewJob::pin`]).
     #[serde(default)]
     pub pin: Option<FlowPin>,
+    /// When it is cancelled if not finished by then (see [`NewJob::deadline`]).
+    #[serde(default)]
+    pub deadline: Option<Millis>,
+    /// The job this one reruns.
+    #[serde(default)]
+    pub rerun_of: Option<JobId>,
+    /// Suspension was requested while it was claimed; its owner suspends the flow.
+    #[serde(default)]
+    pub suspend_requested: bool,
+    /// Claims counted before its last `retry` (the quarantine rule counts claims since).
+    #[serde(default)]
+    pub claim_base: u32,
+    /// What operators did to it (cancel, suspend, resume, retry), oldest first, with who and when.
+    #[serde(default)]
+    pub actions: Vec<OperatorAction>,
+}
+
+/// One operator's action on a job, as recorded on its record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OperatorAction {
+    /// `cancel`, `suspend`, `resume`, `retry`, or `deadline` (the fleet's cancel at the deadline).
+    pub action: String,
+    /// The caller's identity (`anonymous` without an auth file), or `fleet` for a deadline.
+    pub by: String,
+    /// When, ms since the epoch.
+    pub at: Millis,
 }
 
 /// Which flows a claimer can run; empty means any.
@@ -230,6 +272,7 @@ impl JobState {
             JobState::Complete => "COMPLETE",
             JobState::Trashed => "TRASHED",
             JobState::Parked => "PARKED",
+            JobState::Suspended => "SUSPENDED",
         }
     }
 }
@@ -261,9 +304,18 @@ impl fmt::Display for Outcome {
 impl FromStr for JobState {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        [JobState::Unclaimed, JobState::Claimed, JobState::Parked, JobState::Complete, JobState::Trashed]
-            .into_iter()
-            .find(|st| st.as_str().eq_ignore_ascii_case(s))
-            .ok_or_else(|| format!("unknown job state {s:?}; expected UNCLAIMED, CLAIMED, PARKED, COMPLETE or TRASHED"))
+        [
+            JobState::Unclaimed,
+            JobState::Claimed,
+            JobState::Parked,
+            JobState::Suspended,
+            JobState::Complete,
+            JobState::Trashed,
+        ]
+        .into_iter()
+        .find(|st| st.as_str().eq_ignore_ascii_case(s))
+        .ok_or_else(|| {
+            format!("unknown job state {s:?}; expected UNCLAIMED, CLAIMED, PARKED, SUSPENDED, COMPLETE or TRASHED")
+        })
     }
 }

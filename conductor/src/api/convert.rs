@@ -28,6 +28,14 @@ pub fn job_to_pb(job: &Job, tasks: Vec<pb::Task>) -> pb::Job {
         flow_hash: job.pin.as_ref().map(|p| p.hash.clone()),
         warnings: Vec::new(),
         outputs_json: String::new(),
+        deadline_ms: job.deadline,
+        rerun_of: job.rerun_of.map(|id| id.to_string()),
+        suspend_requested: job.suspend_requested,
+        actions: job
+            .actions
+            .iter()
+            .map(|a| pb::OperatorAction { action: a.action.clone(), by: a.by.clone(), at_ms: a.at })
+            .collect(),
     }
 }
 
@@ -169,6 +177,7 @@ pub fn state_to_pb(state: JobState) -> pb::JobState {
         JobState::Complete => pb::JobState::Complete,
         JobState::Trashed => pb::JobState::Trashed,
         JobState::Parked => pb::JobState::Parked,
+        JobState::Suspended => pb::JobState::Suspended,
     }
 }
 
@@ -181,6 +190,7 @@ pub fn state_from_pb(state: pb::JobState) -> Option<JobState> {
         pb::JobState::Complete => Some(JobState::Complete),
         pb::JobState::Trashed => Some(JobState::Trashed),
         pb::JobState::Parked => Some(JobState::Parked),
+        pb::JobState::Suspended => Some(JobState::Suspended),
     }
 }
 
@@ -219,6 +229,11 @@ mod tests {
             cancel_requested: false,
             finished_at: Some(2000),
             pin: Some(jobboard::FlowPin { version: 3, hash: "abc".into() }),
+            deadline: None,
+            rerun_of: None,
+            suspend_requested: false,
+            claim_base: 0,
+            actions: Vec::new(),
         }
     }
 
@@ -272,7 +287,14 @@ mod tests {
 
     #[test]
     fn states_round_trip() {
-        for state in [JobState::Unclaimed, JobState::Claimed, JobState::Parked, JobState::Complete, JobState::Trashed] {
+        for state in [
+            JobState::Unclaimed,
+            JobState::Claimed,
+            JobState::Parked,
+            JobState::Suspended,
+            JobState::Complete,
+            JobState::Trashed,
+        ] {
             assert_eq!(state_from_pb(state_to_pb(state)), Some(state));
         }
         assert_eq!(state_from_pb(pb::JobState::Unspecified), None);

@@ -125,6 +125,11 @@ mod tests {
             cancel_requested: false,
             finished_at: None,
             pin: None,
+            deadline: None,
+            rerun_of: None,
+            suspend_requested: false,
+            claim_base: 0,
+            actions: Vec::new(),
         }
     }
 

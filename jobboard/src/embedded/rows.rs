@@ -27,7 +27,11 @@ pub(crate) fn cached_exec<P: Params>(conn: &Connection, sql: &str, params: P) ->
 
 /// The job columns, in the order [`job_from_row`] reads them.
 pub(crate) const JOB_COLUMNS: &str = "id, flow, store, priority, idempotency_key, created_at, state, owner, claims, \
-     outcome, failure, trash_reason, cancel_requested, finished_at, pin";
+     outcome, failure, trash_reason, cancel_requested, finished_at, pin, deadline, rerun_of, suspend_requested, \
+     claim_base, actions";
+
+/// How many columns [`JOB_COLUMNS`] names (a query selecting more reads them from here on).
+pub(crate) const JOB_COLUMN_COUNT: usize = 20;
 
 /// A job row as stored, before its text columns are decoded.
 pub(crate) struct RawJob {
@@ -46,6 +50,11 @@ pub(crate) struct RawJob {
     cancel_requested: bool,
     finished_at: Option<i64>,
     pin: Option<String>,
+    deadline: Option<i64>,
+    rerun_of: Option<String>,
+    suspend_requested: bool,
+    claim_base: i64,
+    actions: String,
 }
 
 /// Reads a row selected with [`JOB_COLUMNS`]; decode it with [`RawJob::decode`].
@@ -66,6 +75,11 @@ pub(crate) fn raw_job(row: &Row<'_>) -> rusqlite::Result<RawJob> {
         cancel_requested: row.get(12)?,
         finished_at: row.get(13)?,
         pin: row.get(14)?,
+        deadline: row.get(15)?,
+        rerun_of: row.get(16)?,
+        suspend_requested: row.get(17)?,
+        claim_base: row.get(18)?,
+        actions: row.get(19)?,
     })
 }
 
@@ -88,6 +102,11 @@ impl RawJob {
             cancel_requested: self.cancel_requested,
             finished_at: self.finished_at.map(to_u64),
             pin: self.pin.as_deref().map(|p| from_json(p, "job pin")).transpose()?,
+            deadline: self.deadline.map(to_u64),
+            rerun_of: self.rerun_of.as_deref().map(parse_uuid).transpose()?,
+            suspend_requested: self.suspend_requested,
+            claim_base: u32::try_from(self.claim_base).unwrap_or(0),
+            actions: from_json(&self.actions, "job actions")?,
         })
     }
 }

@@ -11,7 +11,7 @@ use super::db::sql_error;
 use crate::error::Error;
 
 /// The schema version this code writes and understands (`PRAGMA user_version`).
-pub(crate) const SCHEMA_VERSION: i64 = 4;
+pub(crate) const SCHEMA_VERSION: i64 = 5;
 
 /// Version 1: jobs, idempotency keys, logbooks, conductors.
 const V1: &str = r#"
@@ -139,27 +139,50 @@ CREATE TABLE parks (
 CREATE INDEX parks_due ON parks (deadline) WHERE state = 'PARKED';
 "#;
 
+/// Version 5: job deadlines, reruns, operators' requests (suspend, retry) and their record.
+const V5: &str = r#"
+ALTER TABLE jobs ADD COLUMN deadline INTEGER;               -- ms since the Unix epoch: cancelled if unfinished
+ALTER TABLE jobs ADD COLUMN rerun_of TEXT;                  -- the job this one reruns
+ALTER TABLE jobs ADD COLUMN suspend_requested INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE jobs ADD COLUMN claim_base INTEGER NOT NULL DEFAULT 0;  -- claims before the last retry
+ALTER TABLE jobs ADD COLUMN actions TEXT NOT NULL DEFAULT '[]';     -- JSON array of OperatorAction
+-- The deadline scan reads only unfinished, unflagged jobs that are due, from this index.
+CREATE INDEX jobs_due ON jobs (deadline) WHERE deadline IS NOT NULL AND cancel_requested = 0
+    AND state IN ('UNCLAIMED', 'CLAIMED', 'PARKED', 'SUSPENDED');
+"#;
+
 /// The `jobs.state` CHECK of version 1, and the one of version 4 that admits PARKED. SQLite
 /// cannot alter a CHECK; loosening one changes no stored row, which is the case
 /// its documentation allows editing the schema text for (`writable_schema`).
 const V1_STATES: &str = "CHECK (state IN ('UNCLAIMED', 'CLAIMED', 'COMPLETE', 'TRASHED'))";
 const V4_STATES: &str = "CHECK (state IN ('UNCLAIMED', 'CLAIMED', 'PARKED', 'COMPLETE', 'TRASHED'))";
+const V5_STATES: &str = "CHECK (state IN ('UNCLAIMED', 'CLAIMED', 'PARKED', 'SUSPENDED', 'COMPLETE', 'TRASHED'))";
 
 fn to_v4(tx: &rusqlite::Transaction<'_>) -> Result<(), Error> {
     tx.execute_batch(V4).map_err(sql_error)?;
+    edit_states(tx, V1_STATES, V4_STATES, "PARKED")
+}
+
+fn to_v5(tx: &rusqlite::Transaction<'_>) -> Result<(), Error> {
+    tx.execute_batch(V5).map_err(sql_error)?;
+    edit_states(tx, V4_STATES, V5_STATES, "SUSPENDED")
+}
+
+/// Replaces the jobs table's state CHECK `from` by `to`, which admits `state` too.
+fn edit_states(tx: &rusqlite::Transaction<'_>, from: &str, to: &str, state: &str) -> Result<(), Error> {
     let schema_version: i64 = tx.pragma_query_value(None, "schema_version", |row| row.get(0)).map_err(sql_error)?;
     tx.pragma_update(None, "writable_schema", true).map_err(sql_error)?;
     let edited = tx
         .execute(
             "UPDATE sqlite_schema SET sql = replace(sql, ?1, ?2) WHERE type = 'table' AND name = 'jobs'",
-            [V1_STATES, V4_STATES],
+            [from, to],
         )
         .map_err(sql_error)?;
     tx.pragma_update(None, "schema_version", schema_version + 1).map_err(sql_error)?;
     tx.pragma_update(None, "writable_schema", false).map_err(sql_error)?;
     if edited != 1 {
         return Err(Error::Backend {
-            message: "board file: cannot find the jobs table to admit PARKED".into(),
+            message: format!("board file: cannot find the jobs table to admit {state}"),
             source: None,
         });
     }
@@ -172,12 +195,15 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<(), Error> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(sql_error)?;
     let version: i64 = tx.pragma_query_value(None, "user_version", |row| row.get(0)).map_err(sql_error)?;
     match version {
-        old @ 0..=3 => {
+        old @ 0..=4 => {
             let steps = [V1, V2, V3];
             for step in steps.iter().skip(usize::try_from(old).unwrap_or(0)) {
                 tx.execute_batch(step).map_err(sql_error)?;
             }
-            to_v4(&tx)?;
+            if old < 4 {
+                to_v4(&tx)?;
+            }
+            to_v5(&tx)?;
             tx.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(sql_error)?;
         }
         SCHEMA_VERSION => {}

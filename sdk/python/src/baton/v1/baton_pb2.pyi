@@ -14,6 +14,7 @@ class JobState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     JOB_STATE_COMPLETE: _ClassVar[JobState]
     JOB_STATE_TRASHED: _ClassVar[JobState]
     JOB_STATE_PARKED: _ClassVar[JobState]
+    JOB_STATE_SUSPENDED: _ClassVar[JobState]
 
 class Outcome(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -34,6 +35,7 @@ JOB_STATE_CLAIMED: JobState
 JOB_STATE_COMPLETE: JobState
 JOB_STATE_TRASHED: JobState
 JOB_STATE_PARKED: JobState
+JOB_STATE_SUSPENDED: JobState
 OUTCOME_UNSPECIFIED: Outcome
 OUTCOME_SUCCESS: Outcome
 OUTCOME_REVERTED: Outcome
@@ -80,7 +82,7 @@ class Task(_message.Message):
     def __init__(self, name: _Optional[str] = ..., kind: _Optional[str] = ..., state: _Optional[str] = ..., attempts: _Optional[int] = ..., executions: _Optional[int] = ..., failure: _Optional[_Union[Failure, _Mapping]] = ..., result_json: _Optional[str] = ..., parked_deadline_ms: _Optional[int] = ..., completed_by: _Optional[str] = ..., completed_at_ms: _Optional[int] = ...) -> None: ...
 
 class Job(_message.Message):
-    __slots__ = ("id", "flow", "store_json", "priority", "idempotency_key", "state", "owner", "claims", "outcome", "failure", "trash_reason", "cancel_requested", "created_at_ms", "finished_at_ms", "tasks", "flow_version", "flow_hash", "warnings", "outputs_json")
+    __slots__ = ("id", "flow", "store_json", "priority", "idempotency_key", "state", "owner", "claims", "outcome", "failure", "trash_reason", "cancel_requested", "created_at_ms", "finished_at_ms", "tasks", "flow_version", "flow_hash", "warnings", "outputs_json", "deadline_ms", "rerun_of", "suspend_requested", "actions")
     ID_FIELD_NUMBER: _ClassVar[int]
     FLOW_FIELD_NUMBER: _ClassVar[int]
     STORE_JSON_FIELD_NUMBER: _ClassVar[int]
@@ -100,6 +102,10 @@ class Job(_message.Message):
     FLOW_HASH_FIELD_NUMBER: _ClassVar[int]
     WARNINGS_FIELD_NUMBER: _ClassVar[int]
     OUTPUTS_JSON_FIELD_NUMBER: _ClassVar[int]
+    DEADLINE_MS_FIELD_NUMBER: _ClassVar[int]
+    RERUN_OF_FIELD_NUMBER: _ClassVar[int]
+    SUSPEND_REQUESTED_FIELD_NUMBER: _ClassVar[int]
+    ACTIONS_FIELD_NUMBER: _ClassVar[int]
     id: str
     flow: str
     store_json: str
@@ -119,21 +125,67 @@ class Job(_message.Message):
     flow_hash: str
     warnings: _containers.RepeatedScalarFieldContainer[str]
     outputs_json: str
-    def __init__(self, id: _Optional[str] = ..., flow: _Optional[str] = ..., store_json: _Optional[str] = ..., priority: _Optional[int] = ..., idempotency_key: _Optional[str] = ..., state: _Optional[_Union[JobState, str]] = ..., owner: _Optional[str] = ..., claims: _Optional[int] = ..., outcome: _Optional[_Union[Outcome, str]] = ..., failure: _Optional[_Union[Failure, _Mapping]] = ..., trash_reason: _Optional[str] = ..., cancel_requested: bool = ..., created_at_ms: _Optional[int] = ..., finished_at_ms: _Optional[int] = ..., tasks: _Optional[_Iterable[_Union[Task, _Mapping]]] = ..., flow_version: _Optional[int] = ..., flow_hash: _Optional[str] = ..., warnings: _Optional[_Iterable[str]] = ..., outputs_json: _Optional[str] = ...) -> None: ...
+    deadline_ms: int
+    rerun_of: str
+    suspend_requested: bool
+    actions: _containers.RepeatedCompositeFieldContainer[OperatorAction]
+    def __init__(self, id: _Optional[str] = ..., flow: _Optional[str] = ..., store_json: _Optional[str] = ..., priority: _Optional[int] = ..., idempotency_key: _Optional[str] = ..., state: _Optional[_Union[JobState, str]] = ..., owner: _Optional[str] = ..., claims: _Optional[int] = ..., outcome: _Optional[_Union[Outcome, str]] = ..., failure: _Optional[_Union[Failure, _Mapping]] = ..., trash_reason: _Optional[str] = ..., cancel_requested: bool = ..., created_at_ms: _Optional[int] = ..., finished_at_ms: _Optional[int] = ..., tasks: _Optional[_Iterable[_Union[Task, _Mapping]]] = ..., flow_version: _Optional[int] = ..., flow_hash: _Optional[str] = ..., warnings: _Optional[_Iterable[str]] = ..., outputs_json: _Optional[str] = ..., deadline_ms: _Optional[int] = ..., rerun_of: _Optional[str] = ..., suspend_requested: bool = ..., actions: _Optional[_Iterable[_Union[OperatorAction, _Mapping]]] = ...) -> None: ...
+
+class OperatorAction(_message.Message):
+    __slots__ = ("action", "by", "at_ms")
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    BY_FIELD_NUMBER: _ClassVar[int]
+    AT_MS_FIELD_NUMBER: _ClassVar[int]
+    action: str
+    by: str
+    at_ms: int
+    def __init__(self, action: _Optional[str] = ..., by: _Optional[str] = ..., at_ms: _Optional[int] = ...) -> None: ...
+
+class SuspendJobRequest(_message.Message):
+    __slots__ = ("id",)
+    ID_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    def __init__(self, id: _Optional[str] = ...) -> None: ...
+
+class ResumeJobRequest(_message.Message):
+    __slots__ = ("id",)
+    ID_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    def __init__(self, id: _Optional[str] = ...) -> None: ...
+
+class RetryJobRequest(_message.Message):
+    __slots__ = ("id",)
+    ID_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    def __init__(self, id: _Optional[str] = ...) -> None: ...
+
+class RerunJobRequest(_message.Message):
+    __slots__ = ("id", "store_json", "deadline_in_ms", "idempotency_key")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    STORE_JSON_FIELD_NUMBER: _ClassVar[int]
+    DEADLINE_IN_MS_FIELD_NUMBER: _ClassVar[int]
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    store_json: str
+    deadline_in_ms: int
+    idempotency_key: str
+    def __init__(self, id: _Optional[str] = ..., store_json: _Optional[str] = ..., deadline_in_ms: _Optional[int] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
 
 class PostJobRequest(_message.Message):
-    __slots__ = ("flow", "store_json", "priority", "idempotency_key", "version")
+    __slots__ = ("flow", "store_json", "priority", "idempotency_key", "version", "deadline_in_ms")
     FLOW_FIELD_NUMBER: _ClassVar[int]
     STORE_JSON_FIELD_NUMBER: _ClassVar[int]
     PRIORITY_FIELD_NUMBER: _ClassVar[int]
     IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
+    DEADLINE_IN_MS_FIELD_NUMBER: _ClassVar[int]
     flow: str
     store_json: str
     priority: int
     idempotency_key: str
     version: int
-    def __init__(self, flow: _Optional[str] = ..., store_json: _Optional[str] = ..., priority: _Optional[int] = ..., idempotency_key: _Optional[str] = ..., version: _Optional[int] = ...) -> None: ...
+    deadline_in_ms: int
+    def __init__(self, flow: _Optional[str] = ..., store_json: _Optional[str] = ..., priority: _Optional[int] = ..., idempotency_key: _Optional[str] = ..., version: _Optional[int] = ..., deadline_in_ms: _Optional[int] = ...) -> None: ...
 
 class GetJobRequest(_message.Message):
     __slots__ = ("id",)

@@ -90,6 +90,26 @@ class BatonStub(object):
                 request_serializer=baton_dot_v1_dot_baton__pb2.CompleteTaskRequest.SerializeToString,
                 response_deserializer=baton_dot_v1_dot_baton__pb2.CompleteTaskResponse.FromString,
                 )
+        self.SuspendJob = channel.unary_unary(
+                '/baton.v1.Baton/SuspendJob',
+                request_serializer=baton_dot_v1_dot_baton__pb2.SuspendJobRequest.SerializeToString,
+                response_deserializer=baton_dot_v1_dot_baton__pb2.Job.FromString,
+                )
+        self.ResumeJob = channel.unary_unary(
+                '/baton.v1.Baton/ResumeJob',
+                request_serializer=baton_dot_v1_dot_baton__pb2.ResumeJobRequest.SerializeToString,
+                response_deserializer=baton_dot_v1_dot_baton__pb2.Job.FromString,
+                )
+        self.RetryJob = channel.unary_unary(
+                '/baton.v1.Baton/RetryJob',
+                request_serializer=baton_dot_v1_dot_baton__pb2.RetryJobRequest.SerializeToString,
+                response_deserializer=baton_dot_v1_dot_baton__pb2.Job.FromString,
+                )
+        self.RerunJob = channel.unary_unary(
+                '/baton.v1.Baton/RerunJob',
+                request_serializer=baton_dot_v1_dot_baton__pb2.RerunJobRequest.SerializeToString,
+                response_deserializer=baton_dot_v1_dot_baton__pb2.Job.FromString,
+                )
 
 
 class BatonServicer(object):
@@ -226,6 +246,41 @@ class BatonServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SuspendJob(self, request, context):
+        """Suspends a job: an unclaimed or parked one at once; a running one starts no new
+        task, lets running ones finish and is released SUSPENDED (not claimable).
+        Recorded with the caller's identity. FAILED_PRECONDITION naming the state when
+        it makes no sense (finished, already suspended, a cancel or suspension pending).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResumeJob(self, request, context):
+        """Makes a SUSPENDED job claimable again; it continues where it stopped, on any
+        conductor. FAILED_PRECONDITION naming the state for any other job.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RetryJob(self, request, context):
+        """A job that ended FAILURE (a revert failed): re-queued to finish its revert from
+        its logbook. A TRASHED job: re-queued with its claim count reset, keeping its
+        logbook, so it resumes where it stopped. FAILED_PRECONDITION for any other job.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RerunJob(self, request, context):
+        """Posts a new job of the same flow version and store (with `store_json`'s keys
+        replacing the old values), linked to it by `rerun_of`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_BatonServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -303,6 +358,26 @@ def add_BatonServicer_to_server(servicer, server):
                     servicer.CompleteTask,
                     request_deserializer=baton_dot_v1_dot_baton__pb2.CompleteTaskRequest.FromString,
                     response_serializer=baton_dot_v1_dot_baton__pb2.CompleteTaskResponse.SerializeToString,
+            ),
+            'SuspendJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.SuspendJob,
+                    request_deserializer=baton_dot_v1_dot_baton__pb2.SuspendJobRequest.FromString,
+                    response_serializer=baton_dot_v1_dot_baton__pb2.Job.SerializeToString,
+            ),
+            'ResumeJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResumeJob,
+                    request_deserializer=baton_dot_v1_dot_baton__pb2.ResumeJobRequest.FromString,
+                    response_serializer=baton_dot_v1_dot_baton__pb2.Job.SerializeToString,
+            ),
+            'RetryJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.RetryJob,
+                    request_deserializer=baton_dot_v1_dot_baton__pb2.RetryJobRequest.FromString,
+                    response_serializer=baton_dot_v1_dot_baton__pb2.Job.SerializeToString,
+            ),
+            'RerunJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.RerunJob,
+                    request_deserializer=baton_dot_v1_dot_baton__pb2.RerunJobRequest.FromString,
+                    response_serializer=baton_dot_v1_dot_baton__pb2.Job.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -567,5 +642,73 @@ class Baton(object):
         return grpc.experimental.unary_unary(request, target, '/baton.v1.Baton/CompleteTask',
             baton_dot_v1_dot_baton__pb2.CompleteTaskRequest.SerializeToString,
             baton_dot_v1_dot_baton__pb2.CompleteTaskResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def SuspendJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/baton.v1.Baton/SuspendJob',
+            baton_dot_v1_dot_baton__pb2.SuspendJobRequest.SerializeToString,
+            baton_dot_v1_dot_baton__pb2.Job.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def ResumeJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/baton.v1.Baton/ResumeJob',
+            baton_dot_v1_dot_baton__pb2.ResumeJobRequest.SerializeToString,
+            baton_dot_v1_dot_baton__pb2.Job.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def RetryJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/baton.v1.Baton/RetryJob',
+            baton_dot_v1_dot_baton__pb2.RetryJobRequest.SerializeToString,
+            baton_dot_v1_dot_baton__pb2.Job.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def RerunJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/baton.v1.Baton/RerunJob',
+            baton_dot_v1_dot_baton__pb2.RerunJobRequest.SerializeToString,
+            baton_dot_v1_dot_baton__pb2.Job.FromString,
             options, channel_credentials,
             insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
