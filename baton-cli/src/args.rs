@@ -97,6 +97,26 @@ pub enum Command {
         /// The job id.
         id: String,
     },
+    /// Suspend a job: a running one starts no new task, lets running ones finish and is
+    /// released SUSPENDED (not claimable); an unclaimed or parked one is suspended at once.
+    Suspend {
+        /// The job id.
+        id: String,
+    },
+    /// Resume a SUSPENDED job: claimable again, it continues where it stopped.
+    Resume {
+        /// The job id.
+        id: String,
+    },
+    /// Retry a job that ended FAILURE (finish its revert, after you fixed the cause), or a
+    /// TRASHED one (re-queued with its claim count reset, resuming where it stopped).
+    Retry {
+        /// The job id.
+        id: String,
+    },
+    /// Post a new job with the same flow version and store as a job, `--store` values
+    /// replacing; the new job names the old one (`rerun_of`). Prints the new job.
+    Rerun(RerunArgs),
     /// Complete a parked task: with its callback token, or (an operator's override,
     /// recorded with your name) by `--job` and `--task`.
     Complete(CompleteArgs),
@@ -173,15 +193,34 @@ pub struct PostArgs {
     /// Posting again with the same key returns the first job instead of a new one.
     #[arg(long, value_name = "KEY")]
     pub idempotency_key: Option<String>,
+    /// Cancel and revert the job if it has not finished this long after the post (e.g.
+    /// `2h`); it then ends CANCELLED with a DEADLINE_EXCEEDED failure. Default: the flow
+    /// file's `deadline:`, if any.
+    #[arg(long, value_name = "DURATION", value_parser = crate::operate::parse_deadline)]
+    pub deadline: Option<Duration>,
     /// Follow the job to its end; exit 0 only if it succeeded.
     #[arg(long)]
     pub wait: bool,
 }
 
+/// `baton rerun`.
+#[derive(Debug, clap::Args)]
+pub struct RerunArgs {
+    /// The job to rerun.
+    pub id: String,
+    /// A store value replacing the old job's, read as the type the flow declares for KEY
+    /// (as `post --store`). Repeatable.
+    #[arg(long = "store", short = 's', value_name = "KEY=VALUE", value_parser = crate::store::parse_pair)]
+    pub store: Vec<(String, String)>,
+    /// The new job's deadline from now; default: the flow file's `deadline:`, if any.
+    #[arg(long, value_name = "DURATION", value_parser = crate::operate::parse_deadline)]
+    pub deadline: Option<Duration>,
+}
+
 /// `baton list`.
 #[derive(Debug, clap::Args)]
 pub struct ListArgs {
-    /// Only jobs in this state: UNCLAIMED, CLAIMED, PARKED, COMPLETE or TRASHED.
+    /// Only jobs in this state: UNCLAIMED, CLAIMED, PARKED, SUSPENDED, COMPLETE or TRASHED.
     #[arg(long, value_parser = parse_state)]
     pub state: Option<pb::JobState>,
     /// Only jobs of this flow.
@@ -312,6 +351,7 @@ pub fn parse_state(text: &str) -> Result<pb::JobState, String> {
         pb::JobState::Unclaimed,
         pb::JobState::Claimed,
         pb::JobState::Parked,
+        pb::JobState::Suspended,
         pb::JobState::Complete,
         pb::JobState::Trashed,
     ]

@@ -37,6 +37,10 @@ pub async fn dispatch(fleet: &Fleet, command: Command, out: Output) -> anyhow::R
             print_job(&job.with_context(|| format!("cannot cancel job {id}"))?, out, true)?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Suspend { id } => crate::operate::suspend(fleet, &id, out).await,
+        Command::Resume { id } => crate::operate::resume(fleet, &id, out).await,
+        Command::Retry { id } => crate::operate::retry(fleet, &id, out).await,
+        Command::Rerun(args) => crate::operate::rerun(fleet, &args, out).await,
         Command::Flows(crate::args::FlowsArgs { command: Some(command) }) => {
             crate::definitions::run(fleet, command, out).await
         }
@@ -132,6 +136,7 @@ async fn post(fleet: &Fleet, args: PostArgs, store: Map<String, Value>, out: Out
         priority: args.priority,
         idempotency_key: Some(key),
         version,
+        deadline_in_ms: args.deadline.map(crate::operate::millis),
     };
     let job = fleet.call(|c| async move { c.post_job(request.clone()).await }).await;
     let job = job.with_context(|| format!("cannot post a {} job", args.flow))?;

@@ -169,6 +169,7 @@ async fn post_and_follow(fleet: &Fleet, flow: DemoFlow, out: Output) -> anyhow::
         priority: 0,
         idempotency_key: Some(uuid::Uuid::new_v4().to_string()),
         version: None,
+        deadline_in_ms: None,
     };
     let job = fleet.call(|c| async move { c.post_job(request.clone()).await }).await;
     let job = job.with_context(|| format!("cannot post the {name} demo job"))?;

@@ -7,7 +7,9 @@
 //! one conductor is the fleet's answer, as every conductor reads the same board.
 //!
 //! Re-sending is safe for every call the CLI makes: reads are reads, cancel and drain set
-//! a state twice to the same value, and `post` always carries an idempotency key.
+//! a state twice to the same value, and `post` and `rerun` always carry an idempotency
+//! key. (A suspend, resume or retry re-sent after the first landed is refused, naming the
+//! state it already brought the job to.)
 
 use std::fmt;
 use std::future::Future;

@@ -23,6 +23,7 @@ mod demo;
 mod fleet;
 mod follow;
 mod inputs;
+mod operate;
 mod output;
 mod report;
 mod schedules;

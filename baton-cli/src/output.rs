@@ -31,6 +31,7 @@ pub fn state_text(state: pb::JobState) -> &'static str {
         pb::JobState::Complete => "COMPLETE",
         pb::JobState::Trashed => "TRASHED",
         pb::JobState::Parked => "PARKED",
+        pb::JobState::Suspended => "SUSPENDED",
     }
 }
 
@@ -98,6 +99,19 @@ pub fn job_json(job: &pb::Job, with_tasks: bool) -> Value {
     }
     if !job.warnings.is_empty() {
         value["warnings"] = json!(job.warnings);
+    }
+    // Operators' controls: likewise only where they say something.
+    if let Some(deadline) = job.deadline_ms {
+        value["deadline"] = json!(deadline);
+    }
+    if let Some(rerun_of) = &job.rerun_of {
+        value["rerun_of"] = json!(rerun_of);
+    }
+    if job.suspend_requested {
+        value["suspend_requested"] = json!(true);
+    }
+    if !job.actions.is_empty() {
+        value["actions"] = job.actions.iter().map(|a| json!({"action": a.action, "by": a.by, "at": a.at_ms})).collect();
     }
     value
 }
@@ -255,6 +269,18 @@ pub fn job_detail(job: &pb::Job) -> String {
     }
     if job.cancel_requested {
         field("cancel", "requested");
+    }
+    if job.suspend_requested {
+        field("suspend", "requested");
+    }
+    if let Some(deadline) = job.deadline_ms {
+        field("deadline", &format_time(deadline));
+    }
+    if let Some(rerun_of) = &job.rerun_of {
+        field("rerun of", rerun_of);
+    }
+    for action in &job.actions {
+        field("operator", &format!("{} by {} at {}", action.action, action.by, format_time(action.at_ms)));
     }
     let outputs: Map<String, Value> = serde_json::from_str(&job.outputs_json).unwrap_or_default();
     if !outputs.is_empty() {

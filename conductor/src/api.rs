@@ -23,6 +23,7 @@ pub mod convert;
 pub mod definitions;
 pub mod fleet;
 pub mod limits;
+pub mod operate;
 pub mod outline;
 pub mod post_rate;
 pub mod schedules;

@@ -125,6 +125,14 @@ pub enum Resolving {
 }
 
 impl Resolving {
+    /// The default deadline of the flow's jobs, in ms from the post: a flow file's `deadline:`.
+    pub fn default_deadline(&self) -> Option<u64> {
+        match self {
+            Resolving::File(parsed) => parsed.file.deadline().map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+            Resolving::Rust(..) => None,
+        }
+    }
+
     /// The factory.
     pub fn factory(&self) -> &FlowFactory {
         match self {

@@ -75,6 +75,11 @@ impl FlowFile {
         &self.def.inputs
     }
 
+    /// The default deadline of its jobs (`deadline:`), counted from the post.
+    pub fn deadline(&self) -> Option<std::time::Duration> {
+        self.def.deadline
+    }
+
     /// Every kind the flow uses anywhere, reverts included: a conductor that lacks
     /// one of them must not claim the flow's jobs (see [`Kinds::missing`]).
     pub fn kinds_used(&self) -> BTreeSet<String> {

@@ -26,6 +26,10 @@ pub(crate) struct FlowDef {
     pub(crate) name: String,
     pub(crate) description: String,
     pub(crate) inputs: Inputs,
+    /// `deadline:`: a job of this flow posted without its own deadline is cancelled this long after its post.
+    /// (Absent from the canonical form when unset, so files without one keep their hash.)
+    #[serde(serialize_with = "millis", skip_serializing_if = "Option::is_none")]
+    pub(crate) deadline: Option<Duration>,
     pub(crate) flow: PatternDef,
 }
 

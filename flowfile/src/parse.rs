@@ -17,7 +17,7 @@ use crate::problems::{Pos, Sink};
 use crate::reader::{self, Fields};
 use crate::yaml::{Node, Yaml};
 
-const TOP_KEYS: &[&str] = &["name", "description", "inputs", "flow"];
+const TOP_KEYS: &[&str] = &["name", "description", "inputs", "deadline", "flow"];
 const PATTERN_KEYS: &[&str] = &["linear", "unordered", "graph", "name", "retry", "each", "after"];
 const ORDERS: [Order; 3] = [Order::Linear, Order::Unordered, Order::Graph];
 
@@ -38,6 +38,7 @@ pub(crate) fn file(root: &Node, kinds: &Kinds) -> (Option<FlowDef>, Sink) {
     let description =
         f.get("description").and_then(|n| reader::text(n, "description", &mut cx.sink)).unwrap_or_default();
     cx.inputs = f.get("inputs").map(|n| inputs::read(n, "inputs", &mut cx.sink)).unwrap_or_default();
+    let deadline = f.get("deadline").and_then(|n| reader::duration(n, "deadline", &mut cx.sink));
     let flow = f.required("flow", &mut cx.sink).and_then(|n| pattern(n, "flow", None, &mut cx));
     if let Some(each) = flow.as_ref().and_then(|p| p.each.as_ref()) {
         cx.sink.at(
@@ -47,7 +48,9 @@ pub(crate) fn file(root: &Node, kinds: &Kinds) -> (Option<FlowDef>, Sink) {
         );
     }
     let def = match (name, flow) {
-        (Some(name), Some(flow)) => Some(FlowDef { name, description, inputs: std::mem::take(&mut cx.inputs), flow }),
+        (Some(name), Some(flow)) => {
+            Some(FlowDef { name, description, inputs: std::mem::take(&mut cx.inputs), deadline, flow })
+        }
         _ => None,
     };
     (def, cx.sink)

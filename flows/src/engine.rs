@@ -79,6 +79,7 @@ pub struct EngineBuilder {
     max_concurrency: usize,
     listeners: Vec<Arc<dyn Listener>>,
     eager_spawn: bool,
+    retry_reverts: bool,
 }
 
 impl EngineBuilder {
@@ -117,6 +118,15 @@ impl EngineBuilder {
         self
     }
 
+    /// An operator's retry of a flow that ended FAILURE (a revert failed): the
+    /// failed reverts are run again (REVERT_FAILURE -> REVERTING), and the revert
+    /// is finished from the logbook. Without it a FAILURE flow is reported as it is.
+    #[must_use]
+    pub fn retry_failed_reverts(mut self, retry: bool) -> Self {
+        self.retry_reverts = retry;
+        self
+    }
+
     /// Adds a listener.
     #[must_use]
     pub fn listener(mut self, listener: Arc<dyn Listener>) -> Self {
@@ -138,6 +148,7 @@ impl EngineBuilder {
         Ok(Engine {
             details,
             eager_spawn: self.eager_spawn,
+            retry_reverts: self.retry_reverts,
             compiled: Arc::new(compiled),
             store: Arc::new(self.store),
             storage,
@@ -180,6 +191,7 @@ pub struct Engine {
     pub(crate) details: Vec<AtomDetail>,
     /// Spawn every job at once instead of polling it inline first.
     pub(crate) eager_spawn: bool,
+    pub(crate) retry_reverts: bool,
     pub(crate) max_concurrency: usize,
     pub(crate) listeners: Arc<[Arc<dyn Listener>]>,
     pub(crate) control: EngineControl,
@@ -211,6 +223,7 @@ impl Engine {
             max_concurrency: 1,
             listeners: Vec::new(),
             eager_spawn: false,
+            retry_reverts: false,
         }
     }
 

@@ -139,7 +139,8 @@ impl fmt::Display for FlowState {
 /// TaskFlow's table, plus two resume edges: an atom found RUNNING or REVERTING
 /// in a logbook after a crash is started again from PENDING or REVERTING
 /// (at-least-once execution); and RETRYING -> REVERTING, for a retry waiting to
-/// run its next attempt when the whole flow is reverted (it ran, so it is undone).
+/// run its next attempt when the whole flow is reverted (it ran, so it is undone);
+/// and REVERT_FAILURE -> REVERTING, an operator's retry of a failed revert.
 ///
 /// Parking: RUNNING -> PARKED when `execute` parks; PARKED -> SUCCESS or FAILURE
 /// when a result or failure (a timeout is one) is delivered; PARKED -> REVERTING
@@ -164,6 +165,7 @@ pub fn check_atom_transition(from: AtomState, to: AtomState) -> bool {
                 | (Retrying, Reverting)
                 | (Reverting, Reverted)
                 | (Reverting, RevertFailure)
+                | (RevertFailure, Reverting)
                 | (Reverted, Pending)
                 | (Running, Parked)
                 | (Parked, Success)

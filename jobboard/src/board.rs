@@ -9,7 +9,7 @@
 //! backends keep those private.
 
 use async_trait::async_trait;
-use flows::LogBook;
+use flows::{LogBook, Millis};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
@@ -18,6 +18,7 @@ use crate::claim::Claim;
 use crate::error::Error;
 use crate::flow_defs::{Applied, ApplyRule, FlowVersion, NewFlowVersion};
 use crate::job::{ConductorInfo, FlowFilter, Job, JobId, JobPage, JobState, ListQuery, NewJob};
+use crate::lifecycle::operate::Operation;
 use crate::parking::{Completed, ParkEntry, Presenter, TaskOutcome};
 use crate::workers::{WorkerRecord, WorkerSet};
 
@@ -45,8 +46,26 @@ pub trait JobBoard: Send + Sync + std::fmt::Debug {
 
     /// Requests cancellation. An unclaimed job becomes COMPLETE/CANCELLED at
     /// once; the owner of a claimed one is told (its `Claim::cancelled` fires).
-    /// A finished job is returned unchanged.
-    async fn request_cancel(&self, id: JobId) -> Result<Job, Error>;
+    /// A finished job is returned unchanged. (An [`Operation::Cancel`] by nobody named.)
+    async fn request_cancel(&self, id: JobId) -> Result<Job, Error> {
+        self.operate(id, Operation::Cancel, "anonymous").await
+    }
+
+    /// An operator's request on a job, recorded on it with `by` (the caller's
+    /// identity) and the time; the lifecycle table decides (`lifecycle`). A
+    /// refusal is `IllegalTransition` naming the state, except that a cancel of a
+    /// finished job returns it unchanged. The owner of a claimed job is told of a
+    /// cancel or suspend request by its `Claim::cancelled` (read the job to see which).
+    async fn operate(&self, id: JobId, op: Operation, by: &str) -> Result<Job, Error>;
+
+    /// Cancels job `id` because its deadline (`deadline`, ms since the epoch) passed:
+    /// as a cancel, recorded as the fleet's, and the job ends with a
+    /// `DEADLINE_EXCEEDED` failure. A finished job is returned unchanged.
+    async fn expire(&self, id: JobId, deadline: Millis) -> Result<Job, Error>;
+
+    /// Cancels (as [`JobBoard::expire`]) up to `limit` unfinished jobs whose
+    /// deadline passed, earliest first; returns how many. Reads only what is due.
+    async fn cancel_overdue(&self, limit: usize) -> Result<usize, Error>;
 
     /// Fires (the value changes) whenever a job may have become claimable:
     /// posted, abandoned, or released by a lost lease. Subscribe before

@@ -47,6 +47,8 @@ pub(crate) trait ClaimOps: Send + Sync + std::fmt::Debug {
     async fn parked_tasks(&self, job: JobId) -> Result<Vec<crate::parking::ParkEntry>, Error>;
     /// Wakes when a parked task of `job` is completed or timed out while it is claimed.
     fn deliveries(&self, job: JobId) -> crate::board::Wakeups;
+    /// Gives the job back SUSPENDED (or UNCLAIMED if a cancel came meanwhile), if the token is current.
+    async fn halt(&self, job: JobId, token: FenceToken) -> Result<Job, Error>;
     /// Parks the job (fenced) unless completions or a cancel came meanwhile.
     async fn park(&self, job: JobId, token: FenceToken, waiting: &[(String, u32)]) -> Result<Parking, Error>;
 }
@@ -102,7 +104,8 @@ impl Claim {
         self.lost.clone()
     }
 
-    /// Fires when cancellation of the job is requested.
+    /// Fires when cancellation or suspension of the job is requested (read the
+    /// job to tell which: `cancel_requested`, `suspend_requested`).
     pub fn cancelled(&self) -> CancellationToken {
         self.cancelled.clone()
     }
@@ -117,6 +120,14 @@ impl Claim {
     pub async fn abandon(self) -> Result<(), Error> {
         let (id, token) = (self.job.id, self.token);
         self.patiently("abandoning the job", || self.ops.abandon(id, token)).await
+    }
+
+    /// Gives the job back SUSPENDED after its flow stopped as an operator asked
+    /// (`baton suspend`): released, not claimable until resumed. If a cancel was
+    /// requested meanwhile it is given back claimable instead, so a claimer reverts.
+    pub async fn halt(self) -> Result<Job, Error> {
+        let (id, token) = (self.job.id, self.token);
+        self.patiently("suspending the job", || self.ops.halt(id, token)).await
     }
 
     /// Gives up on the job for good, with a reason; its logbook is kept.

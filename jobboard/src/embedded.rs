@@ -28,6 +28,7 @@ mod jobs;
 mod logbook;
 mod migrate;
 mod notify;
+mod operate;
 mod parks;
 mod rows;
 mod schedules;
@@ -55,6 +56,7 @@ use crate::claim::{Claim, FenceToken};
 use crate::error::Error;
 use crate::flow_defs::{Applied, ApplyRule, FlowVersion, NewFlowVersion};
 use crate::job::{BoardConfig, ConductorInfo, FlowFilter, Job, JobId, JobPage, JobState, ListQuery, NewJob};
+use crate::lifecycle::operate::{Operation, FLEET};
 use crate::parking::{Completed, ParkEntry, Presenter, TaskOutcome};
 
 /// What every session of one board file shares.
@@ -163,6 +165,27 @@ impl EmbeddedBoard {
     }
 
     /// Wakes whoever a settled park concerns.
+    async fn operated(&self, id: JobId, op: Operation, by: String, expire: Option<u64>) -> Result<Job, Error> {
+        self.check_open()?;
+        let done = self.shared.db.write(move |tx| operate::operate(tx, id, op, &by, expire, now_millis())).await?;
+        if done.changed {
+            self.after_operation(&done.job);
+        }
+        Ok(done.job)
+    }
+
+    /// Wake-ups after an operator's request changed `job`: its owner (a cancel or
+    /// suspend flag), claimers (claimable again), and its watchers.
+    fn after_operation(&self, job: &Job) {
+        if job.state == JobState::Claimed && (job.cancel_requested || job.suspend_requested) {
+            self.shared.notify.cancel(job.id);
+        }
+        if job.state == JobState::Unclaimed {
+            self.shared.notify.claimable();
+        }
+        self.shared.notify.job_changed(job.id);
+    }
+
     fn woken(&self, job: JobId, woke: parks::Woke) {
         match woke {
             parks::Woke::Claimable => self.shared.notify.claimable(),
@@ -262,27 +285,21 @@ impl JobBoard for EmbeddedBoard {
         }
     }
 
-    async fn request_cancel(&self, id: JobId) -> Result<Job, Error> {
+    async fn operate(&self, id: JobId, op: Operation, by: &str) -> Result<Job, Error> {
+        self.operated(id, op, by.to_owned(), None).await
+    }
+
+    async fn expire(&self, id: JobId, deadline: flows::Millis) -> Result<Job, Error> {
+        self.operated(id, Operation::Cancel, FLEET.to_owned(), Some(deadline)).await
+    }
+
+    async fn cancel_overdue(&self, limit: usize) -> Result<usize, Error> {
         self.check_open()?;
-        let job = self
-            .shared
-            .db
-            .write(move |tx| {
-                let job = jobs::request_cancel(tx, id, now_millis())?;
-                if job.cancel_requested {
-                    parks::cancel_all(tx, id, now_millis())?;
-                }
-                Ok(job)
-            })
-            .await?;
-        if job.cancel_requested {
-            self.shared.notify.cancel(id);
-            if job.state == JobState::Unclaimed {
-                self.shared.notify.claimable();
-            }
+        let jobs = self.shared.db.write(move |tx| operate::cancel_overdue(tx, limit, now_millis())).await?;
+        for job in &jobs {
+            self.after_operation(job);
         }
-        self.shared.notify.job_changed(id);
-        Ok(job)
+        Ok(jobs.len())
     }
 
     async fn complete(

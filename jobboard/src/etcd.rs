@@ -19,6 +19,7 @@ mod format;
 pub(crate) mod keys;
 mod list;
 mod local;
+mod operate;
 mod ops;
 mod owner;
 mod parks;
@@ -49,6 +50,7 @@ use crate::claim::Claim;
 use crate::error::Error;
 use crate::flow_defs::{Applied, ApplyRule, FlowVersion, NewFlowVersion};
 use crate::job::{BoardConfig, ConductorInfo, FlowFilter, Job, JobId, JobPage, ListQuery, NewJob};
+use crate::lifecycle::operate::{Operation, FLEET};
 
 /// How long one etcd request may take before it counts as `Unavailable`: a
 /// partition that swallows packets must not hang a caller forever.
@@ -397,8 +399,16 @@ impl JobBoard for EtcdBoard {
         Inner::claim_one(&self.inner, id).await
     }
 
-    async fn request_cancel(&self, id: JobId) -> Result<Job, Error> {
-        self.inner.request_cancel(id).await
+    async fn operate(&self, id: JobId, op: Operation, by: &str) -> Result<Job, Error> {
+        self.inner.operate(id, op, by, None).await
+    }
+
+    async fn expire(&self, id: JobId, deadline: flows::Millis) -> Result<Job, Error> {
+        self.inner.operate(id, Operation::Cancel, FLEET, Some(deadline)).await
+    }
+
+    async fn cancel_overdue(&self, limit: usize) -> Result<usize, Error> {
+        self.inner.cancel_overdue(limit).await
     }
 
     fn claimable(&self) -> Wakeups {

@@ -25,6 +25,8 @@ pub enum JobState {
     Claimed,
     /// Every task it can run waits for a completion: released, not claimable.
     Parked,
+    /// Suspended by an operator (`baton suspend`): released, not claimable until resumed.
+    Suspended,
     /// Finished; see the outcome.
     Complete,
     /// Given up on (see the reason); its logbook is kept.
@@ -64,6 +66,12 @@ pub struct NewJob {
     /// which any conductor claims.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub requires: Vec<String>,
+    /// When the job is cancelled (and reverted) if it has not finished, ms since the epoch.
+    #[serde(default)]
+    pub deadline: Option<Millis>,
+    /// The job this one reruns (`baton rerun`).
+    #[serde(default)]
+    pub rerun_of: Option<JobId>,
 }
 
 /// The version of a stored flow definition a job was posted against: it runs that version,
@@ -84,7 +92,16 @@ pub const MAX_NAME_BYTES: usize = 1024;
 impl NewJob {
     /// A job of priority 0 without an idempotency key.
     pub fn new(flow: impl Into<String>, store: Map<String, Value>) -> Self {
-        NewJob { flow: flow.into(), store, priority: 0, idempotency_key: None, pin: None, requires: Vec::new() }
+        NewJob {
+            flow: flow.into(),
+            store,
+            priority: 0,
+            idempotency_key: None,
+            pin: None,
+            requires: Vec::new(),
+            deadline: None,
+            rerun_of: None,
+        }
     }
 
     /// Refuses, the same way on every backend, a blank or overlong flow name or
@@ -141,6 +158,32 @@ pub struct Job {
     /// The features it needs (see [`NewJob::requires`]).
     #[serde(default)]
     pub requires: Vec<String>,
+    /// When it is cancelled if not finished by then (see [`NewJob::deadline`]).
+    #[serde(default)]
+    pub deadline: Option<Millis>,
+    /// The job this one reruns.
+    #[serde(default)]
+    pub rerun_of: Option<JobId>,
+    /// Suspension was requested while it was claimed; its owner suspends the flow.
+    #[serde(default)]
+    pub suspend_requested: bool,
+    /// Claims counted before its last `retry` (the quarantine rule counts claims since).
+    #[serde(default)]
+    pub claim_base: u32,
+    /// What operators did to it (cancel, suspend, resume, retry), oldest first, with who and when.
+    #[serde(default)]
+    pub actions: Vec<OperatorAction>,
+}
+
+/// One operator's action on a job, as recorded on its record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OperatorAction {
+    /// `cancel`, `suspend`, `resume`, `retry`, or `deadline` (the fleet's cancel at the deadline).
+    pub action: String,
+    /// The caller's identity (`anonymous` without an auth file), or `fleet` for a deadline.
+    pub by: String,
+    /// When, ms since the epoch.
+    pub at: Millis,
 }
 
 /// What a claimer can run: which flows (empty: any), and which features it has.
@@ -264,6 +307,7 @@ impl JobState {
             JobState::Complete => "COMPLETE",
             JobState::Trashed => "TRASHED",
             JobState::Parked => "PARKED",
+            JobState::Suspended => "SUSPENDED",
         }
     }
 }
@@ -295,9 +339,18 @@ impl fmt::Display for Outcome {
 impl FromStr for JobState {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        [JobState::Unclaimed, JobState::Claimed, JobState::Parked, JobState::Complete, JobState::Trashed]
-            .into_iter()
-            .find(|st| st.as_str().eq_ignore_ascii_case(s))
-            .ok_or_else(|| format!("unknown job state {s:?}; expected UNCLAIMED, CLAIMED, PARKED, COMPLETE or TRASHED"))
+        [
+            JobState::Unclaimed,
+            JobState::Claimed,
+            JobState::Parked,
+            JobState::Suspended,
+            JobState::Complete,
+            JobState::Trashed,
+        ]
+        .into_iter()
+        .find(|st| st.as_str().eq_ignore_ascii_case(s))
+        .ok_or_else(|| {
+            format!("unknown job state {s:?}; expected UNCLAIMED, CLAIMED, PARKED, SUSPENDED, COMPLETE or TRASHED")
+        })
     }
 }

@@ -38,9 +38,10 @@ pub use error::Error;
 pub use features::Features;
 pub use flow_defs::{Applied, ApplyRule, FlowVersion, NewFlowVersion};
 pub use job::{
-    BoardConfig, ConductorInfo, FlowFilter, FlowPin, Job, JobId, JobPage, JobState, ListQuery, NewJob, Outcome,
-    MAX_NAME_BYTES,
+    BoardConfig, ConductorInfo, FlowFilter, FlowPin, Job, JobId, JobPage, JobState, ListQuery, NewJob, OperatorAction,
+    Outcome, MAX_NAME_BYTES,
 };
+pub use lifecycle::operate::{Operation, DEADLINE_EXCEEDED};
 pub use parking::{Completed, ParkEntry, ParkState, Parking, Presenter, TaskOutcome};
 pub use schedules::{Schedule, ScheduleSpec, ScheduleStore};
 pub use workers::{WorkerRecord, WorkerSet, WorkerTask};

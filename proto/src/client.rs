@@ -167,6 +167,26 @@ impl Client {
         Ok(self.inner.clone().cancel_job(pb::CancelJobRequest { id: id.into() }).await?.into_inner())
     }
 
+    /// Suspends a job (see `SuspendJob`).
+    pub async fn suspend_job(&self, id: impl Into<String>) -> Result<pb::Job, ClientError> {
+        Ok(self.inner.clone().suspend_job(pb::SuspendJobRequest { id: id.into() }).await?.into_inner())
+    }
+
+    /// Makes a suspended job claimable again (see `ResumeJob`).
+    pub async fn resume_job(&self, id: impl Into<String>) -> Result<pb::Job, ClientError> {
+        Ok(self.inner.clone().resume_job(pb::ResumeJobRequest { id: id.into() }).await?.into_inner())
+    }
+
+    /// Retries a job that ended FAILURE, or a trashed one (see `RetryJob`).
+    pub async fn retry_job(&self, id: impl Into<String>) -> Result<pb::Job, ClientError> {
+        Ok(self.inner.clone().retry_job(pb::RetryJobRequest { id: id.into() }).await?.into_inner())
+    }
+
+    /// Posts a rerun of a job: same flow version and store, `store_json`'s values replacing.
+    pub async fn rerun_job(&self, request: pb::RerunJobRequest) -> Result<pb::Job, ClientError> {
+        Ok(self.inner.clone().rerun_job(request).await?.into_inner())
+    }
+
     /// Completes a parked task (by token, or an operator's override by job and task).
     /// `Ok(true)` if this call completed it, `Ok(false)` if the same completion was already recorded.
     pub async fn complete_task(&self, request: pb::CompleteTaskRequest) -> Result<bool, ClientError> {

@@ -21,6 +21,7 @@
 //! - `workers`: remote workers recorded by one session, seen by every session's watch.
 //! - `batches`: `save_changes` batches: whole, chunked, refused, fenced.
 //! - `schedules`: schedules: create once, compare-and-swap on the revision, delete, wake-ups.
+//! - `operations`: suspend, halt, resume, retry, and the job deadline scan.
 //! - `parking`: parked tasks: park, complete by token, resume elsewhere, cancel, deadline races.
 
 mod batches;
@@ -32,6 +33,7 @@ mod flow_defs;
 mod lifecycle;
 mod listing;
 mod logbooks;
+mod operations;
 mod parking;
 mod posting;
 mod schedules;
@@ -66,6 +68,10 @@ pub use listing::{
     assert_filtered_listings_agree, assert_filtered_listings_agree_at, list_by_state_matches_filtered_full_list,
 };
 pub use logbooks::{first_claim_book_is_empty_until_written, logbook_round_trip_and_resume};
+pub use operations::{
+    overdue_jobs_are_cancelled_with_deadline_exceeded, retry_requeues_failures_and_trashed_jobs,
+    suspend_halt_and_resume,
+};
 pub use parking::{
     a_completion_while_claimed_reaches_the_owner, a_parked_job_is_completed_and_resumed_elsewhere,
     cancel_while_parked_reverts, completion_races_the_deadline, the_backlog_counts_the_queue_and_the_parked_jobs,

@@ -29,6 +29,14 @@ pub fn job_to_pb(job: &Job, tasks: Vec<pb::Task>) -> pb::Job {
         warnings: Vec::new(),
         outputs_json: String::new(),
         requires: job.requires.clone(),
+        deadline_ms: job.deadline,
+        rerun_of: job.rerun_of.map(|id| id.to_string()),
+        suspend_requested: job.suspend_requested,
+        actions: job
+            .actions
+            .iter()
+            .map(|a| pb::OperatorAction { action: a.action.clone(), by: a.by.clone(), at_ms: a.at })
+            .collect(),
     }
 }
 
@@ -171,6 +179,7 @@ pub fn state_to_pb(state: JobState) -> pb::JobState {
         JobState::Complete => pb::JobState::Complete,
         JobState::Trashed => pb::JobState::Trashed,
         JobState::Parked => pb::JobState::Parked,
+        JobState::Suspended => pb::JobState::Suspended,
     }
 }
 
@@ -183,6 +192,7 @@ pub fn state_from_pb(state: pb::JobState) -> Option<JobState> {
         pb::JobState::Complete => Some(JobState::Complete),
         pb::JobState::Trashed => Some(JobState::Trashed),
         pb::JobState::Parked => Some(JobState::Parked),
+        pb::JobState::Suspended => Some(JobState::Suspended),
     }
 }
 
@@ -222,6 +232,11 @@ mod tests {
             finished_at: Some(2000),
             pin: Some(jobboard::FlowPin { version: 3, hash: "abc".into() }),
             requires: vec!["file-flow".into(), "parking".into()],
+            deadline: None,
+            rerun_of: None,
+            suspend_requested: false,
+            claim_base: 0,
+            actions: Vec::new(),
         }
     }
 
@@ -276,7 +291,14 @@ mod tests {
 
     #[test]
     fn states_round_trip() {
-        for state in [JobState::Unclaimed, JobState::Claimed, JobState::Parked, JobState::Complete, JobState::Trashed] {
+        for state in [
+            JobState::Unclaimed,
+            JobState::Claimed,
+            JobState::Parked,
+            JobState::Suspended,
+            JobState::Complete,
+            JobState::Trashed,
+        ] {
             assert_eq!(state_from_pb(state_to_pb(state)), Some(state));
         }
         assert_eq!(state_from_pb(pb::JobState::Unspecified), None);

@@ -133,7 +133,22 @@ macro_rules! by_id {
         }
     )*};
 }
-by_id!(pb::GetJobRequest, pb::WatchJobRequest, pb::CancelJobRequest);
+by_id!(
+    pb::GetJobRequest,
+    pb::WatchJobRequest,
+    pb::CancelJobRequest,
+    pb::SuspendJobRequest,
+    pb::ResumeJobRequest,
+    pb::RetryJobRequest
+);
+
+impl Bounded for pb::RerunJobRequest {
+    fn check(&self) -> Result<(), Status> {
+        text("id", &self.id, MAX_ID_BYTES)?;
+        text("idempotency_key", self.idempotency_key.as_deref().unwrap_or_default(), MAX_KEY_BYTES)?;
+        store_text("store_json", &self.store_json)
+    }
+}
 
 /// The requests that name one flow or conductor.
 macro_rules! by_name {

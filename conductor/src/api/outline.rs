@@ -126,6 +126,11 @@ mod tests {
             finished_at: None,
             pin: None,
             requires: Vec::new(),
+            deadline: None,
+            rerun_of: None,
+            suspend_requested: false,
+            claim_base: 0,
+            actions: Vec::new(),
         }
     }
 

@@ -9,11 +9,10 @@ use proto::pb::baton_server::Baton;
 use serde_json::{Map, Value};
 use tonic::{Request, Response, Status};
 
-use super::complete;
 use super::convert::{conductor_to_pb, flow_to_pb, job_to_pb, local_status_to_pb, state_from_pb, tasks_to_pb};
 use super::outline::{merge, Shape};
 use super::status::{from_board, from_catalog, from_registry, invalid};
-use super::{definitions, limits, schedules, watch, ApiState};
+use super::{complete, definitions, limits, operate, schedules, watch, ApiState};
 
 /// The gRPC service; cheap to clone (it holds `Arc`s).
 #[derive(Debug, Clone)]
@@ -94,21 +93,20 @@ impl BatonService {
     }
 }
 
-#[tonic::async_trait]
-impl Baton for BatonService {
-    async fn post_job(&self, request: Request<pb::PostJobRequest>) -> Result<Response<pb::Job>, Status> {
-        if let Some(limiter) = &self.state.post_rate {
-            limiter.admit(&request)?;
-        }
-        limits::check(request.get_ref())?;
-        let req = request.into_inner();
+impl BatonService {
+    /// Posts a job (PostJob, and RerunJob with the job it reruns).
+    pub(super) async fn post(
+        &self,
+        req: pb::PostJobRequest,
+        rerun_of: Option<JobId>,
+    ) -> Result<Response<pb::Job>, Status> {
         if req.flow.trim().is_empty() {
             return Err(invalid("flow", "must not be empty"));
         }
         let store = parse_store(&req.store_json)?;
         let board = self.state.board()?;
         // A Rust flow, or a flow file pinned to its current version (from memory) or the one asked for.
-        let (store, pin, requires, warnings) = match self
+        let (store, pin, requires, warnings, deadline) = match self
             .state
             .catalog
             .for_post(board.as_ref(), &req.flow, req.version)
@@ -119,7 +117,8 @@ impl Baton for BatonService {
                 // The job keeps the completed store (defaults filled in), so every run sees the same inputs.
                 let store = resolved.factory.factory().complete(&store).map_err(|e| from_registry(&e))?;
                 let warnings = self.state.fleet.warnings(board.as_ref(), &req.flow, &resolved.factory).await;
-                (store, resolved.pin, crate::features::required(&resolved.factory), warnings)
+                let deadline = req.deadline_in_ms.or_else(|| resolved.factory.default_deadline());
+                (store, resolved.pin, crate::features::required(&resolved.factory), warnings, deadline)
             }
             // Built into other live conductors only: accepted; they check its inputs when they build it.
             Err(unknown @ crate::catalog::CatalogError::UnknownFlow { .. }) if req.version.is_none() => {
@@ -132,7 +131,7 @@ impl Baton for BatonService {
                     req.flow,
                     owners.join(", ")
                 );
-                (store, None, Vec::new(), vec![warning])
+                (store, None, Vec::new(), vec![warning], req.deadline_in_ms)
             }
             Err(other) => return Err(from_catalog(&other)),
         };
@@ -143,12 +142,25 @@ impl Baton for BatonService {
             idempotency_key: req.idempotency_key.filter(|k| !k.is_empty()),
             pin,
             requires,
+            deadline: deadline.map(|after| flows::now_millis().saturating_add(after)),
+            rerun_of,
         };
         let job = board.post(job).await.map_err(|e| from_board(&e))?;
         tracing::debug!(job = %job.id, flow = %job.flow, version = ?job.pin.as_ref().map(|p| p.version), "job posted");
         let mut reply = job_to_pb(&job, Vec::new());
         reply.warnings = warnings;
         Ok(Response::new(reply))
+    }
+}
+
+#[tonic::async_trait]
+impl Baton for BatonService {
+    async fn post_job(&self, request: Request<pb::PostJobRequest>) -> Result<Response<pb::Job>, Status> {
+        if let Some(limiter) = &self.state.post_rate {
+            limiter.admit(&request)?;
+        }
+        limits::check(request.get_ref())?;
+        self.post(request.into_inner(), None).await
     }
 
     async fn get_job(&self, request: Request<pb::GetJobRequest>) -> Result<Response<pb::Job>, Status> {
@@ -187,7 +199,9 @@ impl Baton for BatonService {
     async fn cancel_job(&self, request: Request<pb::CancelJobRequest>) -> Result<Response<pb::Job>, Status> {
         limits::check(request.get_ref())?;
         let id = parse_id(&request.get_ref().id)?;
-        let job = self.state.board()?.request_cancel(id).await.map_err(|e| from_board(&e))?;
+        let by = operate::caller(&request);
+        let job =
+            self.state.board()?.operate(id, jobboard::Operation::Cancel, &by).await.map_err(|e| from_board(&e))?;
         tracing::info!(job = %id, state = %job.state, "cancellation requested");
         Ok(Response::new(Self::snapshot(&self.state, id, &mut None).await?))
     }
@@ -232,6 +246,35 @@ impl Baton for BatonService {
             .find(|c| c.name == req.name)
             .map(|c| Response::new(conductor_to_pb(c)))
             .ok_or_else(|| Status::not_found(format!("conductor {:?} is not live", req.name)))
+    }
+
+    async fn suspend_job(&self, request: Request<pb::SuspendJobRequest>) -> Result<Response<pb::Job>, Status> {
+        limits::check(request.get_ref())?;
+        let id = parse_id(&request.get_ref().id)?;
+        operate::operate(&self.state, id, jobboard::Operation::Suspend, &operate::caller(&request)).await
+    }
+
+    async fn resume_job(&self, request: Request<pb::ResumeJobRequest>) -> Result<Response<pb::Job>, Status> {
+        limits::check(request.get_ref())?;
+        let id = parse_id(&request.get_ref().id)?;
+        operate::operate(&self.state, id, jobboard::Operation::Resume, &operate::caller(&request)).await
+    }
+
+    async fn retry_job(&self, request: Request<pb::RetryJobRequest>) -> Result<Response<pb::Job>, Status> {
+        limits::check(request.get_ref())?;
+        let id = parse_id(&request.get_ref().id)?;
+        operate::operate(&self.state, id, jobboard::Operation::Retry, &operate::caller(&request)).await
+    }
+
+    async fn rerun_job(&self, request: Request<pb::RerunJobRequest>) -> Result<Response<pb::Job>, Status> {
+        if let Some(limiter) = &self.state.post_rate {
+            limiter.admit(&request)?;
+        }
+        limits::check(request.get_ref())?;
+        let req = request.into_inner();
+        let id = parse_id(&req.id)?;
+        let post = operate::rerun_request(&self.state, id, &req).await?;
+        self.post(post, Some(id)).await
     }
 
     async fn complete_task(

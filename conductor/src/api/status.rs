@@ -23,6 +23,8 @@ pub fn from_board(err: &jobboard::Error) -> Status {
         E::TooLarge { .. } => Code::InvalidArgument,
         E::AlreadyClaimed { .. } => Code::Aborted,
         E::NotClaimable { .. } | E::ClaimLost { .. } | E::FlowInUse { .. } => Code::FailedPrecondition,
+        // An operator's request the job's state refuses (suspend a finished job, retry a successful one).
+        E::IllegalTransition { .. } => Code::FailedPrecondition,
         E::Unavailable { .. } | E::Closed => Code::Unavailable,
         _ => Code::Internal,
     };

@@ -68,6 +68,7 @@ pub(crate) fn post(flow: &str, store: &str) -> pb::PostJobRequest {
         priority: 0,
         idempotency_key: None,
         version: None,
+        deadline_in_ms: None,
     }
 }
 

@@ -13,6 +13,9 @@
 //! | flow PARKED (every runnable task waits for a completion) | park: released, not claimable, no slot held |
 //! | a completion or cancel arrived while parking | the park is refused: fold it in and run on |
 //! | cancel requested, flow reverted | consume CANCELLED |
+//! | the job's deadline passed (its timer here, or the fleet's cancel) | as a cancel; the failure says DEADLINE_EXCEEDED |
+//! | an operator's suspend, flow SUSPENDED (or PARKED) | halt: released SUSPENDED, not claimable until resumed |
+//! | claimed after an operator's retry, flow FAILURE in the logbook | the failed reverts run again, then consume |
 //! | graceful shutdown, flow SUSPENDED | abandon (another conductor resumes at once) |
 //! | grace period over | engine dropped, then abandon (running tasks re-run: at-least-once) |
 //! | board briefly unreachable | nothing: the claim's writes wait and land when it answers |
@@ -69,6 +72,9 @@ enum Ended {
     Lost,
     /// The hard stop fired; the engine was dropped.
     Aborted,
+    /// The job's deadline passed: the run was dropped (its running tasks stopped) and
+    /// runs again, cancelled, to revert what it did.
+    Expired,
 }
 
 impl JobRunner {
@@ -110,6 +116,8 @@ impl JobRunner {
             .store(store)
             .storage(claim.storage(), job.id, job.id)
             .max_concurrency(self.concurrency)
+            // Re-queued by an operator's retry: a flow that ended FAILURE finishes its revert.
+            .retry_failed_reverts(job.actions.last().is_some_and(|a| a.action == jobboard::Operation::Retry.as_str()))
             .listener(Arc::new(LoggingListener))
             .listener(Arc::new(TaskListener::new(job.flow.clone(), self.local.metrics.clone())))
             .build()
@@ -124,6 +132,12 @@ impl JobRunner {
         let mut deliveries = claim.deliveries();
         let mut cancelling = false;
         let mut suspending = false;
+        // Why the claim's token fired is read from the job: a cancel, or an operator's suspend.
+        let mut requested = false;
+        let mut halting = false;
+        let mut expired = false;
+        let deadline = deadline_timer(job.deadline);
+        tokio::pin!(deadline);
         // Completions and timeouts recorded while the job was parked (or before a crash).
         match claim.settled().await {
             Ok(settled) => settled.into_iter().for_each(|d| control.deliver(d)),
@@ -144,11 +158,33 @@ impl JobRunner {
                         _ = lost.cancelled() => break Ended::Lost,
                         _ = self.stops.abort.cancelled() => break Ended::Aborted,
                         result = &mut run => break Ended::Ran(result),
-                        _ = cancel_requested.cancelled(), if !cancelling => {
-                            tracing::info!("cancellation requested: reverting");
-                            cancelling = true;
+                        _ = cancel_requested.cancelled(), if !requested && !cancelling => {
+                            requested = true;
+                            if self.cancel_asked(job.id).await {
+                                tracing::info!("cancellation requested: reverting");
+                                cancelling = true;
+                                control.cancel();
+                                self.workers.cancel_job(job.id);
+                            } else if !suspending {
+                                // A cancel that comes meanwhile makes the halt an abandon: a claimer reverts.
+                                tracing::info!("suspension requested: running tasks finish, no new one starts");
+                                halting = true;
+                                control.suspend();
+                            }
+                        }
+                        _ = &mut deadline, if !expired => {
+                            tracing::info!("the job's deadline passed: stopping its tasks, reverting");
+                            (cancelling, expired) = (true, true);
                             control.cancel();
                             self.workers.cancel_job(job.id);
+                            if let Some(at) = job.deadline {
+                                // Recorded on the job too, so the fleet and its watchers see why.
+                                if let Err(error) = self.board.expire(job.id, at).await {
+                                    tracing::warn!(%error, "cannot record the deadline's cancel on the board");
+                                }
+                            }
+                            // Unlike a cancel, a deadline does not wait for running tasks.
+                            break Ended::Expired;
                         }
                         _ = self.stops.suspend.cancelled(), if !suspending => {
                             tracing::info!("shutting down: suspending the flow");
@@ -164,6 +200,10 @@ impl JobRunner {
                     }
                 }
             };
+            if matches!(ended, Ended::Expired) {
+                // The next run starts from the logbook with the cancel set: it reverts.
+                continue;
+            }
             let Ended::Ran(Ok(outcome)) = &ended else { break ended };
             if outcome.state != FlowState::Parked {
                 break ended;
@@ -189,14 +229,40 @@ impl JobRunner {
             Ended::Lost => {
                 tracing::warn!("claim lost: flow stopped, nothing more written; another conductor takes over")
             }
-            Ended::Aborted => {
+            // (An expired run never gets here: the loop runs it again, cancelled.)
+            Ended::Aborted | Ended::Expired => {
                 tracing::warn!(
                     "grace period over: flow stopped mid-task; abandoning (its running tasks will run again)"
                 );
                 abandon(&self.local, claim).await;
             }
-            Ended::Ran(Ok(outcome)) => finish(claim, outcome, cancelling, &self.local, started).await,
+            Ended::Ran(Ok(mut outcome)) => {
+                if let (true, Some(at)) = (expired, job.deadline) {
+                    let why = jobboard::lifecycle::operate::deadline_failure(at);
+                    outcome.failure = Some(match outcome.failure.take() {
+                        Some(cause) => why.with_cause(cause),
+                        None => why,
+                    });
+                }
+                if halting && outcome.state == FlowState::Suspended {
+                    return halt(claim).await;
+                }
+                finish(claim, outcome, cancelling, &self.local, started).await
+            }
             Ended::Ran(Err(error)) => self.engine_failed(claim, error).await,
+        }
+    }
+
+    /// Whether the job's claim token fired for a cancel (else: an operator's suspend).
+    /// A job that cannot be read counts as a suspend, which is safe: the halt that
+    /// follows gives it back claimable if a cancel was what came.
+    async fn cancel_asked(&self, id: jobboard::JobId) -> bool {
+        match self.board.get(id).await {
+            Ok(job) => job.cancel_requested || !job.suspend_requested,
+            Err(error) => {
+                tracing::warn!(%error, "cannot read why the job was flagged; suspending it");
+                false
+            }
         }
     }
 
@@ -248,6 +314,21 @@ async fn finish(claim: Claim, outcome: RunOutcome, cancelling: bool, local: &Loc
         Err(error) => {
             tracing::warn!(%error, outcome = %result, "cannot record the outcome; the job will be resumed elsewhere")
         }
+    }
+}
+
+/// Fires at the job's deadline, if it has one (at once if it passed already).
+async fn deadline_timer(deadline: Option<flows::Millis>) {
+    let Some(at) = deadline else { return std::future::pending().await };
+    let left = at.saturating_sub(flows::now_millis());
+    tokio::time::sleep(std::time::Duration::from_millis(left)).await;
+}
+
+/// Gives the job back SUSPENDED after an operator's suspend.
+async fn halt(claim: Claim) {
+    match claim.halt().await {
+        Ok(job) => tracing::info!(state = %job.state, "job suspended by an operator; released"),
+        Err(error) => tracing::warn!(%error, "cannot suspend the job; it returns to the board when the lease ends"),
     }
 }
 

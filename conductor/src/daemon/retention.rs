@@ -1,12 +1,14 @@
 //! Retention: finished jobs and their logbooks are purged once older than
-//! `--retention`; and parked tasks past their deadline are timed out.
+//! `--retention`; parked tasks past their deadline are timed out, and jobs past
+//! theirs cancelled.
 //!
 //! Every conductor purges, once at start and then every `--purge-interval`
 //! (default hourly); purging is idempotent, so several conductors doing it
 //! costs only the reads. Every conductor also scans the deadline index every
 //! second: it reads only what is due, and each timeout is the same conditional
 //! write as a completion, so conductors racing each other (or a completion)
-//! time a task out once.
+//! time a task out once. Job deadlines are read the same way from their own
+//! index (`JobBoard::cancel_overdue`); a cancel already requested is left alone.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -52,12 +54,27 @@ pub(crate) async fn deadline_loop(board: Arc<dyn JobBoard>, interval: Duration, 
 }
 
 async fn time_out_due(board: &dyn JobBoard) {
+    cancel_overdue(board).await;
     loop {
         match board.time_out_due(DUE_BATCH).await {
             Ok(n) if n == DUE_BATCH => continue,
             Ok(0) => {}
             Ok(n) => tracing::info!(timed_out = n, "parked tasks past their deadline timed out"),
             Err(error) => tracing::warn!(%error, "scanning parked deadlines failed; will retry"),
+        }
+        break;
+    }
+}
+
+/// Cancels jobs past their deadline (parked, suspended and queued ones: a running
+/// job's owner also has a timer of its own), reading only what is due.
+async fn cancel_overdue(board: &dyn JobBoard) {
+    loop {
+        match board.cancel_overdue(DUE_BATCH).await {
+            Ok(n) if n == DUE_BATCH => continue,
+            Ok(0) => {}
+            Ok(n) => tracing::info!(cancelled = n, "jobs past their deadline cancelled"),
+            Err(error) => tracing::warn!(%error, "scanning job deadlines failed; will retry"),
         }
         break;
     }

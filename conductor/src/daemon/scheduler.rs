@@ -122,6 +122,8 @@ impl Scheduler {
                 idempotency_key: Some(schedules::tick_key(name, tick)),
                 pin: resolved.pin.clone(),
                 requires: crate::features::required(&resolved.factory),
+                deadline: resolved.factory.default_deadline().map(|after| flows::now_millis().saturating_add(after)),
+                rerun_of: None,
             },
             Err(refused) => return self.drop_tick(name, tick, refused.to_string()).await,
         };

@@ -86,6 +86,18 @@ impl JobBoard for MeteredBoard {
         self.measure("request_cancel", self.inner.request_cancel(id)).await
     }
 
+    async fn operate(&self, id: JobId, op: jobboard::Operation, by: &str) -> Result<Job, Error> {
+        self.measure("operate", self.inner.operate(id, op, by)).await
+    }
+
+    async fn expire(&self, id: JobId, deadline: flows::Millis) -> Result<Job, Error> {
+        self.measure("expire", self.inner.expire(id, deadline)).await
+    }
+
+    async fn cancel_overdue(&self, limit: usize) -> Result<usize, Error> {
+        self.measure("cancel_overdue", self.inner.cancel_overdue(limit)).await
+    }
+
     fn claimable(&self) -> Wakeups {
         self.inner.claimable()
     }

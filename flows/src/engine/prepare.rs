@@ -10,7 +10,9 @@
 //! - A retry whose intention is RETRY finishes reverting its subflow and retries; an
 //!   atom left in FAILURE has its failure resolved again (recording it is idempotent).
 //! - A REVERTED flow starts over from scratch; a SUCCESS or FAILURE flow is reported
-//!   as it is, without running anything.
+//!   as it is, without running anything, unless the engine was built to retry failed
+//!   reverts (`EngineBuilder::retry_failed_reverts`, an operator's retry): then its
+//!   REVERT_FAILURE atoms go back to REVERTING and the revert is finished.
 
 use super::run::Run;
 use super::RunOutcome;
@@ -26,6 +28,8 @@ impl Run<'_> {
             FlowState::Success => {
                 return Ok(Some(RunOutcome { state, failure: None, results: self.results() }));
             }
+            // An operator's retry after fixing what a revert needed: run the failed reverts again.
+            FlowState::Failure if self.engine.retry_reverts => self.reopen_failed_reverts()?,
             FlowState::Failure => {
                 // As `conclude` reported it: the revert failure, caused by what started the revert.
                 let failure = match (self.recorded_revert_failure(), self.stored_cause()) {
@@ -74,6 +78,18 @@ impl Run<'_> {
             self.repark_unnotified();
         }
         Ok(None)
+    }
+
+    /// REVERT_FAILURE atoms go back to REVERTING, their revert failures forgotten, so
+    /// the resume below reverts them again (and finishes whatever revert was under way).
+    fn reopen_failed_reverts(&mut self) -> Result<(), Error> {
+        for n in 0..self.details.len() {
+            if self.details[n].state == AtomState::RevertFailure {
+                self.details[n].revert_failure = None;
+                self.transition(n, AtomState::Reverting)?;
+            }
+        }
+        Ok(())
     }
 
     /// The failure of a revert that failed, if the logbook holds one.

@@ -1,4 +1,4 @@
-//! Job SQL: post, read, list, claim, the fenced finishing writes, cancel, release, purge.
+//! Job SQL: post, read, list, claim, the fenced finishing writes, release, purge.
 //!
 //! Every function here runs inside one transaction its caller opened (see
 //! `Db::write`), so each operation is atomic: a fenced write checks the claim
@@ -10,7 +10,7 @@ use rusqlite::types::Value as SqlValue;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
 
 use super::db::sql_error;
-use super::rows::{cached_exec, cached_row, raw_job, to_i64, to_text, to_u64, JOB_COLUMNS};
+use super::rows::{cached_exec, cached_row, raw_job, to_i64, to_text, to_u64, JOB_COLUMNS, JOB_COLUMN_COUNT};
 use crate::claim::FenceToken;
 use crate::error::Error;
 use crate::job::{FlowFilter, Job, JobId, JobPage, JobState, ListQuery, NewJob};
@@ -47,8 +47,8 @@ pub(crate) fn post(tx: &Connection, new: &NewJob, store_json: &str, now: u64) ->
     let id = JobId::new_v4();
     cached_exec(
         tx,
-        "INSERT INTO jobs (id, flow, store, priority, idempotency_key, created_at, state, pin, requires) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        "INSERT INTO jobs (id, flow, store, priority, idempotency_key, created_at, state, pin, requires, deadline, rerun_of) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
         params![
             id.to_string(),
             new.flow,
@@ -58,7 +58,9 @@ pub(crate) fn post(tx: &Connection, new: &NewJob, store_json: &str, now: u64) ->
             to_i64(now),
             lifecycle::POSTED.as_str(),
             new.pin.as_ref().map(super::rows::to_json).transpose()?,
-            (!new.requires.is_empty()).then(|| super::rows::to_json(&new.requires)).transpose()?
+            (!new.requires.is_empty()).then(|| super::rows::to_json(&new.requires)).transpose()?,
+            new.deadline.map(to_i64),
+            new.rerun_of.map(|id| id.to_string()),
         ],
     )
     .map_err(sql_error)?;
@@ -92,7 +94,7 @@ pub(crate) fn list(tx: &Connection, query: &ListQuery) -> Result<JobPage, Error>
 
     let mut stmt = tx.prepare_cached(&sql).map_err(sql_error)?;
     let rows = stmt
-        .query_map(params_from_iter(args), |row| Ok((raw_job(row)?, row.get::<_, i64>(super::rows::JOB_COLUMN_COUNT)?)))
+        .query_map(params_from_iter(args), |row| Ok((raw_job(row)?, row.get::<_, i64>(JOB_COLUMN_COUNT)?)))
         .map_err(sql_error)?;
     let mut jobs = Vec::new();
     let mut last_seq = None;
@@ -189,7 +191,7 @@ fn claim_attempt(
     now: u64,
 ) -> Result<(Job, Event), Error> {
     let rule = QuarantineRule::new(quarantine_after);
-    match rule.claim_event(job.claims) {
+    match rule.claim_event(lifecycle::claims_since_retry(job.claims, job.claim_base)) {
         Event::Quarantine => {
             let job = transition(tx, &job, &Change::Quarantine(rule), None, now)?;
             tracing::warn!(job = %job.id, claims = job.claims, "quarantining job");
@@ -212,6 +214,25 @@ pub(crate) fn transition(
 ) -> Result<Job, Error> {
     let next =
         Status::of(job).apply(change, now).map_err(|refused| refused.into_error(job.id, job.owner.as_deref()))?;
+    write_status(tx, job, next, claimer)
+}
+
+/// [`transition`] for an operator's request: `(action, by)` is recorded on the job.
+pub(crate) fn transition_recorded(
+    tx: &Connection,
+    job: &Job,
+    change: &Change,
+    (action, by): (&str, &str),
+    now: u64,
+) -> Result<Job, Error> {
+    let mut next =
+        Status::of(job).apply(change, now).map_err(|refused| refused.into_error(job.id, job.owner.as_deref()))?;
+    next.record(action, by, now);
+    write_status(tx, job, next, None)
+}
+
+/// Writes `next`, the status of `job` after a transition.
+fn write_status(tx: &Connection, job: &Job, next: Status, claimer: Option<&str>) -> Result<Job, Error> {
     let owner = match next.state {
         JobState::Claimed => claimer.or(job.owner.as_deref()),
         _ => None,
@@ -220,7 +241,8 @@ pub(crate) fn transition(
     let changed = cached_exec(
         tx,
         "UPDATE jobs SET state = ?3, owner = ?4, claims = ?5, outcome = ?6, failure = ?7, trash_reason = ?8, \
-             cancel_requested = ?9, finished_at = ?10 WHERE id = ?1 AND state = ?2",
+             cancel_requested = ?9, finished_at = ?10, suspend_requested = ?11, claim_base = ?12, actions = ?13 \
+             WHERE id = ?1 AND state = ?2",
         params![
             job.id.to_string(),
             job.state.as_str(),
@@ -232,6 +254,9 @@ pub(crate) fn transition(
             next.trash_reason,
             next.cancel_requested,
             next.finished_at.map(to_i64),
+            next.suspend_requested,
+            next.claim_base,
+            super::rows::to_json(&next.actions)?,
         ],
     )
     .map_err(sql_error)?;
@@ -270,16 +295,6 @@ pub(crate) fn finish(
 ) -> Result<Job, Error> {
     fence(tx, id, owner, token)?;
     transition(tx, &get_existing(tx, id)?, change, None, now)
-}
-
-/// Requests cancellation: an unclaimed job completes as CANCELLED at once, a
-/// claimed one is flagged; a finished one (the table refuses) is returned as it is.
-pub(crate) fn request_cancel(tx: &Connection, id: JobId, now: u64) -> Result<Job, Error> {
-    let job = get_existing(tx, id)?;
-    if lifecycle::next_state(job.state, Event::Cancel).is_err() {
-        return Ok(job);
-    }
-    transition(tx, &job, &Change::Cancel, None, now)
 }
 
 /// Returns every job `owner` holds to UNCLAIMED (its session ended); returns their ids.

@@ -27,10 +27,11 @@ pub(crate) fn cached_exec<P: Params>(conn: &Connection, sql: &str, params: P) ->
 
 /// The job columns, in the order [`job_from_row`] reads them.
 pub(crate) const JOB_COLUMNS: &str = "id, flow, store, priority, idempotency_key, created_at, state, owner, claims, \
-     outcome, failure, trash_reason, cancel_requested, finished_at, pin, requires";
+     outcome, failure, trash_reason, cancel_requested, finished_at, pin, requires, deadline, rerun_of, \
+     suspend_requested, claim_base, actions";
 
-/// How many columns [`JOB_COLUMNS`] names: the index of a column selected after them.
-pub(crate) const JOB_COLUMN_COUNT: usize = 16;
+/// How many columns [`JOB_COLUMNS`] names (a query selecting more reads them from here on).
+pub(crate) const JOB_COLUMN_COUNT: usize = 21;
 
 /// A job row as stored, before its text columns are decoded.
 pub(crate) struct RawJob {
@@ -50,6 +51,11 @@ pub(crate) struct RawJob {
     finished_at: Option<i64>,
     pin: Option<String>,
     requires: Option<String>,
+    deadline: Option<i64>,
+    rerun_of: Option<String>,
+    suspend_requested: bool,
+    claim_base: i64,
+    actions: String,
 }
 
 /// Reads a row selected with [`JOB_COLUMNS`]; decode it with [`RawJob::decode`].
@@ -71,6 +77,11 @@ pub(crate) fn raw_job(row: &Row<'_>) -> rusqlite::Result<RawJob> {
         finished_at: row.get(13)?,
         pin: row.get(14)?,
         requires: row.get(15)?,
+        deadline: row.get(16)?,
+        rerun_of: row.get(17)?,
+        suspend_requested: row.get(18)?,
+        claim_base: row.get(19)?,
+        actions: row.get(20)?,
     })
 }
 
@@ -94,6 +105,11 @@ impl RawJob {
             finished_at: self.finished_at.map(to_u64),
             pin: self.pin.as_deref().map(|p| from_json(p, "job pin")).transpose()?,
             requires: self.requires.as_deref().map(|r| from_json(r, "job requires")).transpose()?.unwrap_or_default(),
+            deadline: self.deadline.map(to_u64),
+            rerun_of: self.rerun_of.as_deref().map(parse_uuid).transpose()?,
+            suspend_requested: self.suspend_requested,
+            claim_base: u32::try_from(self.claim_base).unwrap_or(0),
+            actions: from_json(&self.actions, "job actions")?,
         })
     }
 }

@@ -23,7 +23,7 @@ pub(crate) enum Step {
 
 /// Every step, oldest first. A schema change appends its step at the end; a released step
 /// is never edited (files in the field were made by it).
-pub(crate) const MIGRATIONS: &[Step] = &[Step::Sql(V1), Step::Sql(V2), Step::Sql(V3), Step::Code(to_v4), Step::Sql(V5), Step::Sql(V6)];
+pub(crate) const MIGRATIONS: &[Step] = &[Step::Sql(V1), Step::Sql(V2), Step::Sql(V3), Step::Code(to_v4), Step::Sql(V5), Step::Sql(V6), Step::Code(to_v7)];
 
 /// The schema version this code writes and understands (`PRAGMA user_version`).
 pub(crate) const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -165,33 +165,56 @@ CREATE TABLE schedules (
 );
 "#;
 
+/// Version 6: the features a job needs (see `crate::features`), and those a conductor has.
+const V6: &str = r#"
+ALTER TABLE jobs ADD COLUMN requires TEXT;                                -- JSON array; NULL: posted before v6, needs nothing
+ALTER TABLE conductors ADD COLUMN features TEXT NOT NULL DEFAULT '[]';   -- JSON array
+"#;
+
+/// Version 7: job deadlines, reruns, operators' requests (suspend, retry) and their record.
+const V7: &str = r#"
+ALTER TABLE jobs ADD COLUMN deadline INTEGER;               -- ms since the Unix epoch: cancelled if unfinished
+ALTER TABLE jobs ADD COLUMN rerun_of TEXT;                  -- the job this one reruns
+ALTER TABLE jobs ADD COLUMN suspend_requested INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE jobs ADD COLUMN claim_base INTEGER NOT NULL DEFAULT 0;  -- claims before the last retry
+ALTER TABLE jobs ADD COLUMN actions TEXT NOT NULL DEFAULT '[]';     -- JSON array of OperatorAction
+-- The deadline scan reads only unfinished, unflagged jobs that are due, from this index.
+CREATE INDEX jobs_due ON jobs (deadline) WHERE deadline IS NOT NULL AND cancel_requested = 0
+    AND state IN ('UNCLAIMED', 'CLAIMED', 'PARKED', 'SUSPENDED');
+"#;
+
 /// The `jobs.state` CHECK of version 1, and the one of version 4 that admits PARKED. SQLite
 /// cannot alter a CHECK; loosening one changes no stored row, which is the case
 /// its documentation allows editing the schema text for (`writable_schema`).
 const V1_STATES: &str = "CHECK (state IN ('UNCLAIMED', 'CLAIMED', 'COMPLETE', 'TRASHED'))";
 const V4_STATES: &str = "CHECK (state IN ('UNCLAIMED', 'CLAIMED', 'PARKED', 'COMPLETE', 'TRASHED'))";
-
-/// Version 6: the features a job needs (see `crate::features`), and those a conductor has.
-const V6: &str = r#"
-ALTER TABLE jobs ADD COLUMN requires TEXT;                                -- JSON array; NULL: posted before v5, needs nothing
-ALTER TABLE conductors ADD COLUMN features TEXT NOT NULL DEFAULT '[]';   -- JSON array
-"#;
+const V7_STATES: &str = "CHECK (state IN ('UNCLAIMED', 'CLAIMED', 'PARKED', 'SUSPENDED', 'COMPLETE', 'TRASHED'))";
 
 fn to_v4(tx: &Transaction<'_>) -> Result<(), Error> {
     tx.execute_batch(V4).map_err(sql_error)?;
+    edit_states(tx, V1_STATES, V4_STATES, "PARKED")
+}
+
+fn to_v7(tx: &rusqlite::Transaction<'_>) -> Result<(), Error> {
+    tx.execute_batch(V7).map_err(sql_error)?;
+    edit_states(tx, V4_STATES, V7_STATES, "SUSPENDED")
+}
+
+/// Replaces the jobs table's state CHECK `from` by `to`, which admits `state` too.
+fn edit_states(tx: &rusqlite::Transaction<'_>, from: &str, to: &str, state: &str) -> Result<(), Error> {
     let schema_version: i64 = tx.pragma_query_value(None, "schema_version", |row| row.get(0)).map_err(sql_error)?;
     tx.pragma_update(None, "writable_schema", true).map_err(sql_error)?;
     let edited = tx
         .execute(
             "UPDATE sqlite_schema SET sql = replace(sql, ?1, ?2) WHERE type = 'table' AND name = 'jobs'",
-            [V1_STATES, V4_STATES],
+            [from, to],
         )
         .map_err(sql_error)?;
     tx.pragma_update(None, "schema_version", schema_version + 1).map_err(sql_error)?;
     tx.pragma_update(None, "writable_schema", false).map_err(sql_error)?;
     if edited != 1 {
         return Err(Error::Backend {
-            message: "board file: cannot find the jobs table to admit PARKED".into(),
+            message: format!("board file: cannot find the jobs table to admit {state}"),
             source: None,
         });
     }

@@ -138,6 +138,14 @@ impl ClaimOps for EmbeddedClaimOps {
         Arc::new(EmbeddedStorage { shared: self.shared.clone(), job, owner: self.owner.clone(), token })
     }
 
+    async fn halt(&self, job: JobId, token: FenceToken) -> Result<Job, Error> {
+        let done = self.finish(job, token, Change::Halt).await?;
+        if done.state == crate::JobState::Unclaimed {
+            self.shared.notify.claimable();
+        }
+        Ok(done)
+    }
+
     async fn parked_tasks(&self, job: JobId) -> Result<Vec<crate::parking::ParkEntry>, Error> {
         self.shared.db.read(move |tx| parks::entries(tx, job)).await
     }

@@ -236,7 +236,9 @@ impl Inner {
 
     /// Claims `id` if its state is still the one read at `state_rev` and nobody owns it.
     async fn try_claim(this: &Arc<Inner>, id: JobId, state: StateRecord, state_rev: i64) -> Result<Attempt, Error> {
-        if this.quarantine_rule().claim_event(state.claims) == Event::Quarantine {
+        if this.quarantine_rule().claim_event(lifecycle::claims_since_retry(state.claims, state.claim_base))
+            == Event::Quarantine
+        {
             this.quarantine(id, state, state_rev).await?;
             return Ok(Attempt::Lost);
         }
@@ -397,13 +399,14 @@ impl Inner {
         this.check_live()?;
         for _ in 0..16 {
             let (state, state_rev, owner) = this.read_state(id).await?;
-            let event = this.quarantine_rule().claim_event(state.claims);
+            let event =
+                this.quarantine_rule().claim_event(lifecycle::claims_since_retry(state.claims, state.claim_base));
             let to = lifecycle::next_state(state.current(owner.is_some()), event)
                 .map_err(|refused| refused.into_error(id, owner.as_deref()))?;
             if event == Event::Quarantine {
                 if this.quarantine(id, state, state_rev).await? {
                     // The claim asked for is refused: the job is now TRASHED.
-                    return Err(IllegalTransition { event: Event::Claim, from: to }.into_error(id, None));
+                    return Err(IllegalTransition { event: Event::Claim, from: to, why: None }.into_error(id, None));
                 }
                 continue;
             }

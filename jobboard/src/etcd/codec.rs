@@ -8,7 +8,7 @@ use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::error::Error;
-use crate::job::{FlowPin, Job, JobId, JobState, NewJob, Outcome};
+use crate::job::{FlowPin, Job, JobId, JobState, NewJob, OperatorAction, Outcome};
 use crate::lifecycle::{self, Change, IllegalTransition, Status};
 
 /// The immutable part of a job, written once by `post` (`P spec/<id>`).
@@ -25,6 +25,11 @@ pub(crate) struct SpecRecord {
     /// The features the job needs; absent in specs of older code (needs nothing).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub requires: Vec<String>,
+    /// When it is cancelled if unfinished; indexed by `P jdue/` (see `deadlines`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline: Option<Millis>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rerun_of: Option<JobId>,
 }
 
 /// The small mutable part of a job (`P m/state/<id>`); every transition rewrites it.
@@ -50,6 +55,16 @@ pub(crate) struct StateRecord {
     /// it when it rewrites the record; the spec keeps it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub requires: Vec<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub suspend_requested: bool,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub claim_base: u32,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub actions: Vec<OperatorAction>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl StateRecord {
@@ -65,6 +80,9 @@ impl StateRecord {
             cancel_requested: false,
             finished_at: None,
             requires: spec.requires.clone(),
+            suspend_requested: false,
+            claim_base: 0,
+            actions: Vec::new(),
         }
     }
 
@@ -82,7 +100,14 @@ impl StateRecord {
     /// The record after `change` at `now`, taken from state `from` (the record's
     /// own, or [`StateRecord::current`]), if the lifecycle table allows it.
     pub(crate) fn apply(&self, from: JobState, change: &Change, now: Millis) -> Result<StateRecord, IllegalTransition> {
-        let status = Status {
+        let status = self.status(from);
+        let next = status.apply(change, now)?;
+        Ok(self.with_status(next))
+    }
+
+    /// The status part of this record, as the lifecycle sees it, in state `from`.
+    pub(crate) fn status(&self, from: JobState) -> Status {
+        Status {
             state: from,
             claims: self.claims,
             outcome: self.outcome,
@@ -90,9 +115,15 @@ impl StateRecord {
             trash_reason: self.trash_reason.clone(),
             cancel_requested: self.cancel_requested,
             finished_at: self.finished_at,
-        };
-        let next = status.apply(change, now)?;
-        Ok(StateRecord {
+            suspend_requested: self.suspend_requested,
+            claim_base: self.claim_base,
+            actions: self.actions.clone(),
+        }
+    }
+
+    /// This record with `next` as its status.
+    pub(crate) fn with_status(&self, next: Status) -> StateRecord {
+        StateRecord {
             flow: self.flow.clone(),
             priority: self.priority,
             state: next.state,
@@ -103,7 +134,10 @@ impl StateRecord {
             cancel_requested: next.cancel_requested,
             finished_at: next.finished_at,
             requires: self.requires.clone(),
-        })
+            suspend_requested: next.suspend_requested,
+            claim_base: next.claim_base,
+            actions: next.actions,
+        }
     }
 }
 
@@ -128,6 +162,11 @@ pub(crate) fn assemble(id: JobId, spec: SpecRecord, state: StateRecord, owner: O
         finished_at: state.finished_at,
         pin: spec.pin,
         requires: spec.requires,
+        deadline: spec.deadline,
+        rerun_of: spec.rerun_of,
+        suspend_requested: state.suspend_requested,
+        claim_base: state.claim_base,
+        actions: state.actions,
     }
 }
 

@@ -209,6 +209,22 @@ impl Keys {
     }
 
     /// The deadline index of parked tasks (not watched).
+    /// Unfinished jobs by deadline (`P jdue/<deadline-ms>/<id>`), read only up to now.
+    pub(crate) fn job_due_prefix(&self) -> String {
+        format!("{}jdue/", self.prefix)
+    }
+
+    pub(crate) fn job_due(&self, deadline: u64, id: JobId) -> String {
+        format!("{}jdue/{deadline:013}/{id}", self.prefix)
+    }
+
+    /// The deadline and job a `jdue` key names.
+    pub(crate) fn parse_job_due(&self, key: &[u8]) -> Option<(u64, JobId)> {
+        let key = std::str::from_utf8(key).ok()?;
+        let (deadline, id) = key.strip_prefix(&self.job_due_prefix())?.split_once('/')?;
+        Some((deadline.parse().ok()?, id.parse().ok()?))
+    }
+
     pub(crate) fn due_prefix(&self) -> String {
         format!("{}due/", self.prefix)
     }

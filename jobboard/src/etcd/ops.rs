@@ -1,4 +1,4 @@
-//! Board operations that need no claim: post, get, request_cancel, purge (`list` is in [`super::list`]).
+//! Board operations that need no claim: post, get, purge (`list` is in [`super::list`], operators' requests in [`super::operate`]).
 
 use etcd_client::{Compare, CompareOp, DeleteOptions, GetOptions, Txn, TxnOp};
 
@@ -7,8 +7,7 @@ use super::keys::id_at_end;
 use super::owner::{get_kv, owner_name};
 use super::Inner;
 use crate::error::Error;
-use crate::job::{Job, JobId, JobState, NewJob};
-use crate::lifecycle::Change;
+use crate::job::{Job, JobId, NewJob};
 
 /// Jobs removed per purge round: small, so no revision deletes many keys (see etcd-notes §6).
 const PURGE_BATCH: i64 = 32;
@@ -25,6 +24,8 @@ impl Inner {
             created_at,
             pin: job.pin,
             requires: job.requires,
+            deadline: job.deadline,
+            rerun_of: job.rerun_of,
         };
         let state = StateRecord::new(&spec);
         let keys = &self.keys;
@@ -35,6 +36,9 @@ impl Inner {
             TxnOp::put(keys.queue(spec.priority, id), encoded_state.clone(), None),
             TxnOp::put(keys.flow_queue(&spec.flow, spec.priority, id), encoded_state, None),
         ];
+        if let Some(deadline) = spec.deadline {
+            then.push(TxnOp::put(keys.job_due(deadline, id), "", None));
+        }
         let txn = match &spec.idempotency_key {
             None => Txn::new().and_then(then),
             Some(key) => {
@@ -73,52 +77,6 @@ impl Inner {
         Ok(assemble(id, decode(spec.value(), "job spec")?, decode(state.value(), "job state")?, owner))
     }
 
-    pub(super) async fn request_cancel(&self, id: JobId) -> Result<Job, Error> {
-        let keys = &self.keys;
-        for _ in 0..16 {
-            let (state, state_rev, owner) = self.read_state(id).await?;
-            let now = flows::logbook::now_millis();
-            // Refused for a finished job: it is returned unchanged.
-            let Ok(next) = state.apply(state.current(owner.is_some()), &Change::Cancel, now) else {
-                return self.get_job(id).await;
-            };
-            let done = match next.state {
-                JobState::Claimed if state.cancel_requested => return self.get_job(id).await,
-                JobState::Claimed => {
-                    // Flagged; the owner's board sees this state put through its watch and fires the claim's token.
-                    // Its parked tasks' tokens die with the request (see `parks`).
-                    let (mut when, mut ops) = self.cancel_park_ops(id).await?;
-                    when.push(Compare::create_revision(keys.owner(id), CompareOp::NotEqual, 0));
-                    when.push(Compare::mod_revision(keys.state(id), CompareOp::Equal, state_rev));
-                    ops.push(TxnOp::put(keys.state(id), encode(&next, "job state")?, None));
-                    let txn = Txn::new().when(when).and_then(ops);
-                    self.txn(txn, &format!("cancelling job {id}")).await?.succeeded()
-                }
-                // PARKED: claimable again with the flag, so a claimer reverts what it did.
-                JobState::Unclaimed => {
-                    let (mut when, mut ops) = self.cancel_park_ops(id).await?;
-                    when.push(Compare::create_revision(keys.owner(id), CompareOp::Equal, 0));
-                    when.push(Compare::mod_revision(keys.state(id), CompareOp::Equal, state_rev));
-                    let encoded = encode(&next, "job state")?;
-                    ops.push(TxnOp::put(keys.state(id), encoded.clone(), None));
-                    ops.push(TxnOp::put(keys.queue(state.priority, id), encoded.clone(), None));
-                    ops.push(TxnOp::put(keys.flow_queue(&state.flow, state.priority, id), encoded, None));
-                    ops.push(TxnOp::delete(keys.parked(id), None));
-                    let landed = self.txn(Txn::new().when(when).and_then(ops), &format!("cancelling job {id}")).await?;
-                    if landed.succeeded() {
-                        self.with_local(|local| local.queue_put(keys.queue(state.priority, id).as_bytes()));
-                    }
-                    landed.succeeded()
-                }
-                _ => self.finish_unowned(id, &state, state_rev, next, "cancelling").await?,
-            };
-            if done {
-                return self.get_job(id).await;
-            }
-        }
-        Err(Error::Unavailable { message: format!("job {id} kept changing while cancelling it"), source: None })
-    }
-
     /// Deletes finished jobs past the retention, one small txn per job.
     pub(super) async fn purge_expired(&self) -> Result<usize, Error> {
         let keys = &self.keys;
@@ -134,10 +92,11 @@ impl Inner {
             }
             for kv in done {
                 let Some(id) = id_at_end(kv.key()) else { continue };
-                let idem = match self.get(keys.spec(id), None, "reading a job to purge").await?.take_kvs().pop() {
-                    Some(spec) => decode::<SpecRecord>(spec.value(), "job spec")?.idempotency_key,
+                let spec = match self.get(keys.spec(id), None, "reading a job to purge").await?.take_kvs().pop() {
+                    Some(spec) => Some(decode::<SpecRecord>(spec.value(), "job spec")?),
                     None => None,
                 };
+                let (idem, deadline) = spec.map_or((None, None), |s| (s.idempotency_key, s.deadline));
                 let mut ops = vec![
                     TxnOp::delete(kv.key().to_vec(), None),
                     TxnOp::delete(keys.spec(id), None),
@@ -147,6 +106,9 @@ impl Inner {
                 ];
                 if let Some(key) = idem {
                     ops.push(TxnOp::delete(keys.idem(&key), None));
+                }
+                if let Some(deadline) = deadline {
+                    ops.push(TxnOp::delete(keys.job_due(deadline, id), None));
                 }
                 self.txn(Txn::new().and_then(ops), &format!("purging job {id}")).await?;
                 removed += 1;

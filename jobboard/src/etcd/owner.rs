@@ -184,6 +184,31 @@ impl ClaimOps for Inner {
         Ok(())
     }
 
+    async fn halt(&self, job: JobId, token: FenceToken) -> Result<Job, Error> {
+        let keys = &self.keys;
+        let now = flows::logbook::now_millis();
+        let (next, resp) = self
+            .fenced_transition(job, token, &Change::Halt, now, |state, next| {
+                let mut ops = vec![
+                    TxnOp::delete(keys.owner(job), None),
+                    TxnOp::delete(keys.held(job), None),
+                    TxnOp::get(keys.spec(job), None),
+                ];
+                if next.state == crate::JobState::Unclaimed {
+                    let encoded = encode(next, "job state")?;
+                    ops.push(TxnOp::put(keys.queue(state.priority, job), encoded.clone(), None));
+                    ops.push(TxnOp::put(keys.flow_queue(&state.flow, state.priority, job), encoded, None));
+                }
+                Ok(ops)
+            })
+            .await?;
+        if next.state == crate::JobState::Unclaimed {
+            self.with_local(|local| local.queue_put(keys.queue(next.priority, job).as_bytes()));
+        }
+        let spec = get_kv(&resp, 3).ok_or(Error::NotFound(job))?;
+        Ok(assemble(job, decode(spec.value(), "job spec")?, next, None))
+    }
+
     async fn parked_tasks(&self, job: JobId) -> Result<Vec<crate::parking::ParkEntry>, Error> {
         Inner::parked_tasks(self, job).await
     }

@@ -205,11 +205,11 @@ fn handle(inner: &Arc<Inner>, resp: &WatchResponse, mut next_rev: i64) -> i64 {
     next_rev
 }
 
-/// Keeps a held claim's cached state fresh and fires its `cancelled` token when asked.
+/// Keeps a held claim's cached state fresh and fires its `cancelled` token when a cancel or suspend is asked.
 fn note_state(inner: &Inner, id: JobId, state: StateRecord, rev: i64) {
     inner.with_held(|held| match held.get_mut(&id) {
         Some(h) if rev > h.state_rev => {
-            if state.cancel_requested {
+            if state.cancel_requested || state.suspend_requested {
                 h.cancelled.cancel();
             }
             h.state = state;
@@ -217,7 +217,9 @@ fn note_state(inner: &Inner, id: JobId, state: StateRecord, rev: i64) {
         }
         Some(_) => {}
         // Perhaps our claim of it is landing right now: `try_claim` looks here.
-        None if state.cancel_requested && state.state == JobState::Claimed => inner.note_unheld_cancel(id, rev),
+        None if (state.cancel_requested || state.suspend_requested) && state.state == JobState::Claimed => {
+            inner.note_unheld_cancel(id, rev)
+        }
         None => {}
     });
 }

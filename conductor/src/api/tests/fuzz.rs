@@ -100,15 +100,23 @@ fn store() -> impl Strategy<Value = String> {
 #[test]
 fn random_posts_and_graphs_are_answered_clearly() {
     let subject = subject();
-    let requests = (flow(), store(), any::<i32>(), proptest::option::of(".{0,10}"), proptest::option::of(0u32..4));
+    let requests = (
+        flow(),
+        store(),
+        any::<i32>(),
+        proptest::option::of(".{0,10}"),
+        proptest::option::of(0u32..4),
+        proptest::option::of(any::<u64>()),
+    );
     runner(160)
-        .run(&requests, |(flow, store_json, priority, idempotency_key, version)| {
+        .run(&requests, |(flow, store_json, priority, idempotency_key, version, deadline_in_ms)| {
             let post = pb::PostJobRequest {
                 flow: flow.clone(),
                 store_json: store_json.clone(),
                 priority,
                 idempotency_key,
                 version,
+                deadline_in_ms,
             };
             clear("post", subject.runtime.block_on(subject.service.post_job(Request::new(post))))?;
             let graph = pb::FlowGraphRequest { name: flow, version, format: String::new(), store_json };
@@ -131,6 +139,7 @@ fn seeds() -> Vec<(&'static str, Vec<u8>)> {
                 priority: 3,
                 idempotency_key: Some("k".into()),
                 version: None,
+                deadline_in_ms: None,
             }
             .encode_to_vec(),
         ),

@@ -67,6 +67,18 @@ impl JobBoard for Counting {
         self.count("request_cancel");
         self.inner.request_cancel(id).await
     }
+    async fn operate(&self, id: JobId, op: jobboard::Operation, by: &str) -> Result<Job, Error> {
+        self.count("operate");
+        self.inner.operate(id, op, by).await
+    }
+    async fn expire(&self, id: JobId, deadline: flows::Millis) -> Result<Job, Error> {
+        self.count("expire");
+        self.inner.expire(id, deadline).await
+    }
+    async fn cancel_overdue(&self, limit: usize) -> Result<usize, Error> {
+        self.count("cancel_overdue");
+        self.inner.cancel_overdue(limit).await
+    }
     fn claimable(&self) -> Wakeups {
         self.inner.claimable()
     }
@@ -174,6 +186,7 @@ fn post(flow: &str) -> tonic::Request<pb::PostJobRequest> {
         priority: 0,
         idempotency_key: None,
         version: None,
+        deadline_in_ms: None,
     })
 }
 

@@ -1,5 +1,6 @@
 """`Client`: post, get, watch, wait for and cancel jobs over `baton.v1.Baton`, failing
-over through a list of conductor endpoints; drain a conductor; list connected workers."""
+over through a list of conductor endpoints; suspend, resume, retry and rerun them; drain
+a conductor; list connected workers."""
 
 from __future__ import annotations
 
@@ -39,8 +40,9 @@ class TaskState:
 
 @dataclasses.dataclass(frozen=True)
 class Job:
-    """A job as the board has it. `state`: UNCLAIMED, CLAIMED, COMPLETE or TRASHED;
-    `outcome` once COMPLETE: SUCCESS, REVERTED, FAILURE or CANCELLED."""
+    """A job as the board has it. `state`: UNCLAIMED, CLAIMED, PARKED, SUSPENDED, COMPLETE
+    or TRASHED; `outcome` once COMPLETE: SUCCESS, REVERTED, FAILURE or CANCELLED (a job
+    past its `deadline_ms` ends CANCELLED with a DEADLINE_EXCEEDED failure)."""
 
     id: str
     flow: str
@@ -57,6 +59,10 @@ class Job:
     created_at_ms: int
     finished_at_ms: Optional[int]
     tasks: Dict[str, TaskState]
+    deadline_ms: Optional[int] = None
+    # The job this one reruns (Client.rerun).
+    rerun_of: Optional[str] = None
+    suspend_requested: bool = False
 
     @property
     def done(self) -> bool:
@@ -90,6 +96,9 @@ class Job:
             created_at_ms=job.created_at_ms,
             finished_at_ms=job.finished_at_ms if job.HasField("finished_at_ms") else None,
             tasks={task.name: _task(task) for task in job.tasks},
+            deadline_ms=job.deadline_ms if job.HasField("deadline_ms") else None,
+            rerun_of=job.rerun_of if job.HasField("rerun_of") else None,
+            suspend_requested=job.suspend_requested,
         )
 
 
@@ -131,11 +140,16 @@ class Client:
         *,
         priority: int = 0,
         idempotency_key: Optional[str] = None,
+        deadline: Union[str, float, None] = None,
     ) -> Job:
-        """Posts a job of `flow` with `store` (its inputs); returns it as posted."""
+        """Posts a job of `flow` with `store` (its inputs); returns it as posted. `deadline`
+        ("2h", or seconds): cancel and revert it if unfinished that long after the post
+        (default: the flow file's `deadline:`)."""
         request = baton_pb2.PostJobRequest(flow=flow, store_json=json.dumps(dict(store or {})), priority=priority)
         if idempotency_key is not None:
             request.idempotency_key = idempotency_key
+        if deadline is not None:
+            request.deadline_in_ms = int(to_millis(deadline))
         return Job.from_proto(self._unary(lambda stub: stub.PostJob(request, timeout=self.timeout)))
 
     def get(self, job_id: str) -> Job:
@@ -147,6 +161,41 @@ class Client:
         return Job.from_proto(
             self._unary(lambda stub: stub.CancelJob(baton_pb2.CancelJobRequest(id=job_id), timeout=self.timeout))
         )
+
+    def suspend(self, job_id: str) -> Job:
+        """Suspends the job: a running one starts no new task, lets running ones finish
+        and is released SUSPENDED. grpc.RpcError FAILED_PRECONDITION naming the state
+        where that makes no sense (finished, already suspended)."""
+        return self._job_call(lambda stub: stub.SuspendJob(baton_pb2.SuspendJobRequest(id=job_id), timeout=self.timeout))
+
+    def resume(self, job_id: str) -> Job:
+        """Makes a SUSPENDED job claimable again; it continues where it stopped."""
+        return self._job_call(lambda stub: stub.ResumeJob(baton_pb2.ResumeJobRequest(id=job_id), timeout=self.timeout))
+
+    def retry(self, job_id: str) -> Job:
+        """Re-queues a job that ended FAILURE (to finish its revert) or a TRASHED one
+        (claim count reset, resuming where it stopped)."""
+        return self._job_call(lambda stub: stub.RetryJob(baton_pb2.RetryJobRequest(id=job_id), timeout=self.timeout))
+
+    def rerun(
+        self,
+        job_id: str,
+        store: Optional[Mapping[str, Any]] = None,
+        *,
+        deadline: Union[str, float, None] = None,
+        idempotency_key: Optional[str] = None,
+    ) -> Job:
+        """Posts a new job of the same flow version and store as `job_id`, `store`'s values
+        replacing; the new job's `rerun_of` names the old one."""
+        request = baton_pb2.RerunJobRequest(id=job_id, store_json=json.dumps(dict(store or {})))
+        if deadline is not None:
+            request.deadline_in_ms = int(to_millis(deadline))
+        if idempotency_key is not None:
+            request.idempotency_key = idempotency_key
+        return self._job_call(lambda stub: stub.RerunJob(request, timeout=self.timeout))
+
+    def _job_call(self, call: Callable[[Any], baton_pb2.Job]) -> Job:
+        return Job.from_proto(self._unary(call))
 
     def watch(self, job_id: str, *, timeout: Union[str, float, None] = None) -> Iterator[Job]:
         """The job now and after every change, until it is COMPLETE or TRASHED (the last

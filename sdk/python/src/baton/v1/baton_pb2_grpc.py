@@ -90,35 +90,25 @@ class BatonStub(object):
                 request_serializer=baton_dot_v1_dot_baton__pb2.CompleteTaskRequest.SerializeToString,
                 response_deserializer=baton_dot_v1_dot_baton__pb2.CompleteTaskResponse.FromString,
                 )
-        self.CreateSchedule = channel.unary_unary(
-                '/baton.v1.Baton/CreateSchedule',
-                request_serializer=baton_dot_v1_dot_baton__pb2.CreateScheduleRequest.SerializeToString,
-                response_deserializer=baton_dot_v1_dot_baton__pb2.Schedule.FromString,
+        self.SuspendJob = channel.unary_unary(
+                '/baton.v1.Baton/SuspendJob',
+                request_serializer=baton_dot_v1_dot_baton__pb2.SuspendJobRequest.SerializeToString,
+                response_deserializer=baton_dot_v1_dot_baton__pb2.Job.FromString,
                 )
-        self.ListSchedules = channel.unary_unary(
-                '/baton.v1.Baton/ListSchedules',
-                request_serializer=baton_dot_v1_dot_baton__pb2.ListSchedulesRequest.SerializeToString,
-                response_deserializer=baton_dot_v1_dot_baton__pb2.ListSchedulesResponse.FromString,
+        self.ResumeJob = channel.unary_unary(
+                '/baton.v1.Baton/ResumeJob',
+                request_serializer=baton_dot_v1_dot_baton__pb2.ResumeJobRequest.SerializeToString,
+                response_deserializer=baton_dot_v1_dot_baton__pb2.Job.FromString,
                 )
-        self.GetSchedule = channel.unary_unary(
-                '/baton.v1.Baton/GetSchedule',
-                request_serializer=baton_dot_v1_dot_baton__pb2.GetScheduleRequest.SerializeToString,
-                response_deserializer=baton_dot_v1_dot_baton__pb2.Schedule.FromString,
+        self.RetryJob = channel.unary_unary(
+                '/baton.v1.Baton/RetryJob',
+                request_serializer=baton_dot_v1_dot_baton__pb2.RetryJobRequest.SerializeToString,
+                response_deserializer=baton_dot_v1_dot_baton__pb2.Job.FromString,
                 )
-        self.PauseSchedule = channel.unary_unary(
-                '/baton.v1.Baton/PauseSchedule',
-                request_serializer=baton_dot_v1_dot_baton__pb2.PauseScheduleRequest.SerializeToString,
-                response_deserializer=baton_dot_v1_dot_baton__pb2.Schedule.FromString,
-                )
-        self.ResumeSchedule = channel.unary_unary(
-                '/baton.v1.Baton/ResumeSchedule',
-                request_serializer=baton_dot_v1_dot_baton__pb2.ResumeScheduleRequest.SerializeToString,
-                response_deserializer=baton_dot_v1_dot_baton__pb2.Schedule.FromString,
-                )
-        self.DeleteSchedule = channel.unary_unary(
-                '/baton.v1.Baton/DeleteSchedule',
-                request_serializer=baton_dot_v1_dot_baton__pb2.DeleteScheduleRequest.SerializeToString,
-                response_deserializer=baton_dot_v1_dot_baton__pb2.DeleteScheduleResponse.FromString,
+        self.RerunJob = channel.unary_unary(
+                '/baton.v1.Baton/RerunJob',
+                request_serializer=baton_dot_v1_dot_baton__pb2.RerunJobRequest.SerializeToString,
+                response_deserializer=baton_dot_v1_dot_baton__pb2.Job.FromString,
                 )
 
 
@@ -256,45 +246,36 @@ class BatonServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def CreateSchedule(self, request, context):
-        """Schedules: a flow posted on a cron clock, one job per tick across the fleet.
-        Creates a schedule; INVALID_ARGUMENT for a bad name, cron, time zone or store,
-        NOT_FOUND for an unknown flow, ALREADY_EXISTS for a taken name; nothing is stored then.
+    def SuspendJob(self, request, context):
+        """Suspends a job: an unclaimed or parked one at once; a running one starts no new
+        task, lets running ones finish and is released SUSPENDED (not claimable).
+        Recorded with the caller's identity. FAILED_PRECONDITION naming the state when
+        it makes no sense (finished, already suspended, a cancel or suspension pending).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def ListSchedules(self, request, context):
-        """Every schedule, by name.
+    def ResumeJob(self, request, context):
+        """Makes a SUSPENDED job claimable again; it continues where it stopped, on any
+        conductor. FAILED_PRECONDITION naming the state for any other job.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def GetSchedule(self, request, context):
-        """One schedule with its last and next firing and the jobs it posted; NOT_FOUND if absent.
+    def RetryJob(self, request, context):
+        """A job that ended FAILURE (a revert failed): re-queued to finish its revert from
+        its logbook. A TRASHED job: re-queued with its claim count reset, keeping its
+        logbook, so it resumes where it stopped. FAILED_PRECONDITION for any other job.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def PauseSchedule(self, request, context):
-        """Stops posting (ticks while paused are never fired).
-        """
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
-    def ResumeSchedule(self, request, context):
-        """Posts again from the next tick.
-        """
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
-    def DeleteSchedule(self, request, context):
-        """Removes a schedule (the jobs it posted stay).
+    def RerunJob(self, request, context):
+        """Posts a new job of the same flow version and store (with `store_json`'s keys
+        replacing the old values), linked to it by `rerun_of`.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -378,35 +359,25 @@ def add_BatonServicer_to_server(servicer, server):
                     request_deserializer=baton_dot_v1_dot_baton__pb2.CompleteTaskRequest.FromString,
                     response_serializer=baton_dot_v1_dot_baton__pb2.CompleteTaskResponse.SerializeToString,
             ),
-            'CreateSchedule': grpc.unary_unary_rpc_method_handler(
-                    servicer.CreateSchedule,
-                    request_deserializer=baton_dot_v1_dot_baton__pb2.CreateScheduleRequest.FromString,
-                    response_serializer=baton_dot_v1_dot_baton__pb2.Schedule.SerializeToString,
+            'SuspendJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.SuspendJob,
+                    request_deserializer=baton_dot_v1_dot_baton__pb2.SuspendJobRequest.FromString,
+                    response_serializer=baton_dot_v1_dot_baton__pb2.Job.SerializeToString,
             ),
-            'ListSchedules': grpc.unary_unary_rpc_method_handler(
-                    servicer.ListSchedules,
-                    request_deserializer=baton_dot_v1_dot_baton__pb2.ListSchedulesRequest.FromString,
-                    response_serializer=baton_dot_v1_dot_baton__pb2.ListSchedulesResponse.SerializeToString,
+            'ResumeJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResumeJob,
+                    request_deserializer=baton_dot_v1_dot_baton__pb2.ResumeJobRequest.FromString,
+                    response_serializer=baton_dot_v1_dot_baton__pb2.Job.SerializeToString,
             ),
-            'GetSchedule': grpc.unary_unary_rpc_method_handler(
-                    servicer.GetSchedule,
-                    request_deserializer=baton_dot_v1_dot_baton__pb2.GetScheduleRequest.FromString,
-                    response_serializer=baton_dot_v1_dot_baton__pb2.Schedule.SerializeToString,
+            'RetryJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.RetryJob,
+                    request_deserializer=baton_dot_v1_dot_baton__pb2.RetryJobRequest.FromString,
+                    response_serializer=baton_dot_v1_dot_baton__pb2.Job.SerializeToString,
             ),
-            'PauseSchedule': grpc.unary_unary_rpc_method_handler(
-                    servicer.PauseSchedule,
-                    request_deserializer=baton_dot_v1_dot_baton__pb2.PauseScheduleRequest.FromString,
-                    response_serializer=baton_dot_v1_dot_baton__pb2.Schedule.SerializeToString,
-            ),
-            'ResumeSchedule': grpc.unary_unary_rpc_method_handler(
-                    servicer.ResumeSchedule,
-                    request_deserializer=baton_dot_v1_dot_baton__pb2.ResumeScheduleRequest.FromString,
-                    response_serializer=baton_dot_v1_dot_baton__pb2.Schedule.SerializeToString,
-            ),
-            'DeleteSchedule': grpc.unary_unary_rpc_method_handler(
-                    servicer.DeleteSchedule,
-                    request_deserializer=baton_dot_v1_dot_baton__pb2.DeleteScheduleRequest.FromString,
-                    response_serializer=baton_dot_v1_dot_baton__pb2.DeleteScheduleResponse.SerializeToString,
+            'RerunJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.RerunJob,
+                    request_deserializer=baton_dot_v1_dot_baton__pb2.RerunJobRequest.FromString,
+                    response_serializer=baton_dot_v1_dot_baton__pb2.Job.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -675,7 +646,7 @@ class Baton(object):
             insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
 
     @staticmethod
-    def CreateSchedule(request,
+    def SuspendJob(request,
             target,
             options=(),
             channel_credentials=None,
@@ -685,14 +656,14 @@ class Baton(object):
             wait_for_ready=None,
             timeout=None,
             metadata=None):
-        return grpc.experimental.unary_unary(request, target, '/baton.v1.Baton/CreateSchedule',
-            baton_dot_v1_dot_baton__pb2.CreateScheduleRequest.SerializeToString,
-            baton_dot_v1_dot_baton__pb2.Schedule.FromString,
+        return grpc.experimental.unary_unary(request, target, '/baton.v1.Baton/SuspendJob',
+            baton_dot_v1_dot_baton__pb2.SuspendJobRequest.SerializeToString,
+            baton_dot_v1_dot_baton__pb2.Job.FromString,
             options, channel_credentials,
             insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
 
     @staticmethod
-    def ListSchedules(request,
+    def ResumeJob(request,
             target,
             options=(),
             channel_credentials=None,
@@ -702,14 +673,14 @@ class Baton(object):
             wait_for_ready=None,
             timeout=None,
             metadata=None):
-        return grpc.experimental.unary_unary(request, target, '/baton.v1.Baton/ListSchedules',
-            baton_dot_v1_dot_baton__pb2.ListSchedulesRequest.SerializeToString,
-            baton_dot_v1_dot_baton__pb2.ListSchedulesResponse.FromString,
+        return grpc.experimental.unary_unary(request, target, '/baton.v1.Baton/ResumeJob',
+            baton_dot_v1_dot_baton__pb2.ResumeJobRequest.SerializeToString,
+            baton_dot_v1_dot_baton__pb2.Job.FromString,
             options, channel_credentials,
             insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
 
     @staticmethod
-    def GetSchedule(request,
+    def RetryJob(request,
             target,
             options=(),
             channel_credentials=None,
@@ -719,14 +690,14 @@ class Baton(object):
             wait_for_ready=None,
             timeout=None,
             metadata=None):
-        return grpc.experimental.unary_unary(request, target, '/baton.v1.Baton/GetSchedule',
-            baton_dot_v1_dot_baton__pb2.GetScheduleRequest.SerializeToString,
-            baton_dot_v1_dot_baton__pb2.Schedule.FromString,
+        return grpc.experimental.unary_unary(request, target, '/baton.v1.Baton/RetryJob',
+            baton_dot_v1_dot_baton__pb2.RetryJobRequest.SerializeToString,
+            baton_dot_v1_dot_baton__pb2.Job.FromString,
             options, channel_credentials,
             insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
 
     @staticmethod
-    def PauseSchedule(request,
+    def RerunJob(request,
             target,
             options=(),
             channel_credentials=None,
@@ -736,42 +707,8 @@ class Baton(object):
             wait_for_ready=None,
             timeout=None,
             metadata=None):
-        return grpc.experimental.unary_unary(request, target, '/baton.v1.Baton/PauseSchedule',
-            baton_dot_v1_dot_baton__pb2.PauseScheduleRequest.SerializeToString,
-            baton_dot_v1_dot_baton__pb2.Schedule.FromString,
-            options, channel_credentials,
-            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
-
-    @staticmethod
-    def ResumeSchedule(request,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.unary_unary(request, target, '/baton.v1.Baton/ResumeSchedule',
-            baton_dot_v1_dot_baton__pb2.ResumeScheduleRequest.SerializeToString,
-            baton_dot_v1_dot_baton__pb2.Schedule.FromString,
-            options, channel_credentials,
-            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
-
-    @staticmethod
-    def DeleteSchedule(request,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.unary_unary(request, target, '/baton.v1.Baton/DeleteSchedule',
-            baton_dot_v1_dot_baton__pb2.DeleteScheduleRequest.SerializeToString,
-            baton_dot_v1_dot_baton__pb2.DeleteScheduleResponse.FromString,
+        return grpc.experimental.unary_unary(request, target, '/baton.v1.Baton/RerunJob',
+            baton_dot_v1_dot_baton__pb2.RerunJobRequest.SerializeToString,
+            baton_dot_v1_dot_baton__pb2.Job.FromString,
             options, channel_credentials,
             insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
