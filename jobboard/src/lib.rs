@@ -16,6 +16,7 @@
 
 pub mod board;
 pub mod claim;
+mod consuming;
 pub mod embedded;
 pub mod error;
 pub mod etcd;

@@ -19,12 +19,14 @@
 //! - `logbooks`: logbook storage through a claim, and resume by another owner.
 //! - `workers`: remote workers recorded by one session, seen by every session's watch.
 //! - `batches`: `save_changes` batches: whole, chunked, refused, fenced.
+//! - `final_writes`: the run's last logbook write with the consume (`Claim::consuming_storage`), fenced.
 //! - `parking`: parked tasks: park, complete by token, resume elsewhere, cancel, deadline races.
 
 mod batches;
 mod claiming;
 mod factories;
 mod failover;
+mod final_writes;
 mod flow_defs;
 mod lifecycle;
 mod listing;
@@ -51,6 +53,9 @@ pub use claiming::{
 pub use factories::{EmbeddedFactory, EtcdFactory};
 pub use failover::{
     cancel_unclaimed_and_claimed, close_releases_claims, lost_session_returns_job, old_owner_is_fenced, wakeups_fire,
+};
+pub use final_writes::{
+    final_write_consumes_the_job, final_write_ends_the_job_only_when_asked, lost_claims_final_write_writes_nothing,
 };
 pub use flow_defs::{
     a_flow_in_use_is_not_deleted, concurrent_applies_each_get_a_version, flow_versions_follow_the_apply_rule,
