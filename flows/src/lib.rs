@@ -97,5 +97,5 @@ pub use pattern::{Decider, Flow, FlowKind, Node};
 pub use registry::{FlowFactory, FlowRegistry, RegistryError};
 pub use retry::{Backoff, Decision, Retry, RetryController};
 pub use state::{check_atom_transition, check_flow_transition, AtomState, FlowState, Intention};
-pub use storage::{FlowChanges, MemoryStorage, Storage, StorageError};
+pub use storage::{FlowChanges, FlowEnd, MemoryStorage, Storage, StorageError};
 pub use task::{ExecuteContext, Inputs, RevertContext, Task};

@@ -12,7 +12,9 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use uuid::Uuid;
 
+use crate::failure::Failure;
 use crate::logbook::{now_millis, AtomDetail, FlowDetail, LogBook};
+use crate::state::FlowState;
 
 /// A boxed error from a storage backend, kept as the `source` of a [`StorageError`].
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -92,6 +94,15 @@ impl<'a> FlowChanges<'a> {
     }
 }
 
+/// How a run ended, handed to [`Storage::save_final`] with the run's last write.
+#[derive(Debug, Clone, Copy)]
+pub struct FlowEnd<'a> {
+    /// The state the run ends in (the flow detail of that write holds it too).
+    pub state: FlowState,
+    /// The failure the run reports with it (`RunOutcome::failure`), if any.
+    pub failure: Option<&'a Failure>,
+}
+
 /// Persistence for logbooks. Implementations must make each call atomic, except
 /// that a [`Storage::save_changes`] too large for one backend transaction may be
 /// split into several, in order (see there).
@@ -115,6 +126,22 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     ///
     /// `NotFound` if no flow fields are given and the flow was never saved.
     async fn save_changes(&self, book: Uuid, flow: Uuid, changes: FlowChanges<'_>) -> Result<(), StorageError>;
+
+    /// Writes the last batch of a run: the one that records the state the run
+    /// ends in (`end`), as [`Storage::save_changes`] does. A storage that also
+    /// records the end elsewhere may do it in the same atomic write: a job board
+    /// consumes the job with it, so that a job's last step and its outcome cost
+    /// one transaction. Either way, `Ok` means the batch is stored, and the engine
+    /// reports the run's end only after that.
+    async fn save_final(
+        &self,
+        book: Uuid,
+        flow: Uuid,
+        changes: FlowChanges<'_>,
+        _end: FlowEnd<'_>,
+    ) -> Result<(), StorageError> {
+        self.save_changes(book, flow, changes).await
+    }
 
     /// Creates the flow detail in `book`, or updates its state, meta and version;
     /// its atoms are not written.

@@ -4,6 +4,7 @@
 
 mod batching;
 mod compile_errors;
+mod final_write;
 mod inputs;
 mod listeners;
 mod lookup;

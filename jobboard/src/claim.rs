@@ -10,13 +10,19 @@
 //! While the claim lives, its writes ride out a board that is briefly
 //! unreachable (see `patient`): a transient failure is retried, never turned
 //! into a dropped job that stays CLAIMED.
+//!
+//! [`Claim::consuming_storage`] folds the consume into the run's last logbook
+//! write (`Storage::save_final`): one fenced atomic step writes the last batch
+//! and ends the job, and [`Claim::consume`] then answers with that job.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use flows::{Failure, Storage};
+use flows::{Failure, FlowChanges, Storage};
 use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
 
+use crate::consuming::ConsumingStorage;
 use crate::error::Error;
 use crate::job::{Job, JobId, Outcome};
 use crate::parking::Parking;
@@ -24,6 +30,14 @@ use crate::patient::{self, PatientStorage};
 
 /// A claim's fencing token: strictly greater for each new claim of a job.
 pub type FenceToken = u64;
+
+/// The last logbook batch of a run: flow `flow` of logbook `book`, as `Storage::save_changes` takes it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct FinalBatch<'a> {
+    pub(crate) book: Uuid,
+    pub(crate) flow: Uuid,
+    pub(crate) changes: FlowChanges<'a>,
+}
 
 /// Owner-side operations a backend provides for its claims. Sealed: only this
 /// crate's backends implement it.
@@ -38,6 +52,18 @@ pub(crate) trait ClaimOps: Send + Sync + std::fmt::Debug {
         token: FenceToken,
         outcome: Outcome,
         failure: Option<Failure>,
+    ) -> Result<Job, Error>;
+    /// Writes `batch` to the job's logbook and marks the job COMPLETE with the
+    /// outcome, in one atomic step, if the token is current: with a lost claim
+    /// neither is written. A batch over the backend's transaction limits is
+    /// written as `save_changes` splits it, its last part with the consume.
+    async fn consume_with(
+        &self,
+        job: JobId,
+        token: FenceToken,
+        outcome: Outcome,
+        failure: Option<Failure>,
+        batch: FinalBatch<'_>,
     ) -> Result<Job, Error>;
     /// Returns the job to UNCLAIMED, if the token is current.
     async fn abandon(&self, job: JobId, token: FenceToken) -> Result<(), Error>;
@@ -63,6 +89,8 @@ pub struct Claim {
     lost: CancellationToken,
     /// Cancelled when someone requested cancellation of the job.
     cancelled: CancellationToken,
+    /// The job as ended by a consume folded into the last logbook write.
+    consumed: Arc<Mutex<Option<Job>>>,
 }
 
 impl Claim {
@@ -73,7 +101,7 @@ impl Claim {
         lost: CancellationToken,
         cancelled: CancellationToken,
     ) -> Self {
-        Claim { job, token, ops, lost, cancelled }
+        Claim { job, token, ops, lost, cancelled, consumed: Arc::default() }
     }
 
     /// The job as it was when claimed (state CLAIMED, owner set, claims counted).
@@ -99,6 +127,30 @@ impl Claim {
         Arc::new(PatientStorage::new(fenced, self.lost.clone(), claim))
     }
 
+    /// The job's logbook storage, as [`Claim::storage`], whose last write of a
+    /// run (`Storage::save_final`) also consumes the job when the run ends it
+    /// (SUCCESS, REVERTED or FAILURE, by [`Outcome::of_flow`]; CANCELLED if a
+    /// cancel was requested): one fenced atomic write for both, so a job's
+    /// last step costs no extra transaction. After it, [`Claim::consume`]
+    /// answers with the job so ended, writing nothing more.
+    pub fn consuming_storage(&self) -> Arc<dyn Storage> {
+        Arc::new(ConsumingStorage {
+            inner: self.storage(),
+            ops: self.ops.clone(),
+            job: self.job.id,
+            token: self.token,
+            lost: self.lost.clone(),
+            cancelled: self.cancelled.clone(),
+            consumed: self.consumed.clone(),
+        })
+    }
+
+    /// True once the last logbook write of a run has consumed the job (see
+    /// [`Claim::consuming_storage`]): the claim is over.
+    pub fn is_consumed(&self) -> bool {
+        self.consumed.lock().unwrap_or_else(|e| e.into_inner()).is_some()
+    }
+
     /// Fires when the claim is lost; from then on every write fails with `ClaimLost`.
     pub fn lost(&self) -> CancellationToken {
         self.lost.clone()
@@ -110,8 +162,13 @@ impl Claim {
         self.cancelled.clone()
     }
 
-    /// Finishes the job with its outcome (and the flow's failure, if any).
+    /// Finishes the job with its outcome (and the flow's failure, if any). If
+    /// the run's last logbook write already consumed it, returns that job (with
+    /// the outcome recorded then) and writes nothing.
     pub async fn consume(self, outcome: Outcome, failure: Option<Failure>) -> Result<Job, Error> {
+        if let Some(job) = self.consumed.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            return Ok(job);
+        }
         let (id, token) = (self.job.id, self.token);
         self.patiently("recording the outcome", || self.ops.consume(id, token, outcome, failure.clone())).await
     }

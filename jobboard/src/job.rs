@@ -47,6 +47,25 @@ pub enum Outcome {
     Cancelled,
 }
 
+impl Outcome {
+    /// The outcome a job gets when its flow's run ends in `state` with `failure`
+    /// (`RunOutcome::failure`): SUCCESS, REVERTED (CANCELLED if a cancel was
+    /// requested or caused it) and FAILURE end the job; `None` for any other state
+    /// (SUSPENDED and PARKED hand the job back instead). The one rule for a
+    /// consume, whether the job runner sends it or the last logbook write carries it.
+    pub fn of_flow(state: flows::FlowState, failure: Option<&Failure>, cancel_requested: bool) -> Option<Outcome> {
+        match state {
+            flows::FlowState::Success => Some(Outcome::Success),
+            flows::FlowState::Reverted if cancel_requested || failure.is_some_and(|f| f.kind == flows::CANCELLED) => {
+                Some(Outcome::Cancelled)
+            }
+            flows::FlowState::Reverted => Some(Outcome::Reverted),
+            flows::FlowState::Failure => Some(Outcome::Failure),
+            _ => None,
+        }
+    }
+}
+
 /// A request to put a job on the board.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NewJob {

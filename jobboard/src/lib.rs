@@ -19,6 +19,7 @@
 pub mod backlog;
 pub mod board;
 pub mod claim;
+mod consuming;
 pub mod embedded;
 pub mod error;
 pub mod etcd;

@@ -22,6 +22,7 @@
 //! - `batches`: `save_changes` batches: whole, chunked, refused, fenced.
 //! - `schedules`: schedules: create once, compare-and-swap on the revision, delete, wake-ups.
 //! - `operations`: suspend, halt, resume, retry, and the job deadline scan.
+//! - `final_writes`: the run's last logbook write with the consume (`Claim::consuming_storage`), fenced.
 //! - `parking`: parked tasks: park, complete by token, resume elsewhere, cancel, deadline races.
 
 mod batches;
@@ -29,6 +30,7 @@ mod claiming;
 mod factories;
 mod failover;
 mod features;
+mod final_writes;
 mod flow_defs;
 mod lifecycle;
 mod listing;
@@ -59,6 +61,9 @@ pub use failover::{
     cancel_unclaimed_and_claimed, close_releases_claims, lost_session_returns_job, old_owner_is_fenced, wakeups_fire,
 };
 pub use features::claims_honour_required_features;
+pub use final_writes::{
+    final_write_consumes_the_job, final_write_ends_the_job_only_when_asked, lost_claims_final_write_writes_nothing,
+};
 pub use flow_defs::{
     a_flow_in_use_is_not_deleted, concurrent_applies_each_get_a_version, flow_versions_follow_the_apply_rule,
     pins_persist_and_flow_changes_wake, unknown_flows_and_bad_names_are_refused,

@@ -2,14 +2,15 @@
 //!
 //! The flow is built from the catalog (a Rust flow, or the flow file version the
 //! job is pinned to, whatever is current now) and run by the flows engine on the
-//! job's logbook (`Claim::storage`, book id = flow id = job id), so a job
+//! job's logbook (`Claim::consuming_storage`, book id = flow id = job id: the
+//! run's last logbook write also consumes the job, in one board write), so a job
 //! abandoned or lost part-way resumes from what was recorded. Completions of
 //! parked tasks the board holds are handed to the engine before it runs, and
 //! while it runs (`Claim::deliveries`, a watch). How it ends:
 //!
 //! | what happened | board action |
 //! |---|---|
-//! | flow SUCCESS / REVERTED / FAILURE | consume with that outcome |
+//! | flow SUCCESS / REVERTED / FAILURE | consume with that outcome (done by the engine's last logbook write) |
 //! | flow PARKED (every runnable task waits for a completion) | park: released, not claimable, no slot held |
 //! | a completion or cancel arrived while parking | the park is refused: fold it in and run on |
 //! | cancel requested, flow reverted | consume CANCELLED |
@@ -28,7 +29,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use flows::{Engine, FlowState, LoggingListener, RunOutcome, StorageError, CANCELLED};
+use flows::{Engine, FlowState, LoggingListener, RunOutcome, StorageError};
 use jobboard::{Claim, JobBoard, Outcome, Parking};
 use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
@@ -114,7 +115,7 @@ impl JobRunner {
         };
         let engine = Engine::builder(flow)
             .store(store)
-            .storage(claim.storage(), job.id, job.id)
+            .storage(claim.consuming_storage(), job.id, job.id)
             .max_concurrency(self.concurrency)
             // Re-queued by an operator's retry: a flow that ended FAILURE finishes its revert.
             .retry_failed_reverts(job.actions.last().is_some_and(|a| a.action == jobboard::Operation::Retry.as_str()))
@@ -226,6 +227,8 @@ impl JobRunner {
             }
         };
         match ended {
+            // The engine's last logbook write consumed the job: whatever fired meanwhile, it is over.
+            Ended::Lost | Ended::Aborted if claim.is_consumed() => tracing::info!("job complete"),
             Ended::Lost => {
                 tracing::warn!("claim lost: flow stopped, nothing more written; another conductor takes over")
             }
@@ -287,24 +290,22 @@ impl JobRunner {
 
 /// Records how the flow ended.
 async fn finish(claim: Claim, outcome: RunOutcome, cancelling: bool, local: &LocalStatus, started: Instant) {
-    let cancelled = outcome.failure.as_ref().is_some_and(|f| f.kind == CANCELLED);
-    let result = match outcome.state {
-        FlowState::Success => Outcome::Success,
-        FlowState::Reverted if cancelling || cancelled => Outcome::Cancelled,
-        FlowState::Reverted => Outcome::Reverted,
-        FlowState::Failure => Outcome::Failure,
-        FlowState::Suspended => {
+    let result = match Outcome::of_flow(outcome.state, outcome.failure.as_ref(), cancelling) {
+        Some(result) => result,
+        None if outcome.state == FlowState::Suspended => {
             tracing::info!("flow suspended; abandoning so another conductor resumes it");
             return abandon(local, claim).await;
         }
-        other => {
-            tracing::error!(state = %other, "engine returned a non-final flow state; abandoning");
+        None => {
+            tracing::error!(state = %outcome.state, "engine returned a non-final flow state; abandoning");
             return abandon(local, claim).await;
         }
     };
     let flow = claim.job().flow.clone();
+    // Usually already done by the engine's last logbook write; then this only reads back the job.
     match claim.consume(result, outcome.failure.clone()).await {
-        Ok(_) => {
+        Ok(job) => {
+            let result = job.outcome.unwrap_or(result);
             local.metrics.job_completed(&flow, &result.to_string(), started.elapsed());
             match &outcome.failure {
                 Some(failure) => tracing::info!(outcome = %result, %failure, "job complete"),

@@ -16,7 +16,7 @@ use crate::error::Error;
 use crate::listener::{notify, AtomEvent};
 use crate::logbook::{AtomDetail, FlowDetail};
 use crate::state::{AtomState, FlowState};
-use crate::storage::FlowChanges;
+use crate::storage::{FlowChanges, FlowEnd};
 
 use super::job::Shared;
 
@@ -83,7 +83,8 @@ impl Journal {
         self.events.push(Event::Flow { from, to });
     }
 
-    /// Writes everything staged in one `save_changes`, then tells the listeners.
+    /// Writes everything staged in one `save_changes` (or, for the run's last
+    /// write, `end` given, one `save_final`), then tells the listeners.
     /// On failure nothing staged is kept: the run stops, and a later run reloads
     /// the details from the logbook, so no unrecorded change is acted on.
     pub(crate) async fn flush(
@@ -91,13 +92,18 @@ impl Journal {
         shared: &Shared,
         flow: &FlowDetail,
         details: &[AtomDetail],
+        end: Option<FlowEnd<'_>>,
     ) -> Result<(), Error> {
         if self.is_empty() {
             return Ok(());
         }
         let atoms: Vec<&AtomDetail> = self.atoms.iter().map(|&n| &details[n]).collect();
         let changes = FlowChanges { flow: self.flow.then_some(flow), atoms: &atoms };
-        let written = shared.storage.save_changes(shared.book, shared.flow_id, changes).await;
+        let (storage, book, id) = (&shared.storage, shared.book, shared.flow_id);
+        let written = match end {
+            Some(end) => storage.save_final(book, id, changes, end).await,
+            None => storage.save_changes(book, id, changes).await,
+        };
         for &n in &self.atoms {
             self.staged[n] = false;
         }

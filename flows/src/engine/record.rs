@@ -10,6 +10,7 @@ use crate::error::Error;
 use crate::failure::Failure;
 use crate::logbook::{now_millis, AtomDetail};
 use crate::state::{check_atom_transition, check_flow_transition, AtomState, FlowState, Intention};
+use crate::storage::FlowEnd;
 
 /// Checks and applies a transition to `detail`, bumping its version.
 pub(crate) fn apply_transition(detail: &mut AtomDetail, to: AtomState) -> Result<AtomState, Error> {
@@ -51,7 +52,12 @@ impl Run<'_> {
 
     /// Writes everything staged; on failure the run stops (see `Journal::flush`).
     pub(crate) async fn flush(&mut self) -> Result<(), Error> {
-        self.journal.flush(&self.shared, &self.engine.detail, &self.details).await
+        self.journal.flush(&self.shared, &self.engine.detail, &self.details, None).await
+    }
+
+    /// Writes the run's last batch, which records how it ends (`Storage::save_final`).
+    pub(crate) async fn flush_final(&mut self, end: FlowEnd<'_>) -> Result<(), Error> {
+        self.journal.flush(&self.shared, &self.engine.detail, &self.details, Some(end)).await
     }
 
     /// Records RUNNING (and the execution it starts) for atom `n`.

@@ -27,6 +27,7 @@ use crate::failure::Failure;
 use crate::logbook::{AtomDetail, Attempt};
 use crate::park::{Delivery, Park, ParkedContext};
 use crate::state::{AtomState, FlowState, Intention};
+use crate::storage::FlowEnd;
 use crate::task::ExecuteContext;
 
 /// Run-time bookkeeping of one graph node.
@@ -505,7 +506,8 @@ impl Run<'_> {
             self.engine.detail.meta.remove("revert_all");
         }
         self.set_flow(state)?;
-        self.flush().await?;
+        // The last write goes with how the run ends, so a storage may record both at once.
+        self.flush_final(FlowEnd { state, failure: failure.as_ref() }).await?;
         Ok(RunOutcome { state, failure, results: self.results() })
     }
 }

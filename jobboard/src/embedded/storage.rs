@@ -14,7 +14,7 @@ use flows::{AtomDetail, Failure, FlowChanges, FlowDetail, LogBook, Storage, Stor
 use uuid::Uuid;
 
 use super::{jobs, logbook, parks, Shared};
-use crate::claim::{ClaimOps, FenceToken};
+use crate::claim::{ClaimOps, FenceToken, FinalBatch};
 use crate::error::Error;
 use crate::job::{Job, JobId, Outcome};
 use crate::lifecycle::Change;
@@ -47,24 +47,12 @@ impl EmbeddedStorage {
         self.shared.notify.job_changed(self.job);
         Ok(())
     }
-
-    /// Refuses a value over the board's size limit.
-    fn check_size(&self, what: &str, value: &impl serde::Serialize) -> Result<(), StorageError> {
-        let size = serde_json::to_vec(value)
-            .map_err(|e| StorageError::Rejected { what: what.to_owned(), message: e.to_string() })?
-            .len();
-        let limit = self.shared.max_value_bytes;
-        if size > limit {
-            return Err(Error::TooLarge { what: what.to_owned(), size, limit }.into());
-        }
-        Ok(())
-    }
 }
 
 #[async_trait]
 impl Storage for EmbeddedStorage {
     async fn save_book(&self, book: &LogBook) -> Result<(), StorageError> {
-        self.check_size("logbook meta", &book.meta)?;
+        check_size(&self.shared, "logbook meta", &book.meta)?;
         let book = book.clone();
         self.fenced_write(move |tx, job, now| logbook::save_book(tx, job, &book, now)).await
     }
@@ -83,15 +71,28 @@ impl Storage for EmbeddedStorage {
         if changes.is_empty() {
             return Ok(());
         }
-        // Check every value before the transaction: a bad batch writes nothing.
+        let batch = OwnedBatch::checked(&self.shared, flow, &changes)?;
+        self.fenced_write(move |tx, job, now| batch.write(tx, job, book, flow, now)).await
+    }
+}
+
+/// A `FlowChanges` checked against the size limit (so a bad batch writes
+/// nothing) and copied for the writer thread: the flow's own fields (not its
+/// atoms map) and the atoms.
+struct OwnedBatch {
+    detail: Option<FlowDetail>,
+    atoms: Vec<AtomDetail>,
+}
+
+impl OwnedBatch {
+    fn checked(shared: &Shared, flow: Uuid, changes: &FlowChanges<'_>) -> Result<Self, Error> {
         if let Some(detail) = changes.flow {
-            self.check_size("flow meta", &detail.meta)?;
+            check_size(shared, "flow meta", &detail.meta)?;
         }
         for atom in changes.atoms {
-            self.check_size(&format!("result of atom {}", atom.name), &atom.result)?;
-            self.check_size(&format!("atom {}", atom.name), atom)?;
+            check_size(shared, &format!("result of atom {}", atom.name), &atom.result)?;
+            check_size(shared, &format!("atom {}", atom.name), atom)?;
         }
-        // Only the flow's own fields: its atoms map is not shipped to the writer.
         let detail = changes.flow.map(|d| FlowDetail {
             id: flow,
             name: d.name.clone(),
@@ -100,18 +101,44 @@ impl Storage for EmbeddedStorage {
             version: d.version,
             atoms: Default::default(),
         });
-        let atoms: Vec<AtomDetail> = changes.atoms.iter().copied().cloned().collect();
-        self.fenced_write(move |tx, job, now| {
-            if let Some(detail) = &detail {
-                logbook::save_flow(tx, job, book, detail, now)?;
-            }
-            if atoms.is_empty() {
-                return Ok(());
-            }
-            logbook::save_atoms(tx, job, book, flow, &atoms)?;
-            Ok(parks::record_atoms(tx, job, &atoms)?)
-        })
-        .await
+        Ok(OwnedBatch { detail, atoms: changes.atoms.iter().copied().cloned().collect() })
+    }
+
+    /// Writes the batch inside the caller's (fenced) transaction.
+    fn write(
+        &self,
+        tx: &rusqlite::Connection,
+        job: JobId,
+        book: Uuid,
+        flow: Uuid,
+        now: u64,
+    ) -> Result<(), StorageError> {
+        if let Some(detail) = &self.detail {
+            logbook::save_flow(tx, job, book, detail, now)?;
+        }
+        if self.atoms.is_empty() {
+            return Ok(());
+        }
+        logbook::save_atoms(tx, job, book, flow, &self.atoms)?;
+        Ok(parks::record_atoms(tx, job, &self.atoms)?)
+    }
+}
+
+/// Refuses a value over the board's size limit.
+fn check_size(shared: &Shared, what: &str, value: &impl serde::Serialize) -> Result<(), Error> {
+    let size = serde_json::to_vec(value).map_err(|e| Error::InvalidInput(format!("cannot store {what}: {e}")))?.len();
+    let limit = shared.max_value_bytes;
+    if size > limit {
+        return Err(Error::TooLarge { what: what.to_owned(), size, limit });
+    }
+    Ok(())
+}
+
+/// A logbook error met inside a consume's transaction, as a board error.
+fn logbook_error(error: StorageError) -> Error {
+    match error {
+        StorageError::Rejected { what, message } => Error::InvalidInput(format!("cannot store {what}: {message}")),
+        other => Error::Backend { message: other.to_string(), source: Some(Box::new(other)) },
     }
 }
 
@@ -123,6 +150,18 @@ pub(crate) struct EmbeddedClaimOps {
 }
 
 impl EmbeddedClaimOps {
+    /// Refuses a flow failure over the board's size limit.
+    fn check_failure(&self, failure: Option<&Failure>) -> Result<(), Error> {
+        if let Some(failure) = failure {
+            let size = super::rows::to_json(failure)?.len();
+            let limit = self.shared.max_value_bytes;
+            if size > limit {
+                return Err(Error::TooLarge { what: "failure".into(), size, limit });
+            }
+        }
+        Ok(())
+    }
+
     async fn finish(&self, job: JobId, token: FenceToken, change: Change) -> Result<Job, Error> {
         let owner = self.owner.clone();
         let done = self.shared.db.write(move |tx| jobs::finish(tx, job, &owner, token, &change, now_millis())).await?;
@@ -172,14 +211,37 @@ impl ClaimOps for EmbeddedClaimOps {
         outcome: Outcome,
         failure: Option<Failure>,
     ) -> Result<Job, Error> {
-        if let Some(failure) = &failure {
-            let size = super::rows::to_json(failure)?.len();
-            let limit = self.shared.max_value_bytes;
-            if size > limit {
-                return Err(Error::TooLarge { what: "failure".into(), size, limit });
-            }
-        }
+        self.check_failure(failure.as_ref())?;
         self.finish(job, token, Change::Consume(outcome, failure)).await
+    }
+
+    async fn consume_with(
+        &self,
+        job: JobId,
+        token: FenceToken,
+        outcome: Outcome,
+        failure: Option<Failure>,
+        batch: FinalBatch<'_>,
+    ) -> Result<Job, Error> {
+        self.check_failure(failure.as_ref())?;
+        let FinalBatch { book, flow, changes } = batch;
+        let owned = OwnedBatch::checked(&self.shared, flow, &changes)?;
+        let owner = self.owner.clone();
+        let change = Change::Consume(outcome, failure);
+        // One transaction: the fence, the logbook batch, the consume; a lost claim rolls back all three.
+        let done = self
+            .shared
+            .db
+            .write(move |tx| {
+                let now = now_millis();
+                jobs::fence(tx, job, &owner, token)?;
+                owned.write(tx, job, book, flow, now).map_err(logbook_error)?;
+                jobs::finish(tx, job, &owner, token, &change, now)
+            })
+            .await?;
+        self.shared.notify.claim_ended(job, token);
+        self.shared.notify.job_changed(job);
+        Ok(done)
     }
 
     async fn abandon(&self, job: JobId, token: FenceToken) -> Result<(), Error> {

@@ -248,3 +248,22 @@ async fn a_three_task_job_is_seven_writes_each_committed_at_once_when_alone() {
     assert_eq!(end.writes - start.writes, 7, "post, claim, 4 logbook writes, consume");
     assert_eq!(end.commits - start.commits, 7, "a lone writer waits for no batch: one commit per write");
 }
+
+#[tokio::test]
+async fn on_its_consuming_storage_a_three_task_job_is_six_writes() {
+    let (_dir, board) = temp_board(BoardConfig::new("counter"));
+    let start = board.write_stats();
+    let posted = board.post(new_job(None)).await.expect("post");
+    let claim = board.claim_next(&FlowFilter::any()).await.expect("claim").expect("the posted job");
+    let flow = flows::Flow::linear("three")
+        .add_all((1..=3).map(|n| flows::task_fn(format!("t{n}"), |_ctx| async { Ok(serde_json::json!(null)) })));
+    let storage = claim.consuming_storage();
+    let mut engine = flows::Engine::builder(flow).storage(storage, posted.id, posted.id).build().await.expect("engine");
+    engine.run().await.expect("the flow runs");
+    assert!(claim.is_consumed(), "the last logbook write consumed the job");
+    let job = claim.consume(Outcome::Success, None).await.expect("consume");
+    let end = board.write_stats();
+    assert_eq!((job.state, job.outcome), (JobState::Complete, Some(Outcome::Success)));
+    assert_eq!(end.writes - start.writes, 6, "post, claim, 3 logbook writes, the last with the consume");
+    assert_eq!(end.commits - start.commits, 6, "a lone writer waits for no batch: one commit per write");
+}

@@ -1,18 +1,19 @@
 //! The owner's writes: consume, abandon and trash, each one transaction fenced
 //! by the claim (the owner key's mod revision equals the token and the key is
 //! on our lease), by the board epoch, and by the state record as last seen;
-//! `ClaimOps` for etcd.
+//! `ClaimOps` for etcd. A consume may carry the run's last logbook write in its
+//! txn (`consume_with`), so a job's last step and its end are one Txn.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use etcd_client::{Compare, CompareOp, KeyValue, Txn, TxnOp, TxnOpResponse, TxnResponse};
-use flows::{Failure, Millis, Storage};
+use flows::{Failure, Millis, Storage, StorageError};
 
 use super::codec::{assemble, check_size, decode, encode, StateRecord};
 use super::storage::{EtcdStorage, KnownEmpty};
 use super::Inner;
-use crate::claim::{ClaimOps, FenceToken};
+use crate::claim::{ClaimOps, FenceToken, FinalBatch};
 use crate::error::Error;
 use crate::job::{Job, JobId, Outcome};
 use crate::lifecycle::Change;
@@ -110,12 +111,14 @@ impl Inner {
         }
     }
 
+    /// Consumes the job; `book_ops` (a logbook write, see `consume_with`) go in the same txn.
     async fn finish(
         &self,
         id: JobId,
         token: FenceToken,
         outcome: Outcome,
         failure: Option<Failure>,
+        book_ops: Vec<TxnOp>,
     ) -> Result<Job, Error> {
         if let Some(failure) = &failure {
             check_size("failure", failure, self.config.max_value_bytes)?;
@@ -125,12 +128,14 @@ impl Inner {
         let consume = Change::Consume(outcome, failure);
         let (next, resp) = self
             .fenced_transition(id, token, &consume, now, |_, _| {
-                Ok(vec![
+                let mut ops = vec![
                     TxnOp::delete(keys.owner(id), None),
                     TxnOp::delete(keys.held(id), None),
                     TxnOp::put(keys.done(now, id), "", None),
                     TxnOp::get(keys.spec(id), None),
-                ])
+                ];
+                ops.extend(book_ops.iter().cloned());
+                Ok(ops)
             })
             .await?;
         let spec = get_kv(&resp, 4).ok_or(Error::NotFound(id))?;
@@ -138,9 +143,9 @@ impl Inner {
     }
 }
 
-#[async_trait]
-impl ClaimOps for Inner {
-    fn storage(&self, job: JobId, token: FenceToken) -> Arc<dyn Storage> {
+impl Inner {
+    /// The fenced logbook storage of claim `token` on `job`.
+    fn etcd_storage(&self, job: JobId, token: FenceToken) -> EtcdStorage {
         let fence = super::storage::Fence {
             lease: self.session.lease,
             token,
@@ -153,7 +158,14 @@ impl ClaimOps for Inner {
         let book_empty = self
             .with_held(|held| held.get(&job).filter(|h| h.token as u64 == token).map(|h| h.book_empty.clone()))
             .unwrap_or_else(|| KnownEmpty::new(false));
-        Arc::new(EtcdStorage::new(self.kv(), self.keys.clone(), fence, &self.config, job, book_empty))
+        EtcdStorage::new(self.kv(), self.keys.clone(), fence, &self.config, job, book_empty)
+    }
+}
+
+#[async_trait]
+impl ClaimOps for Inner {
+    fn storage(&self, job: JobId, token: FenceToken) -> Arc<dyn Storage> {
+        Arc::new(self.etcd_storage(job, token))
     }
 
     async fn consume(
@@ -163,7 +175,43 @@ impl ClaimOps for Inner {
         outcome: Outcome,
         failure: Option<Failure>,
     ) -> Result<Job, Error> {
-        self.finish(job, token, outcome, failure).await
+        self.finish(job, token, outcome, failure, Vec::new()).await
+    }
+
+    async fn consume_with(
+        &self,
+        job: JobId,
+        token: FenceToken,
+        outcome: Outcome,
+        failure: Option<Failure>,
+        batch: FinalBatch<'_>,
+    ) -> Result<Job, Error> {
+        let FinalBatch { book, flow, changes } = batch;
+        if book != job {
+            return Err(Error::InvalidInput(format!("job {job} writes only its own logbook, not {book}")));
+        }
+        if let Some(failure) = &failure {
+            check_size("failure", failure, self.config.max_value_bytes)?;
+        }
+        let mut book_ops = Vec::new();
+        if !changes.is_empty() {
+            let storage = self.etcd_storage(job, token);
+            let mut planned = storage.plan(flow, &changes).await?;
+            let folded = match planned.txns.as_slice() {
+                // An atoms-only batch needs its flow to exist already: sent alone, so
+                // that a missing flow is `NotFound` as ever, and nothing is consumed.
+                [(_, extra)] if !extra.is_empty() => None,
+                // Past one txn, the earlier ones go first (in order, fenced, as
+                // `save_changes` sends them); the first created the flow if absent.
+                _ => planned.txns.pop(),
+            };
+            storage.write_planned(planned).await.map_err(|e| from_storage(job, token, e))?;
+            if let Some((ops, _)) = folded {
+                storage.written();
+                book_ops = ops;
+            }
+        }
+        self.finish(job, token, outcome, failure, book_ops).await
     }
 
     async fn abandon(&self, job: JobId, token: FenceToken) -> Result<(), Error> {
@@ -239,6 +287,15 @@ impl ClaimOps for Inner {
         })
         .await?;
         Ok(())
+    }
+}
+
+/// A logbook write's error, as the board error of the owner write it is part of.
+fn from_storage(job: JobId, token: FenceToken, error: StorageError) -> Error {
+    match error {
+        StorageError::ClaimLost(_) => Error::ClaimLost { job, token },
+        StorageError::Unavailable { message, source } => Error::Unavailable { message, source },
+        other => Error::Backend { message: other.to_string(), source: Some(Box::new(other)) },
     }
 }
 

@@ -162,8 +162,6 @@ impl EtcdStorage {
         Ok(resp.take_kvs().pop().map(|kv| kv.into_key_value().1))
     }
 
-    /// Checks and encodes a whole batch before anything is written, so that a
-    /// bad value refuses the batch instead of leaving part of it behind.
     /// The park entry of `atom` of this job, if it ever parked.
     pub(crate) async fn park_entry(&self, atom: &str) -> Result<Option<crate::parking::ParkEntry>, Error> {
         let key = self.keys.park(self.job, atom);
@@ -179,7 +177,9 @@ impl EtcdStorage {
         self.job
     }
 
-    fn encode_changes(&self, flow: Uuid, changes: &FlowChanges<'_>) -> Result<Batch, StorageError> {
+    /// Checks and encodes a whole batch before anything is written, so that a
+    /// bad value refuses the batch instead of leaving part of it behind.
+    fn encode_changes(&self, flow: Uuid, changes: &FlowChanges<'_>) -> Result<Batch, Error> {
         let limit = self.max_value_bytes;
         let mut batch = Batch { header: None, puts: Vec::with_capacity(changes.atoms.len() + 1) };
         if let Some(detail) = changes.flow {
@@ -220,8 +220,8 @@ impl EtcdStorage {
     }
 }
 
-fn too_large(what: String, size: usize, limit: usize) -> StorageError {
-    Error::TooLarge { what, size, limit }.into()
+fn too_large(what: String, size: usize, limit: usize) -> Error {
+    Error::TooLarge { what, size, limit }
 }
 
 #[async_trait::async_trait]
@@ -239,7 +239,7 @@ impl Storage for EtcdStorage {
             LogBook { flows: Default::default(), created_at, updated_at: flows::logbook::now_millis(), ..book.clone() };
         let bytes = encode(&header, "logbook header")?;
         if bytes.len() > self.max_value_bytes {
-            return Err(too_large("logbook meta".into(), bytes.len(), self.max_value_bytes));
+            return Err(too_large("logbook meta".into(), bytes.len(), self.max_value_bytes).into());
         }
         self.fenced(Vec::new(), vec![TxnOp::put(key, bytes, None)], "").await
     }
@@ -259,27 +259,58 @@ impl Storage for EtcdStorage {
             return Ok(());
         }
         self.check_book(book)?;
-        let mut batch = self.encode_changes(flow, &changes)?;
+        let planned = self.plan(flow, &changes).await?;
+        self.write_planned(planned).await
+    }
+}
+
+/// A logbook batch as the fenced txns that write it, in order.
+pub(super) struct Planned {
+    /// Each txn's puts and the compares it needs beyond the fence.
+    pub(super) txns: Vec<(Vec<TxnOp>, Vec<Compare>)>,
+    /// What `NotFound` names if a txn's flow is missing.
+    missing: String,
+}
+
+impl EtcdStorage {
+    /// Checks and encodes a batch and splits it into txns (see the module doc);
+    /// nothing is sent, so a bad batch writes nothing.
+    pub(super) async fn plan(&self, flow: Uuid, changes: &FlowChanges<'_>) -> Result<Planned, Error> {
+        let mut batch = self.encode_changes(flow, changes)?;
         batch.puts.extend(super::parks::entry_puts(self, changes.atoms).await?);
-        // Nothing is sent for a batch refused above, so the book is as empty as it was.
-        self.book_empty.clear();
         let exists = Compare::create_revision(self.keys.book_flow(self.job, flow), CompareOp::NotEqual, 0);
-        let missing = format!("flow {flow} in logbook {book}");
         let mut header = batch.header;
-        for chunk in split_in_txns(batch.puts) {
-            let mut ops: Vec<TxnOp> = chunk.into_iter().map(|(key, value)| TxnOp::put(key, value, None)).collect();
-            // The first txn creates the flow (if it carries the flow's fields);
-            // every other one writes atoms, so the flow must already exist.
-            let extra = match header.take() {
-                Some(create_header) => {
-                    ops.push(TxnOp::txn(create_header));
-                    Vec::new()
+        let txns = split_in_txns(batch.puts)
+            .into_iter()
+            .map(|chunk| {
+                let mut ops: Vec<TxnOp> = chunk.into_iter().map(|(key, value)| TxnOp::put(key, value, None)).collect();
+                // The first txn creates the flow (if it carries the flow's fields);
+                // every other one writes atoms, so the flow must already exist.
+                match header.take() {
+                    Some(create_header) => {
+                        ops.push(TxnOp::txn(create_header));
+                        (ops, Vec::new())
+                    }
+                    None => (ops, vec![exists.clone()]),
                 }
-                None => vec![exists.clone()],
-            };
-            self.fenced(extra, ops, &missing).await?;
+            })
+            .collect();
+        Ok(Planned { txns, missing: format!("flow {flow} in logbook {}", self.job) })
+    }
+
+    /// Sends planned txns in order, each fenced; stops at the first refusal.
+    pub(super) async fn write_planned(&self, planned: Planned) -> Result<(), StorageError> {
+        // Nothing was sent for a batch refused while planning, so the book is as empty as it was.
+        self.book_empty.clear();
+        for (ops, extra) in planned.txns {
+            self.fenced(extra, ops, &planned.missing).await?;
         }
         Ok(())
+    }
+
+    /// About to send a write some other way (folded into an owner txn): from now on, read.
+    pub(super) fn written(&self) {
+        self.book_empty.clear();
     }
 }
 
