@@ -41,6 +41,7 @@ use tonic_health::server::HealthReporter;
 use tonic_health::ServingStatus;
 use tower::layer::util::{Identity, Stack};
 
+use crate::admission::{Admission, Limits};
 use crate::auth::AuthLayer;
 use crate::local::LocalStatus;
 
@@ -65,6 +66,8 @@ pub struct ApiState {
     pub local: Option<Arc<LocalStatus>>,
     /// In front of every service: who may call what (see [`crate::auth`]); by default nobody is asked.
     pub auth: AuthLayer,
+    /// The limits posts are checked against (see [`crate::admission`]); by default none.
+    pub admission: Arc<Admission>,
 }
 
 impl ApiState {
@@ -84,7 +87,15 @@ impl ApiState {
             shutdown: CancellationToken::new(),
             local: None,
             auth: AuthLayer::default(),
+            admission: Arc::default(),
         }
+    }
+
+    /// Posts are refused with RESOURCE_EXHAUSTED past these limits.
+    #[must_use]
+    pub fn with_admission(mut self, limits: Limits) -> Self {
+        self.admission = Arc::new(Admission::new(limits));
+        self
     }
 
     /// Ends watch streams when `shutdown` is cancelled.

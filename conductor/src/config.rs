@@ -89,6 +89,13 @@ pub struct Settings {
     /// How many jobs to run at once [default: 32].
     #[arg(long, value_name = "N")]
     pub max_jobs: Option<usize>,
+    /// Refuse posts (RESOURCE_EXHAUSTED) while this many jobs are queued; 0: no limit [default: 0].
+    #[arg(long, value_name = "N")]
+    pub max_queued: Option<u64>,
+    /// etcd's storage quota (its --quota-backend-bytes); posts are refused from 90% of it on, and
+    /// while etcd has an alarm raised; 0: not checked [default: 2147483648, etcd's default].
+    #[arg(long, value_name = "BYTES")]
+    pub etcd_quota_bytes: Option<u64>,
     /// How many tasks of one job may run in parallel [default: 8].
     #[arg(long, value_name = "N")]
     pub concurrency: Option<usize>,
@@ -243,6 +250,10 @@ pub struct Config {
     pub name: String,
     /// Jobs run at once.
     pub max_jobs: usize,
+    /// Posts are refused while this many jobs are queued; 0: no limit.
+    pub max_queued: u64,
+    /// etcd's storage quota in bytes, which posts are checked against; 0: not checked.
+    pub etcd_quota_bytes: u64,
     /// Tasks of one job run at once.
     pub concurrency: usize,
     /// Runtime worker threads; `None`: one per CPU the process may use (tokio's default).
@@ -332,6 +343,8 @@ impl Config {
             advertise: s.advertise,
             name,
             max_jobs: s.max_jobs.unwrap_or(defaults.max_jobs),
+            max_queued: s.max_queued.unwrap_or(defaults.max_queued),
+            etcd_quota_bytes: s.etcd_quota_bytes.unwrap_or(defaults.etcd_quota_bytes),
             concurrency: s.concurrency.unwrap_or(defaults.concurrency),
             worker_threads: s.worker_threads,
             lease_ttl: s.lease_ttl.unwrap_or(defaults.lease_ttl),
@@ -392,6 +405,9 @@ impl Config {
             // 180 jobs/s up to ~175 ms per job, while a crash still re-runs at most 32 jobs'
             // running tasks and a fleet still spreads a burst over its conductors.
             max_jobs: 32,
+            max_queued: 0,
+            // etcd's own default quota: set it to etcd's --quota-backend-bytes.
+            etcd_quota_bytes: 2 * 1024 * 1024 * 1024,
             concurrency: 8,
             worker_threads: None,
             lease_ttl: Duration::from_secs(10),
@@ -481,6 +497,8 @@ impl Settings {
             advertise: self.advertise.or(lower.advertise),
             name: self.name.or(lower.name),
             max_jobs: self.max_jobs.or(lower.max_jobs),
+            max_queued: self.max_queued.or(lower.max_queued),
+            etcd_quota_bytes: self.etcd_quota_bytes.or(lower.etcd_quota_bytes),
             concurrency: self.concurrency.or(lower.concurrency),
             worker_threads: self.worker_threads.or(lower.worker_threads),
             lease_ttl: self.lease_ttl.or(lower.lease_ttl),

@@ -8,6 +8,7 @@
 //! wakes claimers, re-queues jobs released by lease expiry and tells owners of
 //! cancel requests. No etcd-client type appears in a public signature.
 
+mod capacity;
 mod claim;
 mod codec;
 mod conductors;
@@ -408,6 +409,10 @@ impl JobBoard for EtcdBoard {
 
     async fn time_out_due(&self, limit: usize) -> Result<usize, Error> {
         self.inner.time_out_due(limit).await
+    }
+
+    async fn capacity(&self, count_queued: bool) -> Result<crate::capacity::Capacity, Error> {
+        self.inner.capacity(count_queued).await
     }
 
     async fn watch_job(&self, id: JobId) -> Result<Wakeups, Error> {

@@ -15,6 +15,7 @@
 #![warn(missing_docs)]
 
 pub mod board;
+pub mod capacity;
 pub mod claim;
 pub mod embedded;
 pub mod error;
@@ -27,6 +28,7 @@ mod patient;
 pub mod workers;
 
 pub use board::{Availability, JobBoard, Wakeups};
+pub use capacity::{Capacity, StorageUse};
 pub use claim::{Claim, FenceToken};
 pub use error::Error;
 pub use flow_defs::{Applied, ApplyRule, FlowVersion, NewFlowVersion};
