@@ -34,6 +34,7 @@ fn main() -> HarnessResult<()> {
     let endpoint = etcd.endpoint();
     eprintln!("etcd at {endpoint}; claims with 10 queued ...");
     let reference = rt.block_on(claim_reference(&endpoint))?;
+    eprintln!("  claim p50/p99 with 10 queued: {}/{}", ms(reference.0), ms(reference.1));
     let flow_tasks = env_usize("BENCH_FLOW_TASKS", 10_000);
     let big_flow = if flow_tasks > 0 {
         eprintln!("a flow of {flow_tasks} tasks ...");
@@ -146,6 +147,20 @@ fn run(rt: &tokio::runtime::Runtime, endpoint: &str, queued: usize) -> HarnessRe
     eprintln!("  listing ...");
     let (list_all, list_unclaimed) = rt.block_on(list_pages(&client))?;
     let (logical, db_after) = rt.block_on(etcd_bytes(endpoint, Some(&prefix)))?;
+    eprintln!(
+        "  {queued} queued: posting {post_rate:.0}/s, first claim {}, claim p50/p99 {}/{}, first done {}, drain {:.0}/s, \
+         peak RSS {} KiB, list {}/{}, bytes/job {:.0}/{:.0}",
+        ms(probe.first_claim),
+        ms(probe.p50),
+        ms(probe.p99),
+        ms(drain.first),
+        drain.rate,
+        drain.peak_rss_kib,
+        ms(list_all),
+        ms(list_unclaimed),
+        logical as f64 / queued as f64,
+        db_after.saturating_sub(db_before) as f64 / queued as f64
+    );
     Ok(Row {
         queued,
         post_rate,
@@ -188,6 +203,7 @@ async fn big_flow(endpoint: &str, steps: usize) -> HarnessResult<(Duration, Dura
     finished.wait_for(1, started, &conductor, PATIENCE).await?;
     let ran = started.elapsed();
     let read = probes::logbook_read(endpoint, &prefix, &job.id, 5).await?;
+    eprintln!("  {steps} steps ran in {ran:?}; logbook read {read:?}");
     Ok((ran, read))
 }
 
