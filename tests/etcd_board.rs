@@ -19,6 +19,8 @@ mod epoch;
 mod listing;
 #[path = "etcd_board/txns.rs"]
 mod txns;
+#[path = "etcd_board/long_queue.rs"]
+mod long_queue;
 
 /// Generous bound on anything that should happen within a lease TTL or two.
 const PATIENCE: Duration = Duration::from_secs(20);

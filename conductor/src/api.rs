@@ -48,6 +48,7 @@ use tonic_health::server::HealthReporter;
 use tonic_health::ServingStatus;
 use tower::layer::util::{Identity, Stack};
 
+use crate::admission::{Admission, Limits};
 use crate::auth::AuthLayer;
 use crate::local::LocalStatus;
 
@@ -74,6 +75,8 @@ pub struct ApiState {
     pub auth: AuthLayer,
     /// `--post-rate`: how fast one caller may post; `None`: unlimited.
     pub post_rate: Option<Arc<post_rate::PostLimiter>>,
+    /// The limits posts are checked against (see [`crate::admission`]); by default none.
+    pub admission: Arc<Admission>,
 }
 
 impl ApiState {
@@ -94,7 +97,15 @@ impl ApiState {
             local: None,
             auth: AuthLayer::default(),
             post_rate: None,
+            admission: Arc::default(),
         }
+    }
+
+    /// Posts are refused with RESOURCE_EXHAUSTED past these limits.
+    #[must_use]
+    pub fn with_admission(mut self, limits: Limits) -> Self {
+        self.admission = Arc::new(Admission::new(limits));
+        self
     }
 
     /// Ends watch streams when `shutdown` is cancelled.

@@ -8,6 +8,7 @@
 
 mod file;
 mod guards;
+mod help;
 mod security;
 #[cfg(test)]
 mod tests;
@@ -20,41 +21,11 @@ use clap::{CommandFactory, Parser};
 use serde::{Deserialize, Deserializer};
 
 pub use self::guards::Guards;
+use self::help::AFTER_HELP;
 pub use self::security::{EtcdSecuritySettings, PeerSettings, Secret, Security};
 use crate::error::Error;
 pub use crate::tls::TlsFiles;
 pub use flowfile::duration::{format_duration, parse_duration};
-
-/// What `conductor --help` prints after the flags.
-const AFTER_HELP: &str = "\
-Every flag can also be set in the environment as BATON_<FLAG> (--max-jobs: BATON_MAX_JOBS,
---etcd: BATON_ETCD=http://a:2379,http://b:2379; an empty value counts as unset), or in the
-YAML file given by --config (or BATON_CONFIG) as a snake_case key (max_jobs: 8). Precedence:
-flags, then environment, then the file, then the defaults shown. Durations take a unit:
-500ms, 10s, 2m, 1h, 7d. Logs go to stderr; RUST_LOG filters them (default info).
-
-Flow files: every *.yaml / *.yml file in --flows-dir declares one flow. They are checked at
-start (a file with any error, or a flow name taken twice or by a Rust flow of the binary,
-stops the conductor: exit 2, every problem as FILE:LINE:COLUMN: path: what), then applied
-to the board once it answers: unchanged content is a no-op and an older file never moves a
-flow's current version back, so a fleet may start with the same directory and a rolling
-update is safe. Every conductor runs the board's flows (`baton flows apply` adds more), a job
-pinned to the version it was posted against. A flow using a task kind outside --task-kinds
-(reverts included) is not claimed here, with a warning. The kinds are noop, sleep, fail,
-http, remote, await and shell; all but shell are on by default (shell runs commands on
-this host: name it to turn it on, e.g. --task-kinds noop,sleep,fail,http,shell). An await
-task parks its job until `baton complete TOKEN`, CompleteTask or POST /v1/callbacks/TOKEN
-on --http-listen completes it (${callback.url} is based on --http-advertise).
-${secret.NAME} in a task resolves from the file NAME in --secrets-dir, at run time only;
-secret values never reach the job's logbook, results, failures, the API or the logs.
-
-Security: beyond loopback, the conductor wants TLS (--tls-cert, --tls-key, --tls-client-ca)
-or an auth file (--auth-file), or --insecure to serve without them; it never rebinds quietly.
-Conductors relay tasks to workers attached to each other: with an auth file, each needs a
-peer credential, --peer-token-file (a token of an identity with the `peer` role) or
---peer-cert/--peer-key (a `cert:` identity with `peer`); with TLS, relay links are https://,
-trusting --peer-ca (default --tls-client-ca). Files are read when a link opens.
-The etcd password comes from --etcd-password-file or BATON_ETCD_PASSWORD only.";
 
 /// The `conductor` command line.
 #[derive(Debug, Clone, Default, Parser)]
@@ -92,6 +63,13 @@ pub struct Settings {
     /// How many jobs to run at once [default: 32].
     #[arg(long, value_name = "N")]
     pub max_jobs: Option<usize>,
+    /// Refuse posts (RESOURCE_EXHAUSTED) while this many jobs are queued; 0: no limit [default: 0].
+    #[arg(long, value_name = "N")]
+    pub max_queued: Option<u64>,
+    /// etcd's storage quota (its --quota-backend-bytes); posts are refused from 90% of it on, and
+    /// while etcd has an alarm raised; 0: not checked [default: 2147483648, etcd's default].
+    #[arg(long, value_name = "BYTES")]
+    pub etcd_quota_bytes: Option<u64>,
     /// How many tasks of one job may run in parallel [default: 8].
     #[arg(long, value_name = "N")]
     pub concurrency: Option<usize>,
@@ -254,6 +232,10 @@ pub struct Config {
     pub name: String,
     /// Jobs run at once.
     pub max_jobs: usize,
+    /// Posts are refused while this many jobs are queued; 0: no limit.
+    pub max_queued: u64,
+    /// etcd's storage quota in bytes, which posts are checked against; 0: not checked.
+    pub etcd_quota_bytes: u64,
     /// Tasks of one job run at once.
     pub concurrency: usize,
     /// Runtime worker threads; `None`: one per CPU the process may use (tokio's default).
@@ -347,6 +329,8 @@ impl Config {
             advertise: s.advertise,
             name,
             max_jobs: s.max_jobs.unwrap_or(defaults.max_jobs),
+            max_queued: s.max_queued.unwrap_or(defaults.max_queued),
+            etcd_quota_bytes: s.etcd_quota_bytes.unwrap_or(defaults.etcd_quota_bytes),
             concurrency: s.concurrency.unwrap_or(defaults.concurrency),
             worker_threads: s.worker_threads,
             lease_ttl: s.lease_ttl.unwrap_or(defaults.lease_ttl),
@@ -411,6 +395,9 @@ impl Config {
             // 180 jobs/s up to ~175 ms per job, while a crash still re-runs at most 32 jobs'
             // running tasks and a fleet still spreads a burst over its conductors.
             max_jobs: 32,
+            max_queued: 0,
+            // etcd's own default quota: set it to etcd's --quota-backend-bytes.
+            etcd_quota_bytes: 2 * 1024 * 1024 * 1024,
             concurrency: 8,
             worker_threads: None,
             lease_ttl: Duration::from_secs(10),
@@ -502,6 +489,8 @@ impl Settings {
             advertise: self.advertise.or(lower.advertise),
             name: self.name.or(lower.name),
             max_jobs: self.max_jobs.or(lower.max_jobs),
+            max_queued: self.max_queued.or(lower.max_queued),
+            etcd_quota_bytes: self.etcd_quota_bytes.or(lower.etcd_quota_bytes),
             concurrency: self.concurrency.or(lower.concurrency),
             worker_threads: self.worker_threads.or(lower.worker_threads),
             lease_ttl: self.lease_ttl.or(lower.lease_ttl),

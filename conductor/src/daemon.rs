@@ -148,7 +148,11 @@ impl Daemon {
         hub.set_metrics(local.metrics.clone());
         let slot = BoardSlot::empty(format!("connecting to {}", self.config.board));
         let protection = Protection::from_config(&self.config)?;
-        let server = Server::start(listener, &slot, &catalog, &local, &hub, &protection).await;
+        let limits = crate::admission::Limits {
+            max_queued: self.config.max_queued,
+            storage_quota: self.config.etcd_quota_bytes,
+        };
+        let server = Server::start(listener, &slot, &catalog, &local, &hub, &protection, limits).await;
         if let Some(addr) = self.config.http_listen {
             let http = TcpListener::bind(addr)
                 .await
@@ -304,9 +308,11 @@ impl Server {
         local: &Arc<LocalStatus>,
         workers: &WorkerHub,
         protection: &Protection,
+        limits: crate::admission::Limits,
     ) -> Server {
         let stop = CancellationToken::new();
         let state = ApiState::over(slot.clone(), catalog.clone())
+            .with_admission(limits)
             .with_shutdown(stop.clone())
             .with_local(local.clone())
             .with_auth(AuthLayer::new(protection.auth.clone()))

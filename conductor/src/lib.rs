@@ -10,6 +10,7 @@
 //! - [`daemon`]: `run(config, listener, shutdown)`: board sessions, registration, claim loop, job runner.
 //! - [`api`]: the `baton.v1` gRPC service over a `JobBoard`; `api::status` maps errors to codes.
 //! - [`drain`]: `DrainHandle`, a conductor's local drain switch.
+//! - [`admission`]: posts refused with RESOURCE_EXHAUSTED before the board is full (queue length, etcd quota).
 //! - [`local`]: `LocalStatus`, what this conductor knows of itself (sessions, running jobs).
 //! - [`workers`]: remote workers: `WorkerHub` (the `Attach` streams, credits, heartbeats, dispatch) and its service.
 //! - [`auth`]: who may call what: the auth file, roles, the tower layer and audit lines.
@@ -22,6 +23,7 @@
 //! - [`demo_flows`]: Rust demo flows (`provision-cluster`, `chain`) for tests and binaries built on
 //!   the library; the stock binary carries none (its flows come from `--flows-dir`).
 
+pub mod admission;
 pub mod api;
 pub mod auth;
 pub mod callbacks;

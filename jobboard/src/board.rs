@@ -162,6 +162,10 @@ pub trait JobBoard: Send + Sync + std::fmt::Debug {
     /// to ask every few seconds.
     async fn backlog(&self) -> Result<Backlog, Error>;
 
+    /// How full the board is, measured now (see `capacity`); the queue's length
+    /// only if `count_queued` (it may cost a walk of the queue).
+    async fn capacity(&self, count_queued: bool) -> Result<crate::capacity::Capacity, Error>;
+
     /// Cancelled when this session is over: its lease was lost, or it was closed.
     /// Every claim made through it is lost at the same moment.
     fn session_lost(&self) -> CancellationToken;

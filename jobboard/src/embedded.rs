@@ -403,6 +403,15 @@ impl JobBoard for EmbeddedBoard {
         self.shared.db.write(move |tx| conductors::set_draining(tx, &name, draining)).await
     }
 
+    async fn capacity(&self, count_queued: bool) -> Result<crate::capacity::Capacity, Error> {
+        self.check_open()?;
+        if !count_queued {
+            return Ok(crate::capacity::Capacity::default());
+        }
+        let queued = self.shared.db.read(jobs::count_unclaimed).await?;
+        Ok(crate::capacity::Capacity { queued: Some(queued), storage: None })
+    }
+
     async fn purge_expired(&self) -> Result<usize, Error> {
         self.check_open()?;
         let retention = u64::try_from(self.shared.retention.as_millis()).unwrap_or(u64::MAX);

@@ -9,6 +9,7 @@
 //! cancel requests. No etcd-client type appears in a public signature.
 
 mod backlog;
+mod capacity;
 mod claim;
 mod codec;
 mod conductors;
@@ -439,6 +440,10 @@ impl JobBoard for EtcdBoard {
 
     async fn backlog(&self) -> Result<crate::backlog::Backlog, Error> {
         self.inner.backlog().await
+    }
+
+    async fn capacity(&self, count_queued: bool) -> Result<crate::capacity::Capacity, Error> {
+        self.inner.capacity(count_queued).await
     }
 
     async fn watch_job(&self, id: JobId) -> Result<Wakeups, Error> {

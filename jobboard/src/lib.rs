@@ -18,6 +18,7 @@
 
 pub mod backlog;
 pub mod board;
+pub mod capacity;
 pub mod claim;
 mod consuming;
 pub mod embedded;
@@ -34,6 +35,7 @@ pub mod workers;
 
 pub use backlog::{Backlog, SessionStats};
 pub use board::{Availability, JobBoard, Wakeups};
+pub use capacity::{Capacity, StorageUse};
 pub use claim::{Claim, FenceToken};
 pub use error::Error;
 pub use features::Features;

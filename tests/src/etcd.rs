@@ -47,21 +47,27 @@ impl EtcdProcess {
     /// Starts a fresh etcd and waits until it is healthy. Panics (with the
     /// install hint) if no etcd binary is installed.
     pub fn start() -> EtcdProcess {
-        EtcdProcess::start_with(None)
+        EtcdProcess::start_with(None, &[])
+    }
+
+    /// Starts a fresh etcd with further flags, e.g. `--quota-backend-bytes=16777216`.
+    pub fn start_with_flags(flags: &[&str]) -> EtcdProcess {
+        EtcdProcess::start_with(None, flags)
     }
 
     /// Starts a fresh etcd whose client port wants TLS with a client certificate signed by
     /// `tls.client_ca` (`--client-cert-auth --trusted-ca-file`); its endpoint is `https://`.
     pub fn start_tls(tls: EtcdTls) -> EtcdProcess {
-        EtcdProcess::start_with(Some(tls))
+        EtcdProcess::start_with(Some(tls), &[])
     }
 
-    fn start_with(tls: Option<EtcdTls>) -> EtcdProcess {
+    fn start_with(tls: Option<EtcdTls>, flags: &[&str]) -> EtcdProcess {
         let binary = etcd_binary();
         let mut last_error = String::new();
         for _attempt in 0..5 {
             let mut member = Member::fresh("baton-test");
             member.tls = tls.clone();
+            member.extra_flags = flags.iter().map(|f| f.to_string()).collect();
             let cluster = ClusterFlags::new(std::slice::from_ref(&member));
             member.spawn(&binary, &cluster);
             match member.wait_healthy(Duration::from_secs(20)) {
@@ -129,6 +135,8 @@ struct Member {
     /// TLS on the client port; `/health` is then asked on a plaintext metrics port.
     tls: Option<EtcdTls>,
     metrics_port: u16,
+    /// Flags beyond the harness's own.
+    extra_flags: Vec<String>,
 }
 
 /// The flags every member of one cluster shares.
@@ -166,6 +174,7 @@ impl Member {
             child: None,
             tls: None,
             metrics_port: free_port(),
+            extra_flags: Vec::new(),
         }
     }
 
@@ -271,6 +280,7 @@ impl Member {
             .arg("--logger=zap")
             .arg("--log-level=error")
             .args(self.tls_args())
+            .args(&self.extra_flags)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());

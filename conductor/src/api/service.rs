@@ -135,6 +135,9 @@ impl BatonService {
             }
             Err(other) => return Err(from_catalog(&other)),
         };
+        // Last, so that a refused post costs no board read but the (cached) capacity.
+        let store_bytes = req.store_json.len();
+        self.state.admission.admit(board.as_ref(), store_bytes).await?;
         let job = NewJob {
             flow: req.flow,
             store,
@@ -146,6 +149,7 @@ impl BatonService {
             rerun_of,
         };
         let job = board.post(job).await.map_err(|e| from_board(&e))?;
+        self.state.admission.posted(store_bytes);
         tracing::debug!(job = %job.id, flow = %job.flow, version = ?job.pin.as_ref().map(|p| p.version), "job posted");
         let mut reply = job_to_pb(&job, Vec::new());
         reply.warnings = warnings;

@@ -164,6 +164,10 @@ impl JobBoard for MeteredBoard {
         self.measure("set_draining", self.inner.set_draining(name, draining)).await
     }
 
+    async fn capacity(&self, count_queued: bool) -> Result<jobboard::Capacity, Error> {
+        self.measure("capacity", self.inner.capacity(count_queued)).await
+    }
+
     async fn purge_expired(&self) -> Result<usize, Error> {
         self.measure("purge_expired", self.inner.purge_expired()).await
     }

@@ -121,6 +121,13 @@ pub(crate) struct ClaimResult {
     pub(crate) quarantined: Vec<JobId>,
 }
 
+/// How many jobs wait to be claimed (an index count on `state`).
+pub(crate) fn count_unclaimed(tx: &Connection) -> Result<u64, Error> {
+    let sql = "SELECT count(*) FROM jobs WHERE state = 'UNCLAIMED'";
+    let count: i64 = cached_row(tx, sql, [], |row| row.get(0)).map_err(sql_error)?;
+    Ok(u64::try_from(count).unwrap_or_default())
+}
+
 /// Claims the best unclaimed job the filter accepts: priority first, then
 /// oldest. Poison jobs met on the way are quarantined (and skipped).
 pub(crate) fn claim_next(

@@ -10,7 +10,7 @@
 //! error) it re-lists what it needs (orphaned claims, cancel flags), wakes
 //! everyone and continues from the listing's revision.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::HashSet;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -20,6 +20,7 @@ use tokio::time::sleep;
 
 use super::codec::{decode, StateRecord};
 use super::keys::{id_at_end, prefix_end, Watched};
+use super::queue_view::Listed;
 use super::{bounded, Inner, MAX_DECODE_BYTES};
 use crate::board::Wakeups;
 use crate::error::Error;
@@ -28,7 +29,9 @@ use crate::job::{JobId, JobState};
 /// Delay before re-opening a broken watch; etcd may be restarting.
 const REOPEN_DELAY: Duration = Duration::from_millis(300);
 
-/// Keys per page when listing the queue into the view.
+/// Keys listed of each queue root before the first claim.
+const FIRST_PAGE: i64 = 1000;
+/// Keys per page when listing the rest of the queue into the view.
 const LIST_PAGE: i64 = 5000;
 
 /// Lists orphans once, then runs the board watch in the background from that listing's revision.
@@ -41,7 +44,7 @@ pub(super) async fn start_board_watch(inner: &Arc<Inner>) -> Result<(), Error> {
 /// Re-lists after startup or compaction: re-queues jobs whose owner lease
 /// expired unseen, refreshes our claims' cancel flags, wakes claimers.
 /// Returns the revision to watch from.
-async fn recover(inner: &Inner) -> Result<i64, Error> {
+async fn recover(inner: &Arc<Inner>) -> Result<i64, Error> {
     let keys = &inner.keys;
     let held_opts = GetOptions::new().with_prefix().with_keys_only();
     let held = inner.get(keys.held_prefix(), Some(held_opts), "listing claimed jobs").await?;
@@ -54,11 +57,14 @@ async fn recover(inner: &Inner) -> Result<i64, Error> {
             inner.requeue_orphan(id).await?;
         }
     }
-    let mut queued = BTreeSet::new();
-    for prefix in [keys.queue_prefix(), keys.flow_queue_root()] {
-        list_keys(inner, &prefix, revision, &mut queued).await?;
+    // One page of each root before the first claim; the rest in the background (`queue_view`).
+    let mut pages = Vec::new();
+    for root in [keys.queue_prefix(), keys.flow_queue_root()] {
+        let from = root.as_bytes().to_vec();
+        pages.push(list_page(inner, root.as_bytes(), from, FIRST_PAGE, Some(revision)).await?);
     }
-    inner.with_queue_view(|view| view.replace(queued));
+    let generation = inner.with_queue_view(|view| view.start(pages));
+    tokio::spawn(fill_view(Arc::downgrade(inner), generation));
     let ours: Vec<JobId> = inner.with_held(|h| h.keys().copied().collect());
     for id in ours {
         match inner.read_state(id).await {
@@ -71,22 +77,48 @@ async fn recover(inner: &Inner) -> Result<i64, Error> {
     Ok(revision + 1)
 }
 
-/// Adds every key under `prefix` at `revision` to `out`, in pages.
-async fn list_keys(inner: &Inner, prefix: &str, revision: i64, out: &mut BTreeSet<Vec<u8>>) -> Result<(), Error> {
-    let end = prefix_end(prefix);
-    let mut from = prefix.as_bytes().to_vec();
+/// One page of the keys under `root` from `from` on, at `revision` (`None`: now).
+async fn list_page(
+    inner: &Inner,
+    root: &[u8],
+    from: Vec<u8>,
+    limit: i64,
+    revision: Option<i64>,
+) -> Result<Listed, Error> {
+    let end = prefix_end(&String::from_utf8_lossy(root));
+    let mut options = GetOptions::new().with_range(end).with_keys_only().with_limit(limit);
+    if let Some(revision) = revision {
+        options = options.with_revision(revision);
+    }
+    let mut resp = inner.get(from, Some(options), "listing the queue").await?;
+    let more = resp.more();
+    let keys = resp.take_kvs().into_iter().map(|kv| kv.into_key_value().0).collect();
+    Ok(Listed { root: root.to_vec(), keys, more })
+}
+
+/// Lists the rest of the queue into the view, page after page, until every
+/// root is listed whole or a newer listing (`generation`) takes over.
+async fn fill_view(board: Weak<Inner>, generation: u64) {
+    let mut failures = 0;
     loop {
-        let options =
-            GetOptions::new().with_range(end.clone()).with_keys_only().with_limit(LIST_PAGE).with_revision(revision);
-        let mut resp = inner.get(from.clone(), Some(options), "listing the queue").await?;
-        let more = resp.more();
-        let kvs = resp.take_kvs();
-        let Some(last) = kvs.last() else { return Ok(()) };
-        from = last.key().to_vec();
-        from.push(0);
-        out.extend(kvs.into_iter().map(|kv| kv.into_key_value().0));
-        if !more {
-            return Ok(());
+        let Some(inner) = board.upgrade() else { return };
+        if inner.stop.is_cancelled() {
+            return;
+        }
+        let Some((root, from)) = inner.with_queue_view(|view| view.next_page(generation)) else { return };
+        // At the current revision: the view's tombstones make any revision after the watch's start right.
+        match list_page(&inner, &root, from, LIST_PAGE, None).await {
+            Ok(page) => {
+                failures = 0;
+                inner.with_queue_view(|view| view.extend(generation, page));
+            }
+            Err(e) => {
+                failures += 1;
+                tracing::debug!(error = %e, failures, "listing the queue failed; retrying");
+                drop(inner);
+                // Claims still work meanwhile: they range past what the view knows.
+                sleep(REOPEN_DELAY * failures.min(10)).await;
+            }
         }
     }
 }

@@ -143,6 +143,10 @@ impl JobBoard for Counting {
         self.count("set_draining");
         self.inner.set_draining(name, draining).await
     }
+    async fn capacity(&self, count_queued: bool) -> Result<jobboard::Capacity, Error> {
+        self.count("capacity");
+        self.inner.capacity(count_queued).await
+    }
     async fn purge_expired(&self) -> Result<usize, Error> {
         self.count("purge_expired");
         self.inner.purge_expired().await

@@ -1,0 +1,202 @@
+//! What the scale benchmark does to the board and reads from etcd: posts, an in-process
+//! board's claims, the finished-jobs index as etcd writes it, and etcd's bytes.
+
+use std::time::{Duration, Instant};
+
+use etcd_client::{Client, CompactionOptions, EventType, GetOptions, WatchOptions, WatchStream};
+use futures::StreamExt;
+use jobboard::etcd::{EtcdBoard, EtcdConfig};
+use jobboard::{BoardConfig, FlowFilter, JobBoard, Outcome};
+use proto::pb;
+use tests::conductor::{ConductorProcess, HarnessResult};
+
+const POSTS_IN_FLIGHT: usize = 64;
+const RSS_EVERY: Duration = Duration::from_millis(250);
+
+/// Posts `count` one-step no-op `chain` jobs, 64 in flight.
+pub async fn post_jobs(client: &proto::Client, count: usize) -> HarnessResult<()> {
+    let mut posted = futures::stream::iter(0..count)
+        .map(|_| {
+            let client = client.clone();
+            async move {
+                client
+                    .post_job(pb::PostJobRequest {
+                        flow: "chain".into(),
+                        store_json: r#"{"steps": 1, "step_ms": 0}"#.into(),
+                        ..Default::default()
+                    })
+                    .await
+            }
+        })
+        .buffer_unordered(POSTS_IN_FLIGHT);
+    while let Some(job) = posted.next().await {
+        job?;
+    }
+    Ok(())
+}
+
+/// An in-process board's claims against a queue.
+pub struct ClaimProbe {
+    /// From the start of `EtcdBoard::connect` to the first claim won.
+    pub first_claim: Duration,
+    pub p50: Duration,
+    pub p99: Duration,
+    /// Jobs claimed and consumed.
+    pub consumed: usize,
+}
+
+impl ClaimProbe {
+    pub async fn run(endpoint: &str, prefix: &str, samples: usize) -> HarnessResult<Self> {
+        let (first_claim, mut latencies) = claim_latencies(endpoint, prefix, samples.max(1), None).await?;
+        latencies.sort();
+        Ok(ClaimProbe {
+            first_claim,
+            p50: percentile(&latencies, 0.5),
+            p99: percentile(&latencies, 0.99),
+            consumed: latencies.len(),
+        })
+    }
+}
+
+/// Connects a board, claims and consumes `samples` jobs one at a time (posting one after each
+/// through `repost`, to keep the queue's length): connect-to-first-claim and each claim's time.
+pub async fn claim_latencies(
+    endpoint: &str,
+    prefix: &str,
+    samples: usize,
+    repost: Option<&proto::Client>,
+) -> HarnessResult<(Duration, Vec<Duration>)> {
+    let started = Instant::now();
+    let mut config = EtcdConfig::new(vec![endpoint.to_string()], BoardConfig::new("claim-probe"));
+    config.prefix = prefix.to_string();
+    let board = EtcdBoard::connect(config).await?;
+    let filter = FlowFilter(vec!["chain".into()]);
+    let mut first_claim = None;
+    let mut latencies = Vec::new();
+    for _ in 0..samples {
+        let claimed_at = Instant::now();
+        let claim = board.claim_next(&filter).await?.ok_or("the queue ran dry")?;
+        latencies.push(claimed_at.elapsed());
+        first_claim.get_or_insert_with(|| started.elapsed());
+        claim.consume(Outcome::Success, None).await?;
+        if let Some(client) = repost {
+            post_jobs(client, 1).await?;
+        }
+    }
+    board.close().await?;
+    Ok((first_claim.unwrap_or_default(), latencies))
+}
+
+/// Median time to read job `id`'s whole logbook through an in-process board, over `rounds`.
+pub async fn logbook_read(endpoint: &str, prefix: &str, id: &str, rounds: usize) -> HarnessResult<Duration> {
+    let mut config = EtcdConfig::new(vec![endpoint.to_string()], BoardConfig::new("logbook-probe"));
+    config.prefix = prefix.to_string();
+    let board = EtcdBoard::connect(config).await?;
+    let id: jobboard::JobId = id.parse()?;
+    let mut samples = Vec::new();
+    for _ in 0..rounds.max(1) {
+        let started = Instant::now();
+        let book = board.logbook(id).await?.ok_or("the job has no logbook")?;
+        samples.push(started.elapsed());
+        if book.flows.values().map(|flow| flow.atoms.len()).sum::<usize>() == 0 {
+            return Err("the logbook holds no atom".into());
+        }
+    }
+    board.close().await?;
+    samples.sort();
+    Ok(percentile(&samples, 0.5))
+}
+
+/// The board's finished-jobs index (`P done/`), watched from now.
+pub struct Finished {
+    stream: WatchStream,
+    _client: Client,
+}
+
+/// How a conductor drained a queue.
+pub struct Drain {
+    /// From its start to the first finished job.
+    pub first: Duration,
+    /// Jobs per second from the first finished job to the last.
+    pub rate: f64,
+    pub peak_rss_kib: u64,
+}
+
+impl Finished {
+    pub async fn watch(endpoint: &str, prefix: &str) -> HarnessResult<Self> {
+        let mut client = Client::connect([endpoint], None).await?;
+        let revision = client.get("bench-revision-probe", None).await?.header().map_or(0, |h| h.revision());
+        let options = WatchOptions::new().with_prefix().with_start_revision(revision + 1);
+        let stream = client.watch(format!("{prefix}done/"), Some(options)).await?;
+        Ok(Self { stream, _client: client })
+    }
+
+    /// Waits for `jobs` finished jobs, sampling the conductor's RSS.
+    pub async fn wait_for(
+        mut self,
+        jobs: usize,
+        started: Instant,
+        conductor: &ConductorProcess,
+        patience: Duration,
+    ) -> HarnessResult<Drain> {
+        let deadline = tokio::time::Instant::now() + patience;
+        let mut ticker = tokio::time::interval(RSS_EVERY);
+        let (mut done, mut peak_rss_kib, mut first) = (0, 0, None);
+        while done < jobs {
+            tokio::select! {
+                _ = ticker.tick() => peak_rss_kib = peak_rss_kib.max(conductor.rss_kib()?),
+                message = tokio::time::timeout_at(deadline, self.stream.message()) => {
+                    let message = message.map_err(|_| format!("{done} of {jobs} jobs done after {patience:?}"))??;
+                    let response = message.ok_or("the watch of finished jobs ended")?;
+                    done += response.events().iter().filter(|e| e.event_type() == EventType::Put).count();
+                    first.get_or_insert_with(Instant::now);
+                }
+            }
+        }
+        let first = first.unwrap_or_else(Instant::now);
+        let rate = (jobs.saturating_sub(1)) as f64 / first.elapsed().as_secs_f64().max(1e-3);
+        peak_rss_kib = peak_rss_kib.max(conductor.rss_kib()?);
+        Ok(Drain { first: first - started, rate, peak_rss_kib })
+    }
+}
+
+/// Bytes of keys and values under `prefix` (0 without one), and etcd's database size after a
+/// compaction and a defragmentation.
+pub async fn etcd_bytes(endpoint: &str, prefix: Option<&str>) -> HarnessResult<(u64, u64)> {
+    let mut client = Client::connect([endpoint], None).await?;
+    let mut logical = 0u64;
+    if let Some(prefix) = prefix {
+        let end = {
+            let mut end = prefix.as_bytes().to_vec();
+            if let Some(last) = end.last_mut() {
+                *last += 1;
+            }
+            end
+        };
+        let mut from = prefix.as_bytes().to_vec();
+        loop {
+            let options = GetOptions::new().with_range(end.clone()).with_limit(10_000);
+            let resp = client.get(from.clone(), Some(options)).await?;
+            let Some(last) = resp.kvs().last() else { break };
+            logical += resp.kvs().iter().map(|kv| (kv.key().len() + kv.value().len()) as u64).sum::<u64>();
+            from = last.key().to_vec();
+            from.push(0);
+            if !resp.more() {
+                break;
+            }
+        }
+    }
+    let revision = client.get("bench-revision-probe", None).await?.header().map_or(0, |h| h.revision());
+    // Auto-compaction may have got there first; the defragmentation is what matters.
+    if let Err(e) = client.compact(revision, Some(CompactionOptions::new().with_physical())).await {
+        eprintln!("  compaction at {revision}: {e}");
+    }
+    client.defragment().await?;
+    let db = client.status().await?.db_size() as u64;
+    Ok((logical, db))
+}
+
+pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted.get(index).copied().unwrap_or_default()
+}
