@@ -29,6 +29,7 @@ pub mod inputs;
 pub mod kinds;
 mod model;
 mod parse;
+mod prepared;
 pub mod problems;
 mod reader;
 mod refs;
