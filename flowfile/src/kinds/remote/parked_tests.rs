@@ -107,7 +107,7 @@ fn only_an_execute_may_park() {
         timeout: None,
         schedule_to_start: None,
         heartbeat_timeout: None,
-        revert: revert.then(|| Ok(Value::Null)),
+        revert: revert.then_some(Ok(Value::Null)),
         cancel: tokio_util::sync::CancellationToken::new(),
         park: None,
     };
