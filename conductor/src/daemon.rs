@@ -376,6 +376,7 @@ fn hub_settings(config: &Config) -> HubSettings {
     settings.heartbeat_timeout = config.worker_heartbeat_timeout;
     settings.schedule_to_start = config.schedule_to_start;
     settings.peer = config.peer.clone();
+    settings.callback_base = config.callback_base().map(|b| b.trim_end_matches('/').to_owned());
     settings
 }
 

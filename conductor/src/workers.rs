@@ -72,6 +72,9 @@ pub struct HubSettings {
     pub max_result_bytes: usize,
     /// How relay links reach other conductors (TLS, credentials).
     pub peer: crate::config::PeerSettings,
+    /// The base of a parked task's webhook URL (`--http-advertise`), handed to the
+    /// worker's parked handler with the token; `None`: no URL.
+    pub callback_base: Option<String>,
 }
 
 impl HubSettings {
@@ -83,6 +86,7 @@ impl HubSettings {
             schedule_to_start: Duration::from_secs(60),
             max_result_bytes: 1 << 20,
             peer: crate::config::PeerSettings::default(),
+            callback_base: None,
         }
     }
 

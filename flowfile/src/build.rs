@@ -19,6 +19,7 @@ use serde_json::{Map, Value};
 use crate::inputs;
 use crate::kinds::Kinds;
 use crate::model::{At, Element, FlowDef, Order, PatternDef, ProvidesDef, RetryDef, TaskDef};
+use crate::prepared::Prepared;
 use crate::task::{FileTask, NotifyPlan, Plan, RevertPlan};
 
 /// Names in force inside one copy of an `each` (empty at the top).
@@ -48,6 +49,8 @@ pub(crate) struct Builder<'a> {
     /// Where each built task, retry wrapper and pattern came from, for the parse-time
     /// compile check's errors; `None` when building a job's flow, which needs none.
     origins: Option<HashMap<String, At>>,
+    /// The tasks' engine objects built once per file version (a factory's), if any.
+    prepared: Option<&'a Prepared>,
 }
 
 /// A built child and the names `after:` links reach it by.
@@ -59,12 +62,17 @@ struct Built {
 
 impl<'a> Builder<'a> {
     pub(crate) fn new(def: &'a FlowDef, store: &'a Map<String, Value>, kinds: &'a Kinds) -> Self {
-        Builder { def, store, kinds, origins: None }
+        Builder { def, store, kinds, origins: None, prepared: None }
+    }
+
+    /// A builder of `prepared`'s file that reuses its tasks' engine objects.
+    pub(crate) fn prepared(prepared: &'a Prepared, store: &'a Map<String, Value>, kinds: &'a Kinds) -> Self {
+        Builder { def: prepared.def(), store, kinds, origins: None, prepared: Some(prepared) }
     }
 
     /// A builder that also records where each built name came from ([`Builder::origin`]).
     pub(crate) fn recording(def: &'a FlowDef, store: &'a Map<String, Value>, kinds: &'a Kinds) -> Self {
-        Builder { def, store, kinds, origins: Some(HashMap::new()) }
+        Builder { def, store, kinds, origins: Some(HashMap::new()), prepared: None }
     }
 
     /// Where the built name `name` came from (only for a [`Builder::recording`] builder).
@@ -160,8 +168,45 @@ impl<'a> Builder<'a> {
 
     /// One file task as an engine task (inside a retry flow of the same name if it has a retry).
     fn task(&mut self, t: &TaskDef, scope: &Scope) -> Result<(Node, bool), String> {
-        let atom = format!("{}{}", t.name, scope.suffix);
+        let atom = if scope.suffix.is_empty() { t.name.clone() } else { format!("{}{}", t.name, scope.suffix) };
         self.record(&atom, &t.at);
+        // Only a task publishing fields inside an `each` copy differs from its prepared one.
+        let reusable = scope.locals.is_empty() || !matches!(t.provides, ProvidesDef::Fields(_));
+        let task: Arc<dyn flows::Task> = match self.prepared.and_then(|p| p.task(t)).filter(|_| reusable) {
+            Some(task) => task.clone(),
+            None => Arc::new(self.file_task(t, scope)?),
+        };
+        // The retry wrapper takes the task's name too; otherwise the name moves into the spec.
+        let wrapper = t.retry.as_ref().map(|r| (atom.clone(), r));
+        let mut spec = TaskSpec::new(atom, task).kind(t.kind.as_str()).requires(t.needs.iter().cloned());
+        for arg in &t.needs {
+            spec = match self.resolve(t.rebind.get(arg).unwrap_or(arg), scope) {
+                Resolved::Value(v) => spec.inject(arg.clone(), v),
+                Resolved::Name(name) if name != *arg => spec.rebind(arg.clone(), name),
+                Resolved::Name(_) => spec,
+            };
+        }
+        spec = match &t.provides {
+            ProvidesDef::Nothing => spec,
+            ProvidesDef::Whole(n) => spec.provides(published(scope, n)),
+            ProvidesDef::Fields(fs) => spec.provides_fields(fs.iter().map(|(n, _)| published(scope, n))),
+        };
+        if let Some(limit) = t.timeout {
+            spec = spec.timeout(limit);
+        }
+        match wrapper {
+            None => Ok((Node::Task(spec), false)),
+            Some((name, r)) => Ok((Node::Flow(Flow::linear(name).add(spec).retry(self.retry(r, scope))), true)),
+        }
+    }
+
+    /// The engine object of a file task at the top scope (what [`Prepared`] keeps).
+    pub(crate) fn top_task(&self, t: &TaskDef) -> Result<FileTask, String> {
+        self.file_task(t, &Scope::default())
+    }
+
+    /// The engine object of a file task: its kind, settings, result plan, revert and notify.
+    fn file_task(&self, t: &TaskDef, scope: &Scope) -> Result<FileTask, String> {
         let kind = self.kind(&t.kind)?;
         let revert = match &t.revert {
             Some(r) => Some(RevertPlan { kind: self.kind(&r.kind)?, with: r.with.clone(), timeout: r.timeout }),
@@ -188,7 +233,7 @@ impl<'a> Builder<'a> {
             }),
             _ => None,
         };
-        let task = FileTask {
+        Ok(FileTask {
             kind,
             with: t.with.clone(),
             plan,
@@ -198,29 +243,7 @@ impl<'a> Builder<'a> {
             revert,
             args: t.requires.iter().chain(t.rebind.keys()).cloned().collect(),
             notify,
-        };
-        // The retry wrapper takes the task's name too; otherwise the name moves into the spec.
-        let wrapper = t.retry.as_ref().map(|r| (atom.clone(), r));
-        let mut spec = TaskSpec::new(atom, Arc::new(task)).kind(t.kind.as_str()).requires(t.needs.iter().cloned());
-        for arg in &t.needs {
-            spec = match self.resolve(t.rebind.get(arg).unwrap_or(arg), scope) {
-                Resolved::Value(v) => spec.inject(arg.clone(), v),
-                Resolved::Name(name) if name != *arg => spec.rebind(arg.clone(), name),
-                Resolved::Name(_) => spec,
-            };
-        }
-        spec = match &t.provides {
-            ProvidesDef::Nothing => spec,
-            ProvidesDef::Whole(n) => spec.provides(published(scope, n)),
-            ProvidesDef::Fields(fs) => spec.provides_fields(fs.iter().map(|(n, _)| published(scope, n))),
-        };
-        if let Some(limit) = t.timeout {
-            spec = spec.timeout(limit);
-        }
-        match wrapper {
-            None => Ok((Node::Task(spec), false)),
-            Some((name, r)) => Ok((Node::Flow(Flow::linear(name).add(spec).retry(self.retry(r, scope))), true)),
-        }
+        })
     }
 
     /// What a name read in `scope` stands for: inside an `each` copy the copy's

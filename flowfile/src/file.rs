@@ -11,6 +11,7 @@ use crate::build::Builder;
 use crate::inputs::{InputType, Inputs};
 use crate::kinds::Kinds;
 use crate::model::{At, Element, FlowDef, PatternDef};
+use crate::prepared::Prepared;
 use crate::problems::{Pos, Problems, Sink};
 use crate::{parse, yaml};
 
@@ -116,11 +117,13 @@ impl FlowFile {
     }
 
     /// A factory building the flow per job store, with the file's typed inputs
-    /// (checked at post; inputs without a default are required).
+    /// (checked at post; inputs without a default are required). The tasks' engine
+    /// objects are built once, here; a job's build wires them for its store.
     pub fn factory(&self, kinds: Arc<Kinds>) -> FlowFactory {
-        let file = self.clone();
-        let factory = FlowFactory::new(self.def.name.clone(), move |store| file.build(store, &kinds))
-            .describe(self.def.description.clone());
+        let prepared = Prepared::new(self.def.clone(), &kinds);
+        let factory =
+            FlowFactory::new(self.def.name.clone(), move |store| Builder::prepared(&prepared, store, &kinds).flow())
+                .describe(self.def.description.clone());
         crate::inputs::schema(&self.def.inputs).iter().fold(factory, |f, (name, spec)| f.input(name, spec.clone()))
     }
 }

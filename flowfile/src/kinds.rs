@@ -86,6 +86,15 @@ pub trait Kind: Send + Sync + 'static {
 
     /// Does the work with references resolved; the value is the task's result.
     async fn run(&self, with: Map<String, Value>, call: &Call) -> Result<Value, Failure>;
+
+    /// Called once a park that `run` asked for is recorded (never before), with the
+    /// settings resolved again and the token to hand out: a `remote` task sends it to its
+    /// worker's parked handler. Not called for a task with a `notify` step (`await`).
+    /// A failure fails the parked attempt.
+    async fn parked(&self, with: Map<String, Value>, call: &Call, handoff: remote::Handoff) -> Result<(), Failure> {
+        let _ = (with, call, handoff);
+        Ok(())
+    }
 }
 
 /// What a kind is told about the call it serves.

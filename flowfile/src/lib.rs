@@ -31,6 +31,7 @@ pub mod kinds;
 pub mod limits;
 mod model;
 mod parse;
+mod prepared;
 pub mod problems;
 mod reader;
 mod refs;

@@ -114,6 +114,27 @@ async fn call_kind(kind: &dyn Kind, with: Map<String, Value>, call: Call, used: 
 }
 
 impl FileTask {
+    /// The kind's own hand-off of a recorded park (a `remote` task's worker gets the
+    /// token), with `with` resolved from the inputs; the token is redacted from a failure.
+    async fn kind_parked(&self, ctx: &ParkedContext) -> Result<(), Failure> {
+        let handoff = crate::kinds::remote::Handoff::of(ctx);
+        let mut used = vec![handoff.token.clone()];
+        let with = settle(self.kind.as_ref(), &self.with, ctx.inputs().as_map(), self.secrets.as_ref(), &mut used)
+            .map_err(|f| redact_failure(f, &used))?;
+        let call = Call {
+            atom: ctx.atom_name().into(),
+            attempt: ctx.attempt(),
+            timeout: self.timeout,
+            cancel: CancellationToken::new(),
+            reverting: false,
+            job: ctx.token().name().job,
+            inputs: arguments(ctx.inputs().as_map(), &self.args),
+            outcome: None,
+        };
+        let _fires_on_drop = call.cancel.clone().drop_guard();
+        self.kind.parked(with, &call, handoff).await.map_err(|f| redact_failure(f, &used))
+    }
+
     fn project(&self, result: Value) -> Result<Value, Failure> {
         match &self.plan {
             Plan::Whole => Ok(result),
@@ -181,7 +202,7 @@ impl Task for FileTask {
     /// `notify`, resolved from the inputs plus `${callback.token}` and
     /// `${callback.url}`; the token is redacted from whatever it returns or fails with.
     async fn parked(&self, ctx: &ParkedContext) -> Result<(), Failure> {
-        let Some(plan) = &self.notify else { return Ok(()) };
+        let Some(plan) = &self.notify else { return self.kind_parked(ctx).await };
         let token = ctx.token().expose();
         let mut callback = Map::new();
         callback.insert("token".into(), Value::String(token.clone()));

@@ -70,6 +70,7 @@ fn call(n: usize) -> RemoteCall {
         heartbeat_timeout: None,
         revert: None,
         cancel: CancellationToken::new(),
+        park: None,
     }
 }
 

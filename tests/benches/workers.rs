@@ -67,6 +67,7 @@ fn call(task: &str, n: usize) -> RemoteCall {
         heartbeat_timeout: None,
         revert: None,
         cancel: CancellationToken::new(),
+        park: None,
     }
 }
 

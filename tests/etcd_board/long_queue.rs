@@ -32,7 +32,7 @@ async fn a_queue_longer_than_the_first_listing_is_claimed_whole_and_in_order() {
     normal.sort();
 
     let claimer = connect(&endpoint, &prefix, "claimer", 10).await;
-    let filter = FlowFilter(vec!["work".into()]);
+    let filter = FlowFilter::flows(vec!["work".into()]);
     let mut claimed = Vec::new();
     let mut urgent = HashSet::new();
     while let Some(claim) = claimer.claim_next(&filter).await.expect("claim failed") {

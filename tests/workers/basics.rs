@@ -95,7 +95,7 @@ fn baton_workers_lists_id_conductor_tasks_and_slots() {
     assert_eq!(w["slots_in_use"], 0);
     let tasks: Vec<&str> =
         w["tasks"].as_array().expect("a task list").iter().filter_map(|t| t["name"].as_str()).collect();
-    assert_eq!(tasks, ["add", "big", "echo", "fail", "hold"]);
+    assert_eq!(tasks, ["add", "approve", "big", "echo", "fail", "hold"]);
     assert!(w["since"].as_u64().unwrap_or(0) > 0);
 }
 

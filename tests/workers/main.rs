@@ -8,6 +8,7 @@ mod basics;
 mod failures;
 mod fleet;
 mod garbage;
+mod parked;
 mod timeouts;
 
 use std::path::PathBuf;

@@ -11,6 +11,7 @@ use serde_json::{Map, Value};
 use proto::ClientOptions;
 
 use crate::context::{Context, TaskError, Undo};
+use crate::park::Callback;
 use crate::WorkerError;
 
 /// An execute function.
@@ -20,10 +21,15 @@ pub(crate) type ExecFn =
 pub(crate) type RevertFn =
     dyn Fn(Context, Map<String, Value>, Undo) -> BoxFuture<'static, Result<Value, TaskError>> + Send + Sync;
 
+/// A parked handler.
+pub(crate) type ParkedFn =
+    dyn Fn(Context, Map<String, Value>, Callback) -> BoxFuture<'static, Result<(), TaskError>> + Send + Sync;
+
 /// What runs one task name.
 pub(crate) struct Handler {
     pub(crate) execute: Arc<ExecFn>,
     pub(crate) revert: Option<Arc<RevertFn>>,
+    pub(crate) parked: Option<Arc<ParkedFn>>,
     pub(crate) default_timeout: Option<Duration>,
 }
 
@@ -125,7 +131,11 @@ impl Builder {
     {
         let name = name.into();
         let execute: Arc<ExecFn> = Arc::new(move |ctx, args| Box::pin(f(ctx, args)));
-        if self.handlers.insert(name.clone(), Handler { execute, revert: None, default_timeout: None }).is_some() {
+        if self
+            .handlers
+            .insert(name.clone(), Handler { execute, revert: None, parked: None, default_timeout: None })
+            .is_some()
+        {
             self.problems.push(format!("task {name:?} registered twice"));
         }
         self
@@ -142,6 +152,25 @@ impl Builder {
         match self.handlers.get_mut(name) {
             Some(handler) => handler.revert = Some(Arc::new(move |ctx, args, undo| Box::pin(f(ctx, args, undo)))),
             None => self.problems.push(format!("revert for {name:?} registered before its task")),
+        }
+        self
+    }
+
+    /// Registers the parked handler of task `name` (registered with [`task`](Self::task)
+    /// first): when its execute returns [`Park`](crate::Park) and the conductor has
+    /// recorded the park, this gets the same inputs and the [`Callback`] to hand to
+    /// whoever completes the task. It may run on another worker offering the task, and
+    /// again with a new token if a conductor died before handing the first one out; a
+    /// failure fails the parked attempt.
+    #[must_use]
+    pub fn parked<F, Fut>(mut self, name: &str, f: F) -> Self
+    where
+        F: Fn(Context, Map<String, Value>, Callback) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), TaskError>> + Send + 'static,
+    {
+        match self.handlers.get_mut(name) {
+            Some(handler) => handler.parked = Some(Arc::new(move |ctx, args, cb| Box::pin(f(ctx, args, cb)))),
+            None => self.problems.push(format!("parked handler for {name:?} registered before its task")),
         }
         self
     }

@@ -24,6 +24,12 @@
 //! - Task code sees a [`Context`]: the job, atom, attempt, idempotency key,
 //!   `heartbeat` (progress for long tasks) and cancellation (`cancelled`, and the
 //!   task's future is dropped if it has not ended 1 s after a cancel arrives).
+//! - A task whose work finishes outside (an approval, another system's job) parks:
+//!   its execute returns `Err(Park::after(timeout).into())`, and once the conductor has
+//!   recorded the park the task's parked handler ([`Builder::parked`]) gets the
+//!   [`Callback`] (token, webhook URL, deadline) to hand to whoever completes it
+//!   (`baton complete TOKEN --result JSON`). A task that parks without a parked handler
+//!   fails with kind `NoParkedHandler` instead.
 //! - `run` ends when its shutdown future resolves: no new work is taken, running
 //!   tasks get the grace period to finish, then are cancelled and handed back.
 //!
@@ -34,17 +40,20 @@
 //!   [`WorkerError::Refused`] naming why.
 //!
 //! Layout: `builder.rs` (registration, settings), `context.rs` (what task code
-//! sees), `run.rs` (the connection loop), `tasks.rs` (running one assignment).
+//! sees), `park.rs` (parking), `run.rs` (the connection loop), `tasks.rs` (running one
+//! assignment).
 
 #![warn(missing_docs)]
 
 mod builder;
 mod context;
+mod park;
 mod run;
 mod tasks;
 
 pub use builder::{Builder, Worker};
 pub use context::{Context, TaskError, Undo};
+pub use park::{Callback, Park};
 pub use proto::{ClientOptions, OptionsError};
 
 /// Why a worker could not run.

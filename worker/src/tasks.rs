@@ -1,5 +1,6 @@
 //! Running one assignment: find its function, parse its inputs, run it until it
-//! ends or is cancelled (a panic is a failure too), and report the outcome.
+//! ends or is cancelled (a panic is a failure too), and report the outcome (an
+//! execute that returned [`Park`] reports `parked`).
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -12,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::builder::Worker;
 use crate::context::{Context, TaskError, Undo};
+use crate::park::{Callback, Park};
 use crate::run::Event;
 
 /// How long task code has to end by itself after a cancel before its future is dropped.
@@ -45,7 +47,10 @@ impl Running {
 
 impl Worker {
     /// Starts `assign` in its own task; its outcome arrives as `Event::Done`.
-    pub(crate) fn start(&self, assign: pb::Assign, events: &mpsc::UnboundedSender<Event>) -> Running {
+    pub(crate) fn start(&self, mut assign: pb::Assign, events: &mpsc::UnboundedSender<Event>) -> Running {
+        // The token goes to the parked handler only, never into the Context (whose Debug shows the assignment).
+        let callback =
+            assign.callback.take().map(|c| Callback { token: c.token, url: c.url, deadline_ms: c.deadline_ms });
         let assign = Arc::new(assign);
         let cancel = CancellationToken::new();
         let stop = Arc::new(std::sync::Mutex::new(None));
@@ -53,7 +58,7 @@ impl Worker {
         let (handlers, events, stop_reason) = (self.handlers.clone(), events.clone(), stop.clone());
         tokio::spawn(async move {
             let assign = ctx.assign.clone();
-            let run = AssertUnwindSafe(call(&handlers, ctx.clone())).catch_unwind();
+            let run = AssertUnwindSafe(call(&handlers, ctx.clone(), callback)).catch_unwind();
             tokio::pin!(run);
             let ran = tokio::select! {
                 ran = &mut run => Some(ran),
@@ -73,7 +78,12 @@ impl Worker {
             };
             let outcome = match outcome {
                 Ok(value) => pb::result::Outcome::Success(pb::Success { result_json: value.to_string() }),
-                Err(failure) => pb::result::Outcome::Failure(failure.to_wire()),
+                Err(failure) => match Park::from_error(&failure) {
+                    Some(park) => pb::result::Outcome::Parked(pb::Parked {
+                        timeout_ms: u64::try_from(park.timeout().as_millis()).unwrap_or(u64::MAX),
+                    }),
+                    None => pb::result::Outcome::Failure(failure.to_wire()),
+                },
             };
             let result =
                 pb::Result { dispatch_id: assign.dispatch_id.clone(), attempt: assign.attempt, outcome: Some(outcome) };
@@ -87,6 +97,7 @@ impl Worker {
 async fn call(
     handlers: &std::collections::BTreeMap<String, crate::builder::Handler>,
     ctx: Context,
+    callback: Option<Callback>,
 ) -> Result<Value, TaskError> {
     let assign = ctx.assign.clone();
     let Some(handler) = handlers.get(&assign.task) else {
@@ -98,6 +109,16 @@ async fn call(
         serde_json::from_str(&assign.inputs_json)
             .map_err(|e| TaskError::new("BadInputs", format!("inputs_json is not a JSON object: {e}")))?
     };
+    if assign.action == pb::Action::Parked as i32 {
+        let Some(parked) = &handler.parked else {
+            return Err(TaskError::new(
+                "NoParkedHandler",
+                format!("task {:?} has no parked handler here", assign.task),
+            ));
+        };
+        let callback = callback.unwrap_or(Callback { token: String::new(), url: String::new(), deadline_ms: 0 });
+        return parked(ctx, args, callback).await.map(|()| Value::Null);
+    }
     if assign.action == pb::Action::Revert as i32 {
         let Some(revert) = &handler.revert else { return Ok(Value::Null) };
         let undo = match &assign.failure {
@@ -106,7 +127,20 @@ async fn call(
         };
         revert(ctx, args, undo).await
     } else {
-        (handler.execute)(ctx, args).await
+        let outcome = (handler.execute)(ctx, args).await;
+        match outcome.as_ref().err().and_then(Park::from_error) {
+            // Without a parked handler the token would reach nobody: fail now, not at the deadline.
+            Some(park) if handler.parked.is_none() => Err(TaskError::new(
+                "NoParkedHandler",
+                format!(
+                    "task {:?} parked (for {} ms) but has no parked handler",
+                    assign.task,
+                    park.timeout().as_millis()
+                ),
+            )),
+            Some(park) if park.timeout().is_zero() => Err(TaskError::new("BadPark", "a park needs a timeout")),
+            _ => outcome,
+        }
     }
 }
 

@@ -1,12 +1,13 @@
 //! `Dispatch` for the hub: wait for a worker with a free slot (schedule-to-start),
 //! send the assignment, then wait for its outcome under the execution and heartbeat
-//! timeouts. Dropping the call (the engine stopped, the claim lost) cancels it.
+//! timeouts. Dropping the call (the engine stopped, the claim lost) cancels it. A
+//! parked attempt's hand-off is an assignment too (action PARKED, with the callback).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use flowfile::remote::{Dispatch, RemoteCall};
+use flowfile::remote::{only_executes_park, Dispatch, RemoteCall};
 use flows::Failure;
 use proto::pb;
 use serde_json::Value;
@@ -44,7 +45,8 @@ impl Drop for Inflight {
 /// after all: the call is placed again.
 pub(crate) const NO_CAPACITY: &str = "NoCapacity";
 
-fn assign_of(call: &RemoteCall, dispatch: &str) -> pb::Assign {
+/// The assignment of `call`; `callback_base` makes a hand-off's webhook URL.
+fn assign_of(call: &RemoteCall, dispatch: &str, callback_base: Option<&str>) -> pb::Assign {
     let (result_json, failure) = match &call.revert {
         Some(Ok(value)) => (value.to_string(), None),
         Some(Err(failure)) => (String::new(), Some(wire::to_wire(failure))),
@@ -52,7 +54,11 @@ fn assign_of(call: &RemoteCall, dispatch: &str) -> pb::Assign {
     };
     pb::Assign {
         dispatch_id: dispatch.to_owned(),
-        action: if call.revert.is_some() { pb::Action::Revert } else { pb::Action::Execute } as i32,
+        action: match (&call.revert, &call.park) {
+            (Some(_), _) => pb::Action::Revert,
+            (None, Some(_)) => pb::Action::Parked,
+            (None, None) => pb::Action::Execute,
+        } as i32,
         task: call.task.clone(),
         job_id: call.job.to_string(),
         atom: call.atom.clone(),
@@ -63,6 +69,11 @@ fn assign_of(call: &RemoteCall, dispatch: &str) -> pb::Assign {
         heartbeat_timeout_ms: call.heartbeat_timeout.map_or(0, |t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX)),
         result_json,
         failure,
+        callback: call.park.as_ref().map(|handoff| pb::Callback {
+            token: handoff.token.clone(),
+            url: callback_base.map(|base| format!("{base}/v1/callbacks/{}", handoff.token)).unwrap_or_default(),
+            deadline_ms: handoff.deadline,
+        }),
     }
 }
 
@@ -79,7 +90,7 @@ impl WorkerHub {
         let start_by = Instant::now() + wait;
         loop {
             let dispatch = Uuid::new_v4().to_string();
-            let assign = assign_of(&call, &dispatch);
+            let assign = assign_of(&call, &dispatch, self.settings().callback_base.as_deref());
             let progress = Arc::new(Notify::new());
             let (reply, outcome) = oneshot::channel();
             let asked = Instant::now();
@@ -95,7 +106,7 @@ impl WorkerHub {
             let guard = Inflight { hub: self.clone(), dispatch, route, reason: "the call was dropped" };
             match self.await_outcome(&call, guard, outcome, &progress, default_timeout_ms).await {
                 Err(failure) if failure.kind == NO_CAPACITY && Instant::now() < start_by => continue,
-                outcome => return outcome,
+                outcome => return only_executes_park(&call, outcome),
             }
         }
     }

@@ -151,10 +151,7 @@ impl WorkerHub {
                 }
             }
         };
-        let outcome = match answered {
-            Ok(value) => pb::result::Outcome::Success(pb::Success { result_json: value.to_string() }),
-            Err(failure) => pb::result::Outcome::Failure(wire::to_wire(&failure)),
-        };
+        let outcome = wire::to_outcome(answered);
         let result = pb::Result { dispatch_id: dispatch, attempt: assign.attempt, outcome: Some(outcome) };
         send(down, Back::Result(result));
     }

@@ -46,6 +46,20 @@ fn one(failure: &pb::TaskFailure) -> Failure {
     out
 }
 
+/// An outcome as the wire's `Result.outcome`: a park stays a park (what a relaying
+/// conductor sends back for its worker's answer).
+pub(crate) fn to_outcome(outcome: Result<Value, Failure>) -> pb::result::Outcome {
+    match outcome {
+        Ok(value) => pb::result::Outcome::Success(pb::Success { result_json: value.to_string() }),
+        Err(failure) => match flows::Park::from_failure(&failure) {
+            Some(park) => pb::result::Outcome::Parked(pb::Parked {
+                timeout_ms: u64::try_from(park.timeout().as_millis()).unwrap_or(u64::MAX),
+            }),
+            None => pb::result::Outcome::Failure(to_wire(&failure)),
+        },
+    }
+}
+
 /// A JSON text field: empty is null.
 pub(crate) fn json(text: &str) -> Result<Value, serde_json::Error> {
     if text.is_empty() {
@@ -61,7 +75,7 @@ pub(crate) fn outcome(result: &pb::Result, max_bytes: usize) -> (Result<Value, F
     let size = match &result.outcome {
         Some(pb::result::Outcome::Success(s)) => s.result_json.len(),
         Some(pb::result::Outcome::Failure(f)) => f.message.len() + f.details_json.len(),
-        None => 0,
+        Some(pb::result::Outcome::Parked(_)) | None => 0,
     };
     if size > max_bytes {
         let message = format!("result of {size} bytes is over the limit of {max_bytes}");
@@ -78,6 +92,14 @@ pub(crate) fn outcome(result: &pb::Result, max_bytes: usize) -> (Result<Value, F
             }
         },
         Some(pb::result::Outcome::Failure(f)) => (Err(from_wire(f)), None),
+        Some(pb::result::Outcome::Parked(parked)) if parked.timeout_ms > 0 => {
+            (Err(flows::Park::after(std::time::Duration::from_millis(parked.timeout_ms)).into()), None)
+        }
+        Some(pb::result::Outcome::Parked(_)) => {
+            let message = "parked with a timeout of 0 ms: a park needs a timeout";
+            let error = super::state::error(Code::BadMessage, message, &result.dispatch_id);
+            (Err(Failure::new("BadResult", message)), Some(error))
+        }
         None => {
             let message = "a result without success or failure";
             let error = super::state::error(Code::BadMessage, message, &result.dispatch_id);

@@ -6,6 +6,8 @@
 //! `schedule_to_start` and `heartbeat_timeout` are reserved; every other `with` value
 //! joins the task's inputs, and the whole object is what the worker function receives
 //! as keyword arguments. A remote task's revert is the worker's revert handler.
+//! A worker may answer that the task parked: the dispatcher returns [`flows::Park`], and
+//! once the park is recorded the token goes to the worker's parked handler (`parked.rs`).
 //! [`RemoteTask`] is the same for Rust flows.
 
 use std::sync::Arc;
@@ -49,13 +51,16 @@ pub struct RemoteCall {
     pub revert: Option<Result<Value, Failure>>,
     /// Fires when the call is abandoned (timeout, job cancel, engine stopped).
     pub cancel: CancellationToken,
+    /// `Some` for a parked attempt's hand-off: the callback for the task's parked handler.
+    pub park: Option<Handoff>,
 }
 
 /// Sends remote calls to workers and waits for their outcome: the seam between
 /// flow files and a conductor's worker hub.
 #[async_trait]
 pub trait Dispatch: Send + Sync + 'static {
-    /// Runs `call` on a worker; the value is the task's result (null for a revert).
+    /// Runs `call` on a worker; the value is the task's result (null for a revert and a
+    /// hand-off). A worker that parks an execute makes it `Err(Park::after(timeout).into())`.
     async fn dispatch(&self, call: RemoteCall) -> Result<Value, Failure>;
 }
 
@@ -121,6 +126,7 @@ pub(crate) fn remote_call(with: Map<String, Value>, call: &Call) -> Result<Remot
         heartbeat_timeout,
         revert: if call.reverting { Some(call.outcome.clone().unwrap_or(Ok(Value::Null))) } else { None },
         cancel: call.cancel.clone(),
+        park: None,
     })
 }
 
@@ -159,11 +165,19 @@ impl Kind for Remote {
         let remote = remote_call(with, call).map_err(Failure::task)?;
         self.dispatch.dispatch(remote).await
     }
+    async fn parked(&self, with: Map<String, Value>, call: &Call, handoff: Handoff) -> Result<(), Failure> {
+        let remote = RemoteCall { park: Some(handoff), ..remote_call(with, call).map_err(Failure::task)? };
+        self.dispatch.dispatch(remote).await.map(|_| ())
+    }
 }
 
+mod parked;
 mod task;
 
+pub use parked::{only_executes_park, Handoff, BAD_PARK};
 pub use task::RemoteTask;
 
+#[cfg(test)]
+mod parked_tests;
 #[cfg(test)]
 mod tests;

@@ -70,7 +70,7 @@ pub async fn claim_latencies(
     let mut config = EtcdConfig::new(vec![endpoint.to_string()], BoardConfig::new("claim-probe"));
     config.prefix = prefix.to_string();
     let board = EtcdBoard::connect(config).await?;
-    let filter = FlowFilter(vec!["chain".into()]);
+    let filter = FlowFilter::flows(vec!["chain".into()]);
     let mut first_claim = None;
     let mut latencies = Vec::new();
     for _ in 0..samples {

@@ -2,9 +2,11 @@
 //! `echo` (returns its arguments, the worker id, attempt and idempotency key),
 //! `add` (`a + b`), `hold` (waits `ms`, reports the most tasks it saw running at once
 //! in this process, heartbeats while it waits), `fail` (fails with `CardDeclined`),
-//! `big` (returns a string of `bytes` bytes). Every task can revert.
+//! `big` (returns a string of `bytes` bytes), `approve` (parks for `timeout_ms`, default
+//! an hour; its parked handler writes the callback's token and URL to `DIR/token` and
+//! `DIR/url`, `dir` from its arguments). Every task but `approve` can revert.
 //! With `--log FILE`, appends `<worker> <event> <atom> <attempt>` lines (event: start,
-//! end, cancelled, revert) so tests see what ran where.
+//! end, cancelled, revert, handoff) so tests see what ran where.
 //!
 //! `test_worker --endpoints http://a,http://b --id w1 --slots 4 [--log FILE] [--grace 1s]`
 //! and, for a secured conductor, `--token T` (or env `BATON_TOKEN`) or `--token-file F`,
@@ -18,7 +20,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use serde_json::{json, Map, Value};
-use worker::{Context, TaskError, Undo, Worker};
+use worker::{Callback, Context, Park, TaskError, Undo, Worker};
 
 #[derive(Parser)]
 struct Args {
@@ -98,6 +100,7 @@ async fn main() -> std::process::ExitCode {
     let id = args.id.clone();
     let hold_id = args.id.clone();
     let (l1, l2, l3, l4, l5) = (log.clone(), log.clone(), log.clone(), log.clone(), log.clone());
+    let (l6, l7) = (log.clone(), log.clone());
     let revert = move |name: &'static str| {
         let log = log.clone();
         move |ctx: Context, _args: Map<String, Value>, undo: Undo| {
@@ -177,6 +180,29 @@ async fn main() -> std::process::ExitCode {
             }
         })
         .revert("big", revert("big"))
+        .task("approve", move |ctx: Context, args: Map<String, Value>| {
+            let log = l6.clone();
+            async move {
+                log.write("start", &ctx);
+                let ms = u64::try_from(int(&args, "timeout_ms")).ok().filter(|ms| *ms > 0).unwrap_or(3_600_000);
+                Err(Park::after(Duration::from_millis(ms)).into())
+            }
+        })
+        .parked("approve", move |ctx: Context, args: Map<String, Value>, callback: Callback| {
+            let log = l7.clone();
+            async move {
+                let dir = PathBuf::from(args.get("dir").and_then(Value::as_str).unwrap_or("."));
+                let write = |name: &str, text: &str| {
+                    std::fs::write(dir.join(name), text).map_err(|e| TaskError::new("WriteFailed", e.to_string()))
+                };
+                write("url", callback.url())?;
+                write("token.tmp", callback.token())?;
+                std::fs::rename(dir.join("token.tmp"), dir.join("token"))
+                    .map_err(|e| TaskError::new("WriteFailed", e.to_string()))?;
+                log.write("handoff", &ctx);
+                Ok(())
+            }
+        })
         .build();
     let worker = match built {
         Ok(worker) => worker,

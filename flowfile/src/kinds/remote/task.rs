@@ -5,11 +5,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use flows::{ExecuteContext, Failure, RevertContext, Task};
+use flows::{ExecuteContext, Failure, ParkedContext, RevertContext, Task};
 use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
 
-use super::{Dispatch, RemoteCall};
+use super::{Dispatch, Handoff, RemoteCall};
 
 /// A task that runs on a remote worker offering `task`. Its inputs (requires, rebinds)
 /// plus the values given with [`arg`](RemoteTask::arg) are the worker function's
@@ -79,6 +79,7 @@ impl RemoteTask {
             heartbeat_timeout: self.heartbeat_timeout,
             revert: None,
             cancel: CancellationToken::new(),
+            park: None,
         }
     }
 }
@@ -100,5 +101,14 @@ impl Task for RemoteTask {
         call.cancel = cancel;
         call.revert = Some(ctx.outcome().cloned().map_err(Clone::clone));
         self.dispatch.dispatch(call).await.map(|_| ())
+    }
+
+    /// The worker answered `parked` and the park is recorded: the token goes to the
+    /// task's parked handler on a worker.
+    async fn parked(&self, ctx: &ParkedContext) -> Result<(), Failure> {
+        let cancel = CancellationToken::new();
+        let _fires_on_drop = cancel.clone().drop_guard();
+        let call = self.call(ctx.atom_name(), ctx.attempt(), ctx.token().name().job, ctx.inputs().as_map());
+        self.dispatch.dispatch(RemoteCall { cancel, park: Some(Handoff::of(ctx)), ..call }).await.map(|_| ())
     }
 }

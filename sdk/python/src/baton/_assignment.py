@@ -1,5 +1,6 @@
 """One assignment run to its one Result: inputs decoded into keyword arguments, the
-execute or revert handler called, the outcome encoded (success JSON or a failure)."""
+execute, revert or parked handler called, the outcome encoded (success JSON, a failure,
+or parked when execute returned `baton.Park`)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any, Dict, Optional
 
 from baton._context import Context
 from baton._failure import Failure, TaskError, failure, failure_of
+from baton._park import Callback, Park
 from baton._task import TaskDef, call_task
 from baton.v1 import worker_pb2
 
@@ -32,6 +34,10 @@ async def run_assignment(
     result = worker_pb2.Result(dispatch_id=assign.dispatch_id, attempt=assign.attempt)
     try:
         value = await _call(assign, taskdef, ctx, executor)
+        if isinstance(value, Park):
+            _check_park(assign, taskdef)
+            result.parked.timeout_ms = value.timeout_ms
+            return result
         encoded = _encode(value)
     except asyncio.CancelledError:
         result.failure.CopyFrom(failure("Cancelled", ctx.cancel_reason or "cancelled"))
@@ -67,9 +73,28 @@ async def _call(
         inputs["result"] = json.loads(assign.result_json) if assign.result_json else None
         inputs["failure"] = Failure.from_proto(assign.failure) if assign.HasField("failure") else None
         return await call_task(taskdef.revert_fn, ctx, inputs, executor)
+    if assign.action == worker_pb2.ACTION_PARKED:
+        if taskdef.parked_fn is None:
+            raise TaskError(f"task {assign.task!r} has no parked handler on this worker", kind="NoParkedHandler")
+        cb = assign.callback
+        inputs["callback"] = Callback(cb.token, cb.url, cb.deadline_ms)
+        await call_task(taskdef.parked_fn, ctx, inputs, executor)
+        return None
     if assign.action != worker_pb2.ACTION_EXECUTE:
         raise TaskError(f"unknown action {assign.action} for task {assign.task!r}", kind="BadAssign")
     return await call_task(taskdef.fn, ctx, inputs, executor)
+
+
+def _check_park(assign: worker_pb2.Assign, taskdef: Optional[TaskDef]) -> None:
+    """Only an execute parks, and only a task with a parked handler: without one the
+    token would reach nobody, so the attempt fails here instead of waiting for its deadline."""
+    if assign.action != worker_pb2.ACTION_EXECUTE:
+        raise TaskError(f"only an execute can park; the {assign.task!r} handler returned baton.Park", kind="BadPark")
+    if taskdef is None or taskdef.parked_fn is None:
+        raise TaskError(
+            f"task {assign.task!r} returned baton.Park but has no parked handler (@task.parked) to hand out its token",
+            kind="NoParkedHandler",
+        )
 
 
 def _inputs(assign: worker_pb2.Assign) -> Dict[str, Any]:

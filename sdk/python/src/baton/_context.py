@@ -13,7 +13,7 @@ class Context:
     `job_id`, `task` (the worker task name), `atom` (the task's name in the job's flow),
     `attempt` (1 on the first execute, one more on every retry), `idempotency_key`
     ("<job_id>/<atom>/<attempt>": the same when the same attempt is sent again, so use it
-    to make side effects idempotent), `action` ("execute" or "revert"), `dispatch_id`,
+    to make side effects idempotent), `action` ("execute", "revert", or "parked" for a parked handler), `dispatch_id`,
     `timeout_ms` and `heartbeat_timeout_ms` (0: none), `worker_id` and `conductor`.
     """
 

@@ -15,13 +15,15 @@ from baton._context import Context
 
 class TaskDef:
     """What `@worker.task(name)` returns: the function itself (still callable as before),
-    plus `.revert`, a decorator that registers the task's revert handler."""
+    plus `.revert` and `.parked`, decorators that register the task's revert handler and
+    its parked handler."""
 
     def __init__(self, name: str, fn: Callable[..., Any], default_timeout_ms: int) -> None:
         self.name = name
         self.fn = fn
         self.default_timeout_ms = default_timeout_ms
         self.revert_fn: Optional[Callable[..., Any]] = None
+        self.parked_fn: Optional[Callable[..., Any]] = None
         functools.update_wrapper(self, fn)
 
     def revert(self, fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -33,11 +35,23 @@ class TaskDef:
         self.revert_fn = fn
         return fn
 
+    def parked(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        """Registers `fn(ctx, **inputs, callback)` as this task's parked handler: when
+        execute returns `baton.Park(timeout)`, the conductor records the park and then
+        sends the handler a `baton.Callback` (token, webhook URL, deadline) to hand to
+        whatever will complete the task. It may run on another worker offering the task,
+        and again with a new token if a conductor died before handing the first one out;
+        raising fails the parked attempt."""
+        if self.parked_fn is not None:
+            raise ValueError(f"task {self.name!r} already has a parked handler")
+        self.parked_fn = fn
+        return fn
+
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.fn(*args, **kwargs)
 
     def __repr__(self) -> str:
-        return f"TaskDef({self.name!r}, revert={self.revert_fn is not None})"
+        return f"TaskDef({self.name!r}, revert={self.revert_fn is not None}, parked={self.parked_fn is not None})"
 
 
 async def call_task(

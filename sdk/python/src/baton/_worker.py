@@ -33,6 +33,8 @@ _BACKOFF_MAX_S = 5.0
 # A stream that ends sooner than this after its Welcome does not reset the back-off
 # (a conductor that welcomes and drops at once must not make the worker spin).
 _SHORT_SESSION_S = 1.0
+# `Context.action` by the Assign's action.
+_ACTIONS = {worker_pb2.ACTION_REVERT: "revert", worker_pb2.ACTION_PARKED: "parked"}
 
 
 @dataclasses.dataclass
@@ -231,7 +233,7 @@ class Worker:
             log.warning("assignment %s beyond this worker's %d slots (conductor's credit bug?)", assign.dispatch_id, self.slots)
         ctx = Context(
             dispatch_id=assign.dispatch_id,
-            action="revert" if assign.action == worker_pb2.ACTION_REVERT else "execute",
+            action=_ACTIONS.get(assign.action, "execute"),
             task=assign.task,
             job_id=assign.job_id,
             atom=assign.atom,

@@ -7,10 +7,13 @@ sleeps `seconds` (`retry_seconds` after the first attempt, if given) and says wh
 "sleep cancelled KEY (reason)"); "py.bounded" sleeps `seconds` under
 a default timeout of 1 s; "py.beat" runs
 `seconds`, calling ctx.heartbeat every `every` seconds (0: never); "py.hold" holds its slot `ms` milliseconds and returns
-the most tasks this process has run at once. Slots: $SLOTS or 4."""
+the most tasks this process has run at once; "py.approve" parks for `timeout` and its
+parked handler writes the callback's token and URL to `DIR/token` and `DIR/url` (it
+prints only that it handed one out: a token is never logged). Slots: $SLOTS or 4."""
 
 import asyncio
 import os
+import pathlib
 import sys
 
 import baton
@@ -90,6 +93,21 @@ async def hold(ctx, ms: int) -> dict:
     finally:
         RUNNING["now"] -= 1
     return {"peak": RUNNING["peak"], "worker": NAME}
+
+
+@worker.task("py.approve")
+def approve(ctx, dir: str, timeout: str = "1h") -> baton.Park:
+    print(f"parking {ctx.atom} of {ctx.job_id} on {NAME}", flush=True)
+    return baton.Park(timeout=timeout)
+
+
+@approve.parked
+def hand_out(ctx, dir: str, callback: baton.Callback, timeout: str = "1h") -> None:
+    folder = pathlib.Path(dir)
+    (folder / "url").write_text(callback.url)
+    (folder / "token.tmp").write_text(callback.token)
+    (folder / "token.tmp").rename(folder / "token")  # whole, or not there yet
+    print(f"handed out the token of {ctx.atom} of {ctx.job_id} on {NAME} ({callback!r})", flush=True)
 
 
 if __name__ == "__main__":

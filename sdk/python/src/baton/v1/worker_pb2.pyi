@@ -11,9 +11,11 @@ class Action(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ACTION_UNSPECIFIED: _ClassVar[Action]
     ACTION_EXECUTE: _ClassVar[Action]
     ACTION_REVERT: _ClassVar[Action]
+    ACTION_PARKED: _ClassVar[Action]
 ACTION_UNSPECIFIED: Action
 ACTION_EXECUTE: Action
 ACTION_REVERT: Action
+ACTION_PARKED: Action
 
 class WorkerMessage(_message.Message):
     __slots__ = ("hello", "result", "progress", "heartbeat", "slots")
@@ -75,16 +77,24 @@ class RunningAssignment(_message.Message):
     def __init__(self, dispatch_id: _Optional[str] = ..., job_id: _Optional[str] = ..., atom: _Optional[str] = ..., attempt: _Optional[int] = ...) -> None: ...
 
 class Result(_message.Message):
-    __slots__ = ("dispatch_id", "attempt", "success", "failure")
+    __slots__ = ("dispatch_id", "attempt", "success", "failure", "parked")
     DISPATCH_ID_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     SUCCESS_FIELD_NUMBER: _ClassVar[int]
     FAILURE_FIELD_NUMBER: _ClassVar[int]
+    PARKED_FIELD_NUMBER: _ClassVar[int]
     dispatch_id: str
     attempt: int
     success: Success
     failure: TaskFailure
-    def __init__(self, dispatch_id: _Optional[str] = ..., attempt: _Optional[int] = ..., success: _Optional[_Union[Success, _Mapping]] = ..., failure: _Optional[_Union[TaskFailure, _Mapping]] = ...) -> None: ...
+    parked: Parked
+    def __init__(self, dispatch_id: _Optional[str] = ..., attempt: _Optional[int] = ..., success: _Optional[_Union[Success, _Mapping]] = ..., failure: _Optional[_Union[TaskFailure, _Mapping]] = ..., parked: _Optional[_Union[Parked, _Mapping]] = ...) -> None: ...
+
+class Parked(_message.Message):
+    __slots__ = ("timeout_ms",)
+    TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
+    timeout_ms: int
+    def __init__(self, timeout_ms: _Optional[int] = ...) -> None: ...
 
 class Success(_message.Message):
     __slots__ = ("result_json",)
@@ -151,7 +161,7 @@ class Welcome(_message.Message):
     def __init__(self, conductor: _Optional[str] = ..., heartbeat_interval_ms: _Optional[int] = ..., heartbeat_timeout_ms: _Optional[int] = ..., max_result_bytes: _Optional[int] = ...) -> None: ...
 
 class Assign(_message.Message):
-    __slots__ = ("dispatch_id", "action", "task", "job_id", "atom", "attempt", "idempotency_key", "inputs_json", "timeout_ms", "heartbeat_timeout_ms", "result_json", "failure")
+    __slots__ = ("dispatch_id", "action", "task", "job_id", "atom", "attempt", "idempotency_key", "inputs_json", "timeout_ms", "heartbeat_timeout_ms", "result_json", "failure", "callback")
     DISPATCH_ID_FIELD_NUMBER: _ClassVar[int]
     ACTION_FIELD_NUMBER: _ClassVar[int]
     TASK_FIELD_NUMBER: _ClassVar[int]
@@ -164,6 +174,7 @@ class Assign(_message.Message):
     HEARTBEAT_TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
     RESULT_JSON_FIELD_NUMBER: _ClassVar[int]
     FAILURE_FIELD_NUMBER: _ClassVar[int]
+    CALLBACK_FIELD_NUMBER: _ClassVar[int]
     dispatch_id: str
     action: Action
     task: str
@@ -176,7 +187,18 @@ class Assign(_message.Message):
     heartbeat_timeout_ms: int
     result_json: str
     failure: TaskFailure
-    def __init__(self, dispatch_id: _Optional[str] = ..., action: _Optional[_Union[Action, str]] = ..., task: _Optional[str] = ..., job_id: _Optional[str] = ..., atom: _Optional[str] = ..., attempt: _Optional[int] = ..., idempotency_key: _Optional[str] = ..., inputs_json: _Optional[str] = ..., timeout_ms: _Optional[int] = ..., heartbeat_timeout_ms: _Optional[int] = ..., result_json: _Optional[str] = ..., failure: _Optional[_Union[TaskFailure, _Mapping]] = ...) -> None: ...
+    callback: Callback
+    def __init__(self, dispatch_id: _Optional[str] = ..., action: _Optional[_Union[Action, str]] = ..., task: _Optional[str] = ..., job_id: _Optional[str] = ..., atom: _Optional[str] = ..., attempt: _Optional[int] = ..., idempotency_key: _Optional[str] = ..., inputs_json: _Optional[str] = ..., timeout_ms: _Optional[int] = ..., heartbeat_timeout_ms: _Optional[int] = ..., result_json: _Optional[str] = ..., failure: _Optional[_Union[TaskFailure, _Mapping]] = ..., callback: _Optional[_Union[Callback, _Mapping]] = ...) -> None: ...
+
+class Callback(_message.Message):
+    __slots__ = ("token", "url", "deadline_ms")
+    TOKEN_FIELD_NUMBER: _ClassVar[int]
+    URL_FIELD_NUMBER: _ClassVar[int]
+    DEADLINE_MS_FIELD_NUMBER: _ClassVar[int]
+    token: str
+    url: str
+    deadline_ms: int
+    def __init__(self, token: _Optional[str] = ..., url: _Optional[str] = ..., deadline_ms: _Optional[int] = ...) -> None: ...
 
 class Cancel(_message.Message):
     __slots__ = ("dispatch_id", "reason")
