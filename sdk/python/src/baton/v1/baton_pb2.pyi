@@ -82,7 +82,7 @@ class Task(_message.Message):
     def __init__(self, name: _Optional[str] = ..., kind: _Optional[str] = ..., state: _Optional[str] = ..., attempts: _Optional[int] = ..., executions: _Optional[int] = ..., failure: _Optional[_Union[Failure, _Mapping]] = ..., result_json: _Optional[str] = ..., parked_deadline_ms: _Optional[int] = ..., completed_by: _Optional[str] = ..., completed_at_ms: _Optional[int] = ...) -> None: ...
 
 class Job(_message.Message):
-    __slots__ = ("id", "flow", "store_json", "priority", "idempotency_key", "state", "owner", "claims", "outcome", "failure", "trash_reason", "cancel_requested", "created_at_ms", "finished_at_ms", "tasks", "flow_version", "flow_hash", "warnings", "outputs_json", "deadline_ms", "rerun_of", "suspend_requested", "actions")
+    __slots__ = ("id", "flow", "store_json", "priority", "idempotency_key", "state", "owner", "claims", "outcome", "failure", "trash_reason", "cancel_requested", "created_at_ms", "finished_at_ms", "tasks", "flow_version", "flow_hash", "warnings", "outputs_json", "requires", "deadline_ms", "rerun_of", "suspend_requested", "actions")
     ID_FIELD_NUMBER: _ClassVar[int]
     FLOW_FIELD_NUMBER: _ClassVar[int]
     STORE_JSON_FIELD_NUMBER: _ClassVar[int]
@@ -102,6 +102,7 @@ class Job(_message.Message):
     FLOW_HASH_FIELD_NUMBER: _ClassVar[int]
     WARNINGS_FIELD_NUMBER: _ClassVar[int]
     OUTPUTS_JSON_FIELD_NUMBER: _ClassVar[int]
+    REQUIRES_FIELD_NUMBER: _ClassVar[int]
     DEADLINE_MS_FIELD_NUMBER: _ClassVar[int]
     RERUN_OF_FIELD_NUMBER: _ClassVar[int]
     SUSPEND_REQUESTED_FIELD_NUMBER: _ClassVar[int]
@@ -125,11 +126,12 @@ class Job(_message.Message):
     flow_hash: str
     warnings: _containers.RepeatedScalarFieldContainer[str]
     outputs_json: str
+    requires: _containers.RepeatedScalarFieldContainer[str]
     deadline_ms: int
     rerun_of: str
     suspend_requested: bool
     actions: _containers.RepeatedCompositeFieldContainer[OperatorAction]
-    def __init__(self, id: _Optional[str] = ..., flow: _Optional[str] = ..., store_json: _Optional[str] = ..., priority: _Optional[int] = ..., idempotency_key: _Optional[str] = ..., state: _Optional[_Union[JobState, str]] = ..., owner: _Optional[str] = ..., claims: _Optional[int] = ..., outcome: _Optional[_Union[Outcome, str]] = ..., failure: _Optional[_Union[Failure, _Mapping]] = ..., trash_reason: _Optional[str] = ..., cancel_requested: bool = ..., created_at_ms: _Optional[int] = ..., finished_at_ms: _Optional[int] = ..., tasks: _Optional[_Iterable[_Union[Task, _Mapping]]] = ..., flow_version: _Optional[int] = ..., flow_hash: _Optional[str] = ..., warnings: _Optional[_Iterable[str]] = ..., outputs_json: _Optional[str] = ..., deadline_ms: _Optional[int] = ..., rerun_of: _Optional[str] = ..., suspend_requested: bool = ..., actions: _Optional[_Iterable[_Union[OperatorAction, _Mapping]]] = ...) -> None: ...
+    def __init__(self, id: _Optional[str] = ..., flow: _Optional[str] = ..., store_json: _Optional[str] = ..., priority: _Optional[int] = ..., idempotency_key: _Optional[str] = ..., state: _Optional[_Union[JobState, str]] = ..., owner: _Optional[str] = ..., claims: _Optional[int] = ..., outcome: _Optional[_Union[Outcome, str]] = ..., failure: _Optional[_Union[Failure, _Mapping]] = ..., trash_reason: _Optional[str] = ..., cancel_requested: bool = ..., created_at_ms: _Optional[int] = ..., finished_at_ms: _Optional[int] = ..., tasks: _Optional[_Iterable[_Union[Task, _Mapping]]] = ..., flow_version: _Optional[int] = ..., flow_hash: _Optional[str] = ..., warnings: _Optional[_Iterable[str]] = ..., outputs_json: _Optional[str] = ..., requires: _Optional[_Iterable[str]] = ..., deadline_ms: _Optional[int] = ..., rerun_of: _Optional[str] = ..., suspend_requested: bool = ..., actions: _Optional[_Iterable[_Union[OperatorAction, _Mapping]]] = ...) -> None: ...
 
 class OperatorAction(_message.Message):
     __slots__ = ("action", "by", "at_ms")
@@ -290,7 +292,7 @@ class ListConductorsRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class Conductor(_message.Message):
-    __slots__ = ("name", "address", "jobs", "since_ms", "draining", "task_kinds", "rust_flows")
+    __slots__ = ("name", "address", "jobs", "since_ms", "draining", "task_kinds", "rust_flows", "features")
     NAME_FIELD_NUMBER: _ClassVar[int]
     ADDRESS_FIELD_NUMBER: _ClassVar[int]
     JOBS_FIELD_NUMBER: _ClassVar[int]
@@ -298,6 +300,7 @@ class Conductor(_message.Message):
     DRAINING_FIELD_NUMBER: _ClassVar[int]
     TASK_KINDS_FIELD_NUMBER: _ClassVar[int]
     RUST_FLOWS_FIELD_NUMBER: _ClassVar[int]
+    FEATURES_FIELD_NUMBER: _ClassVar[int]
     name: str
     address: str
     jobs: int
@@ -305,7 +308,8 @@ class Conductor(_message.Message):
     draining: bool
     task_kinds: _containers.RepeatedScalarFieldContainer[str]
     rust_flows: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, name: _Optional[str] = ..., address: _Optional[str] = ..., jobs: _Optional[int] = ..., since_ms: _Optional[int] = ..., draining: bool = ..., task_kinds: _Optional[_Iterable[str]] = ..., rust_flows: _Optional[_Iterable[str]] = ...) -> None: ...
+    features: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, name: _Optional[str] = ..., address: _Optional[str] = ..., jobs: _Optional[int] = ..., since_ms: _Optional[int] = ..., draining: bool = ..., task_kinds: _Optional[_Iterable[str]] = ..., rust_flows: _Optional[_Iterable[str]] = ..., features: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ListConductorsResponse(_message.Message):
     __slots__ = ("conductors",)
@@ -484,3 +488,95 @@ class CompleteTaskResponse(_message.Message):
     COMPLETED_NOW_FIELD_NUMBER: _ClassVar[int]
     completed_now: bool
     def __init__(self, completed_now: bool = ...) -> None: ...
+
+class CreateScheduleRequest(_message.Message):
+    __slots__ = ("name", "flow", "store_json", "cron", "timezone", "catch_up")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    FLOW_FIELD_NUMBER: _ClassVar[int]
+    STORE_JSON_FIELD_NUMBER: _ClassVar[int]
+    CRON_FIELD_NUMBER: _ClassVar[int]
+    TIMEZONE_FIELD_NUMBER: _ClassVar[int]
+    CATCH_UP_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    flow: str
+    store_json: str
+    cron: str
+    timezone: str
+    catch_up: int
+    def __init__(self, name: _Optional[str] = ..., flow: _Optional[str] = ..., store_json: _Optional[str] = ..., cron: _Optional[str] = ..., timezone: _Optional[str] = ..., catch_up: _Optional[int] = ...) -> None: ...
+
+class ScheduleFiring(_message.Message):
+    __slots__ = ("tick_ms", "job_id", "fired_ms")
+    TICK_MS_FIELD_NUMBER: _ClassVar[int]
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    FIRED_MS_FIELD_NUMBER: _ClassVar[int]
+    tick_ms: int
+    job_id: str
+    fired_ms: int
+    def __init__(self, tick_ms: _Optional[int] = ..., job_id: _Optional[str] = ..., fired_ms: _Optional[int] = ...) -> None: ...
+
+class Schedule(_message.Message):
+    __slots__ = ("name", "flow", "store_json", "cron", "timezone", "catch_up", "paused", "created_ms", "next_tick_ms", "recent", "last_error", "pending")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    FLOW_FIELD_NUMBER: _ClassVar[int]
+    STORE_JSON_FIELD_NUMBER: _ClassVar[int]
+    CRON_FIELD_NUMBER: _ClassVar[int]
+    TIMEZONE_FIELD_NUMBER: _ClassVar[int]
+    CATCH_UP_FIELD_NUMBER: _ClassVar[int]
+    PAUSED_FIELD_NUMBER: _ClassVar[int]
+    CREATED_MS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_TICK_MS_FIELD_NUMBER: _ClassVar[int]
+    RECENT_FIELD_NUMBER: _ClassVar[int]
+    LAST_ERROR_FIELD_NUMBER: _ClassVar[int]
+    PENDING_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    flow: str
+    store_json: str
+    cron: str
+    timezone: str
+    catch_up: int
+    paused: bool
+    created_ms: int
+    next_tick_ms: int
+    recent: _containers.RepeatedCompositeFieldContainer[ScheduleFiring]
+    last_error: str
+    pending: int
+    def __init__(self, name: _Optional[str] = ..., flow: _Optional[str] = ..., store_json: _Optional[str] = ..., cron: _Optional[str] = ..., timezone: _Optional[str] = ..., catch_up: _Optional[int] = ..., paused: bool = ..., created_ms: _Optional[int] = ..., next_tick_ms: _Optional[int] = ..., recent: _Optional[_Iterable[_Union[ScheduleFiring, _Mapping]]] = ..., last_error: _Optional[str] = ..., pending: _Optional[int] = ...) -> None: ...
+
+class ListSchedulesRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListSchedulesResponse(_message.Message):
+    __slots__ = ("schedules",)
+    SCHEDULES_FIELD_NUMBER: _ClassVar[int]
+    schedules: _containers.RepeatedCompositeFieldContainer[Schedule]
+    def __init__(self, schedules: _Optional[_Iterable[_Union[Schedule, _Mapping]]] = ...) -> None: ...
+
+class GetScheduleRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class PauseScheduleRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class ResumeScheduleRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class DeleteScheduleRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class DeleteScheduleResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...

@@ -90,6 +90,36 @@ class BatonStub(object):
                 request_serializer=baton_dot_v1_dot_baton__pb2.CompleteTaskRequest.SerializeToString,
                 response_deserializer=baton_dot_v1_dot_baton__pb2.CompleteTaskResponse.FromString,
                 )
+        self.CreateSchedule = channel.unary_unary(
+                '/baton.v1.Baton/CreateSchedule',
+                request_serializer=baton_dot_v1_dot_baton__pb2.CreateScheduleRequest.SerializeToString,
+                response_deserializer=baton_dot_v1_dot_baton__pb2.Schedule.FromString,
+                )
+        self.ListSchedules = channel.unary_unary(
+                '/baton.v1.Baton/ListSchedules',
+                request_serializer=baton_dot_v1_dot_baton__pb2.ListSchedulesRequest.SerializeToString,
+                response_deserializer=baton_dot_v1_dot_baton__pb2.ListSchedulesResponse.FromString,
+                )
+        self.GetSchedule = channel.unary_unary(
+                '/baton.v1.Baton/GetSchedule',
+                request_serializer=baton_dot_v1_dot_baton__pb2.GetScheduleRequest.SerializeToString,
+                response_deserializer=baton_dot_v1_dot_baton__pb2.Schedule.FromString,
+                )
+        self.PauseSchedule = channel.unary_unary(
+                '/baton.v1.Baton/PauseSchedule',
+                request_serializer=baton_dot_v1_dot_baton__pb2.PauseScheduleRequest.SerializeToString,
+                response_deserializer=baton_dot_v1_dot_baton__pb2.Schedule.FromString,
+                )
+        self.ResumeSchedule = channel.unary_unary(
+                '/baton.v1.Baton/ResumeSchedule',
+                request_serializer=baton_dot_v1_dot_baton__pb2.ResumeScheduleRequest.SerializeToString,
+                response_deserializer=baton_dot_v1_dot_baton__pb2.Schedule.FromString,
+                )
+        self.DeleteSchedule = channel.unary_unary(
+                '/baton.v1.Baton/DeleteSchedule',
+                request_serializer=baton_dot_v1_dot_baton__pb2.DeleteScheduleRequest.SerializeToString,
+                response_deserializer=baton_dot_v1_dot_baton__pb2.DeleteScheduleResponse.FromString,
+                )
         self.SuspendJob = channel.unary_unary(
                 '/baton.v1.Baton/SuspendJob',
                 request_serializer=baton_dot_v1_dot_baton__pb2.SuspendJobRequest.SerializeToString,
@@ -246,6 +276,50 @@ class BatonServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateSchedule(self, request, context):
+        """Schedules: a flow posted on a cron clock, one job per tick across the fleet.
+        Creates a schedule; INVALID_ARGUMENT for a bad name, cron, time zone or store,
+        NOT_FOUND for an unknown flow, ALREADY_EXISTS for a taken name; nothing is stored then.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListSchedules(self, request, context):
+        """Every schedule, by name.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetSchedule(self, request, context):
+        """One schedule with its last and next firing and the jobs it posted; NOT_FOUND if absent.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PauseSchedule(self, request, context):
+        """Stops posting (ticks while paused are never fired).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResumeSchedule(self, request, context):
+        """Posts again from the next tick.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteSchedule(self, request, context):
+        """Removes a schedule (the jobs it posted stay).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def SuspendJob(self, request, context):
         """Suspends a job: an unclaimed or parked one at once; a running one starts no new
         task, lets running ones finish and is released SUSPENDED (not claimable).
@@ -358,6 +432,36 @@ def add_BatonServicer_to_server(servicer, server):
                     servicer.CompleteTask,
                     request_deserializer=baton_dot_v1_dot_baton__pb2.CompleteTaskRequest.FromString,
                     response_serializer=baton_dot_v1_dot_baton__pb2.CompleteTaskResponse.SerializeToString,
+            ),
+            'CreateSchedule': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateSchedule,
+                    request_deserializer=baton_dot_v1_dot_baton__pb2.CreateScheduleRequest.FromString,
+                    response_serializer=baton_dot_v1_dot_baton__pb2.Schedule.SerializeToString,
+            ),
+            'ListSchedules': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSchedules,
+                    request_deserializer=baton_dot_v1_dot_baton__pb2.ListSchedulesRequest.FromString,
+                    response_serializer=baton_dot_v1_dot_baton__pb2.ListSchedulesResponse.SerializeToString,
+            ),
+            'GetSchedule': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSchedule,
+                    request_deserializer=baton_dot_v1_dot_baton__pb2.GetScheduleRequest.FromString,
+                    response_serializer=baton_dot_v1_dot_baton__pb2.Schedule.SerializeToString,
+            ),
+            'PauseSchedule': grpc.unary_unary_rpc_method_handler(
+                    servicer.PauseSchedule,
+                    request_deserializer=baton_dot_v1_dot_baton__pb2.PauseScheduleRequest.FromString,
+                    response_serializer=baton_dot_v1_dot_baton__pb2.Schedule.SerializeToString,
+            ),
+            'ResumeSchedule': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResumeSchedule,
+                    request_deserializer=baton_dot_v1_dot_baton__pb2.ResumeScheduleRequest.FromString,
+                    response_serializer=baton_dot_v1_dot_baton__pb2.Schedule.SerializeToString,
+            ),
+            'DeleteSchedule': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteSchedule,
+                    request_deserializer=baton_dot_v1_dot_baton__pb2.DeleteScheduleRequest.FromString,
+                    response_serializer=baton_dot_v1_dot_baton__pb2.DeleteScheduleResponse.SerializeToString,
             ),
             'SuspendJob': grpc.unary_unary_rpc_method_handler(
                     servicer.SuspendJob,
@@ -642,6 +746,108 @@ class Baton(object):
         return grpc.experimental.unary_unary(request, target, '/baton.v1.Baton/CompleteTask',
             baton_dot_v1_dot_baton__pb2.CompleteTaskRequest.SerializeToString,
             baton_dot_v1_dot_baton__pb2.CompleteTaskResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def CreateSchedule(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/baton.v1.Baton/CreateSchedule',
+            baton_dot_v1_dot_baton__pb2.CreateScheduleRequest.SerializeToString,
+            baton_dot_v1_dot_baton__pb2.Schedule.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def ListSchedules(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/baton.v1.Baton/ListSchedules',
+            baton_dot_v1_dot_baton__pb2.ListSchedulesRequest.SerializeToString,
+            baton_dot_v1_dot_baton__pb2.ListSchedulesResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def GetSchedule(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/baton.v1.Baton/GetSchedule',
+            baton_dot_v1_dot_baton__pb2.GetScheduleRequest.SerializeToString,
+            baton_dot_v1_dot_baton__pb2.Schedule.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def PauseSchedule(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/baton.v1.Baton/PauseSchedule',
+            baton_dot_v1_dot_baton__pb2.PauseScheduleRequest.SerializeToString,
+            baton_dot_v1_dot_baton__pb2.Schedule.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def ResumeSchedule(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/baton.v1.Baton/ResumeSchedule',
+            baton_dot_v1_dot_baton__pb2.ResumeScheduleRequest.SerializeToString,
+            baton_dot_v1_dot_baton__pb2.Schedule.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def DeleteSchedule(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/baton.v1.Baton/DeleteSchedule',
+            baton_dot_v1_dot_baton__pb2.DeleteScheduleRequest.SerializeToString,
+            baton_dot_v1_dot_baton__pb2.DeleteScheduleResponse.FromString,
             options, channel_credentials,
             insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
 
