@@ -17,10 +17,10 @@ use tests::etcd::{unique_prefix, EtcdProcess};
 mod epoch;
 #[path = "etcd_board/listing.rs"]
 mod listing;
-#[path = "etcd_board/txns.rs"]
-mod txns;
 #[path = "etcd_board/long_queue.rs"]
 mod long_queue;
+#[path = "etcd_board/txns.rs"]
+mod txns;
 
 /// Generous bound on anything that should happen within a lease TTL or two.
 const PATIENCE: Duration = Duration::from_secs(20);

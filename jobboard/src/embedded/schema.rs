@@ -23,7 +23,8 @@ pub(crate) enum Step {
 
 /// Every step, oldest first. A schema change appends its step at the end; a released step
 /// is never edited (files in the field were made by it).
-pub(crate) const MIGRATIONS: &[Step] = &[Step::Sql(V1), Step::Sql(V2), Step::Sql(V3), Step::Code(to_v4), Step::Sql(V5), Step::Sql(V6), Step::Code(to_v7)];
+pub(crate) const MIGRATIONS: &[Step] =
+    &[Step::Sql(V1), Step::Sql(V2), Step::Sql(V3), Step::Code(to_v4), Step::Sql(V5), Step::Sql(V6), Step::Code(to_v7)];
 
 /// The schema version this code writes and understands (`PRAGMA user_version`).
 pub(crate) const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
