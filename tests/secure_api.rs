@@ -162,6 +162,18 @@ async fn roles_tokens_and_certificates_decide_each_call_family() {
     assert_eq!(code_of(ops.drain("secure", true)).await.0, Code::Ok, "the certificate identity may operate");
     assert_eq!(code_of(ops.post_job(post("chain"))).await.0, Code::PermissionDenied);
 
+    // Operators' actions are recorded on the job under the caller's identity (token or
+    // certificate). The conductor is drained, so the job stays queued meanwhile.
+    let queued = poster.post_job(post("chain")).await.or_fail();
+    let (code, message) = code_of(poster.suspend_job(queued.id.clone())).await;
+    assert_eq!(code, Code::PermissionDenied, "suspend needs operate: {message}");
+    operator.suspend_job(queued.id.clone()).await.or_fail();
+    ops.resume_job(queued.id.clone()).await.or_fail();
+    operator.cancel_job(queued.id.clone()).await.or_fail();
+    let recorded = reader.get_job(queued.id.clone()).await.or_fail();
+    let actions: Vec<(&str, &str)> = recorded.actions.iter().map(|a| (a.action.as_str(), a.by.as_str())).collect();
+    assert_eq!(actions, [("suspend", "operator"), ("resume", "ops"), ("cancel", "operator")], "{recorded:?}");
+
     // A plaintext client gets no answer from a TLS port.
     let plain = Client::connect_with(conductor.endpoint(), Duration::from_secs(2), Duration::from_secs(2)).await;
     let refused = match plain {
