@@ -11,6 +11,7 @@
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tests::stats::percentile;
 
 use flows::{
     AtomDetail, AtomKind, AtomState, CallbackToken, FlowChanges, FlowDetail, FlowState, ParkRecord, TokenName,
@@ -57,11 +58,6 @@ async fn park(claim: &Claim, deadline: u64) -> HarnessResult<CallbackToken> {
 async fn posted_and_claimed(board: &EtcdBoard) -> HarnessResult<Claim> {
     let job = board.post(NewJob::new("waits", Map::new())).await?;
     Ok(board.claim(job.id).await?)
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted.get(i).copied().unwrap_or_default()
 }
 
 fn ms(d: Duration) -> String {

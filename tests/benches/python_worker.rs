@@ -13,6 +13,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tests::stats::percentile;
 
 use conductor::workers::{HubSettings, WorkerHub, WorkersService};
 use flowfile::remote::{RemoteCall, RemoteTask};
@@ -72,11 +73,6 @@ fn call(n: usize) -> RemoteCall {
         cancel: CancellationToken::new(),
         park: None,
     }
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[index.min(sorted.len() - 1)]
 }
 
 fn main() -> BenchResult<()> {

@@ -16,6 +16,7 @@
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tests::stats::percentile;
 
 use conductor::workers::{HubSettings, RelayService, WorkerHub, WorkersService};
 use flowfile::remote::{RemoteCall, RemoteTask};
@@ -69,11 +70,6 @@ fn call(task: &str, n: usize) -> RemoteCall {
         cancel: CancellationToken::new(),
         park: None,
     }
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[index.min(sorted.len() - 1)]
 }
 
 async fn round_trips(hub: &WorkerHub) -> BenchResult<(Duration, Duration)> {

@@ -11,6 +11,7 @@
 //! `BENCH_JOBS` (default 1000) and `BENCH_ROUNDS` (default 5) shrink a run.
 
 use std::time::{Duration, Instant};
+use tests::stats::percentile;
 
 use etcd_client::{Compare, CompareOp, PutOptions, Txn, TxnOp};
 use futures::StreamExt;
@@ -178,11 +179,6 @@ fn env_usize(name: &str, default: usize) -> usize {
 fn median(mut samples: Vec<Duration>) -> Duration {
     samples.sort();
     samples.get(samples.len() / 2).copied().unwrap_or_default()
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted.get(index).copied().unwrap_or_default()
 }
 
 /// The raw etcd reference: Txn/s, and etcd's and the client's CPU per Txn.

@@ -4,6 +4,7 @@
 
 use std::path::Path;
 use std::time::{Duration, Instant};
+use tests::stats::percentile;
 
 use futures::StreamExt;
 use proto::pb;
@@ -179,9 +180,4 @@ pub async fn apply_requests(etcd: &str, endpoint: &str, file: &Path) -> HarnessR
     let first = requests_during(etcd, apply(true)).await?;
     let again = requests_during(etcd, apply(false)).await?;
     Ok((first, again))
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted.get(index).copied().unwrap_or_default()
 }

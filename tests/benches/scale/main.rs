@@ -20,7 +20,8 @@ use tests::etcd::{unique_prefix, EtcdProcess};
 
 mod probes;
 
-use probes::{claim_latencies, etcd_bytes, percentile, post_jobs, ClaimProbe, Finished};
+use probes::{claim_latencies, etcd_bytes, post_jobs, ClaimProbe, Finished};
+use tests::stats::percentile;
 
 const CLAIM_SAMPLES: usize = 300;
 const LIST_SAMPLES: usize = 20;

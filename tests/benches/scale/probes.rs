@@ -2,6 +2,7 @@
 //! board's claims, the finished-jobs index as etcd writes it, and etcd's bytes.
 
 use std::time::{Duration, Instant};
+use tests::stats::percentile;
 
 use etcd_client::{Client, CompactionOptions, EventType, GetOptions, WatchOptions, WatchStream};
 use futures::StreamExt;
@@ -194,9 +195,4 @@ pub async fn etcd_bytes(endpoint: &str, prefix: Option<&str>) -> HarnessResult<(
     client.defragment().await?;
     let db = client.status().await?.db_size() as u64;
     Ok((logical, db))
-}
-
-pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted.get(index).copied().unwrap_or_default()
 }
