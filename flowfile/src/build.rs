@@ -234,6 +234,7 @@ impl<'a> Builder<'a> {
             _ => None,
         };
         Ok(FileTask {
+            fixed: crate::task::fixed(kind.as_ref(), &t.with),
             kind,
             with: t.with.clone(),
             plan,

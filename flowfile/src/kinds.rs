@@ -87,6 +87,16 @@ pub trait Kind: Send + Sync + 'static {
     /// Does the work with references resolved; the value is the task's result.
     async fn run(&self, with: Map<String, Value>, call: &Call) -> Result<Value, Failure>;
 
+    /// The result of a call whose work needs no waiting (no I/O, no timer, nothing to
+    /// cancel), given at once: a task's execute then makes no cancellation token and
+    /// boxes no future for the call (per-task cost, issue 9). `Some` holds what
+    /// [`run`](Kind::run) would give for the same call; `None` (the default) sends the
+    /// call through `run`, and then `with` must be left as it came.
+    fn run_at_once(&self, with: &mut Map<String, Value>, call: &QuickCall<'_>) -> Option<Result<Value, Failure>> {
+        let _ = (with, call);
+        None
+    }
+
     /// Called once a park that `run` asked for is recorded (never before), with the
     /// settings resolved again and the token to hand out: a `remote` task sends it to its
     /// worker's parked handler. Not called for a task with a `notify` step (`await`).
@@ -133,6 +143,25 @@ impl Call {
             inputs: Map::new(),
             outcome: None,
         }
+    }
+}
+
+/// What [`Kind::run_at_once`] is told: the facts of a [`Call`] that work done at once
+/// can use (no cancellation token, no timeout: nothing waits); never a revert.
+#[derive(Debug, Clone, Copy)]
+pub struct QuickCall<'a> {
+    /// The atom's name in the running flow.
+    pub atom: &'a str,
+    /// Executions of this atom so far, this one included.
+    pub attempt: u32,
+    /// The job (the engine's logbook id); nil outside a conductor.
+    pub job: Uuid,
+}
+
+impl<'a> QuickCall<'a> {
+    /// The quick facts of a full call.
+    pub fn of(call: &'a Call) -> Self {
+        QuickCall { atom: &call.atom, attempt: call.attempt, job: call.job }
     }
 }
 

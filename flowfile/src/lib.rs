@@ -43,7 +43,7 @@ mod yaml;
 mod tests;
 
 pub use file::FlowFile;
-pub use kinds::{remote, Call, Kind, Kinds};
+pub use kinds::{remote, Call, Kind, Kinds, QuickCall};
 pub use problems::{Pos, Problem, Problems};
 pub use secrets::{DirSecrets, NoSecrets, SecretError, Secrets};
 pub use yaml::document_to_json;

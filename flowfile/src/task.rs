@@ -17,7 +17,7 @@ use serde_json::{json, Map, Value};
 use tokio_util::sync::CancellationToken;
 
 use crate::condition::JsonPath;
-use crate::kinds::{Call, Kind};
+use crate::kinds::{Call, Kind, QuickCall};
 use crate::refs::{self, Ref};
 use crate::secrets::{redact_failure, redact_value, Secrets};
 
@@ -59,6 +59,8 @@ pub(crate) struct FileTask {
     /// not names only referenced in `with` (those arrive resolved inside `with`).
     pub(crate) args: Vec<String>,
     pub(crate) notify: Option<NotifyPlan>,
+    /// `with` settled once, when it holds no reference to resolve ([`fixed`]).
+    pub(crate) fixed: Option<Map<String, Value>>,
 }
 
 /// The inputs named in `args`.
@@ -77,7 +79,7 @@ fn settle(
     secrets: &dyn Secrets,
     used: &mut Vec<String>,
 ) -> Result<Map<String, Value>, Failure> {
-    let mut lookup = |r: &Ref| -> Result<Value, Failure> {
+    let lookup = |r: &Ref| -> Result<Value, Failure> {
         if let Some(name) = r.secret() {
             let value = secrets.get(name).map_err(|e| Failure::new("SecretError", e.to_string()))?;
             used.push(value.clone());
@@ -90,6 +92,22 @@ fn settle(
             Failure::new(Failure::NOT_FOUND, format!("{}: the value of {:?} has no such field", r.written(), r.root))
         })
     };
+    settle_by(kind, with, lookup)
+}
+
+/// `with` as [`settle`] gives it when it holds no reference outside the kind's verbatim
+/// keys (escapes undone), made once per task so that its calls only copy it; `None`
+/// if a call must resolve references.
+pub(crate) fn fixed(kind: &dyn Kind, with: &Map<String, Value>) -> Option<Map<String, Value>> {
+    settle_by(kind, with, |_| Err(())).ok()
+}
+
+/// Resolves `with` through `lookup`, leaving out the kind's deferred keys.
+fn settle_by<E>(
+    kind: &dyn Kind,
+    with: &Map<String, Value>,
+    mut lookup: impl FnMut(&Ref) -> Result<Value, E>,
+) -> Result<Map<String, Value>, E> {
     let mut out = Map::new();
     for (key, value) in with {
         if kind.deferred().contains(&key.as_str()) {
@@ -107,7 +125,12 @@ fn settle(
 /// (the engine's timeout drops it), and redacts the secrets read for it.
 async fn call_kind(kind: &dyn Kind, with: Map<String, Value>, call: Call, used: &[String]) -> Result<Value, Failure> {
     let _fires_on_drop = call.cancel.clone().drop_guard();
-    match kind.run(with, &call).await {
+    redacted(kind.run(with, &call).await, used)
+}
+
+/// A kind's outcome with the secrets read for its call redacted.
+fn redacted(outcome: Result<Value, Failure>, used: &[String]) -> Result<Value, Failure> {
+    match outcome {
         Ok(v) => Ok(redact_value(v, used)),
         Err(f) => Err(redact_failure(f, used)),
     }
@@ -184,18 +207,28 @@ impl FileTask {
 impl Task for FileTask {
     async fn execute(&self, ctx: &ExecuteContext) -> Result<Value, Failure> {
         let mut used = Vec::new();
-        let with = settle(self.kind.as_ref(), &self.with, ctx.inputs().as_map(), self.secrets.as_ref(), &mut used)?;
-        let call = Call {
-            atom: ctx.atom_name_shared().clone(),
-            attempt: ctx.attempt(),
-            timeout: self.timeout,
-            cancel: CancellationToken::new(),
-            reverting: false,
-            job: ctx.book(),
-            inputs: arguments(ctx.inputs().as_map(), &self.args),
-            outcome: None,
+        let mut with = match &self.fixed {
+            Some(with) => with.clone(),
+            None => settle(self.kind.as_ref(), &self.with, ctx.inputs().as_map(), self.secrets.as_ref(), &mut used)?,
         };
-        let result = call_kind(self.kind.as_ref(), with, call, &used).await?;
+        let quick = QuickCall { atom: ctx.atom_name(), attempt: ctx.attempt(), job: ctx.book() };
+        // Work done at once (noop, fail, await) needs no token to cancel it and no future.
+        let result = match self.kind.run_at_once(&mut with, &quick) {
+            Some(outcome) => redacted(outcome, &used)?,
+            None => {
+                let call = Call {
+                    atom: ctx.atom_name_shared().clone(),
+                    attempt: ctx.attempt(),
+                    timeout: self.timeout,
+                    cancel: CancellationToken::new(),
+                    reverting: false,
+                    job: ctx.book(),
+                    inputs: arguments(ctx.inputs().as_map(), &self.args),
+                    outcome: None,
+                };
+                call_kind(self.kind.as_ref(), with, call, &used).await?
+            }
+        };
         self.project(result)
     }
 

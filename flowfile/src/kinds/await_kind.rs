@@ -25,7 +25,7 @@ use flows::{Failure, Park};
 use serde_json::{Map, Value};
 
 use super::sleep::duration;
-use super::{is_deferred, require_keys, Call, Kind};
+use super::{is_deferred, require_keys, Call, Kind, QuickCall};
 
 /// The `await` kind.
 #[derive(Debug, Clone, Copy, Default)]
@@ -83,9 +83,17 @@ impl Kind for Await {
         problems
     }
     async fn run(&self, with: Map<String, Value>, _call: &Call) -> Result<Value, Failure> {
-        let limit = timeout(&with).map_err(Failure::task)?;
-        Err(Park::after(limit).into())
+        park(&with)
     }
+    fn run_at_once(&self, with: &mut Map<String, Value>, _call: &QuickCall<'_>) -> Option<Result<Value, Failure>> {
+        Some(park(with))
+    }
+}
+
+/// The park `run` asks for: for the task's `timeout`.
+fn park(with: &Map<String, Value>) -> Result<Value, Failure> {
+    let limit = timeout(with).map_err(Failure::task)?;
+    Err(Park::after(limit).into())
 }
 
 #[cfg(test)]

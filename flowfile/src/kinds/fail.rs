@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use flows::Failure;
 use serde_json::{Map, Value};
 
-use super::{is_deferred, Call, Kind};
+use super::{is_deferred, Call, Kind, QuickCall};
 
 /// The `fail` kind.
 #[derive(Debug, Clone, Copy, Default)]
@@ -31,18 +31,25 @@ impl Kind for Fail {
         }
     }
     async fn run(&self, with: Map<String, Value>, call: &Call) -> Result<Value, Failure> {
-        if let Some(until) = with.get("until_attempt") {
-            let until =
-                until.as_u64().ok_or_else(|| Failure::task(format!("until_attempt is not a whole number: {until}")))?;
-            if u64::from(call.attempt) >= until {
-                return Ok(Value::Null);
-            }
-        }
-        let message = match with.get("message") {
-            None => format!("{} failed on purpose", call.atom),
-            Some(Value::String(s)) => s.clone(),
-            Some(other) => other.to_string(),
-        };
-        Err(Failure::task(message))
+        outcome(&with, &QuickCall::of(call))
     }
+    fn run_at_once(&self, with: &mut Map<String, Value>, call: &QuickCall<'_>) -> Option<Result<Value, Failure>> {
+        Some(outcome(with, call))
+    }
+}
+
+fn outcome(with: &Map<String, Value>, call: &QuickCall<'_>) -> Result<Value, Failure> {
+    if let Some(until) = with.get("until_attempt") {
+        let until =
+            until.as_u64().ok_or_else(|| Failure::task(format!("until_attempt is not a whole number: {until}")))?;
+        if u64::from(call.attempt) >= until {
+            return Ok(Value::Null);
+        }
+    }
+    let message = match with.get("message") {
+        None => format!("{} failed on purpose", call.atom),
+        Some(Value::String(s)) => s.clone(),
+        Some(other) => other.to_string(),
+    };
+    Err(Failure::task(message))
 }

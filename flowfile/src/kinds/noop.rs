@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use flows::Failure;
 use serde_json::{Map, Value};
 
-use super::{Call, Kind};
+use super::{Call, Kind, QuickCall};
 
 /// The `noop` kind.
 #[derive(Debug, Clone, Copy, Default)]
@@ -22,6 +22,13 @@ impl Kind for Noop {
         Vec::new()
     }
     async fn run(&self, mut with: Map<String, Value>, _call: &Call) -> Result<Value, Failure> {
-        Ok(with.remove("result").unwrap_or(Value::Null))
+        Ok(result(&mut with))
     }
+    fn run_at_once(&self, with: &mut Map<String, Value>, _call: &QuickCall<'_>) -> Option<Result<Value, Failure>> {
+        Some(Ok(result(with)))
+    }
+}
+
+fn result(with: &mut Map<String, Value>) -> Value {
+    with.remove("result").unwrap_or(Value::Null)
 }

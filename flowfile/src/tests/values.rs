@@ -117,3 +117,41 @@ fn kinds_used_include_reverts_and_a_conductor_can_tell_what_it_lacks() {
     let refused = file.build(&serde_json::Map::new(), &crate::Kinds::default_allowed());
     assert!(refused.is_err_and(|e| e.contains("\"record\", which is not allowed here")));
 }
+
+/// Settings without references are settled once per task, and `noop` and `fail` answer
+/// at once, without a future: results are what they were when every call resolved them.
+#[tokio::test]
+async fn settings_without_references_are_settled_once_and_quick_kinds_answer_alike() {
+    let (kinds, _) = kinds();
+    let file = parse(
+        r#"
+name: quick
+flow:
+  linear:
+    - task: plain
+      kind: noop
+      with: {result: {escaped: "$${count} stays", n: 3, list: [a, "$$5"]}}
+      provides: plain
+    - task: nothing
+      kind: noop
+      provides: nothing
+    - task: third-time
+      kind: fail
+      with: {until_attempt: 3, message: not yet}
+      retry: {times: 3}
+      provides: third
+"#,
+        &kinds,
+    );
+    let ran = run(&file, json!({}), kinds.clone()).await;
+    assert_state(&ran, FlowState::Success);
+    assert_eq!(ran.outcome.results["plain"], json!({"escaped": "${count} stays", "n": 3, "list": ["a", "$$5"]}));
+    assert_eq!(ran.outcome.results["nothing"], json!(null));
+    assert_eq!(ran.outcome.results["third"], json!(null));
+
+    let failing = parse("name: failing\nflow:\n  linear:\n    - {task: boom, kind: fail}\n", &kinds);
+    let ran = run(&failing, json!({}), kinds).await;
+    assert_state(&ran, FlowState::Reverted);
+    let failure = ran.outcome.failure.as_ref().expect("a failure");
+    assert!(failure.message.contains("boom failed on purpose"), "{failure:?}");
+}

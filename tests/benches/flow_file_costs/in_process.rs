@@ -59,6 +59,19 @@ pub async fn build_and_run(factory: &FlowFactory) -> HarnessResult<Timed> {
     Ok(Timed { build, total: started.elapsed() })
 }
 
+/// Builds and runs only the file (`file`) or the Rust (`rust`) no-op line, `rounds` times.
+pub async fn line_only(line: &str, tasks: usize, rounds: usize) -> HarnessResult<()> {
+    let factory = match line {
+        "file" => file_factory(&linear_file("noops", tasks, "noop", "{}"), Kinds::default_allowed())?,
+        "rust" => rust_noops("noops", tasks),
+        other => return Err(format!("BENCH_LINE={other}: expected file or rust").into()),
+    };
+    for _ in 0..rounds {
+        build_and_run(&factory).await?;
+    }
+    Ok(())
+}
+
 /// Per-task cost of a file-built and a Rust-built flow: the median and the best of
 /// `rounds` runs of each, taken in turns so that drift on a shared machine hits both alike.
 pub struct PerTask {

@@ -18,6 +18,11 @@
 //! Run: `cargo build --release -p conductor -p tests -p baton-cli --bins && cargo bench -p tests --bench flow_file_costs`.
 //! `BENCH_TASKS` (1000), `BENCH_ROUNDS` (11), `BENCH_SHELL_TASKS` (200) and
 //! `BENCH_JOBS` (200) shrink a run.
+//!
+//! `BENCH_LINE=file` (or `rust`) runs only that in-process line, `BENCH_ROUNDS` times, and
+//! prints nothing: for counting instructions, which a busy machine does not disturb, e.g.
+//! `valgrind --tool=callgrind` at two round counts, the difference divided by the extra
+//! rounds times `BENCH_TASKS` being the cost of one task.
 
 mod fleet;
 mod in_process;
@@ -43,6 +48,9 @@ fn main() -> HarnessResult<()> {
     let shell_tasks = env_usize("BENCH_SHELL_TASKS", 200);
     let jobs = env_usize("BENCH_JOBS", 200);
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    if let Ok(line) = std::env::var("BENCH_LINE") {
+        return rt.block_on(in_process::line_only(&line, tasks, rounds));
+    }
 
     eprintln!("in-process: {tasks}-task no-op line from a file and in Rust, {rounds} rounds ...");
     let per_task = rt.block_on(in_process::per_task(tasks, rounds))?;
