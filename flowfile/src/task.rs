@@ -8,6 +8,8 @@
 //! (null for the task that failed) and `${failure.kind}`/`${failure.message}`
 //! (the task's own failure, or else the one that made the flow revert).
 
+use std::future::{ready, Future};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -136,7 +138,27 @@ fn redacted(outcome: Result<Value, Failure>, used: &[String]) -> Result<Value, F
     }
 }
 
+/// What [`FileTask`]'s `execute` returns: the future `#[async_trait]` would box.
+type Executing<'a> = Pin<Box<dyn Future<Output = Result<Value, Failure>> + Send + 'a>>;
+
 impl FileTask {
+    /// Runs the kind's `run` with `with` settled (`used`: the secrets read for it), cancelled
+    /// if the engine drops the call, and picks the `provides` fields out of its result.
+    async fn call(&self, with: Map<String, Value>, ctx: &ExecuteContext, used: Vec<String>) -> Result<Value, Failure> {
+        let call = Call {
+            atom: ctx.atom_name_shared().clone(),
+            attempt: ctx.attempt(),
+            timeout: self.timeout,
+            cancel: CancellationToken::new(),
+            reverting: false,
+            job: ctx.book(),
+            inputs: arguments(ctx.inputs().as_map(), &self.args),
+            outcome: None,
+        };
+        let result = call_kind(self.kind.as_ref(), with, call, &used).await?;
+        self.project(result)
+    }
+
     /// The kind's own hand-off of a recorded park (a `remote` task's worker gets the
     /// token), with `with` resolved from the inputs; the token is redacted from a failure.
     async fn kind_parked(&self, ctx: &ParkedContext) -> Result<(), Failure> {
@@ -205,31 +227,30 @@ impl FileTask {
 
 #[async_trait]
 impl Task for FileTask {
-    async fn execute(&self, ctx: &ExecuteContext) -> Result<Value, Failure> {
+    /// Not an `async fn`: a call of a kind that finishes at once (noop, fail, await) is
+    /// answered with a ready future, with no cancellation token made and no state machine
+    /// of a waiting call boxed (per-task cost, issue 9).
+    fn execute<'a, 'b, 'async_trait>(&'a self, ctx: &'b ExecuteContext) -> Executing<'async_trait>
+    where
+        'a: 'async_trait,
+        'b: 'async_trait,
+        Self: 'async_trait,
+    {
         let mut used = Vec::new();
         let mut with = match &self.fixed {
             Some(with) => with.clone(),
-            None => settle(self.kind.as_ref(), &self.with, ctx.inputs().as_map(), self.secrets.as_ref(), &mut used)?,
-        };
-        let quick = QuickCall { atom: ctx.atom_name(), attempt: ctx.attempt(), job: ctx.book() };
-        // Work done at once (noop, fail, await) needs no token to cancel it and no future.
-        let result = match self.kind.run_at_once(&mut with, &quick) {
-            Some(outcome) => redacted(outcome, &used)?,
             None => {
-                let call = Call {
-                    atom: ctx.atom_name_shared().clone(),
-                    attempt: ctx.attempt(),
-                    timeout: self.timeout,
-                    cancel: CancellationToken::new(),
-                    reverting: false,
-                    job: ctx.book(),
-                    inputs: arguments(ctx.inputs().as_map(), &self.args),
-                    outcome: None,
-                };
-                call_kind(self.kind.as_ref(), with, call, &used).await?
+                match settle(self.kind.as_ref(), &self.with, ctx.inputs().as_map(), self.secrets.as_ref(), &mut used) {
+                    Ok(with) => with,
+                    Err(failure) => return Box::pin(ready(Err(failure))),
+                }
             }
         };
-        self.project(result)
+        let quick = QuickCall { atom: ctx.atom_name(), attempt: ctx.attempt(), job: ctx.book() };
+        match self.kind.run_at_once(&mut with, &quick) {
+            Some(outcome) => Box::pin(ready(redacted(outcome, &used).and_then(|result| self.project(result)))),
+            None => Box::pin(self.call(with, ctx, used)),
+        }
     }
 
     /// `notify`, resolved from the inputs plus `${callback.token}` and
