@@ -10,6 +10,7 @@
 //! in the enclosing pattern; in an unordered one, where siblings see nothing of
 //! each other, copies and fan-in go into `linear NAME [unordered NAME[all], NAME[*]]`.
 
+use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
@@ -168,17 +169,48 @@ impl<'a> Builder<'a> {
 
     /// One file task as an engine task (inside a retry flow of the same name if it has a retry).
     fn task(&mut self, t: &TaskDef, scope: &Scope) -> Result<(Node, bool), String> {
-        let atom = if scope.suffix.is_empty() { t.name.clone() } else { format!("{}{}", t.name, scope.suffix) };
-        self.record(&atom, &t.at);
-        // Only a task publishing fields inside an `each` copy differs from its prepared one.
-        let reusable = scope.locals.is_empty() || !matches!(t.provides, ProvidesDef::Fields(_));
-        let task: Arc<dyn flows::Task> = match self.prepared.and_then(|p| p.task(t)).filter(|_| reusable) {
-            Some(task) => task.clone(),
-            None => Arc::new(self.file_task(t, scope)?),
+        if self.origins.is_some() {
+            self.record(&atom_name(t, scope), &t.at);
+        }
+        let prepared = self.prepared.and_then(|p| p.task(t));
+        let spec = match prepared.and_then(|p| p.spec.as_ref()).filter(|_| scope.suffix.is_empty()) {
+            // Wired once per file version: nothing of it depends on the store.
+            Some(spec) => spec.clone(),
+            None => {
+                // Only a task publishing fields inside an `each` copy differs from its prepared one.
+                let reusable = scope.locals.is_empty() || !matches!(t.provides, ProvidesDef::Fields(_));
+                let task: Arc<dyn flows::Task> = match prepared.filter(|_| reusable) {
+                    Some(p) => p.task.clone(),
+                    None => Arc::new(self.file_task(t, scope)?),
+                };
+                self.spec(t, scope, atom_name(t, scope), task)
+            }
         };
-        // The retry wrapper takes the task's name too; otherwise the name moves into the spec.
-        let wrapper = t.retry.as_ref().map(|r| (atom.clone(), r));
-        let mut spec = TaskSpec::new(atom, task).kind(t.kind.as_str()).requires(t.needs.iter().cloned());
+        match &t.retry {
+            None => Ok((Node::Task(spec), false)),
+            // The retry wrapper takes the task's name too.
+            Some(r) => {
+                let wrapper = Flow::linear(spec.name().to_owned());
+                Ok((Node::Flow(wrapper.add(spec).retry(self.retry(r, scope))), true))
+            }
+        }
+    }
+
+    /// The spec of a top-scope task that depends on no store value (it needs no name, so
+    /// no default or `each` item is injected): what [`Prepared`] wires once per file version.
+    pub(crate) fn top_spec(&self, t: &TaskDef, task: Arc<dyn flows::Task>) -> Option<TaskSpec> {
+        t.needs.is_empty().then(|| self.spec(t, &Scope::default(), t.name.clone(), task))
+    }
+
+    /// A file task's wiring: its kind, the names it needs (injected or rebound in `scope`),
+    /// what it publishes, its timeout.
+    fn spec(&self, t: &TaskDef, scope: &Scope, atom: String, task: Arc<dyn flows::Task>) -> TaskSpec {
+        // A built-in kind's name is static: a spec copied per job then copies no text for it.
+        let kind = self.kinds.get(&t.kind).map_or_else(|| Cow::Owned(t.kind.clone()), |k| Cow::Borrowed(k.name()));
+        let mut spec = TaskSpec::new(atom, task).kind(kind);
+        if !t.needs.is_empty() {
+            spec = spec.requires(t.needs.iter().cloned());
+        }
         for arg in &t.needs {
             spec = match self.resolve(t.rebind.get(arg).unwrap_or(arg), scope) {
                 Resolved::Value(v) => spec.inject(arg.clone(), v),
@@ -194,10 +226,7 @@ impl<'a> Builder<'a> {
         if let Some(limit) = t.timeout {
             spec = spec.timeout(limit);
         }
-        match wrapper {
-            None => Ok((Node::Task(spec), false)),
-            Some((name, r)) => Ok((Node::Flow(Flow::linear(name).add(spec).retry(self.retry(r, scope))), true)),
-        }
+        spec
     }
 
     /// The engine object of a file task at the top scope (what [`Prepared`] keeps).
@@ -339,6 +368,15 @@ impl<'a> Builder<'a> {
         nodes.push(Node::Task(fan_in));
         names.push((fan_in_name, false));
         Ok(Built { nodes, names })
+    }
+}
+
+/// A task's atom name in `scope` (`TASK[i]` inside an `each` copy).
+fn atom_name(t: &TaskDef, scope: &Scope) -> String {
+    if scope.suffix.is_empty() {
+        t.name.clone()
+    } else {
+        format!("{}{}", t.name, scope.suffix)
     }
 }
 

@@ -175,6 +175,9 @@ pub(crate) struct TaskDef {
     /// Names the task needs: `requires` plus every reference in `with` and in its revert.
     #[serde(skip)]
     pub(crate) needs: Vec<String>,
+    /// Its place among the file's tasks, in file order: numbered by [`Prepared`](crate::prepared::Prepared).
+    #[serde(skip)]
+    pub(crate) slot: usize,
 }
 
 /// A task's `revert:` (absent or `none`: nothing to undo).

@@ -1,31 +1,40 @@
 //! The engine objects of a flow file's tasks, built once per file version (when its
 //! factory is made), so that a job's build only wires them: per job only what depends
 //! on the store is made afresh (`each` copies of tasks that publish fields, injected
-//! defaults, retry controllers, links).
+//! defaults, retry controllers, links). A top-scope task that needs no name keeps its
+//! whole wiring (its `TaskSpec`), which a job's build copies.
 
 use std::sync::Arc;
 
-use flows::Task;
+use flows::{Task, TaskSpec};
 
 use crate::build::Builder;
 use crate::kinds::Kinds;
 use crate::model::{Element, FlowDef, PatternDef, TaskDef};
 
-/// Each task's [`FileTask`](crate::task::FileTask) for the top scope, by the address of its [`TaskDef`] in
-/// `def` (boxed, so the addresses stay put), sorted for a binary search.
+/// One task's prepared engine object and, where nothing of it depends on the store, its wiring.
+pub(crate) struct Wired {
+    /// Its [`FileTask`](crate::task::FileTask), for the top scope.
+    pub(crate) task: Arc<dyn Task>,
+    /// Its spec at the top scope, when the task needs no name.
+    pub(crate) spec: Option<TaskSpec>,
+}
+
+/// Each task's [`Wired`] for the top scope, by the task's [`TaskDef::slot`] in `def`.
 pub(crate) struct Prepared {
-    def: Box<FlowDef>,
-    tasks: Vec<(usize, Arc<dyn Task>)>,
+    def: FlowDef,
+    tasks: Vec<Option<Wired>>,
 }
 
 impl Prepared {
-    /// Builds every task of `def` with `kinds`; a task whose kind `kinds` lacks is left
-    /// out (its job's build then reports it, as without preparation).
-    pub(crate) fn new(def: FlowDef, kinds: &Kinds) -> Self {
-        let def = Box::new(def);
-        let mut tasks = Vec::new();
+    /// Numbers every task of `def` and builds it with `kinds`; a task whose kind `kinds`
+    /// lacks is left out (its job's build then reports it, as without preparation).
+    pub(crate) fn new(mut def: FlowDef, kinds: &Kinds) -> Self {
+        let mut count = 0;
+        number(&mut def.flow, &mut count);
+        let mut tasks = Vec::with_capacity(count);
+        tasks.resize_with(count, || None);
         collect(&def, &def.flow, kinds, &mut tasks);
-        tasks.sort_unstable_by_key(|(at, _)| *at);
         Prepared { def, tasks }
     }
 
@@ -35,13 +44,25 @@ impl Prepared {
     }
 
     /// The prepared engine task of `t` (a task of [`Prepared::def`]), if any.
-    pub(crate) fn task(&self, t: &TaskDef) -> Option<&Arc<dyn Task>> {
-        let at = std::ptr::from_ref(t) as usize;
-        self.tasks.binary_search_by_key(&at, |(a, _)| *a).ok().map(|i| &self.tasks[i].1)
+    pub(crate) fn task(&self, t: &TaskDef) -> Option<&Wired> {
+        self.tasks.get(t.slot).and_then(Option::as_ref)
     }
 }
 
-fn collect(def: &FlowDef, p: &PatternDef, kinds: &Kinds, out: &mut Vec<(usize, Arc<dyn Task>)>) {
+/// Gives every task of `p` its slot, in file order.
+fn number(p: &mut PatternDef, count: &mut usize) {
+    for child in &mut p.children {
+        match child {
+            Element::Task(t) => {
+                t.slot = *count;
+                *count += 1;
+            }
+            Element::Pattern(inner) => number(inner, count),
+        }
+    }
+}
+
+fn collect(def: &FlowDef, p: &PatternDef, kinds: &Kinds, out: &mut [Option<Wired>]) {
     let store = serde_json::Map::new();
     let builder = Builder::new(def, &store, kinds);
     for child in &p.children {
@@ -49,7 +70,10 @@ fn collect(def: &FlowDef, p: &PatternDef, kinds: &Kinds, out: &mut Vec<(usize, A
             Element::Task(t) => {
                 if let Ok(task) = builder.top_task(t) {
                     let task: Arc<dyn Task> = Arc::new(task);
-                    out.push((std::ptr::from_ref(t) as usize, task));
+                    let spec = builder.top_spec(t, task.clone());
+                    if let Some(slot) = out.get_mut(t.slot) {
+                        *slot = Some(Wired { task, spec });
+                    }
                 }
             }
             Element::Pattern(inner) => collect(def, inner, kinds, out),

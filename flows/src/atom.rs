@@ -3,6 +3,7 @@
 //! Built fluently with [`task`] or [`task_fn`]; the compiler turns the
 //! declared names into concrete bindings before anything runs.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::future::Future;
@@ -59,7 +60,8 @@ pub struct TaskSpec {
     pub(crate) inject: Map<String, Value>,
     pub(crate) timeout: Option<Duration>,
     /// What kind of task this is (`shell`, `http`, ...), for metrics and traces; `None`: undeclared.
-    pub(crate) kind: Option<String>,
+    /// Borrowed when the name is static (a flow file's built-in kinds), so copies cost nothing.
+    pub(crate) kind: Option<Cow<'static, str>>,
 }
 
 /// Wraps a [`Task`] implementation under a name.
@@ -163,7 +165,7 @@ impl TaskSpec {
     /// Declares the task's kind (a flow file's `kind:`), reported to listeners and in
     /// the task's tracing span.
     #[must_use]
-    pub fn kind(mut self, kind: impl Into<String>) -> Self {
+    pub fn kind(mut self, kind: impl Into<Cow<'static, str>>) -> Self {
         self.kind = Some(kind.into());
         self
     }

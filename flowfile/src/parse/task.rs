@@ -78,6 +78,7 @@ pub(super) fn read(node: &Node, path: &str, parent: Order, cx: &mut Cx<'_>) -> O
         no_revert,
         after,
         needs,
+        slot: 0,
     })
 }
 
