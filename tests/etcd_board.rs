@@ -15,6 +15,8 @@ use tests::etcd::{unique_prefix, EtcdProcess};
 
 #[path = "etcd_board/epoch.rs"]
 mod epoch;
+#[path = "etcd_board/list_windows.rs"]
+mod list_windows;
 #[path = "etcd_board/listing.rs"]
 mod listing;
 #[path = "etcd_board/long_queue.rs"]

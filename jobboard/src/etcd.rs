@@ -15,6 +15,7 @@ mod codec;
 mod conductors;
 mod defs_watch;
 mod epoch;
+mod floor;
 mod flow_defs;
 mod format;
 pub(crate) mod keys;
@@ -30,6 +31,7 @@ mod security;
 mod session;
 pub mod storage;
 mod watch;
+mod windows;
 mod workers;
 
 use std::collections::HashMap;
@@ -255,6 +257,7 @@ impl EtcdBoard {
         // First: a board of a newer release is refused before anything is written to it.
         format::read_or_migrate(&kv, &keys).await?;
         let epoch = epoch::BoardEpoch::read_or_create(&kv, &keys).await?;
+        floor::ensure(&kv, &keys).await?;
         let session =
             Session::start(&client, config.lease_ttl, kv.clone(), epoch.clone(), config.stats.clone()).await?;
         let inner = Arc::new(Inner {

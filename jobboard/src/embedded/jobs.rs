@@ -78,20 +78,7 @@ pub(crate) fn list(tx: &Connection, query: &ListQuery) -> Result<JobPage, Error>
         Some(token) => token.parse().map_err(|_| Error::InvalidInput(format!("bad page token {token:?}")))?,
     };
     let limit = if query.limit == 0 { DEFAULT_PAGE } else { query.limit };
-    let mut sql = format!("SELECT {JOB_COLUMNS}, seq FROM jobs WHERE seq > ?1");
-    let mut args: Vec<SqlValue> = vec![SqlValue::Integer(after)];
-    if let Some(state) = query.state {
-        args.push(SqlValue::Text(state.as_str().to_owned()));
-        sql.push_str(&format!(" AND state = ?{}", args.len()));
-    }
-    if let Some(flow) = &query.flow {
-        args.push(SqlValue::Text(flow.clone()));
-        sql.push_str(&format!(" AND flow = ?{}", args.len()));
-    }
-    // One row more than the page tells whether there is a next page.
-    args.push(SqlValue::Integer(i64::try_from(limit).unwrap_or(i64::MAX).saturating_add(1)));
-    sql.push_str(&format!(" ORDER BY seq LIMIT ?{}", args.len()));
-
+    let (sql, args) = list_statement(query, after, limit);
     let mut stmt = tx.prepare_cached(&sql).map_err(sql_error)?;
     let rows = stmt
         .query_map(params_from_iter(args), |row| Ok((raw_job(row)?, row.get::<_, i64>(JOB_COLUMN_COUNT)?)))
@@ -110,6 +97,25 @@ pub(crate) fn list(tx: &Connection, query: &ListQuery) -> Result<JobPage, Error>
     }
     let next = if more { last_seq.map(|s| s.to_string()) } else { None };
     Ok(JobPage { jobs, next })
+}
+
+/// The page query of `list`: in `seq` order from the PRIMARY KEY, or from the
+/// `(state, seq)` or `(flow, seq)` index when filtered (no sort of a whole state).
+pub(crate) fn list_statement(query: &ListQuery, after: i64, limit: usize) -> (String, Vec<SqlValue>) {
+    let mut sql = format!("SELECT {JOB_COLUMNS}, seq FROM jobs WHERE seq > ?1");
+    let mut args: Vec<SqlValue> = vec![SqlValue::Integer(after)];
+    if let Some(state) = query.state {
+        args.push(SqlValue::Text(state.as_str().to_owned()));
+        sql.push_str(&format!(" AND state = ?{}", args.len()));
+    }
+    if let Some(flow) = &query.flow {
+        args.push(SqlValue::Text(flow.clone()));
+        sql.push_str(&format!(" AND flow = ?{}", args.len()));
+    }
+    // One row more than the page tells whether there is a next page.
+    args.push(SqlValue::Integer(i64::try_from(limit).unwrap_or(i64::MAX).saturating_add(1)));
+    sql.push_str(&format!(" ORDER BY seq LIMIT ?{}", args.len()));
+    (sql, args)
 }
 
 /// What one claim attempt did.

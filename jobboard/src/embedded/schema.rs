@@ -23,8 +23,16 @@ pub(crate) enum Step {
 
 /// Every step, oldest first. A schema change appends its step at the end; a released step
 /// is never edited (files in the field were made by it).
-pub(crate) const MIGRATIONS: &[Step] =
-    &[Step::Sql(V1), Step::Sql(V2), Step::Sql(V3), Step::Code(to_v4), Step::Sql(V5), Step::Sql(V6), Step::Code(to_v7)];
+pub(crate) const MIGRATIONS: &[Step] = &[
+    Step::Sql(V1),
+    Step::Sql(V2),
+    Step::Sql(V3),
+    Step::Code(to_v4),
+    Step::Sql(V5),
+    Step::Sql(V6),
+    Step::Code(to_v7),
+    Step::Sql(V8),
+];
 
 /// The schema version this code writes and understands (`PRAGMA user_version`).
 pub(crate) const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -182,6 +190,15 @@ ALTER TABLE jobs ADD COLUMN actions TEXT NOT NULL DEFAULT '[]';     -- JSON arra
 -- The deadline scan reads only unfinished, unflagged jobs that are due, from this index.
 CREATE INDEX jobs_due ON jobs (deadline) WHERE deadline IS NOT NULL AND cancel_requested = 0
     AND state IN ('UNCLAIMED', 'CLAIMED', 'PARKED', 'SUSPENDED');
+"#;
+
+/// Version 8: `list` filtered by state or flow reads its page in `seq` order from an
+/// index instead of sorting every job of that state (`jobs_claim_order` leads with the
+/// state but orders by priority); a board that keeps many finished jobs lists in time
+/// proportional to the page.
+const V8: &str = r#"
+CREATE INDEX jobs_list_state ON jobs (state, seq);
+CREATE INDEX jobs_list_flow ON jobs (flow, seq);
 "#;
 
 /// The `jobs.state` CHECK of version 1, and the one of version 4 that admits PARKED. SQLite

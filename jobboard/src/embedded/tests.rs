@@ -267,3 +267,24 @@ async fn on_its_consuming_storage_a_three_task_job_is_six_writes() {
     assert_eq!(end.writes - start.writes, 6, "post, claim, 3 logbook writes, the last with the consume");
     assert_eq!(end.commits - start.commits, 6, "a lone writer waits for no batch: one commit per write");
 }
+
+#[tokio::test]
+async fn filtered_listings_read_an_index_in_page_order() {
+    let (dir, board) = temp_board(BoardConfig::new("me"));
+    board.post(new_job(None)).await.expect("post");
+    let conn = inspect(&dir);
+    let filters =
+        [(Some(JobState::Complete), None), (None, Some("f")), (Some(JobState::Unclaimed), Some("f")), (None, None)];
+    for (state, flow) in filters {
+        let query = ListQuery { state, flow: flow.map(str::to_owned), limit: 100, page_token: None };
+        let (sql, args) = super::jobs::list_statement(&query, 0, 100);
+        let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).expect("explain");
+        let plan: Vec<String> = stmt
+            .query_map(rusqlite::params_from_iter(args), |row| row.get::<_, String>(3))
+            .expect("plan")
+            .collect::<Result<_, _>>()
+            .expect("plan rows");
+        assert!(plan.iter().all(|step| !step.contains("TEMP B-TREE")), "{query:?} sorts: {plan:?}");
+        assert!(plan.iter().any(|step| step.starts_with("SEARCH")), "{query:?} scans: {plan:?}");
+    }
+}

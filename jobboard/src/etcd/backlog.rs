@@ -7,7 +7,7 @@
 //! priority band, so the bands are walked (one request each, jumping past a
 //! band's keys), up to [`MAX_BANDS`]; a queue with more distinct priorities
 //! reports the oldest of its first bands. Ids carry their posting time
-//! (`codec::new_job_id`), so no job record is read.
+//! (`codec::new_job_id_from`), so no job record is read.
 
 use etcd_client::GetOptions;
 use flows::Millis;
@@ -70,7 +70,7 @@ mod tests {
 
     #[test]
     fn an_id_tells_when_it_was_posted() {
-        let (id, ms) = super::super::codec::new_job_id();
+        let (id, ms) = super::super::codec::new_job_id_from(0);
         assert_eq!(posted_at(id), ms);
     }
 }

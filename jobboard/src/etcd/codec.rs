@@ -198,9 +198,13 @@ pub(crate) fn check_size<T: Serialize>(what: &str, value: &T, limit: usize) -> R
 /// A new job id: UUID version 7 layout (48-bit milliseconds, then a 12-bit
 /// counter that keeps ids from one process strictly increasing within a
 /// millisecond), so that key order is posting order.
-pub(crate) fn new_job_id() -> (JobId, Millis) {
+///
+/// Its milliseconds are `not_before` at least: a post refused by the board's list floor
+/// (a clock behind it) takes an id at the floor (see `floor`); the process's later ids
+/// then stay at or above it (ids are monotonic per process), until its clock catches up.
+pub(crate) fn new_job_id_from(not_before: Millis) -> (JobId, Millis) {
     static LAST: Mutex<(u64, u16)> = Mutex::new((0, 0));
-    let now = flows::logbook::now_millis();
+    let now = flows::logbook::now_millis().max(not_before);
     let (ms, counter) = {
         let mut last = LAST.lock().unwrap_or_else(|e| e.into_inner());
         let next = if now > last.0 {
@@ -283,7 +287,7 @@ mod tests {
 
     #[test]
     fn ids_increase_in_key_order() {
-        let ids: Vec<String> = (0..5000).map(|_| new_job_id().0.to_string()).collect();
+        let ids: Vec<String> = (0..5000).map(|_| new_job_id_from(0).0.to_string()).collect();
         assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids must sort in posting order");
     }
 }

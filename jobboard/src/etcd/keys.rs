@@ -24,6 +24,7 @@
 //! | `P m/park/<id>/<atom-hex>` | park entry JSON: attempt, token hash, deadline, state, outcome (see `parking`) | - | owner's logbook txn (park); completion, timeout, cancel (conditional) |
 //! | `P due/<deadline-ms:013>/<id>/<atom-hex>` | empty: parked tasks by deadline, read only up to now | - | with the entry; deleted when it is settled |
 //! | `P format` | the board's format version, a number (see `format`) | - | first session (conditional create); each migration step |
+//! | `P floor` | the list floor: an id no job's id is below, where `list` starts (see `floor`) | - | first session (conditional create); raised by the purge and by a listing that finds a gap; compared by every post |
 //! | `P parked/<id>` | empty: PARKED jobs, in id (= age) order; counted for the backlog | - | park; deleted by deliver and cancel (same txns) |
 //!
 //! `inv-prio` is `i32::MAX - priority` zero-padded, so ascending key order is
@@ -31,10 +32,12 @@
 //! (small values only): a `queue` put or an `owner` delete by lease expiry
 //! wakes claimers; a `state` put carrying the cancel flag reaches the owner.
 //!
-//! `list` reads the indexes too: with a CLAIMED filter it ranges `owner` keys
-//! (id order), with an UNCLAIMED filter the keys of `queue` (or one flow's
-//! `fqueue`), `held` and `owner`; then only the page's `state`, `owner` and
-//! `spec` records (see `list`).
+//! `list` ranges `state` keys from the floor (or a page token) in id-time windows
+//! (`windows`: `[P m/state/<id at t>, P m/state/<id at t+w>)` holds the jobs created in
+//! `[t, t+w)`), so that etcd walks the page's neighbourhood, not every job kept. It reads
+//! the indexes too: with a CLAIMED filter it ranges `owner` keys (id order), with an
+//! UNCLAIMED filter the keys of `queue` (or one flow's `fqueue`), `held` and `owner`;
+//! then only the page's `state`, `owner` and `spec` records (see `list`).
 
 use crate::job::JobId;
 
@@ -184,6 +187,11 @@ impl Keys {
     /// The board's format version (see `format.rs`).
     pub(crate) fn format(&self) -> String {
         format!("{}format", self.prefix)
+    }
+
+    /// The list floor (see `floor`).
+    pub(crate) fn floor(&self) -> String {
+        format!("{}floor", self.prefix)
     }
 
     pub(crate) fn epoch(&self) -> String {

@@ -2,7 +2,9 @@
 //!
 //! Without a state filter, or for the finished states (which are most of a
 //! board that keeps jobs for retention, so few records are skipped), it pages
-//! through `P m/state/` and filters as it goes. CLAIMED and UNCLAIMED come from
+//! through `P m/state/` and filters as it goes: from the list floor (or the page
+//! token) in id-time windows (`windows`), so that each request costs the keys of
+//! its window rather than every job after the page's start. CLAIMED and UNCLAIMED come from
 //! the indexes instead, so that they cost the page and the open jobs, not every
 //! job kept: every `P m/owner/<id>` is a claimed job, in id order; the unclaimed
 //! ones are the queue entries (`P m/queue/`, or one flow's `P m/fqueue/`) plus
@@ -19,8 +21,10 @@ use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use etcd_client::{GetOptions, Txn, TxnOp, TxnOpResponse};
 
 use super::codec::{assemble, decode, SpecRecord, StateRecord};
+use super::floor;
 use super::keys::{id_at_end, prefix_end};
 use super::owner::owner_name;
+use super::windows::{id_at, id_ms, Windows};
 use super::Inner;
 use crate::error::Error;
 use crate::job::{Job, JobId, JobPage, JobState, ListQuery};
@@ -243,26 +247,29 @@ impl Inner {
         Ok(Some(candidates.into_iter().collect()))
     }
 
-    /// Pages through `m/state/` (small records, in creation order), filtering as it goes.
+    /// Pages through `m/state/` (small records, in creation order) in id-time windows
+    /// from the list floor or the page token (see `windows`), filtering as it goes.
     async fn list_scan(&self, query: &ListQuery, limit: usize, after: Option<JobId>) -> Result<JobPage, Error> {
-        let keys = &self.keys;
-        let prefix = keys.state_prefix();
-        let end = prefix_end(&prefix);
-        let mut from = match after {
-            None => prefix.clone().into_bytes(),
-            Some(after) => after_key(keys.state(after).as_bytes()),
+        let prefix = self.keys.state_prefix();
+        let floor = self.floor().await?;
+        let mut windows = match (floor, after) {
+            (Some(floor), Some(after)) if after >= floor => Windows::after(prefix, after, false),
+            (Some(floor), _) => Windows::from(prefix, floor, false),
+            (None, Some(after)) => Windows::after(prefix, after, false),
+            (None, None) => Windows::unbounded(prefix, false),
         };
         let mut picked: Vec<Found> = Vec::new();
         let mut next = None;
+        let mut first = true;
         'pages: loop {
-            let batch = (limit * 2).max(64) as i64;
-            let mut resp = self
-                .get(from.clone(), Some(GetOptions::new().with_range(end.clone()).with_limit(batch)), "listing jobs")
-                .await?;
-            let more = resp.more();
-            let kvs = resp.take_kvs();
+            let batch = (limit * 2).max(64);
+            let kvs = windows.next(self, batch).await?;
             let Some(last) = kvs.last() else { break };
             let (first_id, last_id) = (id_at_end(kvs[0].key()), id_at_end(last.key()));
+            if let (true, Some(floor), Some(oldest)) = (first && after.is_none(), floor, first_id) {
+                self.close_floor_gap(floor, oldest).await;
+            }
+            first = false;
             let owners = self.owners_between(first_id, last_id).await?;
             for kv in &kvs {
                 let Some(id) = id_at_end(kv.key()) else { continue };
@@ -276,12 +283,19 @@ impl Inner {
                     picked.push(Found { id, state, owner, spec: None });
                 }
             }
-            if !more {
-                break;
-            }
-            from = after_key(last.key());
         }
         Ok(JobPage { jobs: self.complete_page(picked).await?, next })
+    }
+
+    /// Raises the floor to the oldest job when a first page found it [`floor::GAP_MS`] above
+    /// (the next listings then skip that time); a failure only leaves it where it was.
+    async fn close_floor_gap(&self, floor: JobId, oldest: JobId) {
+        if id_ms(oldest) < id_ms(floor).saturating_add(floor::GAP_MS) {
+            return;
+        }
+        if let Err(error) = self.raise_floor(floor, id_at(id_ms(oldest))).await {
+            tracing::debug!(%error, "raising the list floor failed");
+        }
     }
 
     /// Owner keys of jobs with ids in `[first, last]`.

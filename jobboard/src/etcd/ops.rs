@@ -2,60 +2,86 @@
 
 use etcd_client::{Compare, CompareOp, DeleteOptions, GetOptions, Txn, TxnOp};
 
-use super::codec::{assemble, decode, encode, new_job_id, validate_new_job, SpecRecord, StateRecord};
+use super::codec::{assemble, decode, encode, new_job_id_from, validate_new_job, SpecRecord, StateRecord};
+use super::floor;
 use super::keys::id_at_end;
 use super::owner::{get_kv, owner_name};
+use super::windows::id_ms;
 use super::Inner;
 use crate::error::Error;
 use crate::job::{Job, JobId, NewJob};
 
 /// Jobs removed per purge round: small, so no revision deletes many keys (see etcd-notes §6).
 const PURGE_BATCH: i64 = 32;
+/// Post attempts: a refusal by the list floor is followed by one at the floor, which it admits.
+const POST_ROUNDS: usize = 3;
 
 impl Inner {
     pub(super) async fn post(&self, job: NewJob) -> Result<Job, Error> {
         validate_new_job(&job, self.config.max_value_bytes)?;
-        let (id, created_at) = new_job_id();
-        let spec = SpecRecord {
+        let keys = &self.keys;
+        // Refused by the list floor (see `floor`): post again with an id at it.
+        let mut not_before = 0;
+        let mut posted = None;
+        let mut spec = SpecRecord {
             flow: job.flow,
             store: job.store,
             priority: job.priority,
             idempotency_key: job.idempotency_key,
-            created_at,
+            created_at: 0,
             pin: job.pin,
             requires: job.requires,
             deadline: job.deadline,
             rerun_of: job.rerun_of,
         };
-        let state = StateRecord::new(&spec);
-        let keys = &self.keys;
-        let encoded_state = encode(&state, "job state")?;
-        let mut then = vec![
-            TxnOp::put(keys.spec(id), encode(&spec, "job spec")?, None),
-            TxnOp::put(keys.state(id), encoded_state.clone(), None),
-            TxnOp::put(keys.queue(spec.priority, id), encoded_state.clone(), None),
-            TxnOp::put(keys.flow_queue(&spec.flow, spec.priority, id), encoded_state, None),
-        ];
-        if let Some(deadline) = spec.deadline {
-            then.push(TxnOp::put(keys.job_due(deadline, id), "", None));
-        }
-        let txn = match &spec.idempotency_key {
-            None => Txn::new().and_then(then),
-            Some(key) => {
-                then.push(TxnOp::put(keys.idem(key), id.to_string(), None));
-                Txn::new()
-                    .when([Compare::create_revision(keys.idem(key), CompareOp::Equal, 0)])
-                    .and_then(then)
-                    .or_else([TxnOp::get(keys.idem(key), None)])
+        for _ in 0..POST_ROUNDS {
+            let id;
+            (id, spec.created_at) = new_job_id_from(not_before);
+            let state = StateRecord::new(&spec);
+            let encoded_state = encode(&state, "job state")?;
+            let mut then = vec![
+                TxnOp::put(keys.spec(id), encode(&spec, "job spec")?, None),
+                TxnOp::put(keys.state(id), encoded_state.clone(), None),
+                TxnOp::put(keys.queue(spec.priority, id), encoded_state.clone(), None),
+                TxnOp::put(keys.flow_queue(&spec.flow, spec.priority, id), encoded_state, None),
+            ];
+            if let Some(deadline) = spec.deadline {
+                then.push(TxnOp::put(keys.job_due(deadline, id), "", None));
             }
-        };
-        let resp = self.txn(txn, "posting a job").await?;
-        if !resp.succeeded() {
-            let existing = get_kv(&resp, 0)
-                .and_then(|kv| String::from_utf8_lossy(kv.value()).parse::<JobId>().ok())
-                .ok_or_else(|| Error::Backend { message: "corrupt idempotency index entry".into(), source: None })?;
-            return self.get_job(existing).await;
+            let mut when = vec![floor::admits(keys, id)];
+            let mut otherwise = vec![TxnOp::get(keys.floor(), None)];
+            if let Some(key) = &spec.idempotency_key {
+                then.push(TxnOp::put(keys.idem(key), id.to_string(), None));
+                when.push(Compare::create_revision(keys.idem(key), CompareOp::Equal, 0));
+                otherwise.push(TxnOp::get(keys.idem(key), None));
+            }
+            let resp = self.txn(Txn::new().when(when).and_then(then).or_else(otherwise), "posting a job").await?;
+            if resp.succeeded() {
+                posted = Some((id, state));
+                break;
+            }
+            if spec.idempotency_key.is_some() {
+                if let Some(kv) = get_kv(&resp, 1) {
+                    let existing = String::from_utf8_lossy(kv.value()).parse::<JobId>().map_err(|_| {
+                        Error::Backend { message: "corrupt idempotency index entry".into(), source: None }
+                    })?;
+                    return self.get_job(existing).await;
+                }
+            }
+            match floor::refused_at(get_kv(&resp, 0).as_ref())? {
+                Some(floor) => {
+                    tracing::warn!(%id, %floor, "this clock is behind the board's list floor: the job takes an id at it");
+                    not_before = id_ms(floor);
+                }
+                None => self.ensure_floor().await?,
+            }
         }
+        let Some((id, state)) = posted else {
+            return Err(Error::Backend {
+                message: format!("posting kept being refused by the list floor at {}", keys.floor()),
+                source: None,
+            });
+        };
         // Our own watch will say so too, a moment later; a sibling claimer must not miss it meanwhile.
         let queued = keys.queue(spec.priority, id);
         self.with_local(|local| local.queue_put(queued.as_bytes()));
@@ -88,6 +114,10 @@ impl Inner {
             let mut resp = self.get(keys.done_prefix(), Some(options), "listing expired jobs").await?;
             let done = resp.take_kvs();
             if done.is_empty() {
+                // The oldest job left is where listings start from now on.
+                if let Err(error) = self.tighten_floor().await {
+                    tracing::warn!(%error, "raising the list floor failed; listings start lower until the next purge");
+                }
                 return Ok(removed);
             }
             for kv in done {
