@@ -67,6 +67,7 @@ impl Db {
         }
         conn.pragma_update(None, "synchronous", "FULL").map_err(sql_error)?;
         conn.pragma_update(None, "foreign_keys", true).map_err(sql_error)?;
+        keep_plans(&conn)?;
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         super::migrate::migrate(&mut conn, path)?;
         let out = {
@@ -128,6 +129,15 @@ impl Db {
             }
         }
     }
+}
+
+/// Turns on SQLite's query planner stability guarantee. This SQLite is built with
+/// STAT4, under which a cached statement such as the logbook's (a parameter on a joined
+/// key or a non-unique index: `logbooks.job_id`) is parsed and planned again on the
+/// first step after every new binding; every job's logbook reads and writes did that
+/// (an eighth of the conductor's CPU). The board never runs ANALYZE: no plan changes.
+pub(super) fn keep_plans(conn: &Connection) -> Result<(), Error> {
+    conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true).map(drop).map_err(sql_error)
 }
 
 /// Takes the board file's process lock, or says which process-wide lock is held.
