@@ -104,6 +104,25 @@ impl Db {
         self.writer.stats()
     }
 
+    /// Runs `f` in one read (DEFERRED) transaction on a read connection, on the
+    /// caller's thread: for reads of a few rows by key (a job, its parked tasks, a
+    /// small logbook), which take microseconds from the page cache while a hand-off
+    /// to a blocking thread and back costs two thread switches. In WAL mode a read
+    /// never waits for the writer. Anything that may read many rows uses [`Db::read`].
+    pub(crate) fn read_now<R, E, F>(&self, f: F) -> Result<R, E>
+    where
+        E: From<Error>,
+        F: FnOnce(&Connection) -> Result<R, E>,
+    {
+        let mut conn = self.readers.take()?;
+        let out = {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Deferred).map_err(sql_error)?;
+            f(&tx)
+        };
+        self.readers.put(conn);
+        out
+    }
+
     /// Runs `f` in one read (DEFERRED) transaction on a read connection, on a
     /// blocking thread, so that multi-statement reads see one snapshot.
     pub(crate) async fn read<R, E, F>(&self, f: F) -> Result<R, E>

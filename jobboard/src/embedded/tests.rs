@@ -267,3 +267,25 @@ async fn on_its_consuming_storage_a_three_task_job_is_six_writes() {
     assert_eq!(end.writes - start.writes, 6, "post, claim, 3 logbook writes, the last with the consume");
     assert_eq!(end.commits - start.commits, 6, "a lone writer waits for no batch: one commit per write");
 }
+
+/// A flow's detail reads the same whether it is small (read on the caller's thread)
+/// or over the small-flow bound (read on a blocking thread), and a missing one is `None`.
+#[tokio::test]
+async fn small_and_big_flows_load_whole() {
+    let (_dir, board) = temp_board(BoardConfig::new("me"));
+    for atoms in [0, 3, 65, 200] {
+        let job = board.post(new_job(None)).await.expect("post");
+        let claim = board.claim(job.id).await.expect("claim");
+        let storage = claim.storage();
+        assert!(storage.load_flow(job.id, job.id).await.expect("load").is_none(), "a flow never saved");
+        let detail = FlowDetail::new(job.id, "f");
+        let details: Vec<flows::AtomDetail> =
+            (0..atoms).map(|n| flows::AtomDetail::new(format!("t{n}"), flows::AtomKind::Task)).collect();
+        let refs: Vec<&flows::AtomDetail> = details.iter().collect();
+        let changes = flows::FlowChanges { flow: Some(&detail), atoms: &refs };
+        storage.save_changes(job.id, job.id, changes).await.expect("save");
+        let loaded = storage.load_flow(job.id, job.id).await.expect("load").expect("saved flow");
+        assert_eq!(loaded.atoms.len(), atoms, "atoms of a flow of {atoms}");
+        assert!(loaded.atoms.contains_key(&format!("t{}", atoms.saturating_sub(1))) || atoms == 0);
+    }
+}
