@@ -240,7 +240,7 @@ impl JobBoard for EmbeddedBoard {
 
     async fn get(&self, id: JobId) -> Result<Job, Error> {
         self.check_open()?;
-        self.shared.db.read(move |tx| jobs::get_existing(tx, id)).await
+        self.shared.db.read_now(|tx| jobs::get_existing(tx, id))
     }
 
     async fn list(&self, query: &ListQuery) -> Result<JobPage, Error> {
@@ -333,7 +333,7 @@ impl JobBoard for EmbeddedBoard {
 
     async fn parked_tasks(&self, job: JobId) -> Result<Vec<ParkEntry>, Error> {
         self.check_open()?;
-        self.shared.db.read(move |tx| parks::entries(tx, job)).await
+        self.shared.db.read_now(|tx| parks::entries(tx, job))
     }
 
     async fn backlog(&self) -> Result<crate::backlog::Backlog, Error> {
@@ -362,7 +362,7 @@ impl JobBoard for EmbeddedBoard {
         self.check_open()?;
         // Subscribe first: a change between the check and the subscription is not lost.
         let wakeups = self.shared.notify.subscribe_job(id);
-        self.shared.db.read(move |tx| jobs::get_existing(tx, id)).await?;
+        self.shared.db.read_now(|tx| jobs::get_existing(tx, id))?;
         Ok(wakeups)
     }
 

@@ -67,6 +67,7 @@ impl Db {
         }
         conn.pragma_update(None, "synchronous", "FULL").map_err(sql_error)?;
         conn.pragma_update(None, "foreign_keys", true).map_err(sql_error)?;
+        keep_plans(&conn)?;
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         super::migrate::migrate(&mut conn, path)?;
         let out = {
@@ -103,6 +104,25 @@ impl Db {
         self.writer.stats()
     }
 
+    /// Runs `f` in one read (DEFERRED) transaction on a read connection, on the
+    /// caller's thread: for reads of a few rows by key (a job, its parked tasks, a
+    /// small logbook), which take microseconds from the page cache while a hand-off
+    /// to a blocking thread and back costs two thread switches. In WAL mode a read
+    /// never waits for the writer. Anything that may read many rows uses [`Db::read`].
+    pub(crate) fn read_now<R, E, F>(&self, f: F) -> Result<R, E>
+    where
+        E: From<Error>,
+        F: FnOnce(&Connection) -> Result<R, E>,
+    {
+        let mut conn = self.readers.take()?;
+        let out = {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Deferred).map_err(sql_error)?;
+            f(&tx)
+        };
+        self.readers.put(conn);
+        out
+    }
+
     /// Runs `f` in one read (DEFERRED) transaction on a read connection, on a
     /// blocking thread, so that multi-statement reads see one snapshot.
     pub(crate) async fn read<R, E, F>(&self, f: F) -> Result<R, E>
@@ -128,6 +148,15 @@ impl Db {
             }
         }
     }
+}
+
+/// Turns on SQLite's query planner stability guarantee. This SQLite is built with
+/// STAT4, under which a cached statement such as the logbook's (a parameter on a joined
+/// key or a non-unique index: `logbooks.job_id`) is parsed and planned again on the
+/// first step after every new binding; every job's logbook reads and writes did that
+/// (an eighth of the conductor's CPU). The board never runs ANALYZE: no plan changes.
+pub(super) fn keep_plans(conn: &Connection) -> Result<(), Error> {
+    conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true).map(drop).map_err(sql_error)
 }
 
 /// Takes the board file's process lock, or says which process-wide lock is held.

@@ -176,6 +176,27 @@ pub(crate) fn load_flow(tx: &Connection, job: JobId, book: Uuid, flow: Uuid) -> 
     row.map(|raw| decode_flow(tx, raw)).transpose()
 }
 
+/// Flows with at most this many atoms are read on the caller's thread (`Db::read_now`).
+const SMALL_FLOW_ATOMS: i64 = 64;
+
+/// [`load_flow`] if the flow is missing or has at most [`SMALL_FLOW_ATOMS`] atoms;
+/// `None` (nothing decoded) for a bigger one.
+pub(crate) fn load_small_flow(
+    tx: &Connection,
+    job: JobId,
+    book: Uuid,
+    flow: Uuid,
+) -> Result<Option<Option<FlowDetail>>, Error> {
+    // The primary key (flow_id, name) counts them without reading a row.
+    let atoms: i64 =
+        cached_row(tx, "SELECT count(*) FROM atom_details WHERE flow_id = ?1", [flow.to_string()], |row| row.get(0))
+            .map_err(sql_error)?;
+    if atoms > SMALL_FLOW_ATOMS {
+        return Ok(None);
+    }
+    load_flow(tx, job, book, flow).map(Some)
+}
+
 /// Fails if the book exists and belongs to another job: one job's claim must
 /// not write another job's logbook.
 fn check_book_job(tx: &Connection, book: Uuid, job: JobId) -> Result<(), StorageError> {

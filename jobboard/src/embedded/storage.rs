@@ -64,6 +64,10 @@ impl Storage for EmbeddedStorage {
 
     async fn load_flow(&self, book: Uuid, flow: Uuid) -> Result<Option<FlowDetail>, StorageError> {
         let job = self.job;
+        // Most flows are a handful of atoms (or none yet): read at once; a big one off the runtime.
+        if let Some(small) = self.shared.db.read_now(|tx| logbook::load_small_flow(tx, job, book, flow))? {
+            return Ok(small);
+        }
         Ok(self.shared.db.read(move |tx| logbook::load_flow(tx, job, book, flow)).await?)
     }
 
@@ -186,7 +190,7 @@ impl ClaimOps for EmbeddedClaimOps {
     }
 
     async fn parked_tasks(&self, job: JobId) -> Result<Vec<crate::parking::ParkEntry>, Error> {
-        self.shared.db.read(move |tx| parks::entries(tx, job)).await
+        self.shared.db.read_now(|tx| parks::entries(tx, job))
     }
 
     fn deliveries(&self, job: JobId) -> crate::board::Wakeups {

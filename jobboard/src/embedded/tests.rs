@@ -288,3 +288,25 @@ async fn filtered_listings_read_an_index_in_page_order() {
         assert!(plan.iter().any(|step| step.starts_with("SEARCH")), "{query:?} scans: {plan:?}");
     }
 }
+
+/// A flow's detail reads the same whether it is small (read on the caller's thread)
+/// or over the small-flow bound (read on a blocking thread), and a missing one is `None`.
+#[tokio::test]
+async fn small_and_big_flows_load_whole() {
+    let (_dir, board) = temp_board(BoardConfig::new("me"));
+    for atoms in [0, 3, 65, 200] {
+        let job = board.post(new_job(None)).await.expect("post");
+        let claim = board.claim(job.id).await.expect("claim");
+        let storage = claim.storage();
+        assert!(storage.load_flow(job.id, job.id).await.expect("load").is_none(), "a flow never saved");
+        let detail = FlowDetail::new(job.id, "f");
+        let details: Vec<flows::AtomDetail> =
+            (0..atoms).map(|n| flows::AtomDetail::new(format!("t{n}"), flows::AtomKind::Task)).collect();
+        let refs: Vec<&flows::AtomDetail> = details.iter().collect();
+        let changes = flows::FlowChanges { flow: Some(&detail), atoms: &refs };
+        storage.save_changes(job.id, job.id, changes).await.expect("save");
+        let loaded = storage.load_flow(job.id, job.id).await.expect("load").expect("saved flow");
+        assert_eq!(loaded.atoms.len(), atoms, "atoms of a flow of {atoms}");
+        assert!(loaded.atoms.contains_key(&format!("t{}", atoms.saturating_sub(1))) || atoms == 0);
+    }
+}

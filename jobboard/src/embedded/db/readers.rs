@@ -40,6 +40,7 @@ impl Readers {
         })?;
         conn.busy_timeout(BUSY_TIMEOUT).map_err(sql_error)?;
         conn.pragma_update(None, "query_only", true).map_err(sql_error)?;
+        super::keep_plans(&conn)?;
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         Ok(conn)
     }

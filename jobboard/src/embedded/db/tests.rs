@@ -120,3 +120,40 @@ async fn the_file_is_free_as_soon_as_the_last_handle_is_dropped() {
     }
     assert_eq!(rows_on_disk(&dir), vec![0, 1, 2, 3, 4]);
 }
+
+/// A cached statement is not parsed and planned again for each new binding: SQLite,
+/// built with STAT4, does that to statements such as the logbook's (a parameter on a
+/// joined key, or on a non-unique index) unless its plans are kept; on the writer and
+/// on the read connections alike.
+#[tokio::test]
+async fn cached_statements_keep_their_plan_across_bindings() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (db, ()) = Db::open(&dir.path().join("board.db"), |tx| {
+        tx.execute_batch(
+            "CREATE TABLE books (id TEXT PRIMARY KEY, job_id TEXT NOT NULL); CREATE INDEX books_job ON books (job_id); \
+             CREATE TABLE flows (id TEXT PRIMARY KEY, book_id TEXT NOT NULL); CREATE INDEX flows_book ON flows (book_id); \
+             INSERT INTO books VALUES ('a', 'a'), ('b', 'b'), ('c', 'c'); INSERT INTO flows VALUES ('a', 'a'), ('b', 'b'), ('c', 'c');",
+        )
+        .map_err(super::sql_error)
+    })
+    .expect("open board file");
+    fn reprepares(conn: &Connection) -> Result<Vec<i32>, Error> {
+        let statements = [
+            "SELECT 1 FROM flows f JOIN books b ON b.id = f.book_id WHERE f.id = ?1 AND b.id = ?1 AND b.job_id = ?1",
+            "SELECT id FROM books WHERE job_id = ?1 ORDER BY id = job_id DESC LIMIT 1",
+        ];
+        let mut counts = Vec::new();
+        for sql in statements {
+            for id in ["a", "b", "c"] {
+                let mut stmt = conn.prepare_cached(sql).map_err(super::sql_error)?;
+                stmt.query_row([id], |_| Ok(())).map_err(super::sql_error)?;
+            }
+            counts.push(
+                conn.prepare_cached(sql).map_err(super::sql_error)?.get_status(rusqlite::StatementStatus::RePrepare),
+            );
+        }
+        Ok(counts)
+    }
+    assert_eq!(db.write(reprepares).await.expect("writer"), [0, 0], "the writer re-planned cached statements");
+    assert_eq!(db.read(reprepares).await.expect("reader"), [0, 0], "a reader re-planned cached statements");
+}
