@@ -45,6 +45,7 @@ use tokio_util::sync::CancellationToken;
 use self::codec::{etcd_error, StateRecord};
 use self::keys::Keys;
 pub use self::security::EtcdSecurity;
+pub use self::watch::LISTING as QUEUE_LISTING_TARGET;
 use self::session::Session;
 use crate::board::{JobBoard, Wakeups};
 use crate::claim::Claim;

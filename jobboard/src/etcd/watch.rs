@@ -12,7 +12,7 @@
 
 use std::collections::HashSet;
 use std::sync::{Arc, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use etcd_client::{EventType, GetOptions, WatchOptions, WatchResponse};
 use tokio::sync::watch as tokio_watch;
@@ -33,6 +33,8 @@ const REOPEN_DELAY: Duration = Duration::from_millis(300);
 const FIRST_PAGE: i64 = 1000;
 /// Keys per page when listing the rest of the queue into the view.
 const LIST_PAGE: i64 = 5000;
+/// The tracing target of the background listing's events.
+pub const LISTING: &str = "jobboard::queue_listing";
 
 /// Lists orphans once, then runs the board watch in the background from that listing's revision.
 pub(super) async fn start_board_watch(inner: &Arc<Inner>) -> Result<(), Error> {
@@ -100,16 +102,25 @@ async fn list_page(
 /// root is listed whole or a newer listing (`generation`) takes over.
 async fn fill_view(board: Weak<Inner>, generation: u64) {
     let mut failures = 0;
+    let (started, mut pages, mut listed) = (Instant::now(), 0u64, 0usize);
     loop {
         let Some(inner) = board.upgrade() else { return };
         if inner.stop.is_cancelled() {
             return;
         }
-        let Some((root, from)) = inner.with_queue_view(|view| view.next_page(generation)) else { return };
+        let Some((root, from)) = inner.with_queue_view(|view| view.next_page(generation)) else {
+            tracing::debug!(target: LISTING, pages, listed, elapsed_ms = ms(started.elapsed()), "queue listed whole");
+            return;
+        };
         // At the current revision: the view's tombstones make any revision after the watch's start right.
+        let asked = Instant::now();
         match list_page(&inner, &root, from, LIST_PAGE, None).await {
             Ok(page) => {
                 failures = 0;
+                pages += 1;
+                listed += page.keys.len();
+                // The bench times claims against these (`tests/benches/scale`).
+                tracing::debug!(target: LISTING, keys = page.keys.len(), elapsed_ms = ms(asked.elapsed()), "listed a page of the queue");
                 inner.with_queue_view(|view| view.extend(generation, page));
             }
             Err(e) => {
@@ -121,6 +132,10 @@ async fn fill_view(board: Weak<Inner>, generation: u64) {
             }
         }
     }
+}
+
+fn ms(elapsed: Duration) -> f64 {
+    elapsed.as_secs_f64() * 1000.0
 }
 
 async fn board_watch(board: Weak<Inner>, mut next_rev: i64) {

@@ -19,8 +19,10 @@ use tests::conductor::{ConductorConfig, ConductorProcess, HarnessResult};
 use tests::etcd::{unique_prefix, EtcdProcess};
 
 mod probes;
+mod trace;
 
 use probes::{claim_latencies, etcd_bytes, post_jobs, ClaimProbe, Finished};
+use trace::Listing;
 use tests::stats::percentile;
 
 const CLAIM_SAMPLES: usize = 300;
@@ -30,6 +32,7 @@ const PATIENCE: Duration = Duration::from_secs(1800);
 fn main() -> HarnessResult<()> {
     let queued = env_usize("BENCH_QUEUED", 100_000);
     let small = env_usize("BENCH_SMALL", 2_000);
+    let listing = Listing::install();
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let etcd = EtcdProcess::start();
     let endpoint = etcd.endpoint();
@@ -46,7 +49,7 @@ fn main() -> HarnessResult<()> {
     let mut rows = Vec::new();
     for n in [small, queued].into_iter().filter(|n| *n > 0) {
         eprintln!("queue of {n} ...");
-        rows.push(run(&rt, &endpoint, n)?);
+        rows.push(run(&rt, &endpoint, n, &listing)?);
     }
     println!("\nBaton scale on etcd {}: one-step `chain` jobs", tests::etcd::metrics::version(&endpoint));
     println!(
@@ -126,7 +129,7 @@ struct Row {
     bytes_db: f64,
 }
 
-fn run(rt: &tokio::runtime::Runtime, endpoint: &str, queued: usize) -> HarnessResult<Row> {
+fn run(rt: &tokio::runtime::Runtime, endpoint: &str, queued: usize, listing: &Listing) -> HarnessResult<Row> {
     let prefix = unique_prefix(&format!("scale-{queued}"));
     let db_before = rt.block_on(etcd_bytes(endpoint, None))?.1;
     let poster = ConductorProcess::start(&ConductorConfig::etcd(endpoint, &prefix, "poster", Duration::from_secs(10)))?;
@@ -136,7 +139,8 @@ fn run(rt: &tokio::runtime::Runtime, endpoint: &str, queued: usize) -> HarnessRe
     rt.block_on(post_jobs(&client, queued))?;
     let post_rate = queued as f64 / started.elapsed().as_secs_f64();
     eprintln!("  posted at {post_rate:.0}/s; claims from an in-process board ...");
-    let probe = rt.block_on(ClaimProbe::run(endpoint, &prefix, CLAIM_SAMPLES.min(queued / 10)))?;
+    let probe = rt.block_on(ClaimProbe::run(endpoint, &prefix, CLAIM_SAMPLES.min(queued / 10), listing))?;
+    eprintln!("  {}", probe.split.describe());
     eprintln!("  a fresh conductor drains the rest ...");
     let finished = rt.block_on(Finished::watch(endpoint, &prefix))?;
     let spawned = Instant::now();
@@ -184,7 +188,8 @@ async fn claim_reference(endpoint: &str) -> HarnessResult<(Duration, Duration)> 
     let client = proto::Client::connect(poster.endpoint()).await?;
     client.drain("poster", true).await?;
     post_jobs(&client, 10).await?;
-    let mut samples = claim_latencies(endpoint, &prefix, CLAIM_SAMPLES, Some(&client)).await?.1;
+    let mut samples: Vec<Duration> =
+        claim_latencies(endpoint, &prefix, CLAIM_SAMPLES, Some(&client)).await?.claims.iter().map(|c| c.1).collect();
     samples.sort();
     Ok((percentile(&samples, 0.5), percentile(&samples, 0.99)))
 }
