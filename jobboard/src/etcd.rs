@@ -25,6 +25,7 @@ mod ops;
 mod owner;
 mod parks;
 mod queue_view;
+mod queue_window;
 mod schedules;
 mod security;
 mod session;

@@ -3,13 +3,16 @@
 //! For a small queue (`BENCH_SMALL`, default 2,000) and a long one (`BENCH_QUEUED`, default
 //! 100,000) of one-step no-op `chain` jobs, each on a fresh prefix of one etcd: posts them over
 //! gRPC (64 in flight) to a drained conductor; times an in-process board's claims against that
-//! queue (connect to first claim, then claim p50/p99, each claim consumed at once); starts a
+//! queue (connect to first claim, then claim p50/p99, each claim consumed at once; the claims
+//! and a one-key etcd read every 5 ms split by whether the board's background listing of the
+//! queue had a page in flight, which is where a long queue's claim tail came from); starts a
 //! fresh conductor and times its first finished job and its drain rate, sampling its RSS; then,
 //! with every job finished, times the first page of `ListJobs` (all states, and UNCLAIMED
 //! with 10 queued) and measures etcd bytes per finished job. The claim reference "10 queued"
 //! keeps 10 jobs queued by posting one per claim.
 //!
-//! Run: `cargo build --release -p tests --bins && BENCH_QUEUED=100000 cargo bench -p tests --bench scale`.
+//! Run: `cargo build --release --workspace --bins && BENCH_QUEUED=100000 cargo bench -p tests --bench scale`
+//! (`BENCH_FLOW_TASKS=0` skips the 10,000-task flow).
 //! `BENCH_SMALL=0` skips the small queue.
 
 use std::time::{Duration, Instant};
@@ -76,6 +79,16 @@ fn main() -> HarnessResult<()> {
             r.bytes_db,
         );
     }
+    println!("\n| claim latency (in-process board, one claim at a time) | p50 | p99 | p99 / 10-queued p99 (target <= 1.5x) |");
+    println!("|---|---|---|---|");
+    println!("| 10 queued (one posted per claim) | {} | {} | 1.00x |", ms(reference.0), ms(reference.1));
+    for r in &rows {
+        let ratio = r.claim.1.as_secs_f64() / reference.1.as_secs_f64().max(1e-6);
+        println!("| {} queued | {} | {} | {:.2}x |", r.queued, ms(r.claim.0), ms(r.claim.1), ratio);
+    }
+    for r in &rows {
+        println!("{} queued: {}", r.queued, r.split);
+    }
     if let Some((run, read)) = big_flow {
         println!(
             "\nflow of {flow_tasks} tasks (`chain` step_ms=0): ran in {:.1} s ({:.0} steps/s); its logbook read back \
@@ -127,6 +140,8 @@ struct Row {
     list_unclaimed: Duration,
     bytes_logical: f64,
     bytes_db: f64,
+    /// The claims split by the board's background listing (`Split::describe`).
+    split: String,
 }
 
 fn run(rt: &tokio::runtime::Runtime, endpoint: &str, queued: usize, listing: &Listing) -> HarnessResult<Row> {
@@ -178,6 +193,7 @@ fn run(rt: &tokio::runtime::Runtime, endpoint: &str, queued: usize, listing: &Li
         list_unclaimed,
         bytes_logical: logical as f64 / queued as f64,
         bytes_db: db_after.saturating_sub(db_before) as f64 / queued as f64,
+        split: probe.split.describe(),
     })
 }
 
