@@ -73,6 +73,8 @@ pub(crate) struct NextPage {
     pub(crate) root: Vec<u8>,
     pub(crate) from: Vec<u8>,
     pub(crate) depth: usize,
+    /// The last key known below `from` (the keys' shape, for `queue_window::window_end`).
+    pub(crate) template: Vec<u8>,
 }
 
 /// How far the view knows the keys under a prefix.
@@ -123,7 +125,9 @@ impl QueueView {
             return None;
         }
         let p = self.partial.first()?;
-        Some(NextPage { root: p.root.clone(), from: p.mark.clone(), depth: p.depth })
+        let template = self.keys.range(..p.mark.clone()).next_back().filter(|k| k.starts_with(&p.root));
+        let template = template.cloned().unwrap_or_else(|| p.mark.clone());
+        Some(NextPage { root: p.root.clone(), from: p.mark.clone(), depth: p.depth, template })
     }
 
     /// Adds a later page of `root` (of this `generation`, starting at its mark), moves the
@@ -134,6 +138,7 @@ impl QueueView {
         }
         let Some(at) = self.partial.iter().position(|p| p.root == page.root) else { return };
         let (count, mark) = (page.keys.len(), page.mark());
+        let span = (page.keys.first().cloned().unwrap_or_default(), page.keys.last().cloned().unwrap_or_default());
         for key in page.keys {
             if !self.deleted.contains(&key) {
                 self.keys.insert(key);
@@ -151,7 +156,7 @@ impl QueueView {
             self.partial.remove(at);
         } else {
             let p = &mut self.partial[at];
-            p.depth = next_depth(p.depth, count, page.more, limit, p.root.len());
+            p.depth = next_depth(p.depth, (count, &span.0, &span.1), page.more, limit, p.root.len());
         }
     }
 
@@ -317,7 +322,11 @@ mod tests {
         let mut view = QueueView::default();
         let generation = view.start(vec![page("q/", &["q/10", "q/11"], true)]);
         let next = view.next_page(generation).expect("a next page");
-        assert_eq!((next.from.as_slice(), next.depth), (&b"q/11\0"[..], 4), "one byte past the first page's shared prefix");
+        assert_eq!(
+            (next.from.as_slice(), next.depth),
+            (&b"q/11\0"[..], 4),
+            "one byte past the first page's shared prefix"
+        );
         // Claimed meanwhile, in the window and past it.
         view.remove(b"q/13");
         view.remove(b"q/31");

@@ -119,7 +119,8 @@ async fn fill_view(board: Weak<Inner>, generation: u64) {
         };
         // At the current revision: the view's tombstones make any revision after the watch's start right.
         let asked = Instant::now();
-        let end = window_end(&next.from, next.depth, &prefix_end(&String::from_utf8_lossy(&next.root)));
+        let root_end = prefix_end(&String::from_utf8_lossy(&next.root));
+        let end = window_end(&next.from, next.depth, &root_end, &next.template);
         match list_page(&inner, &next.root, next.from, end, LIST_PAGE, None).await {
             Ok(page) => {
                 failures = 0;

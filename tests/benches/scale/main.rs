@@ -25,8 +25,8 @@ mod probes;
 mod trace;
 
 use probes::{claim_latencies, etcd_bytes, post_jobs, ClaimProbe, Finished};
-use trace::Listing;
 use tests::stats::percentile;
+use trace::Listing;
 
 const CLAIM_SAMPLES: usize = 300;
 const LIST_SAMPLES: usize = 20;
