@@ -12,7 +12,7 @@
 
 use std::collections::HashSet;
 use std::sync::{Arc, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use etcd_client::{EventType, GetOptions, WatchOptions, WatchResponse};
 use tokio::sync::watch as tokio_watch;
@@ -21,6 +21,7 @@ use tokio::time::sleep;
 use super::codec::{decode, StateRecord};
 use super::keys::{id_at_end, prefix_end, Watched};
 use super::queue_view::Listed;
+use super::queue_window::window_end;
 use super::{bounded, Inner, MAX_DECODE_BYTES};
 use crate::board::Wakeups;
 use crate::error::Error;
@@ -31,8 +32,13 @@ const REOPEN_DELAY: Duration = Duration::from_millis(300);
 
 /// Keys listed of each queue root before the first claim.
 const FIRST_PAGE: i64 = 1000;
-/// Keys per page when listing the rest of the queue into the view.
-const LIST_PAGE: i64 = 5000;
+/// Keys per page when listing the rest of the queue into the view: each page's key window
+/// (`queue_window`) holds about this many, which is what etcd walks for it.
+const LIST_PAGE: i64 = 1000;
+/// The longest pause between two pages of that listing.
+const MAX_PAUSE: Duration = Duration::from_millis(20);
+/// The tracing target of the background listing's events.
+pub const LISTING: &str = "jobboard::queue_listing";
 
 /// Lists orphans once, then runs the board watch in the background from that listing's revision.
 pub(super) async fn start_board_watch(inner: &Arc<Inner>) -> Result<(), Error> {
@@ -60,8 +66,8 @@ async fn recover(inner: &Arc<Inner>) -> Result<i64, Error> {
     // One page of each root before the first claim; the rest in the background (`queue_view`).
     let mut pages = Vec::new();
     for root in [keys.queue_prefix(), keys.flow_queue_root()] {
-        let from = root.as_bytes().to_vec();
-        pages.push(list_page(inner, root.as_bytes(), from, FIRST_PAGE, Some(revision)).await?);
+        let (from, end) = (root.as_bytes().to_vec(), prefix_end(&root));
+        pages.push(list_page(inner, root.as_bytes(), from, end, FIRST_PAGE, Some(revision)).await?);
     }
     let generation = inner.with_queue_view(|view| view.start(pages));
     tokio::spawn(fill_view(Arc::downgrade(inner), generation));
@@ -77,40 +83,55 @@ async fn recover(inner: &Arc<Inner>) -> Result<i64, Error> {
     Ok(revision + 1)
 }
 
-/// One page of the keys under `root` from `from` on, at `revision` (`None`: now).
+/// One page of the keys under `root` in `[from, end)`, at `revision` (`None`: now).
 async fn list_page(
     inner: &Inner,
     root: &[u8],
     from: Vec<u8>,
+    end: Vec<u8>,
     limit: i64,
     revision: Option<i64>,
 ) -> Result<Listed, Error> {
-    let end = prefix_end(&String::from_utf8_lossy(root));
-    let mut options = GetOptions::new().with_range(end).with_keys_only().with_limit(limit);
+    let mut options = GetOptions::new().with_range(end.clone()).with_keys_only().with_limit(limit);
     if let Some(revision) = revision {
         options = options.with_revision(revision);
     }
     let mut resp = inner.get(from, Some(options), "listing the queue").await?;
     let more = resp.more();
     let keys = resp.take_kvs().into_iter().map(|kv| kv.into_key_value().0).collect();
-    Ok(Listed { root: root.to_vec(), keys, more })
+    Ok(Listed { root: root.to_vec(), keys, end, more })
 }
 
-/// Lists the rest of the queue into the view, page after page, until every
-/// root is listed whole or a newer listing (`generation`) takes over.
+/// Lists the rest of the queue into the view, one key window after another
+/// (`queue_window`), until every root is listed whole or a newer listing
+/// (`generation`) takes over.
 async fn fill_view(board: Weak<Inner>, generation: u64) {
     let mut failures = 0;
+    let (started, mut pages, mut listed) = (Instant::now(), 0u64, 0usize);
     loop {
         let Some(inner) = board.upgrade() else { return };
         if inner.stop.is_cancelled() {
             return;
         }
-        let Some((root, from)) = inner.with_queue_view(|view| view.next_page(generation)) else { return };
+        let Some(next) = inner.with_queue_view(|view| view.next_page(generation)) else {
+            tracing::debug!(target: LISTING, pages, listed, elapsed_ms = ms(started.elapsed()), "queue listed whole");
+            return;
+        };
         // At the current revision: the view's tombstones make any revision after the watch's start right.
-        match list_page(&inner, &root, from, LIST_PAGE, None).await {
+        let asked = Instant::now();
+        let root_end = prefix_end(&String::from_utf8_lossy(&next.root));
+        let end = window_end(&next.from, next.depth, &root_end, &next.template);
+        match list_page(&inner, &next.root, next.from, end, LIST_PAGE, None).await {
             Ok(page) => {
                 failures = 0;
-                inner.with_queue_view(|view| view.extend(generation, page));
+                pages += 1;
+                listed += page.keys.len();
+                // The bench times claims against these (`tests/benches/scale`).
+                tracing::debug!(target: LISTING, keys = page.keys.len(), elapsed_ms = ms(asked.elapsed()), "listed a page of the queue");
+                inner.with_queue_view(|view| view.extend(generation, page, LIST_PAGE as usize));
+                drop(inner);
+                // Paced: at most about half of etcd's time, the rest for claims and posts.
+                sleep(asked.elapsed().min(MAX_PAUSE)).await;
             }
             Err(e) => {
                 failures += 1;
@@ -121,6 +142,10 @@ async fn fill_view(board: Weak<Inner>, generation: u64) {
             }
         }
     }
+}
+
+fn ms(elapsed: Duration) -> f64 {
+    elapsed.as_secs_f64() * 1000.0
 }
 
 async fn board_watch(board: Weak<Inner>, mut next_rev: i64) {

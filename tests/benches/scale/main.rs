@@ -3,13 +3,16 @@
 //! For a small queue (`BENCH_SMALL`, default 2,000) and a long one (`BENCH_QUEUED`, default
 //! 100,000) of one-step no-op `chain` jobs, each on a fresh prefix of one etcd: posts them over
 //! gRPC (64 in flight) to a drained conductor; times an in-process board's claims against that
-//! queue (connect to first claim, then claim p50/p99, each claim consumed at once); starts a
+//! queue (connect to first claim, then claim p50/p99, each claim consumed at once; the claims
+//! and a one-key etcd read every 5 ms split by whether the board's background listing of the
+//! queue had a page in flight, which is where a long queue's claim tail came from); starts a
 //! fresh conductor and times its first finished job and its drain rate, sampling its RSS; then,
 //! with every job finished, times the first page of `ListJobs` (all states, and UNCLAIMED
 //! with 10 queued) and measures etcd bytes per finished job. The claim reference "10 queued"
 //! keeps 10 jobs queued by posting one per claim.
 //!
-//! Run: `cargo build --release -p tests --bins && BENCH_QUEUED=100000 cargo bench -p tests --bench scale`.
+//! Run: `cargo build --release --workspace --bins && BENCH_QUEUED=100000 cargo bench -p tests --bench scale`
+//! (`BENCH_FLOW_TASKS=0` skips the 10,000-task flow).
 //! `BENCH_SMALL=0` skips the small queue.
 
 use std::time::{Duration, Instant};
@@ -19,9 +22,11 @@ use tests::conductor::{ConductorConfig, ConductorProcess, HarnessResult};
 use tests::etcd::{unique_prefix, EtcdProcess};
 
 mod probes;
+mod trace;
 
 use probes::{claim_latencies, etcd_bytes, post_jobs, ClaimProbe, Finished};
 use tests::stats::percentile;
+use trace::Listing;
 
 const CLAIM_SAMPLES: usize = 300;
 const LIST_SAMPLES: usize = 20;
@@ -30,6 +35,7 @@ const PATIENCE: Duration = Duration::from_secs(1800);
 fn main() -> HarnessResult<()> {
     let queued = env_usize("BENCH_QUEUED", 100_000);
     let small = env_usize("BENCH_SMALL", 2_000);
+    let listing = Listing::install();
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let etcd = EtcdProcess::start();
     let endpoint = etcd.endpoint();
@@ -46,7 +52,7 @@ fn main() -> HarnessResult<()> {
     let mut rows = Vec::new();
     for n in [small, queued].into_iter().filter(|n| *n > 0) {
         eprintln!("queue of {n} ...");
-        rows.push(run(&rt, &endpoint, n)?);
+        rows.push(run(&rt, &endpoint, n, &listing)?);
     }
     println!("\nBaton scale on etcd {}: one-step `chain` jobs", tests::etcd::metrics::version(&endpoint));
     println!(
@@ -72,6 +78,16 @@ fn main() -> HarnessResult<()> {
             r.bytes_logical,
             r.bytes_db,
         );
+    }
+    println!("\n| claim latency (in-process board, one claim at a time) | p50 | p99 | p99 / 10-queued p99 (target <= 1.5x) |");
+    println!("|---|---|---|---|");
+    println!("| 10 queued (one posted per claim) | {} | {} | 1.00x |", ms(reference.0), ms(reference.1));
+    for r in &rows {
+        let ratio = r.claim.1.as_secs_f64() / reference.1.as_secs_f64().max(1e-6);
+        println!("| {} queued | {} | {} | {:.2}x |", r.queued, ms(r.claim.0), ms(r.claim.1), ratio);
+    }
+    for r in &rows {
+        println!("{} queued: {}", r.queued, r.split);
     }
     if let Some((run, read)) = big_flow {
         println!(
@@ -124,9 +140,11 @@ struct Row {
     list_unclaimed: Duration,
     bytes_logical: f64,
     bytes_db: f64,
+    /// The claims split by the board's background listing (`Split::describe`).
+    split: String,
 }
 
-fn run(rt: &tokio::runtime::Runtime, endpoint: &str, queued: usize) -> HarnessResult<Row> {
+fn run(rt: &tokio::runtime::Runtime, endpoint: &str, queued: usize, listing: &Listing) -> HarnessResult<Row> {
     let prefix = unique_prefix(&format!("scale-{queued}"));
     let db_before = rt.block_on(etcd_bytes(endpoint, None))?.1;
     let poster = ConductorProcess::start(&ConductorConfig::etcd(endpoint, &prefix, "poster", Duration::from_secs(10)))?;
@@ -136,7 +154,8 @@ fn run(rt: &tokio::runtime::Runtime, endpoint: &str, queued: usize) -> HarnessRe
     rt.block_on(post_jobs(&client, queued))?;
     let post_rate = queued as f64 / started.elapsed().as_secs_f64();
     eprintln!("  posted at {post_rate:.0}/s; claims from an in-process board ...");
-    let probe = rt.block_on(ClaimProbe::run(endpoint, &prefix, CLAIM_SAMPLES.min(queued / 10)))?;
+    let probe = rt.block_on(ClaimProbe::run(endpoint, &prefix, CLAIM_SAMPLES.min(queued / 10), listing))?;
+    eprintln!("  {}", probe.split.describe());
     eprintln!("  a fresh conductor drains the rest ...");
     let finished = rt.block_on(Finished::watch(endpoint, &prefix))?;
     let spawned = Instant::now();
@@ -174,6 +193,7 @@ fn run(rt: &tokio::runtime::Runtime, endpoint: &str, queued: usize) -> HarnessRe
         list_unclaimed,
         bytes_logical: logical as f64 / queued as f64,
         bytes_db: db_after.saturating_sub(db_before) as f64 / queued as f64,
+        split: probe.split.describe(),
     })
 }
 
@@ -184,7 +204,8 @@ async fn claim_reference(endpoint: &str) -> HarnessResult<(Duration, Duration)> 
     let client = proto::Client::connect(poster.endpoint()).await?;
     client.drain("poster", true).await?;
     post_jobs(&client, 10).await?;
-    let mut samples = claim_latencies(endpoint, &prefix, CLAIM_SAMPLES, Some(&client)).await?.1;
+    let mut samples: Vec<Duration> =
+        claim_latencies(endpoint, &prefix, CLAIM_SAMPLES, Some(&client)).await?.claims.iter().map(|c| c.1).collect();
     samples.sort();
     Ok((percentile(&samples, 0.5), percentile(&samples, 0.99)))
 }
