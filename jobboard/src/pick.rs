@@ -50,7 +50,7 @@ enum Stage {
     /// Chosen, nothing written.
     Picked(Box<dyn Taking>),
     /// Claimed; `claim` until handed out by [`Pick::claim`].
-    Claimed { claim: Option<Claim>, storage: Arc<dyn Storage> },
+    Claimed { claim: Option<Box<Claim>>, storage: Arc<dyn Storage> },
     /// The job changed since the pick (or the claim step failed): nothing was written.
     Refused,
 }
@@ -94,7 +94,7 @@ impl Pick {
     pub fn claimed(claim: Claim) -> Pick {
         let storage = claim.consuming_storage();
         let (job, ops, lost, cancelled) = (claim.job().clone(), claim.ops(), claim.lost(), claim.cancelled());
-        let state = State { stage: Stage::Claimed { claim: Some(claim), storage }, on_claimed: Vec::new() };
+        let state = State { stage: Stage::Claimed { claim: Some(Box::new(claim)), storage }, on_claimed: Vec::new() };
         Pick { job, ops, lost, cancelled, no_logbook: false, state: Arc::new(Mutex::new(state)) }
     }
 
@@ -164,12 +164,13 @@ impl Pick {
         match &mut state.stage {
             Stage::Claimed { claim, .. } => claim
                 .take()
+                .map(|claim| *claim)
                 .ok_or_else(|| Error::InvalidInput(format!("the claim of job {} was handed out", self.job.id))),
             Stage::Refused => Err(Error::ClaimLost { job: self.job.id, token: 0 }),
             Stage::Picked(_) => {
                 take(&mut state, self.job.id, &self.lost, None).await?;
                 match &mut state.stage {
-                    Stage::Claimed { claim, .. } => Ok(claim.take().expect("just claimed")),
+                    Stage::Claimed { claim, .. } => Ok(*claim.take().expect("just claimed")),
                     _ => Err(Error::ClaimLost { job: self.job.id, token: 0 }),
                 }
             }
@@ -179,7 +180,7 @@ impl Pick {
     /// The claim a write made, if one did (handed out once); never claims.
     pub async fn made(&self) -> Option<Claim> {
         match &mut self.state.lock().await.stage {
-            Stage::Claimed { claim, .. } => claim.take(),
+            Stage::Claimed { claim, .. } => claim.take().map(|claim| *claim),
             _ => None,
         }
     }
@@ -204,7 +205,7 @@ async fn take(
         hook(&claim);
     }
     let storage = claim.consuming_storage();
-    state.stage = Stage::Claimed { claim: Some(claim), storage };
+    state.stage = Stage::Claimed { claim: Some(Box::new(claim)), storage };
     Ok(written)
 }
 
