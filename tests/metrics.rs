@@ -86,7 +86,13 @@ fn completed_jobs_and_durations_count_exactly_the_jobs_run() {
             - sample(&before, "baton_jobs_posted_total{flow=\"chain\"}"),
         N as f64
     );
-    assert!(sample(&after, "baton_board_requests_total{op=\"claim_next\"}") >= N as f64, "{after}");
+    // The claim loop picks (the claim lands with the job's first logbook write).
+    assert!(sample(&after, "baton_board_requests_total{op=\"pick_next\"}") >= N as f64, "{after}");
+    assert_eq!(
+        sample(&after, "baton_claim_latency_seconds_count") - sample(&before, "baton_claim_latency_seconds_count"),
+        N as f64,
+        "{after}"
+    );
     assert!(sample(&after, "baton_board_request_duration_seconds_count{op=\"get\"}") >= 1.0, "{after}");
     assert_eq!(sample(&after, "baton_board_sessions_started_total"), 1.0);
 }

@@ -76,6 +76,11 @@ impl LocalStatus {
         RunningGuard { status: self.clone(), id }
     }
 
+    /// Notes the token of the claim job `id` now runs under (known once its first write claimed it).
+    pub fn claimed(&self, id: JobId, token: FenceToken) {
+        self.with_running(|running| running.get_mut(&id).map(|job| job.token = token));
+    }
+
     /// The jobs it runs now, by id.
     pub fn running_jobs(&self) -> Vec<(JobId, RunningJob)> {
         self.with_running(|running| running.iter().map(|(id, job)| (*id, job.clone())).collect())

@@ -151,7 +151,11 @@ impl Metrics {
             "baton_job_duration_seconds",
             "Time from claim to outcome on this conductor.",
         );
-        self.claim_latency.render(&mut out, "baton_claim_latency_seconds", "Duration of successful claim requests.");
+        self.claim_latency.render(
+            &mut out,
+            "baton_claim_latency_seconds",
+            "Time from picking a job to its claim landing (with the job's first logbook write), or of a claim request.",
+        );
         self.board_requests.render(&mut out, "baton_board_requests_total", "Board requests, by operation.");
         self.board_errors.render(
             &mut out,

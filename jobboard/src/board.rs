@@ -20,6 +20,7 @@ use crate::flow_defs::{Applied, ApplyRule, FlowVersion, NewFlowVersion};
 use crate::job::{ConductorInfo, FlowFilter, Job, JobId, JobPage, JobState, ListQuery, NewJob};
 use crate::lifecycle::operate::Operation;
 use crate::parking::{Completed, ParkEntry, Presenter, TaskOutcome};
+use crate::pick::Pick;
 use crate::workers::{WorkerRecord, WorkerSet};
 
 /// A job board backend.
@@ -39,6 +40,14 @@ pub trait JobBoard: Send + Sync + std::fmt::Debug {
     /// Claims the best claimable job this session can run: highest priority
     /// first, then oldest. `Ok(None)` when there is none.
     async fn claim_next(&self, flows: &FlowFilter) -> Result<Option<Claim>, Error>;
+
+    /// Picks the best claimable job this session can run, as [`JobBoard::claim_next`]
+    /// chooses, writing nothing: the claim is folded into the first write of
+    /// [`Pick::storage`] (see [`crate::pick`]). `Ok(None)` when there is none.
+    /// A board that cannot fold claims as it picks (this default).
+    async fn pick_next(&self, flows: &FlowFilter) -> Result<Option<Pick>, Error> {
+        Ok(self.claim_next(flows).await?.map(Pick::claimed))
+    }
 
     /// Claims one given job. `AlreadyClaimed` if another owner holds it,
     /// `NotClaimable` if it is complete or trashed.

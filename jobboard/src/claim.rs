@@ -109,6 +109,11 @@ impl Claim {
         &self.job
     }
 
+    /// The backend's owner operations (for a `Pick` made of this claim).
+    pub(crate) fn ops(&self) -> Arc<dyn ClaimOps> {
+        self.ops.clone()
+    }
+
     /// The job's id.
     pub fn id(&self) -> JobId {
         self.job.id

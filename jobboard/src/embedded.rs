@@ -30,6 +30,7 @@ mod migrate;
 mod notify;
 mod operate;
 mod parks;
+mod pick;
 mod rows;
 mod schedules;
 mod schema;
@@ -75,6 +76,8 @@ struct Shared {
     workers: tokio::sync::watch::Sender<crate::workers::WorkerSet>,
     /// Bumped after every committed schedule change (`schedules`).
     schedule_changes: tokio::sync::watch::Sender<u64>,
+    /// Jobs picked and not yet claimed or given up (`pick`).
+    picks: pick::Picks,
 }
 
 /// One owner's session on the board.
@@ -125,6 +128,7 @@ impl EmbeddedBoard {
             retention: config.retention,
             workers: tokio::sync::watch::channel(crate::workers::WorkerSet::default()).0,
             schedule_changes: tokio::sync::watch::channel(0).0,
+            picks: pick::Picks::default(),
         });
         shared.notify.claimable();
         Ok(EmbeddedBoard { shared, session: Session::new(config.owner) })
@@ -261,6 +265,10 @@ impl JobBoard for EmbeddedBoard {
             })
             .await?;
         Ok(result.claimed.map(|job| self.claim_of(job, &result.quarantined)))
+    }
+
+    async fn pick_next(&self, flows: &FlowFilter) -> Result<Option<crate::pick::Pick>, Error> {
+        self.pick(flows).await
     }
 
     async fn claim(&self, id: JobId) -> Result<Claim, Error> {

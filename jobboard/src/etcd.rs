@@ -31,6 +31,7 @@ mod schedules;
 mod security;
 mod session;
 pub mod storage;
+mod take;
 mod watch;
 mod windows;
 mod workers;
@@ -399,6 +400,10 @@ impl JobBoard for EtcdBoard {
 
     async fn claim_next(&self, flows: &FlowFilter) -> Result<Option<Claim>, Error> {
         Inner::claim_next(&self.inner, flows).await
+    }
+
+    async fn pick_next(&self, flows: &FlowFilter) -> Result<Option<crate::pick::Pick>, Error> {
+        Inner::pick_next(&self.inner, flows).await
     }
 
     async fn claim(&self, id: JobId) -> Result<Claim, Error> {

@@ -30,6 +30,7 @@ pub mod job;
 pub mod lifecycle;
 pub mod parking;
 mod patient;
+pub mod pick;
 pub mod schedules;
 pub mod workers;
 
@@ -46,5 +47,6 @@ pub use job::{
 };
 pub use lifecycle::operate::{Operation, DEADLINE_EXCEEDED};
 pub use parking::{Completed, ParkEntry, ParkState, Parking, Presenter, TaskOutcome};
+pub use pick::Pick;
 pub use schedules::{Schedule, ScheduleSpec, ScheduleStore};
 pub use workers::{WorkerRecord, WorkerSet, WorkerTask};

@@ -418,6 +418,8 @@ fn retry_refusal(outcome: Option<Outcome>) -> &'static str {
     }
 }
 
+#[path = "lifecycle/fold.rs"]
+pub(crate) mod fold;
 #[path = "lifecycle/operate.rs"]
 pub mod operate;
 

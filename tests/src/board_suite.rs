@@ -23,6 +23,7 @@
 //! - `schedules`: schedules: create once, compare-and-swap on the revision, delete, wake-ups.
 //! - `operations`: suspend, halt, resume, retry, and the job deadline scan.
 //! - `final_writes`: the run's last logbook write with the consume (`Claim::consuming_storage`), fenced.
+//! - `picks`: claims folded into the first logbook write (`JobBoard::pick_next`): races, cancels, resume.
 //! - `parking`: parked tasks: park, complete by token, resume elsewhere, cancel, deadline races.
 
 mod batches;
@@ -37,6 +38,7 @@ mod listing;
 mod logbooks;
 mod operations;
 mod parking;
+mod picks;
 mod posting;
 mod schedules;
 mod workers;
@@ -81,6 +83,11 @@ pub use parking::{
     a_completion_while_claimed_reaches_the_owner, a_parked_job_is_completed_and_resumed_elsewhere,
     cancel_while_parked_reverts, completion_races_the_deadline, the_backlog_counts_the_queue_and_the_parked_jobs,
     wrong_tokens_are_not_found,
+};
+pub use picks::{
+    a_job_cancelled_after_its_pick_is_not_claimed, a_pick_claims_with_its_first_write,
+    a_pick_that_loses_the_race_writes_nothing, a_resumed_job_is_picked_with_its_logbook,
+    sibling_picks_take_different_jobs,
 };
 pub use posting::{bad_inputs_write_nothing, conductors_register_and_drain, idempotent_post, list_filters_and_pages};
 pub use schedules::schedules_are_stored_once_and_changed_by_compare_and_swap;

@@ -76,6 +76,8 @@ pub struct ConductorConfig {
     /// The daemon binary: `demo_conductor` (the library with the Rust demo flows) unless set,
     /// `conductor` (the stock binary, flow files only), or another built on the library.
     pub binary: &'static str,
+    /// Where `binary` is taken from: `bin_dir()` unless set (a benchmark's build of older code).
+    pub bin_dir: Option<PathBuf>,
 }
 
 impl ConductorConfig {
@@ -89,6 +91,7 @@ impl ConductorConfig {
             extra_args: Vec::new(),
             env: Vec::new(),
             binary: "demo_conductor",
+            bin_dir: None,
         }
     }
 
@@ -102,6 +105,7 @@ impl ConductorConfig {
             extra_args: Vec::new(),
             env: Vec::new(),
             binary: "demo_conductor",
+            bin_dir: None,
         }
     }
 
@@ -153,7 +157,7 @@ impl ConductorProcess {
         let log_dir = tempfile::Builder::new().prefix("baton-conductor-log-").tempdir()?;
         let log_path = log_dir.path().join(format!("{}.log", config.name));
         let log = File::create(&log_path)?;
-        let mut command = conductor_command(config.binary);
+        let mut command = conductor_command(config.binary, config.bin_dir.as_deref());
         command
             .arg("--listen")
             .arg(listen.to_string())
@@ -348,8 +352,11 @@ impl Drop for ConductorProcess {
 /// `conductor` started so that it dies with the thread that started it (`setpriv
 /// --pdeathsig KILL`, when util-linux has it): a test binary that aborts leaves no daemon
 /// claiming jobs behind. Tests start and drop their conductors on one thread.
-fn conductor_command(binary: &str) -> Command {
-    let conductor = bin_path(binary);
+fn conductor_command(binary: &str, dir: Option<&Path>) -> Command {
+    let conductor = match dir {
+        Some(dir) => dir.join(binary),
+        None => bin_path(binary),
+    };
     if Path::new(SETPRIV).is_file() {
         let mut command = Command::new(SETPRIV);
         command.arg("--pdeathsig").arg("KILL").arg(conductor);

@@ -8,10 +8,16 @@
 //! Board errors back off exponentially (100 ms doubling to 5 s), and end the
 //! wait as soon as an unavailable board answers again.
 //!
+//! A job is *picked* (`JobBoard::pick_next`: chosen, nothing written) and
+//! handed to the job runner with its slot; the claim is made by the job's
+//! first logbook write, in the same transaction (`jobboard::pick`). A pick
+//! that finds the job changed meanwhile writes nothing and runs nothing; the
+//! slot frees and the loop picks again.
+//!
 //! Several copies of the loop run at once (up to [`CLAIM_LOOPS`], never more
-//! than `--max-jobs`): a claim is a round trip to etcd (a range, then a txn),
-//! so one loop alone caps a conductor at one claim per round trip, however
-//! many slots are free. The board is built for this: loops of one board share
+//! than `--max-jobs`): a pick is a round trip to etcd (a range, then the
+//! spec), so one loop alone caps a conductor at one pick per round trip,
+//! however many slots are free. The board is built for this: loops of one board share
 //! the queue entries one of them read instead of racing each other for them.
 
 use std::sync::Arc;
@@ -92,17 +98,16 @@ impl Claimer {
                 }
                 continue;
             }
-            match self.board.claim_next(&filter).await {
-                Ok(Some(claim)) => {
+            // A pick: the claim is folded into the job's first logbook write (`jobboard::pick`).
+            match self.board.pick_next(&filter).await {
+                Ok(Some(pick)) => {
                     backoff = BACKOFF_START;
                     if self.stop.is_cancelled() {
-                        // Shutdown began while claiming: give it straight back.
-                        if let Err(error) = claim.abandon().await {
-                            tracing::warn!(%error, "cannot abandon a job claimed during shutdown");
-                        }
+                        // Shutdown began while picking: nothing is claimed yet, so nothing to give back.
+                        drop(pick);
                         break;
                     }
-                    self.tracker.spawn(self.runner.clone().run(claim, permit));
+                    self.tracker.spawn(self.runner.clone().run(pick, permit));
                 }
                 Ok(None) => {
                     drop(permit);

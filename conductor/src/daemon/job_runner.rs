@@ -1,10 +1,14 @@
-//! The job runner: one claimed job, from its flow factory to consume or abandon.
+//! The job runner: one picked job, from its flow factory to consume or abandon.
 //!
 //! The flow is built from the catalog (a Rust flow, or the flow file version the
 //! job is pinned to, whatever is current now) and run by the flows engine on the
-//! job's logbook (`Claim::consuming_storage`, book id = flow id = job id: the
-//! run's last logbook write also consumes the job, in one board write), so a job
-//! abandoned or lost part-way resumes from what was recorded. Completions of
+//! job's logbook (`Pick::storage`, book id = flow id = job id: the run's first
+//! logbook write claims the job, in one board write; its last one also
+//! consumes it, in one board write), so a job abandoned or lost part-way
+//! resumes from what was recorded. Until the first write nothing is claimed:
+//! a job that changed since the pick (claimed elsewhere, cancelled) fails that
+//! write with nothing written and nothing run, and a run that stops before it
+//! leaves the job queued. Completions of
 //! parked tasks the board holds are handed to the engine before it runs, and
 //! while it runs (`Claim::deliveries`, a watch). How it ends:
 //!
@@ -22,15 +26,16 @@
 //! | board briefly unreachable | nothing: the claim's writes wait and land when it answers |
 //! | claim lost (lease expired, session fenced) | engine dropped at once; nothing written (it would be fenced anyway) |
 //! | logbook storage failed for good | abandon (retried elsewhere; quarantine stops a loop) |
-//! | flow cannot be built or compiled, engine bug | trash with the reason (retrying cannot help) |
+//! | the job changed between pick and first write | nothing: nothing was written or run |
+//! | flow cannot be built or compiled, engine bug | trash with the reason (retrying cannot help; claimed first if not yet) |
 //! | pinned version uses a kind this conductor does not allow (a job of older code: newer jobs require `kind:<k>` and are never claimed here) | trash naming flow, version and kinds |
-//! | pinned version cannot be read (board error) | abandon (retried) |
+//! | pinned version cannot be read (board error) | give the pick up (still queued; retried) |
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use flows::{Engine, FlowState, LoggingListener, RunOutcome, StorageError};
-use jobboard::{Claim, JobBoard, Outcome, Parking};
+use jobboard::{Claim, JobBoard, Outcome, Parking, Pick};
 use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -79,43 +84,48 @@ enum Ended {
 }
 
 impl JobRunner {
-    /// Runs one job in its own span; the permit (a `--max-jobs` slot) is held until it ends.
-    pub(crate) async fn run(self: Arc<Self>, claim: Claim, permit: OwnedSemaphorePermit) {
-        let job = claim.job();
+    /// Runs one picked job in its own span; the permit (a `--max-jobs` slot) is held until it ends.
+    pub(crate) async fn run(self: Arc<Self>, pick: Pick, permit: OwnedSemaphorePermit) {
+        let job = pick.job();
         let span = tracing::info_span!("job", job_id = %job.id, flow = %job.flow, claims = job.claims);
-        let running = RunningJob { flow: job.flow.clone(), token: claim.token(), claimed_ms: flows::now_millis() };
+        // Its token is known once the claim lands, with the engine's first logbook write.
+        let running = RunningJob { flow: job.flow.clone(), token: 0, claimed_ms: flows::now_millis() };
         let listed = self.local.running(job.id, running);
-        self.run_job(claim).instrument(span).await;
+        let (local, id) = (self.local.clone(), job.id);
+        let pick = pick.when_claimed(move |claim| local.claimed(id, claim.token()));
+        self.run_job(pick).instrument(span).await;
         drop(listed);
         drop(permit);
     }
 
-    async fn run_job(&self, claim: Claim) {
+    async fn run_job(&self, pick: Pick) {
         let started = Instant::now();
-        let job = claim.job().clone();
-        tracing::info!(resumed = job.claims > 1, "job claimed");
+        let job = pick.job().clone();
+        tracing::info!(resumed = job.claims > 1, "job picked; its first logbook write claims it");
         // The store with its declared defaults: what the flow is built from and what its tasks see.
         let factory = match self.catalog.for_job(self.board.as_ref(), &job.flow, job.pin.as_ref()).await {
             Ok(factory) => factory,
             Err(crate::catalog::CatalogError::Board(error)) => {
-                tracing::warn!(%error, "cannot read the job's flow definition; abandoning the job");
-                return abandon(&self.local, claim).await;
+                // Nothing was written: the job stays queued for the next pick.
+                return tracing::warn!(%error, "cannot read the job's flow definition; giving the pick up");
             }
             // Not silently lost: TRASHED, with the reason naming the flow, version and what is missing.
-            Err(error) => return trash(&self.local, claim, format!("cannot build flow: {error}")).await,
+            Err(error) => return trash_pick(&self.local, &pick, format!("cannot build flow: {error}")).await,
         };
         let factory = factory.factory();
         let store = match factory.complete(&job.store) {
             Ok(store) => store,
-            Err(error) => return trash(&self.local, claim, format!("cannot build flow: {error}")).await,
+            Err(error) => return trash_pick(&self.local, &pick, format!("cannot build flow: {error}")).await,
         };
         let flow = match factory.build(&store) {
             Ok(flow) => flow,
-            Err(error) => return trash(&self.local, claim, format!("cannot build flow: {error}")).await,
+            Err(error) => return trash_pick(&self.local, &pick, format!("cannot build flow: {error}")).await,
         };
+        // The pick's storage: its first write claims the job with that batch (one board
+        // write), then it is the claim's consuming storage (the last write consumes).
         let engine = Engine::builder(flow)
             .store(store)
-            .storage(claim.consuming_storage(), job.id, job.id)
+            .storage(pick.storage(), job.id, job.id)
             .max_concurrency(self.concurrency)
             // Re-queued by an operator's retry: a flow that ended FAILURE finishes its revert.
             .retry_failed_reverts(job.actions.last().is_some_and(|a| a.action == jobboard::Operation::Retry.as_str()))
@@ -125,12 +135,14 @@ impl JobRunner {
             .await;
         let mut engine = match engine {
             Ok(engine) => engine,
-            Err(error) => return self.engine_failed(claim, error).await,
+            Err(error) => return self.engine_failed(&pick, None, error).await,
         };
         let control = engine.control();
-        let lost = claim.lost();
-        let cancel_requested = claim.cancelled();
-        let mut deliveries = claim.deliveries();
+        let lost = pick.lost();
+        let cancel_requested = pick.cancelled();
+        let mut deliveries = pick.deliveries();
+        // The claim, once handed over by the pick (made by the first write, or for a park).
+        let mut claim: Option<Claim> = None;
         let mut cancelling = false;
         let mut suspending = false;
         // Why the claim's token fired is read from the job: a cancel, or an operator's suspend.
@@ -140,13 +152,10 @@ impl JobRunner {
         let deadline = deadline_timer(job.deadline);
         tokio::pin!(deadline);
         // Completions and timeouts recorded while the job was parked (or before a crash).
-        match claim.settled().await {
+        match pick.settled().await {
             Ok(settled) => settled.into_iter().for_each(|d| control.deliver(d)),
-            Err(error) => {
-                // Given back, never dropped: a claim left alone would stay CLAIMED by a live conductor not running it.
-                tracing::warn!(%error, "cannot read the parked tasks; giving the job back");
-                return abandon(&self.local, claim).await;
-            }
+            // Before the first write nothing is claimed: the job stays queued.
+            Err(error) => return tracing::warn!(%error, "cannot read the parked tasks; giving the pick up"),
         }
         let ended = loop {
             let ended = {
@@ -193,10 +202,10 @@ impl JobRunner {
                             control.suspend();
                         }
                         // A parked task was completed while other branches run: the owner folds it in.
-                        changed = deliveries.changed() => match (changed, claim.settled().await) {
+                        changed = deliveries.changed() => match (changed, pick.settled().await) {
                             (Ok(()), Ok(settled)) => settled.into_iter().for_each(|d| control.deliver(d)),
                             (_, Err(error)) => tracing::warn!(%error, "cannot read completed parked tasks; will retry"),
-                            (Err(_), _) => deliveries = claim.deliveries(),
+                            (Err(_), _) => deliveries = pick.deliveries(),
                         },
                     }
                 }
@@ -209,7 +218,11 @@ impl JobRunner {
             if outcome.state != FlowState::Parked {
                 break ended;
             }
-            match claim.park(&engine.parked()).await {
+            let parking = match claim_of(&pick, &mut claim).await {
+                Ok(held) => held.park(&engine.parked()).await,
+                Err(error) => Err(error),
+            };
+            match parking {
                 Ok(Parking::Parked) => {
                     let waiting: Vec<String> = engine.parked().into_iter().map(|(atom, _)| atom).collect();
                     return tracing::info!(?waiting, "job parked; released until a completion or a deadline");
@@ -222,24 +235,41 @@ impl JobRunner {
                 }
                 Err(error) => {
                     tracing::warn!(%error, "cannot park the job; giving it back");
-                    return abandon(&self.local, claim).await;
+                    return give_back(&self.local, &pick, claim).await;
                 }
             }
         };
+        let made = match claim {
+            Some(claim) => Some(claim),
+            None => pick.made().await,
+        };
         match ended {
             // The engine's last logbook write consumed the job: whatever fired meanwhile, it is over.
-            Ended::Lost | Ended::Aborted if claim.is_consumed() => tracing::info!("job complete"),
+            Ended::Lost | Ended::Aborted if made.as_ref().is_some_and(Claim::is_consumed) => {
+                tracing::info!("job complete")
+            }
             Ended::Lost => {
                 tracing::warn!("claim lost: flow stopped, nothing more written; another conductor takes over")
             }
             // (An expired run never gets here: the loop runs it again, cancelled.)
-            Ended::Aborted | Ended::Expired => {
-                tracing::warn!(
-                    "grace period over: flow stopped mid-task; abandoning (its running tasks will run again)"
-                );
-                abandon(&self.local, claim).await;
-            }
+            Ended::Aborted | Ended::Expired => match made {
+                Some(claim) => {
+                    tracing::warn!(
+                        "grace period over: flow stopped mid-task; abandoning (its running tasks will run again)"
+                    );
+                    abandon(&self.local, claim).await;
+                }
+                None => tracing::info!("stopped before its first logbook write: nothing written, the job stays queued"),
+            },
             Ended::Ran(Ok(mut outcome)) => {
+                // A run with nothing to write (its end was in the logbook already) claims now.
+                let claim = match made {
+                    Some(claim) => claim,
+                    None => match pick.claim().await {
+                        Ok(claim) => claim,
+                        Err(error) => return tracing::warn!(%error, "cannot claim the job to record its end"),
+                    },
+                };
                 if let (true, Some(at)) = (expired, job.deadline) {
                     let why = jobboard::lifecycle::operate::deadline_failure(at);
                     outcome.failure = Some(match outcome.failure.take() {
@@ -252,7 +282,7 @@ impl JobRunner {
                 }
                 finish(claim, outcome, cancelling, &self.local, started).await
             }
-            Ended::Ran(Err(error)) => self.engine_failed(claim, error).await,
+            Ended::Ran(Err(error)) => self.engine_failed(&pick, made, error).await,
         }
     }
 
@@ -269,21 +299,26 @@ impl JobRunner {
         }
     }
 
-    /// The engine could not build or run the flow.
-    async fn engine_failed(&self, claim: Claim, error: flows::Error) {
-        match &error {
-            flows::Error::Storage(StorageError::ClaimLost(_)) => {
+    /// The engine could not build or run the flow; `made` is the claim, if one was made.
+    async fn engine_failed(&self, pick: &Pick, made: Option<Claim>, error: flows::Error) {
+        match (&error, made) {
+            (flows::Error::Storage(StorageError::ClaimLost(_)), None) => tracing::info!(
+                %error,
+                "the job changed since it was picked (claimed elsewhere, cancelled, suspended): nothing written, nothing ran"
+            ),
+            (flows::Error::Storage(StorageError::ClaimLost(_)), Some(_)) => {
                 tracing::warn!(%error, "claim lost: logbook write fenced off; another conductor takes over");
             }
-            flows::Error::Storage(storage) if storage.is_retryable() => {
+            (flows::Error::Storage(storage), made) if storage.is_retryable() => {
                 tracing::warn!(error = %format_args!("{error}: {storage}"), "logbook unavailable; abandoning the job");
-                abandon(&self.local, claim).await;
+                give_back(&self.local, pick, made).await;
             }
-            flows::Error::Storage(storage) => {
+            (flows::Error::Storage(storage), made) => {
                 tracing::error!(error = %format_args!("{error}: {storage}"), "logbook storage failed; abandoning the job");
-                abandon(&self.local, claim).await;
+                give_back(&self.local, pick, made).await;
             }
-            _ => trash(&self.local, claim, format!("engine error: {error}")).await,
+            (_, Some(claim)) => trash(&self.local, claim, format!("engine error: {error}")).await,
+            (_, None) => trash_pick(&self.local, pick, format!("engine error: {error}")).await,
         }
     }
 }
@@ -330,6 +365,34 @@ async fn halt(claim: Claim) {
     match claim.halt().await {
         Ok(job) => tracing::info!(state = %job.state, "job suspended by an operator; released"),
         Err(error) => tracing::warn!(%error, "cannot suspend the job; it returns to the board when the lease ends"),
+    }
+}
+
+/// The claim, handed over by the pick into `claim` (made by the first write, or now).
+async fn claim_of<'a>(pick: &Pick, claim: &'a mut Option<Claim>) -> Result<&'a Claim, jobboard::Error> {
+    if claim.is_none() {
+        *claim = Some(pick.claim().await?);
+    }
+    Ok(claim.as_ref().expect("set just above"))
+}
+
+/// Abandons the claim if one was made; before it, nothing was written and the job stays queued.
+async fn give_back(local: &LocalStatus, pick: &Pick, claim: Option<Claim>) {
+    let made = match claim {
+        Some(claim) => Some(claim),
+        None => pick.made().await,
+    };
+    match made {
+        Some(claim) => abandon(local, claim).await,
+        None => tracing::info!("nothing was written; the job stays queued"),
+    }
+}
+
+/// Trashes a picked job (claiming it first, with nothing else written).
+async fn trash_pick(local: &LocalStatus, pick: &Pick, reason: String) {
+    match pick.claim().await {
+        Ok(claim) => trash(local, claim, reason).await,
+        Err(error) => tracing::warn!(%error, %reason, "cannot claim the job to trash it"),
     }
 }
 

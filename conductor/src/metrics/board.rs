@@ -74,6 +74,14 @@ impl JobBoard for MeteredBoard {
         result
     }
 
+    async fn pick_next(&self, flows: &FlowFilter) -> Result<Option<jobboard::Pick>, Error> {
+        let start = Instant::now();
+        let picked = self.measure("pick_next", self.inner.pick_next(flows)).await?;
+        let metrics = self.metrics.clone();
+        // A claim's latency: from the pick until the first logbook write claimed it.
+        Ok(picked.map(|pick| pick.when_claimed(move |claim| metrics.job_claimed(&claim.job().flow, start.elapsed()))))
+    }
+
     async fn claim(&self, id: JobId) -> Result<Claim, Error> {
         let (result, took) = self.timed("claim", self.inner.claim(id)).await;
         if let Ok(claim) = &result {

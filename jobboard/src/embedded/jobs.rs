@@ -143,6 +143,26 @@ pub(crate) fn claim_next(
     quarantine_after: u32,
     now: u64,
 ) -> Result<ClaimResult, Error> {
+    let (sql, args) = claimable_query(filter, &[]);
+    let mut result = ClaimResult::default();
+    loop {
+        let best: Option<String> =
+            cached_row(tx, &sql, params_from_iter(args.iter()), |row| row.get(0)).optional().map_err(sql_error)?;
+        let Some(id) = best else { return Ok(result) };
+        let job = get_existing(tx, super::rows::parse_uuid(&id)?)?;
+        let (job, event) = claim_attempt(tx, job, owner, quarantine_after, now)?;
+        if event == Event::Quarantine {
+            result.quarantined.push(job.id);
+            continue;
+        }
+        result.claimed = Some(job);
+        return Ok(result);
+    }
+}
+
+/// The query for the best unclaimed job the filter accepts, passing `skip` by:
+/// priority first, then oldest; its one column is the job id.
+pub(crate) fn claimable_query(filter: &FlowFilter, skip: &[JobId]) -> (String, Vec<SqlValue>) {
     let mut sql = String::from("SELECT id FROM jobs WHERE state = 'UNCLAIMED'");
     let mut args: Vec<SqlValue> = filter.flows.iter().map(|f| SqlValue::Text(f.clone())).collect();
     if !args.is_empty() {
@@ -159,22 +179,15 @@ pub(crate) fn claim_next(
             marks.join(", ")
         ));
     }
+    if !skip.is_empty() {
+        let first = args.len() + 1;
+        args.extend(skip.iter().map(|id| SqlValue::Text(id.to_string())));
+        let marks: Vec<String> = (first..first + skip.len()).map(|i| format!("?{i}")).collect();
+        sql.push_str(&format!(" AND id NOT IN ({})", marks.join(", ")));
+    }
     // Walks the `jobs_claim_order` index; only quarantined jobs are skipped.
     sql.push_str(" ORDER BY priority DESC, created_at, seq LIMIT 1");
-    let mut result = ClaimResult::default();
-    loop {
-        let best: Option<String> =
-            cached_row(tx, &sql, params_from_iter(args.iter()), |row| row.get(0)).optional().map_err(sql_error)?;
-        let Some(id) = best else { return Ok(result) };
-        let job = get_existing(tx, super::rows::parse_uuid(&id)?)?;
-        let (job, event) = claim_attempt(tx, job, owner, quarantine_after, now)?;
-        if event == Event::Quarantine {
-            result.quarantined.push(job.id);
-            continue;
-        }
-        result.claimed = Some(job);
-        return Ok(result);
-    }
+    (sql, args)
 }
 
 /// Claims one given job; a poison job is quarantined instead (`quarantined`

@@ -119,6 +119,19 @@ impl Notifier {
         cancel_requested: bool,
     ) -> CancellationToken {
         let cancelled = CancellationToken::new();
+        self.claim_started_with(id, owner, token, cancel_requested, &cancelled);
+        cancelled
+    }
+
+    /// As `claim_started`, with the `cancelled` token made beforehand (a pick's).
+    pub(crate) fn claim_started_with(
+        &self,
+        id: JobId,
+        owner: &str,
+        token: FenceToken,
+        cancel_requested: bool,
+        cancelled: &CancellationToken,
+    ) {
         if cancel_requested {
             cancelled.cancel();
         }
@@ -128,7 +141,6 @@ impl Notifier {
             cancelled.cancel();
         }
         claims.live.insert(id, live);
-        cancelled
     }
 
     /// Forgets a claim that ended (consumed, abandoned, trashed).

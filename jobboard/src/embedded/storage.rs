@@ -83,13 +83,13 @@ impl Storage for EmbeddedStorage {
 /// A `FlowChanges` checked against the size limit (so a bad batch writes
 /// nothing) and copied for the writer thread: the flow's own fields (not its
 /// atoms map) and the atoms.
-struct OwnedBatch {
+pub(super) struct OwnedBatch {
     detail: Option<FlowDetail>,
     atoms: Vec<AtomDetail>,
 }
 
 impl OwnedBatch {
-    fn checked(shared: &Shared, flow: Uuid, changes: &FlowChanges<'_>) -> Result<Self, Error> {
+    pub(super) fn checked(shared: &Shared, flow: Uuid, changes: &FlowChanges<'_>) -> Result<Self, Error> {
         if let Some(detail) = changes.flow {
             check_size(shared, "flow meta", &detail.meta)?;
         }
@@ -109,7 +109,7 @@ impl OwnedBatch {
     }
 
     /// Writes the batch inside the caller's (fenced) transaction.
-    fn write(
+    pub(super) fn write(
         &self,
         tx: &rusqlite::Connection,
         job: JobId,
@@ -139,7 +139,7 @@ fn check_size(shared: &Shared, what: &str, value: &impl serde::Serialize) -> Res
 }
 
 /// A logbook error met inside a consume's transaction, as a board error.
-fn logbook_error(error: StorageError) -> Error {
+pub(super) fn logbook_error(error: StorageError) -> Error {
     match error {
         StorageError::Rejected { what, message } => Error::InvalidInput(format!("cannot store {what}: {message}")),
         other => Error::Backend { message: other.to_string(), source: Some(Box::new(other)) },

@@ -264,7 +264,7 @@ async fn on_its_consuming_storage_a_three_task_job_is_six_writes() {
     let job = claim.consume(Outcome::Success, None).await.expect("consume");
     let end = board.write_stats();
     assert_eq!((job.state, job.outcome), (JobState::Complete, Some(Outcome::Success)));
-    assert_eq!(end.writes - start.writes, 6, "post, claim, 3 logbook writes, the last with the consume");
+    assert_eq!(end.writes - start.writes, 6, "post, claim, 4 logbook writes, the last with the consume");
     assert_eq!(end.commits - start.commits, 6, "a lone writer waits for no batch: one commit per write");
 }
 
@@ -309,4 +309,29 @@ async fn small_and_big_flows_load_whole() {
         assert_eq!(loaded.atoms.len(), atoms, "atoms of a flow of {atoms}");
         assert!(loaded.atoms.contains_key(&format!("t{}", atoms.saturating_sub(1))) || atoms == 0);
     }
+}
+
+#[tokio::test]
+async fn on_its_pick_a_three_task_job_is_five_writes() {
+    let (_dir, board) = temp_board(BoardConfig::new("counter"));
+    let start = board.write_stats();
+    let posted = board.post(new_job(None)).await.expect("post");
+    let pick = board.pick_next(&FlowFilter::any()).await.expect("pick").expect("the posted job");
+    assert_eq!(board.write_stats().writes - start.writes, 1, "a pick writes nothing");
+    let flow = flows::Flow::linear("three")
+        .add_all((1..=3).map(|n| flows::task_fn(format!("t{n}"), |_ctx| async { Ok(serde_json::json!(null)) })));
+    let mut engine =
+        flows::Engine::builder(flow).storage(pick.storage(), posted.id, posted.id).build().await.expect("engine");
+    engine.run().await.expect("the flow runs");
+    let claim = pick.claim().await.expect("the first write claimed the job");
+    assert!(claim.is_consumed(), "the last logbook write consumed the job");
+    let job = claim.consume(Outcome::Success, None).await.expect("consume");
+    let end = board.write_stats();
+    assert_eq!((job.state, job.outcome, job.claims), (JobState::Complete, Some(Outcome::Success), 1));
+    assert_eq!(
+        end.writes - start.writes,
+        5,
+        "post, 4 logbook writes, the first with the claim, the last with the consume"
+    );
+    assert_eq!(end.commits - start.commits, 5, "a lone writer waits for no batch: one commit per write");
 }

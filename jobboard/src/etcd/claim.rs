@@ -1,9 +1,7 @@
 //! Claims as single etcd transactions, quarantine, and re-queueing after a lease expiry.
 //!
-//! Claim: `owner` absent and `state` unchanged since read → put `owner` on the
-//! session lease, rewrite `state` (claims + 1), put `held`, delete the queue
-//! entries, read the spec; all in one revision, which is the fencing token
-//! (the owner key's create = mod revision). The writes that end a claim are
+//! The claim Txn itself is in [`super::take`], with picks (a claim folded
+//! into the engine's first logbook write); the writes that end a claim are
 //! in [`super::owner`].
 //!
 //! Candidates: one range of the all-flows queue per attempt, filtered by the
@@ -12,19 +10,19 @@
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use etcd_client::{Compare, CompareOp, GetOptions, KeyValue, PutOptions, Txn, TxnOp, TxnResponse};
-use tokio_util::sync::CancellationToken;
+use etcd_client::{Compare, CompareOp, GetOptions, KeyValue, Txn, TxnOp};
 
-use super::codec::{assemble, decode, encode, SpecRecord, StateRecord};
+use super::codec::{decode, encode, StateRecord};
 use super::keys::prefix_end;
 use super::local::LocalClaims;
 use super::owner::{get_kv, owner_name};
-use super::storage::KnownEmpty;
-use super::{Held, Inner};
-use crate::claim::{Claim, ClaimOps, FenceToken};
+use super::take::Claiming;
+use super::Inner;
+use crate::claim::Claim;
 use crate::error::Error;
 use crate::job::{FlowFilter, JobId};
 use crate::lifecycle::{self, Change, Event, IllegalTransition, QuarantineRule};
+use crate::pick::Pick;
 
 /// Queue entries read per claim attempt: enough to step past a few racing claimers.
 const CANDIDATES: i64 = 16;
@@ -33,7 +31,7 @@ const CANDIDATES: i64 = 16;
 const CONTENDED_WIDTH: i64 = 4;
 
 /// The outcome of trying one candidate.
-enum Attempt {
+pub(super) enum Attempt {
     Won(Box<Claim>),
     /// Someone else changed it first, or it was quarantined: try another.
     Lost,
@@ -44,6 +42,35 @@ impl Attempt {
         match self {
             Attempt::Won(claim) => Some(claim.token() as i64),
             Attempt::Lost => None,
+        }
+    }
+}
+
+/// Whether `claim_or_pick` claims, or picks (`crate::pick`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Claim,
+    Pick,
+}
+
+/// What `claim_or_pick` got.
+enum Got {
+    Claim(Claim),
+    Pick(Pick),
+}
+
+impl Got {
+    fn into_claim(self) -> Option<Claim> {
+        match self {
+            Got::Claim(claim) => Some(claim),
+            Got::Pick(_) => None,
+        }
+    }
+
+    fn into_pick(self) -> Option<Pick> {
+        match self {
+            Got::Pick(pick) => Some(pick),
+            Got::Claim(_) => None,
         }
     }
 }
@@ -81,6 +108,16 @@ impl Drop for InFlight<'_> {
 
 impl Inner {
     pub(super) async fn claim_next(this: &Arc<Inner>, filter: &FlowFilter) -> Result<Option<Claim>, Error> {
+        Ok(Inner::claim_or_pick(this, filter, Mode::Claim).await?.and_then(Got::into_claim))
+    }
+
+    /// As `claim_next`, but writing nothing: the claim is folded into the first logbook write.
+    pub(super) async fn pick_next(this: &Arc<Inner>, filter: &FlowFilter) -> Result<Option<Pick>, Error> {
+        Ok(Inner::claim_or_pick(this, filter, Mode::Pick).await?.and_then(Got::into_pick))
+    }
+
+    /// Claims (or picks) the best candidate the filter accepts.
+    async fn claim_or_pick(this: &Arc<Inner>, filter: &FlowFilter, mode: Mode) -> Result<Option<Got>, Error> {
         this.check_live()?;
         let _in_flight = InFlight::enter(this);
         let mut raced = false;
@@ -89,8 +126,8 @@ impl Inner {
             if this.with_local(|local| local.use_shared(filter)) {
                 // Siblings are claiming too: take from the entries one of them read.
                 while let Some((id, kv)) = this.with_local(LocalClaims::take_shared) {
-                    if let Some(claim) = Inner::attempt(this, id, &kv).await? {
-                        return Ok(Some(claim));
+                    if let Some(got) = Inner::attempt(this, id, &kv, mode).await? {
+                        return Ok(Some(got));
                     }
                     raced = true;
                 }
@@ -116,8 +153,8 @@ impl Inner {
                     this.with_local(|local| local.share(filter, std::mem::take(&mut candidates)));
                 }
                 first = false;
-                if let Some(claim) = Inner::attempt(this, id, &kv).await? {
-                    return Ok(Some(claim));
+                if let Some(got) = Inner::attempt(this, id, &kv, mode).await? {
+                    return Ok(Some(got));
                 }
                 raced = true;
             }
@@ -131,8 +168,8 @@ impl Inner {
         Ok(None)
     }
 
-    /// Tries one reserved queue entry, then releases the reservation.
-    async fn attempt(this: &Arc<Inner>, id: JobId, kv: &KeyValue) -> Result<Option<Claim>, Error> {
+    /// Tries one reserved queue entry, then releases the reservation (a pick keeps it).
+    async fn attempt(this: &Arc<Inner>, id: JobId, kv: &KeyValue, mode: Mode) -> Result<Option<Got>, Error> {
         let state: StateRecord = match decode(kv.value(), "queue entry") {
             Ok(state) => state,
             Err(e) => {
@@ -140,10 +177,17 @@ impl Inner {
                 return Err(e);
             }
         };
+        if mode == Mode::Pick {
+            let picked = Inner::pick_one(this, id, state, kv.mod_revision()).await;
+            if !matches!(picked, Ok(Some(_))) {
+                this.with_local(|local| local.release(id, None));
+            }
+            return Ok(picked?.map(Got::Pick));
+        }
         let attempt = Inner::try_claim(this, id, state, kv.mod_revision()).await;
         this.with_local(|local| local.release(id, attempt.as_ref().ok().and_then(Attempt::won_at)));
         match attempt? {
-            Attempt::Won(claim) => Ok(Some(*claim)),
+            Attempt::Won(claim) => Ok(Some(Got::Claim(*claim))),
             Attempt::Lost => Ok(None),
         }
     }
@@ -242,121 +286,15 @@ impl Inner {
             this.quarantine(id, state, state_rev).await?;
             return Ok(Attempt::Lost);
         }
-        let keys = &this.keys;
-        // Unowned: the txn below compares that.
-        let next = state
-            .apply(state.current(false), &Change::Claim, flows::logbook::now_millis())
-            .map_err(|refused| refused.into_error(id, None))?;
-        let owner = this.config.owner.clone();
-        let txn = Txn::new()
-            .when([
-                Compare::create_revision(keys.owner(id), CompareOp::Equal, 0),
-                Compare::mod_revision(keys.state(id), CompareOp::Equal, state_rev),
-                this.epoch.compare(),
-            ])
-            .and_then([
-                TxnOp::put(keys.owner(id), owner.clone(), Some(PutOptions::new().with_lease(this.session.lease))),
-                TxnOp::put(keys.state(id), encode(&next, "job state")?, None),
-                TxnOp::put(keys.held(id), "", None),
-                TxnOp::delete(keys.queue(state.priority, id), None),
-                TxnOp::delete(keys.flow_queue(&state.flow, state.priority, id), None),
-                TxnOp::get(keys.spec(id), None),
-            ]);
-        let (token, spec) = match this.txn(txn, &format!("claiming job {id}")).await {
-            Ok(resp) if !resp.succeeded() => {
-                // Owned or changed since the queue was read: almost always another board's claim.
-                this.with_local(LocalClaims::lost_race);
-                return Ok(Attempt::Lost);
-            }
-            Ok(resp) => {
-                let token = revision(&resp).ok_or_else(|| Error::Backend {
-                    // Never seen: etcd always sends a header. Token 0 would match an absent owner key.
-                    message: format!("etcd answered the claim of job {id} without a revision"),
-                    source: None,
-                })?;
-                let spec: SpecRecord = match get_kv(&resp, 5) {
-                    Some(kv) => decode(kv.value(), "job spec")?,
-                    None => {
-                        return Err(Error::Backend {
-                            message: format!("job {id} has a state but no spec"),
-                            source: None,
-                        })
-                    }
-                };
-                (token, spec)
-            }
-            Err(error) if error.is_retryable() => match Inner::settle_doubtful_claim(this, id, error).await? {
-                Some(won) => won,
-                None => return Ok(Attempt::Lost),
-            },
-            Err(error) => return Err(error),
-        };
-        let lost = this.session.lost.child_token();
-        let cancelled = CancellationToken::new();
-        if next.cancel_requested {
-            cancelled.cancel();
-        }
-        this.with_held(|held| {
-            held.insert(
-                id,
-                Held {
-                    token,
-                    state: next.clone(),
-                    state_rev: token,
-                    cancelled: cancelled.clone(),
-                    lost: lost.clone(),
-                    // Only an owner writes a logbook: before the first claim nobody could.
-                    book_empty: KnownEmpty::new(next.claims == 1),
-                },
-            );
-            // A cancel request right after our txn may have reached the watch before this insert.
-            if this.take_unheld_cancel(id, token) {
-                cancelled.cancel();
-            }
-        });
-        let job = assemble(id, spec, next, Some(owner));
-        let ops: Arc<dyn ClaimOps> = this.clone();
-        Ok(Attempt::Won(Box::new(Claim::new(job, token as FenceToken, ops, lost, cancelled))))
+        Inner::claim_txn(this, id, &state, state_rev, Claiming::default()).await
     }
 
-    /// A claim txn whose reply was lost (etcd restarting, a cut link) may have
-    /// landed: then the job is CLAIMED on our lease and nobody runs it, for as
-    /// long as this session lives. So find out, re-reading until etcd answers
-    /// (or the session ends): if the owner key is ours, the claim is ours (its
-    /// token and spec are returned); if not, it did not land.
-    async fn settle_doubtful_claim(
-        this: &Arc<Inner>,
-        id: JobId,
-        error: Error,
-    ) -> Result<Option<(i64, SpecRecord)>, Error> {
-        tracing::debug!(job = %id, %error, "claim txn outcome unknown; reading the owner key to settle it");
-        let lost = this.session.lost.clone();
-        let read = || async {
-            let owner = this.get(this.keys.owner(id), None, &format!("settling the claim of job {id}")).await?;
-            let spec = this.get(this.keys.spec(id), None, &format!("reading the spec of job {id}")).await?;
-            Ok::<_, Error>((owner, spec))
-        };
-        let (owner, spec) =
-            crate::patient::retry(&lost, "settling a claim", Error::is_retryable, || Error::Closed, read).await?;
-        let ours =
-            owner.kvs().first().filter(|kv| kv.lease() == this.session.lease && owner_name(kv) == this.config.owner);
-        let Some(owner_kv) = ours else {
-            return Ok(None);
-        };
-        let spec = match spec.kvs().first() {
-            Some(kv) => decode(kv.value(), "job spec")?,
-            None => return Err(Error::Backend { message: format!("job {id} has a state but no spec"), source: None }),
-        };
-        tracing::info!(job = %id, "a claim whose reply was lost had landed: it is ours");
-        Ok(Some((owner_kv.mod_revision(), spec)))
-    }
-
-    fn quarantine_rule(&self) -> QuarantineRule {
+    pub(super) fn quarantine_rule(&self) -> QuarantineRule {
         QuarantineRule::new(self.config.quarantine_after)
     }
 
     /// Moves a job claimed too often to TRASHED, if it is still unowned and unchanged.
-    async fn quarantine(&self, id: JobId, state: StateRecord, state_rev: i64) -> Result<bool, Error> {
+    pub(super) async fn quarantine(&self, id: JobId, state: StateRecord, state_rev: i64) -> Result<bool, Error> {
         let quarantine = Change::Quarantine(self.quarantine_rule());
         let next = state
             .apply(state.current(false), &quarantine, flows::logbook::now_millis())
@@ -487,9 +425,4 @@ pub(super) async fn requeue_released(board: Weak<Inner>, id: JobId) {
         }
         delay = (delay * 2).min(Duration::from_secs(5));
     }
-}
-
-/// The txn's revision (the fencing token of a claim txn).
-fn revision(resp: &TxnResponse) -> Option<i64> {
-    resp.header().map(|h| h.revision()).filter(|&rev| rev > 0)
 }

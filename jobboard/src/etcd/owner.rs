@@ -145,7 +145,7 @@ impl Inner {
 
 impl Inner {
     /// The fenced logbook storage of claim `token` on `job`.
-    fn etcd_storage(&self, job: JobId, token: FenceToken) -> EtcdStorage {
+    pub(super) fn etcd_storage(&self, job: JobId, token: FenceToken) -> EtcdStorage {
         let fence = super::storage::Fence {
             lease: self.session.lease,
             token,

@@ -9,6 +9,12 @@
 //!
 //! Run: `cargo build --release -p conductor --bins && cargo bench -p tests --bench e2e`.
 //! `BENCH_JOBS` (default 1000) and `BENCH_ROUNDS` (default 5) shrink a run.
+//!
+//! `BENCH_BASE_BIN=<dir>` (a `target/release` of older code, e.g. before issue 14) first
+//! compares it with this build in the same run, on the same etcd: 1-conductor jobs/s and
+//! Txns per job of each (runs in the order new, base, base, new, so a drift over the run
+//! favours neither), the ratio, and the raw-etcd reference before and after
+//! (`compare`). `BENCH_COMPARE_ONLY=1` stops after that table.
 
 use std::time::{Duration, Instant};
 use tests::stats::percentile;
@@ -19,6 +25,7 @@ use proto::pb;
 use tests::conductor::{ConductorConfig, ConductorProcess, HarnessResult};
 use tests::etcd::{unique_prefix, EtcdProcess};
 
+mod compare;
 mod probes;
 
 use probes::{DoneKeys, EtcdCounters};
@@ -44,7 +51,14 @@ fn main() -> HarnessResult<()> {
     let endpoint = etcd.endpoint();
     eprintln!("etcd at {endpoint}; raw transactions ...");
     let etcd_pid = etcd.pid().ok_or("etcd is not running")?;
-    let default = Fleet { conductors: 1, max_jobs: None, worker_threads: None };
+    let default = Fleet { conductors: 1, max_jobs: None, worker_threads: None, bin_dir: None };
+    if let Some(base) = std::env::var_os("BENCH_BASE_BIN") {
+        let base: &'static std::path::Path = Box::leak(std::path::PathBuf::from(base).into_boxed_path());
+        compare::with_base(&rt, &endpoint, etcd_pid, base, jobs)?;
+        if std::env::var_os("BENCH_COMPARE_ONLY").is_some() {
+            return Ok(());
+        }
+    }
     // The raw reference swings by 10-20% between runs on this VM: measure it just before and
     // just after the 1-conductor run, and compare that run with the mean of the two.
     let raw_before = raw_etcd_txns(&rt, &endpoint, etcd_pid)?;
@@ -182,13 +196,13 @@ fn median(mut samples: Vec<Duration>) -> Duration {
 }
 
 /// The raw etcd reference: Txn/s, and etcd's and the client's CPU per Txn.
-struct RawTxns {
+pub(crate) struct RawTxns {
     txns_per_s: f64,
     etcd_cpu_ms: f64,
     client_cpu_ms: f64,
 }
 
-fn raw_etcd_txns(rt: &tokio::runtime::Runtime, endpoint: &str, etcd_pid: u32) -> HarnessResult<RawTxns> {
+pub(crate) fn raw_etcd_txns(rt: &tokio::runtime::Runtime, endpoint: &str, etcd_pid: u32) -> HarnessResult<RawTxns> {
     let (etcd_before, client_before) = (cpu_ticks(etcd_pid)?, cpu_ticks(std::process::id())?);
     let txns_per_s = rt.block_on(raw_claim_txns(endpoint))?;
     let (etcd_after, client_after) = (cpu_ticks(etcd_pid)?, cpu_ticks(std::process::id())?);
@@ -233,7 +247,7 @@ async fn raw_claim_txns(endpoint: &str) -> HarnessResult<f64> {
 }
 
 /// One throughput run.
-struct Throughput {
+pub(crate) struct Throughput {
     jobs_per_s: f64,
     txns_per_job: f64,
     requests_per_job: f64,
@@ -248,13 +262,15 @@ struct Throughput {
 
 /// The conductors of one throughput run; `None` leaves a setting at the conductor's default.
 #[derive(Clone, Copy)]
-struct Fleet {
+pub(crate) struct Fleet {
     conductors: usize,
     max_jobs: Option<usize>,
     worker_threads: Option<usize>,
+    /// Where the conductor binary is taken from (`BENCH_BASE_BIN`); this build's if `None`.
+    bin_dir: Option<&'static std::path::Path>,
 }
 
-fn throughput(
+pub(crate) fn throughput(
     rt: &tokio::runtime::Runtime,
     etcd: &str,
     etcd_pid: u32,
@@ -268,6 +284,7 @@ fn throughput(
             let mut config =
                 ConductorConfig::etcd(etcd, &prefix, &format!("bench-{conductors}-{i}"), Duration::from_secs(10));
             config.max_jobs = setup.max_jobs;
+            config.bin_dir = setup.bin_dir.map(std::path::Path::to_path_buf);
             if let Some(threads) = setup.worker_threads {
                 config.extra_args = vec!["--worker-threads".into(), threads.to_string()];
             }

@@ -59,6 +59,10 @@ impl JobBoard for Counting {
         self.count("claim_next");
         self.inner.claim_next(flows).await
     }
+    async fn pick_next(&self, flows: &FlowFilter) -> Result<Option<jobboard::Pick>, Error> {
+        self.count("pick_next");
+        self.inner.pick_next(flows).await
+    }
     async fn claim(&self, id: JobId) -> Result<Claim, Error> {
         self.count("claim");
         self.inner.claim(id).await
