@@ -14,13 +14,14 @@
 //! [`proxy::TcpProxy`] cuts one client
 //! off etcd while etcd keeps running. [`metrics::kv_requests`] counts the
 //! requests etcd served. `save_snapshot`/`restore_snapshot` back it up and
-//! restore it as an operator would. [`secure::SecureEtcd`] is one with TLS client
+//! restore it as an operator would; [`size::bytes`] is what a board takes in it. [`secure::SecureEtcd`] is one with TLS client
 //! certificates and users, its `baton` role restricted to one prefix.
 
 pub mod cluster;
 pub mod metrics;
 pub mod proxy;
 pub mod secure;
+pub mod size;
 mod snapshot;
 
 use std::io::{Read, Write};

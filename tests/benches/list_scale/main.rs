@@ -22,10 +22,11 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use etcd_client::{Client, CompactionOptions, GetOptions};
+use etcd_client::{Client, GetOptions};
 use futures::StreamExt;
 use proto::pb;
 use tests::conductor::{bin_path, ConductorConfig, ConductorProcess, HarnessResult};
+use tests::etcd::size::{bytes as etcd_bytes, compact};
 use tests::etcd::{unique_prefix, EtcdProcess};
 use tests::stats::percentile;
 
@@ -266,43 +267,6 @@ async fn compaction_state(endpoint: &str) -> HarnessResult<(i64, i64)> {
         }
     }
     Ok((low.saturating_sub(1), current))
-}
-
-async fn compact(endpoint: &str) -> HarnessResult<()> {
-    let mut client = Client::connect([endpoint], None).await?;
-    let revision = client.get("bench-revision-probe", None).await?.header().map_or(0, |h| h.revision());
-    if let Err(e) = client.compact(revision, Some(CompactionOptions::new().with_physical())).await {
-        eprintln!("  compaction at {revision}: {e}");
-    }
-    Ok(())
-}
-
-/// Bytes of keys and values under `prefix` (0 without one), and etcd's database size after
-/// a compaction and a defragmentation.
-async fn etcd_bytes(endpoint: &str, prefix: Option<&str>) -> HarnessResult<(u64, u64)> {
-    let mut client = Client::connect([endpoint], None).await?;
-    let mut logical = 0u64;
-    if let Some(prefix) = prefix {
-        let mut end = prefix.as_bytes().to_vec();
-        if let Some(last) = end.last_mut() {
-            *last += 1;
-        }
-        let mut from = prefix.as_bytes().to_vec();
-        loop {
-            let resp =
-                client.get(from.clone(), Some(GetOptions::new().with_range(end.clone()).with_limit(10_000))).await?;
-            let Some(last) = resp.kvs().last() else { break };
-            logical += resp.kvs().iter().map(|kv| (kv.key().len() + kv.value().len()) as u64).sum::<u64>();
-            from = last.key().to_vec();
-            from.push(0);
-            if !resp.more() {
-                break;
-            }
-        }
-    }
-    compact(endpoint).await?;
-    client.defragment().await?;
-    Ok((logical, client.status().await?.db_size() as u64))
 }
 
 /// Bytes per job run to completion by a conductor (a one-step `chain`), on a prefix of its own.

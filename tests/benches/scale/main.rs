@@ -24,7 +24,8 @@ use tests::etcd::{unique_prefix, EtcdProcess};
 mod probes;
 mod trace;
 
-use probes::{claim_latencies, etcd_bytes, post_jobs, ClaimProbe, Finished};
+use probes::{claim_latencies, post_jobs, ClaimProbe, Finished};
+use tests::etcd::size::bytes as etcd_bytes;
 use tests::stats::percentile;
 use trace::Listing;
 

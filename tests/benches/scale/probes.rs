@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 use tests::stats::percentile;
 
-use etcd_client::{Client, CompactionOptions, EventType, GetOptions, WatchOptions, WatchStream};
+use etcd_client::{Client, EventType, WatchOptions, WatchStream};
 use futures::StreamExt;
 use jobboard::etcd::{EtcdBoard, EtcdConfig};
 use jobboard::{BoardConfig, FlowFilter, JobBoard, Outcome};
@@ -278,40 +278,4 @@ impl Finished {
         peak_rss_kib = peak_rss_kib.max(conductor.rss_kib()?);
         Ok(Drain { first: first - started, rate, peak_rss_kib })
     }
-}
-
-/// Bytes of keys and values under `prefix` (0 without one), and etcd's database size after a
-/// compaction and a defragmentation.
-pub async fn etcd_bytes(endpoint: &str, prefix: Option<&str>) -> HarnessResult<(u64, u64)> {
-    let mut client = Client::connect([endpoint], None).await?;
-    let mut logical = 0u64;
-    if let Some(prefix) = prefix {
-        let end = {
-            let mut end = prefix.as_bytes().to_vec();
-            if let Some(last) = end.last_mut() {
-                *last += 1;
-            }
-            end
-        };
-        let mut from = prefix.as_bytes().to_vec();
-        loop {
-            let options = GetOptions::new().with_range(end.clone()).with_limit(10_000);
-            let resp = client.get(from.clone(), Some(options)).await?;
-            let Some(last) = resp.kvs().last() else { break };
-            logical += resp.kvs().iter().map(|kv| (kv.key().len() + kv.value().len()) as u64).sum::<u64>();
-            from = last.key().to_vec();
-            from.push(0);
-            if !resp.more() {
-                break;
-            }
-        }
-    }
-    let revision = client.get("bench-revision-probe", None).await?.header().map_or(0, |h| h.revision());
-    // Auto-compaction may have got there first; the defragmentation is what matters.
-    if let Err(e) = client.compact(revision, Some(CompactionOptions::new().with_physical())).await {
-        eprintln!("  compaction at {revision}: {e}");
-    }
-    client.defragment().await?;
-    let db = client.status().await?.db_size() as u64;
-    Ok((logical, db))
 }
