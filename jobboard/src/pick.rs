@@ -168,9 +168,13 @@ impl Pick {
                 .ok_or_else(|| Error::InvalidInput(format!("the claim of job {} was handed out", self.job.id))),
             Stage::Refused => Err(Error::ClaimLost { job: self.job.id, token: 0 }),
             Stage::Picked(_) => {
-                take(&mut state, self.job.id, &self.lost, None).await?;
-                match &mut state.stage {
-                    Stage::Claimed { claim, .. } => Ok(*claim.take().expect("just claimed")),
+                drop(state);
+                take_detached(&self.state, self.job.id, &self.lost, None).await?;
+                match &mut self.state.lock().await.stage {
+                    Stage::Claimed { claim, .. } => claim
+                        .take()
+                        .map(|claim| *claim)
+                        .ok_or_else(|| Error::InvalidInput(format!("the claim of job {} was handed out", self.job.id))),
                     _ => Err(Error::ClaimLost { job: self.job.id, token: 0 }),
                 }
             }
@@ -207,6 +211,52 @@ async fn take(
     let storage = claim.consuming_storage();
     state.stage = Stage::Claimed { claim: Some(Box::new(claim)), storage };
     Ok(written)
+}
+
+/// A first batch, owned, so that the claim step can outlive its caller.
+struct OwnedBatch {
+    book: Uuid,
+    flow: Uuid,
+    detail: Option<FlowDetail>,
+    atoms: Vec<flows::AtomDetail>,
+}
+
+impl OwnedBatch {
+    fn of(book: Uuid, flow: Uuid, changes: &FlowChanges<'_>) -> OwnedBatch {
+        let atoms = changes.atoms.iter().map(|atom| (*atom).clone()).collect();
+        OwnedBatch { book, flow, detail: changes.flow.cloned(), atoms }
+    }
+}
+
+/// Runs the claim step (with `first`, if any) on a task of its own, so that it finishes
+/// and is recorded on the pick even if the caller stops waiting (a run dropped at its
+/// deadline, say): a claim that landed unrecorded would leave the job claimed by a
+/// conductor that believes it never claimed it. Returns whether `first` was written;
+/// `Ok(false)` if an earlier step claimed already.
+async fn take_detached(
+    state: &Arc<Mutex<State>>,
+    job: JobId,
+    lost: &CancellationToken,
+    first: Option<OwnedBatch>,
+) -> Result<bool, Error> {
+    let mut state = state.clone().lock_owned().await;
+    let lost = lost.clone();
+    let step = tokio::spawn(async move {
+        match state.stage {
+            Stage::Picked(_) => {}
+            Stage::Claimed { .. } => return Ok(false),
+            Stage::Refused => return Err(Error::ClaimLost { job, token: 0 }),
+        }
+        let atoms: Vec<&flows::AtomDetail> = first.as_ref().map(|b| b.atoms.iter().collect()).unwrap_or_default();
+        let batch = first.as_ref().map(|b| FinalBatch {
+            book: b.book,
+            flow: b.flow,
+            changes: FlowChanges { flow: b.detail.as_ref(), atoms: &atoms },
+        });
+        take(&mut state, job, &lost, batch).await
+    });
+    step.await
+        .map_err(|e| Error::Backend { message: format!("the claim step of job {job} stopped: {e}"), source: None })?
 }
 
 /// A pick's logbook storage (see [`Pick::storage`]).
@@ -249,21 +299,18 @@ impl ClaimingStorage {
         changes: FlowChanges<'_>,
         end: Option<FlowEnd<'_>>,
     ) -> Result<(), StorageError> {
-        let mut state = self.state.lock().await;
-        let (storage, changes) = match &state.stage {
-            Stage::Claimed { storage, .. } => (storage.clone(), changes),
-            Stage::Refused => return Err(Error::ClaimLost { job: self.job, token: 0 }.into()),
-            Stage::Picked(_) => {
-                let first = (!changes.is_empty()).then_some(FinalBatch { book, flow, changes });
-                let written = take(&mut state, self.job, &self.lost, first).await?;
-                let Stage::Claimed { storage, .. } = &state.stage else {
-                    return Err(Error::ClaimLost { job: self.job, token: 0 }.into());
-                };
+        let mut changes = changes;
+        if matches!(self.state.lock().await.stage, Stage::Picked(_)) {
+            let first = (!changes.is_empty()).then(|| OwnedBatch::of(book, flow, &changes));
+            if take_detached(&self.state, self.job, &self.lost, first).await? {
                 // Written with the claim: only the end (a consume) may be left to record.
-                (storage.clone(), if written { FlowChanges { flow: None, atoms: &[] } } else { changes })
+                changes = FlowChanges { flow: None, atoms: &[] };
             }
+        }
+        let storage = match self.claimed().await? {
+            Some(storage) => storage,
+            None => return Err(Error::ClaimLost { job: self.job, token: 0 }.into()),
         };
-        drop(state);
         match end {
             Some(end) => storage.save_final(book, flow, changes, end).await,
             None => storage.save_changes(book, flow, changes).await,
@@ -274,15 +321,12 @@ impl ClaimingStorage {
 #[async_trait]
 impl Storage for ClaimingStorage {
     async fn save_book(&self, book: &LogBook) -> Result<(), StorageError> {
-        let storage = {
-            let mut state = self.state.lock().await;
-            if matches!(state.stage, Stage::Picked(_)) {
-                take(&mut state, self.job, &self.lost, None).await?;
-            }
-            match &state.stage {
-                Stage::Claimed { storage, .. } => storage.clone(),
-                _ => return Err(Error::ClaimLost { job: self.job, token: 0 }.into()),
-            }
+        if matches!(self.state.lock().await.stage, Stage::Picked(_)) {
+            take_detached(&self.state, self.job, &self.lost, None).await?;
+        }
+        let storage = match self.claimed().await? {
+            Some(storage) => storage,
+            None => return Err(Error::ClaimLost { job: self.job, token: 0 }.into()),
         };
         storage.save_book(book).await
     }

@@ -335,3 +335,25 @@ async fn on_its_pick_a_three_task_job_is_five_writes() {
     );
     assert_eq!(end.commits - start.commits, 5, "a lone writer waits for no batch: one commit per write");
 }
+
+/// A run dropped while its first write (the claim) is in flight, as a deadline drops it,
+/// still leaves the claim recorded on the pick: the job is never claimed by a conductor
+/// that believes it never claimed it.
+#[tokio::test]
+async fn a_first_write_dropped_in_flight_still_records_its_claim() {
+    use futures::FutureExt;
+    let (_dir, board) = temp_board(BoardConfig::new("me"));
+    let posted = board.post(new_job(None)).await.expect("post");
+    let pick = board.pick_next(&FlowFilter::any()).await.expect("pick").expect("the posted job");
+    let storage = pick.storage();
+    let detail = FlowDetail::new(posted.id, "f");
+    let atom = flows::AtomDetail::new("t1", flows::AtomKind::Task);
+    let atoms = [&atom];
+    let first = storage.save_changes(posted.id, posted.id, flows::FlowChanges { flow: Some(&detail), atoms: &atoms });
+    assert!(first.now_or_never().is_none(), "the claim waits for the writer thread");
+    let claim = pick.made().await.expect("the claim step finished and was recorded");
+    assert_eq!(board.get(posted.id).await.expect("get").state, JobState::Claimed);
+    let loaded = claim.storage().load_flow(posted.id, posted.id).await.expect("load").expect("the first batch");
+    assert!(loaded.atoms.contains_key("t1"), "the batch landed with the claim");
+    claim.consume(Outcome::Success, None).await.expect("the claim is ours to end");
+}
