@@ -159,14 +159,9 @@ impl FileTask {
         self.project(result)
     }
 
-    /// The kind's own hand-off of a recorded park (a `remote` task's worker gets the
-    /// token), with `with` resolved from the inputs; the token is redacted from a failure.
-    async fn kind_parked(&self, ctx: &ParkedContext) -> Result<(), Failure> {
-        let handoff = crate::kinds::remote::Handoff::of(ctx);
-        let mut used = vec![handoff.token.clone()];
-        let with = settle(self.kind.as_ref(), &self.with, ctx.inputs().as_map(), self.secrets.as_ref(), &mut used)
-            .map_err(|f| redact_failure(f, &used))?;
-        let call = Call {
+    /// The call of a step that follows a recorded park (the kind's hand-off, the `notify` step).
+    fn parked_call(&self, ctx: &ParkedContext) -> Call {
+        Call {
             atom: ctx.atom_name().into(),
             attempt: ctx.attempt(),
             timeout: self.timeout,
@@ -175,7 +170,17 @@ impl FileTask {
             job: ctx.token().name().job,
             inputs: arguments(ctx.inputs().as_map(), &self.args),
             outcome: None,
-        };
+        }
+    }
+
+    /// The kind's own hand-off of a recorded park (a `remote` task's worker gets the
+    /// token), with `with` resolved from the inputs; the token is redacted from a failure.
+    async fn kind_parked(&self, ctx: &ParkedContext) -> Result<(), Failure> {
+        let handoff = crate::kinds::remote::Handoff::of(ctx);
+        let mut used = vec![handoff.token.clone()];
+        let with = settle(self.kind.as_ref(), &self.with, ctx.inputs().as_map(), self.secrets.as_ref(), &mut used)
+            .map_err(|f| redact_failure(f, &used))?;
+        let call = self.parked_call(ctx);
         let _fires_on_drop = call.cancel.clone().drop_guard();
         self.kind.parked(with, &call, handoff).await.map_err(|f| redact_failure(f, &used))
     }
@@ -268,16 +273,7 @@ impl Task for FileTask {
         let mut used = vec![token];
         let with = settle(plan.kind.as_ref(), &plan.with, &names, self.secrets.as_ref(), &mut used)
             .map_err(|f| redact_failure(f, &used))?;
-        let call = Call {
-            atom: ctx.atom_name().into(),
-            attempt: ctx.attempt(),
-            timeout: self.timeout,
-            cancel: CancellationToken::new(),
-            reverting: false,
-            job: ctx.token().name().job,
-            inputs: arguments(ctx.inputs().as_map(), &self.args),
-            outcome: None,
-        };
+        let call = self.parked_call(ctx);
         call_kind(plan.kind.as_ref(), with, call, &used).await.map(|_| ())
     }
 
