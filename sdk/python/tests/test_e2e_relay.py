@@ -20,8 +20,8 @@ def test_a_job_on_one_conductor_runs_on_a_worker_of_another_through_relay(procs)
         relayed = on_runner.wait(on_runner.post("relay-race", {"start": ["go"]}).id, timeout=JOB_WAIT_S)
         assert relayed.succeeded, relayed
         assert relayed.results["leg3"] == ["go", "one@py-r", "two@py-r", "three@py-r"]
-        claimed = f"job_id={relayed.id} flow=relay-race claims=1}}: conductor::daemon::job_runner: job claimed"
-        assert claimed in runner.log() and claimed not in host.log()
+        picked = f"job_id={relayed.id} flow=relay-race claims=1}}: conductor::daemon::job_runner: job picked"
+        assert picked in runner.log() and picked not in host.log()
         # Then the host dies mid-task: the worker moves to the runner, which retries there.
         job = on_runner.post("sleepy", {"seconds": 3})
         harness.wait_for("the relayed attempt", lambda: f"sleeping {job.id}/nap/1 on py-r" in worker.log_tail())
