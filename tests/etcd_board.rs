@@ -13,6 +13,8 @@ use serde_json::{json, Map, Value};
 use tests::etcd::proxy::TcpProxy;
 use tests::etcd::{unique_prefix, EtcdProcess};
 
+#[path = "etcd_board/batches.rs"]
+mod batches;
 #[path = "etcd_board/epoch.rs"]
 mod epoch;
 #[path = "etcd_board/list_windows.rs"]

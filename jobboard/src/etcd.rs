@@ -9,6 +9,7 @@
 //! cancel requests. No etcd-client type appears in a public signature.
 
 mod backlog;
+mod batch;
 mod capacity;
 mod claim;
 mod codec;
@@ -193,6 +194,8 @@ pub(crate) struct Held {
 pub(crate) struct Inner {
     client: Client,
     kv: KvClient,
+    /// Sends the writes of running jobs, batching those that arrive together (`batch`).
+    batcher: Arc<batch::Batcher>,
     keys: Keys,
     config: BoardConfig,
     session: Session,
@@ -265,6 +268,7 @@ impl EtcdBoard {
             Session::start(&client, config.lease_ttl, kv.clone(), epoch.clone(), config.stats.clone()).await?;
         let inner = Arc::new(Inner {
             client,
+            batcher: batch::Batcher::new(kv.clone()),
             kv,
             keys,
             config: config.board,
@@ -316,6 +320,13 @@ impl Inner {
         let resp = send_txn(&self.kv, &txn, doing).await?;
         self.session.revisions.note(resp.header().map_or(0, |h| h.revision()));
         Ok(resp)
+    }
+
+    /// One of the writes a running job makes, through the board's [`batch::Batcher`].
+    async fn batched(&self, member: batch::Member, doing: &str) -> Result<batch::Committed, Error> {
+        let committed = self.batcher.send(member, doing).await?;
+        self.session.revisions.note(committed.revision);
+        Ok(committed)
     }
 
     async fn get(

@@ -2,6 +2,7 @@
 
 use etcd_client::{Compare, CompareOp, DeleteOptions, GetOptions, Txn, TxnOp};
 
+use super::batch::Member;
 use super::codec::{assemble, decode, encode, new_job_id_from, validate_new_job, SpecRecord, StateRecord};
 use super::floor;
 use super::keys::id_at_end;
@@ -55,7 +56,7 @@ impl Inner {
                 when.push(Compare::create_revision(keys.idem(key), CompareOp::Equal, 0));
                 otherwise.push(TxnOp::get(keys.idem(key), None));
             }
-            let resp = self.txn(Txn::new().when(when).and_then(then).or_else(otherwise), "posting a job").await?;
+            let resp = self.batched(Member::new(when, then, otherwise), "posting a job").await?.resp;
             if resp.succeeded() {
                 posted = Some((id, state));
                 break;

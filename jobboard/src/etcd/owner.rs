@@ -7,9 +7,10 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use etcd_client::{Compare, CompareOp, KeyValue, Txn, TxnOp, TxnOpResponse, TxnResponse};
+use etcd_client::{Compare, CompareOp, KeyValue, TxnOp, TxnOpResponse, TxnResponse};
 use flows::{Failure, Millis, Storage, StorageError};
 
+use super::batch::Member;
 use super::codec::{assemble, check_size, decode, encode, StateRecord};
 use super::storage::{EtcdStorage, KnownEmpty};
 use super::Inner;
@@ -54,16 +55,17 @@ impl Inner {
             let next = state.apply(state.state, change, now).map_err(|refused| refused.into_error(id, None))?;
             let mut ops = extra(&state, &next)?;
             ops.insert(0, TxnOp::put(keys.state(id), encode(&next, "job state")?, None));
-            let txn = Txn::new()
-                .when([
+            let member = Member::new(
+                vec![
                     Compare::mod_revision(keys.owner(id), CompareOp::Equal, token as i64),
                     Compare::lease(keys.owner(id), CompareOp::Equal, self.session.lease),
                     Compare::mod_revision(keys.state(id), CompareOp::Equal, state_rev),
                     self.epoch.compare(),
-                ])
-                .and_then(ops)
-                .or_else([TxnOp::get(keys.owner(id), None), TxnOp::get(keys.state(id), None), self.epoch.get()]);
-            let resp = self.txn(txn, &format!("writing job {id} under claim {token}")).await?;
+                ],
+                ops,
+                vec![TxnOp::get(keys.owner(id), None), TxnOp::get(keys.state(id), None), self.epoch.get()],
+            );
+            let resp = self.batched(member, &format!("writing job {id} under claim {token}")).await?.resp;
             if resp.succeeded() {
                 self.forget(id, token);
                 return Ok((next, resp));
@@ -158,7 +160,7 @@ impl Inner {
         let book_empty = self
             .with_held(|held| held.get(&job).filter(|h| h.token as u64 == token).map(|h| h.book_empty.clone()))
             .unwrap_or_else(|| KnownEmpty::new(false));
-        EtcdStorage::new(self.kv(), self.keys.clone(), fence, &self.config, job, book_empty)
+        EtcdStorage::new(self.kv(), self.batcher.clone(), self.keys.clone(), fence, &self.config, job, book_empty)
     }
 }
 

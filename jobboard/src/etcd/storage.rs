@@ -27,11 +27,12 @@ use flows::{AtomDetail, FlowChanges, FlowDetail, LogBook, Storage, StorageError}
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use super::batch::{Batcher, Committed, Member};
 use super::codec::{check_size, decode, encode};
 use super::keys::Keys;
 use super::owner::get_kv;
+use super::send_get;
 use super::Inner;
-use super::{send_get, send_txn};
 use crate::claim::FenceToken;
 use crate::error::Error;
 use crate::job::{BoardConfig, JobId};
@@ -76,6 +77,8 @@ impl KnownEmpty {
 #[derive(Clone)]
 pub struct EtcdStorage {
     kv: KvClient,
+    /// Writes go through the board's batcher: a logbook write is a hot write (`batch`).
+    batcher: Arc<Batcher>,
     keys: Keys,
     fence: Fence,
     max_value_bytes: usize,
@@ -92,13 +95,14 @@ impl std::fmt::Debug for EtcdStorage {
 impl EtcdStorage {
     pub(super) fn new(
         kv: KvClient,
+        batcher: Arc<Batcher>,
         keys: Keys,
         fence: Fence,
         config: &BoardConfig,
         job: JobId,
         book_empty: KnownEmpty,
     ) -> Self {
-        EtcdStorage { kv, keys, fence, max_value_bytes: config.max_value_bytes, job, book_empty }
+        EtcdStorage { kv, batcher, keys, fence, max_value_bytes: config.max_value_bytes, job, book_empty }
     }
 
     /// The whole logbook: none without a request while it is known to be empty.
@@ -137,9 +141,9 @@ impl EtcdStorage {
         let checks_extra = !extra.is_empty();
         when.extend(extra);
         let owner = self.keys.owner(self.job);
-        let txn = Txn::new().when(when).and_then(ops).or_else([TxnOp::get(owner, None), self.fence.epoch.get()]);
-        let resp = send_txn(&self.kv, &txn, "writing a logbook").await?;
-        self.fence.revisions.note(resp.header().map_or(0, |h| h.revision()));
+        let member = Member::new(when, ops, vec![TxnOp::get(owner, None), self.fence.epoch.get()]);
+        let Committed { resp, revision } = self.batcher.send(member, "writing a logbook").await?;
+        self.fence.revisions.note(revision);
         if resp.succeeded() {
             return Ok(());
         }

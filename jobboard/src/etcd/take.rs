@@ -13,9 +13,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use etcd_client::{Compare, CompareOp, GetOptions, PutOptions, Txn, TxnOp, TxnResponse};
+use etcd_client::{Compare, CompareOp, GetOptions, PutOptions, TxnOp};
 use tokio_util::sync::CancellationToken;
 
+use super::batch::{Committed, Member};
 use super::claim::Attempt;
 use super::codec::{assemble, decode, encode, SpecRecord, StateRecord};
 use super::local::LocalClaims;
@@ -67,21 +68,21 @@ impl Inner {
         }
         let wrote_book = !with.book_ops.is_empty();
         ops.extend(with.book_ops);
-        let txn = Txn::new()
-            .when([
-                Compare::create_revision(keys.owner(id), CompareOp::Equal, 0),
-                Compare::mod_revision(keys.state(id), CompareOp::Equal, state_rev),
-                this.epoch.compare(),
-            ])
-            .and_then(ops);
-        let (token, spec) = match this.txn(txn, &format!("claiming job {id}")).await {
-            Ok(resp) if !resp.succeeded() => {
+        let when = vec![
+            Compare::create_revision(keys.owner(id), CompareOp::Equal, 0),
+            Compare::mod_revision(keys.state(id), CompareOp::Equal, state_rev),
+            this.epoch.compare(),
+        ];
+        let (token, spec) = match this.batched(Member::new(when, ops, Vec::new()), &format!("claiming job {id}")).await
+        {
+            Ok(Committed { resp, .. }) if !resp.succeeded() => {
                 // Owned or changed since the queue was read: almost always another board's claim.
                 this.with_local(LocalClaims::lost_race);
                 return Ok(Attempt::Lost);
             }
-            Ok(resp) => {
-                let token = revision(&resp).ok_or_else(|| Error::Backend {
+            Ok(Committed { resp, revision }) => {
+                // The Txn's revision is the claim's fencing token.
+                let token = Some(revision).filter(|&rev| rev > 0).ok_or_else(|| Error::Backend {
                     // Never seen: etcd always sends a header. Token 0 would match an absent owner key.
                     message: format!("etcd answered the claim of job {id} without a revision"),
                     source: None,
@@ -290,9 +291,4 @@ impl Taking for EtcdTaking {
             }
         }
     }
-}
-
-/// The txn's revision (the fencing token of a claim txn).
-fn revision(resp: &TxnResponse) -> Option<i64> {
-    resp.header().map(|h| h.revision()).filter(|&rev| rev > 0)
 }
