@@ -23,6 +23,8 @@ mod list_windows;
 mod listing;
 #[path = "etcd_board/long_queue.rs"]
 mod long_queue;
+#[path = "etcd_board/reads.rs"]
+mod reads;
 #[path = "etcd_board/txns.rs"]
 mod txns;
 

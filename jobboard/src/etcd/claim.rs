@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use etcd_client::{Compare, CompareOp, GetOptions, KeyValue, Txn, TxnOp};
 
-use super::codec::{decode, encode, StateRecord};
+use super::codec::{decode, encode, QueueEntry, SpecRecord, StateRecord};
 use super::keys::prefix_end;
 use super::local::LocalClaims;
 use super::owner::{get_kv, owner_name};
@@ -170,21 +170,21 @@ impl Inner {
 
     /// Tries one reserved queue entry, then releases the reservation (a pick keeps it).
     async fn attempt(this: &Arc<Inner>, id: JobId, kv: &KeyValue, mode: Mode) -> Result<Option<Got>, Error> {
-        let state: StateRecord = match decode(kv.value(), "queue entry") {
-            Ok(state) => state,
+        let QueueEntry { state, spec } = match decode(kv.value(), "queue entry") {
+            Ok(entry) => entry,
             Err(e) => {
                 this.with_local(|local| local.release(id, None));
                 return Err(e);
             }
         };
         if mode == Mode::Pick {
-            let picked = Inner::pick_one(this, id, state, kv.mod_revision()).await;
+            let picked = Inner::pick_one(this, id, state, spec, kv.mod_revision()).await;
             if !matches!(picked, Ok(Some(_))) {
                 this.with_local(|local| local.release(id, None));
             }
             return Ok(picked?.map(Got::Pick));
         }
-        let attempt = Inner::try_claim(this, id, state, kv.mod_revision()).await;
+        let attempt = Inner::try_claim(this, id, state, spec, kv.mod_revision()).await;
         this.with_local(|local| local.release(id, attempt.as_ref().ok().and_then(Attempt::won_at)));
         match attempt? {
             Attempt::Won(claim) => Ok(Some(Got::Claim(*claim))),
@@ -279,14 +279,21 @@ impl Inner {
     }
 
     /// Claims `id` if its state is still the one read at `state_rev` and nobody owns it.
-    async fn try_claim(this: &Arc<Inner>, id: JobId, state: StateRecord, state_rev: i64) -> Result<Attempt, Error> {
+    /// `spec` if the queue entry carried it (see `QueueEntry`); else the claim Txn reads it.
+    async fn try_claim(
+        this: &Arc<Inner>,
+        id: JobId,
+        state: StateRecord,
+        spec: Option<SpecRecord>,
+        state_rev: i64,
+    ) -> Result<Attempt, Error> {
         if this.quarantine_rule().claim_event(lifecycle::claims_since_retry(state.claims, state.claim_base))
             == Event::Quarantine
         {
             this.quarantine(id, state, state_rev).await?;
             return Ok(Attempt::Lost);
         }
-        Inner::claim_txn(this, id, &state, state_rev, Claiming::default()).await
+        Inner::claim_txn(this, id, &state, state_rev, Claiming::known_spec(spec)).await
     }
 
     pub(super) fn quarantine_rule(&self) -> QuarantineRule {
@@ -348,7 +355,7 @@ impl Inner {
                 }
                 continue;
             }
-            if let Attempt::Won(claim) = Inner::try_claim(this, id, state, state_rev).await? {
+            if let Attempt::Won(claim) = Inner::try_claim(this, id, state, None, state_rev).await? {
                 return Ok(*claim);
             }
         }

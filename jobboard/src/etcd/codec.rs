@@ -63,6 +63,33 @@ pub(crate) struct StateRecord {
     pub actions: Vec<OperatorAction>,
 }
 
+/// Encoded specs up to this size are copied into the queue entries of a post.
+const INLINE_SPEC_MAX: usize = 1024;
+
+/// A queue entry (`P m/queue/...` and `P m/fqueue/...`): a copy of the state
+/// record and, as posted, the spec when it is small, so that a claimer reads
+/// the job whole from the entry it ranged, and sends no read of its own for the
+/// spec (a read costs etcd 3.4 a copy of its write buffer, see `batch`). Code
+/// that reads an entry as a bare [`StateRecord`] ignores the spec. Entries
+/// written again later (a release, a retry) carry the state only.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct QueueEntry {
+    #[serde(flatten)]
+    pub state: StateRecord,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spec: Option<SpecRecord>,
+}
+
+impl QueueEntry {
+    /// The entry of a job just posted: its spec inline if `encoded_spec` is small.
+    pub(crate) fn posted(state: &StateRecord, spec: &SpecRecord, encoded_spec: &[u8]) -> Result<Vec<u8>, Error> {
+        match encoded_spec.len() <= INLINE_SPEC_MAX {
+            true => encode(&QueueEntry { state: state.clone(), spec: Some(spec.clone()) }, "queue entry"),
+            false => encode(state, "queue entry"),
+        }
+    }
+}
+
 fn is_zero(n: &u32) -> bool {
     *n == 0
 }

@@ -3,7 +3,7 @@
 use etcd_client::{Compare, CompareOp, DeleteOptions, GetOptions, Txn, TxnOp};
 
 use super::batch::Member;
-use super::codec::{assemble, decode, encode, new_job_id_from, validate_new_job, SpecRecord, StateRecord};
+use super::codec::{assemble, decode, encode, new_job_id_from, validate_new_job, QueueEntry, SpecRecord, StateRecord};
 use super::floor;
 use super::keys::id_at_end;
 use super::owner::{get_kv, owner_name};
@@ -39,12 +39,13 @@ impl Inner {
             let id;
             (id, spec.created_at) = new_job_id_from(not_before);
             let state = StateRecord::new(&spec);
-            let encoded_state = encode(&state, "job state")?;
+            let encoded_spec = encode(&spec, "job spec")?;
+            let entry = QueueEntry::posted(&state, &spec, &encoded_spec)?;
             let mut then = vec![
-                TxnOp::put(keys.spec(id), encode(&spec, "job spec")?, None),
-                TxnOp::put(keys.state(id), encoded_state.clone(), None),
-                TxnOp::put(keys.queue(spec.priority, id), encoded_state.clone(), None),
-                TxnOp::put(keys.flow_queue(&spec.flow, spec.priority, id), encoded_state, None),
+                TxnOp::put(keys.spec(id), encoded_spec, None),
+                TxnOp::put(keys.state(id), encode(&state, "job state")?, None),
+                TxnOp::put(keys.queue(spec.priority, id), entry.clone(), None),
+                TxnOp::put(keys.flow_queue(&spec.flow, spec.priority, id), entry, None),
             ];
             if let Some(deadline) = spec.deadline {
                 then.push(TxnOp::put(keys.job_due(deadline, id), "", None));

@@ -41,6 +41,13 @@ pub(super) struct Claiming {
     tokens: Option<(CancellationToken, CancellationToken)>,
 }
 
+impl Claiming {
+    /// A bare claim, of a job whose spec may be known already (from its queue entry).
+    pub(super) fn known_spec(spec: Option<SpecRecord>) -> Self {
+        Claiming { spec, ..Claiming::default() }
+    }
+}
+
 impl Inner {
     /// The claim Txn of `id`, its state as read at `state_rev` (see the module doc).
     pub(super) async fn claim_txn(
@@ -167,12 +174,14 @@ impl Inner {
     }
 
     /// Picks `id` (reserved by the caller, whose reservation the pick then
-    /// holds): its state as read at `state_rev`, its spec read now. `None` if
-    /// it was quarantined instead (the reservation is the caller's to release).
+    /// holds): its state as read at `state_rev`, its spec as its queue entry
+    /// carried it, or else read now. `None` if it was quarantined instead (the
+    /// reservation is the caller's to release).
     pub(super) async fn pick_one(
         this: &Arc<Inner>,
         id: JobId,
         state: StateRecord,
+        spec: Option<SpecRecord>,
         state_rev: i64,
     ) -> Result<Option<Pick>, Error> {
         let status = state.status(state.current(false));
@@ -184,7 +193,10 @@ impl Inner {
             }
             Picked::Claim(next) => state.with_status(next),
         };
-        let spec = this.read_spec(id).await?;
+        let spec = match spec {
+            Some(spec) => spec,
+            None => this.read_spec(id).await?,
+        };
         let tokens = (this.session.lost.child_token(), CancellationToken::new());
         if next.cancel_requested {
             tokens.1.cancel();
