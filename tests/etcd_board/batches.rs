@@ -35,38 +35,26 @@ async fn concurrent_runs_share_txns_and_a_cancelled_pick_alone_loses() {
     let post_txns = txns() - start;
     assert!(post_txns < JOBS as u64 / 4, "{JOBS} concurrent posts took {post_txns} Txns: they were not batched");
 
-    // Picks in waves: a pick holds its queue entry until its first write, and a
-    // claimer looks no further than the first entries of the queue.
-    let mut cancelled = None;
-    let mut outcomes = Vec::new();
-    let before = txns();
-    loop {
-        let mut picks = Vec::new();
-        while let Some(pick) = board.pick_next(&FlowFilter::any()).await.expect("pick_next") {
-            picks.push(pick);
-        }
-        if picks.is_empty() {
-            break;
-        }
-        if cancelled.is_none() {
-            // Cancelled after its pick: its first write (the claim) must fail, alone, in whatever batch it lands.
-            let id = picks[picks.len() / 2].job().id;
-            board.request_cancel(id).await.expect("cancel an unclaimed job");
-            cancelled = Some(id);
-        }
-        let runs = picks.iter().map(|pick| async move {
-            let id = pick.job().id;
-            let run = async {
-                let mut engine = Engine::builder(three_steps()).storage(pick.storage(), id, id).build().await?;
-                engine.run().await
-            };
-            (id, run.await.map(|outcome| outcome.state))
-        });
-        outcomes.extend(join_all(runs).await);
+    let mut picks = Vec::new();
+    while let Some(pick) = board.pick_next(&FlowFilter::any()).await.expect("pick_next") {
+        picks.push(pick);
     }
+    // Every job at once: picks not yet written hold their entries, and the rest stay in reach.
+    assert_eq!(picks.len(), JOBS, "every posted job is picked once");
+    // Cancelled after its pick: its first write (the claim) must fail, alone, in whatever batch it lands.
+    let cancelled = picks[JOBS / 2].job().id;
+    board.request_cancel(cancelled).await.expect("cancel an unclaimed job");
+    let before = txns();
+    let runs = picks.iter().map(|pick| async move {
+        let id = pick.job().id;
+        let run = async {
+            let mut engine = Engine::builder(three_steps()).storage(pick.storage(), id, id).build().await?;
+            engine.run().await
+        };
+        (id, run.await.map(|outcome| outcome.state))
+    });
+    let outcomes = join_all(runs).await;
     let run_txns = txns() - before;
-    let cancelled = cancelled.expect("a job was picked");
-    assert_eq!(outcomes.len(), JOBS, "every posted job is picked once");
     for (id, outcome) in &outcomes {
         match outcome {
             Ok(state) => {

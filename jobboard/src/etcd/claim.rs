@@ -199,8 +199,11 @@ impl Inner {
     /// this is one range instead of one per flow. Only if none of that page is
     /// ours does it range each flow's queue and merge them.
     async fn candidates(&self, filter: &FlowFilter) -> Result<Candidates, Error> {
-        // Room for every sibling task of this board that is claiming right now, so none runs dry.
-        let (in_flight, contended) = self.with_local(|local| (local.in_flight as i64, local.contended()));
+        // Room for every sibling task of this board that is claiming right now, and for
+        // the entries of picks not yet written (reserved until their first write lands),
+        // so none runs dry while claimable entries lie past them.
+        let (in_flight, contended) =
+            self.with_local(|local| (local.in_flight as i64 + local.reservations() as i64, local.contended()));
         let limit = if contended { CANDIDATES * CONTENDED_WIDTH } else { CANDIDATES } + in_flight;
         let head = self.first_entries(&self.keys.queue_prefix(), limit).await?;
         if *filter == FlowFilter::any() {

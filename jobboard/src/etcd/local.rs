@@ -51,6 +51,11 @@ impl LocalClaims {
         self.reserved.insert(id)
     }
 
+    /// Entries reserved now: by claims being tried, and by picks not yet written.
+    pub(crate) fn reservations(&self) -> usize {
+        self.reserved.len()
+    }
+
     pub(crate) fn release(&mut self, id: JobId, won_at: Option<i64>) {
         self.reserved.remove(&id);
         if let Some(rev) = won_at {
