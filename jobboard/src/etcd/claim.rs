@@ -264,6 +264,7 @@ impl Inner {
         let whole = prefix_end(prefix);
         let concurrent = self.with_local(|local| local.in_flight > 1);
         let (start, end) = self.with_queue_view(|view| {
+            view.want(prefix.as_bytes());
             let start = if concurrent { view.first(prefix.as_bytes()) } else { None };
             (start, view.bounded_end(prefix.as_bytes(), limit as usize))
         });

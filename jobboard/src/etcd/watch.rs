@@ -20,7 +20,7 @@ use tokio::time::sleep;
 
 use super::codec::{decode, StateRecord};
 use super::keys::{id_at_end, prefix_end, Watched};
-use super::queue_view::Listed;
+use super::queue_view::{Listed, Listing};
 use super::queue_window::window_end;
 use super::{bounded, Inner, MAX_DECODE_BYTES};
 use crate::board::Wakeups;
@@ -63,7 +63,7 @@ async fn recover(inner: &Arc<Inner>) -> Result<i64, Error> {
             inner.requeue_orphan(id).await?;
         }
     }
-    // One page of each root before the first claim; the rest in the background (`queue_view`).
+    // One page of each root before the first claim; the rest as claims near it (`queue_view`).
     let mut pages = Vec::new();
     for root in [keys.queue_prefix(), keys.flow_queue_root()] {
         let (from, end) = (root.as_bytes().to_vec(), prefix_end(&root));
@@ -103,8 +103,8 @@ async fn list_page(
 }
 
 /// Lists the rest of the queue into the view, one key window after another
-/// (`queue_window`), until every root is listed whole or a newer listing
-/// (`generation`) takes over.
+/// (`queue_window`), whenever claims near what it knows of a root (`QueueView::want`),
+/// until every root is listed whole or a newer listing (`generation`) takes over.
 async fn fill_view(board: Weak<Inner>, generation: u64) {
     let mut failures = 0;
     let (started, mut pages, mut listed) = (Instant::now(), 0u64, 0usize);
@@ -113,11 +113,24 @@ async fn fill_view(board: Weak<Inner>, generation: u64) {
         if inner.stop.is_cancelled() {
             return;
         }
-        let Some(next) = inner.with_queue_view(|view| view.next_page(generation)) else {
-            tracing::debug!(target: LISTING, pages, listed, elapsed_ms = ms(started.elapsed()), "queue listed whole");
-            return;
+        let (listing, wakeup) = inner.with_queue_view(|view| (view.listing(generation), view.wakeup()));
+        let next = match listing {
+            Listing::Page(next) => next,
+            Listing::Idle => {
+                let stop = inner.stop.clone();
+                drop(inner);
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = wakeup.notified() => continue,
+                }
+            }
+            Listing::Over => {
+                tracing::debug!(target: LISTING, pages, listed, elapsed_ms = ms(started.elapsed()), "queue listed whole");
+                return;
+            }
         };
-        // At the current revision: the view's tombstones make any revision after the watch's start right.
+        // At the current revision: a page asked now is past every delete the watch has passed on
+        // so far, and the view remembers those during its flight (`QueueView::remove`).
         let asked = Instant::now();
         let root_end = prefix_end(&String::from_utf8_lossy(&next.root));
         let end = window_end(&next.from, next.depth, &root_end, &next.template);

@@ -13,7 +13,7 @@
 //!
 //! Run: `cargo build --release --workspace --bins && BENCH_QUEUED=100000 cargo bench -p tests --bench scale`
 //! (`BENCH_FLOW_TASKS=0` skips the 10,000-task flow).
-//! `BENCH_SMALL=0` skips the small queue.
+//! `BENCH_SMALL=0` skips the small queue; `BENCH_CLAIMS` sets the claims timed (default 1,000).
 
 use std::time::{Duration, Instant};
 
@@ -29,19 +29,23 @@ use tests::etcd::size::bytes as etcd_bytes;
 use tests::stats::percentile;
 use trace::Listing;
 
-const CLAIM_SAMPLES: usize = 300;
+/// Claims timed per queue (`BENCH_CLAIMS`): enough that the board's listing of a long queue,
+/// which lists a window when the claims near the end of what it knows (one per some hundreds
+/// of claims), has pages among them.
+const CLAIM_SAMPLES: usize = 1000;
 const LIST_SAMPLES: usize = 20;
 const PATIENCE: Duration = Duration::from_secs(1800);
 
 fn main() -> HarnessResult<()> {
     let queued = env_usize("BENCH_QUEUED", 100_000);
     let small = env_usize("BENCH_SMALL", 2_000);
+    let claims = env_usize("BENCH_CLAIMS", CLAIM_SAMPLES);
     let listing = Listing::install();
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let etcd = EtcdProcess::start();
     let endpoint = etcd.endpoint();
     eprintln!("etcd at {endpoint}; claims with 10 queued ...");
-    let reference = rt.block_on(claim_reference(&endpoint))?;
+    let reference = rt.block_on(claim_reference(&endpoint, claims))?;
     eprintln!("  claim p50/p99 with 10 queued: {}/{}", ms(reference.0), ms(reference.1));
     let flow_tasks = env_usize("BENCH_FLOW_TASKS", 10_000);
     let big_flow = if flow_tasks > 0 {
@@ -53,7 +57,7 @@ fn main() -> HarnessResult<()> {
     let mut rows = Vec::new();
     for n in [small, queued].into_iter().filter(|n| *n > 0) {
         eprintln!("queue of {n} ...");
-        rows.push(run(&rt, &endpoint, n, &listing)?);
+        rows.push(run(&rt, &endpoint, n, claims, &listing)?);
     }
     println!("\nBaton scale on etcd {}: one-step `chain` jobs", tests::etcd::metrics::version(&endpoint));
     println!(
@@ -145,7 +149,13 @@ struct Row {
     split: String,
 }
 
-fn run(rt: &tokio::runtime::Runtime, endpoint: &str, queued: usize, listing: &Listing) -> HarnessResult<Row> {
+fn run(
+    rt: &tokio::runtime::Runtime,
+    endpoint: &str,
+    queued: usize,
+    claims: usize,
+    listing: &Listing,
+) -> HarnessResult<Row> {
     let prefix = unique_prefix(&format!("scale-{queued}"));
     let db_before = rt.block_on(etcd_bytes(endpoint, None))?.1;
     let poster = ConductorProcess::start(&ConductorConfig::etcd(endpoint, &prefix, "poster", Duration::from_secs(10)))?;
@@ -155,7 +165,7 @@ fn run(rt: &tokio::runtime::Runtime, endpoint: &str, queued: usize, listing: &Li
     rt.block_on(post_jobs(&client, queued))?;
     let post_rate = queued as f64 / started.elapsed().as_secs_f64();
     eprintln!("  posted at {post_rate:.0}/s; claims from an in-process board ...");
-    let probe = rt.block_on(ClaimProbe::run(endpoint, &prefix, CLAIM_SAMPLES.min(queued / 10), listing))?;
+    let probe = rt.block_on(ClaimProbe::run(endpoint, &prefix, claims.min(queued / 10), listing))?;
     eprintln!("  {}", probe.split.describe());
     eprintln!("  a fresh conductor drains the rest ...");
     let finished = rt.block_on(Finished::watch(endpoint, &prefix))?;
@@ -199,14 +209,14 @@ fn run(rt: &tokio::runtime::Runtime, endpoint: &str, queued: usize, listing: &Li
 }
 
 /// Claim p50/p99 with 10 jobs queued (one posted per claim), on a prefix of its own.
-async fn claim_reference(endpoint: &str) -> HarnessResult<(Duration, Duration)> {
+async fn claim_reference(endpoint: &str, claims: usize) -> HarnessResult<(Duration, Duration)> {
     let prefix = unique_prefix("scale-ref");
     let poster = ConductorProcess::start(&ConductorConfig::etcd(endpoint, &prefix, "poster", Duration::from_secs(10)))?;
     let client = proto::Client::connect(poster.endpoint()).await?;
     client.drain("poster", true).await?;
     post_jobs(&client, 10).await?;
     let mut samples: Vec<Duration> =
-        claim_latencies(endpoint, &prefix, CLAIM_SAMPLES, Some(&client)).await?.claims.iter().map(|c| c.1).collect();
+        claim_latencies(endpoint, &prefix, claims, Some(&client)).await?.claims.iter().map(|c| c.1).collect();
     samples.sort();
     Ok((percentile(&samples, 0.5), percentile(&samples, 0.99)))
 }
