@@ -262,24 +262,53 @@ impl Inner {
     /// than the queue view says is needed (see `queue_view`).
     async fn first_entries(&self, prefix: &str, limit: i64) -> Result<Page, Error> {
         let whole = prefix_end(prefix);
-        let concurrent = self.with_local(|local| local.in_flight > 1);
-        let (start, end) = self.with_queue_view(|view| {
+        let (head, end) = self.with_queue_view(|view| {
             view.want(prefix.as_bytes());
-            let start = if concurrent { view.first(prefix.as_bytes()) } else { None };
-            (start, view.bounded_end(prefix.as_bytes(), limit as usize))
+            (view.first(prefix.as_bytes()), view.bounded_end(prefix.as_bytes(), limit as usize))
         });
         if let Some(end) = end.filter(|end| *end < whole) {
-            let start = start.unwrap_or_else(|| prefix.as_bytes().to_vec());
-            let options = GetOptions::new().with_range(end).with_limit(limit);
-            let mut resp = self.get(start, Some(options), "listing claimable jobs").await?;
-            if !resp.kvs().is_empty() {
-                // Keys past the bounded end, or before a later start, were not looked at.
-                return Ok(Page { entries: resp.take_kvs(), complete: false });
+            let entries = match head {
+                Some(head) => self.around_head(prefix, head, end, limit).await?,
+                None => {
+                    let options = GetOptions::new().with_range(end).with_limit(limit);
+                    self.get(prefix, Some(options), "listing claimable jobs").await?.take_kvs()
+                }
+            };
+            if !entries.is_empty() {
+                // Keys past the bounded end, or between the two ranges, were not looked at.
+                return Ok(Page { entries, complete: false });
             }
         }
         let options = GetOptions::new().with_range(whole).with_limit(limit);
         let mut resp = self.get(prefix, Some(options), "listing claimable jobs").await?;
         Ok(Page { complete: !resp.more(), entries: resp.take_kvs() })
+    }
+
+    /// The first entries from the view's head: those of every higher priority
+    /// than the head's, then the head's own from the head on, in one read.
+    ///
+    /// Claimed entries of the head's priority sort before it, and etcd 3.4
+    /// walks their tombstones until a compaction, so a range from the prefix
+    /// cost every job claimed since. Skipping them loses nothing the view could
+    /// not know: a job of the head's priority posted since sorts after the head
+    /// (ids are time-ordered), and one of a higher priority is in the first range.
+    async fn around_head(&self, prefix: &str, head: Vec<u8>, end: Vec<u8>, limit: i64) -> Result<Vec<KeyValue>, Error> {
+        let Some(dir) = super::keys::priority_dir(prefix.as_bytes(), &head) else {
+            let options = GetOptions::new().with_range(end).with_limit(limit);
+            return Ok(self.get(head, Some(options), "listing claimable jobs").await?.take_kvs());
+        };
+        let higher = GetOptions::new().with_range(dir).with_limit(limit);
+        let from_head = GetOptions::new().with_range(end).with_limit(limit);
+        let txn = Txn::new().and_then([TxnOp::get(prefix, Some(higher)), TxnOp::get(head, Some(from_head))]);
+        let resp = self.txn(txn, "listing claimable jobs").await?;
+        let mut entries = Vec::new();
+        for op in resp.op_responses() {
+            if let etcd_client::TxnOpResponse::Get(mut got) = op {
+                entries.extend(got.take_kvs());
+            }
+        }
+        entries.truncate(limit as usize);
+        Ok(entries)
     }
 
     /// Claims `id` if its state is still the one read at `state_rev` and nobody owns it.

@@ -299,8 +299,20 @@ pub(crate) fn prefix_end(prefix: &str) -> Vec<u8> {
 }
 
 /// Priority mapped so that ascending key order is descending priority.
+/// The part of queue entry `key` under `root` (`P m/queue/` or a flow's
+/// `P m/fqueue/<flow>/`) that names its priority, `/` included: every entry of
+/// a higher priority sorts below it. `None` if `key` is not such an entry.
+pub(crate) fn priority_dir<'k>(root: &[u8], key: &'k [u8]) -> Option<&'k [u8]> {
+    let dir = root.len() + PRIORITY_DIGITS + 1;
+    let fits = key.starts_with(root) && key.len() > dir && key[dir - 1] == b'/';
+    fits.then(|| &key[..dir])
+}
+
+/// Digits of an inverted priority: fixed, so that key order is priority order.
+const PRIORITY_DIGITS: usize = 10;
+
 fn inverted(priority: i32) -> String {
-    format!("{:010}", i64::from(i32::MAX) - i64::from(priority))
+    format!("{:0width$}", i64::from(i32::MAX) - i64::from(priority), width = PRIORITY_DIGITS)
 }
 
 /// Lowercase hex of a free-form name, so that no `/` in it can break the layout.
@@ -329,6 +341,24 @@ mod tests {
         assert!(keys.queue(10, id) < keys.queue(0, id));
         assert!(keys.queue(i32::MAX, id) < keys.queue(i32::MIN, id));
         assert!(keys.queue(0, id) < keys.queue(-1, id));
+    }
+
+    #[test]
+    fn a_priority_dir_holds_its_priority_and_every_higher_one_sorts_below() {
+        let keys = Keys::new("/p/");
+        let id = JobId::from_u128(7);
+        for (root, entry, higher) in [
+            (keys.queue_prefix(), keys.queue(3, id), keys.queue(4, JobId::max())),
+            (keys.flow_queue_prefix("a/b"), keys.flow_queue("a/b", 3, id), keys.flow_queue("a/b", 4, JobId::max())),
+        ] {
+            let dir = priority_dir(root.as_bytes(), entry.as_bytes()).expect("a queue entry has a priority dir");
+            assert!(entry.as_bytes().starts_with(dir) && dir.ends_with(b"/"));
+            assert!(higher.as_bytes() < dir, "a higher priority sorts below the dir");
+            let older = entry.replace(&id.to_string(), &JobId::nil().to_string());
+            assert!(older.as_bytes().starts_with(dir), "one dir per priority");
+        }
+        assert_eq!(priority_dir(keys.queue_prefix().as_bytes(), keys.state(id).as_bytes()), None);
+        assert_eq!(priority_dir(keys.queue_prefix().as_bytes(), keys.queue_prefix().as_bytes()), None);
     }
 
     #[test]

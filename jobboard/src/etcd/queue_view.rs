@@ -11,9 +11,11 @@
 //! Deleted keys stay in etcd's index until compaction, and claimed queue
 //! entries sort *before* the head, so under load every range from the prefix
 //! would also walk the tombstones of every job claimed since the last
-//! compaction. While several tasks of a board claim at once (order is then
-//! approximate anyway), the range starts at the first key the view knows;
-//! a lone claimer always starts at the prefix, so its order is exact.
+//! compaction. So a claim reads two ranges in one request: every higher
+//! priority than the head's (few entries, few tombstones), and the head's
+//! priority from the first key the view knows (`claim::around_head`). What it
+//! skips holds only tombstones and, within the watch's lag, a job of the
+//! head's priority posted by a clock behind the head's id.
 //!
 //! A board starts with one page of each listed root (`m/queue/`, `m/fqueue/`)
 //! and lists the rest in the background (`watch::fill_view`), so a long queue
