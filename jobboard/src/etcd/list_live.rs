@@ -58,9 +58,12 @@ impl Inner {
             Some(flow) => self.keys.flow_queue_prefix(flow),
             None => self.keys.queue_prefix(),
         };
-        // Not listed whole yet: no need to wait for the watch.
-        if self.with_queue_view(|view| view.keys_under(prefix.as_bytes(), QUEUE_INDEX_MAX)) == Under::Unknown {
-            return Ok(Live::Unknown);
+        // No need to wait for the watch to know that the view cannot say, or that the
+        // queue is a backlog (the scan is exact whatever the view holds).
+        match self.with_queue_view(|view| view.keys_under(prefix.as_bytes(), QUEUE_INDEX_MAX)) {
+            Under::Unknown => return Ok(Live::Unknown),
+            Under::More => return Ok(Live::Backlog),
+            Under::All(_) => {}
         }
         if !self.watch_caught_up().await? {
             return Ok(Live::Unknown);
