@@ -20,6 +20,9 @@
 //! `BENCH_BASE_BIN=<dir>` (a `target/release` of older code) also starts that build's
 //! `demo_conductor` on the same prefix (drained too) and times its `--state UNCLAIMED` and
 //! `--state CLAIMED` first pages beside this build's, on the same etcd in the same run.
+//! This build's `--state UNCLAIMED` is also timed right after a write its board watch does
+//! not see (outside `P m/`, as a logbook write): the listing then puts its barrier `P m/sync`
+//! and waits for the watch to apply it (`jobboard/src/etcd/list_live.rs`).
 //!
 //! Run: `cargo build --release --workspace --bins && cargo bench -p tests --bench list_scale`.
 
@@ -88,6 +91,7 @@ fn main() -> HarnessResult<()> {
     let open = &queries[queries.len() - 2..];
     let base_before =
         base.as_ref().map(|(process, client)| measure(&rt, client, &process.endpoint(), open)).transpose()?;
+    let behind = rt.block_on(after_unwatched_writes(&endpoint, &prefix, &client, &open[0].request))?;
     rt.block_on(compact(&endpoint))?;
     eprintln!("listing after a compaction ...");
     let old_path_compacted = rt.block_on(old_first_request(&endpoint, &prefix))?;
@@ -145,6 +149,11 @@ fn main() -> HarnessResult<()> {
             cli_ms(a.cli)
         );
     }
+    println!(
+        "\n`--state UNCLAIMED` right after a write outside `P m/` (the listing writes its barrier), uncompacted: \
+         gRPC median {}",
+        ms(behind)
+    );
     println!(
         "\netcd bytes per finished job (no logbook): {:.0} of keys and values, {:.0} of database (compacted, defragmented)",
         per_job.0, per_job.1
@@ -307,6 +316,25 @@ async fn old_first_request(endpoint: &str, prefix: &str) -> HarnessResult<Durati
     for _ in 0..GRPC_SAMPLES {
         let started = Instant::now();
         client.get(from.as_str(), Some(GetOptions::new().with_range(end.clone()).with_limit(200))).await?;
+        samples.push(started.elapsed());
+    }
+    samples.sort();
+    Ok(percentile(&samples, 0.5))
+}
+
+/// The median time of `request` each right after a write the board watch does not see.
+async fn after_unwatched_writes(
+    endpoint: &str,
+    prefix: &str,
+    client: &proto::Client,
+    request: &pb::ListJobsRequest,
+) -> HarnessResult<Duration> {
+    let mut raw = Client::connect([endpoint], None).await?;
+    let mut samples = Vec::new();
+    for n in 0..GRPC_SAMPLES {
+        raw.put(format!("{prefix}bench/unwatched"), n.to_string(), None).await?;
+        let started = Instant::now();
+        client.list_jobs(request.clone()).await?;
         samples.push(started.elapsed());
     }
     samples.sort();
