@@ -61,6 +61,7 @@ board_test!(idempotent_post);
 board_test!(bad_inputs_write_nothing);
 board_test!(list_filters_and_pages);
 board_test!(list_by_state_matches_filtered_full_list);
+board_test!(listings_show_other_sessions_writes_at_once);
 board_test!(conductors_register_and_drain);
 board_test!(logbook_round_trip_and_resume);
 board_test!(first_claim_book_is_empty_until_written);

@@ -21,6 +21,8 @@ mod epoch;
 mod list_windows;
 #[path = "etcd_board/listing.rs"]
 mod listing;
+#[path = "etcd_board/live_listing.rs"]
+mod live_listing;
 #[path = "etcd_board/long_queue.rs"]
 mod long_queue;
 #[path = "etcd_board/reads.rs"]

@@ -21,6 +21,8 @@ mod flow_defs;
 mod format;
 pub(crate) mod keys;
 mod list;
+mod list_live;
+mod live_index;
 mod local;
 mod operate;
 mod ops;
@@ -211,6 +213,8 @@ pub(crate) struct Inner {
     parks: Mutex<HashMap<JobId, tokio_watch::Sender<u64>>>,
     local: Mutex<local::LocalClaims>,
     queue_view: Mutex<queue_view::QueueView>,
+    /// The held and owner keys the board watch has seen, for listings (`list_live`).
+    live: live_index::LiveIndex,
     claimable: tokio_watch::Sender<u64>,
     /// Bumped when a flow definition may have changed (`defs_watch`).
     flow_changes: tokio_watch::Sender<u64>,
@@ -279,6 +283,7 @@ impl EtcdBoard {
             parks: Mutex::default(),
             local: Mutex::default(),
             queue_view: Mutex::default(),
+            live: live_index::LiveIndex::default(),
             claimable: tokio_watch::channel(0).0,
             flow_changes: tokio_watch::channel(0).0,
             schedule_changes: tokio_watch::channel(0).0,

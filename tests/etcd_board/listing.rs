@@ -18,7 +18,7 @@ use super::connect;
 const FINISHED: usize = 300;
 
 /// Posts and finishes `n` jobs, a few at a time.
-async fn post_finished(board: &EtcdBoard, n: usize) {
+pub(super) async fn post_finished(board: &EtcdBoard, n: usize) {
     stream::iter(0..n)
         .map(|_| async move {
             let job = board.post(NewJob::new("work", Map::new())).await?;
@@ -34,7 +34,7 @@ async fn post_finished(board: &EtcdBoard, n: usize) {
 /// owner key goes, its state record (still CLAIMED) and `held` key stay. The
 /// state is rewritten in the same txn so that the boards' watches take the
 /// delete for an owner's own write and do not re-queue the job.
-async fn orphan(endpoint: &str, prefix: &str, id: JobId) {
+pub(super) async fn orphan(endpoint: &str, prefix: &str, id: JobId) {
     let mut raw = etcd_client::Client::connect([endpoint], None).await.expect("raw client");
     let state_key = format!("{prefix}m/state/{id}");
     let state = raw.get(state_key.as_str(), None).await.expect("get state").take_kvs().pop().expect("no state record");

@@ -73,6 +73,7 @@ pub use flow_defs::{
 pub use lifecycle::{api_follows_the_lifecycle_table, quarantine_reason_is_the_rules};
 pub use listing::{
     assert_filtered_listings_agree, assert_filtered_listings_agree_at, list_by_state_matches_filtered_full_list,
+    listings_show_other_sessions_writes_at_once,
 };
 pub use logbooks::{first_claim_book_is_empty_until_written, logbook_round_trip_and_resume};
 pub use operations::{

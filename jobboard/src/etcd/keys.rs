@@ -26,6 +26,7 @@
 //! | `P format` | the board's format version, a number (see `format`) | - | first session (conditional create); each migration step |
 //! | `P floor` | the list floor: an id no job's id is below, where `list` starts (see `floor`) | - | first session (conditional create); raised by the purge and by a listing that finds a gap; compared by every post |
 //! | `P parked/<id>` | empty: PARKED jobs, in id (= age) order; counted for the backlog | - | park; deleted by deliver and cancel (same txns) |
+//! | `P m/sync` | empty: a listing's barrier; its put's event tells that the board watch has applied every earlier write (see `list_live`) | - | a CLAIMED or UNCLAIMED listing whose board watch is behind etcd's revision |
 //!
 //! `inv-prio` is `i32::MAX - priority` zero-padded, so ascending key order is
 //! priority descending, then id (= age) ascending. Every board watches `P m/`
@@ -37,7 +38,9 @@
 //! `[t, t+w)`), so that etcd walks the page's neighbourhood, not every job kept. It reads
 //! the indexes too: with a CLAIMED filter it ranges `owner` keys (id order), with an
 //! UNCLAIMED filter the keys of `queue` (or one flow's `fqueue`), `held` and `owner`;
-//! then only the page's `state`, `owner` and `spec` records (see `list`).
+//! then only the page's `state`, `owner` and `spec` records (see `list`). While the board
+//! watch is running, those CLAIMED and UNCLAIMED candidates come from the keys it has seen
+//! instead (`list_live`), so that a listing does not walk the deleted keys of those prefixes.
 
 use crate::job::JobId;
 
@@ -198,6 +201,11 @@ impl Keys {
         format!("{}m/epoch", self.prefix)
     }
 
+    /// A listing's barrier (see `list_live`).
+    pub(crate) fn list_sync(&self) -> String {
+        format!("{}m/sync", self.prefix)
+    }
+
     /// Where a job's park entries live (watched: a settled entry reaches the owner).
     pub(crate) fn park_prefix(&self, id: JobId) -> String {
         format!("{}m/park/{id}/", self.prefix)
@@ -261,6 +269,7 @@ impl Keys {
         match kind {
             "state" => id_of(tail).map(Watched::State),
             "owner" => id_of(tail).map(Watched::Owner),
+            "held" => id_of(tail).map(Watched::Held),
             "queue" | "fqueue" => Some(Watched::Queue),
             "park" => tail.split('/').next().and_then(|s| s.parse().ok()).map(Watched::Park),
             _ => Some(Watched::Other),
@@ -273,6 +282,8 @@ impl Keys {
 pub(crate) enum Watched {
     State(JobId),
     Owner(JobId),
+    /// A `held` key of this job.
+    Held(JobId),
     /// A park entry of this job.
     Park(JobId),
     Queue,
@@ -367,6 +378,8 @@ mod tests {
         let id = JobId::from_u128(7);
         assert_eq!(keys.classify(keys.owner(id).as_bytes()), Some(Watched::Owner(id)));
         assert_eq!(keys.classify(keys.state(id).as_bytes()), Some(Watched::State(id)));
+        assert_eq!(keys.classify(keys.held(id).as_bytes()), Some(Watched::Held(id)));
+        assert_eq!(keys.classify(keys.list_sync().as_bytes()), None);
         assert_eq!(keys.classify(keys.flow_queue("a/b", 3, id).as_bytes()), Some(Watched::Queue));
         assert_eq!(id_at_end(keys.queue(3, id).as_bytes()), Some(id));
         assert_eq!(prefix_end("a/"), b"a0".to_vec());

@@ -15,6 +15,8 @@
 //! mislisted. The queue is in claim order, not id order, so an UNCLAIMED page
 //! reads every queue key; past [`QUEUE_INDEX_MAX`] queued jobs (a backlog) the
 //! scan, which stops at a page of matches, is cheaper, and is used instead.
+//! While the board watch runs, the index keys come from what it keeps instead of
+//! those ranges (`list_live`); the ranges remain for when it cannot say.
 
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 
@@ -23,6 +25,7 @@ use etcd_client::{GetOptions, Txn, TxnOp, TxnOpResponse};
 use super::codec::{assemble, decode, SpecRecord, StateRecord};
 use super::floor;
 use super::keys::{id_at_end, prefix_end};
+use super::list_live::Live;
 use super::owner::owner_name;
 use super::windows::{id_at, id_ms, Windows};
 use super::Inner;
@@ -39,7 +42,7 @@ const TXN_OPS: usize = 120;
 const FILTERED_BATCH: usize = 40;
 /// Queued jobs up to which an UNCLAIMED listing reads the queue index (every key
 /// of it, per page); beyond, it scans the state records like the other states.
-const QUEUE_INDEX_MAX: usize = 2000;
+pub(super) const QUEUE_INDEX_MAX: usize = 2000;
 
 /// A candidate's records, as one txn read them.
 struct Found {
@@ -54,7 +57,7 @@ struct Found {
 enum IndexSource {
     /// Owner keys, ranged on demand from `from` (exclusive of earlier keys).
     Owners { from: Vec<u8>, end: Vec<u8>, exhausted: bool },
-    /// Every candidate, known up front (unclaimed jobs).
+    /// Every candidate, known up front (unclaimed jobs; claimed ones from the watch's sets).
     Known(VecDeque<JobId>),
 }
 
@@ -89,6 +92,9 @@ impl Inner {
         };
         match query.state {
             Some(JobState::Claimed) => {
+                if let Live::Candidates(owned) = self.live_claimed(after).await? {
+                    return self.list_indexed(query, limit, IndexSource::Known(owned)).await;
+                }
                 let prefix = self.keys.owner_prefix();
                 let from = match after {
                     Some(id) => after_key(self.keys.owner(id).as_bytes()),
@@ -97,10 +103,17 @@ impl Inner {
                 let owners = IndexSource::Owners { from, end: prefix_end(&prefix), exhausted: false };
                 self.list_indexed(query, limit, owners).await
             }
-            Some(JobState::Unclaimed) => match self.unclaimed_candidates(query.flow.as_deref(), after).await? {
-                Some(candidates) => self.list_indexed(query, limit, IndexSource::Known(candidates)).await,
-                None => self.list_scan(query, limit, after).await,
-            },
+            Some(JobState::Unclaimed) => {
+                let candidates = match self.live_unclaimed(query.flow.as_deref(), after).await? {
+                    Live::Candidates(candidates) => Some(candidates),
+                    Live::Backlog => None,
+                    Live::Unknown => self.unclaimed_candidates(query.flow.as_deref(), after).await?,
+                };
+                match candidates {
+                    Some(candidates) => self.list_indexed(query, limit, IndexSource::Known(candidates)).await,
+                    None => self.list_scan(query, limit, after).await,
+                }
+            }
             _ => self.list_scan(query, limit, after).await,
         }
     }
@@ -110,7 +123,7 @@ impl Inner {
     async fn list_indexed(&self, query: &ListQuery, limit: usize, mut source: IndexSource) -> Result<JobPage, Error> {
         // Claimed jobs of other flows may be most of the owner keys: range more
         // of them per round, and read specs only for the matches.
-        let sparse = query.flow.is_some() && matches!(source, IndexSource::Owners { .. });
+        let sparse = query.flow.is_some() && query.state == Some(JobState::Claimed);
         let mut picked: Vec<Found> = Vec::new();
         while picked.len() <= limit {
             let need = limit + 1 - picked.len();
@@ -238,13 +251,10 @@ impl Inner {
             TxnOpResponse::Get(get) => get.kvs().iter().filter_map(|kv| id_at_end(kv.key())).collect(),
             _ => Vec::new(),
         });
-        let (queued, held, owned) =
+        let (queued, held, owned): (Vec<JobId>, Vec<JobId>, Vec<JobId>) =
             (lists.next().unwrap_or_default(), lists.next().unwrap_or_default(), lists.next().unwrap_or_default());
         let owned: HashSet<JobId> = owned.into_iter().collect();
-        let orphans = held.into_iter().filter(|id| !owned.contains(id));
-        let candidates: BTreeSet<JobId> =
-            queued.into_iter().chain(orphans).filter(|id| after.is_none_or(|after| *id > after)).collect();
-        Ok(Some(candidates.into_iter().collect()))
+        Ok(Some(unclaimed_of(queued, held, |id| owned.contains(id), after)))
     }
 
     /// Pages through `m/state/` (small records, in creation order) in id-time windows
@@ -318,6 +328,21 @@ fn wanted(query: &ListQuery, state: &StateRecord, owner: Option<&String>) -> boo
         (None, other) => other,
     };
     query.state.is_none_or(|s| s == current) && query.flow.as_ref().is_none_or(|f| *f == state.flow)
+}
+
+/// The UNCLAIMED candidates after `after`, ascending, from the index keys: the queued
+/// jobs, and the orphans (a `held` key without an owner key: released by a lease expiry,
+/// claimable before they are re-queued).
+pub(super) fn unclaimed_of(
+    queued: impl IntoIterator<Item = JobId>,
+    held: impl IntoIterator<Item = JobId>,
+    owned: impl Fn(&JobId) -> bool,
+    after: Option<JobId>,
+) -> VecDeque<JobId> {
+    let orphans = held.into_iter().filter(|id| !owned(id));
+    let candidates: BTreeSet<JobId> =
+        queued.into_iter().chain(orphans).filter(|id| after.is_none_or(|after| *id > after)).collect();
+    candidates.into_iter().collect()
 }
 
 /// The first key after `key` (a range start that skips it).

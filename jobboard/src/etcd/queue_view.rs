@@ -305,6 +305,31 @@ impl QueueView {
     }
 }
 
+/// What the view can tell of the keys under a prefix (for `list_live`).
+#[derive(Debug, PartialEq)]
+pub(crate) enum Under {
+    /// Every key under it (no more than the most asked for).
+    All(Vec<Vec<u8>>),
+    /// More keys than the most asked for.
+    More,
+    /// Not every key is known: its listing has not passed it yet.
+    Unknown,
+}
+
+impl QueueView {
+    /// The keys under `prefix`, if the view knows each of them and there are at most `max`.
+    pub(crate) fn keys_under(&self, prefix: &[u8], max: usize) -> Under {
+        let keys: Vec<Vec<u8>> = self.bounding(prefix).take(max.saturating_add(1)).cloned().collect();
+        if keys.len() > max {
+            return Under::More;
+        }
+        match self.known(prefix) {
+            Known::All => Under::All(keys),
+            Known::UpTo(_) | Known::Nothing => Under::Unknown,
+        }
+    }
+}
+
 impl Listed {
     /// Where the root's listing reaches after this page (exclusive); `None` if it reaches
     /// the root's end.
@@ -452,6 +477,22 @@ mod tests {
         view.extend(generation, window("q/", &[], &prefix_end("q/"), false), LIMIT);
         assert!(view.complete());
         assert_eq!(view.bounded_end(b"q/", 5), None, "listed whole, fewer known: whole prefix");
+    }
+
+    #[test]
+    fn keys_under_a_prefix_are_told_once_it_is_listed_whole() {
+        let mut view = QueueView::default();
+        let generation = view.start(vec![page("q/", &["q/1", "q/2"], true), page("f/", &["f/a/1"], false)]);
+        let keys = |list: &[&str]| Under::All(list.iter().map(|k| k.as_bytes().to_vec()).collect());
+        assert_eq!(view.keys_under(b"f/a/", 10), keys(&["f/a/1"]));
+        assert_eq!(view.keys_under(b"f/b/", 10), keys(&[]));
+        assert_eq!(view.keys_under(b"q/", 10), Under::Unknown, "listed up to its mark only");
+        assert_eq!(view.keys_under(b"q/", 1), Under::More, "more known than asked for, listed whole or not");
+        view.insert(b"q/9");
+        view.remove(b"q/1");
+        view.extend(generation, page("q/", &["q/5"], false), LIMIT);
+        assert_eq!(view.keys_under(b"q/", 3), keys(&["q/2", "q/5", "q/9"]));
+        assert_eq!(view.keys_under(b"q/", 2), Under::More);
     }
 
     #[test]

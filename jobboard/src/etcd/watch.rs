@@ -70,6 +70,8 @@ async fn recover(inner: &Arc<Inner>) -> Result<i64, Error> {
         pages.push(list_page(inner, root.as_bytes(), from, end, FIRST_PAGE, Some(revision)).await?);
     }
     let generation = inner.with_queue_view(|view| view.start(pages));
+    // After the view: a listing that sees this revision applied must see the new view.
+    inner.live.restart(held.kvs().iter().filter_map(|kv| id_at_end(kv.key())), owned.iter().copied(), revision);
     tokio::spawn(fill_view(Arc::downgrade(inner), generation));
     let ours: Vec<JobId> = inner.with_held(|h| h.keys().copied().collect());
     for id in ours {
@@ -194,6 +196,7 @@ async fn board_watch(board: Weak<Inner>, mut next_rev: i64) {
             match message {
                 Ok(Some(resp)) if resp.canceled() => {
                     if resp.compact_revision() > 0 {
+                        inner.live.invalidate();
                         tracing::info!(
                             from = next_rev,
                             compacted = resp.compact_revision(),
@@ -229,7 +232,9 @@ fn handle(inner: &Arc<Inner>, resp: &WatchResponse, mut next_rev: i64) -> i64 {
         let Some(kv) = event.kv() else { continue };
         next_rev = next_rev.max(kv.mod_revision() + 1);
         let put = event.event_type() == EventType::Put;
-        match inner.keys.classify(kv.key()) {
+        let watched = inner.keys.classify(kv.key());
+        inner.live.note(watched, put);
+        match watched {
             Some(Watched::Queue) => {
                 inner.with_queue_view(|view| if put { view.insert(kv.key()) } else { view.remove(kv.key()) });
                 // A per-flow entry is put in the same txn as its all-flows one, and only
@@ -272,6 +277,7 @@ fn handle(inner: &Arc<Inner>, resp: &WatchResponse, mut next_rev: i64) -> i64 {
     if wake {
         inner.wake_claimers();
     }
+    inner.live.applied_through(next_rev - 1);
     next_rev
 }
 

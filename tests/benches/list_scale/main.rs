@@ -17,8 +17,16 @@
 //! conductor (a one-step `chain`, its logbook included) on a second prefix (`BENCH_RUN`,
 //! default 2,000).
 //!
+//! `BENCH_BASE_BIN=<dir>` (a `target/release` of older code) also starts that build's
+//! `demo_conductor` on the same prefix (drained too) and times its `--state UNCLAIMED` and
+//! `--state CLAIMED` first pages beside this build's, on the same etcd in the same run.
+//! This build's `--state UNCLAIMED` is also timed right after a write its board watch does
+//! not see (outside `P m/`, as a logbook write): the listing then puts its barrier `P m/sync`
+//! and waits for the watch to apply it (`jobboard/src/etcd/list_live.rs`).
+//!
 //! Run: `cargo build --release --workspace --bins && cargo bench -p tests --bench list_scale`.
 
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -65,6 +73,11 @@ fn main() -> HarnessResult<()> {
         ConductorProcess::start(&ConductorConfig::etcd(&endpoint, &prefix, "lister", Duration::from_secs(10)))?;
     let client = rt.block_on(proto::Client::connect(conductor.endpoint()))?;
     rt.block_on(client.drain("lister", true))?;
+    let base = std::env::var_os("BENCH_BASE_BIN").map(PathBuf::from);
+    let base = match base {
+        Some(dir) => Some(start_base(&rt, &endpoint, &prefix, dir)?),
+        None => None,
+    };
     eprintln!("filling {finished} finished jobs ...");
     let filled = rt.block_on(fill::finished_jobs(&endpoint, &prefix, finished))?;
     eprintln!("  in {:.0} s ({:.0} jobs/s)", filled.seconds, finished as f64 / filled.seconds);
@@ -75,10 +88,16 @@ fn main() -> HarnessResult<()> {
     eprintln!("listing (compacted up to revision {compacted} of {revision}) ...");
     let old_path = rt.block_on(old_first_request(&endpoint, &prefix))?;
     let before = measure(&rt, &client, &conductor.endpoint(), &queries)?;
+    let open = &queries[queries.len() - 2..];
+    let base_before =
+        base.as_ref().map(|(process, client)| measure(&rt, client, &process.endpoint(), open)).transpose()?;
+    let behind = rt.block_on(after_unwatched_writes(&endpoint, &prefix, &client, &open[0].request))?;
     rt.block_on(compact(&endpoint))?;
     eprintln!("listing after a compaction ...");
     let old_path_compacted = rt.block_on(old_first_request(&endpoint, &prefix))?;
     let after = measure(&rt, &client, &conductor.endpoint(), &queries)?;
+    let base_after =
+        base.as_ref().map(|(process, client)| measure(&rt, client, &process.endpoint(), open)).transpose()?;
     let (logical, db) = rt.block_on(etcd_bytes(&endpoint, Some(&prefix)))?;
     drop(conductor);
     let per_job = (logical as f64 / finished as f64, db.saturating_sub(db_empty) as f64 / finished as f64);
@@ -109,10 +128,18 @@ fn main() -> HarnessResult<()> {
     );
     println!("\n| first page (100 jobs) | jobs | gRPC median / first call, uncompacted (up to rev {compacted} of {revision}) | gRPC median / first call, compacted | `baton list` median, uncompacted / compacted |");
     println!("|---|---|---|---|---|");
-    for ((query, b), a) in queries.iter().zip(&before).zip(&after) {
+    let base_rows = match (&base, &base_before, &base_after) {
+        (Some((process, _)), Some(b), Some(a)) => {
+            let dir = process.bin_dir.clone();
+            open.iter().zip(b).zip(a).map(|((q, b), a)| (format!("{}, base build {dir}", q.name), b, a)).collect()
+        }
+        _ => Vec::new(),
+    };
+    let rows = queries.iter().map(|q| q.name.to_string()).zip(&before).zip(&after).map(|((n, b), a)| (n, b, a));
+    for (name, b, a) in rows.chain(base_rows) {
         println!(
             "| {} | {} | {} / {} | {} / {} | {} / {} |",
-            query.name,
+            name,
             a.jobs,
             ms(b.grpc),
             ms(b.first),
@@ -122,6 +149,11 @@ fn main() -> HarnessResult<()> {
             cli_ms(a.cli)
         );
     }
+    println!(
+        "\n`--state UNCLAIMED` right after a write outside `P m/` (the listing writes its barrier), uncompacted: \
+         gRPC median {}",
+        ms(behind)
+    );
     println!(
         "\netcd bytes per finished job (no logbook): {:.0} of keys and values, {:.0} of database (compacted, defragmented)",
         per_job.0, per_job.1
@@ -139,6 +171,42 @@ fn main() -> HarnessResult<()> {
         ms(worst)
     );
     Ok(())
+}
+
+/// A drained conductor of the build in `dir` (`BENCH_BASE_BIN`) on the bench's prefix, and its client.
+fn start_base(
+    rt: &tokio::runtime::Runtime,
+    endpoint: &str,
+    prefix: &str,
+    dir: PathBuf,
+) -> HarnessResult<(BaseConductor, proto::Client)> {
+    if !dir.join("demo_conductor").is_file() {
+        return Err(format!(
+            "BENCH_BASE_BIN={} holds no demo_conductor: build the base there first \
+             (git worktree add /tmp/base <commit> && cd /tmp/base && \
+             CARGO_TARGET_DIR=/tmp/base-target cargo build --release -p baton-cli -p conductor --bins)",
+            dir.display()
+        )
+        .into());
+    }
+    let mut config = ConductorConfig::etcd(endpoint, prefix, "lister-base", Duration::from_secs(10));
+    config.bin_dir = Some(dir.clone());
+    let process = ConductorProcess::start(&config)?;
+    let client = rt.block_on(proto::Client::connect(process.endpoint()))?;
+    rt.block_on(client.drain("lister-base", true))?;
+    Ok((BaseConductor { process, bin_dir: dir.display().to_string() }, client))
+}
+
+/// The conductor of the base build, and where it came from.
+struct BaseConductor {
+    process: ConductorProcess,
+    bin_dir: String,
+}
+
+impl BaseConductor {
+    fn endpoint(&self) -> String {
+        self.process.endpoint()
+    }
 }
 
 /// The listings timed, the middle page token taken from the board's own ids.
@@ -248,6 +316,25 @@ async fn old_first_request(endpoint: &str, prefix: &str) -> HarnessResult<Durati
     for _ in 0..GRPC_SAMPLES {
         let started = Instant::now();
         client.get(from.as_str(), Some(GetOptions::new().with_range(end.clone()).with_limit(200))).await?;
+        samples.push(started.elapsed());
+    }
+    samples.sort();
+    Ok(percentile(&samples, 0.5))
+}
+
+/// The median time of `request` each right after a write the board watch does not see.
+async fn after_unwatched_writes(
+    endpoint: &str,
+    prefix: &str,
+    client: &proto::Client,
+    request: &pb::ListJobsRequest,
+) -> HarnessResult<Duration> {
+    let mut raw = Client::connect([endpoint], None).await?;
+    let mut samples = Vec::new();
+    for n in 0..GRPC_SAMPLES {
+        raw.put(format!("{prefix}bench/unwatched"), n.to_string(), None).await?;
+        let started = Instant::now();
+        client.list_jobs(request.clone()).await?;
         samples.push(started.elapsed());
     }
     samples.sort();

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use jobboard::{Job, JobBoard, JobState, ListQuery, NewJob, Outcome};
+use jobboard::{Job, JobBoard, JobId, JobState, ListQuery, NewJob, Outcome};
 
 use super::{list_all, post, store, wait_for_state, BoardFactory};
 
@@ -51,6 +51,57 @@ pub async fn list_by_state_matches_filtered_full_list(f: &impl BoardFactory) {
     );
     assert_filtered_listings_agree(&b, &["alpha", "beta", "nobody"]).await;
     drop(live);
+}
+
+/// A listing shows every write acknowledged before it, whichever session made it: a job
+/// posted, claimed, given back or finished on one session is listed so, under every open
+/// state and flow filter, by another at once. (The etcd board serves CLAIMED and
+/// UNCLAIMED from its watch's copy of the indexes: that copy must not lag.)
+pub async fn listings_show_other_sessions_writes_at_once(f: &impl BoardFactory) {
+    let (writer, lister) = (f.session("writer").await, f.session("lister").await);
+    // In posting (= listing) order.
+    let mut expected: Vec<(JobId, JobState, &str)> = Vec::new();
+    let mut held = Vec::new();
+    for n in 0..6usize {
+        let flow = if n % 2 == 0 { "even" } else { "odd" };
+        let id = post(&writer, NewJob::new(flow, store(n as i64))).await.id;
+        expected.push((id, JobState::Unclaimed, flow));
+        assert_listed(&lister, &expected, &format!("job {n} posted")).await;
+        let claim = writer.claim(id).await.expect("claim failed");
+        let now = |state| (id, state, flow);
+        expected[n] = now(JobState::Claimed);
+        assert_listed(&lister, &expected, &format!("job {n} claimed")).await;
+        match n % 3 {
+            0 => {
+                claim.consume(Outcome::Success, None).await.expect("consume failed");
+                expected[n] = now(JobState::Complete);
+            }
+            1 => {
+                claim.abandon().await.expect("abandon failed");
+                expected[n] = now(JobState::Unclaimed);
+            }
+            _ => held.push(claim),
+        }
+        assert_listed(&lister, &expected, &format!("job {n} finished, given back or kept")).await;
+    }
+    drop(held);
+}
+
+/// The CLAIMED, UNCLAIMED and COMPLETE listings of `board`, of every flow and of each, are `expected`'s.
+async fn assert_listed(board: &Arc<dyn JobBoard>, expected: &[(JobId, JobState, &str)], after: &str) {
+    for state in [JobState::Unclaimed, JobState::Claimed, JobState::Complete] {
+        for flow in [None, Some("even"), Some("odd")] {
+            let query = ListQuery { state: Some(state), flow: flow.map(str::to_string), ..ListQuery::default() };
+            let page = board.list(&query).await.unwrap_or_else(|e| panic!("list({query:?}) failed: {e}"));
+            let want: Vec<JobId> = expected
+                .iter()
+                .filter(|(_, s, f)| *s == state && flow.is_none_or(|flow| flow == *f))
+                .map(|(id, _, _)| *id)
+                .collect();
+            let got: Vec<JobId> = page.jobs.iter().map(|job| job.id).collect();
+            assert_eq!(got, want, "{state:?} jobs of flow {flow:?}, listed right after {after}");
+        }
+    }
 }
 
 /// Checks every state filter (none and each state) with no flow filter and

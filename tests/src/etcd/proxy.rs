@@ -7,9 +7,12 @@
 //! behind a firewall that drops packets, and must notice by its own timeouts). A connection
 //! that lost bytes to a `Drop` cut carries a broken stream, so healing closes it; the
 //! client reconnects. Connections idle through the cut go on.
+//!
+//! It can also record what clients send ([`TcpProxy::record`]), so that a test can tell
+//! which keys a client's requests named (gRPC messages are not compressed).
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
@@ -37,7 +40,12 @@ enum Link {
 pub struct TcpProxy {
     port: u16,
     link: Arc<watch::Sender<Link>>,
+    /// The bytes clients sent since `record`, while recording.
+    sent: Tap,
 }
+
+/// Where client bytes are recorded, when they are.
+type Tap = Arc<Mutex<Option<Vec<u8>>>>;
 
 impl TcpProxy {
     /// Starts forwarding to `target` (`host:port`) on a free loopback port. Needs a tokio runtime.
@@ -49,15 +57,28 @@ impl TcpProxy {
         let link = Arc::new(watch::channel(Link::Up).0);
         let target = target.to_string();
         let state = link.clone();
+        let sent = Tap::default();
+        let tap = sent.clone();
         tokio::spawn(async move {
             while let Ok((inbound, _)) = listener.accept().await {
                 if *state.borrow() == Link::Cut(CutMode::Close) {
                     continue; // refuse by closing at once
                 }
-                tokio::spawn(forward(inbound, target.clone(), state.subscribe()));
+                tokio::spawn(forward(inbound, target.clone(), state.subscribe(), tap.clone()));
             }
         });
-        TcpProxy { port, link }
+        TcpProxy { port, link, sent }
+    }
+
+    /// Starts recording the bytes clients send (afresh).
+    pub fn record(&self) {
+        *self.sent.lock().unwrap_or_else(|e| e.into_inner()) = Some(Vec::new());
+    }
+
+    /// Stops recording; returns what clients sent since [`Self::record`]. A request whose
+    /// reply the client has is in it: bytes are recorded before they are forwarded.
+    pub fn recorded(&self) -> Vec<u8> {
+        self.sent.lock().unwrap_or_else(|e| e.into_inner()).take().unwrap_or_default()
     }
 
     /// The proxy's URL, to give to a client instead of etcd's.
@@ -83,7 +104,7 @@ impl TcpProxy {
 
 /// One client connection: connects to the target and pumps both ways until either side
 /// ends, a `Close` cut, or a heal after this connection lost bytes.
-async fn forward(inbound: TcpStream, target: String, mut link: watch::Receiver<Link>) {
+async fn forward(inbound: TcpStream, target: String, mut link: watch::Receiver<Link>, tap: Tap) {
     let Ok(outbound) = TcpStream::connect(&target).await else { return };
     let _ = inbound.set_nodelay(true);
     let _ = outbound.set_nodelay(true);
@@ -91,8 +112,8 @@ async fn forward(inbound: TcpStream, target: String, mut link: watch::Receiver<L
     let (client_read, client_write) = inbound.into_split();
     let (server_read, server_write) = outbound.into_split();
     let pumps = futures::future::join(
-        pump(client_read, server_write, link.clone(), &lost),
-        pump(server_read, client_write, link.clone(), &lost),
+        pump(client_read, server_write, link.clone(), &lost, Some(tap)),
+        pump(server_read, client_write, link.clone(), &lost, None),
     );
     let ends = link.wait_for(|now| match now {
         Link::Cut(CutMode::Close) => true,
@@ -105,8 +126,15 @@ async fn forward(inbound: TcpStream, target: String, mut link: watch::Receiver<L
     }
 }
 
-/// Copies `from` to `to` while the link is up, discards while it drops, stops on a close.
-async fn pump(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, link: watch::Receiver<Link>, lost: &AtomicBool) {
+/// Copies `from` to `to` while the link is up (into `tap` too, while it records),
+/// discards while it drops, stops on a close.
+async fn pump(
+    mut from: OwnedReadHalf,
+    mut to: OwnedWriteHalf,
+    link: watch::Receiver<Link>,
+    lost: &AtomicBool,
+    tap: Option<Tap>,
+) {
     let mut buffer = vec![0u8; 16 * 1024];
     loop {
         let n = match from.read(&mut buffer).await {
@@ -116,6 +144,11 @@ async fn pump(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, link: watch::Rece
         let now = *link.borrow();
         match now {
             Link::Up => {
+                if let Some(tap) = &tap {
+                    if let Some(sent) = tap.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+                        sent.extend_from_slice(&buffer[..n]);
+                    }
+                }
                 if to.write_all(&buffer[..n]).await.is_err() {
                     break;
                 }
