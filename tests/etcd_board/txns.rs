@@ -9,7 +9,7 @@
 use flows::{task_fn, Engine, Flow, FlowState};
 use jobboard::{FlowFilter, JobBoard, JobState, NewJob, Outcome};
 use serde_json::{json, Map};
-use tests::etcd::metrics::kv_requests;
+use tests::etcd::metrics::writes;
 use tests::etcd::{unique_prefix, EtcdProcess};
 
 use super::connect;
@@ -24,7 +24,8 @@ async fn a_three_task_linear_job_costs_five_txns() {
     let etcd = tokio::task::spawn_blocking(EtcdProcess::start).await.expect("the etcd starter panicked");
     let endpoint = etcd.endpoint();
     let board = connect(&endpoint, &unique_prefix("txns-per-job"), "counted", 10).await;
-    let txns = || kv_requests(&endpoint, "Txn");
+    // Write Txns, counted as etcd's raft proposals: a pick's read of the queue is a Txn of reads.
+    let txns = || writes(&endpoint);
 
     let start = txns();
     let posted = board.post(NewJob::new("chain", Map::new())).await.expect("post");

@@ -19,11 +19,16 @@
 //! it, so it equals running the members one after the other only if no member
 //! compares a key another one writes. Members are writes of different jobs
 //! (a job makes one write at a time: the write-ahead rule), or of one job that
-//! touch different keys; two members that write one key make etcd refuse the
-//! batch (`duplicate key`, before anything is applied), and so does a batch
-//! too big for etcd's limits. A refused batch is sent again member by member,
-//! in order. A batch whose answer was lost is lost for every member alike: each
-//! gets `Unavailable`, exactly as if its own Txn's answer had been lost.
+//! touch different keys: every non-logbook write of a job puts its `m/state`,
+//! so two of one job make etcd refuse the batch (`duplicate key`, before
+//! anything is applied), and logbook writes only put. etcd checks put/put and
+//! delete-then-put between members, not put-then-delete nor a compare against
+//! another member's write: a write added to the batched ones must keep to this
+//! argument. A batch too big for etcd's limits is refused too. A refused batch
+//! is sent again member by member, in order; any other error may have come
+//! after the batch was applied, so every member gets `Unavailable`, exactly as
+//! if its own Txn's answer had been lost. A member whose writer gave up before
+//! it was sent is dropped: never sent, never written.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -144,23 +149,35 @@ impl Batcher {
 
     /// Gives back a slot and starts batches while slots are free and writes wait.
     fn release(self: &Arc<Self>) {
-        let mut queue = self.lock();
-        queue.in_flight -= 1;
-        while queue.in_flight < MAX_IN_FLIGHT && !queue.waiting.is_empty() {
-            let batch = take_batch(&mut queue.waiting);
-            let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-                // The runtime is shutting down: nobody is left to send for.
-                for waiting in batch {
-                    let _ = waiting.reply.send(Err(unanswered(&waiting.doing)));
+        let batches = {
+            let mut queue = self.lock();
+            queue.in_flight -= 1;
+            let mut batches = Vec::new();
+            while queue.in_flight < MAX_IN_FLIGHT && !queue.waiting.is_empty() {
+                let batch = take_batch(&mut queue.waiting);
+                if !batch.is_empty() {
+                    queue.in_flight += 1;
+                    batches.push(batch);
                 }
-                continue;
-            };
-            queue.in_flight += 1;
+            }
+            batches
+        };
+        // Spawned with the lock released: a runtime shutting down drops a spawned
+        // future at once, and its slot's drop comes back here.
+        for batch in batches {
             let slot = Slot(self.clone());
-            runtime.spawn(async move {
-                slot.0.run(batch).await;
-                drop(slot);
-            });
+            match tokio::runtime::Handle::try_current() {
+                Ok(runtime) => drop(runtime.spawn(async move {
+                    slot.0.run(batch).await;
+                    drop(slot);
+                })),
+                // No runtime on this thread: nothing can be sent from here, and none of these was.
+                Err(_) => {
+                    for waiting in batch {
+                        let _ = waiting.reply.send(Err(unanswered(&waiting.doing)));
+                    }
+                }
+            }
         }
     }
 
@@ -177,21 +194,37 @@ impl Batcher {
         let doing = format!("writing a batch of {} transactions ({} first)", batch.len(), batch[0].doing);
         match send_txn(&self.kv, &txn, &doing).await {
             Ok(resp) => answer_each(batch, &resp),
-            // The answer is lost, not the outcome: each member may have been applied.
-            Err(Error::Unavailable { message, .. }) => {
-                for waiting in batch {
-                    let _ = waiting.reply.send(Err(Error::Unavailable { message: message.clone(), source: None }));
-                }
-            }
-            // Refused before anything was applied (a key written twice, too big): one by one.
-            Err(refused) => {
-                tracing::debug!(error = %refused, "etcd refused a batch; sending its members one by one");
-                for waiting in batch {
+            // Refused before anything was applied (a key written twice, too big): one by one,
+            // but not those whose writer gave up meanwhile (never sent: not written).
+            Err(error) if refused_unapplied(&error) => {
+                tracing::warn!(%error, "etcd refused a batch; sending its members one by one");
+                for waiting in batch.into_iter().filter(|waiting| !waiting.reply.is_closed()) {
                     let answer = send_txn(&self.kv, &waiting.member.txn, &waiting.doing).await.map(Committed::alone);
                     let _ = waiting.reply.send(answer);
                 }
             }
+            // Anything else may have been applied: each member learns its outcome is unknown,
+            // exactly as if its own Txn's answer had been lost (a claim then settles it).
+            Err(error) => {
+                let message = error.to_string();
+                for waiting in batch {
+                    let _ = waiting.reply.send(Err(Error::Unavailable { message: message.clone(), source: None }));
+                }
+            }
         }
+    }
+}
+
+/// Whether etcd refused a request in checks made before anything is applied: a key
+/// written twice, too many operations, too big a request (`InvalidArgument`), a
+/// message over gRPC's limit (`ResourceExhausted`).
+fn refused_unapplied(error: &Error) -> bool {
+    let Error::Backend { source: Some(source), .. } = error else { return false };
+    match source.downcast_ref::<etcd_client::Error>() {
+        Some(etcd_client::Error::GRpcStatus(status)) => {
+            matches!(status.code(), tonic::Code::InvalidArgument | tonic::Code::ResourceExhausted)
+        }
+        _ => false,
     }
 }
 
@@ -200,6 +233,11 @@ impl Batcher {
 fn take_batch(waiting: &mut VecDeque<Waiting>) -> Vec<Waiting> {
     let mut batch = Vec::new();
     while let Some(next) = waiting.front() {
+        if next.reply.is_closed() {
+            // Its writer gave up before it was sent: dropped, it is simply not written.
+            waiting.pop_front();
+            continue;
+        }
         let fits = batch.is_empty() || (next.member.shareable() && batch.len() < MAX_MEMBERS);
         if !fits {
             break;
@@ -220,7 +258,8 @@ fn answer_each(batch: Vec<Waiting>, resp: &TxnResponse) {
     for waiting in batch {
         let answer = match responses.next() {
             Some(TxnOpResponse::Txn(resp)) => Ok(Committed { resp, revision }),
-            _ => Err(Error::Backend {
+            // The batch was applied, so this member was too, in some branch: unknown which.
+            _ => Err(Error::Unavailable {
                 message: format!(
                     "etcd answered a batch without the answer of one of its transactions ({})",
                     waiting.doing

@@ -26,6 +26,9 @@ use crate::pick::Pick;
 
 /// Queue entries read per claim attempt: enough to step past a few racing claimers.
 const CANDIDATES: i64 = 16;
+/// At most this many more for the entries of picks not yet written (a conductor's
+/// `--max-jobs` is 32 by default): a range never grows with a runaway count.
+const MAX_RESERVED_ROOM: usize = 64;
 /// While other boards take the same entries (`LocalClaims::pick`), a page this many times
 /// wider: random picks from a wider page collide less often.
 const CONTENDED_WIDTH: i64 = 4;
@@ -202,8 +205,10 @@ impl Inner {
         // Room for every sibling task of this board that is claiming right now, and for
         // the entries of picks not yet written (reserved until their first write lands),
         // so none runs dry while claimable entries lie past them.
-        let (in_flight, contended) =
-            self.with_local(|local| (local.in_flight as i64 + local.reservations() as i64, local.contended()));
+        let (in_flight, contended) = self.with_local(|local| {
+            let reserved = local.reservations().min(MAX_RESERVED_ROOM) as i64;
+            (local.in_flight as i64 + reserved, local.contended())
+        });
         let limit = if contended { CANDIDATES * CONTENDED_WIDTH } else { CANDIDATES } + in_flight;
         let head = self.first_entries(&self.keys.queue_prefix(), limit).await?;
         if *filter == FlowFilter::any() {
@@ -262,10 +267,18 @@ impl Inner {
     /// than the queue view says is needed (see `queue_view`).
     async fn first_entries(&self, prefix: &str, limit: i64) -> Result<Page, Error> {
         let whole = prefix_end(prefix);
-        let (head, end) = self.with_queue_view(|view| {
+        let (head, end, known_whole) = self.with_queue_view(|view| {
             view.want(prefix.as_bytes());
-            (view.first(prefix.as_bytes()), view.bounded_end(prefix.as_bytes(), limit as usize))
+            let head = view.first(prefix.as_bytes());
+            (head, view.bounded_end(prefix.as_bytes(), limit as usize), view.knows_whole(prefix.as_bytes()))
         });
+        if let (Some(head), None, true) = (&head, &end, known_whole) {
+            // A short queue the view knows whole: still skip the tombstones before its head.
+            let entries = self.around_head(prefix, head.clone(), whole.clone(), limit).await?;
+            if !entries.is_empty() {
+                return Ok(Page { complete: entries.len() < limit as usize, entries });
+            }
+        }
         if let Some(end) = end.filter(|end| *end < whole) {
             let entries = match head {
                 Some(head) => self.around_head(prefix, head, end, limit).await?,

@@ -309,7 +309,6 @@ pub(crate) fn prefix_end(prefix: &str) -> Vec<u8> {
     vec![0]
 }
 
-/// Priority mapped so that ascending key order is descending priority.
 /// The part of queue entry `key` under `root` (`P m/queue/` or a flow's
 /// `P m/fqueue/<flow>/`) that names its priority, `/` included: every entry of
 /// a higher priority sorts below it. `None` if `key` is not such an entry.
@@ -322,6 +321,7 @@ pub(crate) fn priority_dir<'k>(root: &[u8], key: &'k [u8]) -> Option<&'k [u8]> {
 /// Digits of an inverted priority: fixed, so that key order is priority order.
 const PRIORITY_DIGITS: usize = 10;
 
+/// Priority mapped so that ascending key order is descending priority.
 fn inverted(priority: i32) -> String {
     format!("{:0width$}", i64::from(i32::MAX) - i64::from(priority), width = PRIORITY_DIGITS)
 }

@@ -280,6 +280,11 @@ impl QueueView {
         })
     }
 
+    /// Whether every key under `prefix` is known (its root was listed whole).
+    pub(crate) fn knows_whole(&self, prefix: &[u8]) -> bool {
+        matches!(self.known(prefix), Known::All)
+    }
+
     /// The first known key under `prefix`.
     pub(crate) fn first(&self, prefix: &[u8]) -> Option<Vec<u8>> {
         self.bounding(prefix).next().cloned()

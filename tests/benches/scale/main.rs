@@ -84,12 +84,29 @@ fn main() -> HarnessResult<()> {
             r.bytes_db,
         );
     }
-    println!("\n| claim latency (in-process board, one claim at a time) | p50 | p99 | p99 / 10-queued p99 (target <= 1.5x) |");
-    println!("|---|---|---|---|");
-    println!("| 10 queued (one posted per claim) | {} | {} | 1.00x |", ms(reference.0), ms(reference.1));
+    println!(
+        "\n| claim latency (in-process board, one claim at a time) | p50 | p99 | p99 / 10-queued p99 on a fresh etcd | \
+         10 queued on the same etcd just before: p50 / p99 | p99 / that p99 (target <= 1.5x) |"
+    );
+    println!("|---|---|---|---|---|---|");
+    println!(
+        "| 10 queued (one posted per claim), fresh etcd | {} | {} | 1.00x | - | - |",
+        ms(reference.0),
+        ms(reference.1)
+    );
     for r in &rows {
         let ratio = r.claim.1.as_secs_f64() / reference.1.as_secs_f64().max(1e-6);
-        println!("| {} queued | {} | {} | {:.2}x |", r.queued, ms(r.claim.0), ms(r.claim.1), ratio);
+        let same = r.claim.1.as_secs_f64() / r.reference.1.as_secs_f64().max(1e-6);
+        println!(
+            "| {} queued | {} | {} | {:.2}x | {} / {} | {:.2}x |",
+            r.queued,
+            ms(r.claim.0),
+            ms(r.claim.1),
+            ratio,
+            ms(r.reference.0),
+            ms(r.reference.1),
+            same
+        );
     }
     for r in &rows {
         println!("{} queued: {}", r.queued, r.split);
@@ -120,8 +137,14 @@ fn main() -> HarnessResult<()> {
             big.peak_rss_kib as f64 / 1024.0,
             met(big.peak_rss_kib < 100 * 1024)
         );
-        let claim_ratio = big.claim.1.as_secs_f64() / reference.1.as_secs_f64().max(1e-6);
-        println!("| claim p99 <= 1.5x the 10-queued p99 | {:.2}x | {} |", claim_ratio, met(claim_ratio <= 1.5));
+        let claim_ratio = big.claim.1.as_secs_f64() / big.reference.1.as_secs_f64().max(1e-6);
+        let fresh_ratio = big.claim.1.as_secs_f64() / reference.1.as_secs_f64().max(1e-6);
+        println!(
+            "| claim p99 <= 1.5x the 10-queued p99 (on the same etcd; on a fresh one: {:.2}x) | {:.2}x | {} |",
+            fresh_ratio,
+            claim_ratio,
+            met(claim_ratio <= 1.5)
+        );
         println!(
             "| list first page < 50 ms | {} / {} | {} |",
             ms(big.list_all),
@@ -138,6 +161,8 @@ struct Row {
     post_rate: f64,
     first_claim: Duration,
     claim: (Duration, Duration),
+    /// Claim p50/p99 with 10 queued on a prefix of its own, on the same etcd just before.
+    reference: (Duration, Duration),
     first_done: Duration,
     drain_rate: f64,
     peak_rss_kib: u64,
@@ -164,7 +189,11 @@ fn run(
     let started = Instant::now();
     rt.block_on(post_jobs(&client, queued))?;
     let post_rate = queued as f64 / started.elapsed().as_secs_f64();
-    eprintln!("  posted at {post_rate:.0}/s; claims from an in-process board ...");
+    // The same reference again, on this etcd as it is now (holding this queue): what a
+    // claim costs with 10 queued where etcd holds as much, so the ratio is the queue's alone.
+    eprintln!("  posted at {post_rate:.0}/s; claims with 10 queued on a prefix of their own ...");
+    let reference = rt.block_on(claim_reference(endpoint, claims))?;
+    eprintln!("  claims from an in-process board ...");
     let probe = rt.block_on(ClaimProbe::run(endpoint, &prefix, claims.min(queued / 10), listing))?;
     eprintln!("  {}", probe.split.describe());
     eprintln!("  a fresh conductor drains the rest ...");
@@ -197,6 +226,7 @@ fn run(
         post_rate,
         first_claim: probe.first_claim,
         claim: (probe.p50, probe.p99),
+        reference,
         first_done: drain.first,
         drain_rate: drain.rate,
         peak_rss_kib: drain.peak_rss_kib,

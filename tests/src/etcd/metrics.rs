@@ -52,6 +52,12 @@ pub fn kv_requests(endpoint: &str, method: &str) -> u64 {
     Metrics::read(endpoint).kv_requests(&[method]) as u64
 }
 
+/// The writes etcd has committed: its raft proposals. A write Txn is one, whatever its
+/// compares decide; a read (a Range, a Txn of reads only) is none.
+pub fn writes(endpoint: &str) -> u64 {
+    Metrics::read(endpoint).counter("etcd_server_proposals_committed_total") as u64
+}
+
 /// etcd's `/version` answer, trimmed.
 pub fn version(endpoint: &str) -> String {
     http_get(endpoint, "/version").trim().to_string()
