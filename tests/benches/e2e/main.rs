@@ -40,6 +40,8 @@ const LATENCY_JOBS: usize = 200;
 const WIDE_MAX_JOBS: usize = 64;
 /// The default before it became 32, to show what the narrower limit cost.
 const NARROW_MAX_JOBS: usize = 8;
+/// etcd Txns of a 3-task job run alone (`tests/etcd_board/txns.rs`).
+const LONE_JOB_TXNS: f64 = 5.0;
 const TAKEOVER_TTL: Duration = Duration::from_secs(10);
 const PATIENCE: Duration = Duration::from_secs(300);
 
@@ -82,9 +84,12 @@ fn main() -> HarnessResult<()> {
     eprintln!("takeover after SIGTERM ...");
     let term = median(takeovers(&rt, &endpoint, Stop::Term, rounds)?);
 
-    // Issue 4's bound counts etcd transactions (Txn requests) per job; the stricter one
-    // counts every KV request (reads too) as if it cost etcd as much as a claim txn.
-    let per_job_bound = raw_txn_rate / one.txns_per_job.max(1.0) / 2.0;
+    // Issue 4's bound counts etcd transactions per job, as a job costs them alone (5, the
+    // invariant `tests/etcd_board/txns.rs` counts): jobs running together share Txns (group
+    // commit), each then carrying several jobs' writes, so the measured Txns per job would
+    // turn the bound into one on a cheaper Txn than the raw one. The stricter one counts
+    // every KV request (reads too) as if it cost etcd as much as a claim txn.
+    let per_job_bound = raw_txn_rate / LONE_JOB_TXNS / 2.0;
     let per_request_bound = raw_txn_rate / one.requests_per_job.max(1.0) / 2.0;
     println!(
         "\nBaton end to end: {jobs} jobs of `chain` steps=3 step_ms=0; etcd {} on tmpfs",
@@ -110,7 +115,7 @@ fn main() -> HarnessResult<()> {
         "jobs/s vs etcd bound, 1 conductor",
         format!("{:.0} / {:.0}", one.jobs_per_s, per_job_bound),
         "-",
-        ">= raw txn/s / txns per job / 2",
+        ">= raw txn/s / 5 txns a job costs alone / 2",
         one.jobs_per_s >= per_job_bound,
     );
     info(
