@@ -378,6 +378,20 @@ fn duration_flag(duration: Duration) -> String {
 }
 
 /// A loopback address with a port that was free a moment ago.
+/// Checks that `dir` (a bench's `BENCH_BASE_BIN`) holds an older build's binaries, saying how to make them.
+pub fn check_base_build(dir: &Path) -> HarnessResult<()> {
+    if dir.join("demo_conductor").is_file() {
+        return Ok(());
+    }
+    Err(format!(
+        "BENCH_BASE_BIN={} holds no demo_conductor: build the base there first \
+         (git worktree add /tmp/base <commit> && cd /tmp/base && CARGO_TARGET_DIR=/tmp/base-target \
+         cargo build --release -p baton-cli -p conductor --bins -p tests --bin demo_conductor)",
+        dir.display()
+    )
+    .into())
+}
+
 pub fn free_local_addr() -> HarnessResult<SocketAddr> {
     let listener = TcpListener::bind("127.0.0.1:0")?;
     Ok(listener.local_addr()?)

@@ -17,15 +17,7 @@ pub(crate) fn with_base(
     base: &'static Path,
     jobs: usize,
 ) -> HarnessResult<()> {
-    if !base.join("demo_conductor").is_file() {
-        return Err(format!(
-            "BENCH_BASE_BIN={} holds no demo_conductor: build the base there first \
-             (git worktree add /tmp/base <commit> && cd /tmp/base && \
-             CARGO_TARGET_DIR=/tmp/base-target cargo build --release -p baton-cli -p conductor --bins)",
-            base.display()
-        )
-        .into());
-    }
+    tests::conductor::check_base_build(base)?;
     let new = Fleet { conductors: 1, max_jobs: None, worker_threads: None, bin_dir: None };
     let old = Fleet { bin_dir: Some(base), ..new };
     eprintln!("comparison with {}: raw transactions ...", base.display());

@@ -180,15 +180,7 @@ fn start_base(
     prefix: &str,
     dir: PathBuf,
 ) -> HarnessResult<(BaseConductor, proto::Client)> {
-    if !dir.join("demo_conductor").is_file() {
-        return Err(format!(
-            "BENCH_BASE_BIN={} holds no demo_conductor: build the base there first \
-             (git worktree add /tmp/base <commit> && cd /tmp/base && \
-             CARGO_TARGET_DIR=/tmp/base-target cargo build --release -p baton-cli -p conductor --bins)",
-            dir.display()
-        )
-        .into());
-    }
+    tests::conductor::check_base_build(&dir)?;
     let mut config = ConductorConfig::etcd(endpoint, prefix, "lister-base", Duration::from_secs(10));
     config.bin_dir = Some(dir.clone());
     let process = ConductorProcess::start(&config)?;
