@@ -4,7 +4,8 @@
 //! A claim on its own is a transaction that writes only ownership; the
 //! engine's first write (the flow and its first task RUNNING) follows at
 //! once. A pick makes them one: the board chooses a job (reserved locally so
-//! that sibling claim loops pass it by) and reads its spec, writing nothing;
+//! that sibling claim loops pass it by) and has its spec (etcd: from the
+//! queue entry when the post put it there, else read), writing nothing;
 //! the engine runs on [`Pick::storage`], whose first write *is* the claim: one
 //! atomic step (etcd: one Txn; SQLite: one transaction) that claims the job if
 //! it is unchanged since the pick (`lifecycle::fold`) and writes the batch.

@@ -15,8 +15,9 @@
 //! slot frees and the loop picks again.
 //!
 //! Several copies of the loop run at once (up to [`CLAIM_LOOPS`], never more
-//! than `--max-jobs`): a pick is a round trip to etcd (a range, then the
-//! spec), so one loop alone caps a conductor at one pick per round trip,
+//! than `--max-jobs`): a pick is a round trip to etcd (a read of the queue
+//! around its head, and of the spec when the queue entry does not carry it),
+//! so one loop alone caps a conductor at one pick per round trip,
 //! however many slots are free. The board is built for this: loops of one board share
 //! the queue entries one of them read instead of racing each other for them.
 
