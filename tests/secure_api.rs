@@ -48,9 +48,8 @@ async fn wait_ready(endpoint: &str, ca: &Path) {
         .or_fail()
         .tls_config(tls)
         .or_fail()
-        .connect()
-        .await
-        .or_fail();
+        // Lazy: the conductor may not listen yet; each check below connects (again) if needed.
+        .connect_lazy();
     let health = tonic_health::pb::health_client::HealthClient::new(channel);
     let serving = tonic_health::pb::health_check_response::ServingStatus::Serving as i32;
     eventually("the Baton service SERVING", || {
